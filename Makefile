@@ -1,0 +1,34 @@
+# The two commands of the README's quick start:
+#   make demo   set up a virtual environment and run an example site (SQLite, no root needed)
+#   make test   install everything the tests need (Debian packages too) and run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+DEMO   ?= demo
+
+.PHONY: demo test venv test-deps lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e . --group tests --group lint 2>/dev/null || \
+	  $(PY) -m pip install -q -e . pytest pytest-randomly hypothesis time-machine trustme dkimpy build ruff mypy import-linter
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	@PATH="$(CURDIR)/$(VENV)/bin:$$PATH" sh scripts/demo.sh "$(DEMO)"
+
+test-deps: venv
+	./scripts/install-test-deps.sh
+
+test: test-deps
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check mailprov tests bench
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) $(DEMO) dist build .pytest_cache

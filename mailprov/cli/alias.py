@@ -1,0 +1,73 @@
+"""``mailprov alias add|list|remove``."""
+
+from __future__ import annotations
+
+import click
+
+from mailprov.cli.options import app_context, json_option
+from mailprov.cli.output import emit, table
+
+
+@click.group()
+def alias() -> None:
+    """Aliases and forwarding: one address delivering to others (``@domain`` = catch-all)."""
+
+
+@alias.command("add")
+@click.argument("source")
+@click.argument("destinations", nargs=-1, required=True)
+@json_option
+def alias_add(source: str, destinations: tuple[str, ...]) -> None:
+    """Make SOURCE deliver to DESTINATIONS (adds to an existing alias).
+
+    SOURCE may be @DOMAIN, a catch-all for addresses of DOMAIN that are neither
+    mailboxes nor aliases. A destination outside the domains served here forwards.
+    """
+    from mailprov.services.accounts import add_alias  # noqa: PLC0415
+
+    app = app_context()
+    made = add_alias(app.store, source, list(destinations), actor=app.actor())
+    emit(
+        click.get_current_context(),
+        {"changed": True, "alias": made.to_json()},
+        f"{made.address} -> {', '.join(made.destinations)}",
+    )
+
+
+@alias.command("list")
+@click.option("--domain", metavar="DOMAIN", help="Only aliases of this domain.")
+@json_option
+def alias_list(domain: str | None) -> None:
+    """List aliases and their destinations."""
+    from mailprov.services.accounts import list_aliases  # noqa: PLC0415
+
+    found = list_aliases(app_context().store, domain=domain)
+    table(
+        click.get_current_context(),
+        {"aliases": [a.to_json() for a in found]},
+        ["alias", "destinations"],
+        [[a.address, ", ".join(a.destinations)] for a in found],
+    )
+
+
+@alias.command("remove")
+@click.argument("source")
+@click.option(
+    "--destination",
+    "destinations",
+    multiple=True,
+    metavar="ADDR",
+    help="Remove only this destination (repeatable); the alias goes when none is left.",
+)
+@json_option
+def alias_remove(source: str, destinations: tuple[str, ...]) -> None:
+    """Remove alias SOURCE, or some of its destinations."""
+    from mailprov.services.accounts import remove_alias  # noqa: PLC0415
+
+    app = app_context()
+    left = remove_alias(app.store, source, destinations, actor=app.actor())
+    emit(
+        click.get_current_context(),
+        {"changed": True, "alias": source, "remaining": left.to_json() if left else None},
+        f"{source} -> {', '.join(left.destinations)}" if left else f"removed alias {source}",
+    )

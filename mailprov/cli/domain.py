@@ -1,0 +1,66 @@
+"""``mailprov domain add|list|show|remove``."""
+
+from __future__ import annotations
+
+import click
+
+from mailprov.cli.options import app_context, json_option
+from mailprov.cli.output import emit, table, yes_no
+
+
+@click.group()
+def domain() -> None:
+    """Domains served by this mail host."""
+
+
+@domain.command("add")
+@click.argument("name")
+@json_option
+def domain_add(name: str) -> None:
+    """Add domain NAME (an IDN is stored as its A-label)."""
+    from mailprov.services.accounts import add_domain  # noqa: PLC0415
+
+    app = app_context()
+    added = add_domain(app.store, name, actor=app.actor())
+    emit(click.get_current_context(), {"changed": True, "domain": added.to_json()}, f"added domain {added.name}")
+
+
+@domain.command("list")
+@json_option
+def domain_list() -> None:
+    """List domains with their mailbox and alias counts."""
+    from mailprov.services.accounts import list_domains  # noqa: PLC0415
+
+    found = list_domains(app_context().store)
+    table(
+        click.get_current_context(),
+        {"domains": [d.to_json() for d in found]},
+        ["domain", "active", "mailboxes", "aliases"],
+        [[d.to_json()["unicode"], yes_no(d.active), d.mailboxes, d.aliases] for d in found],
+    )
+
+
+@domain.command("show")
+@click.argument("name")
+@json_option
+def domain_show(name: str) -> None:
+    """Show one domain."""
+    from mailprov.services.accounts import get_domain  # noqa: PLC0415
+
+    found = get_domain(app_context().store, name).to_json()
+    human = "\n".join(f"{k}: {v}" for k, v in found.items())
+    emit(click.get_current_context(), {"domain": found}, human)
+
+
+@domain.command("remove")
+@click.argument("name")
+@json_option
+def domain_remove(name: str) -> None:
+    """Remove domain NAME (refused while it has mailboxes or aliases)."""
+    from mailprov.rules.addresses import normalise_domain  # noqa: PLC0415
+    from mailprov.services.accounts import remove_domain  # noqa: PLC0415
+
+    app = app_context()
+    remove_domain(app.store, name, actor=app.actor())
+    a_label = normalise_domain(name)
+    emit(click.get_current_context(), {"changed": True, "domain": a_label}, f"removed domain {a_label}")

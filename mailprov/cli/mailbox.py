@@ -1,0 +1,240 @@
+"""``mailprov mailbox add|list|show|passwd|disable|enable|remove|import``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mailprov.cli.options import app_context, json_option, password_options, read_password
+from mailprov.cli.output import emit, table, yes_no
+
+
+@click.group()
+def mailbox() -> None:
+    """Mailboxes: addresses that store mail and log in."""
+
+
+def _show_generated(data: dict[str, object], password: str | None, address: str) -> str:
+    """Put a generated password in the result (shown once) and say so to a person."""
+    if password is None:
+        return ""
+    data["password"] = password
+    return f"\npassword for {address} (shown once, store it now): {password}"
+
+
+@mailbox.command("add")
+@click.argument("address")
+@click.option("--name", default="", help="Display name.")
+@click.option("--quota", metavar="SIZE", help="Quota such as 2G or 500M; 0 = unlimited.")
+@click.option(
+    "--temporary",
+    is_flag=True,
+    help="The password must be changed at first login and expires (passwords.temp_password_hours).",
+)
+@password_options
+@json_option
+def mailbox_add(
+    address: str,
+    name: str,
+    quota: str | None,
+    temporary: bool,
+    password_stdin: bool,
+    generate: bool,
+) -> None:
+    """Create mailbox ADDRESS. The password comes from --password-stdin, --generate or a prompt."""
+    from mailprov.rules.sizes import parse_size  # noqa: PLC0415
+    from mailprov.services.accounts import add_mailbox, check_available, prepare_password  # noqa: PLC0415
+
+    app = app_context()
+    settings = app.settings
+    quota_bytes = parse_size(quota if quota is not None else settings.accounts.default_quota)
+    parsed = check_available(app.store, address)
+    given = read_password(password_stdin=password_stdin, generate=generate)
+    new = prepare_password(settings.passwords, parsed, password=given)
+    hours = settings.passwords.temp_password_hours if temporary else None
+    made = add_mailbox(
+        app.store, address, new, actor=app.actor(), display_name=name, quota_bytes=quota_bytes,
+        temporary_hours=hours,
+    )
+    data: dict[str, object] = {"changed": True, "mailbox": made.to_json()}
+    shown = _show_generated(data, new.generated.reveal() if new.generated else None, made.address)
+    emit(click.get_current_context(), data, f"added mailbox {made.address}{shown}")
+
+
+@mailbox.command("list")
+@click.option("--domain", metavar="DOMAIN", help="Only mailboxes of this domain.")
+@json_option
+def mailbox_list(domain: str | None) -> None:
+    """List mailboxes."""
+    from mailprov.services.accounts import list_mailboxes  # noqa: PLC0415
+
+    app = app_context()
+    found = list_mailboxes(app.store, app.settings.passwords, now=app.actor().now, domain=domain)
+    rows = []
+    for m in found:
+        j = m.to_json()
+        rows.append([j["unicode"], m.display_name, j["quota"], yes_no(m.active), yes_no(m.must_change)])
+    table(
+        click.get_current_context(),
+        {"mailboxes": [m.to_json() for m in found]},
+        ["mailbox", "name", "quota", "active", "must change"],
+        rows,
+    )
+
+
+@mailbox.command("show")
+@click.argument("address")
+@json_option
+def mailbox_show(address: str) -> None:
+    """Show one mailbox (never its password hash)."""
+    from mailprov.services.accounts import get_mailbox  # noqa: PLC0415
+
+    app = app_context()
+    found = get_mailbox(app.store, address, app.settings.passwords, now=app.actor().now).to_json()
+    emit(
+        click.get_current_context(),
+        {"mailbox": found},
+        "\n".join(f"{k}: {v}" for k, v in found.items()),
+    )
+
+
+@mailbox.command("passwd")
+@click.argument("address")
+@password_options
+@json_option
+def mailbox_passwd(address: str, password_stdin: bool, generate: bool) -> None:
+    """Set a new password for ADDRESS; this clears 'must change'.
+
+    A mailbox whose password is temporary must get a different one.
+    """
+    from mailprov.errors import PasswordPolicy  # noqa: PLC0415
+    from mailprov.rules.addresses import parse_address  # noqa: PLC0415
+    from mailprov.rules.hashing import verify_password  # noqa: PLC0415
+    from mailprov.services.accounts import (  # noqa: PLC0415
+        current_hash,
+        get_mailbox,
+        prepare_password,
+        set_password,
+    )
+
+    app = app_context()
+    settings = app.settings
+    parsed = parse_address(address)
+    existing = get_mailbox(app.store, address, settings.passwords, now=app.actor().now)
+    given = read_password(password_stdin=password_stdin, generate=generate)
+    if given is not None and verify_password(given.reveal(), current_hash(app.store, address)):
+        raise PasswordPolicy(
+            f"the new password for {existing.address} is the same as the current one",
+            hint="choose a different password",
+        )
+    new = prepare_password(settings.passwords, parsed, password=given)
+    set_password(app.store, address, new, actor=app.actor())
+    data: dict[str, object] = {"changed": True, "address": existing.address, "must_change": False}
+    shown = _show_generated(data, new.generated.reveal() if new.generated else None, existing.address)
+    emit(click.get_current_context(), data, f"password changed for {existing.address}{shown}")
+
+
+def _toggle(address: str, *, active: bool) -> None:
+    from mailprov.rules.addresses import parse_address  # noqa: PLC0415
+    from mailprov.services.accounts import set_active  # noqa: PLC0415
+
+    app = app_context()
+    changed = set_active(app.store, address, active, actor=app.actor())
+    shown = str(parse_address(address))
+    state = "enabled" if active else "disabled"
+    emit(
+        click.get_current_context(),
+        {"changed": changed, "address": shown, "active": active},
+        f"{shown} {state}" if changed else f"{shown} was already {state}",
+    )
+
+
+@mailbox.command("disable")
+@click.argument("address")
+@json_option
+def mailbox_disable(address: str) -> None:
+    """Disable ADDRESS: no login, no delivery; nothing is deleted."""
+    _toggle(address, active=False)
+
+
+@mailbox.command("enable")
+@click.argument("address")
+@json_option
+def mailbox_enable(address: str) -> None:
+    """Enable ADDRESS again."""
+    _toggle(address, active=True)
+
+
+@mailbox.command("remove")
+@click.argument("address")
+@click.option("--force", is_flag=True, help="Also remove ADDRESS from aliases that deliver to it.")
+@json_option
+def mailbox_remove(address: str, force: bool) -> None:
+    """Remove mailbox ADDRESS from the store (its Maildir on disk is left alone)."""
+    from mailprov.rules.addresses import parse_address  # noqa: PLC0415
+    from mailprov.services.accounts import remove_mailbox  # noqa: PLC0415
+
+    app = app_context()
+    changed_aliases = remove_mailbox(app.store, address, actor=app.actor(), force=force)
+    shown = str(parse_address(address))
+    emit(
+        click.get_current_context(),
+        {"changed": True, "address": shown, "aliases_changed": changed_aliases},
+        f"removed mailbox {shown}",
+    )
+
+
+@mailbox.command("import")
+@click.argument("csv_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every row and report; change nothing.")
+@click.option(
+    "--passwords-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="New file (created 0600) for generated passwords; needed when rows have no hash.",
+)
+@click.option("--workers", type=click.IntRange(min=1), help="Hashing processes (default: all cores).")
+@json_option
+def mailbox_import(csv_file: Path, dry_run: bool, passwords_out: Path | None, workers: int | None) -> None:
+    """Create mailboxes from CSV_FILE, all or nothing.
+
+    Columns: address, name, quota, password-hash (a {SCHEME}hash, or empty to
+    generate a password). A header row naming them is required.
+    """
+    from mailprov.services.bulk import import_mailboxes  # noqa: PLC0415
+
+    app = app_context()
+    progress = None
+    if not app.json:
+        from mailprov.cli.progress import progress_bar  # noqa: PLC0415
+
+        progress = progress_bar("hashing passwords")
+    try:
+        result = import_mailboxes(
+            app.store,
+            app.settings,
+            csv_file,
+            actor=app.actor(),
+            dry_run=dry_run,
+            passwords_out=passwords_out,
+            workers=workers,
+            progress=progress,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    verb = "would create" if dry_run else "created"
+    human = f"{verb} {result.count} mailbox(es) from {csv_file}"
+    if result.generated and not dry_run:
+        human += f"; {result.generated} generated password(s) written to {passwords_out}"
+    emit(
+        click.get_current_context(),
+        {
+            "changed": not dry_run and result.count > 0,
+            "dry_run": dry_run,
+            "count": result.count,
+            "generated": result.generated,
+            "addresses": result.addresses,
+        },
+        human,
+    )

@@ -1,0 +1,120 @@
+"""Values passed between layers: frozen dataclasses, each able to say itself as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailprov.rules.addresses import domain_to_unicode
+from mailprov.rules.sizes import format_size
+
+
+class Secret:
+    """A secret string (password, code, token) whose repr and str never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself: call only where it is used or shown once on purpose."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def iso(ts: int | None) -> str | None:
+    """Unix seconds as ISO 8601 UTC (``2026-11-23T05:11:48Z``), None stays None."""
+    if ts is None:
+        return None
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A mail domain served here (name is the IDNA A-label)."""
+
+    name: str
+    active: bool
+    created_at: int
+    mailboxes: int = 0
+    aliases: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "name": self.name,
+            "unicode": domain_to_unicode(self.name),
+            "active": self.active,
+            "created_at": iso(self.created_at),
+            "mailboxes": self.mailboxes,
+            "aliases": self.aliases,
+        }
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """A mailbox (never carries its password hash out of the store layer's callers)."""
+
+    address: str
+    display_name: str
+    quota_bytes: int
+    active: bool
+    must_change: bool
+    password_changed_at: int
+    temp_password_expires_at: int | None
+    created_at: int
+    password_stale: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        local, _, domain = self.address.partition("@")
+        return {
+            "address": self.address,
+            "unicode": f"{local}@{domain_to_unicode(domain)}",
+            "name": self.display_name,
+            "quota_bytes": self.quota_bytes,
+            "quota": format_size(self.quota_bytes),
+            "active": self.active,
+            "must_change": self.must_change,
+            "password_changed_at": iso(self.password_changed_at),
+            "temp_password_expires_at": iso(self.temp_password_expires_at),
+            "password_stale": self.password_stale,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class Alias:
+    """An alias: mail to ``address`` goes to every destination. ``@domain`` is a catch-all."""
+
+    address: str
+    destinations: tuple[str, ...]
+    active: bool
+    created_at: int
+    catch_all: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "catch_all", self.address.startswith("@"))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "address": self.address,
+            "destinations": list(self.destinations),
+            "catch_all": self.catch_all,
+            "active": self.active,
+            "created_at": iso(self.created_at),
+        }

@@ -1,0 +1,565 @@
+"""Domains, mailboxes and aliases: the use cases behind ``mailprov domain|mailbox|alias``.
+
+Every function takes the store, the acting user and ``now`` (Unix seconds) as
+arguments, returns values from :mod:`mailprov.model`, raises
+:class:`~mailprov.errors.MailprovError` leaves, and writes its audit record in
+the same transaction as its change. Nothing here prints or reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mailprov.errors import AddressTaken, AlreadyExists, InUse, InvalidAddress, NotFound, UnknownDomain
+from mailprov.model import Alias, Domain, Mailbox, Secret
+from mailprov.rules import hashing, passwords
+from mailprov.rules.addresses import Address, normalise_domain, parse_address, parse_destination, suggest
+from mailprov.store import audit
+from mailprov.store.schema import addresses, alias_destinations, aliases, domains, mailboxes
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from mailprov.settings import PasswordsSection
+    from mailprov.store import Store
+
+SUGGESTIONS = 5
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who does a change, and when: recorded in the audit log."""
+
+    name: str
+    now: int
+
+
+# -- domains -------------------------------------------------------------------
+
+
+def _domain_row(conn: Connection, name: str) -> Any:
+    row = conn.execute(select(domains).where(domains.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"domain {name} does not exist", hint="list domains with 'mailprov domain list'")
+    return row
+
+
+def add_domain(store: Store, name: str, *, actor: Actor) -> Domain:
+    """Add a domain to serve. Refuses a duplicate."""
+    a_label = normalise_domain(name)
+    try:
+        with store.begin() as conn:
+            conn.execute(insert(domains).values(name=a_label, active=True, created_at=actor.now))
+            audit.append(conn, at=actor.now, actor=actor.name, action="domain.add", target=a_label)
+    except IntegrityError:
+        raise AlreadyExists(
+            f"domain {a_label} already exists", hint="see it with 'mailprov domain show'"
+        ) from None
+    return Domain(a_label, active=True, created_at=actor.now)
+
+
+def _counts(conn: Connection, domain_id: int | None = None) -> dict[tuple[int, str], int]:
+    query = select(addresses.c.domain_id, addresses.c.kind, func.count()).group_by(
+        addresses.c.domain_id, addresses.c.kind
+    )
+    if domain_id is not None:
+        query = query.where(addresses.c.domain_id == domain_id)
+    return {(row[0], row[1]): row[2] for row in conn.execute(query)}
+
+
+def list_domains(store: Store) -> list[Domain]:
+    """Every domain with its mailbox and alias counts, by name."""
+    with store.read() as conn:
+        counts = _counts(conn)
+        rows = conn.execute(select(domains).order_by(domains.c.name)).all()
+    return [
+        Domain(
+            r.name,
+            bool(r.active),
+            r.created_at,
+            counts.get((r.id, "mailbox"), 0),
+            counts.get((r.id, "alias"), 0),
+        )
+        for r in rows
+    ]
+
+
+def get_domain(store: Store, name: str) -> Domain:
+    """One domain with its counts."""
+    a_label = normalise_domain(name)
+    with store.read() as conn:
+        row = _domain_row(conn, a_label)
+        counts = _counts(conn, row.id)
+    return Domain(
+        row.name,
+        bool(row.active),
+        row.created_at,
+        counts.get((row.id, "mailbox"), 0),
+        counts.get((row.id, "alias"), 0),
+    )
+
+
+def remove_domain(store: Store, name: str, *, actor: Actor) -> None:
+    """Remove a domain that has no mailboxes and no aliases left."""
+    a_label = normalise_domain(name)
+    with store.begin() as conn:
+        row = _domain_row(conn, a_label)
+        counts = _counts(conn, row.id)
+        used = sum(counts.values())
+        if used:
+            raise InUse(
+                f"domain {a_label} still has {counts.get((row.id, 'mailbox'), 0)} mailbox(es) "
+                f"and {counts.get((row.id, 'alias'), 0)} alias(es)",
+                hint="remove them first ('mailprov mailbox list --domain', 'mailprov alias list')",
+            )
+        conn.execute(delete(domains).where(domains.c.id == row.id))
+        audit.append(conn, at=actor.now, actor=actor.name, action="domain.remove", target=a_label)
+
+
+# -- the address namespace -----------------------------------------------------
+
+
+def _domain_id_for(conn: Connection, address: Address) -> int:
+    domain_id = conn.execute(
+        select(domains.c.id).where(domains.c.name == address.domain)
+    ).scalar_one_or_none()
+    if domain_id is None:
+        raise UnknownDomain(f"{address.domain} is not a domain served here ({address})")
+    return int(domain_id)
+
+
+def free_suggestions(conn: Connection, address: Address, count: int = SUGGESTIONS) -> list[str]:
+    """Up to ``count`` free alternatives to a taken address, checked in the store."""
+    candidates = [str(c) for _, c in zip(range(count * 8), suggest(address), strict=False)]
+    taken = set(
+        conn.execute(select(addresses.c.address).where(addresses.c.address.in_(candidates))).scalars()
+    )
+    return [c for c in candidates if c not in taken][:count]
+
+
+def _taken(conn: Connection, address: Address) -> AddressTaken:
+    kind = conn.execute(
+        select(addresses.c.kind).where(addresses.c.address == str(address))
+    ).scalar_one_or_none()
+    what = f"an {kind}" if kind == "alias" else f"a {kind or 'mailbox'}"
+    return AddressTaken(
+        f"{address} is already taken by {what}",
+        suggestions=free_suggestions(conn, address),
+    )
+
+
+def check_available(store: Store, raw: str, *, for_alias: bool = False) -> Address:
+    """Validate an address for a new mailbox/alias and check that it is free.
+
+    Raises:
+        InvalidAddress: a rule is broken (role names are kept for aliases).
+        UnknownDomain: the domain is not served here.
+        AddressTaken: with ``suggestions``.
+    """
+    address = parse_address(raw, allow_catch_all=for_alias)
+    if address.is_role and not for_alias:
+        raise InvalidAddress(
+            f"{address} is a role address, kept for aliases (RFC 2142)",
+            hint=f"make it an alias: 'mailprov alias add {address} DESTINATION'",
+        )
+    with store.read() as conn:
+        _domain_id_for(conn, address)
+        if conn.execute(
+            select(addresses.c.address).where(addresses.c.address == str(address))
+        ).first():
+            raise _taken(conn, address)
+    return address
+
+
+def _claim(conn: Connection, address: Address, kind: str, now: int) -> int:
+    """Insert the address into the namespace (the database refuses a second claim)."""
+    domain_id = _domain_id_for(conn, address)
+    conn.execute(
+        insert(addresses).values(address=str(address), domain_id=domain_id, kind=kind, created_at=now)
+    )
+    return domain_id
+
+
+# -- mailboxes -------------------------------------------------------------------
+
+
+def _mailbox(row: Any, *, now: int, max_age_days: int | None) -> Mailbox:
+    stale = bool(max_age_days) and now - row.password_changed_at > (max_age_days or 0) * DAY
+    return Mailbox(
+        address=row.address,
+        display_name=row.display_name,
+        quota_bytes=row.quota_bytes,
+        active=bool(row.active),
+        must_change=bool(row.must_change),
+        password_changed_at=row.password_changed_at,
+        temp_password_expires_at=row.temp_password_expires_at,
+        created_at=row.created_at,
+        password_stale=stale,
+    )
+
+
+def effective_max_age(settings: PasswordsSection) -> int | None:
+    """The password age (days) after which a password is stale, or None for never."""
+    policy = passwords.get_policy(settings.policy)
+    return settings.max_age_days or policy.max_age_days
+
+
+@dataclass(frozen=True)
+class NewPassword:
+    """A password about to be set: its hash, and the clear text only if it was generated."""
+
+    hash: str
+    generated: Secret | None
+
+
+def prepare_password(
+    settings: PasswordsSection,
+    address: Address,
+    *,
+    password: Secret | None = None,
+    password_hash: str | None = None,
+) -> NewPassword:
+    """Check a given password against the policy (or generate one) and hash it.
+
+    Exactly one of ``password`` and ``password_hash`` may be given; with neither, a
+    password is generated and returned once in ``generated``.
+    """
+    if password_hash is not None:
+        hashing.split_hash(password_hash)
+        return NewPassword(password_hash, None)
+    policy = passwords.get_policy(settings.policy, min_length=settings.min_length or None)
+    if password is None:
+        clear = passwords.generate_password(policy, settings.generated_length)
+        return NewPassword(hashing.hash_password(clear, settings.scheme), Secret(clear))
+    clear = password.reveal()
+    passwords.check_password(clear, policy, context=(address.local,))
+    return NewPassword(hashing.hash_password(clear, settings.scheme), None)
+
+
+def add_mailbox(
+    store: Store,
+    raw_address: str,
+    new_password: NewPassword,
+    *,
+    actor: Actor,
+    display_name: str = "",
+    quota_bytes: int = 0,
+    temporary_hours: int | None = None,
+) -> Mailbox:
+    """Create a mailbox. ``temporary_hours`` makes the password temporary (must be changed).
+
+    Raises:
+        AddressTaken: the address is a mailbox or alias already (with suggestions).
+    """
+    address = parse_address(raw_address)
+    name = _clean_name(display_name)
+    expires = actor.now + temporary_hours * 3600 if temporary_hours else None
+    values = {
+        "address": str(address),
+        "local_part": address.local,
+        "domain": address.domain,
+        "display_name": name,
+        "password_hash": new_password.hash,
+        "quota_bytes": quota_bytes,
+        "active": True,
+        "must_change": expires is not None,
+        "password_changed_at": actor.now,
+        "temp_password_expires_at": expires,
+        "created_at": actor.now,
+        "updated_at": actor.now,
+    }
+    try:
+        with store.begin() as conn:
+            values["domain_id"] = _claim(conn, address, "mailbox", actor.now)
+            conn.execute(insert(mailboxes).values(**values))
+            audit.append(
+                conn,
+                at=actor.now,
+                actor=actor.name,
+                action="mailbox.add",
+                target=str(address),
+                details={"quota_bytes": quota_bytes, "temporary": expires is not None},
+            )
+    except IntegrityError:
+        with store.read() as conn:
+            raise _taken(conn, address) from None
+    return Mailbox(
+        str(address), name, quota_bytes, True, expires is not None, actor.now, expires, actor.now
+    )
+
+
+def _clean_name(name: str) -> str:
+    cleaned = " ".join(name.split())
+    if len(cleaned) > 256 or any(ord(c) < 32 for c in name if c not in "\t "):
+        raise InvalidAddress(
+            "a display name must be one line of at most 256 characters", hint="shorten --name"
+        )
+    return cleaned
+
+
+def _mailbox_row(conn: Connection, address: str) -> Any:
+    row = conn.execute(select(mailboxes).where(mailboxes.c.address == address)).first()
+    if row is None:
+        raise NotFound(
+            f"mailbox {address} does not exist", hint="list mailboxes with 'mailprov mailbox list'"
+        )
+    return row
+
+
+def get_mailbox(store: Store, raw: str, settings: PasswordsSection, *, now: int) -> Mailbox:
+    """One mailbox."""
+    address = str(parse_address(raw))
+    with store.read() as conn:
+        row = _mailbox_row(conn, address)
+    return _mailbox(row, now=now, max_age_days=effective_max_age(settings))
+
+
+def list_mailboxes(
+    store: Store, settings: PasswordsSection, *, now: int, domain: str | None = None
+) -> list[Mailbox]:
+    """Mailboxes by address, optionally of one domain."""
+    query = select(mailboxes).order_by(mailboxes.c.address)
+    if domain:
+        query = query.where(mailboxes.c.domain == normalise_domain(domain))
+    max_age = effective_max_age(settings)
+    with store.read() as conn:
+        return [_mailbox(r, now=now, max_age_days=max_age) for r in conn.execute(query)]
+
+
+def current_hash(store: Store, raw: str) -> str:
+    """The stored password hash of a mailbox (for verification only; never shown)."""
+    with store.read() as conn:
+        return str(_mailbox_row(conn, str(parse_address(raw))).password_hash)
+
+
+def set_password(store: Store, raw: str, new_password: NewPassword, *, actor: Actor) -> None:
+    """Replace a mailbox's password; a permanent password clears ``must_change``."""
+    address = str(parse_address(raw))
+    with store.begin() as conn:
+        _mailbox_row(conn, address)
+        conn.execute(
+            update(mailboxes)
+            .where(mailboxes.c.address == address)
+            .values(
+                password_hash=new_password.hash,
+                password_changed_at=actor.now,
+                must_change=False,
+                temp_password_expires_at=None,
+                updated_at=actor.now,
+            )
+        )
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="mailbox.passwd",
+            target=address,
+            details={"generated": new_password.generated is not None},
+        )
+
+
+def set_active(store: Store, raw: str, active: bool, *, actor: Actor) -> bool:
+    """Enable or disable a mailbox; returns whether anything changed."""
+    address = str(parse_address(raw))
+    with store.begin() as conn:
+        row = _mailbox_row(conn, address)
+        if bool(row.active) == active:
+            return False
+        conn.execute(
+            update(mailboxes)
+            .where(mailboxes.c.address == address)
+            .values(active=active, updated_at=actor.now)
+        )
+        action = "mailbox.enable" if active else "mailbox.disable"
+        audit.append(conn, at=actor.now, actor=actor.name, action=action, target=address)
+    return True
+
+
+def remove_mailbox(store: Store, raw: str, *, actor: Actor, force: bool = False) -> list[str]:
+    """Remove a mailbox. Refuses while aliases point at it, unless ``force``.
+
+    With ``force`` the mailbox is dropped from those aliases (an alias left with no
+    destination is removed too). Returns the aliases that were changed.
+    """
+    address = str(parse_address(raw))
+    with store.begin() as conn:
+        _mailbox_row(conn, address)
+        pointing = sorted(
+            conn.execute(
+                select(aliases.c.address)
+                .join(alias_destinations, alias_destinations.c.alias_id == aliases.c.id)
+                .where(alias_destinations.c.destination == address)
+            ).scalars()
+        )
+        if pointing and not force:
+            raise InUse(
+                f"mailbox {address} is a destination of {len(pointing)} alias(es): "
+                + ", ".join(pointing[:5]),
+                hint="remove it from those aliases first, or use --force to do so",
+                aliases=pointing,
+            )
+        conn.execute(delete(alias_destinations).where(alias_destinations.c.destination == address))
+        _drop_empty_aliases(conn, pointing)
+        conn.execute(delete(mailboxes).where(mailboxes.c.address == address))
+        conn.execute(delete(addresses).where(addresses.c.address == address))
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="mailbox.remove",
+            target=address,
+            details={"aliases_changed": pointing} if pointing else None,
+        )
+    return pointing
+
+
+def _drop_empty_aliases(conn: Connection, sources: Iterable[str]) -> None:
+    for source in sources:
+        alias_id = conn.execute(
+            select(aliases.c.id).where(aliases.c.address == source)
+        ).scalar_one()
+        left = conn.execute(
+            select(func.count()).where(alias_destinations.c.alias_id == alias_id)
+        ).scalar_one()
+        if not left:
+            conn.execute(delete(aliases).where(aliases.c.id == alias_id))
+            conn.execute(delete(addresses).where(addresses.c.address == source))
+
+
+# -- aliases ---------------------------------------------------------------------------
+
+
+def _check_local_destinations(conn: Connection, destinations: Sequence[str]) -> None:
+    """A destination in a domain served here must be an existing mailbox or alias."""
+    local_domains = set(conn.execute(select(domains.c.name)).scalars())
+    local = [d for d in destinations if d.split("@", 1)[1] in local_domains]
+    if not local:
+        return
+    known = set(
+        conn.execute(select(addresses.c.address).where(addresses.c.address.in_(local))).scalars()
+    )
+    missing = [d for d in local if d not in known]
+    if missing:
+        raise NotFound(
+            f"destination {missing[0]} is in a domain served here but is no mailbox or alias",
+            hint="create the mailbox first, or fix the destination",
+        )
+
+
+def add_alias(store: Store, raw_source: str, raw_destinations: Sequence[str], *, actor: Actor) -> Alias:
+    """Create an alias, or add destinations to an existing one.
+
+    ``@domain`` is a catch-all: it receives mail for addresses of the domain that are
+    neither mailboxes nor aliases.
+
+    Raises:
+        AddressTaken: the source is a mailbox.
+    """
+    source = parse_address(raw_source, allow_catch_all=True)
+    targets = list(dict.fromkeys(parse_destination(d) for d in raw_destinations))
+    if not targets:
+        raise InvalidAddress("an alias needs at least one destination")
+    if str(source) in targets:
+        raise InvalidAddress(f"alias {source} cannot deliver to itself")
+    try:
+        with store.begin() as conn:
+            _check_local_destinations(conn, targets)
+            row = conn.execute(select(aliases).where(aliases.c.address == str(source))).first()
+            if row is None:
+                domain_id = _claim(conn, source, "alias", actor.now)
+                alias_id = conn.execute(
+                    insert(aliases).values(
+                        address=str(source), domain_id=domain_id, active=True, created_at=actor.now
+                    )
+                ).inserted_primary_key[0]
+                created_at, existing = actor.now, []
+            else:
+                alias_id, created_at = row.id, row.created_at
+                existing = list(
+                    conn.execute(
+                        select(alias_destinations.c.destination).where(
+                            alias_destinations.c.alias_id == alias_id
+                        )
+                    ).scalars()
+                )
+            new = [t for t in targets if t not in existing]
+            if new:
+                conn.execute(
+                    insert(alias_destinations), [{"alias_id": alias_id, "destination": t} for t in new]
+                )
+                audit.append(
+                    conn,
+                    at=actor.now,
+                    actor=actor.name,
+                    action="alias.add",
+                    target=str(source),
+                    details={"destinations": new},
+                )
+    except IntegrityError:
+        with store.read() as conn:
+            raise _taken(conn, source) from None
+    return Alias(str(source), tuple(sorted({*existing, *new})), True, created_at)
+
+
+def list_aliases(store: Store, *, domain: str | None = None) -> list[Alias]:
+    """Aliases by address, with their destinations."""
+    query = (
+        select(aliases.c.address, aliases.c.active, aliases.c.created_at, alias_destinations.c.destination)
+        .join(alias_destinations, alias_destinations.c.alias_id == aliases.c.id)
+        .order_by(aliases.c.address, alias_destinations.c.destination)
+    )
+    if domain:
+        query = query.join(domains, domains.c.id == aliases.c.domain_id).where(
+            domains.c.name == normalise_domain(domain)
+        )
+    grouped: dict[str, tuple[bool, int, list[str]]] = {}
+    with store.read() as conn:
+        for row in conn.execute(query):
+            entry = grouped.setdefault(row.address, (bool(row.active), row.created_at, []))
+            entry[2].append(row.destination)
+    return [Alias(a, tuple(d), active, at) for a, (active, at, d) in grouped.items()]
+
+
+def remove_alias(
+    store: Store, raw_source: str, raw_destinations: Sequence[str] = (), *, actor: Actor
+) -> Alias | None:
+    """Remove an alias, or only some of its destinations. Returns what is left, if anything."""
+    source = str(parse_address(raw_source, allow_catch_all=True))
+    drop = [parse_destination(d) for d in raw_destinations]
+    with store.begin() as conn:
+        row = conn.execute(select(aliases).where(aliases.c.address == source)).first()
+        if row is None:
+            raise NotFound(f"alias {source} does not exist", hint="see 'mailprov alias list'")
+        current = set(
+            conn.execute(
+                select(alias_destinations.c.destination).where(alias_destinations.c.alias_id == row.id)
+            ).scalars()
+        )
+        unknown = [d for d in drop if d not in current]
+        if unknown:
+            raise NotFound(f"{unknown[0]} is not a destination of alias {source}")
+        removed = drop or sorted(current)
+        conn.execute(
+            delete(alias_destinations).where(
+                and_(alias_destinations.c.alias_id == row.id, alias_destinations.c.destination.in_(removed))
+            )
+        )
+        left = sorted(current - set(removed))
+        if not left:
+            conn.execute(delete(aliases).where(aliases.c.id == row.id))
+            conn.execute(delete(addresses).where(addresses.c.address == source))
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="alias.remove",
+            target=source,
+            details={"destinations": removed},
+        )
+    return Alias(source, tuple(left), bool(row.active), row.created_at) if left else None

@@ -1,0 +1,257 @@
+"""Bulk import of mailboxes from CSV: validate everything, hash in parallel, insert in one go.
+
+All or nothing: every row is checked first and all problems are reported with
+their line numbers; only a clean file is imported, in one transaction with its
+audit records. Passwords are hashed in a process pool across all cores.
+Generated passwords are written only to a new file created 0600.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from mailprov.errors import ImportInvalid, InvalidValue, MailprovError, MissingOption
+from mailprov.rules import hashing, passwords
+from mailprov.rules.addresses import parse_address
+from mailprov.rules.sizes import parse_size
+from mailprov.store import audit
+from mailprov.store.schema import addresses, domains, mailboxes
+from mailprov.system.files import create_secret_file
+
+if TYPE_CHECKING:
+    from mailprov.services.accounts import Actor
+    from mailprov.settings import SiteConfig
+    from mailprov.store import Store
+
+COLUMNS = ("address", "name", "quota", "password-hash")
+MAX_PROBLEMS = 200
+_CHUNK = 32
+
+
+class ProgressSink(Protocol):
+    """Where progress goes (a rich bar on a terminal, or nothing)."""
+
+    def start(self, total: int) -> None: ...
+    def advance(self, amount: int = 1) -> None: ...
+
+
+@dataclass(frozen=True)
+class Row:
+    """One valid import row."""
+
+    line: int
+    address: str
+    local: str
+    domain: str
+    name: str
+    quota_bytes: int
+    password_hash: str | None
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What the import did (or would do, in a dry run)."""
+
+    count: int
+    generated: int
+    addresses: list[str] = field(default_factory=list)
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise ImportInvalid(f"cannot read {path}: {exc.strerror}", hint="check the path") from None
+    with handle:
+        try:
+            reader = csv.reader(handle, strict=True)
+            header = next(reader, None)
+            if header is None:
+                raise ImportInvalid(f"{path} is empty", hint="the first row names the columns: " + ",".join(COLUMNS))
+            names = [h.strip().lower().replace("_", "-") for h in header]
+            unknown = [n for n in names if n not in COLUMNS]
+            if unknown or "address" not in names or len(set(names)) != len(names):
+                raise ImportInvalid(
+                    f"{path} line 1: the header must name the columns "
+                    f"{', '.join(COLUMNS)} (address required), got {', '.join(header)[:120]}"
+                )
+            for record in reader:
+                if not any(cell.strip() for cell in record):
+                    continue
+                if len(record) != len(names):
+                    yield reader.line_num, {"__error__": f"has {len(record)} fields, expected {len(names)}"}
+                    continue
+                yield reader.line_num, dict(zip(names, (c.strip() for c in record), strict=True))
+        except csv.Error as exc:
+            raise ImportInvalid(f"{path}: malformed CSV: {exc}") from None
+        except UnicodeDecodeError:
+            raise ImportInvalid(f"{path} is not UTF-8 text") from None
+
+
+def _validate(store: Store, path: Path) -> list[Row]:
+    """Every row parsed and checked against the store; ImportInvalid lists all problems."""
+    problems: list[str] = []
+    rows: list[Row] = []
+    seen: dict[str, int] = {}
+    for line, record in _read_rows(path):
+        if "__error__" in record:
+            problems.append(f"line {line}: {record['__error__']}")
+            continue
+        try:
+            address = parse_address(record.get("address", ""))
+            if address.is_role:
+                raise InvalidValue(f"{address} is a role address, kept for aliases")
+            quota = parse_size(record.get("quota") or "0")
+            digest = record.get("password-hash") or None
+            if digest:
+                hashing.split_hash(digest)
+        except MailprovError as exc:
+            problems.append(f"line {line}: {exc.message}")
+            continue
+        key = str(address)
+        if key in seen:
+            problems.append(f"line {line}: {key} is already on line {seen[key]}")
+            continue
+        seen[key] = line
+        rows.append(Row(line, key, address.local, address.domain, record.get("name", ""), quota, digest))
+    with store.read() as conn:
+        known_domains = dict(conn.execute(select(domains.c.name, domains.c.id)).tuples().all())
+        taken: set[str] = set()
+        keys = list(seen)
+        for start in range(0, len(keys), 500):
+            batch = keys[start : start + 500]
+            taken.update(
+                conn.execute(select(addresses.c.address).where(addresses.c.address.in_(batch))).scalars()
+            )
+    for row in rows:
+        if row.domain not in known_domains:
+            problems.append(f"line {row.line}: {row.domain} is not a domain served here")
+        elif row.address in taken:
+            problems.append(f"line {row.line}: {row.address} is already taken")
+    if problems:
+        problems.sort(key=lambda p: int(p.split(":")[0].split()[1]))
+        raise ImportInvalid(
+            f"{path}: {len(problems)} problem(s); nothing was imported",
+            problems=problems[:MAX_PROBLEMS],
+        )
+    return rows
+
+
+def _hash_chunk(secrets_: Sequence[str], scheme: str) -> list[str]:
+    return [hashing.hash_password(p, scheme) for p in secrets_]
+
+
+def hash_parallel(
+    clear: Sequence[str], scheme: str, *, workers: int | None = None, progress: ProgressSink | None = None
+) -> list[str]:
+    """Hash every password, spread over ``workers`` processes (default: all cores)."""
+    workers = workers or os.cpu_count() or 1
+    if progress is not None:
+        progress.start(len(clear))
+    if workers == 1 or len(clear) <= _CHUNK:
+        out = []
+        for password in clear:
+            out.append(hashing.hash_password(password, scheme))
+            if progress is not None:
+                progress.advance()
+        return out
+    chunks = [clear[i : i + _CHUNK] for i in range(0, len(clear), _CHUNK)]
+    results: list[list[str]] = [[] for _ in chunks]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_hash_chunk, chunk, scheme): i for i, chunk in enumerate(chunks)}
+        for future in as_completed(futures):
+            index = futures[future]
+            results[index] = future.result()
+            if progress is not None:
+                progress.advance(len(chunks[index]))
+    return [h for chunk in results for h in chunk]
+
+
+def import_mailboxes(
+    store: Store,
+    settings: SiteConfig,
+    path: Path,
+    *,
+    actor: Actor,
+    dry_run: bool = False,
+    passwords_out: Path | None = None,
+    workers: int | None = None,
+    progress: ProgressSink | None = None,
+) -> ImportResult:
+    """Import mailboxes from a CSV file, all or nothing (see the module docstring)."""
+    rows = _validate(store, path)
+    to_generate = [r for r in rows if r.password_hash is None]
+    if to_generate and passwords_out is None:
+        raise MissingOption(
+            f"{len(to_generate)} row(s) have no password hash, and generated passwords need a file",
+            hint="pass --passwords-out FILE (a new file, created 0600)",
+        )
+    listed = [r.address for r in rows]
+    if dry_run:
+        return ImportResult(len(rows), len(to_generate), listed)
+    policy = passwords.get_policy(settings.passwords.policy, min_length=settings.passwords.min_length or None)
+    clear = [passwords.generate_password(policy, settings.passwords.generated_length) for _ in to_generate]
+    fd = create_secret_file(passwords_out) if to_generate and passwords_out else None
+    try:
+        hashes = iter(hash_parallel(clear, settings.passwords.scheme, workers=workers, progress=progress))
+        final = {r.address: r.password_hash or next(hashes) for r in rows}
+        _insert(store, rows, final, actor=actor, path=path)
+        if fd is not None:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                fd = None
+                out.write("address,password\n")
+                out.writelines(f"{r.address},{p}\n" for r, p in zip(to_generate, clear, strict=True))
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        if passwords_out is not None and to_generate:
+            passwords_out.unlink(missing_ok=True)
+        raise
+    return ImportResult(len(rows), len(to_generate), listed)
+
+
+def _insert(store: Store, rows: list[Row], final: dict[str, str], *, actor: Actor, path: Path) -> None:
+    now = actor.now
+    try:
+        with store.begin() as conn:
+            domain_ids = dict(conn.execute(select(domains.c.name, domains.c.id)).tuples().all())
+            address_rows: list[dict[str, Any]] = []
+            mailbox_rows: list[dict[str, Any]] = []
+            audit_rows: list[dict[str, Any]] = []
+            for r in rows:
+                domain_id = domain_ids[r.domain]
+                address_rows.append(
+                    {"address": r.address, "domain_id": domain_id, "kind": "mailbox", "created_at": now}
+                )
+                mailbox_rows.append(
+                    {
+                        "address": r.address, "domain_id": domain_id, "local_part": r.local,
+                        "domain": r.domain, "display_name": " ".join(r.name.split())[:256],
+                        "password_hash": final[r.address], "quota_bytes": r.quota_bytes,
+                        "active": True, "must_change": False, "password_changed_at": now,
+                        "temp_password_expires_at": None, "created_at": now, "updated_at": now,
+                    }
+                )
+                audit_rows.append(
+                    {
+                        "at": now, "actor": actor.name, "action": "mailbox.add", "target": r.address,
+                        "details": {"via": "import", "file": path.name, "line": r.line},
+                    }
+                )
+            conn.execute(insert(addresses), address_rows)
+            conn.execute(insert(mailboxes), mailbox_rows)
+            audit.append_many(conn, audit_rows)
+    except IntegrityError:
+        raise ImportInvalid(
+            "an address in the file was taken while the import ran; nothing was imported",
+            hint="run the import again to see which",
+        ) from None

@@ -1,0 +1,123 @@
+"""Creating a site: its config file and its store (``mailprov init``), and schema upgrades."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mailprov.errors import AlreadyExists, FileExists, InvalidValue
+from mailprov.rules.addresses import normalise_domain
+from mailprov.settings import CONFIG_NAME
+from mailprov.store import open_store, redact_url
+from mailprov.store.migrate import UpgradeResult, upgrade
+from mailprov.system.files import atomic_write
+
+if TYPE_CHECKING:
+    from mailprov.services.accounts import Actor
+
+DEFAULT_STORE = "sqlite:///mailprov.sqlite"
+
+CONFIG_TEMPLATE = """\
+# mailprov site config, written by 'mailprov init'.
+# Every setting and its default is described in configs/example.toml of the
+# mailprov sources; 'mailprov config show --origin' shows what is in effect.
+
+[site]
+hostname = {hostname}
+domain = {domain}
+
+[store]
+# A relative sqlite path is relative to this file's folder.
+url = {store_url}
+"""
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string (JSON's escaping is valid TOML)."""
+    import json  # noqa: PLC0415
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """What ``init`` did."""
+
+    config_file: Path
+    config_written: bool
+    store_url: str
+    upgrade: UpgradeResult
+    domain: str | None
+    domain_added: bool
+
+
+def init_site(
+    directory: Path,
+    *,
+    actor: Actor,
+    domain: str | None = None,
+    store_url: str | None = None,
+    hostname: str | None = None,
+) -> InitResult:
+    """Create (or bring up to date) a site folder: config file, store, first domain.
+
+    Idempotent: run again with the same arguments, it changes nothing. An existing
+    config file is never overwritten; asking for a different store than it names
+    is an error.
+    """
+    from mailprov.services.accounts import add_domain  # noqa: PLC0415
+    from mailprov.settings import load_settings  # noqa: PLC0415
+
+    a_label = normalise_domain(domain) if domain else None
+    directory = directory.expanduser().resolve()
+    if directory.exists() and not directory.is_dir():
+        raise InvalidValue(f"{directory} exists and is not a folder")
+    config_path = directory / CONFIG_NAME
+    written = False
+    if config_path.exists():
+        existing = load_settings(config_file=config_path, env={})
+        wanted = load_settings(
+            config_file=config_path, env={}, flags={"store.url": store_url}
+        ).store.url
+        if store_url and wanted != existing.store.url:
+            raise FileExists(
+                f"{config_path} already names the store {redact_url(existing.store.url)}",
+                hint="edit the file, or init another folder",
+            )
+        url = existing.store.url
+    else:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidValue(f"cannot create {directory}: {exc.strerror}") from None
+        text = CONFIG_TEMPLATE.format(
+            hostname=_toml_string(hostname or (f"mail.{a_label}" if a_label else "mail.example.test")),
+            domain=_toml_string(a_label or ""),
+            store_url=_toml_string(store_url or DEFAULT_STORE),
+        )
+        # Validate what we are about to write before touching the store.
+        atomic_write(config_path, text, mode=0o640)
+        written = True
+        try:
+            url = load_settings(config_file=config_path, env={}).store.url
+        except Exception:
+            config_path.unlink()
+            raise
+    try:
+        result = upgrade(url)
+    except Exception:
+        if written:
+            config_path.unlink()
+        raise
+    added = False
+    if a_label:
+        store = open_store(url)
+        try:
+            add_domain(store, a_label, actor=actor)
+            added = True
+        except AlreadyExists:
+            pass
+        finally:
+            store.close()
+    return InitResult(config_path, written, url, result, a_label, added)

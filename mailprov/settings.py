@@ -1,0 +1,285 @@
+"""The site configuration: layered, validated, frozen, and aware of where each value came from.
+
+Layers, lowest first: built-in defaults < the TOML file < ``MAILPROV_<SECTION>_<KEY>``
+environment variables < command-line flags. ``config show --origin`` prints
+the layer each value came from.
+
+The config file is the first of:
+
+1. ``--config FILE`` (an error if FILE does not exist);
+2. the ``MAILPROV_CONFIG`` environment variable (likewise);
+3. ``./mailprov.toml`` in the current directory;
+4. ``/etc/mailprov/mailprov.toml``.
+
+If none exists, only defaults, environment and flags apply. Relative paths in
+the file (and ``sqlite:///relative.sqlite`` store URLs) are relative to the
+file's own folder, so a site folder can be moved as a whole.
+
+Each section is a frozen dataclass below; a new section is one dataclass and one
+field of :class:`SiteConfig`, and the loader, ``config show`` and the
+environment layer pick it up from the field's type.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from mailprov.errors import ConfigInvalid, MailprovError
+
+CONFIG_ENV = "MAILPROV_CONFIG"
+CONFIG_NAME = "mailprov.toml"
+SYSTEM_CONFIG = Path("/etc/mailprov/mailprov.toml")
+
+
+@dataclass(frozen=True)
+class SiteSection:
+    """[site]: who this mail host is."""
+
+    hostname: str = "mail.example.test"
+    domain: str = ""
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    """[store]: where the account store lives."""
+
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class PasswordsSection:
+    """[passwords]: policy, hash scheme and temporary-password lifetime."""
+
+    policy: str = "source"
+    scheme: str = "ARGON2ID"
+    min_length: int = 0
+    max_age_days: int = 0
+    enforce_max_age: bool = False
+    temp_password_hours: int = 72
+    generated_length: int = 16
+
+
+@dataclass(frozen=True)
+class AccountsSection:
+    """[accounts]: defaults for new mailboxes."""
+
+    default_quota: str = "0"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """The whole, frozen site configuration. Services receive this, never the environment."""
+
+    site: SiteSection = field(default_factory=SiteSection)
+    store: StoreSection = field(default_factory=StoreSection)
+    passwords: PasswordsSection = field(default_factory=PasswordsSection)
+    accounts: AccountsSection = field(default_factory=AccountsSection)
+
+    # Sections of later areas (deploy, identity, relay, dns) go below, one field each.
+
+    config_file: Path | None = None
+    base_dir: Path = field(default_factory=Path.cwd)
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    def resolve_path(self, value: str) -> Path:
+        """A path setting made absolute against the config file's folder."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def _section_types() -> dict[str, type]:
+    """The config sections (dataclass-typed fields of SiteConfig), in order."""
+    hints = typing.get_type_hints(SiteConfig)
+    return {name: tp for name, tp in hints.items() if isinstance(tp, type) and is_dataclass(tp)}
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    """The config file to use, following the documented lookup order."""
+    for given, origin in ((explicit, "--config"), (env.get(CONFIG_ENV), CONFIG_ENV)):
+        if given:
+            path = Path(given).expanduser()
+            if not path.is_file():
+                raise ConfigInvalid(
+                    f"config file {path} (from {origin}) does not exist",
+                    hint="create it with 'mailprov init --dir DIR', or fix the path",
+                )
+            return path.resolve()
+    for candidate in (Path.cwd() / CONFIG_NAME, SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigInvalid(
+            f"cannot read config file {path}: {exc.strerror}",
+            hint="check the path and its permissions",
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigInvalid(f"config file {path} is not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(
+            f"config file {path} is not valid TOML: {exc}",
+            hint="fix the line named; see configs/example.toml for the format",
+        ) from None
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check (and for environment strings, convert) a value against a field type."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        options = [t for t in typing.get_args(tp) if t is not type(None)]
+        return _coerce(value, options[0], where)
+    from_env = isinstance(value, str) and tp is not str
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and value.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            return value.lower() in {"1", "true", "yes", "on"}
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_env and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if from_env:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        (item_type,) = typing.get_args(tp)
+        if from_env:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            return [_coerce(v, item_type, where) for v in value]
+    type_name = getattr(tp, "__name__", str(tp))
+    raise ConfigInvalid(
+        f"{where} must be {type_name}, not {type(value).__name__} {value!r:.64}",
+    )
+
+
+def load_settings(
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> SiteConfig:
+    """Build the frozen SiteConfig from defaults, file, environment and flags.
+
+    Args:
+        config_file: ``--config``, if given.
+        env: the environment (``os.environ`` when None).
+        flags: ``{"section.key": value}`` from command-line flags; None values are ignored.
+
+    Raises:
+        ConfigInvalid: naming the file, the setting and what is wrong with it.
+    """
+    env = os.environ if env is None else env
+    path = find_config_file(config_file, env)
+    data = _read_toml(path) if path else {}
+    base_dir = path.parent if path else Path.cwd()
+    sections = _section_types()
+    where_file = str(path) if path else ""
+
+    unknown_sections = sorted(set(data) - set(sections))
+    if unknown_sections:
+        raise ConfigInvalid(
+            f"{where_file}: unknown section [{unknown_sections[0]}]",
+            hint="known sections: " + ", ".join(sections),
+        )
+    origins: dict[str, str] = {}
+    built: dict[str, Any] = {}
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    for name, section_type in sections.items():
+        hints = typing.get_type_hints(section_type)
+        values: dict[str, Any] = {}
+        raw = data.get(name, {})
+        if not isinstance(raw, dict):
+            raise ConfigInvalid(f"{where_file}: [{name}] must be a table")
+        known = [f.name for f in fields(section_type)]
+        for key in sorted(set(raw) - set(known)):
+            raise ConfigInvalid(
+                f"{where_file}: unknown setting '{name}.{key}'",
+                hint=f"known settings in [{name}]: " + ", ".join(sorted(known)),
+            )
+        for key in known:
+            dotted = f"{name}.{key}"
+            origins[dotted] = "default"
+            env_name = f"MAILPROV_{name}_{key}".upper()
+            for layer_value, origin in (
+                (raw.get(key), f"file {where_file}"),
+                (env.get(env_name), f"env {env_name}"),
+                (flags.get(dotted), "flag"),
+            ):
+                if layer_value is not None:
+                    values[key] = _coerce(layer_value, hints[key], f"{dotted} ({origin})")
+                    origins[dotted] = origin
+        built[name] = section_type(**values)
+    config = _resolve_store_url(
+        SiteConfig(**built, config_file=path, base_dir=base_dir, origins=origins)
+    )
+    _validate(config)
+    return config
+
+
+def _validate(config: SiteConfig) -> None:
+    """Check values whose type alone does not make them valid; name the setting."""
+    from mailprov.rules import hashing, passwords, sizes  # noqa: PLC0415
+
+    checks = (
+        ("passwords.scheme", lambda: hashing.check_scheme(config.passwords.scheme)),
+        ("passwords.policy", lambda: passwords.get_policy(
+            config.passwords.policy, min_length=config.passwords.min_length or None)),
+        ("accounts.default_quota", lambda: sizes.parse_size(config.accounts.default_quota)),
+    )
+    for dotted, check in checks:
+        try:
+            check()
+        except MailprovError as exc:
+            raise ConfigInvalid(
+                f"{dotted} ({config.origins.get(dotted, 'default')}): {exc.message}",
+                hint=exc.hint,
+            ) from None
+    if config.passwords.temp_password_hours <= 0:
+        raise ConfigInvalid("passwords.temp_password_hours must be a positive number of hours")
+
+
+def _resolve_store_url(config: SiteConfig) -> SiteConfig:
+    """Make a relative ``sqlite:///file`` URL absolute against the config's folder."""
+    url = config.store.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix) :]
+        path, sep, query = rest.partition("?")
+        if path and path != ":memory:":
+            base = config.base_dir if config.origins.get("store.url", "").startswith("file") else Path.cwd()
+            url = prefix + str((base / path).resolve()) + sep + query
+            return replace(config, store=replace(config.store, url=url))
+    return config
+
+
+def as_dict(config: SiteConfig) -> dict[str, dict[str, Any]]:
+    """The settings as plain nested dicts, section by section."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in _section_types():
+        section = getattr(config, name)
+        out[name] = {f.name: getattr(section, f.name) for f in fields(section)}
+    return out

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install the Debian packages mailprov's test suite runs for real: Postfix, Dovecot,
+# an authoritative DNS server (knot), OpenDKIM, swaks. Idempotent; needs root
+# (or sudo). Services are NOT started by the packages: the tests start their own
+# instances on 127.0.0.1 from the configs mailprov renders.
+set -euo pipefail
+
+PACKAGES=(
+  postfix postfix-sqlite postfix-pgsql postfix-pcre postfix-lmdb
+  dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite dovecot-pgsql
+  knot knot-dnsutils
+  opendkim opendkim-tools
+  swaks sqlite3 openssl
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "test packages: all installed"
+else
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  # Keep the packages' own services from starting (they would listen on all
+  # interfaces with the distribution's configs): a temporary policy-rc.d says no.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  trap '[ -n "$made_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  echo "postfix postfix/mailname string mail.example.test" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Dovecot delivers into Maildirs owned by a dedicated user.
+getent group vmail >/dev/null || ${SUDO:-} groupadd -g 5000 vmail
+getent passwd vmail >/dev/null || ${SUDO:-} useradd -u 5000 -g 5000 -d /nonexistent -s /usr/sbin/nologin -M vmail
