@@ -73,6 +73,18 @@ class AccountsSection:
     default_quota: str = "0"
 
 
+# -- sections of config rendering and deploy (issue 3) go here --------------------
+
+
+# -- sections of the identity gate (issue 4) go here -------------------------------
+
+
+# -- sections of the relay (issue 5) go here -----------------------------------------
+
+
+# -- sections of DNS, DKIM and client config (issue 6) go here ------------------------
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     """The whole, frozen site configuration. Services receive this, never the environment."""
@@ -82,7 +94,13 @@ class SiteConfig:
     passwords: PasswordsSection = field(default_factory=PasswordsSection)
     accounts: AccountsSection = field(default_factory=AccountsSection)
 
-    # Sections of later areas (deploy, identity, relay, dns) go below, one field each.
+    # -- deploy (issue 3) sections
+
+    # -- identity (issue 4) sections
+
+    # -- relay (issue 5) sections
+
+    # -- dns/dkim (issue 6) sections
 
     config_file: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)

@@ -30,6 +30,14 @@ COMMANDS: dict[str, str] = {
     "mailbox": "mailprov.cli.mailbox:mailbox",
     "alias": "mailprov.cli.alias:alias",
     "audit": "mailprov.cli.audit:audit",
+
+    # -- config rendering and deploy (issue 3): deploy, tls
+
+    # -- identity gate (issue 4): request, identity
+
+    # -- relay (issue 5): relay
+
+    # -- DNS, DKIM, client config, checks (issue 6): dns, dkim, client-config, check, doctor
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
