@@ -67,6 +67,28 @@ class PasswordsSection:
 
 
 @dataclass(frozen=True)
+class TlsSection:
+    """[tls]: the certificate the mail servers present (e.g. Let's Encrypt's paths)."""
+
+    cert_file: str = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+    key_file: str = "/etc/ssl/private/ssl-cert-snakeoil.key"
+
+
+@dataclass(frozen=True)
+class PortsSection:
+    """[ports]: where the mail services listen (and what clients are told to use)."""
+
+    smtp: int = 25
+    submission: int = 587
+    submissions: int = 465
+    imap: int = 143
+    imaps: int = 993
+    pop3: int = 110
+    pop3s: int = 995
+    lmtp: int = 24
+
+
+@dataclass(frozen=True)
 class AccountsSection:
     """[accounts]: defaults for new mailboxes."""
 
@@ -93,6 +115,8 @@ class SiteConfig:
     store: StoreSection = field(default_factory=StoreSection)
     passwords: PasswordsSection = field(default_factory=PasswordsSection)
     accounts: AccountsSection = field(default_factory=AccountsSection)
+    tls: TlsSection = field(default_factory=TlsSection)
+    ports: PortsSection = field(default_factory=PortsSection)
 
     # -- deploy (issue 3) sections
 
@@ -276,6 +300,12 @@ def _validate(config: SiteConfig) -> None:
                 f"{dotted} ({config.origins.get(dotted, 'default')}): {exc.message}",
                 hint=exc.hint,
             ) from None
+    for name in ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp"):
+        port = getattr(config.ports, name)
+        if not 0 < port < 65536:
+            raise ConfigInvalid(
+                f"ports.{name} ({config.origins.get('ports.' + name)}) must be 1-65535, not {port}"
+            )
     if config.passwords.temp_password_hours <= 0:
         raise ConfigInvalid("passwords.temp_password_hours must be a positive number of hours")
 
