@@ -98,13 +98,29 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return pg.fresh()
 
 
-@pytest.fixture
-def store(store_url: str) -> Iterator[Any]:
-    """An upgraded, opened store on each backend."""
-    from mailprov.store import open_store
+@pytest.fixture(scope="session", name="sqlite_template")
+def fixture_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An upgraded, empty SQLite store made once per session and copied for each test."""
     from mailprov.store.migrate import upgrade
 
-    upgrade(store_url)
+    path = tmp_path_factory.mktemp("template") / "mailprov.sqlite"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def store(store_url: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """An upgraded, opened store on each backend."""
+    import shutil
+
+    from mailprov.store import open_store, sqlite_path
+    from mailprov.store.migrate import upgrade
+
+    path = sqlite_path(store_url)
+    if path is not None:
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    else:
+        upgrade(store_url)
     opened = open_store(store_url)
     yield opened
     opened.close()
@@ -143,7 +159,12 @@ class Cli:
 def run(store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     """The CLI on an upgraded store with domain example.test, from an empty folder."""
     monkeypatch.chdir(tmp_path)
-    env = {"MAILPROV_CONFIG": "", "XDG_STATE_HOME": str(tmp_path / "state")}
+    # SHA512-CRYPT keeps CLI tests quick; every scheme is tested in tests/unit/test_passwords.py.
+    env = {
+        "MAILPROV_CONFIG": "",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "MAILPROV_PASSWORDS_SCHEME": "SHA512-CRYPT",
+    }
     cli = Cli(store.url, env)
     assert cli("domain", "add", "example.test").exit_code == 0
     return cli

@@ -16,6 +16,7 @@ Passwords are never truncated silently: a password over the maximum is refused.
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 from dataclasses import dataclass, replace
@@ -148,8 +149,9 @@ def violations(
     lowered = password.lower()
     if lowered in _blocklist() or _base_word(password) in _blocklist():
         broken.append("not a commonly used password")
-    for word in context:
-        if len(word) >= 4 and word.lower() in lowered:
+    words = {w for c in context for w in (c.lower(), *re.split(r"[^a-z]+", c.lower()))}
+    for word in sorted(words):
+        if len(word) >= 4 and word in lowered:
             broken.append("not contain the mailbox name")
             break
     return broken

@@ -128,6 +128,12 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
             hint="run 'mailprov init --dir DIR' and use its mailprov.toml, or pass --store URL",
         )
     try:
+        backend = url.split(":", 1)[0].split("+", 1)[0]
+        if backend not in ("sqlite", "postgresql"):
+            raise StoreUnavailable(
+                f"the store URL {redact_url(url)} names an unsupported backend '{backend}'",
+                hint="use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB",
+            )
         path = sqlite_path(url)
         if path is not None:
             if not create and not path.exists():
@@ -137,19 +143,18 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
                 )
             if create and not path.parent.is_dir():
                 raise StoreUnavailable(f"cannot create the account store: no folder {path.parent}")
-            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+            engine = create_engine(
+                url, hide_parameters=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+            )
             _sqlite_setup(engine)
             return engine
-        return create_engine(url, pool_pre_ping=False, connect_args=_pg_connect_args(url))
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        # hide_parameters: SQL errors must never carry values (hashes) into messages or logs.
+        return create_engine(url, hide_parameters=True, connect_args={"connect_timeout": 10})
+    except (ArgumentError, NoSuchModuleError, ValueError, ImportError) as exc:
         raise StoreUnavailable(
             f"the store URL {redact_url(url)} is not usable: {exc}",
             hint="use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB",
         ) from None
-
-
-def _pg_connect_args(url: str) -> dict[str, Any]:
-    return {"connect_timeout": 10} if url.startswith("postgresql") else {}
 
 
 def current_revision(conn: Connection) -> str | None:
