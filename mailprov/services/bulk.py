@@ -92,7 +92,7 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                     continue
                 yield reader.line_num, dict(zip(names, (c.strip() for c in record), strict=True))
         except csv.Error as exc:
-            raise ImportInvalid(f"{path}: malformed CSV: {exc}") from None
+            raise ImportInvalid(f"{path} line {reader.line_num}: malformed CSV: {exc}") from None
         except UnicodeDecodeError:
             raise ImportInvalid(f"{path} is not UTF-8 text") from None
 
@@ -124,7 +124,7 @@ def _validate(store: Store, path: Path) -> list[Row]:
         seen[key] = line
         rows.append(Row(line, key, address.local, address.domain, record.get("name", ""), quota, digest))
     with store.read() as conn:
-        known_domains = dict(conn.execute(select(domains.c.name, domains.c.id)).tuples().all())
+        known_domains = {name: id_ for name, id_ in conn.execute(select(domains.c.name, domains.c.id))}
         taken: set[str] = set()
         keys = list(seen)
         for start in range(0, len(keys), 500):
@@ -223,7 +223,7 @@ def _insert(store: Store, rows: list[Row], final: dict[str, str], *, actor: Acto
     now = actor.now
     try:
         with store.begin() as conn:
-            domain_ids = dict(conn.execute(select(domains.c.name, domains.c.id)).tuples().all())
+            domain_ids = {name: id_ for name, id_ in conn.execute(select(domains.c.name, domains.c.id))}
             address_rows: list[dict[str, Any]] = []
             mailbox_rows: list[dict[str, Any]] = []
             audit_rows: list[dict[str, Any]] = []
