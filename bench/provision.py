@@ -47,17 +47,33 @@ def make_store(folder: Path, size: int, fake_hash: str) -> str:
             batch = range(start, min(size, start + 10_000))
             conn.execute(
                 insert(addresses),
-                [{"address": f"u{i}@example.test", "domain_id": 1, "kind": "mailbox", "created_at": NOW} for i in batch],
+                [
+                    {
+                        "address": f"u{i}@example.test",
+                        "domain_id": 1,
+                        "kind": "mailbox",
+                        "created_at": NOW,
+                    }
+                    for i in batch
+                ],
             )
             conn.execute(
                 insert(mailboxes),
                 [
                     {
-                        "address": f"u{i}@example.test", "domain_id": 1, "local_part": f"u{i}",
-                        "domain": "example.test", "display_name": "", "password_hash": fake_hash,
-                        "quota_bytes": 0, "active": True, "must_change": False,
-                        "password_changed_at": NOW, "temp_password_expires_at": None,
-                        "created_at": NOW, "updated_at": NOW,
+                        "address": f"u{i}@example.test",
+                        "domain_id": 1,
+                        "local_part": f"u{i}",
+                        "domain": "example.test",
+                        "display_name": "",
+                        "password_hash": fake_hash,
+                        "quota_bytes": 0,
+                        "active": True,
+                        "must_change": False,
+                        "password_changed_at": NOW,
+                        "temp_password_expires_at": None,
+                        "created_at": NOW,
+                        "updated_at": NOW,
                     }
                     for i in batch
                 ],
@@ -84,8 +100,10 @@ def bench_add(folder: Path) -> None:
     fake_hash = hashing.hash_password("Bench-Pass-2026", "SHA512-CRYPT")
     small = median_add(make_store(folder, 1_000, fake_hash), fake_hash)
     large = median_add(make_store(folder, 100_000, fake_hash), fake_hash)
-    print(f"add one mailbox: 1k store {small * 1000:.2f} ms, 100k store {large * 1000:.2f} ms "
-          f"-> ratio {large / small:.2f} (goal <= 1.2)")
+    print(
+        f"add one mailbox: 1k store {small * 1000:.2f} ms, 100k store {large * 1000:.2f} ms "
+        f"-> ratio {large / small:.2f} (goal <= 1.2)"
+    )
 
 
 def one_hash_seconds(scheme: str, samples: int = 5) -> float:
@@ -115,12 +133,16 @@ def bench_import(folder: Path, count: int, schemes: list[str]) -> None:
         bound = count * per_hash / cores
         passwords_out = folder / f"passwords-{scheme}.csv"
         t0 = time.perf_counter()
-        result = import_mailboxes(store, settings, csv_path, actor=ACTOR, passwords_out=passwords_out)
+        result = import_mailboxes(
+            store, settings, csv_path, actor=ACTOR, passwords_out=passwords_out
+        )
         took = time.perf_counter() - t0
         store.close()
         assert result.count == count
-        print(f"import {count} ({scheme}): {took:.1f} s; hashing bound {bound:.1f} s "
-              f"({per_hash * 1000:.0f} ms/hash x {count} / {cores} cores) -> ratio {took / bound:.2f} (goal <= 1.15)")
+        print(
+            f"import {count} ({scheme}): {took:.1f} s; hashing bound {bound:.1f} s "
+            f"({per_hash * 1000:.0f} ms/hash x {count} / {cores} cores) -> ratio {took / bound:.2f} (goal <= 1.15)"
+        )
 
 
 def median_run(argv: list[str], runs: int = 20) -> float:
@@ -137,12 +159,16 @@ def bench_start() -> None:
     base = median_run([sys.executable, "-c", "pass"])
     ours = median_run([exe, "--version"])
     helped = median_run([exe, "--help"], runs=10)
-    print(f"cold start: python -c pass {base * 1000:.1f} ms, mailprov --version {ours * 1000:.1f} ms "
-          f"-> ratio {ours / base:.2f} (goal <= 3); mailprov --help {helped * 1000:.0f} ms")
+    print(
+        f"cold start: python -c pass {base * 1000:.1f} ms, mailprov --version {ours * 1000:.1f} ms "
+        f"-> ratio {ours / base:.2f} (goal <= 3); mailprov --help {helped * 1000:.0f} ms"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=10_000, help="mailboxes per import run")
     parser.add_argument("--skip-argon2", action="store_true", help="import with SHA512-CRYPT only")
     parser.add_argument("--only", choices=["add", "import", "start"])

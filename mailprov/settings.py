@@ -142,7 +142,9 @@ def _section_types() -> dict[str, type]:
     return {name: tp for name, tp in hints.items() if isinstance(tp, type) and is_dataclass(tp)}
 
 
-def find_config_file(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+def find_config_file(
+    explicit: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> Path | None:
     """The config file to use, following the documented lookup order."""
     for given, origin in ((explicit, "--config"), (env.get(CONFIG_ENV), CONFIG_ENV)):
         if given:
@@ -178,7 +180,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def _coerce(value: Any, tp: Any, where: str) -> Any:  # noqa: PLR0911, PLR0912  (a branch per type)
     """Check (and for environment strings, convert) a value against a field type."""
     origin = typing.get_origin(tp)
     if origin in (types.UnionType, typing.Union):
@@ -318,7 +320,8 @@ def _resolve_store_url(config: SiteConfig) -> SiteConfig:
         rest = url[len(prefix) :]
         path, sep, query = rest.partition("?")
         if path and path != ":memory:":
-            base = config.base_dir if config.origins.get("store.url", "").startswith("file") else Path.cwd()
+            from_file = config.origins.get("store.url", "").startswith("file")
+            base = config.base_dir if from_file else Path.cwd()
             url = prefix + str((base / path).resolve()) + sep + query
             return replace(config, store=replace(config.store, url=url))
     return config

@@ -141,7 +141,7 @@ class Cli:
     store_url: str
     env: dict[str, str]
 
-    def __call__(self, *args: str, input: str | None = None, json_out: bool = False) -> Result:  # noqa: A002
+    def __call__(self, *args: str, input: str | None = None, json_out: bool = False) -> Result:
         from mailprov.cli.app import cli
 
         argv = ["--store", self.store_url, *args]
@@ -149,7 +149,7 @@ class Cli:
             argv.append("--json")
         return CliRunner().invoke(cli, argv, input=input, env=self.env, catch_exceptions=False)
 
-    def json(self, *args: str, input: str | None = None) -> tuple[int, Any]:  # noqa: A002
+    def json(self, *args: str, input: str | None = None) -> tuple[int, Any]:
         """Exit status and the parsed JSON document."""
         result = self(*args, input=input, json_out=True)
         return result.exit_code, json.loads(result.stdout)

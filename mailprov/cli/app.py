@@ -152,7 +152,7 @@ class MailprovGroup(click.Group):
         except click.ClickException as exc:
             exc.show()
             status = exc.exit_code
-        except Exception as exc:  # noqa: BLE001  (the boundary: nothing else may escape)
+        except Exception as exc:
             status = _report_internal(exc, as_json=as_json, debug=debug)
         sys.exit(status)
 
@@ -184,7 +184,11 @@ def _report_usage(exc: click.UsageError, *, as_json: bool) -> int:
     if as_json:
         from mailprov.cli.output import dump_json  # noqa: PLC0415
 
-        body = {"code": "usage", "message": exc.format_message(), "exit_status": int(ExitStatus.USAGE)}
+        body = {
+            "code": "usage",
+            "message": exc.format_message(),
+            "exit_status": int(ExitStatus.USAGE),
+        }
         click.echo(dump_json({"error": body}))
     else:
         exc.show()
@@ -226,9 +230,9 @@ def _report_internal(exc: BaseException, *, as_json: bool, debug: bool) -> int:
     "--config",
     "config_file",
     metavar="FILE",
-    help="Site config file. Default: $MAILPROV_CONFIG, ./mailprov.toml, /etc/mailprov/mailprov.toml.",
+    help="Site config. Default: $MAILPROV_CONFIG, ./mailprov.toml, /etc/mailprov/mailprov.toml.",
 )
-@click.option("--store", "store_url", metavar="URL", help="Account store URL (overrides store.url).")
+@click.option("--store", "store_url", metavar="URL", help="Store URL (overrides store.url).")
 @click.option("--actor", metavar="NAME", help="Name recorded in the audit log (default: OS user).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.option("--non-interactive", is_flag=True, help="Never prompt; a missing answer is an error.")

@@ -42,7 +42,9 @@ def audit() -> None:
 @click.option("--action", metavar="PREFIX", help="Only actions starting with this, e.g. mailbox.")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the newest N records.")
 @json_option
-def audit_list(since: str | None, target: str | None, action: str | None, limit: int | None) -> None:
+def audit_list(
+    since: str | None, target: str | None, action: str | None, limit: int | None
+) -> None:
     """List audit records, oldest first."""
     from mailprov.model import iso  # noqa: PLC0415
     from mailprov.services.audit import list_records  # noqa: PLC0415

@@ -22,7 +22,11 @@ def domain_add(name: str) -> None:
 
     app = app_context()
     added = add_domain(app.store, name, actor=app.actor())
-    emit(click.get_current_context(), {"changed": True, "domain": added.to_json()}, f"added domain {added.name}")
+    emit(
+        click.get_current_context(),
+        {"changed": True, "domain": added.to_json()},
+        f"added domain {added.name}",
+    )
 
 
 @domain.command("list")
@@ -63,4 +67,8 @@ def domain_remove(name: str) -> None:
     app = app_context()
     remove_domain(app.store, name, actor=app.actor())
     a_label = normalise_domain(name)
-    emit(click.get_current_context(), {"changed": True, "domain": a_label}, f"removed domain {a_label}")
+    emit(
+        click.get_current_context(),
+        {"changed": True, "domain": a_label},
+        f"removed domain {a_label}",
+    )

@@ -54,7 +54,12 @@ def mailbox_add(
     new = prepare_password(settings.passwords, parsed, password=given)
     hours = settings.passwords.temp_password_hours if temporary else None
     made = add_mailbox(
-        app.store, address, new, actor=app.actor(), display_name=name, quota_bytes=quota_bytes,
+        app.store,
+        address,
+        new,
+        actor=app.actor(),
+        display_name=name,
+        quota_bytes=quota_bytes,
         temporary_hours=hours,
     )
     data: dict[str, object] = {"changed": True, "mailbox": made.to_json()}
@@ -74,7 +79,9 @@ def mailbox_list(domain: str | None) -> None:
     rows = []
     for m in found:
         j = m.to_json()
-        rows.append([j["unicode"], m.display_name, j["quota"], yes_no(m.active), yes_no(m.must_change)])
+        rows.append(
+            [j["unicode"], m.display_name, j["quota"], yes_no(m.active), yes_no(m.must_change)]
+        )
     table(
         click.get_current_context(),
         {"mailboxes": [m.to_json() for m in found]},
@@ -131,7 +138,9 @@ def mailbox_passwd(address: str, password_stdin: bool, generate: bool) -> None:
     new = prepare_password(settings.passwords, parsed, password=given)
     set_password(app.store, address, new, actor=app.actor())
     data: dict[str, object] = {"changed": True, "address": existing.address, "must_change": False}
-    shown = _show_generated(data, new.generated.reveal() if new.generated else None, existing.address)
+    shown = _show_generated(
+        data, new.generated.reveal() if new.generated else None, existing.address
+    )
     emit(click.get_current_context(), data, f"password changed for {existing.address}{shown}")
 
 
@@ -193,9 +202,13 @@ def mailbox_remove(address: str, force: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="New file (created 0600) for generated passwords; needed when rows have no hash.",
 )
-@click.option("--workers", type=click.IntRange(min=1), help="Hashing processes (default: all cores).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Hashing processes (default: all cores)."
+)
 @json_option
-def mailbox_import(csv_file: Path, dry_run: bool, passwords_out: Path | None, workers: int | None) -> None:
+def mailbox_import(
+    csv_file: Path, dry_run: bool, passwords_out: Path | None, workers: int | None
+) -> None:
     """Create mailboxes from CSV_FILE, all or nothing.
 
     Columns: address, name, quota, password-hash (a {SCHEME}hash, or empty to

@@ -17,13 +17,16 @@ def dump_json(data: Any) -> str:
 
 def emit(ctx: click.Context, data: Any, human: str | None = None) -> None:
     """Print a result: ``data`` as JSON with --json, else ``human`` (if any) on stdout."""
-    if ctx.find_object(_app_type()).json:  # type: ignore[union-attr]
+    app = ctx.find_object(_app_type())
+    if app is not None and app.json:
         click.echo(dump_json(data))
     elif human:
         click.echo(human)
 
 
-def table(ctx: click.Context, data: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def table(
+    ctx: click.Context, data: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
     """Print rows as a table on a terminal (plain tab-separated text when piped)."""
     app = ctx.find_object(_app_type())
     if app is not None and app.json:
@@ -45,7 +48,7 @@ def table(ctx: click.Context, data: Any, columns: Sequence[str], rows: Sequence[
     Console().print(out)
 
 
-def _app_type() -> type:
+def _app_type() -> Any:
     from mailprov.cli.app import AppContext  # noqa: PLC0415
 
     return AppContext

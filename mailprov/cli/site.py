@@ -115,7 +115,12 @@ def db_upgrade() -> None:
     result = upgrade(url)
     emit(
         click.get_current_context(),
-        {"changed": result.changed, "from": result.before, "to": result.after, "store": redact_url(url)},
+        {
+            "changed": result.changed,
+            "from": result.before,
+            "to": result.after,
+            "store": redact_url(url),
+        },
         f"schema {result.before or '(empty)'} -> {result.after}"
         if result.changed
         else f"schema already at {result.after}",

@@ -86,8 +86,10 @@ def normalise_domain(raw: str) -> str:
             hint="give a domain such as example.org",
         ) from None
     labels = ascii_name.split(".")
-    if len(ascii_name) > MAX_DOMAIN or len(labels) < 2 or not all(
-        _LABEL_RE.fullmatch(label) for label in labels
+    if (
+        len(ascii_name) > MAX_DOMAIN
+        or len(labels) < 2
+        or not all(_LABEL_RE.fullmatch(label) for label in labels)
     ):
         raise InvalidAddress(
             f"'{_shown(raw)}' is not a valid domain name",
@@ -160,7 +162,9 @@ def check_local_part(local: str, raw: str | None = None) -> None:
     """Raise InvalidAddress naming what is wrong with a lower-cased local part."""
     shown = _shown(raw if raw is not None else local)
     if len(local) > MAX_LOCAL:
-        raise InvalidAddress(f"'{shown}': the name before '@' is longer than {MAX_LOCAL} characters")
+        raise InvalidAddress(
+            f"'{shown}': the name before '@' is longer than {MAX_LOCAL} characters"
+        )
     bad = sorted({ch for ch in local if not (ch.isascii() and (ch.isalnum() or ch in ".-"))})
     if bad:
         listed = ", ".join(f"'{_shown(ch)}'" for ch in bad[:5])

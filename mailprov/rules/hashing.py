@@ -1,4 +1,4 @@
-"""Password hashes in the forms Dovecot accepts: ``{ARGON2ID}``, ``{SHA512-CRYPT}``, ``{BLF-CRYPT}``.
+"""Password hashes in Dovecot's forms: ``{ARGON2ID}``, ``{SHA512-CRYPT}``, ``{BLF-CRYPT}``.
 
 Hashing goes through libpass (the maintained fork of passlib, import name
 ``passlib``), imported lazily because it is slow to import and most commands
@@ -66,7 +66,9 @@ def hash_password(password: str, scheme: str = DEFAULT_SCHEME) -> str:
 def split_hash(stored: str) -> tuple[str, str]:
     """Split ``{SCHEME}hash`` into scheme and hash; raise InvalidValue if it is not one."""
     if not stored.startswith("{") or "}" not in stored:
-        raise InvalidValue("a password hash must look like {SCHEME}hash, e.g. {ARGON2ID}$argon2id$...")
+        raise InvalidValue(
+            "a password hash must look like {SCHEME}hash, e.g. {ARGON2ID}$argon2id$..."
+        )
     scheme, _, digest = stored[1:].partition("}")
     name = check_scheme(scheme)
     if not _hasher(name).identify(digest):

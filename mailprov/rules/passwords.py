@@ -164,8 +164,7 @@ def check_password(
     broken = violations(password, policy, context=context)
     if broken:
         raise PasswordPolicy(
-            f"the password does not meet the '{policy.name}' policy: it needs "
-            + "; ".join(broken),
+            f"the password does not meet the '{policy.name}' policy: it needs " + "; ".join(broken),
             rules=broken,
         )
 

@@ -15,10 +15,23 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mailprov.errors import AddressTaken, AlreadyExists, InUse, InvalidAddress, NotFound, UnknownDomain
+from mailprov.errors import (
+    AddressTaken,
+    AlreadyExists,
+    InUse,
+    InvalidAddress,
+    NotFound,
+    UnknownDomain,
+)
 from mailprov.model import Alias, Domain, Mailbox, Secret
 from mailprov.rules import hashing, passwords
-from mailprov.rules.addresses import Address, normalise_domain, parse_address, parse_destination, suggest
+from mailprov.rules.addresses import (
+    Address,
+    normalise_domain,
+    parse_address,
+    parse_destination,
+    suggest,
+)
 from mailprov.store import audit
 from mailprov.store.schema import addresses, alias_destinations, aliases, domains, mailboxes
 
@@ -46,7 +59,9 @@ class Actor:
 def _domain_row(conn: Connection, name: str) -> Any:
     row = conn.execute(select(domains).where(domains.c.name == name)).first()
     if row is None:
-        raise NotFound(f"domain {name} does not exist", hint="list domains with 'mailprov domain list'")
+        raise NotFound(
+            f"domain {name} does not exist", hint="list domains with 'mailprov domain list'"
+        )
     return row
 
 
@@ -138,7 +153,9 @@ def free_suggestions(conn: Connection, address: Address, count: int = SUGGESTION
     """Up to ``count`` free alternatives to a taken address, checked in the store."""
     candidates = [str(c) for _, c in zip(range(count * 8), suggest(address), strict=False)]
     taken = set(
-        conn.execute(select(addresses.c.address).where(addresses.c.address.in_(candidates))).scalars()
+        conn.execute(
+            select(addresses.c.address).where(addresses.c.address.in_(candidates))
+        ).scalars()
     )
     return [c for c in candidates if c not in taken][:count]
 
@@ -181,7 +198,9 @@ def _claim(conn: Connection, address: Address, kind: str, now: int) -> int:
     """Insert the address into the namespace (the database refuses a second claim)."""
     domain_id = _domain_id_for(conn, address)
     conn.execute(
-        insert(addresses).values(address=str(address), domain_id=domain_id, kind=kind, created_at=now)
+        insert(addresses).values(
+            address=str(address), domain_id=domain_id, kind=kind, created_at=now
+        )
     )
     return domain_id
 
@@ -452,7 +471,9 @@ def _check_local_destinations(conn: Connection, destinations: Sequence[str]) -> 
         )
 
 
-def add_alias(store: Store, raw_source: str, raw_destinations: Sequence[str], *, actor: Actor) -> Alias:
+def add_alias(
+    store: Store, raw_source: str, raw_destinations: Sequence[str], *, actor: Actor
+) -> Alias:
     """Create an alias, or add destinations to an existing one.
 
     ``@domain`` is a catch-all: it receives mail for addresses of the domain that are
@@ -477,7 +498,7 @@ def add_alias(store: Store, raw_source: str, raw_destinations: Sequence[str], *,
                     insert(aliases).values(
                         address=str(source), domain_id=domain_id, active=True, created_at=actor.now
                     )
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
                 created_at, existing = actor.now, []
             else:
                 alias_id, created_at = row.id, row.created_at
@@ -491,7 +512,8 @@ def add_alias(store: Store, raw_source: str, raw_destinations: Sequence[str], *,
             new = [t for t in targets if t not in existing]
             if new:
                 conn.execute(
-                    insert(alias_destinations), [{"alias_id": alias_id, "destination": t} for t in new]
+                    insert(alias_destinations),
+                    [{"alias_id": alias_id, "destination": t} for t in new],
                 )
                 audit.append(
                     conn,
@@ -510,7 +532,12 @@ def add_alias(store: Store, raw_source: str, raw_destinations: Sequence[str], *,
 def list_aliases(store: Store, *, domain: str | None = None) -> list[Alias]:
     """Aliases by address, with their destinations."""
     query = (
-        select(aliases.c.address, aliases.c.active, aliases.c.created_at, alias_destinations.c.destination)
+        select(
+            aliases.c.address,
+            aliases.c.active,
+            aliases.c.created_at,
+            alias_destinations.c.destination,
+        )
         .join(alias_destinations, alias_destinations.c.alias_id == aliases.c.id)
         .order_by(aliases.c.address, alias_destinations.c.destination)
     )
@@ -538,7 +565,9 @@ def remove_alias(
             raise NotFound(f"alias {source} does not exist", hint="see 'mailprov alias list'")
         current = set(
             conn.execute(
-                select(alias_destinations.c.destination).where(alias_destinations.c.alias_id == row.id)
+                select(alias_destinations.c.destination).where(
+                    alias_destinations.c.alias_id == row.id
+                )
             ).scalars()
         )
         unknown = [d for d in drop if d not in current]
@@ -547,7 +576,10 @@ def remove_alias(
         removed = drop or sorted(current)
         conn.execute(
             delete(alias_destinations).where(
-                and_(alias_destinations.c.alias_id == row.id, alias_destinations.c.destination.in_(removed))
+                and_(
+                    alias_destinations.c.alias_id == row.id,
+                    alias_destinations.c.destination.in_(removed),
+                )
             )
         )
         left = sorted(current - set(removed))

@@ -76,7 +76,9 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             reader = csv.reader(handle, strict=True)
             header = next(reader, None)
             if header is None:
-                raise ImportInvalid(f"{path} is empty", hint="the first row names the columns: " + ",".join(COLUMNS))
+                raise ImportInvalid(
+                    f"{path} is empty", hint="the first row names the columns: " + ",".join(COLUMNS)
+                )
             names = [h.strip().lower().replace("_", "-") for h in header]
             unknown = [n for n in names if n not in COLUMNS]
             if unknown or "address" not in names or len(set(names)) != len(names):
@@ -88,7 +90,10 @@ def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 if not any(cell.strip() for cell in record):
                     continue
                 if len(record) != len(names):
-                    yield reader.line_num, {"__error__": f"has {len(record)} fields, expected {len(names)}"}
+                    yield (
+                        reader.line_num,
+                        {"__error__": f"has {len(record)} fields, expected {len(names)}"},
+                    )
                     continue
                 yield reader.line_num, dict(zip(names, (c.strip() for c in record), strict=True))
         except csv.Error as exc:
@@ -122,15 +127,19 @@ def _validate(store: Store, path: Path) -> list[Row]:
             problems.append(f"line {line}: {key} is already on line {seen[key]}")
             continue
         seen[key] = line
-        rows.append(Row(line, key, address.local, address.domain, record.get("name", ""), quota, digest))
+        rows.append(
+            Row(line, key, address.local, address.domain, record.get("name", ""), quota, digest)
+        )
     with store.read() as conn:
-        known_domains = {name: id_ for name, id_ in conn.execute(select(domains.c.name, domains.c.id))}
+        known_domains = dict(conn.execute(select(domains.c.name, domains.c.id)).all())
         taken: set[str] = set()
         keys = list(seen)
         for start in range(0, len(keys), 500):
             batch = keys[start : start + 500]
             taken.update(
-                conn.execute(select(addresses.c.address).where(addresses.c.address.in_(batch))).scalars()
+                conn.execute(
+                    select(addresses.c.address).where(addresses.c.address.in_(batch))
+                ).scalars()
             )
     for row in rows:
         if row.domain not in known_domains:
@@ -151,7 +160,11 @@ def _hash_chunk(secrets_: Sequence[str], scheme: str) -> list[str]:
 
 
 def hash_parallel(
-    clear: Sequence[str], scheme: str, *, workers: int | None = None, progress: ProgressSink | None = None
+    clear: Sequence[str],
+    scheme: str,
+    *,
+    workers: int | None = None,
+    progress: ProgressSink | None = None,
 ) -> list[str]:
     """Hash every password, spread over ``workers`` processes (default: all cores)."""
     workers = workers or os.cpu_count() or 1
@@ -198,18 +211,27 @@ def import_mailboxes(
     listed = [r.address for r in rows]
     if dry_run:
         return ImportResult(len(rows), len(to_generate), listed)
-    policy = passwords.get_policy(settings.passwords.policy, min_length=settings.passwords.min_length or None)
-    clear = [passwords.generate_password(policy, settings.passwords.generated_length) for _ in to_generate]
+    policy = passwords.get_policy(
+        settings.passwords.policy, min_length=settings.passwords.min_length or None
+    )
+    clear = [
+        passwords.generate_password(policy, settings.passwords.generated_length)
+        for _ in to_generate
+    ]
     fd = create_secret_file(passwords_out) if to_generate and passwords_out else None
     try:
-        hashes = iter(hash_parallel(clear, settings.passwords.scheme, workers=workers, progress=progress))
+        hashes = iter(
+            hash_parallel(clear, settings.passwords.scheme, workers=workers, progress=progress)
+        )
         final = {r.address: r.password_hash or next(hashes) for r in rows}
         _insert(store, rows, final, actor=actor, path=path)
         if fd is not None:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 fd = None
                 out.write("address,password\n")
-                out.writelines(f"{r.address},{p}\n" for r, p in zip(to_generate, clear, strict=True))
+                out.writelines(
+                    f"{r.address},{p}\n" for r, p in zip(to_generate, clear, strict=True)
+                )
     except BaseException:
         if fd is not None:
             os.close(fd)
@@ -219,31 +241,49 @@ def import_mailboxes(
     return ImportResult(len(rows), len(to_generate), listed)
 
 
-def _insert(store: Store, rows: list[Row], final: dict[str, str], *, actor: Actor, path: Path) -> None:
+def _insert(
+    store: Store, rows: list[Row], final: dict[str, str], *, actor: Actor, path: Path
+) -> None:
     now = actor.now
     try:
         with store.begin() as conn:
-            domain_ids = {name: id_ for name, id_ in conn.execute(select(domains.c.name, domains.c.id))}
+            domain_ids = dict(conn.execute(select(domains.c.name, domains.c.id)).all())
             address_rows: list[dict[str, Any]] = []
             mailbox_rows: list[dict[str, Any]] = []
             audit_rows: list[dict[str, Any]] = []
             for r in rows:
                 domain_id = domain_ids[r.domain]
                 address_rows.append(
-                    {"address": r.address, "domain_id": domain_id, "kind": "mailbox", "created_at": now}
+                    {
+                        "address": r.address,
+                        "domain_id": domain_id,
+                        "kind": "mailbox",
+                        "created_at": now,
+                    }
                 )
                 mailbox_rows.append(
                     {
-                        "address": r.address, "domain_id": domain_id, "local_part": r.local,
-                        "domain": r.domain, "display_name": " ".join(r.name.split())[:256],
-                        "password_hash": final[r.address], "quota_bytes": r.quota_bytes,
-                        "active": True, "must_change": False, "password_changed_at": now,
-                        "temp_password_expires_at": None, "created_at": now, "updated_at": now,
+                        "address": r.address,
+                        "domain_id": domain_id,
+                        "local_part": r.local,
+                        "domain": r.domain,
+                        "display_name": " ".join(r.name.split())[:256],
+                        "password_hash": final[r.address],
+                        "quota_bytes": r.quota_bytes,
+                        "active": True,
+                        "must_change": False,
+                        "password_changed_at": now,
+                        "temp_password_expires_at": None,
+                        "created_at": now,
+                        "updated_at": now,
                     }
                 )
                 audit_rows.append(
                     {
-                        "at": now, "actor": actor.name, "action": "mailbox.add", "target": r.address,
+                        "at": now,
+                        "actor": actor.name,
+                        "action": "mailbox.add",
+                        "target": r.address,
                         "details": {"via": "import", "file": path.name, "line": r.line},
                     }
                 )

@@ -92,7 +92,9 @@ def init_site(
         except OSError as exc:
             raise InvalidValue(f"cannot create {directory}: {exc.strerror}") from None
         text = CONFIG_TEMPLATE.format(
-            hostname=_toml_string(hostname or (f"mail.{a_label}" if a_label else "mail.example.test")),
+            hostname=_toml_string(
+                hostname or (f"mail.{a_label}" if a_label else "mail.example.test")
+            ),
             domain=_toml_string(a_label or ""),
             store_url=_toml_string(store_url or DEFAULT_STORE),
         )

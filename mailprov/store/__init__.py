@@ -57,8 +57,8 @@ class Store:
         from sqlalchemy.exc import OperationalError  # noqa: PLC0415
 
         try:
-            with self.engine.connect() as conn:
-                conn = conn.execution_options(mailprov_readonly=True)
+            with self.engine.connect() as raw:
+                conn = raw.execution_options(mailprov_readonly=True)
                 with conn.begin():
                     yield conn
         except OperationalError as exc:
@@ -75,7 +75,7 @@ def redact_url(url: str) -> str:
 
     try:
         return str(make_url(url).render_as_string(hide_password=True))
-    except Exception:  # noqa: BLE001  (a URL we cannot parse is shown only by scheme)
+    except Exception:
         return url.split(":", 1)[0] + ":..."
 
 
@@ -139,7 +139,7 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
             if not create and not path.exists():
                 raise StoreUnavailable(
                     f"the account store {path} does not exist",
-                    hint="create it with 'mailprov init' or 'mailprov db upgrade', or fix store.url",
+                    hint="create it with 'mailprov init' or 'mailprov db upgrade'",
                 )
             if create and not path.parent.is_dir():
                 raise StoreUnavailable(f"cannot create the account store: no folder {path.parent}")

@@ -21,7 +21,9 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise InvalidValue(f"cannot write {path}: {exc.strerror}", hint="check the folder's permissions") from None
+        raise InvalidValue(
+            f"cannot write {path}: {exc.strerror}", hint="check the folder's permissions"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(raw)

@@ -24,7 +24,7 @@ def snapshot(url: str) -> str:
     digest = hashlib.sha256()
     with engine.connect() as conn:
         for table in sorted(inspect(conn).get_table_names()):
-            for row in conn.execute(text(f'SELECT * FROM "{table}" ORDER BY 1')):  # noqa: S608
+            for row in conn.execute(text(f'SELECT * FROM "{table}" ORDER BY 1')):
                 digest.update(repr(tuple(row)).encode())
     engine.dispose()
     return digest.hexdigest()
@@ -33,7 +33,10 @@ def snapshot(url: str) -> str:
 @pytest.fixture(name="site")
 def fixture_site(run: Any) -> Any:
     """example.test with alice (mailbox) and postmaster@ (alias)."""
-    assert 0 == run("mailbox", "add", "alice@example.test", "--password-stdin", input=PASSWORD).exit_code
+    assert (
+        0
+        == run("mailbox", "add", "alice@example.test", "--password-stdin", input=PASSWORD).exit_code
+    )
     assert 0 == run("alias", "add", "postmaster@example.test", "alice@example.test").exit_code
     return run
 
@@ -62,8 +65,12 @@ class TestJson:
     def test_lists(self, site: Any) -> None:
         """domain/mailbox/alias/audit lists are JSON arrays under a named key."""
         assert ["example.test"] == [d["name"] for d in site.json("domain", "list")[1]["domains"]]
-        assert ["alice@example.test"] == [m["address"] for m in site.json("mailbox", "list")[1]["mailboxes"]]
-        assert [["alice@example.test"]] == [a["destinations"] for a in site.json("alias", "list")[1]["aliases"]]
+        assert ["alice@example.test"] == [
+            m["address"] for m in site.json("mailbox", "list")[1]["mailboxes"]
+        ]
+        assert [["alice@example.test"]] == [
+            a["destinations"] for a in site.json("alias", "list")[1]["aliases"]
+        ]
         actions = [r["action"] for r in site.json("audit", "list")[1]["records"]]
         assert ["domain.add", "mailbox.add", "alias.add"] == actions
 
@@ -91,7 +98,11 @@ class TestHumanErrors:
             (("domain", "add", "example.test"), 21, "already exists"),
             (("domain", "remove", "example.test"), 22, "still has"),
             (("mailbox", "remove", "alice@example.test"), 22, "destination of 1 alias"),
-            (("mailbox", "add", "bob@example.test", "--quota", "lots", "--generate"), 28, "not a size"),
+            (
+                ("mailbox", "add", "bob@example.test", "--quota", "lots", "--generate"),
+                28,
+                "not a size",
+            ),
         ],
     )
     def test_one_line(self, site: Any, args: tuple[str, ...], status: int, fragment: str) -> None:
@@ -184,7 +195,9 @@ class TestPasswords:
         """A temporary password is replaced and must_change cleared."""
         run("mailbox", "add", "tmp@example.test", "--generate", "--temporary")
         assert run.json("mailbox", "show", "tmp@example.test")[1]["mailbox"]["must_change"]
-        result = run("mailbox", "passwd", "tmp@example.test", "--password-stdin", input="New-Secret-2026\n")
+        result = run(
+            "mailbox", "passwd", "tmp@example.test", "--password-stdin", input="New-Secret-2026\n"
+        )
         assert 0 == result.exit_code
         assert not run.json("mailbox", "show", "tmp@example.test")[1]["mailbox"]["must_change"]
 
@@ -217,8 +230,14 @@ class TestSite:
 
         from mailprov.cli.app import cli
 
-        for url in (f"sqlite:///{tmp_path}/missing.sqlite", "postgresql+psycopg://nobody@127.0.0.1:1/x", "mysql://x"):
-            result = CliRunner().invoke(cli, ["--store", url, "domain", "list"], env={"MAILPROV_CONFIG": ""})
+        for url in (
+            f"sqlite:///{tmp_path}/missing.sqlite",
+            "postgresql+psycopg://nobody@127.0.0.1:1/x",
+            "mysql://x",
+        ):
+            result = CliRunner().invoke(
+                cli, ["--store", url, "domain", "list"], env={"MAILPROV_CONFIG": ""}
+            )
             assert 24 == result.exit_code, result.output
             assert "store" in result.stderr
 

@@ -26,8 +26,22 @@ def test_twenty_processes_one_address(store: Any, actor: Any, tmp_path: Any) -> 
         "MAILPROV_PASSWORDS_SCHEME": "SHA512-CRYPT",
         "XDG_STATE_HOME": str(tmp_path),
     }
-    argv = [sys.executable, "-m", "mailprov", "--store", store.url, "mailbox", "add", "race@example.test", "--generate", "--json"]
-    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(RACERS)]
+    argv = [
+        sys.executable,
+        "-m",
+        "mailprov",
+        "--store",
+        store.url,
+        "mailbox",
+        "add",
+        "race@example.test",
+        "--generate",
+        "--json",
+    ]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        for _ in range(RACERS)
+    ]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -39,7 +53,9 @@ def test_twenty_processes_one_address(store: Any, actor: Any, tmp_path: Any) -> 
     assert all(len(doc["error"]["suggestions"]) >= 3 for doc in losers)
     with store.read() as conn:
         assert verify_chain(conn).ok
-    assert ["race@example.test"] == [m.address for m in accounts.list_mailboxes(store, _settings(), now=actor.now)]
+    assert ["race@example.test"] == [
+        m.address for m in accounts.list_mailboxes(store, _settings(), now=actor.now)
+    ]
 
 
 def _settings() -> Any:

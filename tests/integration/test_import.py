@@ -28,10 +28,14 @@ class TestImport:
 
     def test_imports_with_given_and_generated_passwords(self, run: Any, tmp_path: Path) -> None:
         """Rows with a hash keep it; rows without get a generated password written 0600."""
-        rows = [["ann@example.test", "Ann", "1G", HASH]] + [[f"user{i}@example.test", f"User {i}", "", ""] for i in range(40)]
+        rows = [["ann@example.test", "Ann", "1G", HASH]] + [
+            [f"user{i}@example.test", f"User {i}", "", ""] for i in range(40)
+        ]
         src = write_csv(tmp_path / "in.csv", rows)
         out = tmp_path / "passwords.csv"
-        status, doc = run.json("mailbox", "import", str(src), "--passwords-out", str(out), "--workers", "2")
+        status, doc = run.json(
+            "mailbox", "import", str(src), "--passwords-out", str(out), "--workers", "2"
+        )
         assert (0, 41, 40) == (status, doc.get("count"), doc.get("generated")), doc
         assert 0o600 == stat.S_IMODE(out.stat().st_mode)
         with out.open() as handle:
@@ -43,7 +47,9 @@ class TestImport:
 
         store = open_store(run.store_url)
         try:
-            assert verify_password(generated["user7@example.test"], current_hash(store, "user7@example.test"))
+            assert verify_password(
+                generated["user7@example.test"], current_hash(store, "user7@example.test")
+            )
             assert HASH == current_hash(store, "ann@example.test")
         finally:
             store.close()
@@ -94,10 +100,14 @@ class TestImport:
 
     def test_dry_run_changes_nothing(self, run: Any, tmp_path: Path) -> None:
         """--dry-run reports the count and writes neither the store nor a password file."""
-        src = write_csv(tmp_path / "in.csv", [["a@example.test", "", "", ""], ["b@example.test", "", "", ""]])
+        src = write_csv(
+            tmp_path / "in.csv", [["a@example.test", "", "", ""], ["b@example.test", "", "", ""]]
+        )
         out = tmp_path / "pw.csv"
         before = snapshot(run.store_url)
-        status, doc = run.json("mailbox", "import", str(src), "--dry-run", "--passwords-out", str(out))
+        status, doc = run.json(
+            "mailbox", "import", str(src), "--dry-run", "--passwords-out", str(out)
+        )
         assert (0, 2, False) == (status, doc["count"], doc["changed"])
         assert not out.exists()
         assert before == snapshot(run.store_url)

@@ -20,7 +20,18 @@ def fixture_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The project built as a wheel by the real build backend."""
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
         check=True,
         capture_output=True,
     )
@@ -36,7 +47,11 @@ def test_wheel_ships_exactly_the_tracked_templates(wheel: Path) -> None:
     if not tracked:  # not a git checkout (e.g. an sdist): compare with the folder
         tracked = [str(p.relative_to(REPO)) for p in (REPO / "templates").rglob("*") if p.is_file()]
     with zipfile.ZipFile(wheel) as zf:
-        shipped = sorted(n.removeprefix("mailprov/") for n in zf.namelist() if n.startswith("mailprov/templates/"))
+        shipped = sorted(
+            n.removeprefix("mailprov/")
+            for n in zf.namelist()
+            if n.startswith("mailprov/templates/")
+        )
         for name in tracked:
             assert (REPO / name).read_bytes() == zf.read(f"mailprov/{name}")
         assert any(n == "mailprov/data/common-passwords.txt" for n in zf.namelist())
@@ -49,14 +64,27 @@ def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Pat
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     exe = env_dir / "bin" / "mailprov"
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {"PATH": f"{env_dir / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "MAILPROV_CONFIG": ""}
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(exe), *args], cwd=work, env=env, input=stdin, capture_output=True, text=True, check=False)
+        return subprocess.run(
+            [str(exe), *args],
+            cwd=work,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
     version = run("--version")
     assert 0 == version.returncode and version.stdout.startswith("mailprov ")
@@ -64,13 +92,21 @@ def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Pat
     os.chdir(work / "site")
     added = subprocess.run(
         [str(exe), "--json", "mailbox", "add", "a@example.test", "--generate"],
-        cwd=work / "site", env=env, capture_output=True, text=True, check=False,
+        cwd=work / "site",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert 0 == added.returncode, added.stderr
     assert "a@example.test" == json.loads(added.stdout)["mailbox"]["address"]
     where = subprocess.run(
         [str(py), "-c", "import mailprov, pathlib; print(pathlib.Path(mailprov.__file__).parent)"],
-        cwd=work, env=env, capture_output=True, text=True, check=True,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert str(env_dir) in where
     assert (Path(where) / "templates" / "README.md").is_file()

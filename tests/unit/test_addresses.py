@@ -92,7 +92,10 @@ class TestParseAddress:
         assert raw == str(parsed)
         assert parsed == parse_address(str(parsed))
 
-    @given(local=st.text(min_size=1, max_size=70), bad=st.sampled_from(list(" \"'(),:;<>[\\]\r\n\t\x00_+!#$%&*=?^`{|}~ё")))
+    @given(
+        local=st.text(min_size=1, max_size=70),
+        bad=st.sampled_from(list(" \"'(),:;<>[\\]\r\n\t\x00_+!#$%&*=?^`{|}~ё")),
+    )
     def test_forbidden_characters_never_pass(self, local: str, bad: str) -> None:
         """A local part holding any character outside [a-z0-9.-] is always refused."""
         with pytest.raises(InvalidAddress):
@@ -130,7 +133,9 @@ class TestDestinations:
         """Forwarding to a tagged remote address is allowed."""
         assert "user+tag@gmail.com" == parse_destination("User+Tag@Gmail.com")
 
-    @pytest.mark.parametrize("raw", ["a,b@x.org", "a b@x.org", "a\n@x.org", "a@x.org,b@y.org", '"a"@x.org'])
+    @pytest.mark.parametrize(
+        "raw", ["a,b@x.org", "a b@x.org", "a\n@x.org", "a@x.org,b@y.org", '"a"@x.org']
+    )
     def test_separators_are_refused(self, raw: str) -> None:
         """Commas, spaces, quotes and newlines would change a Postfix result: refused."""
         with pytest.raises(InvalidAddress):
@@ -161,7 +166,9 @@ class TestSuggestions:
         taken = parse_address(f"{long_local}@example.org")
         options = list(suggest(taken))[:3]
         assert len(options) == 3
-        assert all(len(o.local) <= MAX_LOCAL and str(parse_address(str(o))) == str(o) for o in options)
+        assert all(
+            len(o.local) <= MAX_LOCAL and str(parse_address(str(o))) == str(o) for o in options
+        )
 
     def test_suggestions_never_role_names(self) -> None:
         """A suggestion never falls on a reserved role address."""

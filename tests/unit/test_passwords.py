@@ -53,7 +53,9 @@ class TestPolicies:
 
     def test_context_words_are_refused(self) -> None:
         """A password holding the mailbox name is refused."""
-        assert "not contain the mailbox name" in violations("Alice-2026-x!", SOURCE, context=("alice",))
+        assert "not contain the mailbox name" in violations(
+            "Alice-2026-x!", SOURCE, context=("alice",)
+        )
 
     def test_error_lists_every_rule_and_never_the_password(self) -> None:
         """PasswordPolicy carries all broken rules and not the password itself."""
@@ -76,7 +78,10 @@ class TestGenerator:
     """Generated passwords always pass their policy."""
 
     @settings(max_examples=200)
-    @given(policy=st.sampled_from(list(POLICIES.values())), length=st.integers(min_value=8, max_value=64))
+    @given(
+        policy=st.sampled_from(list(POLICIES.values())),
+        length=st.integers(min_value=8, max_value=64),
+    )
     def test_generated_passwords_pass_their_policy(self, policy: object, length: int) -> None:
         """Every generated password passes the policy it was generated for."""
         password = generate_password(policy, length)  # type: ignore[arg-type]
@@ -92,7 +97,10 @@ class TestGenerator:
 
     def test_positions_are_uniform(self) -> None:
         """The shuffle spreads the required digit across positions (not always first)."""
-        firsts = {next(i for i, c in enumerate(generate_password(SOURCE, 8)) if c.isdigit()) for _ in range(300)}
+        firsts = {
+            next(i for i, c in enumerate(generate_password(SOURCE, 8)) if c.isdigit())
+            for _ in range(300)
+        }
         assert len(firsts) >= 6
 
 
@@ -101,7 +109,11 @@ class TestHashing:
 
     @pytest.mark.parametrize(
         ("scheme", "prefix"),
-        [("ARGON2ID", "{ARGON2ID}$argon2id$"), ("SHA512-CRYPT", "{SHA512-CRYPT}$6$"), ("BLF-CRYPT", "{BLF-CRYPT}$2y$")],
+        [
+            ("ARGON2ID", "{ARGON2ID}$argon2id$"),
+            ("SHA512-CRYPT", "{SHA512-CRYPT}$6$"),
+            ("BLF-CRYPT", "{BLF-CRYPT}$2y$"),
+        ],
     )
     def test_each_scheme(self, scheme: str, prefix: str) -> None:
         """Each scheme makes a Dovecot-form hash that verifies only the right password."""
@@ -121,7 +133,9 @@ class TestHashing:
             hashing.hash_password("x", "MD5")
         assert "ARGON2ID" in (caught.value.hint or "")
 
-    @pytest.mark.parametrize("value", ["plain", "{MD5}abc", "{ARGON2ID}not-a-hash", "{SHA512-CRYPT}$1$x$y"])
+    @pytest.mark.parametrize(
+        "value", ["plain", "{MD5}abc", "{ARGON2ID}not-a-hash", "{SHA512-CRYPT}$1$x$y"]
+    )
     def test_split_hash_refuses_garbage(self, value: str) -> None:
         """Only a well-formed hash of a known scheme is accepted for import."""
         with pytest.raises(InvalidValue):

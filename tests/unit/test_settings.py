@@ -22,7 +22,10 @@ class TestLayers:
 
     def test_each_layer_wins_over_the_one_below(self, tmp_path: Path) -> None:
         """A flag beats env, env beats the file, the file beats the default."""
-        cfg = write(tmp_path / "m.toml", '[site]\nhostname = "file.example"\n[passwords]\nscheme = "BLF-CRYPT"\n')
+        cfg = write(
+            tmp_path / "m.toml",
+            '[site]\nhostname = "file.example"\n[passwords]\nscheme = "BLF-CRYPT"\n',
+        )
         env = {"MAILPROV_SITE_HOSTNAME": "env.example", "MAILPROV_PASSWORDS_MIN_LENGTH": "12"}
         config = load_settings(config_file=cfg, env=env, flags={"site.hostname": "flag.example"})
         assert "flag.example" == config.site.hostname
@@ -36,7 +39,9 @@ class TestLayers:
     def test_relative_sqlite_path_is_relative_to_the_file(self, tmp_path: Path) -> None:
         """sqlite:///x.sqlite in a config file means the file's own folder."""
         cfg = write(tmp_path / "m.toml", '[store]\nurl = "sqlite:///x.sqlite"\n')
-        assert f"sqlite:///{tmp_path / 'x.sqlite'}" == load_settings(config_file=cfg, env={}).store.url
+        assert (
+            f"sqlite:///{tmp_path / 'x.sqlite'}" == load_settings(config_file=cfg, env={}).store.url
+        )
 
     def test_example_config_loads(self) -> None:
         """configs/example.toml is valid and sets every section it documents."""
@@ -45,7 +50,11 @@ class TestLayers:
         assert 2 * 1024**3 == __import__("mailprov.rules.sizes", fromlist=["x"]).parse_size(
             config.accounts.default_quota
         )
-        assert all(not origin.startswith("default") for key, origin in config.origins.items() if key.startswith("ports."))
+        assert all(
+            not origin.startswith("default")
+            for key, origin in config.origins.items()
+            if key.startswith("ports.")
+        )
 
 
 class TestLookup:
@@ -102,4 +111,6 @@ class TestErrors:
     def test_bad_env_value(self) -> None:
         """An environment value of the wrong type names the variable."""
         with pytest.raises(ConfigInvalid, match="MAILPROV_PASSWORDS_ENFORCE_MAX_AGE"):
-            load_settings(env={"MAILPROV_PASSWORDS_ENFORCE_MAX_AGE": "perhaps", "MAILPROV_CONFIG": ""})
+            load_settings(
+                env={"MAILPROV_PASSWORDS_ENFORCE_MAX_AGE": "perhaps", "MAILPROV_CONFIG": ""}
+            )

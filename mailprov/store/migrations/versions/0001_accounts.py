@@ -30,7 +30,9 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(8), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.CheckConstraint("kind IN ('mailbox', 'alias')", name="ck_addresses_kind"),
-        sa.ForeignKeyConstraint(["domain_id"], ["domains.id"], name="fk_addresses_domain_id_domains"),
+        sa.ForeignKeyConstraint(
+            ["domain_id"], ["domains.id"], name="fk_addresses_domain_id_domains"
+        ),
         sa.PrimaryKeyConstraint("address", name="pk_addresses"),
     )
     op.create_index("ix_addresses_domain_id", "addresses", ["domain_id"])
@@ -51,9 +53,14 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["address"], ["addresses.address"], name="fk_mailboxes_address_addresses", ondelete="CASCADE"
+            ["address"],
+            ["addresses.address"],
+            name="fk_mailboxes_address_addresses",
+            ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(["domain_id"], ["domains.id"], name="fk_mailboxes_domain_id_domains"),
+        sa.ForeignKeyConstraint(
+            ["domain_id"], ["domains.id"], name="fk_mailboxes_domain_id_domains"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_mailboxes"),
         sa.UniqueConstraint("address", name="uq_mailboxes_address"),
     )
@@ -66,7 +73,10 @@ def upgrade() -> None:
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["address"], ["addresses.address"], name="fk_aliases_address_addresses", ondelete="CASCADE"
+            ["address"],
+            ["addresses.address"],
+            name="fk_aliases_address_addresses",
+            ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(["domain_id"], ["domains.id"], name="fk_aliases_domain_id_domains"),
         sa.PrimaryKeyConstraint("id", name="pk_aliases"),
@@ -78,7 +88,10 @@ def upgrade() -> None:
         sa.Column("alias_id", sa.Integer(), nullable=False),
         sa.Column("destination", sa.String(254), nullable=False),
         sa.ForeignKeyConstraint(
-            ["alias_id"], ["aliases.id"], name="fk_alias_destinations_alias_id_aliases", ondelete="CASCADE"
+            ["alias_id"],
+            ["aliases.id"],
+            name="fk_alias_destinations_alias_id_aliases",
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("alias_id", "destination", name="pk_alias_destinations"),
     )
@@ -100,5 +113,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("audit_log", "alias_destinations", "aliases", "mailboxes", "addresses", "domains"):
+    for table in (
+        "audit_log",
+        "alias_destinations",
+        "aliases",
+        "mailboxes",
+        "addresses",
+        "domains",
+    ):
         op.drop_table(table)
