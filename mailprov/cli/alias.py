@@ -26,11 +26,13 @@ def alias_add(source: str, destinations: tuple[str, ...]) -> None:
     from mailprov.services.accounts import add_alias  # noqa: PLC0415
 
     app = app_context()
-    made = add_alias(app.store, source, list(destinations), actor=app.actor())
+    change = add_alias(app.store, source, list(destinations), actor=app.actor())
+    made = change.alias
     emit(
         click.get_current_context(),
-        {"changed": True, "alias": made.to_json()},
-        f"{made.address} -> {', '.join(made.destinations)}",
+        {"changed": change.changed, "added": list(change.added), "alias": made.to_json()},
+        f"{made.address} -> {', '.join(made.destinations)}"
+        + ("" if change.changed else " (unchanged)"),
     )
 
 

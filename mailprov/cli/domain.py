@@ -15,13 +15,26 @@ def domain() -> None:
 
 @domain.command("add")
 @click.argument("name")
+@click.option("--exist-ok", is_flag=True, help="Succeed (changed: false) if NAME already exists.")
 @json_option
-def domain_add(name: str) -> None:
+def domain_add(name: str, exist_ok: bool) -> None:
     """Add domain NAME (an IDN is stored as its A-label)."""
-    from mailprov.services.accounts import add_domain  # noqa: PLC0415
+    from mailprov.errors import AlreadyExists  # noqa: PLC0415
+    from mailprov.services.accounts import add_domain, get_domain  # noqa: PLC0415
 
     app = app_context()
-    added = add_domain(app.store, name, actor=app.actor())
+    try:
+        added = add_domain(app.store, name, actor=app.actor())
+    except AlreadyExists:
+        if not exist_ok:
+            raise
+        found = get_domain(app.store, name)
+        emit(
+            click.get_current_context(),
+            {"changed": False, "domain": found.to_json()},
+            f"domain {found.name} exists",
+        )
+        return
     emit(
         click.get_current_context(),
         {"changed": True, "domain": added.to_json()},

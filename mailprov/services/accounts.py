@@ -471,10 +471,23 @@ def _check_local_destinations(conn: Connection, destinations: Sequence[str]) -> 
         )
 
 
+@dataclass(frozen=True)
+class AliasChange:
+    """The alias after ``add_alias``, and the destinations that were new."""
+
+    alias: Alias
+    added: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        """True if anything was added."""
+        return bool(self.added)
+
+
 def add_alias(
     store: Store, raw_source: str, raw_destinations: Sequence[str], *, actor: Actor
-) -> Alias:
-    """Create an alias, or add destinations to an existing one.
+) -> AliasChange:
+    """Create an alias, or add destinations to an existing one (idempotent).
 
     ``@domain`` is a catch-all: it receives mail for addresses of the domain that are
     neither mailboxes nor aliases.
@@ -526,7 +539,8 @@ def add_alias(
     except IntegrityError:
         with store.read() as conn:
             raise _taken(conn, source) from None
-    return Alias(str(source), tuple(sorted({*existing, *new})), True, created_at)
+    alias = Alias(str(source), tuple(sorted({*existing, *new})), True, created_at)
+    return AliasChange(alias, tuple(new))
 
 
 def list_aliases(store: Store, *, domain: str | None = None) -> list[Alias]:

@@ -110,7 +110,19 @@ class TestAliases:
         made = accounts.add_alias(
             site, "team@example.test", ["bob@example.test", "x@remote.example"], actor=actor
         )
-        assert ("alice@example.test", "bob@example.test", "x@remote.example") == made.destinations
+        assert (
+            "alice@example.test",
+            "bob@example.test",
+            "x@remote.example",
+        ) == made.alias.destinations
+        assert ("bob@example.test", "x@remote.example") == made.added
+
+    def test_adding_existing_destinations_changes_nothing(self, site: Any, actor: Any) -> None:
+        """Repeating an alias add is a no-op: nothing added, no audit record."""
+        accounts.add_alias(site, "team@example.test", ["alice@example.test"], actor=actor)
+        again = accounts.add_alias(site, "team@example.test", ["ALICE@example.test"], actor=actor)
+        assert not again.changed
+        assert 4 == len(list_records(site))
 
     def test_local_destination_must_exist(self, site: Any, actor: Any) -> None:
         """A destination in a served domain must be a mailbox or alias."""
@@ -130,7 +142,7 @@ class TestAliases:
     def test_catch_all(self, site: Any, actor: Any) -> None:
         """'@domain' is an alias like any other, flagged catch-all."""
         made = accounts.add_alias(site, "@example.test", ["alice@example.test"], actor=actor)
-        assert made.catch_all
+        assert made.alias.catch_all
         assert ["@example.test"] == [a.address for a in accounts.list_aliases(site)]
 
 

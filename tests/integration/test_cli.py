@@ -79,6 +79,13 @@ class TestJson:
         result = site("--json", "domain", "show", "example.test")
         assert 1 == json.loads(result.stdout)["domain"]["mailboxes"]
 
+    def test_repeated_adds_report_no_change(self, site: Any) -> None:
+        """Scripts can re-run: alias add and domain add --exist-ok say changed: false."""
+        status, doc = site.json("alias", "add", "postmaster@example.test", "alice@example.test")
+        assert (0, False) == (status, doc["changed"])
+        status, doc = site.json("domain", "add", "example.test", "--exist-ok")
+        assert (0, False) == (status, doc["changed"])
+
     def test_usage_error_in_json(self, run: Any) -> None:
         """A usage error is a JSON error with exit status 2."""
         result = run("mailbox", "add", json_out=True)
