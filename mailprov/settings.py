@@ -152,8 +152,12 @@ class DkimSection:
     #: Where OpenDKIM's opendkim.conf, KeyTable, SigningTable and TrustedHosts are written.
     opendkim_dir: str = "/etc/opendkim"
     milter_host: str = "127.0.0.1"
+    #: Debian's OpenDKIM 2.11 signs with one algorithm per process, so each algorithm
+    #: gets its own instance (and milter): RSA here, Ed25519 on ed25519_milter_port.
     milter_port: int = 8891
     pid_file: str = "/run/opendkim/opendkim.pid"
+    ed25519_milter_port: int = 8892
+    ed25519_pid_file: str = "/run/opendkim/opendkim-ed25519.pid"
     #: Hosts whose mail is signed besides loopback (submission clients are signed by AUTH).
     trusted_hosts: list[str] = field(default_factory=list)
 

@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailprov.render.opendkim import OpendkimContext, SigningKey, render
+from mailprov.render.opendkim import Instance, OpendkimContext, SigningKey, milter_sockets, render
 from mailprov.services.dkim import signers
 from mailprov.system.files import atomic_write
 from mailprov.system.opendkim import reload
 
 if TYPE_CHECKING:
+    from mailprov.services.dkim import DkimKey
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
 
@@ -29,17 +30,37 @@ class SignerUpdate:
         return {"directory": str(self.directory), "changed_files": list(self.changed), "reloaded": self.reloaded}
 
 
+def instances(settings: SiteConfig, keys: list[DkimKey] | None = None) -> tuple[Instance, ...]:
+    """One OpenDKIM instance per algorithm of ``[dkim] algorithms`` (RSA first)."""
+    dk = settings.dkim
+    where = {
+        "rsa-2048": (dk.milter_port, dk.pid_file),
+        "ed25519": (dk.ed25519_milter_port, dk.ed25519_pid_file),
+    }
+    out = []
+    for algorithm in ("rsa-2048", "ed25519"):
+        if algorithm not in dk.algorithms:
+            continue
+        port, pid_file = where[algorithm]
+        mine = tuple(SigningKey(k.domain, k.selector, str(k.key_file))
+                     for k in (keys or []) if k.algorithm == algorithm)
+        out.append(Instance(algorithm, f"inet:{port}@{dk.milter_host}",
+                            str(settings.resolve_path(pid_file)), mine))
+    return tuple(out)
+
+
+def postfix_milters(settings: SiteConfig) -> list[str]:
+    """What Postfix's ``smtpd_milters`` / ``non_smtpd_milters`` list for the signer(s)."""
+    return milter_sockets(instances(settings))
+
+
 def context(store: Store, settings: SiteConfig, directory: Path) -> OpendkimContext:
     """The OpenDKIM template context for every signing key in the store's domains."""
-    dk = settings.dkim
-    keys = tuple(SigningKey(k.domain, k.selector, str(k.key_file)) for k in signers(store, settings))
     return OpendkimContext(
         config_dir=str(directory),
-        socket=f"inet:{dk.milter_port}@{dk.milter_host}",
-        pid_file=str(settings.resolve_path(dk.pid_file)),
-        user=dk.signer_user,
-        keys=keys,
-        trusted_hosts=tuple(dk.trusted_hosts),
+        user=settings.dkim.signer_user,
+        instances=instances(settings, signers(store, settings)),
+        trusted_hosts=tuple(settings.dkim.trusted_hosts),
     )
 
 
@@ -65,5 +86,8 @@ def apply(store: Store, settings: SiteConfig, directory: Path | None = None, *,
     folder.mkdir(parents=True, exist_ok=True)
     for name in changed:
         atomic_write(folder / name, files[name], mode=0o644)
-    reloaded = bool(changed) and reload_signer and reload(settings.resolve_path(settings.dkim.pid_file))
+    reloaded = False
+    if changed and reload_signer:
+        for instance in instances(settings):
+            reloaded = reload(Path(instance.pid_file)) or reloaded
     return SignerUpdate(folder, tuple(changed), reloaded)
