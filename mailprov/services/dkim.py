@@ -138,7 +138,8 @@ def _mark_signers(keys: list[DkimKey]) -> list[DkimKey]:
     for key in keys:
         if key.status == "active":
             best = newest.get(key.algorithm)
-            if best is None or (key.activated_at or 0, key.created_at) > (best.activated_at or 0, best.created_at):
+            # Ties (same second) go to the key listed later: the one activated last.
+            if best is None or (key.activated_at or 0) >= (best.activated_at or 0):
                 newest[key.algorithm] = key
     chosen = {id(k) for k in newest.values()}
     return [replace(k, signing=id(k) in chosen) for k in keys]
@@ -289,9 +290,10 @@ def activate(store: Store, settings: SiteConfig, domain: str, selector: str, *, 
         for other in keys:
             if other.signing and other.algorithm == key.algorithm:
                 other = replace(other, superseded_at=actor.now)  # noqa: PLW2901
-            if other.selector == key.selector:
-                other = replace(other, status="active", activated_at=actor.now)  # noqa: PLW2901
-            updated.append(other)
+            if other.selector != key.selector:
+                updated.append(other)
+        # The activated key goes last: on a same-second tie, the last listed signs.
+        updated.append(replace(key, status="active", activated_at=actor.now, record=None))
         _save(folder, updated)
     result = next(k for k in _mark_signers(updated) if k.selector == key.selector)
     _audit(store, actor, "dkim.activate", name, result)

@@ -62,15 +62,15 @@ def read_private_key(path: Path) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as exc:
         raise DkimKeyUnusable(f"cannot read DKIM key file {path}: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise DkimKeyUnusable(f"DKIM key file {path} is not a regular file")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        os.close(fd)
+        raise DkimKeyUnsafe(f"DKIM key file {path} has mode {mode:04o}: other users may read it")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise DkimKeyUnusable(f"DKIM key file {path} is not a regular file")
-        mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077:
-            raise DkimKeyUnsafe(
-                f"DKIM key file {path} has mode {mode:04o}: other users may read it"
-            )
         try:
             return handle.read()
         except OSError as exc:
