@@ -36,10 +36,30 @@ class ClientSettings:
     def servers(self) -> list[dict[str, Any]]:
         """The four services a client may use, best first within each direction."""
         return [
-            {"protocol": "IMAP", "direction": "incoming", "port": self.imaps, "security": "SSL/TLS"},
-            {"protocol": "POP3", "direction": "incoming", "port": self.pop3s, "security": "SSL/TLS"},
-            {"protocol": "SMTP", "direction": "outgoing", "port": self.submissions, "security": "SSL/TLS"},
-            {"protocol": "SMTP", "direction": "outgoing", "port": self.submission, "security": "STARTTLS"},
+            {
+                "protocol": "IMAP",
+                "direction": "incoming",
+                "port": self.imaps,
+                "security": "SSL/TLS",
+            },
+            {
+                "protocol": "POP3",
+                "direction": "incoming",
+                "port": self.pop3s,
+                "security": "SSL/TLS",
+            },
+            {
+                "protocol": "SMTP",
+                "direction": "outgoing",
+                "port": self.submissions,
+                "security": "SSL/TLS",
+            },
+            {
+                "protocol": "SMTP",
+                "direction": "outgoing",
+                "port": self.submission,
+                "security": "STARTTLS",
+            },
         ]
 
     def to_json(self) -> dict[str, Any]:

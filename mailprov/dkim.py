@@ -21,7 +21,7 @@ _SELECTOR_RE = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 @dataclass(frozen=True)
 class KeyPair:
-    """A new DKIM key: the private PEM (a secret: only ever written to a 0600 file) and its record."""
+    """A new DKIM key: the private PEM (a secret, only written to a 0600 file) and its record."""
 
     algorithm: str
     private_pem: bytes
@@ -50,7 +50,7 @@ def check_selector(raw: str) -> str:
     Raises:
         SelectorInvalid: naming the selector and what is wrong.
     """
-    selector = raw.strip().lower()
+    selector = raw.lower()
     if not _SELECTOR_RE.fullmatch(selector):
         shown = raw.encode("unicode_escape").decode("ascii")[:70]
         raise SelectorInvalid(f"'{shown}' is not a valid DKIM selector")
@@ -107,7 +107,9 @@ def record_from_pem(pem: bytes, *, path: str, algorithm: str) -> str:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
-        raise DkimKeyUnusable(f"DKIM key file {path} is not an unencrypted PEM private key") from None
+        raise DkimKeyUnusable(
+            f"DKIM key file {path} is not an unencrypted PEM private key"
+        ) from None
     expected = rsa.RSAPrivateKey if algorithm == "rsa-2048" else ed25519.Ed25519PrivateKey
     if not isinstance(key, expected):
         raise DkimKeyUnusable(f"DKIM key file {path} does not hold an {algorithm} key")

@@ -54,7 +54,11 @@ class Nameserver:
     port: int = 53
 
     def __str__(self) -> str:
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+        return (
+            f"[{self.address}]:{self.port}"
+            if ":" in self.address
+            else f"{self.address}:{self.port}"
+        )
 
 
 def parse_nameserver(raw: str) -> Nameserver:
@@ -69,7 +73,9 @@ def parse_nameserver(raw: str) -> Nameserver:
         host, _, rest = text[1:].partition("]")
         if rest:
             if not rest.startswith(":") or not rest[1:].isdigit():
-                raise InvalidValue(f"'{raw}' is not IP[:PORT]", hint="e.g. 127.0.0.1:5353 or [::1]:5353")
+                raise InvalidValue(
+                    f"'{raw}' is not IP[:PORT]", hint="e.g. 127.0.0.1:5353 or [::1]:5353"
+                )
             port = int(rest[1:])
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
@@ -80,7 +86,8 @@ def parse_nameserver(raw: str) -> Nameserver:
         ipaddress.ip_address(host)
     except ValueError:
         raise InvalidValue(
-            f"'{raw}' is not an IP address", hint="give the name server as IP[:PORT], e.g. 127.0.0.1:5353"
+            f"'{raw}' is not an IP address",
+            hint="give the name server as IP[:PORT], e.g. 127.0.0.1:5353",
         ) from None
     if not 0 < port < 65536:
         raise InvalidValue(f"port {port} of '{raw}' is not 1-65535")
@@ -124,14 +131,18 @@ class Querier:
                 request, self.nameserver.address, timeout=self.timeout, port=self.nameserver.port
             )
         except dns.exception.Timeout:
-            return Answer(Outcome.FAILED, detail=f"no answer from {self.nameserver} in {self.timeout:g} s")
+            return Answer(
+                Outcome.FAILED, detail=f"no answer from {self.nameserver} in {self.timeout:g} s"
+            )
         except (OSError, dns.exception.DNSException) as exc:
             return Answer(Outcome.FAILED, detail=f"query to {self.nameserver} failed: {exc}")
         rcode = response.rcode()
         if rcode == dns.rcode.NXDOMAIN:
             return Answer(Outcome.NXDOMAIN, detail=f"{name} does not exist")
         if rcode != dns.rcode.NOERROR:
-            return Answer(Outcome.FAILED, detail=f"{self.nameserver} answered {dns.rcode.to_text(rcode)}")
+            return Answer(
+                Outcome.FAILED, detail=f"{self.nameserver} answered {dns.rcode.to_text(rcode)}"
+            )
         values: list[str] = []
         for rrset in response.answer:
             if rrset.rdtype != wanted:
@@ -185,7 +196,7 @@ def _norm_name(value: str) -> str:
     return value.strip().rstrip(".").lower()
 
 
-def _norm(rtype: str, value: str) -> str:
+def _norm(rtype: str, value: str) -> str:  # noqa: PLR0911  (one return per record type)
     """A comparable form of a record value of ``rtype``."""
     parts = value.split()
     if rtype in {"CNAME", "NS"}:
@@ -200,7 +211,7 @@ def _norm(rtype: str, value: str) -> str:
         except ValueError:
             return value
     if rtype == "TLSA":
-        return " ".join(parts[:3] + ["".join(parts[3:]).lower()])
+        return " ".join([*parts[:3], "".join(parts[3:]).lower()])
     return " ".join(parts)
 
 
@@ -212,8 +223,12 @@ _TXT_PREFIX = {
     "dns.tls_rpt": "v=tlsrptv1",
 }
 #: Tags that must match for tag-list TXT records (the rest may differ).
-_TAGS = {"dns.dkim.selector": ("k", "p"), "dns.dmarc": ("p", "rua", "ruf"),
-         "dns.mta_sts.txt": ("id",), "dns.tls_rpt": ("rua",)}
+_TAGS = {
+    "dns.dkim.selector": ("k", "p"),
+    "dns.dmarc": ("p", "rua", "ruf"),
+    "dns.mta_sts.txt": ("id",),
+    "dns.tls_rpt": ("rua",),
+}
 
 
 def _txt_matches(check: str, expected: str, found: str) -> bool:
@@ -229,12 +244,24 @@ def _finding(check: str, status: str) -> str:
     return "" if status == OK else f"{check}_{status}"
 
 
-def compare(record: Record, answer: Answer, *, address_answer: Answer | None = None) -> CheckResult:
+def compare(  # noqa: PLR0911  (one return per check outcome reads best)
+    record: Record, answer: Answer, *, address_answer: Answer | None = None
+) -> CheckResult:
     """Compare one expected record with what the server answered."""
 
-    def result(status: str, found: Sequence[str] = (), detail: str = "", finding: str = "") -> CheckResult:
-        return CheckResult(record.check, record.name, record.rtype, status, record.value,
-                           tuple(found), detail, finding or _finding(record.check, status))
+    def result(
+        status: str, found: Sequence[str] = (), detail: str = "", finding: str = ""
+    ) -> CheckResult:
+        return CheckResult(
+            record.check,
+            record.name,
+            record.rtype,
+            status,
+            record.value,
+            tuple(found),
+            detail,
+            finding or _finding(record.check, status),
+        )
 
     if answer.outcome is Outcome.FAILED:
         return result(UNKNOWN, detail=answer.detail)
@@ -250,8 +277,12 @@ def compare(record: Record, answer: Answer, *, address_answer: Answer | None = N
     if not values:
         return result(MISSING, detail=answer.detail or f"no {record.rtype} record at {record.name}")
     if record.check == "dns.spf" and len(values) > 1:
-        return result(WRONG, values, "more than one SPF record: receivers treat that as an error",
-                      "dns.spf.multiple")
+        return result(
+            WRONG,
+            values,
+            "more than one SPF record: receivers treat that as an error",
+            "dns.spf.multiple",
+        )
     if record.rtype == "TXT":
         ok = any(_txt_matches(record.check, record.value, v) for v in values)
     else:
@@ -280,17 +311,38 @@ def mx_coverage(domain: str, patterns: Sequence[str], mx_answer: Answer) -> Chec
 
     check = "dns.mta_sts.mx_coverage"
     if mx_answer.outcome is Outcome.FAILED:
-        return CheckResult(check, name, "MX", UNKNOWN, expected, detail=mx_answer.detail,
-                           finding="dns.mta_sts.mx_coverage_unknown")
+        return CheckResult(
+            check,
+            name,
+            "MX",
+            UNKNOWN,
+            expected,
+            detail=mx_answer.detail,
+            finding="dns.mta_sts.mx_coverage_unknown",
+        )
     hosts = [v.split()[-1] for v in mx_answer.values]
     if not hosts:
-        return CheckResult(check, name, "MX", MISSING, expected, detail="no MX records to cover",
-                           finding="dns.mta_sts.mx_missing")
+        return CheckResult(
+            check,
+            name,
+            "MX",
+            MISSING,
+            expected,
+            detail="no MX records to cover",
+            finding="dns.mta_sts.mx_missing",
+        )
     uncovered = [h for h in hosts if not covered(h)]
     if uncovered:
-        return CheckResult(check, name, "MX", WRONG, expected, tuple(hosts),
-                           "not in the MTA-STS policy: " + ", ".join(uncovered),
-                           "dns.mta_sts.mx_not_covered")
+        return CheckResult(
+            check,
+            name,
+            "MX",
+            WRONG,
+            expected,
+            tuple(hosts),
+            "not in the MTA-STS policy: " + ", ".join(uncovered),
+            "dns.mta_sts.mx_not_covered",
+        )
     return CheckResult(check, name, "MX", OK, expected, tuple(hosts))
 
 
@@ -329,10 +381,14 @@ class CheckPlan:
     def check_mx_coverage(self, domain: str, patterns: Sequence[str]) -> CheckResult:
         """The MTA-STS MX coverage check, retried like the others."""
         return self._retrying(
-            lambda: mx_coverage(domain, patterns, self.querier.query(domain.rstrip(".") + ".", "MX"))
+            lambda: mx_coverage(
+                domain, patterns, self.querier.query(domain.rstrip(".") + ".", "MX")
+            )
         )
 
-    def run(self, records: Sequence[Record], *, domain: str, mx_patterns: Sequence[str]) -> list[CheckResult]:
+    def run(
+        self, records: Sequence[Record], *, domain: str, mx_patterns: Sequence[str]
+    ) -> list[CheckResult]:
         """Every record's check plus MX coverage, concurrently, in the records' order."""
         with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
             futures = [pool.submit(self.check_record, r) for r in records]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: SRV records of RFC 6186 / RFC 8314: (service label, port name or None for "not offered", priority).
+#: SRV records of RFC 6186 / RFC 8314: (label, port name or None = "not offered", priority).
 SRV_SERVICES: tuple[tuple[str, str | None, int], ...] = (
     ("_submissions._tcp", "submissions", 0),
     ("_submission._tcp", "submission", 10),
@@ -107,7 +107,11 @@ class RecordSet:
         return {
             "domain": self.domain,
             "records": [r.to_json() for r in self.records],
-            "mta_sts_policy": {"url": self.mta_sts_url, "text": self.mta_sts_policy, "id": self.policy_id},
+            "mta_sts_policy": {
+                "url": self.mta_sts_url,
+                "text": self.mta_sts_policy,
+                "id": self.policy_id,
+            },
         }
 
 
@@ -150,45 +154,106 @@ def build(inp: RecordInput) -> RecordSet:
     web = absolute(inp.web_host or inp.hostname)
     ttl = inp.ttl
     out: list[Record] = [
-        Record(domain, "MX", f"{inp.mx_priority} {host}", "dns.mx", ttl, "mail for the domain goes here"),
+        Record(
+            domain,
+            "MX",
+            f"{inp.mx_priority} {host}",
+            "dns.mx",
+            ttl,
+            "mail for the domain goes here",
+        ),
     ]
     out += [Record(host, "A", ip, "dns.host.ipv4", ttl, "the mail host, IPv4") for ip in inp.ipv4]
-    out += [Record(host, "AAAA", ip, "dns.host.ipv6", ttl, "the mail host, IPv6") for ip in inp.ipv6]
+    out += [
+        Record(host, "AAAA", ip, "dns.host.ipv6", ttl, "the mail host, IPv6") for ip in inp.ipv6
+    ]
     out.append(Record(domain, "TXT", inp.spf, "dns.spf", ttl, "SPF: who may send for the domain"))
     for key in inp.dkim:
-        note = "DKIM key in use" if key.status == "active" else "DKIM key to publish before activating"
-        out.append(
-            Record(f"{key.selector}._domainkey.{domain}", "TXT", key.record, "dns.dkim.selector", ttl, note)
+        note = (
+            "DKIM key in use" if key.status == "active" else "DKIM key to publish before activating"
         )
-    out.append(Record(f"_dmarc.{domain}", "TXT", dmarc_value(inp), "dns.dmarc", ttl, "DMARC policy"))
+        out.append(
+            Record(
+                f"{key.selector}._domainkey.{domain}",
+                "TXT",
+                key.record,
+                "dns.dkim.selector",
+                ttl,
+                note,
+            )
+        )
+    out.append(
+        Record(f"_dmarc.{domain}", "TXT", dmarc_value(inp), "dns.dmarc", ttl, "DMARC policy")
+    )
     policy = mta_sts_policy(inp)
     pid = policy_id(policy)
     out += [
-        Record(f"_mta-sts.{domain}", "TXT", f"v=STSv1; id={pid}", "dns.mta_sts.txt", ttl,
-               "MTA-STS: the id changes when the policy file changes"),
-        Record(f"mta-sts.{domain}", "CNAME", web, "dns.mta_sts.host", ttl,
-               "serves https://mta-sts.DOMAIN/.well-known/mta-sts.txt"),
-        Record(f"_smtp._tls.{domain}", "TXT",
-               f"v=TLSRPTv1; rua={inp.tls_rpt_rua or 'mailto:postmaster@' + inp.domain}",
-               "dns.tls_rpt", ttl, "TLS-RPT: where TLS failure reports go"),
+        Record(
+            f"_mta-sts.{domain}",
+            "TXT",
+            f"v=STSv1; id={pid}",
+            "dns.mta_sts.txt",
+            ttl,
+            "MTA-STS: the id changes when the policy file changes",
+        ),
+        Record(
+            f"mta-sts.{domain}",
+            "CNAME",
+            web,
+            "dns.mta_sts.host",
+            ttl,
+            "serves https://mta-sts.DOMAIN/.well-known/mta-sts.txt",
+        ),
+        Record(
+            f"_smtp._tls.{domain}",
+            "TXT",
+            f"v=TLSRPTv1; rua={inp.tls_rpt_rua or 'mailto:postmaster@' + inp.domain}",
+            "dns.tls_rpt",
+            ttl,
+            "TLS-RPT: where TLS failure reports go",
+        ),
     ]
     for key in inp.tlsa:
         out.append(
-            Record(f"_{inp.ports['smtp']}._tcp.{host}", "TLSA", f"3 1 1 {key.sha256_hex}",
-                   f"dns.tlsa.{key.role}", ttl,
-                   "DANE: the certificate's public key" if key.role == "current"
-                   else "DANE: the next key, published before the rollover")
+            Record(
+                f"_{inp.ports['smtp']}._tcp.{host}",
+                "TLSA",
+                f"3 1 1 {key.sha256_hex}",
+                f"dns.tlsa.{key.role}",
+                ttl,
+                "DANE: the certificate's public key"
+                if key.role == "current"
+                else "DANE: the next key, published before the rollover",
+            )
         )
     for label, port_name, priority in SRV_SERVICES:
         value = f"{priority} 1 {inp.ports[port_name]} {host}" if port_name else "0 0 0 ."
         check = "dns.srv." + label.split(".")[0].lstrip("_")
-        out.append(Record(f"{label}.{domain}", "SRV", value, check, ttl,
-                          "RFC 6186/8314 client discovery" if port_name else "not offered"))
+        out.append(
+            Record(
+                f"{label}.{domain}",
+                "SRV",
+                value,
+                check,
+                ttl,
+                "RFC 6186/8314 client discovery" if port_name else "not offered",
+            )
+        )
     out += [
-        Record(f"autoconfig.{domain}", "CNAME", web, "dns.autoconfig", ttl, "Thunderbird autoconfig"),
-        Record(f"autodiscover.{domain}", "CNAME", web, "dns.autodiscover", ttl, "Outlook autodiscover"),
-        Record(f"_autodiscover._tcp.{domain}", "SRV", f"0 1 443 {web}", "dns.srv.autodiscover", ttl,
-               "Outlook autodiscover"),
+        Record(
+            f"autoconfig.{domain}", "CNAME", web, "dns.autoconfig", ttl, "Thunderbird autoconfig"
+        ),
+        Record(
+            f"autodiscover.{domain}", "CNAME", web, "dns.autodiscover", ttl, "Outlook autodiscover"
+        ),
+        Record(
+            f"_autodiscover._tcp.{domain}",
+            "SRV",
+            f"0 1 443 {web}",
+            "dns.srv.autodiscover",
+            ttl,
+            "Outlook autodiscover",
+        ),
     ]
     url = f"https://mta-sts.{inp.domain}/.well-known/mta-sts.txt"
     return RecordSet(inp.domain, tuple(out), policy, url, pid)
@@ -240,8 +305,8 @@ def to_zone(rs: RecordSet, *, header: str, soa: tuple[str, int] | None = None) -
         rel = "@" if record.name.lower() == origin.lower() else record.name[: -len(origin) - 1]
         lines.append(f"{rel:<34} {record.ttl:>6} IN {record.rtype:<5} {_zone_value(record)}")
     if outside:
-        lines.append("; These names are outside this zone: publish them in the zone that holds them.")
-        lines += [
-            f"; {r.name} {r.ttl} IN {r.rtype} {_zone_value(r)}" for r in outside
-        ]
+        lines.append(
+            "; These names are outside this zone: publish them in the zone that holds them."
+        )
+        lines += [f"; {r.name} {r.ttl} IN {r.rtype} {_zone_value(r)}" for r in outside]
     return "\n".join(lines) + "\n"

@@ -22,23 +22,31 @@ def dkim() -> None:
 
 
 def _publish_text(key: DkimKey) -> str:
-    return f"publish: {key.dns_name} TXT \"{key.record}\""
+    return f'publish: {key.dns_name} TXT "{key.record}"'
 
 
 @dkim.command("keygen")
 @click.argument("domain")
 @click.option("--selector", help="Selector name (default: dkim.selector_prefix + date + r|e).")
-@click.option("--algorithm", type=ALGORITHMS, help="Key type (default: the first of dkim.algorithms).")
+@click.option(
+    "--algorithm", type=ALGORITHMS, help="Key type (default: the first of dkim.algorithms)."
+)
 @json_option
 def dkim_keygen(domain: str, selector: str | None, algorithm: str | None) -> None:
     """Make a new DKIM key for DOMAIN (status 'next'); the private key is never printed."""
     from mailprov.services.dkim import keygen  # noqa: PLC0415
 
     app = app_context()
-    key = keygen(app.store, app.settings, domain, actor=app.actor(), selector=selector, algorithm=algorithm)
-    emit(click.get_current_context(), {"changed": True, "key": key.to_json()},
-         f"made {key.algorithm} key {key.selector} for {key.domain} ({key.key_file})\n{_publish_text(key)}\n"
-         f"then: mailprov dkim activate {key.domain} {key.selector}")
+    key = keygen(
+        app.store, app.settings, domain, actor=app.actor(), selector=selector, algorithm=algorithm
+    )
+    emit(
+        click.get_current_context(),
+        {"changed": True, "key": key.to_json()},
+        f"made {key.algorithm} key {key.selector} for {key.domain} ({key.key_file})\n"
+        f"{_publish_text(key)}\n"
+        f"then: mailprov dkim activate {key.domain} {key.selector}",
+    )
 
 
 @dkim.command("list")
@@ -56,15 +64,30 @@ def dkim_list(domain: str | None) -> None:
         click.get_current_context(),
         {"keys": [k.to_json() for k in keys]},
         ["domain", "selector", "algorithm", "status", "signing", "created", "record"],
-        [[k.domain, k.selector, k.algorithm, k.status, "yes" if k.signing else "no",
-          k.to_json()["created_at"], (k.record or "")[:40]] for k in keys],
+        [
+            [
+                k.domain,
+                k.selector,
+                k.algorithm,
+                k.status,
+                "yes" if k.signing else "no",
+                k.to_json()["created_at"],
+                (k.record or "")[:40],
+            ]
+            for k in keys
+        ],
     )
 
 
 @dkim.command("rotate")
 @click.argument("domain")
-@click.option("--algorithm", "algorithms", type=ALGORITHMS, multiple=True,
-              help="Only this algorithm (repeatable; default: every one of dkim.algorithms).")
+@click.option(
+    "--algorithm",
+    "algorithms",
+    type=ALGORITHMS,
+    multiple=True,
+    help="Only this algorithm (repeatable; default: every one of dkim.algorithms).",
+)
 @json_option
 def dkim_rotate(domain: str, algorithms: tuple[str, ...]) -> None:
     """Make the next key of DOMAIN for each algorithm and show the record to publish.
@@ -76,10 +99,18 @@ def dkim_rotate(domain: str, algorithms: tuple[str, ...]) -> None:
 
     app = app_context()
     made = rotate(app.store, app.settings, domain, actor=app.actor(), algorithms=algorithms or None)
-    lines = [f"{'made' if new else 'waiting'}: {k.selector} ({k.algorithm})\n  {_publish_text(k)}" for k, new in made]
-    emit(click.get_current_context(),
-         {"changed": any(new for _, new in made), "keys": [k.to_json() | {"made": new} for k, new in made]},
-         "\n".join(lines))
+    lines = [
+        f"{'made' if new else 'waiting'}: {k.selector} ({k.algorithm})\n  {_publish_text(k)}"
+        for k, new in made
+    ]
+    emit(
+        click.get_current_context(),
+        {
+            "changed": any(new for _, new in made),
+            "keys": [k.to_json() | {"made": new} for k, new in made],
+        },
+        "\n".join(lines),
+    )
 
 
 def _signer_update(app: Any) -> dict[str, object]:
@@ -94,8 +125,14 @@ def _signer_update(app: Any) -> dict[str, object]:
 @click.option("--force", is_flag=True, help="Switch even if DNS does not show the record yet.")
 @nameserver_options
 @json_option
-def dkim_activate(domain: str, selector: str, force: bool, nameserver: str | None,
-                  timeout: float | None, retries: int | None) -> None:
+def dkim_activate(  # noqa: PLR0917  (click passes the options)
+    domain: str,
+    selector: str,
+    force: bool,
+    nameserver: str | None,
+    timeout: float | None,
+    retries: int | None,
+) -> None:
     """Sign DOMAIN's mail with SELECTOR, once DNS shows its record; the signer is updated.
 
     The key it replaces stays published until 'dkim retire' (dkim.retire_after_days).
@@ -108,20 +145,35 @@ def dkim_activate(domain: str, selector: str, force: bool, nameserver: str | Non
 
     def lookup(key: DkimKey) -> Any:
         plan = check_plan(settings, nameserver, timeout, retries)
-        return plan.check_record(Record(key.dns_name, "TXT", key.record or "", "dns.dkim.selector",
-                                        settings.dns.ttl))
+        return plan.check_record(
+            Record(key.dns_name, "TXT", key.record or "", "dns.dkim.selector", settings.dns.ttl)
+        )
 
-    key, changed = activate(app.store, settings, domain, selector, actor=app.actor(),
-                            lookup=None if force else lookup, force=force)
+    key, changed = activate(
+        app.store,
+        settings,
+        domain,
+        selector,
+        actor=app.actor(),
+        lookup=None if force else lookup,
+        force=force,
+    )
     signer = _signer_update(app)
-    emit(click.get_current_context(), {"changed": changed, "key": key.to_json(), "signer": signer},
-         f"{key.selector} signs mail for {key.domain}" + ("" if changed else " (already)"))
+    emit(
+        click.get_current_context(),
+        {"changed": changed, "key": key.to_json(), "signer": signer},
+        f"{key.selector} signs mail for {key.domain}" + ("" if changed else " (already)"),
+    )
 
 
 @dkim.command("retire")
 @click.argument("domain")
 @click.argument("selector")
-@click.option("--force", is_flag=True, help="Retire even within the waiting period, or a key that still signs.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Retire even within the waiting period, or a key that still signs.",
+)
 @json_option
 def dkim_retire(domain: str, selector: str, force: bool) -> None:
     """Retire SELECTOR of DOMAIN: out of the signer and DNS; its private key is deleted."""
@@ -130,17 +182,26 @@ def dkim_retire(domain: str, selector: str, force: bool) -> None:
     app = app_context()
     key, changed = retire(app.store, app.settings, domain, selector, actor=app.actor(), force=force)
     signer = _signer_update(app)
-    emit(click.get_current_context(), {"changed": changed, "key": key.to_json(), "signer": signer},
-         f"retired {key.selector} of {key.domain}; remove {key.dns_name} from DNS" if changed
-         else f"{key.selector} was already retired")
+    emit(
+        click.get_current_context(),
+        {"changed": changed, "key": key.to_json(), "signer": signer},
+        f"retired {key.selector} of {key.domain}; remove {key.dns_name} from DNS"
+        if changed
+        else f"{key.selector} was already retired",
+    )
 
 
 @dkim.command("render")
-@click.option("--dir", "directory", type=click.Path(file_okay=False), help="Write here (default: dkim.opendkim_dir).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    help="Write here (default: dkim.opendkim_dir).",
+)
 @click.option("--dry-run", is_flag=True, help="Show which files would change; write nothing.")
 @json_option
 def dkim_render(directory: str | None, dry_run: bool) -> None:
-    """Write OpenDKIM's opendkim.conf, KeyTable, SigningTable and TrustedHosts (changed files only)."""
+    """Write OpenDKIM's config, KeyTable, SigningTable and TrustedHosts (changed files only)."""
     from pathlib import Path  # noqa: PLC0415
 
     from mailprov.services.signer import apply, plan  # noqa: PLC0415
@@ -149,9 +210,15 @@ def dkim_render(directory: str | None, dry_run: bool) -> None:
     target = Path(directory).resolve() if directory else None
     if dry_run:
         folder, _files, changed = plan(app.store, app.settings, target)
-        emit(click.get_current_context(), {"changed": False, "would_change": changed, "directory": str(folder)},
-             "\n".join(f"would write {folder / n}" for n in changed) or "up to date")
+        emit(
+            click.get_current_context(),
+            {"changed": False, "would_change": changed, "directory": str(folder)},
+            "\n".join(f"would write {folder / n}" for n in changed) or "up to date",
+        )
         return
     update = apply(app.store, app.settings, target)
-    emit(click.get_current_context(), {"changed": bool(update.changed), **update.to_json()},
-         "\n".join(f"wrote {update.directory / n}" for n in update.changed) or "up to date")
+    emit(
+        click.get_current_context(),
+        {"changed": bool(update.changed), **update.to_json()},
+        "\n".join(f"wrote {update.directory / n}" for n in update.changed) or "up to date",
+    )

@@ -14,7 +14,9 @@ NGINX = "clients/nginx-autoconfig.conf.j2"
 
 
 def _render(template: str, values: dict[str, Any]) -> str:
-    return environment().get_template(template).render(values, version=__version__, template=template)
+    return (
+        environment().get_template(template).render(values, version=__version__, template=template)
+    )
 
 
 def thunderbird(cs: ClientSettings, *, username: str) -> str:
@@ -23,7 +25,7 @@ def thunderbird(cs: ClientSettings, *, username: str) -> str:
 
 
 def autodiscover(cs: ClientSettings, *, username: str) -> str:
-    """Outlook's autodiscover.xml; an empty ``username`` leaves LoginName out (the address is used)."""
+    """Outlook's autodiscover.xml; an empty ``username`` leaves LoginName out (address used)."""
     return _render(AUTODISCOVER, template_values(cs, username=username))
 
 

@@ -115,9 +115,16 @@ def render(context: OpendkimContext) -> dict[str, str]:
     out: dict[str, str] = {}
     for instance in context.instances:
         values = context.values(instance)
-        for base, template in (("opendkim", "opendkim/opendkim.conf.j2"), ("KeyTable", "opendkim/KeyTable.j2"),
-                               ("SigningTable", "opendkim/SigningTable.j2")):
-            name = f"{base}{instance.suffix}.conf" if base == "opendkim" else f"{base}{instance.suffix}"
+        for base, template in (
+            ("opendkim", "opendkim/opendkim.conf.j2"),
+            ("KeyTable", "opendkim/KeyTable.j2"),
+            ("SigningTable", "opendkim/SigningTable.j2"),
+        ):
+            name = (
+                f"{base}{instance.suffix}.conf"
+                if base == "opendkim"
+                else f"{base}{instance.suffix}"
+            )
             out[name] = env.get_template(template).render(values, template=template)
     if context.instances:
         values = context.values(context.instances[0])

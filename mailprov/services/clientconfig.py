@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 FORMATS = ("text", "thunderbird", "autodiscover", "mobileconfig")
 
 
-def client_settings(store: Store, settings: SiteConfig, address: str, *, now: int) -> ClientSettings:
+def client_settings(
+    store: Store, settings: SiteConfig, address: str, *, now: int
+) -> ClientSettings:
     """Where ``address`` (an existing mailbox) connects, from [site] hostname and [ports].
 
     Raises:
@@ -67,11 +69,16 @@ class WebFiles:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready data."""
-        return {"root": str(self.root), "files": [str(p) for p in self.files],
-                "changed_files": [str(p) for p in self.changed]}
+        return {
+            "root": str(self.root),
+            "files": [str(p) for p in self.files],
+            "changed_files": [str(p) for p in self.changed],
+        }
 
 
-def web_files(store: Store, settings: SiteConfig, root: Path, *, domains: list[str] | None = None) -> dict[Path, str]:
+def web_files(
+    store: Store, settings: SiteConfig, root: Path, *, domains: list[str] | None = None
+) -> dict[Path, str]:
     """Every file a web server serves for client setup and MTA-STS, by absolute path (pure render).
 
     Layout under ``root``: ``autoconfig/DOMAIN/mail/config-v1.1.xml``,
@@ -80,7 +87,11 @@ def web_files(store: Store, settings: SiteConfig, root: Path, *, domains: list[s
     """
     from mailprov.services.dns import record_set  # noqa: PLC0415
 
-    names = [get_domain(store, d).name for d in domains] if domains else [d.name for d in list_domains(store)]
+    names = (
+        [get_domain(store, d).name for d in domains]
+        if domains
+        else [d.name for d in list_domains(store)]
+    )
     out: dict[Path, str] = {}
     sites = []
     for name in names:
@@ -90,9 +101,17 @@ def web_files(store: Store, settings: SiteConfig, root: Path, *, domains: list[s
         sts = root / "mta-sts" / name
         out[auto / "mail" / "config-v1.1.xml"] = clients.thunderbird(cs, username=EMAIL_PLACEHOLDER)
         out[disc / "autodiscover" / "autodiscover.xml"] = clients.autodiscover(cs, username="")
-        out[sts / ".well-known" / "mta-sts.txt"] = record_set(store, settings, name, tlsa=False).mta_sts_policy
-        sites.append({"domain": name, "autoconfig_root": str(auto), "autodiscover_root": str(disc),
-                      "mta_sts_root": str(sts)})
+        out[sts / ".well-known" / "mta-sts.txt"] = record_set(
+            store, settings, name, tlsa=False
+        ).mta_sts_policy
+        sites.append(
+            {
+                "domain": name,
+                "autoconfig_root": str(auto),
+                "autodiscover_root": str(disc),
+                "mta_sts_root": str(sts),
+            }
+        )
     out[root / "nginx-mailprov.conf"] = clients.nginx(
         sites,
         cert_file=str(settings.resolve_path(settings.tls.cert_file)),
@@ -101,8 +120,14 @@ def web_files(store: Store, settings: SiteConfig, root: Path, *, domains: list[s
     return out
 
 
-def write_web_files(store: Store, settings: SiteConfig, root: Path, *, domains: list[str] | None = None,
-                    dry_run: bool = False) -> WebFiles:
+def write_web_files(
+    store: Store,
+    settings: SiteConfig,
+    root: Path,
+    *,
+    domains: list[str] | None = None,
+    dry_run: bool = False,
+) -> WebFiles:
     """Render the web files and write those that changed (atomically), unless ``dry_run``."""
     files = web_files(store, settings, root, domains=domains)
     changed = []

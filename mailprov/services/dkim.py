@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailprov import dkim
-from mailprov.errors import AlreadyExists, DkimNotPublished, DkimStateInvalid, InUse, InvalidValue, NotFound
+from mailprov.errors import (
+    AlreadyExists,
+    DkimNotPublished,
+    DkimStateInvalid,
+    InUse,
+    InvalidValue,
+    NotFound,
+)
 from mailprov.model import iso
 from mailprov.services.accounts import get_domain
 from mailprov.store import audit
@@ -167,10 +174,14 @@ def with_record(key: DkimKey) -> DkimKey:
     if key.status == "retired":
         return key
     pem = read_private_key(key.key_file)
-    return replace(key, record=dkim.record_from_pem(pem, path=str(key.key_file), algorithm=key.algorithm))
+    return replace(
+        key, record=dkim.record_from_pem(pem, path=str(key.key_file), algorithm=key.algorithm)
+    )
 
 
-def list_keys(store: Store, settings: SiteConfig, domain: str, *, records: bool = True) -> list[DkimKey]:
+def list_keys(
+    store: Store, settings: SiteConfig, domain: str, *, records: bool = True
+) -> list[DkimKey]:
     """A domain's selectors, oldest first, with their records unless ``records`` is False."""
     name = get_domain(store, domain).name
     keys = _load(domain_dir(settings, name), name)
@@ -179,18 +190,34 @@ def list_keys(store: Store, settings: SiteConfig, domain: str, *, records: bool 
 
 def _audit(store: Store, actor: Actor, action: str, domain: str, key: DkimKey) -> None:
     with store.begin() as conn:
-        audit.append(conn, at=actor.now, actor=actor.name, action=action, target=domain,
-                     details={"selector": key.selector, "algorithm": key.algorithm})
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action=action,
+            target=domain,
+            details={"selector": key.selector, "algorithm": key.algorithm},
+        )
 
 
-def _new_key(settings: SiteConfig, folder: Path, keys: list[DkimKey], domain: str, *,
-              selector: str | None, algorithm: str, now: int) -> DkimKey:
+def _new_key(
+    settings: SiteConfig,
+    folder: Path,
+    keys: list[DkimKey],
+    domain: str,
+    *,
+    selector: str | None,
+    algorithm: str,
+    now: int,
+) -> DkimKey:
     taken = {k.selector for k in keys}
     if selector is not None:
         chosen = dkim.check_selector(selector)
         if chosen in taken or (folder / f"{chosen}.private").exists():
-            raise AlreadyExists(f"DKIM selector {chosen} of {domain} already exists",
-                                hint="choose another --selector, or leave it out for a generated one")
+            raise AlreadyExists(
+                f"DKIM selector {chosen} of {domain} already exists",
+                hint="choose another --selector, or leave it out for a generated one",
+            )
     else:
         from datetime import UTC, datetime  # noqa: PLC0415
 
@@ -207,8 +234,15 @@ def _new_key(settings: SiteConfig, folder: Path, keys: list[DkimKey], domain: st
     return DkimKey(domain, chosen, algorithm, "next", now, key_file, record=pair.record)
 
 
-def keygen(store: Store, settings: SiteConfig, domain: str, *, actor: Actor,
-           selector: str | None = None, algorithm: str | None = None) -> DkimKey:
+def keygen(
+    store: Store,
+    settings: SiteConfig,
+    domain: str,
+    *,
+    actor: Actor,
+    selector: str | None = None,
+    algorithm: str | None = None,
+) -> DkimKey:
     """Make a new key (status ``next``) for a domain in the store.
 
     Raises:
@@ -220,7 +254,9 @@ def keygen(store: Store, settings: SiteConfig, domain: str, *, actor: Actor,
     folder = domain_dir(settings, name)
     with _locked(folder):
         keys = _load(folder, name)
-        key = _new_key(settings, folder, keys, name, selector=selector, algorithm=algo, now=actor.now)
+        key = _new_key(
+            settings, folder, keys, name, selector=selector, algorithm=algo, now=actor.now
+        )
         try:
             _save(folder, [*keys, key])
         except BaseException:
@@ -230,15 +266,24 @@ def keygen(store: Store, settings: SiteConfig, domain: str, *, actor: Actor,
     return key
 
 
-def rotate(store: Store, settings: SiteConfig, domain: str, *, actor: Actor,
-           algorithms: Sequence[str] | None = None) -> list[tuple[DkimKey, bool]]:
+def rotate(
+    store: Store,
+    settings: SiteConfig,
+    domain: str,
+    *,
+    actor: Actor,
+    algorithms: Sequence[str] | None = None,
+) -> list[tuple[DkimKey, bool]]:
     """Make the next key for each algorithm that has none waiting; ``(key, made_now)`` pairs."""
     name = get_domain(store, domain).name
     wanted = [dkim.check_algorithm(a) for a in (algorithms or settings.dkim.algorithms)]
     out: list[tuple[DkimKey, bool]] = []
     for algo in dict.fromkeys(wanted):
-        waiting = [k for k in list_keys(store, settings, name, records=False)
-                   if k.algorithm == algo and k.status == "next"]
+        waiting = [
+            k
+            for k in list_keys(store, settings, name, records=False)
+            if k.algorithm == algo and k.status == "next"
+        ]
         if waiting:
             out.append((with_record(waiting[-1]), False))
         else:
@@ -251,12 +296,22 @@ def _find(keys: list[DkimKey], selector: str, domain: str) -> DkimKey:
     for key in keys:
         if key.selector == chosen:
             return key
-    raise NotFound(f"DKIM selector {chosen} of {domain} does not exist",
-                   hint=f"list them with 'mailprov dkim list {domain}'")
+    raise NotFound(
+        f"DKIM selector {chosen} of {domain} does not exist",
+        hint=f"list them with 'mailprov dkim list {domain}'",
+    )
 
 
-def activate(store: Store, settings: SiteConfig, domain: str, selector: str, *, actor: Actor,
-             lookup: Callable[[DkimKey], CheckResult] | None, force: bool = False) -> tuple[DkimKey, bool]:
+def activate(
+    store: Store,
+    settings: SiteConfig,
+    domain: str,
+    selector: str,
+    *,
+    actor: Actor,
+    lookup: Callable[[DkimKey], CheckResult] | None,
+    force: bool = False,
+) -> tuple[DkimKey, bool]:
     """Make a published ``next`` key the signing key of its algorithm; ``(key, changed)``.
 
     Args:
@@ -271,8 +326,10 @@ def activate(store: Store, settings: SiteConfig, domain: str, selector: str, *, 
         keys = _load(folder, name)
         key = with_record(_find(keys, selector, name))
         if key.status == "retired":
-            raise InvalidValue(f"DKIM selector {key.selector} was retired and cannot sign again",
-                               hint=f"make a new key with 'mailprov dkim rotate {name}'")
+            raise InvalidValue(
+                f"DKIM selector {key.selector} was retired and cannot sign again",
+                hint=f"make a new key with 'mailprov dkim rotate {name}'",
+            )
         if key.signing:
             return key, False
         if not force:
@@ -300,8 +357,15 @@ def activate(store: Store, settings: SiteConfig, domain: str, selector: str, *, 
     return replace(result, record=key.record), True
 
 
-def retire(store: Store, settings: SiteConfig, domain: str, selector: str, *, actor: Actor,
-           force: bool = False) -> tuple[DkimKey, bool]:
+def retire(
+    store: Store,
+    settings: SiteConfig,
+    domain: str,
+    selector: str,
+    *,
+    actor: Actor,
+    force: bool = False,
+) -> tuple[DkimKey, bool]:
     """Take a replaced (or unused) key out of DNS and the signer, and delete its private key.
 
     Raises:
@@ -316,13 +380,16 @@ def retire(store: Store, settings: SiteConfig, domain: str, selector: str, *, ac
         if key.status == "retired":
             return key, False
         if key.signing and not force:
-            raise InUse(f"DKIM selector {key.selector} still signs mail for {name}",
-                        hint="activate its successor first (or pass --force to stop signing with it)")
+            raise InUse(
+                f"DKIM selector {key.selector} still signs mail for {name}",
+                hint="activate its successor first (or pass --force to stop signing with it)",
+            )
         wait = settings.dkim.retire_after_days * DAY
         since = key.superseded_at
         if key.status == "active" and since is not None and actor.now - since < wait and not force:
             raise InUse(
-                f"DKIM selector {key.selector} was replaced at {iso(since)}; mail signed with it may "
+                f"DKIM selector {key.selector} was replaced at {iso(since)}; "
+                f"mail signed with it may "
                 f"still be in transit until {iso(since + wait)}",
                 hint="retire it after that time (dkim.retire_after_days), or pass --force",
             )
@@ -356,7 +423,7 @@ def check_algorithms(settings: SiteConfig) -> list[str]:
     """``[dkim] algorithms`` validated."""
     try:
         return [dkim.check_algorithm(a) for a in settings.dkim.algorithms]
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from mailprov.errors import ConfigInvalid  # noqa: PLC0415
 
         raise ConfigInvalid(f"dkim.algorithms: {exc}") from None

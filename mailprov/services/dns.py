@@ -47,22 +47,28 @@ def spki_sha256(path: Path, *, setting: str) -> str:
                 public_key = None
     if public_key is None:
         raise CertificateInvalid(f"{setting} {path} is not a PEM certificate")
-    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return hashlib.sha256(der).hexdigest()
 
 
 def _check_settings(settings: SiteConfig) -> None:
     dns = settings.dns
     if dns.dmarc_policy not in DMARC_POLICIES:
-        raise ConfigInvalid(f"dns.dmarc_policy must be one of {', '.join(DMARC_POLICIES)}, "
-                            f"not {dns.dmarc_policy!r}")
+        raise ConfigInvalid(
+            f"dns.dmarc_policy must be one of {', '.join(DMARC_POLICIES)}, not {dns.dmarc_policy!r}"
+        )
     if dns.mta_sts_mode not in MTA_STS_MODES:
-        raise ConfigInvalid(f"dns.mta_sts_mode must be one of {', '.join(MTA_STS_MODES)}, "
-                            f"not {dns.mta_sts_mode!r}")
+        raise ConfigInvalid(
+            f"dns.mta_sts_mode must be one of {', '.join(MTA_STS_MODES)}, not {dns.mta_sts_mode!r}"
+        )
     if not dns.spf.lower().startswith("v=spf1"):
         raise ConfigInvalid(f"dns.spf must start with 'v=spf1', not {dns.spf!r}")
     if dns.ttl <= 0 or dns.check_timeout <= 0 or dns.check_retries < 0:
-        raise ConfigInvalid("dns.ttl and dns.check_timeout must be positive, dns.check_retries >= 0")
+        raise ConfigInvalid(
+            "dns.ttl and dns.check_timeout must be positive, dns.check_retries >= 0"
+        )
     import ipaddress  # noqa: PLC0415
 
     for family, values, version in (("ipv4", dns.ipv4, 4), ("ipv6", dns.ipv6, 6)):
@@ -72,7 +78,9 @@ def _check_settings(settings: SiteConfig) -> None:
             except ValueError:
                 ok = False
             if not ok:
-                raise ConfigInvalid(f"dns.{family} holds {value!r}, which is not an IPv{version} address")
+                raise ConfigInvalid(
+                    f"dns.{family} holds {value!r}, which is not an IPv{version} address"
+                )
 
 
 def _host(settings: SiteConfig, value: str, setting: str) -> str:
@@ -105,8 +113,10 @@ def record_set(store: Store, settings: SiteConfig, domain: str, *, tlsa: bool = 
             digest = spki_sha256(nxt, setting="[dns] tlsa_next_file")
             if digest != tlsa_keys[0].sha256_hex:
                 tlsa_keys.append(TlsaKey("next", digest))
-    dkim_keys = [DkimPublication(k.selector, k.record or "", k.status)
-                 for k in published(store, settings, name)]
+    dkim_keys = [
+        DkimPublication(k.selector, k.record or "", k.status)
+        for k in published(store, settings, name)
+    ]
     ports = settings.ports
     inp = RecordInput(
         domain=name,
@@ -124,8 +134,13 @@ def record_set(store: Store, settings: SiteConfig, domain: str, *, tlsa: bool = 
         mta_sts_mx=list(dns.mta_sts_mx),
         tls_rpt_rua=dns.tls_rpt_rua,
         web_host=_host(settings, dns.web_host, "dns.web_host") if dns.web_host else "",
-        ports={"smtp": ports.smtp, "submission": ports.submission, "submissions": ports.submissions,
-               "imaps": ports.imaps, "pop3s": ports.pop3s},
+        ports={
+            "smtp": ports.smtp,
+            "submission": ports.submission,
+            "submissions": ports.submissions,
+            "imaps": ports.imaps,
+            "pop3s": ports.pop3s,
+        },
         dkim=dkim_keys,
         tlsa=tlsa_keys,
     )
@@ -137,8 +152,9 @@ def mx_patterns(settings: SiteConfig) -> list[str]:
     return [settings.site.hostname, *settings.dns.mta_sts_mx]
 
 
-def check(store: Store, settings: SiteConfig, domain: str, plan: CheckPlan, *,
-          tlsa: bool = True) -> list[CheckResult]:
+def check(
+    store: Store, settings: SiteConfig, domain: str, plan: CheckPlan, *, tlsa: bool = True
+) -> list[CheckResult]:
     """Check every expected record of ``domain`` against DNS."""
     rs = record_set(store, settings, domain, tlsa=tlsa)
     return plan.run(rs.records, domain=rs.domain, mx_patterns=mx_patterns(settings))

@@ -1,4 +1,4 @@
-"""The DKIM signer's config: OpenDKIM's files rendered from the key folders, written when changed."""
+"""The DKIM signer's config: OpenDKIM's files rendered from the key folders."""
 
 from __future__ import annotations
 
@@ -27,7 +27,11 @@ class SignerUpdate:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready data."""
-        return {"directory": str(self.directory), "changed_files": list(self.changed), "reloaded": self.reloaded}
+        return {
+            "directory": str(self.directory),
+            "changed_files": list(self.changed),
+            "reloaded": self.reloaded,
+        }
 
 
 def instances(settings: SiteConfig, keys: list[DkimKey] | None = None) -> tuple[Instance, ...]:
@@ -42,10 +46,19 @@ def instances(settings: SiteConfig, keys: list[DkimKey] | None = None) -> tuple[
         if algorithm not in dk.algorithms:
             continue
         port, pid_file = where[algorithm]
-        mine = tuple(SigningKey(k.domain, k.selector, str(k.key_file))
-                     for k in (keys or []) if k.algorithm == algorithm)
-        out.append(Instance(algorithm, f"inet:{port}@{dk.milter_host}",
-                            str(settings.resolve_path(pid_file)), mine))
+        mine = tuple(
+            SigningKey(k.domain, k.selector, str(k.key_file))
+            for k in (keys or [])
+            if k.algorithm == algorithm
+        )
+        out.append(
+            Instance(
+                algorithm,
+                f"inet:{port}@{dk.milter_host}",
+                str(settings.resolve_path(pid_file)),
+                mine,
+            )
+        )
     return tuple(out)
 
 
@@ -64,7 +77,9 @@ def context(store: Store, settings: SiteConfig, directory: Path) -> OpendkimCont
     )
 
 
-def plan(store: Store, settings: SiteConfig, directory: Path | None = None) -> tuple[Path, dict[str, str], list[str]]:
+def plan(
+    store: Store, settings: SiteConfig, directory: Path | None = None
+) -> tuple[Path, dict[str, str], list[str]]:
     """(folder, rendered files, names that differ from what is on disk): a pure diff."""
     folder = directory or settings.resolve_path(settings.dkim.opendkim_dir)
     files = render(context(store, settings, folder))
@@ -79,8 +94,9 @@ def plan(store: Store, settings: SiteConfig, directory: Path | None = None) -> t
     return folder, files, changed
 
 
-def apply(store: Store, settings: SiteConfig, directory: Path | None = None, *,
-          reload_signer: bool = True) -> SignerUpdate:
+def apply(
+    store: Store, settings: SiteConfig, directory: Path | None = None, *, reload_signer: bool = True
+) -> SignerUpdate:
     """Write the changed files atomically, then ask a running OpenDKIM to re-read them."""
     folder, files, changed = plan(store, settings, directory)
     folder.mkdir(parents=True, exist_ok=True)

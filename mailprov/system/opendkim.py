@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def reload(pid_file: Path) -> bool:
-    """Send SIGUSR1 (re-read config, KeyTable and SigningTable) to the OpenDKIM named by ``pid_file``.
+    """Send SIGUSR1 (re-read config and tables) to the OpenDKIM named by ``pid_file``.
 
     Returns False, and signals nothing, when the file is missing or its PID is not
     a running ``opendkim``: a stale PID file must never make us signal another process.

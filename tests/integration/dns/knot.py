@@ -9,11 +9,16 @@ by its PID. Nothing here touches the host's own knot.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
 
 KNOTD = "knotd"
 KNOTC = "knotc"
@@ -37,7 +42,6 @@ def free_port() -> int:
 
 def _serial_of(text: str) -> int | None:
     """The SOA serial in a zone file (first number after 'SOA name name (')."""
-    import re
 
     match = re.search(r"\bSOA\s+\S+\s+\S+\s*\(?\s*(\d+)", text)
     return int(match.group(1)) if match else None
@@ -67,7 +71,8 @@ class Knot:
 
     def _write_config(self) -> None:
         zones = "".join(
-            f'  - domain: "{origin}"\n    file: "{path}"\n' for origin, path in sorted(self.zones.items())
+            f'  - domain: "{origin}"\n    file: "{path}"\n'
+            for origin, path in sorted(self.zones.items())
         )
         self.config.write_text(
             "server:\n"
@@ -90,8 +95,7 @@ class Knot:
             "    zonefile-load: whole\n"
             "    zonefile-sync: -1\n"
             "    journal-content: none\n"
-            "    semantic-checks: on\n"
-            + ("zone:\n" + zones if zones else "")
+            "    semantic-checks: on\n" + ("zone:\n" + zones if zones else "")
         )
 
     @classmethod
@@ -102,12 +106,17 @@ class Knot:
         server = cls(folder, free_port())
         server._write_config()
         with (folder / "knotd.log").open("ab") as log:
-            server.process = subprocess.Popen([KNOTD, "-c", str(server.config)], stdout=log, stderr=log)
+            server.process = subprocess.Popen(
+                [KNOTD, "-c", str(server.config)], stdout=log, stderr=log
+            )
         server._wait(lambda: server.control.exists() and server._listening(), "knotd to listen")
         return server
 
     def _listening(self) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+        ):
             return True
         return False
 
@@ -130,7 +139,10 @@ class Knot:
         """Run knotc against this server's control socket."""
         return subprocess.run(
             [KNOTC, "-c", str(self.config), "-s", str(self.control), "-t", "5", *args],
-            capture_output=True, text=True, check=False, timeout=20,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=20,
         )
 
     def load_zone(self, origin: str, text: str) -> None:
@@ -156,14 +168,11 @@ class Knot:
 
     def served_serial(self, origin: str) -> int | None:
         """The SOA serial knot serves for ``origin`` now (None if none)."""
-        import dns.message
-        import dns.query
-        import dns.rdatatype
 
         query = dns.message.make_query(origin, dns.rdatatype.SOA)
         try:
             answer = dns.query.udp(query, "127.0.0.1", timeout=0.5, port=self.port)
-        except Exception:  # noqa: BLE001  (not up yet: keep waiting)
+        except Exception:
             return None
         for rrset in answer.answer:
             if rrset.rdtype == dns.rdatatype.SOA:

@@ -96,15 +96,20 @@ class MiniPostfix:
         """Write the config, check it, start Postfix and wait for its greeting."""
         for sub in ("postfix", "spool", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-            os.chmod(root / sub, 0o755)
+            os.chmod(root / sub, 0o755)  # noqa: S103  (Postfix's own layout)
         server = cls(root, port)
         (server.config_dir / "main.cf").write_text(
             MAIN_CF.format(root=root, sink_port=sink_port, milters=milters)
         )
         (server.config_dir / "master.cf").write_text(MASTER_CF.format(port=port))
         for action in ("check", "start"):
-            done = subprocess.run(["postfix", "-c", str(server.config_dir), action],
-                                  capture_output=True, text=True, check=False, timeout=30)
+            done = subprocess.run(
+                ["postfix", "-c", str(server.config_dir), action],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=30,
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"postfix {action} failed: {done.stderr}{server.log()}")
         deadline = time.monotonic() + 15
@@ -115,7 +120,10 @@ class MiniPostfix:
         return server
 
     def _greets(self) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s,
+        ):
             return s.recv(4)[:3] == b"220"
         return False
 
@@ -126,7 +134,12 @@ class MiniPostfix:
             pid = int(pid_file.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return
-        subprocess.run(["postfix", "-c", str(self.config_dir), "stop"], capture_output=True, check=False, timeout=30)
+        subprocess.run(
+            ["postfix", "-c", str(self.config_dir), "stop"],
+            capture_output=True,
+            check=False,
+            timeout=30,
+        )
         deadline = time.monotonic() + 10
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)

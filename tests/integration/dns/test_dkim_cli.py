@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -10,6 +11,10 @@ from typing import Any
 
 import pytest
 
+from mailprov.services.accounts import Actor
+from mailprov.services.dkim import activate, keygen, retire
+from mailprov.settings import load_settings
+from mailprov.store import open_store
 from tests.integration.dns.conftest import SiteCli
 
 
@@ -37,7 +42,6 @@ def test_keygen_writes_private_key_0600_and_never_prints_it(mp: SiteCli, site: P
 
 def test_ed25519_key_record(mp: SiteCli) -> None:
     """An Ed25519 key's record carries the raw 32-byte public key (RFC 8463)."""
-    import base64
 
     status, doc = mp.json("dkim", "keygen", "example.test", "--algorithm", "ed25519")
     assert status == 0
@@ -94,7 +98,7 @@ def test_unreadable_key_file_is_named(mp: SiteCli, site: Path, damage: str) -> N
 
 
 def test_rotate_is_idempotent(mp: SiteCli) -> None:
-    """rotate makes one next key per algorithm, and a second rotate shows the same keys unchanged."""
+    """rotate makes one next key per algorithm; a second rotate shows the same keys unchanged."""
     status, first = mp.json("dkim", "rotate", "example.test")
     assert status == 0
     assert first["changed"] is True
@@ -105,10 +109,20 @@ def test_rotate_is_idempotent(mp: SiteCli) -> None:
 
 
 def test_activate_without_dns_is_refused(mp: SiteCli, silent_port: int) -> None:
-    """activate refuses (exit 71) when DNS cannot confirm the record, and signing does not switch."""
+    """activate refuses (exit 71) when DNS cannot confirm the record; signing does not switch."""
     assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
-    status, doc = mp.json("dkim", "activate", "example.test", "s1", "--nameserver",
-                          f"127.0.0.1:{silent_port}", "--timeout", "0.1", "--retries", "0")
+    status, doc = mp.json(
+        "dkim",
+        "activate",
+        "example.test",
+        "s1",
+        "--nameserver",
+        f"127.0.0.1:{silent_port}",
+        "--timeout",
+        "0.1",
+        "--retries",
+        "0",
+    )
     assert status == 71
     assert doc["error"]["check"]["status"] == "unknown"
     _, listed = mp.json("dkim", "list", "example.test")
@@ -124,13 +138,16 @@ def test_force_activate_renders_signer_tables(mp: SiteCli, site: Path) -> None:
     assert "KeyTable" in doc["signer"]["changed_files"]
     table = (site / "opendkim" / "KeyTable").read_text()
     assert f"s1._domainkey.example.test example.test:s1:{_key(site, 's1')}" in table
-    assert "*@example.test s1._domainkey.example.test" in (site / "opendkim" / "SigningTable").read_text()
+    assert (
+        "*@example.test s1._domainkey.example.test"
+        in (site / "opendkim" / "SigningTable").read_text()
+    )
     status, again = mp.json("dkim", "activate", "example.test", "s1", "--force")
     assert (status, again["changed"]) == (0, False)
 
 
 def test_retire_rules(mp: SiteCli, site: Path) -> None:
-    """A signing key cannot be retired; a replaced one waits; --force retires and deletes the key file."""
+    """A signing key cannot retire; a replaced one waits; --force retires and deletes the key."""
     for sel in ("s1", "s2"):
         assert mp("dkim", "keygen", "example.test", "--selector", sel).exit_code == 0  # type: ignore[attr-defined]
         assert mp("dkim", "activate", "example.test", sel, "--force").exit_code == 0  # type: ignore[attr-defined]
@@ -149,10 +166,6 @@ def test_retire_rules(mp: SiteCli, site: Path) -> None:
 
 def test_retire_after_waiting_period(mp: SiteCli, site: Path) -> None:
     """Once retire_after_days have passed since a key was replaced, retire accepts it."""
-    from mailprov.services.accounts import Actor
-    from mailprov.services.dkim import activate, keygen, retire
-    from mailprov.settings import load_settings
-    from mailprov.store import open_store
 
     settings = load_settings(config_file=site / "mailprov.toml", env={})
     store = open_store(settings.store.url)
@@ -160,7 +173,9 @@ def test_retire_after_waiting_period(mp: SiteCli, site: Path) -> None:
         t0 = 1_800_000_000
         for sel, at in (("s1", t0), ("s2", t0 + 10)):
             keygen(store, settings, "example.test", actor=Actor("t", at), selector=sel)
-            activate(store, settings, "example.test", sel, actor=Actor("t", at), lookup=None, force=True)
+            activate(
+                store, settings, "example.test", sel, actor=Actor("t", at), lookup=None, force=True
+            )
         later = Actor("t", t0 + 10 + settings.dkim.retire_after_days * 86_400)
         key, changed = retire(store, settings, "example.test", "s1", actor=later)
     finally:

@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import smtplib
+import socket
 import subprocess
 import tempfile
 import threading
@@ -18,8 +19,16 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import dkim
+import dns.message
+import dns.query
+import dns.rdatatype
 import pytest
+from aiosmtpd.controller import Controller
 
+from mailprov.services.signer import postfix_milters
+from mailprov.settings import load_settings
+from mailprov.store.migrate import upgrade
 from tests.conftest import require_or_skip
 from tests.integration.dns.conftest import SiteCli
 from tests.integration.dns.knot import Knot, free_port
@@ -36,7 +45,7 @@ class Sink:
     messages: list[bytes] = field(default_factory=list)
     arrived: threading.Condition = field(default_factory=threading.Condition)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """Keep the message."""
         with self.arrived:
             self.messages.append(bytes(envelope.original_content or envelope.content))
@@ -90,20 +99,23 @@ class SigningStack:
         msg["Subject"] = f"dkim test {marker}"
         msg["Message-ID"] = f"<{marker}@example.test>"
         msg.set_content(f"signed body {marker}\n")
-        with smtplib.SMTP("127.0.0.1", self.postfix.port, local_hostname="client.test", timeout=20) as smtp:
+        with smtplib.SMTP(
+            "127.0.0.1", self.postfix.port, local_hostname="client.test", timeout=20
+        ) as smtp:
             smtp.send_message(msg)
         return marker
 
 
 def _dnsfunc(knot: Knot) -> Any:
-    import dns.message
-    import dns.query
-    import dns.rdatatype
 
     def lookup(name: bytes | str, timeout: float = 5) -> bytes | None:
         qname = name.decode() if isinstance(name, bytes) else name
-        answer = dns.query.udp(dns.message.make_query(qname, dns.rdatatype.TXT), "127.0.0.1",
-                               timeout=timeout, port=knot.port)
+        answer = dns.query.udp(
+            dns.message.make_query(qname, dns.rdatatype.TXT),
+            "127.0.0.1",
+            timeout=timeout,
+            port=knot.port,
+        )
         for rrset in answer.answer:
             if rrset.rdtype == dns.rdatatype.TXT:
                 return b"".join(next(iter(rrset)).strings)
@@ -114,28 +126,38 @@ def _dnsfunc(knot: Knot) -> Any:
 
 def _signatures(raw: bytes, knot: Knot) -> list[tuple[str, str, bool]]:
     """(algorithm, selector, verified) for each DKIM-Signature, checked by dkimpy against knot."""
-    import dkim
 
     checker = dkim.DKIM(raw)
     count = raw.lower().count(b"\ndkim-signature:") + raw.lower().startswith(b"dkim-signature:")
     out = []
     for idx in range(count):
         ok = checker.verify(idx=idx, dnsfunc=_dnsfunc(knot))
-        out.append((checker.signature_fields[b"a"].decode(), checker.signature_fields[b"s"].decode(), bool(ok)))
+        out.append(
+            (
+                checker.signature_fields[b"a"].decode(),
+                checker.signature_fields[b"s"].decode(),
+                bool(ok),
+            )
+        )
     return out
 
 
 def _start_opendkim(config: Path, port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(["opendkim", "-f", "-x", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        ["opendkim", "-f", "-x", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 10
-    import socket
 
     while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.2),
+        ):
             return process
         if process.poll() is not None:
-            raise RuntimeError(f"opendkim exited: {process.stderr.read() if process.stderr else ''}")
+            raise RuntimeError(
+                f"opendkim exited: {process.stderr.read() if process.stderr else ''}"
+            )
         if time.monotonic() > deadline:
             process.kill()
             raise TimeoutError("opendkim did not listen")
@@ -174,23 +196,21 @@ def fixture_stack(knot: Knot) -> Iterator[SigningStack]:
     for tool in ("opendkim", "postfix"):
         if shutil.which(tool) is None:
             require_or_skip(f"{tool} not installed (scripts/install-test-deps.sh)")
-    from aiosmtpd.controller import Controller
-
-    from mailprov.store.migrate import upgrade
 
     # The signer runs as user opendkim: the site must be reachable by it (pytest's tmp is 0700).
     site = Path(tempfile.mkdtemp(prefix="mailprov-dkim-test-", dir=_safe_base()))
-    os.chmod(site, 0o755)
+    os.chmod(site, 0o755)  # noqa: S103  (opendkim must enter it; nothing secret is world-readable)
     (site / "run").mkdir()
     shutil.chown(site / "run", "opendkim", "opendkim")
     rsa_port, ed_port = free_port(), free_port()
     url = f"sqlite:///{site / 'mailprov.sqlite'}"
     (site / "mailprov.toml").write_text(
-        f"[store]\nurl = \"{url}\"\n[site]\nhostname = \"mail.example.test\"\n"
-        f"[dns]\ncheck_nameserver = \"{knot.address}\"\ncheck_timeout = 0.5\ncheck_retries = 0\n"
-        "[dkim]\nkey_dir = \"dkim\"\nopendkim_dir = \"opendkim\"\npid_file = \"run/opendkim.pid\"\n"
-        "ed25519_pid_file = \"run/opendkim-ed25519.pid\"\n"
-        f"algorithms = [\"rsa-2048\", \"ed25519\"]\nmilter_port = {rsa_port}\ned25519_milter_port = {ed_port}\n"
+        f'[store]\nurl = "{url}"\n[site]\nhostname = "mail.example.test"\n'
+        f'[dns]\ncheck_nameserver = "{knot.address}"\ncheck_timeout = 0.5\ncheck_retries = 0\n'
+        '[dkim]\nkey_dir = "dkim"\nopendkim_dir = "opendkim"\npid_file = "run/opendkim.pid"\n'
+        'ed25519_pid_file = "run/opendkim-ed25519.pid"\n'
+        'algorithms = ["rsa-2048", "ed25519"]\n'
+        f"milter_port = {rsa_port}\ned25519_milter_port = {ed_port}\n"
     )
     upgrade(url)
     mp = SiteCli(site)
@@ -204,15 +224,14 @@ def fixture_stack(knot: Knot) -> Iterator[SigningStack]:
     for key in rotated["keys"]:  # type: ignore[union-attr]
         status, doc = mp.json("dkim", "activate", "example.test", key["selector"])
         assert status == 0, doc
-    from mailprov.services.signer import postfix_milters
-    from mailprov.settings import load_settings
 
     milters = postfix_milters(load_settings(config_file=site / "mailprov.toml", env={}))
     try:
         for conf, port in (("opendkim.conf", rsa_port), ("opendkim-ed25519.conf", ed_port)):
             stack.signers.append(_start_opendkim(site / "opendkim" / conf, port))
-        stack.postfix = MiniPostfix.start(site / "pf", port=free_port(), sink_port=sink.port,
-                                          milters=", ".join(milters))
+        stack.postfix = MiniPostfix.start(
+            site / "pf", port=free_port(), sink_port=sink.port, milters=", ".join(milters)
+        )
         yield stack
     finally:
         for process in stack.signers:  # OpenDKIM takes ~4 s to exit: let both wind down at once
@@ -236,10 +255,12 @@ def test_mail_is_dual_signed_and_verifies(stack: SigningStack) -> None:
     raw = stack.sink.wait_for(marker)
     found = _signatures(raw, stack.knot)
     active = _active(stack)
-    assert sorted(found) == sorted([
-        ("rsa-sha256", active["rsa-2048"], True),
-        ("ed25519-sha256", active["ed25519"], True),
-    ])
+    assert sorted(found) == sorted(
+        [
+            ("rsa-sha256", active["rsa-2048"], True),
+            ("ed25519-sha256", active["ed25519"], True),
+        ]
+    )
 
 
 def test_rotation_switches_the_signing_selector(stack: SigningStack) -> None:
@@ -258,10 +279,12 @@ def test_rotation_switches_the_signing_selector(stack: SigningStack) -> None:
         assert doc["signer"]["reloaded"] is True  # type: ignore[index]
     time.sleep(0.5)  # opendkim re-reads its tables on SIGUSR1 between messages
     raw = stack.sink.wait_for(stack.send())
-    assert sorted(_signatures(raw, stack.knot)) == sorted([
-        ("rsa-sha256", new["rsa-2048"], True),
-        ("ed25519-sha256", new["ed25519"], True),
-    ])
+    assert sorted(_signatures(raw, stack.knot)) == sorted(
+        [
+            ("rsa-sha256", new["rsa-2048"], True),
+            ("ed25519-sha256", new["ed25519"], True),
+        ]
+    )
     status, early = stack.mp.json("dkim", "retire", "example.test", before["rsa-2048"])
     assert status == 22
     assert "in transit" in early["error"]["message"]  # type: ignore[index]

@@ -23,7 +23,9 @@ def _by_check(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _status(doc: dict[str, Any], check: str, rtype: str | None = None) -> set[str]:
-    return {c["status"] for c in doc["checks"] if c["check"] == check and rtype in (None, c["type"])}
+    return {
+        c["status"] for c in doc["checks"] if c["check"] == check and rtype in (None, c["type"])
+    }
 
 
 def test_published_zone_checks_ok(mp: SiteCli, knot: Knot) -> None:
@@ -32,7 +34,9 @@ def test_published_zone_checks_ok(mp: SiteCli, knot: Knot) -> None:
     result: Any = mp("dns", "records", "example.test", "--standalone")
     knot.load_zone("example.test", result.stdout)
     status, doc = mp.json("dns", "check", "example.test", "--nameserver", knot.address)
-    assert {c["status"] for c in doc["checks"]} == {"ok"}, [c for c in doc["checks"] if c["status"] != "ok"]
+    assert {c["status"] for c in doc["checks"]} == {"ok"}, [
+        c for c in doc["checks"] if c["status"] != "ok"
+    ]
     assert status == 0
     assert doc["counts"]["ok"] == len(doc["checks"]) >= 20
     assert _status(doc, "dns.dkim.selector") == {"ok"}
@@ -101,8 +105,17 @@ def test_dkim_record_with_other_key_is_wrong(mp: SiteCli, knot: Knot) -> None:
 
 def test_silent_server_is_unknown_not_missing(mp: SiteCli, silent_port: int) -> None:
     """A server that never answers makes every check 'unknown' and the command exit 0."""
-    status, doc = mp.json("dns", "check", "example.test", "--nameserver", f"127.0.0.1:{silent_port}",
-                          "--timeout", "0.2", "--retries", "1")
+    status, doc = mp.json(
+        "dns",
+        "check",
+        "example.test",
+        "--nameserver",
+        f"127.0.0.1:{silent_port}",
+        "--timeout",
+        "0.2",
+        "--retries",
+        "1",
+    )
     assert {c["status"] for c in doc["checks"]} == {"unknown"}
     assert status == 0
     assert "no answer" in doc["checks"][0]["detail"]

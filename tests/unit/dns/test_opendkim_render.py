@@ -6,24 +6,41 @@ from mailprov.render.opendkim import Instance, OpendkimContext, SigningKey, milt
 
 
 def _context() -> OpendkimContext:
-    rsa = Instance("rsa-2048", "inet:8891@127.0.0.1", "/run/o.pid",
-                   (SigningKey("example.test", "s1r", "/k/example.test/s1r.private"),))
-    ed = Instance("ed25519", "inet:8892@127.0.0.1", "/run/o-e.pid",
-                  (SigningKey("example.test", "s1e", "/k/example.test/s1e.private"),))
+    rsa = Instance(
+        "rsa-2048",
+        "inet:8891@127.0.0.1",
+        "/run/o.pid",
+        (SigningKey("example.test", "s1r", "/k/example.test/s1r.private"),),
+    )
+    ed = Instance(
+        "ed25519",
+        "inet:8892@127.0.0.1",
+        "/run/o-e.pid",
+        (SigningKey("example.test", "s1e", "/k/example.test/s1e.private"),),
+    )
     return OpendkimContext("/etc/od", "opendkim", (rsa, ed), ("10.0.0.0/8",))
 
 
 def test_dual_signing_renders_two_instances() -> None:
     """RSA and Ed25519 each get their config, KeyTable and SigningTable; TrustedHosts is shared."""
     files = render(_context())
-    assert sorted(files) == ["KeyTable", "KeyTable-ed25519", "SigningTable", "SigningTable-ed25519",
-                             "TrustedHosts", "opendkim-ed25519.conf", "opendkim.conf"]
+    assert sorted(files) == [
+        "KeyTable",
+        "KeyTable-ed25519",
+        "SigningTable",
+        "SigningTable-ed25519",
+        "TrustedHosts",
+        "opendkim-ed25519.conf",
+        "opendkim.conf",
+    ]
     assert "SignatureAlgorithm      ed25519-sha256" in files["opendkim-ed25519.conf"]
     assert "SignatureAlgorithm      rsa-sha256" in files["opendkim.conf"]
     assert "Socket                  inet:8892@127.0.0.1" in files["opendkim-ed25519.conf"]
     assert "KeyTable                file:/etc/od/KeyTable-ed25519" in files["opendkim-ed25519.conf"]
-    assert ("s1e._domainkey.example.test example.test:s1e:/k/example.test/s1e.private"
-            in files["KeyTable-ed25519"])
+    assert (
+        "s1e._domainkey.example.test example.test:s1e:/k/example.test/s1e.private"
+        in files["KeyTable-ed25519"]
+    )
     assert "s1e" not in files["KeyTable"]
     assert "*@example.test s1r._domainkey.example.test" in files["SigningTable"]
     assert "10.0.0.0/8" in files["TrustedHosts"]

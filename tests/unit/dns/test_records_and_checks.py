@@ -14,9 +14,21 @@ from mailprov.dnsrecords import DkimPublication, Record, RecordInput, build, to_
 from mailprov.errors import DkimKeyUnusable, InvalidValue, SelectorInvalid
 
 BASE = RecordInput(
-    domain="example.test", hostname="mail.example.test", ttl=300, ipv4=["192.0.2.1"], ipv6=["2001:db8::1"],
-    mx_priority=10, spf="v=spf1 mx -all", dmarc_policy="quarantine", dmarc_rua="", dmarc_ruf="",
-    mta_sts_mode="enforce", mta_sts_max_age=86400, mta_sts_mx=[], tls_rpt_rua="", web_host="",
+    domain="example.test",
+    hostname="mail.example.test",
+    ttl=300,
+    ipv4=["192.0.2.1"],
+    ipv6=["2001:db8::1"],
+    mx_priority=10,
+    spf="v=spf1 mx -all",
+    dmarc_policy="quarantine",
+    dmarc_rua="",
+    dmarc_ruf="",
+    mta_sts_mode="enforce",
+    mta_sts_max_age=86400,
+    mta_sts_mx=[],
+    tls_rpt_rua="",
+    web_host="",
     ports={"smtp": 25, "submission": 587, "submissions": 465, "imaps": 993, "pop3s": 995},
 )
 
@@ -57,7 +69,9 @@ def test_long_txt_is_split_into_255_byte_strings() -> None:
     """A 2048-bit DKIM record is written as several quoted strings of at most 255 bytes."""
     record = generate("rsa-2048").record
     rs = build(replace(BASE, dkim=[DkimPublication("s1", record, "active")]))
-    line = next(line for line in to_zone(rs, header="t").splitlines() if line.startswith("s1._domainkey"))
+    line = next(
+        line for line in to_zone(rs, header="t").splitlines() if line.startswith("s1._domainkey")
+    )
     strings = line.split("( ", 1)[1].rsplit(" )", 1)[0].split('" "')
     assert len(strings) == 2
     assert all(len(s.strip('"')) <= 255 for s in strings)
@@ -109,13 +123,17 @@ class TestCompare:
 
     def test_dkim_compares_key_not_spacing(self) -> None:
         """A DKIM record with other spacing and no k= tag matches the same RSA key."""
-        want = Record("s._domainkey.example.test.", "TXT", "v=DKIM1; k=rsa; p=ABC", "dns.dkim.selector", 1)
+        want = Record(
+            "s._domainkey.example.test.", "TXT", "v=DKIM1; k=rsa; p=ABC", "dns.dkim.selector", 1
+        )
         assert compare(want, Answer(Outcome.ANSWER, ("v=DKIM1;p=ABC",))).status == "ok"
         assert compare(want, Answer(Outcome.ANSWER, ("v=DKIM1; p=XYZ",))).status == "wrong"
 
     def test_cname_may_be_address_records(self) -> None:
         """autoconfig served by A records instead of a CNAME is ok."""
-        want = Record("autoconfig.example.test.", "CNAME", "mail.example.test.", "dns.autoconfig", 1)
+        want = Record(
+            "autoconfig.example.test.", "CNAME", "mail.example.test.", "dns.autoconfig", 1
+        )
         addresses = Answer(Outcome.ANSWER, ("192.0.2.1",))
         assert compare(want, Answer(Outcome.NODATA), address_answer=addresses).status == "ok"
 
@@ -123,15 +141,22 @@ class TestCompare:
 def test_mx_coverage_wildcards() -> None:
     """MTA-STS mx patterns: exact names and one-label wildcards cover MX hosts; others do not."""
     answer = Answer(Outcome.ANSWER, ("10 mail.example.test.", "20 b.backup.test."))
-    assert mx_coverage("example.test", ["mail.example.test", "*.backup.test"], answer).status == "ok"
+    assert (
+        mx_coverage("example.test", ["mail.example.test", "*.backup.test"], answer).status == "ok"
+    )
     result = mx_coverage("example.test", ["mail.example.test"], answer)
     assert (result.status, result.finding) == ("wrong", "dns.mta_sts.mx_not_covered")
 
 
-@pytest.mark.parametrize(("raw", "host", "port"), [
-    ("127.0.0.1", "127.0.0.1", 53), ("127.0.0.1:5353", "127.0.0.1", 5353),
-    ("[::1]:5353", "::1", 5353), ("::1", "::1", 53),
-])
+@pytest.mark.parametrize(
+    ("raw", "host", "port"),
+    [
+        ("127.0.0.1", "127.0.0.1", 53),
+        ("127.0.0.1:5353", "127.0.0.1", 5353),
+        ("[::1]:5353", "::1", 5353),
+        ("::1", "::1", 53),
+    ],
+)
 def test_parse_nameserver(raw: str, host: str, port: int) -> None:
     """IP, IP:PORT, [IPv6]:PORT and bare IPv6 are accepted."""
     ns = parse_nameserver(raw)
@@ -151,7 +176,11 @@ def test_valid_selectors_round_trip(selector: str) -> None:
     assert check_selector(selector) == selector
 
 
-@given(st.text(min_size=1, max_size=70).filter(lambda s: not all(c.isascii() and (c.isalnum() or c == "-") for c in s)))
+@given(
+    st.text(min_size=1, max_size=70).filter(
+        lambda s: not all(c.isascii() and (c.isalnum() or c == "-") for c in s)
+    )
+)
 def test_selectors_with_other_characters_fail(raw: str) -> None:
     """Any character besides letters, digits and hyphens makes a selector invalid."""
     with pytest.raises(SelectorInvalid):
@@ -161,7 +190,7 @@ def test_selectors_with_other_characters_fail(raw: str) -> None:
 def test_key_of_the_wrong_algorithm_is_refused() -> None:
     """An Ed25519 key in a file the state lists as RSA is refused, naming the file."""
     pem = generate("ed25519").private_pem
-    with pytest.raises(DkimKeyUnusable, match="/k/s1.private"):
+    with pytest.raises(DkimKeyUnusable, match=r"/k/s1\.private"):
         record_from_pem(pem, path="/k/s1.private", algorithm="rsa-2048")
 
 
