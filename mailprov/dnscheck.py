@@ -354,6 +354,7 @@ class CheckPlan:
     retries: int = 2
     retry_delay: float = 1.0
     sleep: Callable[[float], None] = field(default=time.sleep)
+    workers: int = _WORKERS
 
     def _retrying(self, attempt: Callable[[], CheckResult]) -> CheckResult:
         result = attempt()
@@ -390,7 +391,7 @@ class CheckPlan:
         self, records: Sequence[Record], *, domain: str, mx_patterns: Sequence[str]
     ) -> list[CheckResult]:
         """Every record's check plus MX coverage, concurrently, in the records' order."""
-        with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = [pool.submit(self.check_record, r) for r in records]
             futures.append(pool.submit(self.check_mx_coverage, domain, mx_patterns))
             return [f.result() for f in futures]

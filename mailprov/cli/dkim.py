@@ -199,26 +199,39 @@ def dkim_retire(domain: str, selector: str, force: bool) -> None:
     help="Write here (default: dkim.opendkim_dir).",
 )
 @click.option("--dry-run", is_flag=True, help="Show which files would change; write nothing.")
+@click.option("--diff", "show_diff", is_flag=True, help="With --dry-run: show a unified diff.")
 @json_option
-def dkim_render(directory: str | None, dry_run: bool) -> None:
+def dkim_render(directory: str | None, dry_run: bool, show_diff: bool) -> None:
     """Write OpenDKIM's config, KeyTable, SigningTable and TrustedHosts (changed files only)."""
+    import difflib  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     from mailprov.services.signer import apply, plan  # noqa: PLC0415
 
     app = app_context()
     target = Path(directory).resolve() if directory else None
-    if dry_run:
-        folder, _files, changed = plan(app.store, app.settings, target)
-        emit(
-            click.get_current_context(),
-            {"changed": False, "would_change": changed, "directory": str(folder)},
-            "\n".join(f"would write {folder / n}" for n in changed) or "up to date",
+    ctx = click.get_current_context()
+    if dry_run or show_diff:
+        folder, files, changed = plan(app.store, app.settings, target)
+        diffs = []
+        for name in changed:
+            path = folder / name
+            old = path.read_text("utf-8").splitlines(keepends=True) if path.exists() else []
+            new = files[name].splitlines(keepends=True)
+            diffs.append("".join(difflib.unified_diff(old, new, str(path), str(path))))
+        human = (
+            "\n".join(diffs)
+            if show_diff
+            else "\n".join(f"would write {folder / n}" for n in changed)
         )
+        data = {"changed": False, "would_change": changed, "directory": str(folder)}
+        if show_diff:
+            data["diff"] = "\n".join(diffs)
+        emit(ctx, data, human or "up to date")
         return
     update = apply(app.store, app.settings, target)
     emit(
-        click.get_current_context(),
+        ctx,
         {"changed": bool(update.changed), **update.to_json()},
         "\n".join(f"wrote {update.directory / n}" for n in update.changed) or "up to date",
     )
