@@ -93,9 +93,8 @@ def main() -> None:
                     workers=workers,
                 )
                 took, statuses = _time(plan, rs.records, 1)
-                print(
-                    f"silent server     {label:<24} {took * 1000:8.1f} ms  statuses={sorted(statuses)}"
-                )
+                shown = f"{took * 1000:8.1f} ms  statuses={sorted(statuses)}"
+                print(f"silent server     {label:<24} {shown}")
                 if workers == 1:
                     base = took
             print(f"silent server     speed-up: {base / took:.1f}x (timeout 0.2 s, 1 retry)")

@@ -213,16 +213,16 @@ def build(inp: RecordInput) -> RecordSet:
             "TLS-RPT: where TLS failure reports go",
         ),
     ]
-    for key in inp.tlsa:
+    for tlsa in inp.tlsa:
         out.append(
             Record(
                 f"_{inp.ports['smtp']}._tcp.{host}",
                 "TLSA",
-                f"3 1 1 {key.sha256_hex}",
-                f"dns.tlsa.{key.role}",
+                f"3 1 1 {tlsa.sha256_hex}",
+                f"dns.tlsa.{tlsa.role}",
                 ttl,
                 "DANE: the certificate's public key"
-                if key.role == "current"
+                if tlsa.role == "current"
                 else "DANE: the next key, published before the rollover",
             )
         )

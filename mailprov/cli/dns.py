@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -13,6 +14,8 @@ from mailprov.cli.output import dump_json, emit, table
 if TYPE_CHECKING:
     from mailprov.dnscheck import CheckPlan
     from mailprov.settings import SiteConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
@@ -76,7 +79,7 @@ def check_plan(
     )
 
 
-def nameserver_options(func):  # type: ignore[no-untyped-def]
+def nameserver_options(func: F) -> F:
     """--nameserver, --timeout, --retries."""
     func = click.option(
         "--retries", type=click.IntRange(0, 10), help="Tries after the first (dns.check_retries)."

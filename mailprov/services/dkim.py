@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -250,7 +249,7 @@ def keygen(
         SelectorInvalid / AlreadyExists: a bad or taken ``selector``.
     """
     name = get_domain(store, domain).name
-    algo = dkim.check_algorithm(algorithm or settings.dkim.algorithms[0])
+    algo = dkim.check_algorithm(algorithm or check_algorithms(settings)[0])
     folder = domain_dir(settings, name)
     with _locked(folder):
         keys = _load(folder, name)
@@ -276,7 +275,7 @@ def rotate(
 ) -> list[tuple[DkimKey, bool]]:
     """Make the next key for each algorithm that has none waiting; ``(key, made_now)`` pairs."""
     name = get_domain(store, domain).name
-    wanted = [dkim.check_algorithm(a) for a in (algorithms or settings.dkim.algorithms)]
+    wanted = [dkim.check_algorithm(a) for a in (algorithms or check_algorithms(settings))]
     out: list[tuple[DkimKey, bool]] = []
     for algo in dict.fromkeys(wanted):
         waiting = [
@@ -420,18 +419,17 @@ def signers(store: Store, settings: SiteConfig) -> list[DkimKey]:
 
 
 def check_algorithms(settings: SiteConfig) -> list[str]:
-    """``[dkim] algorithms`` validated."""
+    """``[dkim] algorithms``, validated.
+
+    Raises:
+        ConfigInvalid: naming the setting and the algorithms that are known.
+    """
+    from mailprov.errors import ConfigInvalid, MailprovError  # noqa: PLC0415
+
     try:
-        return [dkim.check_algorithm(a) for a in settings.dkim.algorithms]
-    except Exception as exc:
-        from mailprov.errors import ConfigInvalid  # noqa: PLC0415
-
-        raise ConfigInvalid(f"dkim.algorithms: {exc}") from None
-
-
-def ensure_folder_private(folder: Path) -> None:
-    """Keep the key folder from being writable by others (a swapped key would sign)."""
-    with contextlib.suppress(FileNotFoundError):
-        mode = folder.stat().st_mode & 0o777
-        if mode & 0o022:
-            os.chmod(folder, mode & ~0o022)
+        found = [dkim.check_algorithm(a) for a in settings.dkim.algorithms]
+    except MailprovError as exc:
+        raise ConfigInvalid(f"dkim.algorithms: {exc.message}", hint=exc.hint) from None
+    if not found:
+        raise ConfigInvalid("dkim.algorithms is empty", hint="list rsa-2048 and/or ed25519")
+    return found

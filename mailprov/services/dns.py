@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mailprov.dnsrecords import DkimPublication, RecordInput, RecordSet, TlsaKey, build
 from mailprov.errors import CertificateInvalid, ConfigInvalid, MailprovError
@@ -36,7 +36,7 @@ def spki_sha256(path: Path, *, setting: str) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise CertificateInvalid(f"cannot read {setting} {path}: {exc.strerror}") from None
-    public_key = None
+    public_key: Any = None
     try:
         public_key = x509.load_pem_x509_certificate(data).public_key()
     except ValueError:

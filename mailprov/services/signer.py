@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailprov.render.opendkim import Instance, OpendkimContext, SigningKey, milter_sockets, render
-from mailprov.services.dkim import signers
+from mailprov.services.dkim import check_algorithms, signers
 from mailprov.system.files import atomic_write
 from mailprov.system.opendkim import reload
 
@@ -41,9 +41,10 @@ def instances(settings: SiteConfig, keys: list[DkimKey] | None = None) -> tuple[
         "rsa-2048": (dk.milter_port, dk.pid_file),
         "ed25519": (dk.ed25519_milter_port, dk.ed25519_pid_file),
     }
+    configured = check_algorithms(settings)
     out = []
     for algorithm in ("rsa-2048", "ed25519"):
-        if algorithm not in dk.algorithms:
+        if algorithm not in configured:
             continue
         port, pid_file = where[algorithm]
         mine = tuple(
