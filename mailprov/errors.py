@@ -255,13 +255,6 @@ class FileExists(MailprovError):
 # -- DNS, DKIM and checks ---------------------------------------------------------
 
 
-class DnsCheckFailed(CheckFailed):
-    """Some DNS records are missing or wrong."""
-
-    code = "dns-check-failed"
-    default_hint = "publish the records shown by 'mailprov dns records DOMAIN', then check again"
-
-
 class DkimKeyUnusable(MailprovError):
     """A DKIM private key file cannot be used."""
 
