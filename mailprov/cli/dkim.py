@@ -31,15 +31,29 @@ def _publish_text(key: DkimKey) -> str:
 @click.option(
     "--algorithm", type=ALGORITHMS, help="Key type (default: the first of dkim.algorithms)."
 )
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
 @json_option
-def dkim_keygen(domain: str, selector: str | None, algorithm: str | None) -> None:
+def dkim_keygen(domain: str, selector: str | None, algorithm: str | None, dry_run: bool) -> None:
     """Make a new DKIM key for DOMAIN (status 'next'); the private key is never printed."""
     from mailprov.services.dkim import keygen  # noqa: PLC0415
 
     app = app_context()
     key = keygen(
-        app.store, app.settings, domain, actor=app.actor(), selector=selector, algorithm=algorithm
+        app.store,
+        app.settings,
+        domain,
+        actor=app.actor(),
+        selector=selector,
+        algorithm=algorithm,
+        dry_run=dry_run,
     )
+    if dry_run:
+        emit(
+            click.get_current_context(),
+            {"changed": False, "dry_run": True, "key": key.to_json()},
+            f"would make {key.algorithm} key {key.selector} for {key.domain} ({key.key_file})",
+        )
+        return
     emit(
         click.get_current_context(),
         {"changed": True, "key": key.to_json()},
@@ -88,8 +102,9 @@ def dkim_list(domain: str | None) -> None:
     multiple=True,
     help="Only this algorithm (repeatable; default: every one of dkim.algorithms).",
 )
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
 @json_option
-def dkim_rotate(domain: str, algorithms: tuple[str, ...]) -> None:
+def dkim_rotate(domain: str, algorithms: tuple[str, ...], dry_run: bool) -> None:
     """Make the next key of DOMAIN for each algorithm and show the record to publish.
 
     A key already waiting is shown again, not replaced. Publish its record, wait
@@ -98,15 +113,25 @@ def dkim_rotate(domain: str, algorithms: tuple[str, ...]) -> None:
     from mailprov.services.dkim import rotate  # noqa: PLC0415
 
     app = app_context()
-    made = rotate(app.store, app.settings, domain, actor=app.actor(), algorithms=algorithms or None)
+    made = rotate(
+        app.store,
+        app.settings,
+        domain,
+        actor=app.actor(),
+        algorithms=algorithms or None,
+        dry_run=dry_run,
+    )
+    verb = "would make" if dry_run else "made"
     lines = [
-        f"{'made' if new else 'waiting'}: {k.selector} ({k.algorithm})\n  {_publish_text(k)}"
+        f"{verb if new else 'waiting'}: {k.selector} ({k.algorithm})"
+        + (f"\n  {_publish_text(k)}" if k.record else "")
         for k, new in made
     ]
     emit(
         click.get_current_context(),
         {
-            "changed": any(new for _, new in made),
+            "changed": not dry_run and any(new for _, new in made),
+            "dry_run": dry_run,
             "keys": [k.to_json() | {"made": new} for k, new in made],
         },
         "\n".join(lines),
@@ -123,12 +148,14 @@ def _signer_update(app: Any) -> dict[str, object]:
 @click.argument("domain")
 @click.argument("selector")
 @click.option("--force", is_flag=True, help="Switch even if DNS does not show the record yet.")
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
 @nameserver_options
 @json_option
 def dkim_activate(  # noqa: PLR0917  (click passes the options)
     domain: str,
     selector: str,
     force: bool,
+    dry_run: bool,
     nameserver: str | None,
     timeout: float | None,
     retries: int | None,
@@ -157,7 +184,17 @@ def dkim_activate(  # noqa: PLR0917  (click passes the options)
         actor=app.actor(),
         lookup=None if force else lookup,
         force=force,
+        dry_run=dry_run,
     )
+    if dry_run:
+        emit(
+            click.get_current_context(),
+            {"changed": False, "dry_run": True, "would_change": changed, "key": key.to_json()},
+            f"DNS shows the record; {key.selector} would sign mail for {key.domain}"
+            if changed
+            else f"{key.selector} already signs mail for {key.domain}",
+        )
+        return
     signer = _signer_update(app)
     emit(
         click.get_current_context(),
@@ -174,13 +211,23 @@ def dkim_activate(  # noqa: PLR0917  (click passes the options)
     is_flag=True,
     help="Retire even within the waiting period, or a key that still signs.",
 )
+@click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
 @json_option
-def dkim_retire(domain: str, selector: str, force: bool) -> None:
+def dkim_retire(domain: str, selector: str, force: bool, dry_run: bool) -> None:
     """Retire SELECTOR of DOMAIN: out of the signer and DNS; its private key is deleted."""
     from mailprov.services.dkim import retire  # noqa: PLC0415
 
     app = app_context()
-    key, changed = retire(app.store, app.settings, domain, selector, actor=app.actor(), force=force)
+    key, changed = retire(
+        app.store, app.settings, domain, selector, actor=app.actor(), force=force, dry_run=dry_run
+    )
+    if dry_run:
+        emit(
+            click.get_current_context(),
+            {"changed": False, "dry_run": True, "would_change": changed, "key": key.to_json()},
+            f"{key.selector} of {key.domain} would be retired" if changed else "already retired",
+        )
+        return
     signer = _signer_update(app)
     emit(
         click.get_current_context(),

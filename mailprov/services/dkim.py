@@ -208,7 +208,27 @@ def _new_key(
     selector: str | None,
     algorithm: str,
     now: int,
+    dry_run: bool = False,
 ) -> DkimKey:
+    chosen = _choose_selector(settings, folder, keys, domain, selector, algorithm, now)
+    key_file = folder / f"{chosen}.private"
+    if dry_run:
+        return DkimKey(domain, chosen, algorithm, "next", now, key_file)
+    owner = signer_ids(settings.dkim.signer_user)
+    pair = dkim.generate(algorithm)
+    write_private_key(key_file, pair.private_pem, owner=owner)
+    return DkimKey(domain, chosen, algorithm, "next", now, key_file, record=pair.record)
+
+
+def _choose_selector(  # noqa: PLR0917
+    settings: SiteConfig,
+    folder: Path,
+    keys: list[DkimKey],
+    domain: str,
+    selector: str | None,
+    algorithm: str,
+    now: int,
+) -> str:
     taken = {k.selector for k in keys}
     if selector is not None:
         chosen = dkim.check_selector(selector)
@@ -226,11 +246,7 @@ def _new_key(
         while chosen in taken or (folder / f"{chosen}.private").exists():
             n += 1
             chosen = f"{base}{n}"
-    owner = signer_ids(settings.dkim.signer_user)
-    pair = dkim.generate(algorithm)
-    key_file = folder / f"{chosen}.private"
-    write_private_key(key_file, pair.private_pem, owner=owner)
-    return DkimKey(domain, chosen, algorithm, "next", now, key_file, record=pair.record)
+    return chosen
 
 
 def keygen(
@@ -241,8 +257,11 @@ def keygen(
     actor: Actor,
     selector: str | None = None,
     algorithm: str | None = None,
+    dry_run: bool = False,
 ) -> DkimKey:
     """Make a new key (status ``next``) for a domain in the store.
+
+    With ``dry_run``, only say which selector would be made (no key, nothing written).
 
     Raises:
         NotFound: the domain is not in the store.
@@ -251,6 +270,18 @@ def keygen(
     name = get_domain(store, domain).name
     algo = dkim.check_algorithm(algorithm or check_algorithms(settings)[0])
     folder = domain_dir(settings, name)
+    if dry_run:
+        keys = _load(folder, name)
+        return _new_key(
+            settings,
+            folder,
+            keys,
+            name,
+            selector=selector,
+            algorithm=algo,
+            now=actor.now,
+            dry_run=True,
+        )
     with _locked(folder):
         keys = _load(folder, name)
         key = _new_key(
@@ -272,8 +303,12 @@ def rotate(
     *,
     actor: Actor,
     algorithms: Sequence[str] | None = None,
+    dry_run: bool = False,
 ) -> list[tuple[DkimKey, bool]]:
-    """Make the next key for each algorithm that has none waiting; ``(key, made_now)`` pairs."""
+    """Make the next key for each algorithm that has none waiting; ``(key, made_now)`` pairs.
+
+    With ``dry_run``, ``made_now`` means "would be made" and nothing is written.
+    """
     name = get_domain(store, domain).name
     wanted = [dkim.check_algorithm(a) for a in (algorithms or check_algorithms(settings))]
     out: list[tuple[DkimKey, bool]] = []
@@ -286,7 +321,8 @@ def rotate(
         if waiting:
             out.append((with_record(waiting[-1]), False))
         else:
-            out.append((keygen(store, settings, name, actor=actor, algorithm=algo), True))
+            made = keygen(store, settings, name, actor=actor, algorithm=algo, dry_run=dry_run)
+            out.append((made, True))
     return out
 
 
@@ -310,6 +346,7 @@ def activate(
     actor: Actor,
     lookup: Callable[[DkimKey], CheckResult] | None,
     force: bool = False,
+    dry_run: bool = False,
 ) -> tuple[DkimKey, bool]:
     """Make a published ``next`` key the signing key of its algorithm; ``(key, changed)``.
 
@@ -350,6 +387,9 @@ def activate(
                 updated.append(other)
         # The activated key goes last: on a same-second tie, the last listed signs.
         updated.append(replace(key, status="active", activated_at=actor.now, record=None))
+        if dry_run:
+            done = next(k for k in _mark_signers(updated) if k.selector == key.selector)
+            return replace(done, record=key.record), True
         _save(folder, updated)
     result = next(k for k in _mark_signers(updated) if k.selector == key.selector)
     _audit(store, actor, "dkim.activate", name, result)
@@ -364,6 +404,7 @@ def retire(
     *,
     actor: Actor,
     force: bool = False,
+    dry_run: bool = False,
 ) -> tuple[DkimKey, bool]:
     """Take a replaced (or unused) key out of DNS and the signer, and delete its private key.
 
@@ -393,6 +434,8 @@ def retire(
                 hint="retire it after that time (dkim.retire_after_days), or pass --force",
             )
         done = replace(key, status="retired", retired_at=actor.now, signing=False)
+        if dry_run:
+            return done, True
         _save(folder, [done if k.selector == key.selector else k for k in keys])
         key.key_file.unlink(missing_ok=True)
     _audit(store, actor, "dkim.retire", name, done)

@@ -213,3 +213,23 @@ def test_audit_log_records_dkim_changes(mp: SiteCli) -> None:
     assert "dkim.keygen" in text
     assert "dkim.activate" in text
     assert "PRIVATE" not in text
+
+
+def test_dry_run_writes_nothing(mp: SiteCli, site: Path) -> None:
+    """--dry-run on keygen, rotate, activate and retire reports the change and writes no file."""
+    folder = site / "dkim" / "example.test"
+    status, doc = mp.json("dkim", "keygen", "example.test", "--selector", "s1", "--dry-run")
+    assert (status, doc["changed"], doc["key"]["selector"]) == (0, False, "s1")
+    status, doc = mp.json("dkim", "rotate", "example.test", "--dry-run")
+    assert status == 0
+    assert [k["made"] for k in doc["keys"]] == [True, True]
+    assert not folder.exists()
+    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
+    state = (folder / "selectors.json").read_text()
+    status, doc = mp.json("dkim", "activate", "example.test", "s1", "--force", "--dry-run")
+    assert (status, doc["would_change"], doc["key"]["signing"]) == (0, True, True)
+    status, doc = mp.json("dkim", "retire", "example.test", "s1", "--dry-run")
+    assert (status, doc["would_change"]) == (0, True)
+    assert (folder / "selectors.json").read_text() == state
+    assert _key(site, "s1").exists()
+    assert not (site / "opendkim").exists()
