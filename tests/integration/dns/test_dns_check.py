@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,3 +143,34 @@ def test_idn_domain_records_are_a_labels(mp: SiteCli, knot: Knot) -> None:
     knot.load_zone("xn--bcher-kva.test", zone_text("xn--bcher-kva.test", zone))
     status, doc = mp.json("dns", "check", "bücher.test", "--nameserver", knot.address, "--no-tlsa")
     assert status == 0, [c for c in doc["checks"] if c["status"] != "ok"]
+
+
+def test_mail_host_in_another_zone(mp: SiteCli, knot: Knot, site: Any) -> None:
+    """A mail host outside the domain: the zone loads, and the host's lines are comments."""
+    config = site / "mailprov.toml"
+    config.write_text(config.read_text().replace('"mail.example.test"', '"mx.provider.test"'))
+    result: Any = mp("dns", "records", "example.test", "--standalone")
+    assert result.exit_code == 0, result.output
+    assert "; _25._tcp.mx.provider.test." in result.stdout
+    knot.load_zone("example.test", result.stdout)
+    _, doc = mp.json("dns", "check", "example.test", "--nameserver", knot.address, "--retries", "0")
+    assert _status(doc, "dns.mx") == {"ok"}
+    assert _status(doc, "dns.spf") == {"ok"}
+
+
+def test_installed_entry_point(site: Any, mp: SiteCli) -> None:
+    """The installed `mailprov` script prints the records as JSON (a subprocess smoke test)."""
+
+    exe = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))
+    done = subprocess.run(
+        [exe, "--json", "dns", "records", "example.test"],
+        capture_output=True,
+        text=True,
+        env={**mp.env, "PATH": "/usr/bin:/bin"},
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["domain"] == "example.test"
+    assert {r["type"] for r in doc["records"]} >= {"MX", "TXT", "TLSA", "SRV", "CNAME"}
