@@ -53,6 +53,11 @@ class ExitStatus(IntEnum):
     # -- 60-69: relay ---------------------------------------------------------
 
     # -- 70-74: DNS, DKIM and checks ------------------------------------------
+    DKIM_KEY_UNUSABLE = 70
+    DKIM_NOT_PUBLISHED = 71
+    CERTIFICATE_INVALID = 72
+    SELECTOR_INVALID = 73
+    DKIM_STATE_INVALID = 74
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -248,6 +253,56 @@ class FileExists(MailprovError):
 
 
 # -- DNS, DKIM and checks ---------------------------------------------------------
+
+
+class DkimKeyUnusable(MailprovError):
+    """A DKIM private key file cannot be used."""
+
+    code = "dkim-key-unusable"
+    exit_status = ExitStatus.DKIM_KEY_UNUSABLE
+    default_hint = "make the key file a PEM private key, mode 0600, or make a new key with 'mailprov dkim rotate'"
+
+
+class DkimKeyUnsafe(DkimKeyUnusable):
+    """A DKIM private key file can be read by other users."""
+
+    code = "dkim-key-unsafe"
+    default_hint = "run 'chmod 600' on the file named (and check who could have read it)"
+
+
+class DkimNotPublished(MailprovError):
+    """The DKIM selector's record is not visible in DNS yet; signing was not switched."""
+
+    code = "dkim-not-published"
+    exit_status = ExitStatus.DKIM_NOT_PUBLISHED
+    default_hint = (
+        "publish the record shown by 'mailprov dkim list DOMAIN' and wait for it to appear, "
+        "or pass --force"
+    )
+
+
+class CertificateInvalid(MailprovError):
+    """The certificate file is not a usable X.509 certificate."""
+
+    code = "certificate-invalid"
+    exit_status = ExitStatus.CERTIFICATE_INVALID
+    default_hint = "point [tls] cert_file at a PEM certificate (the full chain is fine)"
+
+
+class SelectorInvalid(MailprovError):
+    """That is not a valid DKIM selector."""
+
+    code = "selector-invalid"
+    exit_status = ExitStatus.SELECTOR_INVALID
+    default_hint = "use lower-case Latin letters, digits and inner hyphens, at most 63 characters"
+
+
+class DkimStateInvalid(MailprovError):
+    """The DKIM key folder's state file is damaged."""
+
+    code = "dkim-state-invalid"
+    exit_status = ExitStatus.DKIM_STATE_INVALID
+    default_hint = "restore the file from a backup, or move the domain's key folder aside and make new keys"
 
 
 def all_errors() -> list[type[MailprovError]]:

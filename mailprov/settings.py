@@ -108,6 +108,61 @@ class AccountsSection:
 
 
 @dataclass(frozen=True)
+class DnsSection:
+    """[dns]: the records ``dns records`` computes and how ``dns check`` asks for them."""
+
+    ttl: int = 3600
+    #: Addresses of [site] hostname; each family is published and checked separately.
+    ipv4: list[str] = field(default_factory=list)
+    ipv6: list[str] = field(default_factory=list)
+    mx_priority: int = 10
+    spf: str = "v=spf1 mx -all"
+    dmarc_policy: str = "quarantine"
+    dmarc_rua: str = ""
+    dmarc_ruf: str = ""
+    mta_sts_mode: str = "enforce"
+    mta_sts_max_age: int = 604800
+    #: Extra MX patterns for the MTA-STS policy (``*.example.net``); [site] hostname is always in.
+    mta_sts_mx: list[str] = field(default_factory=list)
+    tls_rpt_rua: str = ""
+    #: The web host that serves mta-sts, autoconfig and autodiscover (default: [site] hostname).
+    web_host: str = ""
+    #: The next TLS key during a rollover (certificate or public key PEM): its TLSA is published too.
+    tlsa_next_file: str = ""
+    #: ``dns check`` without --nameserver asks this server (IP[:PORT]); empty = /etc/resolv.conf.
+    check_nameserver: str = ""
+    check_timeout: float = 2.0
+    check_retries: int = 2
+    check_retry_delay: float = 1.0
+
+
+@dataclass(frozen=True)
+class DkimSection:
+    """[dkim]: DKIM keys (files under key_dir) and the OpenDKIM signer's config."""
+
+    key_dir: str = "/var/lib/mailprov/dkim"
+    #: One active key per algorithm signs; two algorithms mean dual signing (RFC 8463).
+    algorithms: list[str] = field(default_factory=lambda: ["rsa-2048"])
+    #: New selectors are named PREFIX + YYYYMMDD + r (RSA) or e (Ed25519).
+    selector_prefix: str = "mp"
+    #: Days a replaced key stays published before ``dkim retire`` accepts it.
+    retire_after_days: int = 7
+    #: The user OpenDKIM runs as: owns the private keys (0600).
+    signer_user: str = "opendkim"
+    #: Where OpenDKIM's opendkim.conf, KeyTable, SigningTable and TrustedHosts are written.
+    opendkim_dir: str = "/etc/opendkim"
+    milter_host: str = "127.0.0.1"
+    #: Debian's OpenDKIM 2.11 signs with one algorithm per process, so each algorithm
+    #: gets its own instance (and milter): RSA here, Ed25519 on ed25519_milter_port.
+    milter_port: int = 8891
+    pid_file: str = "/run/opendkim/opendkim.pid"
+    ed25519_milter_port: int = 8892
+    ed25519_pid_file: str = "/run/opendkim/opendkim-ed25519.pid"
+    #: Hosts whose mail is signed besides loopback (submission clients are signed by AUTH).
+    trusted_hosts: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class SiteConfig:
     """The whole, frozen site configuration. Services receive this, never the environment."""
 
@@ -125,6 +180,8 @@ class SiteConfig:
     # -- relay (issue 5) sections
 
     # -- dns/dkim (issue 6) sections
+    dns: DnsSection = field(default_factory=DnsSection)
+    dkim: DkimSection = field(default_factory=DkimSection)
 
     config_file: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)

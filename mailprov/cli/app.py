@@ -38,6 +38,9 @@ COMMANDS: dict[str, str] = {
     # -- relay (issue 5): relay
 
     # -- DNS, DKIM, client config, checks (issue 6): dns, dkim, client-config, check, doctor
+    "dns": "mailprov.cli.dns:dns",
+    "dkim": "mailprov.cli.dkim:dkim",
+    "client-config": "mailprov.cli.clientconfig:client_config",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

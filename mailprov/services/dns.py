@@ -1,0 +1,160 @@
+"""``mailprov dns records|check``: what a domain needs in DNS, and whether DNS has it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mailprov.dnsrecords import DkimPublication, RecordInput, RecordSet, TlsaKey, build
+from mailprov.errors import CertificateInvalid, ConfigInvalid, MailprovError
+from mailprov.rules.addresses import normalise_domain
+from mailprov.services.accounts import get_domain
+from mailprov.services.dkim import published
+
+if TYPE_CHECKING:
+    from mailprov.dnscheck import CheckPlan, CheckResult
+    from mailprov.settings import SiteConfig
+    from mailprov.store import Store
+
+DMARC_POLICIES = ("none", "quarantine", "reject")
+MTA_STS_MODES = ("enforce", "testing", "none")
+
+
+def spki_sha256(path: Path, *, setting: str) -> str:
+    """The SHA-256 of the SubjectPublicKeyInfo in a PEM certificate (or public key) file.
+
+    A chain file is fine: the first certificate is the server's.
+
+    Raises:
+        CertificateInvalid: the file is missing, unreadable, or holds no certificate.
+    """
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CertificateInvalid(f"cannot read {setting} {path}: {exc.strerror}") from None
+    public_key: Any = None
+    try:
+        public_key = x509.load_pem_x509_certificate(data).public_key()
+    except ValueError:
+        if b"-----BEGIN PUBLIC KEY-----" in data:
+            try:
+                public_key = serialization.load_pem_public_key(data)
+            except ValueError:
+                public_key = None
+    if public_key is None:
+        raise CertificateInvalid(f"{setting} {path} is not a PEM certificate")
+    der = public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+def _check_settings(settings: SiteConfig) -> None:
+    dns = settings.dns
+    if dns.dmarc_policy not in DMARC_POLICIES:
+        raise ConfigInvalid(
+            f"dns.dmarc_policy must be one of {', '.join(DMARC_POLICIES)}, not {dns.dmarc_policy!r}"
+        )
+    if dns.mta_sts_mode not in MTA_STS_MODES:
+        raise ConfigInvalid(
+            f"dns.mta_sts_mode must be one of {', '.join(MTA_STS_MODES)}, not {dns.mta_sts_mode!r}"
+        )
+    if not dns.spf.lower().startswith("v=spf1"):
+        raise ConfigInvalid(f"dns.spf must start with 'v=spf1', not {dns.spf!r}")
+    if dns.ttl <= 0 or dns.check_timeout <= 0 or dns.check_retries < 0:
+        raise ConfigInvalid(
+            "dns.ttl and dns.check_timeout must be positive, dns.check_retries >= 0"
+        )
+    import ipaddress  # noqa: PLC0415
+
+    for family, values, version in (("ipv4", dns.ipv4, 4), ("ipv6", dns.ipv6, 6)):
+        for value in values:
+            try:
+                ok = ipaddress.ip_address(value).version == version
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ConfigInvalid(
+                    f"dns.{family} holds {value!r}, which is not an IPv{version} address"
+                )
+
+
+def _host(settings: SiteConfig, value: str, setting: str) -> str:
+    try:
+        return normalise_domain(value)
+    except MailprovError as exc:
+        raise ConfigInvalid(f"{setting}: {exc.message}") from None
+
+
+def record_set(store: Store, settings: SiteConfig, domain: str, *, tlsa: bool = True) -> RecordSet:
+    """Every record ``domain`` (which must be in the store) needs.
+
+    Args:
+        tlsa: include DANE TLSA records (reads [tls] cert_file and [dns] tlsa_next_file).
+
+    Raises:
+        NotFound: the domain is not in the store.
+        CertificateInvalid: a certificate file is not a certificate.
+        DkimKeyUnusable: a DKIM key file is unsafe or unreadable.
+    """
+    _check_settings(settings)
+    name = get_domain(store, domain).name
+    dns = settings.dns
+    tlsa_keys: list[TlsaKey] = []
+    if tlsa:
+        cert = settings.resolve_path(settings.tls.cert_file)
+        tlsa_keys.append(TlsaKey("current", spki_sha256(cert, setting="[tls] cert_file")))
+        if dns.tlsa_next_file:
+            nxt = settings.resolve_path(dns.tlsa_next_file)
+            digest = spki_sha256(nxt, setting="[dns] tlsa_next_file")
+            if digest != tlsa_keys[0].sha256_hex:
+                tlsa_keys.append(TlsaKey("next", digest))
+    dkim_keys = [
+        DkimPublication(k.selector, k.record or "", k.status)
+        for k in published(store, settings, name)
+    ]
+    ports = settings.ports
+    inp = RecordInput(
+        domain=name,
+        hostname=_host(settings, settings.site.hostname, "site.hostname"),
+        ttl=dns.ttl,
+        ipv4=list(dns.ipv4),
+        ipv6=list(dns.ipv6),
+        mx_priority=dns.mx_priority,
+        spf=dns.spf,
+        dmarc_policy=dns.dmarc_policy,
+        dmarc_rua=dns.dmarc_rua,
+        dmarc_ruf=dns.dmarc_ruf,
+        mta_sts_mode=dns.mta_sts_mode,
+        mta_sts_max_age=dns.mta_sts_max_age,
+        mta_sts_mx=list(dns.mta_sts_mx),
+        tls_rpt_rua=dns.tls_rpt_rua,
+        web_host=_host(settings, dns.web_host, "dns.web_host") if dns.web_host else "",
+        ports={
+            "smtp": ports.smtp,
+            "submission": ports.submission,
+            "submissions": ports.submissions,
+            "imaps": ports.imaps,
+            "pop3s": ports.pop3s,
+        },
+        dkim=dkim_keys,
+        tlsa=tlsa_keys,
+    )
+    return build(inp)
+
+
+def mx_patterns(settings: SiteConfig) -> list[str]:
+    """The MTA-STS policy's mx patterns."""
+    return [settings.site.hostname, *settings.dns.mta_sts_mx]
+
+
+def check(
+    store: Store, settings: SiteConfig, domain: str, plan: CheckPlan, *, tlsa: bool = True
+) -> list[CheckResult]:
+    """Check every expected record of ``domain`` against DNS."""
+    rs = record_set(store, settings, domain, tlsa=tlsa)
+    return plan.run(rs.records, domain=rs.domain, mx_patterns=mx_patterns(settings))
