@@ -260,7 +260,10 @@ class DkimKeyUnusable(MailprovError):
 
     code = "dkim-key-unusable"
     exit_status = ExitStatus.DKIM_KEY_UNUSABLE
-    default_hint = "make the key file a PEM private key, mode 0600, or make a new key with 'mailprov dkim rotate'"
+    default_hint = (
+        "make the key file a PEM private key, mode 0600, "
+        "or make a new key with 'mailprov dkim rotate'"
+    )
 
 
 class DkimKeyUnsafe(DkimKeyUnusable):
@@ -302,7 +305,9 @@ class DkimStateInvalid(MailprovError):
 
     code = "dkim-state-invalid"
     exit_status = ExitStatus.DKIM_STATE_INVALID
-    default_hint = "restore the file from a backup, or move the domain's key folder aside and make new keys"
+    default_hint = (
+        "restore the file from a backup, or move the domain's key folder aside and make new keys"
+    )
 
 
 def all_errors() -> list[type[MailprovError]]:

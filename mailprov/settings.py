@@ -127,7 +127,7 @@ class DnsSection:
     tls_rpt_rua: str = ""
     #: The web host that serves mta-sts, autoconfig and autodiscover (default: [site] hostname).
     web_host: str = ""
-    #: The next TLS key during a rollover (certificate or public key PEM): its TLSA is published too.
+    #: The next TLS key in a rollover (certificate or public key PEM): its TLSA is published too.
     tlsa_next_file: str = ""
     #: ``dns check`` without --nameserver asks this server (IP[:PORT]); empty = /etc/resolv.conf.
     check_nameserver: str = ""

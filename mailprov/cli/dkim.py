@@ -151,7 +151,7 @@ def _signer_update(app: Any) -> dict[str, object]:
 @click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
 @nameserver_options
 @json_option
-def dkim_activate(  # noqa: PLR0917  (click passes the options)
+def dkim_activate(
     domain: str,
     selector: str,
     force: bool,

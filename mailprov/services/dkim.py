@@ -220,7 +220,7 @@ def _new_key(
     return DkimKey(domain, chosen, algorithm, "next", now, key_file, record=pair.record)
 
 
-def _choose_selector(  # noqa: PLR0917
+def _choose_selector(
     settings: SiteConfig,
     folder: Path,
     keys: list[DkimKey],

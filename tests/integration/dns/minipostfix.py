@@ -96,7 +96,7 @@ class MiniPostfix:
         """Write the config, check it, start Postfix and wait for its greeting."""
         for sub in ("postfix", "spool", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-            os.chmod(root / sub, 0o755)  # noqa: S103  (Postfix's own layout)
+            os.chmod(root / sub, 0o755)
         server = cls(root, port)
         (server.config_dir / "main.cf").write_text(
             MAIN_CF.format(root=root, sink_port=sink_port, milters=milters)

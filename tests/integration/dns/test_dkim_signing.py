@@ -199,7 +199,7 @@ def fixture_stack(knot: Knot) -> Iterator[SigningStack]:
 
     # The signer runs as user opendkim: the site must be reachable by it (pytest's tmp is 0700).
     site = Path(tempfile.mkdtemp(prefix="mailprov-dkim-test-", dir=_safe_base()))
-    os.chmod(site, 0o755)  # noqa: S103  (opendkim must enter it; nothing secret is world-readable)
+    os.chmod(site, 0o755)
     (site / "run").mkdir()
     shutil.chown(site / "run", "opendkim", "opendkim")
     rsa_port, ed_port = free_port(), free_port()
