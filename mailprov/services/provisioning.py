@@ -315,9 +315,6 @@ def _mark_verified(
     rid = row.id
     try:
         with store.begin() as conn:
-            confirmation.account_lock(conn, account, actor.now, request_id=rid)
-            confirmation.check_rate(conn, settings.identity, account=account, destination=row.recovery,
-                                    now=actor.now, request_id=rid)
             if token is not None:
                 # Check 19: the replay insert, first, in the transaction that consumes the request.
                 conn.execute(insert(seen_token).values(iss=token.iss, jti=token.jti, exp=token.exp,
@@ -339,6 +336,10 @@ def _mark_verified(
             )
             if done.rowcount != 1:
                 raise idg_error("IDG-T14" if token else "IDG-C13", request_id=rid)
+            # Step 20 (the code) only after the proof is consumed; failing here rolls it all back.
+            confirmation.account_lock(conn, account, actor.now, request_id=rid)
+            confirmation.check_rate(conn, settings.identity, account=account, destination=row.recovery,
+                                    now=actor.now, request_id=rid)
             audit.append(conn, at=actor.now, actor=actor.name, action="request.verify", target=rid,
                          details={"from": "open", "to": "identity-verified", **evidence})
             issued = confirmation.issue(conn, settings.identity, pepper, request_id=rid, account=account,
