@@ -388,6 +388,8 @@ def confirm(store: Store, settings: SiteConfig, request_id: str, code: Secret, *
             row = _live_row(conn, request_id, actor.now,
                             ("identity-verified", "locked", "confirmed", "provisioned"))
         if row.state == "locked":
+            with store.read() as conn:
+                confirmation.account_lock(conn, row.account, actor.now, request_id=request_id)
             raise idg_error("IDG-K05", request_id=request_id)
         if row.state in ("confirmed", "provisioned"):
             # The code was used: say so (IDG-K04) rather than "wrong state".

@@ -346,13 +346,13 @@ def fixture_knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
     )
     knot = Knot(folder, port, conf)
     knot._write()  # noqa: SLF001
-    process = subprocess.Popen(["knotd", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    log = (folder / "knotd.log").open("wb")
+    process = subprocess.Popen(["knotd", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(f"knotd exited: {process.stderr.read().decode()[:500]}")  # type: ignore[union-attr]
+                pytest.fail(f"knotd exited: {(folder / 'knotd.log').read_text()[:500]}")
             done = subprocess.run(["knotc", "-c", str(conf), "zone-status", "corp.test"],
                                   capture_output=True, text=True, check=False)
             if done.returncode == 0 and "serial: 1" in done.stdout:
@@ -365,3 +365,5 @@ def fixture_knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
             process.wait(5)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(5)
+        log.close()
