@@ -131,7 +131,7 @@ def _walk_iterations(data: bytes, depth: int = 0) -> list[int]:
     for i, (tag, content) in enumerate(children):
         if tag == 0x02 and i > 0 and children[i - 1][0] == 0x04 and 0 < len(content) <= 9:
             found.append(int.from_bytes(content, "big", signed=False))
-        if depth < 12 and (tag & 0x20 or tag == 0x04) and content:
+        if depth < 32 and (tag & 0x20 or tag == 0x04) and content:
             try:
                 found.extend(_walk_iterations(content, depth + 1))
             except (ValueError, IndexError):
