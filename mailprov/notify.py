@@ -45,7 +45,7 @@ def send(settings: NotifySection, message: Message, *, base_dir: Path | None = N
         return "smtp"
     raise ConfigInvalid(
         "no way to deliver codes: neither notify.smarthost nor notify.hook is set",
-        hint="set [notify] smarthost = \"127.0.0.1\" (and port), or hook = \"/path/to/sms-gateway\"",
+        hint='set [notify] smarthost = "127.0.0.1" (and port), or hook = "/path/to/sms-gateway"',
     )
 
 

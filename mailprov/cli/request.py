@@ -38,8 +38,12 @@ def _human(req: Any) -> str:
 
 @request.command("open")
 @click.argument("address")
-@click.option("--kind", type=click.Choice(["personal", "corporate"]), required=True, help="Mailbox kind.")
-@click.option("--recovery", metavar="EMAIL", required=True, help="Recovery address: codes go there.")
+@click.option(
+    "--kind", type=click.Choice(["personal", "corporate"]), required=True, help="Mailbox kind."
+)
+@click.option(
+    "--recovery", metavar="EMAIL", required=True, help="Recovery address: codes go there."
+)
 @click.option("--name", default="", help="Owner's name; must match the verified identity.")
 @click.option("--accept-terms", is_flag=True, help="Accept the terms of service (required).")
 @json_option
@@ -48,10 +52,21 @@ def request_open(address: str, kind: str, recovery: str, name: str, accept_terms
     from mailprov.services.provisioning import open_request  # noqa: PLC0415
 
     app = app_context()
-    req = open_request(app.store, app.settings, address=address, kind=kind, recovery=recovery, name=name,
-                       accept_terms=accept_terms, actor=app.actor())
-    emit(click.get_current_context(), {"changed": True, "request": req.to_json()},
-         f"request {req.id} opened for {req.address}\nnonce: {req.nonce}\nchallenge: {req.challenge}")
+    req = open_request(
+        app.store,
+        app.settings,
+        address=address,
+        kind=kind,
+        recovery=recovery,
+        name=name,
+        accept_terms=accept_terms,
+        actor=app.actor(),
+    )
+    emit(
+        click.get_current_context(),
+        {"changed": True, "request": req.to_json()},
+        f"request {req.id} opened for {req.address}\nnonce: {req.nonce}\nchallenge: {req.challenge}",
+    )
 
 
 def _read_file(path: Path, what: str) -> bytes:
@@ -66,14 +81,26 @@ def _read_file(path: Path, what: str) -> bytes:
 
 @request.command("verify")
 @click.argument("request_id", metavar="ID")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), help="Identity token file.")
+@click.option(
+    "--token-file", type=click.Path(dir_okay=False, path_type=Path), help="Identity token file."
+)
 @click.option("--token-stdin", is_flag=True, help="Read the identity token from standard input.")
-@click.option("--certificate", type=click.Path(dir_okay=False, path_type=Path), help=".cer/.pem/.der file.")
-@click.option("--signature", type=click.Path(dir_okay=False, path_type=Path),
-              help="Signature over the challenge (from 'identity sign-challenge').")
+@click.option(
+    "--certificate", type=click.Path(dir_okay=False, path_type=Path), help=".cer/.pem/.der file."
+)
+@click.option(
+    "--signature",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Signature over the challenge (from 'identity sign-challenge').",
+)
 @json_option
-def request_verify(request_id: str, token_file: Path | None, token_stdin: bool,
-                   certificate: Path | None, signature: Path | None) -> None:
+def request_verify(
+    request_id: str,
+    token_file: Path | None,
+    token_stdin: bool,
+    certificate: Path | None,
+    signature: Path | None,
+) -> None:
     """Prove the requester's identity (token, or certificate + signature); a code is sent on success."""
     import base64  # noqa: PLC0415
     import binascii  # noqa: PLC0415
@@ -87,7 +114,9 @@ def request_verify(request_id: str, token_file: Path | None, token_stdin: bool,
 
     chosen = [bool(token_file), token_stdin, bool(certificate or signature)]
     if sum(chosen) != 1 or (certificate is None) != (signature is None):
-        raise click.UsageError("give one of --token-file, --token-stdin, or --certificate with --signature")
+        raise click.UsageError(
+            "give one of --token-file, --token-stdin, or --certificate with --signature"
+        )
     app = app_context()
     pepper, send = gate(app)
     rid = normalise_id(request_id)
@@ -96,15 +125,32 @@ def request_verify(request_id: str, token_file: Path | None, token_stdin: bool,
             sig = base64.b64decode(_read_file(signature, "signature").strip(), validate=True)
         except (binascii.Error, ValueError):
             sig = b""
-        req = verify_with_certificate(app.store, app.settings, rid, _read_file(certificate, "certificate"),
-                                      sig, pepper=pepper, send=send, actor=app.actor())
+        req = verify_with_certificate(
+            app.store,
+            app.settings,
+            rid,
+            _read_file(certificate, "certificate"),
+            sig,
+            pepper=pepper,
+            send=send,
+            actor=app.actor(),
+        )
     else:
-        raw = sys.stdin.read(16 * 1024) if token_stdin else _read_file(token_file, "token").decode(  # type: ignore[arg-type]
-            "utf-8", "replace")
-        req = verify_with_token(app.store, app.settings, rid, Secret(raw), pepper=pepper, send=send,
-                                actor=app.actor())
-    emit(click.get_current_context(), {"changed": True, "request": req.to_json(), "code_sent_to": req.recovery},
-         f"request {req.id}: identity verified; a code was sent to {req.recovery}")
+        raw = (
+            sys.stdin.read(16 * 1024)
+            if token_stdin
+            else _read_file(token_file, "token").decode(  # type: ignore[arg-type]
+                "utf-8", "replace"
+            )
+        )
+        req = verify_with_token(
+            app.store, app.settings, rid, Secret(raw), pepper=pepper, send=send, actor=app.actor()
+        )
+    emit(
+        click.get_current_context(),
+        {"changed": True, "request": req.to_json(), "code_sent_to": req.recovery},
+        f"request {req.id}: identity verified; a code was sent to {req.recovery}",
+    )
 
 
 def _read_code(code_stdin: bool) -> Any:
@@ -114,16 +160,21 @@ def _read_code(code_stdin: bool) -> Any:
     if code_stdin:
         return Secret(sys.stdin.readline().strip())
     if not app_context().interactive:
-        raise MissingOption("the confirmation code is needed and there is no terminal to ask on",
-                            hint="pass --code-stdin and the code on standard input")
+        raise MissingOption(
+            "the confirmation code is needed and there is no terminal to ask on",
+            hint="pass --code-stdin and the code on standard input",
+        )
     return Secret(click.prompt("Confirmation code", hide_input=True).strip())
 
 
 @request.command("confirm")
 @click.argument("request_id", metavar="ID")
 @click.option("--code-stdin", is_flag=True, help="Read the code from standard input.")
-@click.option("--password-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="New file (created 0600) for the temporary password, instead of stdout.")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="New file (created 0600) for the temporary password, instead of stdout.",
+)
 @json_option
 def request_confirm(request_id: str, code_stdin: bool, password_file: Path | None) -> None:
     """Confirm with the code; creates the mailbox with a temporary password shown once."""
@@ -135,14 +186,23 @@ def request_confirm(request_id: str, code_stdin: bool, password_file: Path | Non
 
     app = app_context()
     if app.json and password_file is None:
-        raise MissingOption("with --json the temporary password is never printed",
-                            hint="pass --password-file FILE (created 0600)")
+        raise MissingOption(
+            "with --json the temporary password is never printed",
+            hint="pass --password-file FILE (created 0600)",
+        )
     fd = create_secret_file(password_file) if password_file else None
     try:
         code = _read_code(code_stdin)
         pepper, send = gate(app)
-        done = confirm(app.store, app.settings, normalise_id(request_id), code, pepper=pepper, send=send,
-                       actor=app.actor())
+        done = confirm(
+            app.store,
+            app.settings,
+            normalise_id(request_id),
+            code,
+            pepper=pepper,
+            send=send,
+            actor=app.actor(),
+        )
     except BaseException:
         if fd is not None:
             os.close(fd)
@@ -152,14 +212,29 @@ def request_confirm(request_id: str, code_stdin: bool, password_file: Path | Non
         with os.fdopen(fd, "w") as out:
             out.write(done.password.reveal() + "\n")
     mb = done.mailbox
-    data = {"changed": True, "request": done.request.to_json(), "mailbox": mb.to_json(),
-            "password_file": str(password_file) if password_file else None, "notice_sent": done.notice_sent}
-    shown = (f"temporary password written to {password_file}" if password_file else
-             f"temporary password (shown once, change it within "
-             f"{app.settings.passwords.temp_password_hours} h): {done.password.reveal()}")
-    notice = "" if done.notice_sent else "\nwarning: the notice to the recovery address could not be sent"
-    emit(click.get_current_context(), data, f"request {done.request.id}: mailbox {mb.address} created\n"
-         f"{shown}{notice}")
+    data = {
+        "changed": True,
+        "request": done.request.to_json(),
+        "mailbox": mb.to_json(),
+        "password_file": str(password_file) if password_file else None,
+        "notice_sent": done.notice_sent,
+    }
+    shown = (
+        f"temporary password written to {password_file}"
+        if password_file
+        else f"temporary password (shown once, change it within "
+        f"{app.settings.passwords.temp_password_hours} h): {done.password.reveal()}"
+    )
+    notice = (
+        ""
+        if done.notice_sent
+        else "\nwarning: the notice to the recovery address could not be sent"
+    )
+    emit(
+        click.get_current_context(),
+        data,
+        f"request {done.request.id}: mailbox {mb.address} created\n{shown}{notice}",
+    )
 
 
 @request.command("show")
@@ -174,17 +249,33 @@ def request_show(request_id: str) -> None:
 
 
 @request.command("list")
-@click.option("--state", type=click.Choice(["open", "identity-verified", "confirmed", "provisioned",
-                                            "rejected", "expired", "locked", "cancelled"]))
+@click.option(
+    "--state",
+    type=click.Choice(
+        [
+            "open",
+            "identity-verified",
+            "confirmed",
+            "provisioned",
+            "rejected",
+            "expired",
+            "locked",
+            "cancelled",
+        ]
+    ),
+)
 @json_option
 def request_list(state: str | None) -> None:
     """List requests, newest first."""
     from mailprov.services.provisioning import list_requests  # noqa: PLC0415
 
     found = list_requests(app_context().store, state=state)
-    table(click.get_current_context(), {"requests": [r.to_json() for r in found]},
-          ["id", "address", "kind", "state", "created"],
-          [[r.id, r.address, r.kind, r.state, r.to_json()["created_at"]] for r in found])
+    table(
+        click.get_current_context(),
+        {"requests": [r.to_json() for r in found]},
+        ["id", "address", "kind", "state", "created"],
+        [[r.id, r.address, r.kind, r.state, r.to_json()["created_at"]] for r in found],
+    )
 
 
 def _simple(request_id: str, action: str) -> None:
@@ -197,7 +288,9 @@ def _simple(request_id: str, action: str) -> None:
         human = f"request {req.id} cancelled"
     elif action == "resend":
         pepper, send = gate(app)
-        req = provisioning.resend(app.store, app.settings, rid, pepper=pepper, send=send, actor=app.actor())
+        req = provisioning.resend(
+            app.store, app.settings, rid, pepper=pepper, send=send, actor=app.actor()
+        )
         human = f"request {req.id}: a new code was sent to {req.recovery}"
     elif action == "challenge":
         req = provisioning.renew_challenge(app.store, app.settings, rid, actor=app.actor())

@@ -100,13 +100,16 @@ def load_certificates(data: bytes, *, request_id: str | None = None) -> list[x50
     kind = sniff(data, request_id=request_id)
     if kind == "pkcs12":
         raise idg_error(
-            "IDG-C04", request_id=request_id,
+            "IDG-C04",
+            request_id=request_id,
             hint="the gate takes the certificate only; sign with 'mailprov identity sign-challenge'",
         )
     try:
-        certs = x509.load_pem_x509_certificates(data) if kind == "pem" else [
-            x509.load_der_x509_certificate(data)
-        ]
+        certs = (
+            x509.load_pem_x509_certificates(data)
+            if kind == "pem"
+            else [x509.load_der_x509_certificate(data)]
+        )
     except ValueError:
         raise idg_error("IDG-C04", request_id=request_id) from None
     return certs
@@ -236,7 +239,9 @@ def check_key_algorithm(cert: x509.Certificate, *, request_id: str | None = None
             raise idg_error("IDG-C07", alg=f"EC {key.curve.name}", request_id=request_id)
         return
     if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise idg_error("IDG-C07", alg=type(key).__name__.removesuffix("PublicKey"), request_id=request_id)
+        raise idg_error(
+            "IDG-C07", alg=type(key).__name__.removesuffix("PublicKey"), request_id=request_id
+        )
 
 
 def _date(when: datetime) -> str:
@@ -302,7 +307,9 @@ def _load_crls(anchors: Sequence[TrustAnchor]) -> list[x509.CertificateRevocatio
                 continue  # a missing CRL file is caught below: fail closed
             try:
                 crls.append(
-                    x509.load_pem_x509_crl(data) if b"-----BEGIN" in data else x509.load_der_x509_crl(data)
+                    x509.load_pem_x509_crl(data)
+                    if b"-----BEGIN" in data
+                    else x509.load_der_x509_crl(data)
                 )
             except ValueError:
                 continue
@@ -310,7 +317,11 @@ def _load_crls(anchors: Sequence[TrustAnchor]) -> list[x509.CertificateRevocatio
 
 
 def _check_revocation(
-    chain: Sequence[x509.Certificate], anchors: Sequence[TrustAnchor], *, now: int, request_id: str | None
+    chain: Sequence[x509.Certificate],
+    anchors: Sequence[TrustAnchor],
+    *,
+    now: int,
+    request_id: str | None,
 ) -> None:
     """Checks C11 and C12 for every non-root certificate of the chain."""
     from cryptography import x509  # noqa: PLC0415
@@ -319,7 +330,8 @@ def _check_revocation(
     moment = datetime.fromtimestamp(now, UTC)
     for cert, issuer in zip(chain, chain[1:], strict=False):
         usable = [
-            crl for crl in crls
+            crl
+            for crl in crls
             if crl.issuer == cert.issuer
             and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
             and crl.last_update_utc <= moment
@@ -338,7 +350,9 @@ def _check_revocation(
                 except x509.ExtensionNotFound:
                     pass
                 raise idg_error(
-                    "IDG-C12", date=_date(revoked.revocation_date_utc), reason=reason,
+                    "IDG-C12",
+                    date=_date(revoked.revocation_date_utc),
+                    reason=reason,
                     request_id=request_id,
                 )
 

@@ -52,7 +52,12 @@ def init_issuer(folder: Path, *, audience: str) -> TestIssuer:
     public = key.as_dict(private=False)
     (folder / "jwks.json").write_text(json.dumps({"keys": [public]}, indent=2) + "\n")
     iss = f"https://test-issuer.invalid/{secrets.token_hex(4)}"
-    config = {"iss": iss, "audience": audience, "kid": kid, "warning": "TEST ISSUER - not an identity provider"}
+    config = {
+        "iss": iss,
+        "audience": audience,
+        "kid": kid,
+        "warning": "TEST ISSUER - not an identity provider",
+    }
     (folder / "issuer.json").write_text(json.dumps(config, indent=2) + "\n")
     return TestIssuer(folder, iss, audience, kid)
 
@@ -89,7 +94,9 @@ def issue_token(
     if not 1 <= ttl <= MAX_TTL:
         raise InvalidValue(f"--ttl must be 1-{MAX_TTL} seconds, not {ttl}")
     if framework_name(framework) is None:
-        raise InvalidValue(f"unknown trust framework '{framework}'", hint="ru_esia, eidas or nist_800_63A")
+        raise InvalidValue(
+            f"unknown trust framework '{framework}'", hint="ru_esia, eidas or nist_800_63A"
+        )
     issuer, key = load_issuer(folder)
     person = {"given_name": "Test", "family_name": "Person", "birthdate": "1990-01-01"}
     person.update(claims or {})

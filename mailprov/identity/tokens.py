@@ -28,8 +28,19 @@ MAX_JTI = 128
 DEFAULT_TYPE = "mailprov-idv+jwt"
 
 #: Asymmetric algorithms only: 'none' and HMAC can never be configured (algorithm confusion).
-ALLOWED_ALGS = ("ES256", "ES384", "ES512", "EdDSA", "Ed25519", "RS256", "RS384", "RS512",
-                "PS256", "PS384", "PS512")
+ALLOWED_ALGS = (
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+    "Ed25519",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+)
 _KTY_FOR_ALG = {"ES": "EC", "Ed": "OKP", "RS": "RSA", "PS": "RSA"}
 FORBIDDEN_HEADERS = ("crit", "jku", "x5u", "jwk", "x5c", "zip")
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
@@ -75,7 +86,9 @@ class TrustedKeys:
         for issuer, text in issuers:
             for kid, alg, key in parse_jwks(text):
                 if kid in found:
-                    raise TrustInvalid(f"key id '{kid}' is used by {found[kid].issuer.iss} and {issuer.iss}")
+                    raise TrustInvalid(
+                        f"key id '{kid}' is used by {found[kid].issuer.iss} and {issuer.iss}"
+                    )
                 found[kid] = TrustedKey(kid, alg, key, issuer)
         return cls(found)
 
@@ -127,10 +140,12 @@ def parse_jwks(text: str) -> list[tuple[str, str, Any]]:
     try:
         data = json.loads(text)
     except ValueError:
-        raise TrustInvalid("the JWKS file is not JSON", hint="give a JWKS: {\"keys\": [...]}") from None
+        raise TrustInvalid(
+            "the JWKS file is not JSON", hint='give a JWKS: {"keys": [...]}'
+        ) from None
     keys = data.get("keys") if isinstance(data, dict) else None
     if not isinstance(keys, list) or not keys:
-        raise TrustInvalid("the JWKS has no 'keys' list", hint="give a JWKS: {\"keys\": [...]}")
+        raise TrustInvalid("the JWKS has no 'keys' list", hint='give a JWKS: {"keys": [...]}')
     out = []
     for index, jwk in enumerate(keys):
         where = f"JWKS key #{index + 1}"
@@ -144,7 +159,9 @@ def parse_jwks(text: str) -> list[tuple[str, str, Any]]:
             )
         for member in ("kid", "alg", "use"):
             if not isinstance(jwk.get(member), str) or not jwk[member]:
-                raise TrustInvalid(f"{where} lacks '{member}'", hint="each key needs kid, alg and use=sig")
+                raise TrustInvalid(
+                    f"{where} lacks '{member}'", hint="each key needs kid, alg and use=sig"
+                )
         if jwk["use"] != "sig":
             raise TrustInvalid(f"{where} has use={jwk['use']!r:.20}, not 'sig'")
         alg = jwk["alg"]
@@ -263,7 +280,9 @@ def verify_token(
         claims["nonce"].encode("utf-8"), nonce.encode("utf-8")
     ):
         raise idg_error("IDG-T13", **rid)
-    framework, level, verified = _verified_claims(claims["verified_claims"], issuer, now, policy, rid)
+    framework, level, verified = _verified_claims(
+        claims["verified_claims"], issuer, now, policy, rid
+    )
     return VerifiedIdentity(
         iss=issuer.iss,
         sub=claims["sub"],
@@ -339,8 +358,10 @@ def owner_matches(requested: str, claims: Mapping[str, Any], *, yo_as_ye: bool =
     given, family = str(claims.get("given_name", "")), str(claims.get("family_name", ""))
     middle = str(claims.get("middle_name", ""))
     variants = {
-        f"{given} {family}", f"{family} {given}",
-        f"{given} {middle} {family}", f"{family} {given} {middle}",
+        f"{given} {family}",
+        f"{family} {given}",
+        f"{given} {middle} {family}",
+        f"{family} {given} {middle}",
     }
     wanted = normalise_name(requested, yo_as_ye=yo_as_ye)
     return any(

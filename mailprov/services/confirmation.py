@@ -44,39 +44,58 @@ def account_lock(conn: Connection, account: str, now: int, *, request_id: str) -
     if row is None or row.locked_until is None:
         return
     if row.locked_until == codes.LOCKED_FOR_ADMIN:
-        raise idg_error("IDG-K07", time="an administrator unlocks it", request_id=request_id,
-                        hint="ask the administrator: 'mailprov request unlock ID'")
+        raise idg_error(
+            "IDG-K07",
+            time="an administrator unlocks it",
+            request_id=request_id,
+            hint="ask the administrator: 'mailprov request unlock ID'",
+        )
     if row.locked_until > now:
         raise idg_error("IDG-K07", time=iso(row.locked_until), request_id=request_id)
 
 
 def check_rate(
-    conn: Connection, settings: IdentitySection, *, account: str, destination: str, now: int,
+    conn: Connection,
+    settings: IdentitySection,
+    *,
+    account: str,
+    destination: str,
+    now: int,
     request_id: str,
 ) -> None:
     """Raise IDG-K06 if a code was sent too recently, or too many in the last hour."""
     recent = and_(code_challenges.c.created_at > now - HOUR, code_challenges.c.state.in_(_COUNTED))
     last = conn.execute(
         select(func.max(code_challenges.c.created_at)).where(
-            recent, or_(code_challenges.c.account == account,
-                        code_challenges.c.destination == destination)
+            recent,
+            or_(code_challenges.c.account == account, code_challenges.c.destination == destination),
         )
     ).scalar()
     if last is not None and now - last < settings.resend_seconds:
         raise idg_error("IDG-K06", n=settings.resend_seconds - (now - last), request_id=request_id)
-    for column, value in ((code_challenges.c.account, account),
-                          (code_challenges.c.destination, destination)):
-        times = sorted(conn.execute(
-            select(code_challenges.c.created_at).where(recent, column == value)
-        ).scalars())
+    for column, value in (
+        (code_challenges.c.account, account),
+        (code_challenges.c.destination, destination),
+    ):
+        times = sorted(
+            conn.execute(
+                select(code_challenges.c.created_at).where(recent, column == value)
+            ).scalars()
+        )
         if len(times) >= settings.codes_per_hour:
             wait = times[-settings.codes_per_hour] + HOUR - now
             raise idg_error("IDG-K06", n=max(wait, 1), request_id=request_id)
 
 
 def issue(
-    conn: Connection, settings: IdentitySection, pepper: bytes, *, request_id: str, account: str,
-    destination: str, now: int,
+    conn: Connection,
+    settings: IdentitySection,
+    pepper: bytes,
+    *,
+    request_id: str,
+    account: str,
+    destination: str,
+    now: int,
 ) -> IssuedCode:
     """Create a live challenge (superseding any other live one for the request)."""
     conn.execute(
@@ -86,17 +105,28 @@ def issue(
     )
     cid, code = codes.new_challenge_id(), codes.generate_code()
     expires = now + settings.code_ttl_seconds
-    conn.execute(insert(code_challenges).values(
-        id=cid, request_id=request_id, account=account, purpose=PURPOSE, destination=destination,
-        mac=codes.code_mac(pepper, cid, account, PURPOSE, code.reveal()), state="live", attempts=0,
-        created_at=now, expires_at=expires,
-    ))
+    conn.execute(
+        insert(code_challenges).values(
+            id=cid,
+            request_id=request_id,
+            account=account,
+            purpose=PURPOSE,
+            destination=destination,
+            mac=codes.code_mac(pepper, cid, account, PURPOSE, code.reveal()),
+            state="live",
+            attempts=0,
+            created_at=now,
+            expires_at=expires,
+        )
+    )
     return IssuedCode(cid, code, expires)
 
 
 def mark_undelivered(conn: Connection, cid: str) -> None:
     """A code that could not be sent does not count against the limits."""
-    conn.execute(update(code_challenges).where(code_challenges.c.id == cid).values(state="undelivered"))
+    conn.execute(
+        update(code_challenges).where(code_challenges.c.id == cid).values(state="undelivered")
+    )
 
 
 def _fail_account(conn: Connection, account: str, now: int) -> None:
@@ -112,13 +142,16 @@ def _fail_account(conn: Connection, account: str, now: int) -> None:
     if row is None:
         conn.execute(insert(gate_accounts).values(account=account, **values))
     else:
-        conn.execute(update(gate_accounts).where(gate_accounts.c.account == account).values(**values))
+        conn.execute(
+            update(gate_accounts).where(gate_accounts.c.account == account).values(**values)
+        )
 
 
 def reset_account(conn: Connection, account: str, now: int) -> None:
     """A right code (or an administrator) clears the consecutive failures."""
     conn.execute(
-        update(gate_accounts).where(gate_accounts.c.account == account)
+        update(gate_accounts)
+        .where(gate_accounts.c.account == account)
         .values(failures=0, locked_until=None, updated_at=now)
     )
 
@@ -132,8 +165,14 @@ class CheckResult:
 
 
 def check(
-    conn: Connection, settings: IdentitySection, pepper: bytes, *, request_id: str, account: str,
-    code: str, now: int,
+    conn: Connection,
+    settings: IdentitySection,
+    pepper: bytes,
+    *,
+    request_id: str,
+    account: str,
+    code: str,
+    now: int,
 ) -> CheckResult:
     """Check ``code`` against the request's newest challenge (§5.3), writing what it changes."""
     rid = {"request_id": request_id}
@@ -141,8 +180,10 @@ def check(
         return CheckResult(idg_error("IDG-K01", **rid))
     row: Any = conn.execute(
         select(code_challenges)
-        .where(code_challenges.c.request_id == request_id,
-               code_challenges.c.state.notin_(("superseded", "undelivered")))
+        .where(
+            code_challenges.c.request_id == request_id,
+            code_challenges.c.state.notin_(("superseded", "undelivered")),
+        )
         .order_by(code_challenges.c.created_at.desc(), code_challenges.c.state.desc())
         .limit(1)
     ).first()
@@ -157,20 +198,28 @@ def check(
     if row.state == "locked":
         return CheckResult(idg_error("IDG-K05", **rid))
     if row.state == "expired" or now > row.expires_at:
-        conn.execute(update(code_challenges).where(code_challenges.c.id == cid).values(state="expired"))
+        conn.execute(
+            update(code_challenges).where(code_challenges.c.id == cid).values(state="expired")
+        )
         return CheckResult(idg_error("IDG-K03", **rid))
     if codes.macs_equal(row.mac, expected):
-        conn.execute(update(code_challenges).where(code_challenges.c.id == cid).values(state="used"))
+        conn.execute(
+            update(code_challenges).where(code_challenges.c.id == cid).values(state="used")
+        )
         reset_account(conn, account, now)
         return CheckResult(None)
     attempts = row.attempts + 1
     locked = attempts >= settings.code_attempts
     conn.execute(
-        update(code_challenges).where(code_challenges.c.id == cid)
+        update(code_challenges)
+        .where(code_challenges.c.id == cid)
         .values(attempts=attempts, state="locked" if locked else "live")
     )
     _fail_account(conn, account, now)
     left = settings.code_attempts - attempts
-    return CheckResult(idg_error("IDG-K02", suffix=f" ({left} attempts left)",
-                                 details={"attempts_left": left}, **rid),
-                       locked_now=locked)
+    return CheckResult(
+        idg_error(
+            "IDG-K02", suffix=f" ({left} attempts left)", details={"attempts_left": left}, **rid
+        ),
+        locked_now=locked,
+    )

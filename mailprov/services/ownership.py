@@ -39,8 +39,11 @@ class Challenge:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data."""
-        return {"domain": self.domain, "record": {"name": self.name, "type": "TXT", "value": self.value},
-                "domain_added": self.added}
+        return {
+            "domain": self.domain,
+            "record": {"name": self.name, "type": "TXT", "value": self.value},
+            "domain_added": self.added,
+        }
 
 
 def start(store: Store, name: str, *, actor: Actor) -> Challenge:
@@ -51,13 +54,29 @@ def start(store: Store, name: str, *, actor: Actor) -> Challenge:
         row = conn.execute(select(domains).where(domains.c.name == a_label)).first()
         added = row is None
         if added:
-            conn.execute(insert(domains).values(name=a_label, active=False, created_at=actor.now,
-                                                challenge=token, challenge_created_at=actor.now))
+            conn.execute(
+                insert(domains).values(
+                    name=a_label,
+                    active=False,
+                    created_at=actor.now,
+                    challenge=token,
+                    challenge_created_at=actor.now,
+                )
+            )
         else:
-            conn.execute(update(domains).where(domains.c.name == a_label)
-                         .values(challenge=token, challenge_created_at=actor.now))
-        audit.append(conn, at=actor.now, actor=actor.name, action="domain.verify-start", target=a_label,
-                     details={"added_inactive": added})
+            conn.execute(
+                update(domains)
+                .where(domains.c.name == a_label)
+                .values(challenge=token, challenge_created_at=actor.now)
+            )
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="domain.verify-start",
+            target=a_label,
+            details={"added_inactive": added},
+        )
     return Challenge(a_label, f"{RECORD_PREFIX}.{a_label}.", VALUE_PREFIX + token, added)
 
 
@@ -77,11 +96,15 @@ def parse_nameserver(value: str) -> tuple[str, int]:
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        raise InvalidValue(f"--nameserver must be an IP address[:port], not {value!r:.40}") from None
+        raise InvalidValue(
+            f"--nameserver must be an IP address[:port], not {value!r:.40}"
+        ) from None
     return host, port
 
 
-def verify(store: Store, name: str, *, actor: Actor, nameserver: tuple[str, int] | None = None) -> bool:
+def verify(
+    store: Store, name: str, *, actor: Actor, nameserver: tuple[str, int] | None = None
+) -> bool:
     """Check the TXT record; mark the domain verified and active. Returns whether it changed."""
     import dns.exception  # noqa: PLC0415  (lazy: dnspython is slow to import)
     import dns.resolver  # noqa: PLC0415
@@ -90,8 +113,10 @@ def verify(store: Store, name: str, *, actor: Actor, nameserver: tuple[str, int]
     with store.read() as conn:
         row = conn.execute(select(domains).where(domains.c.name == a_label)).first()
     if row is None or not row.challenge:
-        raise WrongRequestState(f"no ownership challenge for {a_label}",
-                                hint=f"start one with 'mailprov domain verify-start {a_label}'")
+        raise WrongRequestState(
+            f"no ownership challenge for {a_label}",
+            hint=f"start one with 'mailprov domain verify-start {a_label}'",
+        )
     resolver = dns.resolver.Resolver(configure=nameserver is None)
     if nameserver is not None:
         resolver.nameservers = [nameserver[0]]
@@ -108,13 +133,22 @@ def verify(store: Store, name: str, *, actor: Actor, nameserver: tuple[str, int]
     expected = VALUE_PREFIX + row.challenge
     if expected not in values:
         raise DomainNotVerified(
-            f"{qname} has no TXT record \"{expected}\" (found {len(values)} other value(s))",
+            f'{qname} has no TXT record "{expected}" (found {len(values)} other value(s))',
             hint="publish the record shown by 'domain verify-start', wait for DNS, then run this again",
         )
     changed = row.verified_at is None or not row.active
     with store.begin() as conn:
-        conn.execute(update(domains).where(domains.c.name == a_label)
-                     .values(verified_at=actor.now, active=True))
-        audit.append(conn, at=actor.now, actor=actor.name, action="domain.verify", target=a_label,
-                     details={"record": qname})
+        conn.execute(
+            update(domains)
+            .where(domains.c.name == a_label)
+            .values(verified_at=actor.now, active=True)
+        )
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="domain.verify",
+            target=a_label,
+            details={"record": qname},
+        )
     return changed

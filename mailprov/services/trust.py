@@ -46,8 +46,14 @@ class IssuerInfo:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data."""
-        return {"type": "issuer", "iss": self.iss, "audience": self.audience, "kids": list(self.kids),
-                "frameworks": self.frameworks, "jwks_file": self.jwks_file}
+        return {
+            "type": "issuer",
+            "iss": self.iss,
+            "audience": self.audience,
+            "kids": list(self.kids),
+            "frameworks": self.frameworks,
+            "jwks_file": self.jwks_file,
+        }
 
 
 @dataclass(frozen=True)
@@ -60,8 +66,12 @@ class CaInfo:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data."""
-        return {"type": "ca", "fingerprint": self.fingerprint, "subject": self.subject,
-                "crl_files": list(self.crl_files)}
+        return {
+            "type": "ca",
+            "fingerprint": self.fingerprint,
+            "subject": self.subject,
+            "crl_files": list(self.crl_files),
+        }
 
 
 def _frameworks(framework: str | None, min_level: str | None) -> dict[str, str]:
@@ -70,7 +80,9 @@ def _frameworks(framework: str | None, min_level: str | None) -> dict[str, str]:
             raise InvalidValue("--min-level needs --framework")
         return dict(DEFAULT_MIN_LEVEL)
     if framework not in FRAMEWORK_LEVELS:
-        raise InvalidValue(f"unknown trust framework '{framework}'", hint="ru_esia, eidas or nist_800_63A")
+        raise InvalidValue(
+            f"unknown trust framework '{framework}'", hint="ru_esia, eidas or nist_800_63A"
+        )
     level = min_level or DEFAULT_MIN_LEVEL[framework]
     if level not in FRAMEWORK_LEVELS[framework]:
         raise InvalidValue(
@@ -99,9 +111,15 @@ def add_issuer(
     except (OSError, UnicodeDecodeError) as exc:
         raise TrustInvalid(f"cannot read the JWKS file {jwks_file}: {exc}") from None
     keys = parse_jwks(text)
-    row = {"iss": iss, "audience": audience, "jwks": text, "jwks_file": str(jwks_file.resolve()),
-           "framework": framework, "min_level": frameworks.get(framework or "", None),
-           "created_at": actor.now}
+    row = {
+        "iss": iss,
+        "audience": audience,
+        "jwks": text,
+        "jwks_file": str(jwks_file.resolve()),
+        "framework": framework,
+        "min_level": frameworks.get(framework or "", None),
+        "created_at": actor.now,
+    }
     try:
         with store.begin() as conn:
             old = conn.execute(select(trusted_issuers).where(trusted_issuers.c.iss == iss)).first()
@@ -110,32 +128,51 @@ def add_issuer(
             conn.execute(delete(trusted_issuers).where(trusted_issuers.c.iss == iss))
             conn.execute(delete(trusted_keys).where(trusted_keys.c.iss == iss))
             conn.execute(insert(trusted_issuers).values(**row))
-            conn.execute(insert(trusted_keys), [{"kid": k, "iss": iss, "alg": a} for k, a, _ in keys])
-            audit.append(conn, at=actor.now, actor=actor.name, action="trust.add-issuer", target=iss,
-                         details={"kids": [k for k, _, _ in keys], "audience": audience,
-                                  "frameworks": frameworks})
+            conn.execute(
+                insert(trusted_keys), [{"kid": k, "iss": iss, "alg": a} for k, a, _ in keys]
+            )
+            audit.append(
+                conn,
+                at=actor.now,
+                actor=actor.name,
+                action="trust.add-issuer",
+                target=iss,
+                details={
+                    "kids": [k for k, _, _ in keys],
+                    "audience": audience,
+                    "frameworks": frameworks,
+                },
+            )
     except IntegrityError:
         raise TrustInvalid(
             "a key id of this JWKS is already used by another issuer",
             hint="key ids must be unique across issuers; see 'mailprov identity trust list'",
         ) from None
-    return IssuerInfo(iss, audience, tuple(k for k, _, _ in keys), frameworks, row["jwks_file"]), True
+    return IssuerInfo(
+        iss, audience, tuple(k for k, _, _ in keys), frameworks, row["jwks_file"]
+    ), True
 
 
 def _issuer_info(row: Any, kids: list[str]) -> IssuerInfo:
-    return IssuerInfo(row.iss, row.audience, tuple(kids), _frameworks(row.framework, row.min_level),
-                      row.jwks_file)
+    return IssuerInfo(
+        row.iss, row.audience, tuple(kids), _frameworks(row.framework, row.min_level), row.jwks_file
+    )
 
 
-def add_ca(store: Store, *, ca_file: Path, crl_files: list[Path], actor: Actor) -> tuple[CaInfo, bool]:
+def add_ca(
+    store: Store, *, ca_file: Path, crl_files: list[Path], actor: Actor
+) -> tuple[CaInfo, bool]:
     """Trust the CA certificate in ``ca_file``, with CRL files for what it issues."""
     from cryptography import x509  # noqa: PLC0415
     from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
 
     try:
         data = ca_file.read_bytes()
-        cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else \
-            x509.load_der_x509_certificate(data)
+        cert = (
+            x509.load_pem_x509_certificate(data)
+            if b"-----BEGIN" in data
+            else x509.load_der_x509_certificate(data)
+        )
     except (OSError, ValueError) as exc:
         raise TrustInvalid(f"{ca_file} is not a readable CA certificate: {exc}") from None
     for path in crl_files:
@@ -147,14 +184,29 @@ def add_ca(store: Store, *, ca_file: Path, crl_files: list[Path], actor: Actor) 
     crls = "\n".join(str(p.resolve()) for p in crl_files)
     subject = cert.subject.rfc4514_string()
     with store.begin() as conn:
-        old = conn.execute(select(trusted_cas).where(trusted_cas.c.fingerprint == fingerprint)).first()
+        old = conn.execute(
+            select(trusted_cas).where(trusted_cas.c.fingerprint == fingerprint)
+        ).first()
         if old is not None and old.crl_files == crls:
             return CaInfo(fingerprint, subject, tuple(crls.split("\n")) if crls else ()), False
         conn.execute(delete(trusted_cas).where(trusted_cas.c.fingerprint == fingerprint))
-        conn.execute(insert(trusted_cas).values(fingerprint=fingerprint, subject=subject, pem=pem,
-                                                crl_files=crls, created_at=actor.now))
-        audit.append(conn, at=actor.now, actor=actor.name, action="trust.add-ca", target=fingerprint,
-                     details={"subject": subject, "crl_files": len(crl_files)})
+        conn.execute(
+            insert(trusted_cas).values(
+                fingerprint=fingerprint,
+                subject=subject,
+                pem=pem,
+                crl_files=crls,
+                created_at=actor.now,
+            )
+        )
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="trust.add-ca",
+            target=fingerprint,
+            details={"subject": subject, "crl_files": len(crl_files)},
+        )
     return CaInfo(fingerprint, subject, tuple(crls.split("\n")) if crls else ()), True
 
 
@@ -168,22 +220,35 @@ def list_trust(store: Store) -> tuple[list[IssuerInfo], list[CaInfo]]:
         cas = conn.execute(select(trusted_cas).order_by(trusted_cas.c.subject)).all()
     return (
         [_issuer_info(r, kids.get(r.iss, [])) for r in issuers],
-        [CaInfo(r.fingerprint, r.subject, tuple(p for p in r.crl_files.split("\n") if p)) for r in cas],
+        [
+            CaInfo(r.fingerprint, r.subject, tuple(p for p in r.crl_files.split("\n") if p))
+            for r in cas
+        ],
     )
 
 
 def remove_trust(store: Store, name: str, *, actor: Actor) -> str:
     """Remove an issuer (by iss) or a CA (by fingerprint); returns which it was."""
     with store.begin() as conn:
-        if conn.execute(delete(trusted_keys).where(trusted_keys.c.iss == name)).rowcount or \
-                conn.execute(select(trusted_issuers.c.iss).where(trusted_issuers.c.iss == name)).first():
+        if (
+            conn.execute(delete(trusted_keys).where(trusted_keys.c.iss == name)).rowcount
+            or conn.execute(
+                select(trusted_issuers.c.iss).where(trusted_issuers.c.iss == name)
+            ).first()
+        ):
             conn.execute(delete(trusted_issuers).where(trusted_issuers.c.iss == name))
             kind = "issuer"
-        elif conn.execute(delete(trusted_cas).where(trusted_cas.c.fingerprint == name.lower())).rowcount:
+        elif conn.execute(
+            delete(trusted_cas).where(trusted_cas.c.fingerprint == name.lower())
+        ).rowcount:
             kind = "ca"
         else:
-            raise NotFound(f"no trusted issuer or CA named {name}", hint="see 'mailprov identity trust list'")
-        audit.append(conn, at=actor.now, actor=actor.name, action=f"trust.remove-{kind}", target=name)
+            raise NotFound(
+                f"no trusted issuer or CA named {name}", hint="see 'mailprov identity trust list'"
+            )
+        audit.append(
+            conn, at=actor.now, actor=actor.name, action=f"trust.remove-{kind}", target=name
+        )
     return kind
 
 
@@ -192,7 +257,10 @@ def load_keys(store: Store) -> TrustedKeys:
     with store.read() as conn:
         rows = conn.execute(select(trusted_issuers)).all()
     return TrustedKeys.build(
-        [(TrustedIssuer(r.iss, r.audience, _frameworks(r.framework, r.min_level)), r.jwks) for r in rows]
+        [
+            (TrustedIssuer(r.iss, r.audience, _frameworks(r.framework, r.min_level)), r.jwks)
+            for r in rows
+        ]
     )
 
 
@@ -205,7 +273,9 @@ def load_anchors(store: Store) -> list[TrustAnchor]:
     with store.read() as conn:
         rows = conn.execute(select(trusted_cas)).all()
     return [
-        TrustAnchor(x509.load_pem_x509_certificate(r.pem.encode("ascii")),
-                    tuple(Path(p) for p in r.crl_files.split("\n") if p))
+        TrustAnchor(
+            x509.load_pem_x509_certificate(r.pem.encode("ascii")),
+            tuple(Path(p) for p in r.crl_files.split("\n") if p),
+        )
         for r in rows
     ]

@@ -26,7 +26,7 @@ def run(argv: Sequence[str], *, input_text: str | None = None, timeout: float = 
         TemporaryFailure: the command is missing or did not finish in ``timeout`` seconds.
     """
     try:
-        done = subprocess.run(  # noqa: S603  (argv list, no shell)
+        done = subprocess.run(
             list(argv),
             input=input_text,
             capture_output=True,

@@ -53,10 +53,12 @@ class Sink:
     messages: list[tuple[list[str], str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         """Keep the message (aiosmtpd handler hook)."""
         with self.lock:
-            self.messages.append((list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace")))
+            self.messages.append(
+                (list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace"))
+            )
         return "250 OK"
 
     def for_rcpt(self, rcpt: str) -> list[str]:
@@ -115,9 +117,19 @@ class IssuerKey:
     def jwks(self) -> dict[str, Any]:
         """The public JWKS (built from the raw numbers)."""
         numbers = self.key.public_key().public_numbers()
-        return {"keys": [{"kty": "EC", "crv": "P-256", "kid": self.kid, "alg": "ES256", "use": "sig",
-                          "x": b64url(numbers.x.to_bytes(32, "big")),
-                          "y": b64url(numbers.y.to_bytes(32, "big"))}]}
+        return {
+            "keys": [
+                {
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "kid": self.kid,
+                    "alg": "ES256",
+                    "use": "sig",
+                    "x": b64url(numbers.x.to_bytes(32, "big")),
+                    "y": b64url(numbers.y.to_bytes(32, "big")),
+                }
+            ]
+        }
 
     def sign(self, header: dict[str, Any], payload: dict[str, Any] | bytes) -> str:
         """A compact JWS signed with ES256 by hand (cryptography), whatever the header says."""
@@ -127,19 +139,35 @@ class IssuerKey:
 
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(body)}"
-        r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(
+            self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        )
         return f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
     def claims(self, nonce: str, now: int | None = None, **changes: Any) -> dict[str, Any]:
         """A valid payload for ``nonce``; ``changes`` override (None removes)."""
         now = int(time.time()) if now is None else now
         payload: dict[str, Any] = {
-            "iss": self.iss, "sub": "subject-1", "aud": AUDIENCE, "iat": now, "nbf": now,
-            "exp": now + 300, "jti": secrets.token_urlsafe(16), "nonce": nonce, "acr": "loa-high",
+            "iss": self.iss,
+            "sub": "subject-1",
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "jti": secrets.token_urlsafe(16),
+            "nonce": nonce,
+            "acr": "loa-high",
             "verified_claims": {
-                "verification": {"trust_framework": "https://idp.example/trust_framework/nist_800_63A",
-                                 "assurance_level": "ial2", "time": "2026-01-10T10:00Z"},
-                "claims": {"given_name": "Anna", "family_name": "Smirnova", "birthdate": "1990-02-03"},
+                "verification": {
+                    "trust_framework": "https://idp.example/trust_framework/nist_800_63A",
+                    "assurance_level": "ial2",
+                    "time": "2026-01-10T10:00Z",
+                },
+                "claims": {
+                    "given_name": "Anna",
+                    "family_name": "Smirnova",
+                    "birthdate": "1990-02-03",
+                },
             },
         }
         for key, value in changes.items():
@@ -168,22 +196,32 @@ class Gate:
     issuer: IssuerKey
     smtp: Sink
 
-    def cli(self, *args: str, input: str | None = None) -> Result:  # noqa: A002
+    def cli(self, *args: str, input: str | None = None) -> Result:
         """Run mailprov in-process with --json; returns the click Result."""
         from mailprov.cli.app import cli
 
         env = {"MAILPROV_CONFIG": str(self.config), "XDG_STATE_HOME": str(self.folder / "state")}
-        return CliRunner().invoke(cli, [*args, "--json"], input=input, env=env, catch_exceptions=False)
+        return CliRunner().invoke(
+            cli, [*args, "--json"], input=input, env=env, catch_exceptions=False
+        )
 
-    def js(self, *args: str, input: str | None = None) -> tuple[int, Any]:  # noqa: A002
+    def js(self, *args: str, input: str | None = None) -> tuple[int, Any]:
         """Exit status and parsed JSON of a command."""
         result = self.cli(*args, input=input)
         return result.exit_code, json.loads(result.stdout)
 
     def open(self, local: str = "anna", **opts: str) -> dict[str, Any]:
         """Open a personal request for LOCAL@example.test; returns the request JSON."""
-        args = ["request", "open", f"{local}@example.test", "--kind", opts.get("kind", "personal"),
-                "--recovery", opts.get("recovery", f"{local}@recovery.example"), "--accept-terms"]
+        args = [
+            "request",
+            "open",
+            f"{local}@example.test",
+            "--kind",
+            opts.get("kind", "personal"),
+            "--recovery",
+            opts.get("recovery", f"{local}@recovery.example"),
+            "--accept-terms",
+        ]
         if "name" in opts:
             args += ["--name", opts["name"]]
         status, data = self.js(*args)
@@ -216,14 +254,23 @@ def make_gate(folder: Path, store_url: str, smtp: Sink) -> Gate:
     config.write_text(
         f'[store]\nurl = "{store_url}"\n\n[site]\nhostname = "mail.example.test"\n\n'
         f'[notify]\nsmarthost = "127.0.0.1"\nport = {smtp.port}\nsender = "gate@example.test"\n'
-        f'timeout_seconds = 5\n'
+        f"timeout_seconds = 5\n"
     )
     issuer = IssuerKey.new("https://idp.example/" + secrets.token_hex(3))
     (folder / "jwks.json").write_text(json.dumps(issuer.jwks()))
     gate = Gate(folder, config, store_url, issuer, smtp)
     assert gate.js("domain", "add", "example.test")[0] == 0
-    status, data = gate.js("identity", "trust", "add-issuer", "--iss", issuer.iss, "--jwks",
-                           str(folder / "jwks.json"), "--audience", AUDIENCE)
+    status, data = gate.js(
+        "identity",
+        "trust",
+        "add-issuer",
+        "--iss",
+        issuer.iss,
+        "--jwks",
+        str(folder / "jwks.json"),
+        "--audience",
+        AUDIENCE,
+    )
     assert status == 0, data
     return gate
 
@@ -236,7 +283,9 @@ def fixture_gate(tmp_path: Path, smtp: Sink, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.fixture(name="gate_any")
-def fixture_gate_any(tmp_path: Path, smtp: Sink, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Gate:
+def fixture_gate_any(
+    tmp_path: Path, smtp: Sink, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Gate:
     """A fresh site on each backend (SQLite and PostgreSQL)."""
     monkeypatch.chdir(tmp_path)
     return make_gate(tmp_path, store_url, smtp)
@@ -245,9 +294,11 @@ def fixture_gate_any(tmp_path: Path, smtp: Sink, store_url: str, monkeypatch: py
 # -- PKI with the openssl CLI -------------------------------------------------------------------
 
 
-def openssl(*args: str, cwd: Path, input: bytes | None = None) -> bytes:  # noqa: A002
+def openssl(*args: str, cwd: Path, input: bytes | None = None) -> bytes:
     """Run the real openssl command line; fail the test on error."""
-    done = subprocess.run(["openssl", *args], cwd=cwd, input=input, capture_output=True, check=False)
+    done = subprocess.run(
+        ["openssl", *args], cwd=cwd, input=input, capture_output=True, check=False
+    )
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout
 
@@ -272,11 +323,26 @@ def fixture_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         require_or_skip("openssl is not installed")
     folder = tmp_path_factory.mktemp("pki")
     openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key", cwd=folder)
-    openssl("req", "-x509", "-new", "-key", "ca.key", "-out", "ca.pem", "-days", "3650",
-            "-subj", "/CN=mailprov test CA/O=Test",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-addext", "subjectKeyIdentifier=hash", cwd=folder)
+    openssl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=mailprov test CA/O=Test",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext",
+        "subjectKeyIdentifier=hash",
+        cwd=folder,
+    )
     ca_cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
     ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
     return Pki(folder, ca_cert, ca_key, folder / "ca.pem")
@@ -302,8 +368,12 @@ class Knot:
         self.records.append(f"{name} 60 IN {rtype} {value}")
         self.serial += 1
         self._write()
-        done = subprocess.run(["knotc", "-c", str(self.conf), "zone-reload", "corp.test"],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            ["knotc", "-c", str(self.conf), "zone-reload", "corp.test"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr + done.stdout
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers, resolver.port = ["127.0.0.1"], self.port
@@ -313,16 +383,19 @@ class Knot:
                 soa = resolver.resolve("corp.test.", "SOA")
                 if soa[0].serial == self.serial:
                     return
-            except Exception:  # noqa: BLE001, S110  (not up yet)
+            except Exception:  # noqa: S110  (not up yet)
                 pass
             time.sleep(0.05)
         raise AssertionError("knot did not serve the new zone")
 
     def _write(self) -> None:
         lines = [
-            "$ORIGIN corp.test.", "$TTL 60",
+            "$ORIGIN corp.test.",
+            "$TTL 60",
             f"@ IN SOA ns.corp.test. admin.corp.test. {self.serial} 60 60 600 60",
-            "@ IN NS ns.corp.test.", "ns IN A 127.0.0.1", *self.records,
+            "@ IN NS ns.corp.test.",
+            "ns IN A 127.0.0.1",
+            *self.records,
         ]
         (self.folder / "corp.test.zone").write_text("\n".join(lines) + "\n")
 
@@ -340,12 +413,12 @@ def fixture_knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
         f"server:\n    listen: 127.0.0.1@{port}\n    rundir: {folder}\n"
         f"control:\n    listen: {folder}/knot.sock\n"
         f"database:\n    storage: {folder}/db\n"
-        f"template:\n  - id: default\n    storage: {folder}\n    file: \"%s.zone\"\n"
+        f'template:\n  - id: default\n    storage: {folder}\n    file: "%s.zone"\n'
         f"    journal-content: none\n"
         f"zone:\n  - domain: corp.test\n"
     )
     knot = Knot(folder, port, conf)
-    knot._write()  # noqa: SLF001
+    knot._write()
     log = (folder / "knotd.log").open("wb")
     process = subprocess.Popen(["knotd", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -353,8 +426,12 @@ def fixture_knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 pytest.fail(f"knotd exited: {(folder / 'knotd.log').read_text()[:500]}")
-            done = subprocess.run(["knotc", "-c", str(conf), "zone-status", "corp.test"],
-                                  capture_output=True, text=True, check=False)
+            done = subprocess.run(
+                ["knotc", "-c", str(conf), "zone-status", "corp.test"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if done.returncode == 0 and "serial: 1" in done.stdout:
                 break
             time.sleep(0.05)

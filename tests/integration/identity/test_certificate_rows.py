@@ -27,8 +27,15 @@ def ec_key() -> Any:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def leaf(pki: Pki, key: Any, *, cn: str = "Anna Smirnova", days: tuple[int, int] = (-1, 365),
-         ekus: tuple[str, ...] = (CLIENT_AUTH,), signer: tuple[Any, Any] | None = None) -> Any:
+def leaf(
+    pki: Pki,
+    key: Any,
+    *,
+    cn: str = "Anna Smirnova",
+    days: tuple[int, int] = (-1, 365),
+    ekus: tuple[str, ...] = (CLIENT_AUTH,),
+    signer: tuple[Any, Any] | None = None,
+) -> Any:
     """A client certificate for ``key`` issued by the test CA (or ``signer``: (cert, key))."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -45,29 +52,44 @@ def leaf(pki: Pki, key: Any, *, cn: str = "Anna Smirnova", days: tuple[int, int]
         .not_valid_before(now + dt.timedelta(days=days[0]))
         .not_valid_after(now + dt.timedelta(days=days[1]))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage([ObjectIdentifier(o) for o in ekus]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.RFC822Name("anna@recovery.example")]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.RFC822Name("anna@recovery.example")]), critical=False
+        )
     )
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def crl(pki: Pki, revoked: tuple[Any, ...] = (), *, next_days: int = 7, signer: Any = None) -> bytes:
+def crl(
+    pki: Pki, revoked: tuple[Any, ...] = (), *, next_days: int = 7, signer: Any = None
+) -> bytes:
     """A PEM CRL from the test CA (signed by ``signer`` if given), listing ``revoked`` certificates."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import Encoding
 
     now = dt.datetime.now(UTC)
-    builder = (x509.CertificateRevocationListBuilder().issuer_name(pki.ca_cert.subject)
-               .last_update(now - dt.timedelta(days=1)).next_update(now + dt.timedelta(days=next_days)))
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.ca_cert.subject)
+        .last_update(now - dt.timedelta(days=1))
+        .next_update(now + dt.timedelta(days=next_days))
+    )
     for cert in revoked:
         builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
             .revocation_date(now - dt.timedelta(hours=1))
-            .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False).build()
+            .add_extension(x509.CRLReason(x509.ReasonFlags.key_compromise), critical=False)
+            .build()
         )
     return builder.sign(signer or pki.ca_key, hashes.SHA256()).public_bytes(Encoding.PEM)
 
@@ -87,7 +109,11 @@ def sign(key: Any, challenge: str) -> bytes:
     if isinstance(key, rsa.RSAPrivateKey):
         from cryptography.hazmat.primitives.asymmetric import padding
 
-        return bytes(key.sign(challenge.encode(), padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()))
+        return bytes(
+            key.sign(
+                challenge.encode(), padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()
+            )
+        )
     return bytes(key.sign(challenge.encode(), ec.ECDSA(hashes.SHA256())))
 
 
@@ -105,8 +131,15 @@ class CertSite:
         sig_file = self.gate.folder / "sig.b64"
         cert_file.write_bytes(cert_bytes)
         sig_file.write_text(base64.b64encode(signature).decode())
-        return self.gate.js("request", "verify", req["id"], "--certificate", str(cert_file),
-                            "--signature", str(sig_file))
+        return self.gate.js(
+            "request",
+            "verify",
+            req["id"],
+            "--certificate",
+            str(cert_file),
+            "--signature",
+            str(sig_file),
+        )
 
 
 @pytest.fixture(name="site")
@@ -114,13 +147,16 @@ def fixture_site(gate: Gate, pki: Pki) -> CertSite:
     """The gate trusting the openssl-made CA, with a current CRL."""
     crl_file = gate.folder / "ca.crl"
     crl_file.write_bytes(crl(pki))
-    status, data = gate.js("identity", "trust", "add-ca", "--ca", str(pki.ca_file), "--crl", str(crl_file))
+    status, data = gate.js(
+        "identity", "trust", "add-ca", "--ca", str(pki.ca_file), "--crl", str(crl_file)
+    )
     assert status == 0, data
     return CertSite(gate, pki, crl_file)
 
 
-def assert_refused(site: CertSite, req: dict[str, Any], result: tuple[int, Any], idg: str,
-                   state: str = "open") -> None:
+def assert_refused(
+    site: CertSite, req: dict[str, Any], result: tuple[int, Any], idg: str, state: str = "open"
+) -> None:
     """The expected code, naming the request; state as the table says; nothing provisioned."""
     status, data = result
     assert data["error"]["idg"] == idg, data
@@ -143,7 +179,12 @@ def test_good_certificate_then_code(site: CertSite) -> None:
 def test_c01_too_large_or_unknown(site: CertSite) -> None:
     """IDG-C01: a file over 64 KiB, or one that is neither PEM, DER nor PKCS#12."""
     req = site.gate.open()
-    assert_refused(site, req, site.verify(req, b"-----BEGIN CERTIFICATE-----\n" + b"A" * 70_000, b"x"), "IDG-C01")
+    assert_refused(
+        site,
+        req,
+        site.verify(req, b"-----BEGIN CERTIFICATE-----\n" + b"A" * 70_000, b"x"),
+        "IDG-C01",
+    )
     assert_refused(site, req, site.verify(req, b"hello, I am a certificate", b"x"), "IDG-C01")
 
 
@@ -152,7 +193,14 @@ def test_c04_corrupted_certificate(site: CertSite) -> None:
     from cryptography.hazmat.primitives.serialization import Encoding
 
     req = site.gate.open()
-    assert_refused(site, req, site.verify(req, b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n", b"x"), "IDG-C04")
+    assert_refused(
+        site,
+        req,
+        site.verify(
+            req, b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n", b"x"
+        ),
+        "IDG-C04",
+    )
     der = leaf(site.pki, ec_key()).public_bytes(Encoding.DER)
     assert_refused(site, req, site.verify(req, der[: len(der) // 2], b"x"), "IDG-C04")
 
@@ -189,7 +237,12 @@ def _der_bytes(tree: list[Any]) -> bytes:
     for tag, content in tree:
         body = _der_bytes(content) if isinstance(content, list) else content
         n = len(body)
-        length = bytes([n]) if n < 0x80 else bytes([0x80 | ((n.bit_length() + 7) // 8)]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+        length = (
+            bytes([n])
+            if n < 0x80
+            else bytes([0x80 | ((n.bit_length() + 7) // 8)])
+            + n.to_bytes((n.bit_length() + 7) // 8, "big")
+        )
         out += bytes([tag]) + length + body
     return out
 
@@ -213,7 +266,12 @@ def test_c08_c09_validity(site: CertSite, days: tuple[int, int], idg: str) -> No
     """IDG-C08/C09: a certificate not yet valid, or expired, is refused with its date."""
     key = ec_key()
     req = site.gate.open()
-    assert_refused(site, req, site.verify(req, pem(leaf(site.pki, key, days=days)), sign(key, req["challenge"])), idg)
+    assert_refused(
+        site,
+        req,
+        site.verify(req, pem(leaf(site.pki, key, days=days)), sign(key, req["challenge"])),
+        idg,
+    )
 
 
 def test_c10_untrusted_ca_and_wrong_eku(site: CertSite, tmp_path: Path) -> None:
@@ -221,16 +279,48 @@ def test_c10_untrusted_ca_and_wrong_eku(site: CertSite, tmp_path: Path) -> None:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", "other.key", "-out", "other.pem", "-days", "30", "-subj", "/CN=rogue CA",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            cwd=tmp_path)
-    rogue = (x509.load_pem_x509_certificate((tmp_path / "other.pem").read_bytes()),
-             serialization.load_pem_private_key((tmp_path / "other.key").read_bytes(), None))
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "other.key",
+        "-out",
+        "other.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=rogue CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=tmp_path,
+    )
+    rogue = (
+        x509.load_pem_x509_certificate((tmp_path / "other.pem").read_bytes()),
+        serialization.load_pem_private_key((tmp_path / "other.key").read_bytes(), None),
+    )
     key = ec_key()
     req = site.gate.open()
-    assert_refused(site, req, site.verify(req, pem(leaf(site.pki, key, signer=rogue)), sign(key, req["challenge"])), "IDG-C10")
-    assert_refused(site, req, site.verify(req, pem(leaf(site.pki, key, ekus=(SERVER_AUTH,))), sign(key, req["challenge"])), "IDG-C10")
+    assert_refused(
+        site,
+        req,
+        site.verify(req, pem(leaf(site.pki, key, signer=rogue)), sign(key, req["challenge"])),
+        "IDG-C10",
+    )
+    assert_refused(
+        site,
+        req,
+        site.verify(
+            req, pem(leaf(site.pki, key, ekus=(SERVER_AUTH,))), sign(key, req["challenge"])
+        ),
+        "IDG-C10",
+    )
 
 
 def test_c11_crl_missing_stale_badly_signed(site: CertSite) -> None:
@@ -274,9 +364,16 @@ def test_c13_bad_signature_and_expired_challenge(site: CertSite, gate: Gate) -> 
     store = open_store(gate.store_url)
     try:
         with pytest.raises(MailprovError) as caught:
-            verify_with_certificate(store, settings, req["id"], cert, sign(key, req["challenge"]),
-                                    pepper=b"p" * 32, send=lambda m: "none",
-                                    actor=Actor("t", int(time.time()) + 301))
+            verify_with_certificate(
+                store,
+                settings,
+                req["id"],
+                cert,
+                sign(key, req["challenge"]),
+                pepper=b"p" * 32,
+                send=lambda m: "none",
+                actor=Actor("t", int(time.time()) + 301),
+            )
     finally:
         store.close()
     assert caught.value.details["idg"] == "IDG-C13"
@@ -289,11 +386,20 @@ def test_c14_key_already_bound(site: CertSite) -> None:
     first = site.gate.open("anna")
     assert site.verify(first, pem(leaf(site.pki, key)), sign(key, first["challenge"]))[0] == 0
     code = site.gate.smtp.code_for("anna@recovery.example")
-    result = site.gate.cli("request", "confirm", first["id"], "--code-stdin", "--password-file",
-                           str(site.gate.folder / "pw"), input=code)
+    result = site.gate.cli(
+        "request",
+        "confirm",
+        first["id"],
+        "--code-stdin",
+        "--password-file",
+        str(site.gate.folder / "pw"),
+        input=code,
+    )
     assert result.exit_code == 0, result.stdout
     second = site.gate.open("boris")
-    status, data = site.verify(second, pem(leaf(site.pki, key, cn="Boris")), sign(key, second["challenge"]))
+    status, data = site.verify(
+        second, pem(leaf(site.pki, key, cn="Boris")), sign(key, second["challenge"])
+    )
     assert (status, data["error"]["idg"]) == (53, "IDG-C14")
     assert site.gate.state(second["id"]) == "open"
     assert site.gate.mailboxes() == ["anna@example.test"]
@@ -303,8 +409,13 @@ def test_c15_subject_mismatch(site: CertSite) -> None:
     """IDG-C15: a certificate subject that differs from the requested owner rejects the request."""
     key = ec_key()
     req = site.gate.open(name="Boris Petrov")
-    assert_refused(site, req, site.verify(req, pem(leaf(site.pki, key)), sign(key, req["challenge"])),
-                   "IDG-C15", state="rejected")
+    assert_refused(
+        site,
+        req,
+        site.verify(req, pem(leaf(site.pki, key)), sign(key, req["challenge"])),
+        "IDG-C15",
+        state="rejected",
+    )
 
 
 # -- the .p12 side: `mailprov identity sign-challenge` ------------------------------------------
@@ -317,40 +428,79 @@ def fixture_p12(site: CertSite) -> Path:
 
     key = ec_key()
     folder = site.gate.folder
-    (folder / "leaf.key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (folder / "leaf.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     (folder / "leaf.pem").write_bytes(pem(leaf(site.pki, key)))
-    openssl("pkcs12", "-export", "-inkey", "leaf.key", "-in", "leaf.pem", "-out", "leaf.p12",
-            "-passout", "pass:Correct-Horse-9", "-iter", "65536", cwd=folder)
+    openssl(
+        "pkcs12",
+        "-export",
+        "-inkey",
+        "leaf.key",
+        "-in",
+        "leaf.pem",
+        "-out",
+        "leaf.p12",
+        "-passout",
+        "pass:Correct-Horse-9",
+        "-iter",
+        "65536",
+        cwd=folder,
+    )
     return folder / "leaf.p12"
 
 
 def sign_p12(gate: Gate, p12: Path, challenge: str, password: str, *extra: str) -> tuple[int, Any]:
     """`identity sign-challenge --p12 F --challenge C --password-stdin`."""
-    return gate.js("identity", "sign-challenge", "--p12", str(p12), "--challenge", challenge,
-                   "--password-stdin", *extra, input=password + "\n")
+    return gate.js(
+        "identity",
+        "sign-challenge",
+        "--p12",
+        str(p12),
+        "--challenge",
+        challenge,
+        "--password-stdin",
+        *extra,
+        input=password + "\n",
+    )
 
 
 def test_p12_happy_path_provisions(site: CertSite, p12: Path) -> None:
     """sign-challenge with an openssl .p12 → verify → code → confirm creates the mailbox."""
     req = site.gate.open(name="Anna Smirnova")
     cert_out = site.gate.folder / "mine.pem"
-    status, data = sign_p12(site.gate, p12, req["challenge"], "Correct-Horse-9", "--cert-out", str(cert_out))
+    status, data = sign_p12(
+        site.gate, p12, req["challenge"], "Correct-Horse-9", "--cert-out", str(cert_out)
+    )
     assert status == 0, data
     sig = site.gate.folder / "s.b64"
     sig.write_text(data["signature"])
-    status, data = site.gate.js("request", "verify", req["id"], "--certificate", str(cert_out),
-                                "--signature", str(sig))
+    status, data = site.gate.js(
+        "request", "verify", req["id"], "--certificate", str(cert_out), "--signature", str(sig)
+    )
     assert status == 0, data
     code = site.gate.smtp.code_for("anna@recovery.example")
-    result = site.gate.cli("request", "confirm", req["id"], "--code-stdin", "--password-file",
-                           str(site.gate.folder / "pw"), input=code)
+    result = site.gate.cli(
+        "request",
+        "confirm",
+        req["id"],
+        "--code-stdin",
+        "--password-file",
+        str(site.gate.folder / "pw"),
+        input=code,
+    )
     assert json.loads(result.stdout)["request"]["state"] == "provisioned"
     assert site.gate.mailboxes() == ["anna@example.test"]
 
 
-@pytest.mark.parametrize(("password", "idg"), [("short", "IDG-C02"), ("x" * 65, "IDG-C02"),
-                                                ("Wrong-Horse-99", "IDG-C05")])
+@pytest.mark.parametrize(
+    ("password", "idg"),
+    [("short", "IDG-C02"), ("x" * 65, "IDG-C02"), ("Wrong-Horse-99", "IDG-C05")],
+)
 def test_c02_c05_p12_password(site: CertSite, p12: Path, password: str, idg: str) -> None:
     """IDG-C02: a password outside 8-64 characters; IDG-C05: the wrong password (or damaged file)."""
     status, data = sign_p12(site.gate, p12, "challenge", password)
@@ -380,7 +530,17 @@ def test_c04_corrupted_p12(site: CertSite, p12: Path) -> None:
 def test_c06_p12_without_key(site: CertSite, p12: Path) -> None:
     """IDG-C06: a .p12 exported with -nokeys has no key to sign with."""
     folder = site.gate.folder
-    openssl("pkcs12", "-export", "-nokeys", "-in", "leaf.pem", "-out", "nokey.p12",
-            "-passout", "pass:Correct-Horse-9", cwd=folder)
+    openssl(
+        "pkcs12",
+        "-export",
+        "-nokeys",
+        "-in",
+        "leaf.pem",
+        "-out",
+        "nokey.p12",
+        "-passout",
+        "pass:Correct-Horse-9",
+        cwd=folder,
+    )
     status, data = sign_p12(site.gate, folder / "nokey.p12", "challenge", "Correct-Horse-9")
     assert (status, data["error"]["idg"]) == (46, "IDG-C06")

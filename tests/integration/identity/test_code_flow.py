@@ -39,15 +39,28 @@ class Flow:
         from mailprov.model import Secret
         from mailprov.services.provisioning import confirm
 
-        return confirm(self.store, self.settings, rid, Secret(code), pepper=self.pepper, send=self.send,
-                       actor=self.actor(now))
+        return confirm(
+            self.store,
+            self.settings,
+            rid,
+            Secret(code),
+            pepper=self.pepper,
+            send=self.send,
+            actor=self.actor(now),
+        )
 
     def resend(self, rid: str, now: int) -> Any:
         """Resend a code for ``rid`` at ``now``."""
         from mailprov.services.provisioning import resend
 
-        return resend(self.store, self.settings, rid, pepper=self.pepper, send=self.send,
-                      actor=self.actor(now))
+        return resend(
+            self.store,
+            self.settings,
+            rid,
+            pepper=self.pepper,
+            send=self.send,
+            actor=self.actor(now),
+        )
 
     def error(self, func: Any, *args: Any) -> Any:
         """The MailprovError ``func(*args)`` raises."""
@@ -67,7 +80,9 @@ def fixture_flow(gate: Gate) -> Any:
 
     settings = load_settings(config_file=gate.config, env={})
     store = open_store(gate.store_url)
-    yield Flow(gate, settings, store, load_pepper(settings.resolve_path(settings.identity.pepper_file)))
+    yield Flow(
+        gate, settings, store, load_pepper(settings.resolve_path(settings.identity.pepper_file))
+    )
     store.close()
 
 
@@ -76,7 +91,9 @@ def verified(flow: Flow, local: str = "anna") -> tuple[str, str, int]:
     import time
 
     req = flow.gate.open(local)
-    status, data = flow.gate.verify_token(req["id"], flow.gate.issuer.token(req["nonce"], sub=local))
+    status, data = flow.gate.verify_token(
+        req["id"], flow.gate.issuer.token(req["nonce"], sub=local)
+    )
     assert status == 0, data
     return req["id"], flow.gate.smtp.code_for(f"{local}@recovery.example"), int(time.time())
 
@@ -210,8 +227,15 @@ def test_cli_confirm_password_file_and_secrets(gate: Gate) -> None:
     status, data = gate.js("request", "confirm", req["id"], "--code-stdin", input=code + "\n")
     assert (status, data["error"]["code"]) == (26, "missing-option")
     pw_file = gate.folder / "pw.txt"
-    result = gate.cli("request", "confirm", req["id"], "--code-stdin", "--password-file", str(pw_file),
-                      input=code + "\n")
+    result = gate.cli(
+        "request",
+        "confirm",
+        req["id"],
+        "--code-stdin",
+        "--password-file",
+        str(pw_file),
+        input=code + "\n",
+    )
     assert result.exit_code == 0, result.stdout
     password = pw_file.read_text().strip()
     assert stat.S_IMODE(pw_file.stat().st_mode) == 0o600
@@ -221,11 +245,13 @@ def test_cli_confirm_password_file_and_secrets(gate: Gate) -> None:
     assert password not in gate.audit_text()
     mailbox = gate.js("mailbox", "show", "anna@example.test")[1]["mailbox"]
     assert mailbox["must_change"] is True
-    status, data = gate.js("mailbox", "passwd", "anna@example.test", "--password-stdin",
-                           input=password + "\n")
+    status, data = gate.js(
+        "mailbox", "passwd", "anna@example.test", "--password-stdin", input=password + "\n"
+    )
     assert (status, data["error"]["code"]) == (13, "password-policy")
-    status, _ = gate.js("mailbox", "passwd", "anna@example.test", "--password-stdin",
-                        input="Fresh-Start-2026\n")
+    status, _ = gate.js(
+        "mailbox", "passwd", "anna@example.test", "--password-stdin", input="Fresh-Start-2026\n"
+    )
     assert status == 0
     assert gate.js("mailbox", "show", "anna@example.test")[1]["mailbox"]["must_change"] is False
 
@@ -236,8 +262,19 @@ def test_cli_wrong_code_names_request(gate: Gate) -> None:
     gate.verify_token(req["id"], gate.issuer.token(req["nonce"]))
     code = gate.smtp.code_for("anna@recovery.example")
     wrong = "000000" if code != "000000" else "111111"
-    result = gate.cli("request", "confirm", req["id"], "--code-stdin", "--password-file",
-                      str(gate.folder / "p"), input=wrong)
+    result = gate.cli(
+        "request",
+        "confirm",
+        req["id"],
+        "--code-stdin",
+        "--password-file",
+        str(gate.folder / "p"),
+        input=wrong,
+    )
     data = json.loads(result.stdout)
-    assert (result.exit_code, data["error"]["idg"], data["error"]["request_id"]) == (12, "IDG-K02", req["id"])
+    assert (result.exit_code, data["error"]["idg"], data["error"]["request_id"]) == (
+        12,
+        "IDG-K02",
+        req["id"],
+    )
     assert not (gate.folder / "p").exists()

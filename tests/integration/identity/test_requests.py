@@ -18,41 +18,90 @@ from tests.integration.identity.conftest import Gate, Knot
 
 def test_terms_not_accepted(gate: Gate) -> None:
     """Without --accept-terms nothing is requested: exit 15, terms-not-accepted."""
-    status, data = gate.js("request", "open", "anna@example.test", "--kind", "personal",
-                           "--recovery", "anna@home.example")
+    status, data = gate.js(
+        "request",
+        "open",
+        "anna@example.test",
+        "--kind",
+        "personal",
+        "--recovery",
+        "anna@home.example",
+    )
     assert (status, data["error"]["code"]) == (15, "terms-not-accepted")
     assert gate.js("request", "list")[1]["requests"] == []
 
 
-@pytest.mark.parametrize("recovery", ["not-an-address", "a@b", "anna@example.test", "x y@home.example"])
+@pytest.mark.parametrize(
+    "recovery", ["not-an-address", "a@b", "anna@example.test", "x y@home.example"]
+)
 def test_recovery_invalid(gate: Gate, recovery: str) -> None:
     """An invalid recovery address (or the requested mailbox itself) is refused with exit 16."""
-    status, data = gate.js("request", "open", "anna@example.test", "--kind", "personal",
-                           "--recovery", recovery, "--accept-terms")
+    status, data = gate.js(
+        "request",
+        "open",
+        "anna@example.test",
+        "--kind",
+        "personal",
+        "--recovery",
+        recovery,
+        "--accept-terms",
+    )
     assert (status, data["error"]["code"]) == (16, "recovery-invalid")
 
 
 def test_address_rules_and_taken(gate: Gate) -> None:
     """A bad address is refused at once; a taken one (mailbox or pending request) comes with suggestions."""
-    status, data = gate.js("request", "open", "an..na@example.test", "--kind", "personal",
-                           "--recovery", "a@home.example", "--accept-terms")
+    status, data = gate.js(
+        "request",
+        "open",
+        "an..na@example.test",
+        "--kind",
+        "personal",
+        "--recovery",
+        "a@home.example",
+        "--accept-terms",
+    )
     assert (status, data["error"]["code"]) == (20, "invalid-address")
     gate.open("anna")
-    status, data = gate.js("request", "open", "anna@example.test", "--kind", "personal",
-                           "--recovery", "b@home.example", "--accept-terms")
+    status, data = gate.js(
+        "request",
+        "open",
+        "anna@example.test",
+        "--kind",
+        "personal",
+        "--recovery",
+        "b@home.example",
+        "--accept-terms",
+    )
     assert (status, data["error"]["code"]) == (14, "address-taken")
     assert len(data["error"]["suggestions"]) >= 3
     assert gate.js("mailbox", "add", "boris@example.test", "--generate")[0] == 0
-    status, data = gate.js("request", "open", "boris@example.test", "--kind", "personal",
-                           "--recovery", "b@home.example", "--accept-terms")
+    status, data = gate.js(
+        "request",
+        "open",
+        "boris@example.test",
+        "--kind",
+        "personal",
+        "--recovery",
+        "b@home.example",
+        "--accept-terms",
+    )
     assert status == 14
     assert "boris@example.test" not in data["error"]["suggestions"]
 
 
 def test_corporate_needs_proven_domain(gate: Gate) -> None:
     """A corporate mailbox on a domain without ownership proof is refused (exit 59)."""
-    status, data = gate.js("request", "open", "ceo@example.test", "--kind", "corporate",
-                           "--recovery", "ceo@home.example", "--accept-terms")
+    status, data = gate.js(
+        "request",
+        "open",
+        "ceo@example.test",
+        "--kind",
+        "corporate",
+        "--recovery",
+        "ceo@home.example",
+        "--accept-terms",
+    )
     assert (status, data["error"]["code"]) == (59, "domain-not-verified")
 
 
@@ -74,13 +123,26 @@ def test_happy_path_each_backend(gate_any: Gate) -> None:
     status, data = gate.verify_token(req["id"], token)
     assert (status, data["request"]["state"]) == (0, "identity-verified")
     code = gate.smtp.code_for("anna@recovery.example")
-    result = gate.cli("request", "confirm", req["id"].lower(), "--code-stdin", "--password-file",
-                      str(gate.folder / "pw"), input=code)
+    result = gate.cli(
+        "request",
+        "confirm",
+        req["id"].lower(),
+        "--code-stdin",
+        "--password-file",
+        str(gate.folder / "pw"),
+        input=code,
+    )
     assert result.exit_code == 0, result.stdout
     assert gate.state(req["id"]) == "provisioned"
     assert gate.mailboxes() == ["anna@example.test"]
     audit = gate.audit_text()
-    for action in ("request.open", "request.verify", "request.confirm", "mailbox.add", "request.provision"):
+    for action in (
+        "request.open",
+        "request.verify",
+        "request.confirm",
+        "mailbox.add",
+        "request.provision",
+    ):
         assert action in audit
     assert "jti-happy" in gate.cli("audit", "list", "--json").stdout or "jti-happy" in audit
     status, data = gate.js("request", "list", "--state", "provisioned")
@@ -110,7 +172,9 @@ def test_two_processes_same_token(gate_any: Gate, tmp_path: Path) -> None:
     go = tmp_path / "go"
     env = {**os.environ, "MAILPROV_CONFIG": "", "PYTHONPATH": str(Path.cwd())}
     procs = [
-        subprocess.Popen([sys.executable, "-c", RACE, str(gate.config), req["id"], token, str(go)], env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", RACE, str(gate.config), req["id"], token, str(go)], env=env
+        )
         for _ in range(2)
     ]
     time.sleep(1.5)  # both interpreters are up and polling
@@ -138,6 +202,14 @@ def test_domain_ownership_with_knot(gate: Gate, knot: Knot) -> None:
     status, data = gate.js("domain", "verify", "acme.corp.test", "--nameserver", server)
     assert (status, data["changed"], data["verified"]) == (0, True, True)
     assert gate.js("domain", "show", "acme.corp.test")[1]["domain"]["active"] is True
-    status, data = gate.js("request", "open", "ceo@acme.corp.test", "--kind", "corporate",
-                           "--recovery", "ceo@home.example", "--accept-terms")
+    status, data = gate.js(
+        "request",
+        "open",
+        "ceo@acme.corp.test",
+        "--kind",
+        "corporate",
+        "--recovery",
+        "ceo@home.example",
+        "--accept-terms",
+    )
     assert (status, data["request"]["kind"]) == (0, "corporate")

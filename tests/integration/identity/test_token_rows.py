@@ -16,7 +16,6 @@ import pytest
 from tests.integration.identity.conftest import TOKEN_TYPE, Gate, IssuerKey, b64url
 
 
-
 def _hs256_with_public_key(issuer: IssuerKey, nonce: str) -> str:
     from cryptography.hazmat.primitives import serialization
 
@@ -24,7 +23,9 @@ def _hs256_with_public_key(issuer: IssuerKey, nonce: str) -> str:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     header = {"typ": TOKEN_TYPE, "alg": "HS256", "kid": issuer.kid}
-    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(issuer.claims(nonce)).encode())}"
+    signing_input = (
+        f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(issuer.claims(nonce)).encode())}"
+    )
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(mac)}"
 
@@ -48,10 +49,16 @@ def _other_issuer_key(issuer: IssuerKey, nonce: str) -> str:
 
 
 def _vc(**verification: Any) -> dict[str, Any]:
-    base = {"trust_framework": "nist_800_63A", "assurance_level": "ial2", "time": "2026-01-10T10:00Z"}
+    base = {
+        "trust_framework": "nist_800_63A",
+        "assurance_level": "ial2",
+        "time": "2026-01-10T10:00Z",
+    }
     base.update(verification)
-    return {"verification": base,
-            "claims": {"given_name": "Anna", "family_name": "Smirnova", "birthdate": "1990-02-03"}}
+    return {
+        "verification": base,
+        "claims": {"given_name": "Anna", "family_name": "Smirnova", "birthdate": "1990-02-03"},
+    }
 
 
 Builder = Callable[[IssuerKey, str], str]
@@ -87,15 +94,40 @@ ROWS: list[tuple[str, str, Builder]] = [
     ("missing sub", "IDG-T12", lambda i, n: i.token(n, sub=None)),
     ("jti over 128 chars", "IDG-T12", lambda i, n: i.token(n, jti="j" * 129)),
     ("nonce of another request", "IDG-T13", lambda i, n: i.token("another-requests-nonce")),
-    ("framework not accepted", "IDG-V01",
-     lambda i, n: i.token(n, verified_claims=_vc(trust_framework="https://x/trust_framework/de_aml"))),
-    ("level too low", "IDG-V02", lambda i, n: i.token(n, verified_claims=_vc(assurance_level="ial1"))),
-    ("verification too old", "IDG-V03", lambda i, n: i.token(n, verified_claims=_vc(time="2019-01-01T00:00Z"))),
-    ("verification time missing", "IDG-V03",
-     lambda i, n: i.token(n, verified_claims={"verification": {"trust_framework": "nist_800_63A",
-                                                                "assurance_level": "ial2"}})),
-    ("birthdate missing", "IDG-V04",
-     lambda i, n: i.token(n, verified_claims={**_vc(), "claims": {"given_name": "A", "family_name": "B"}})),
+    (
+        "framework not accepted",
+        "IDG-V01",
+        lambda i, n: i.token(
+            n, verified_claims=_vc(trust_framework="https://x/trust_framework/de_aml")
+        ),
+    ),
+    (
+        "level too low",
+        "IDG-V02",
+        lambda i, n: i.token(n, verified_claims=_vc(assurance_level="ial1")),
+    ),
+    (
+        "verification too old",
+        "IDG-V03",
+        lambda i, n: i.token(n, verified_claims=_vc(time="2019-01-01T00:00Z")),
+    ),
+    (
+        "verification time missing",
+        "IDG-V03",
+        lambda i, n: i.token(
+            n,
+            verified_claims={
+                "verification": {"trust_framework": "nist_800_63A", "assurance_level": "ial2"}
+            },
+        ),
+    ),
+    (
+        "birthdate missing",
+        "IDG-V04",
+        lambda i, n: i.token(
+            n, verified_claims={**_vc(), "claims": {"given_name": "A", "family_name": "B"}}
+        ),
+    ),
 ]
 
 
@@ -135,7 +167,9 @@ def test_replayed_jti(gate: Gate) -> None:
     token = gate.issuer.token(first["nonce"], jti="fixed-jti-1")
     assert gate.verify_token(first["id"], token)[0] == 0
     second = gate.open("boris")
-    status, data = gate.verify_token(second["id"], gate.issuer.token(second["nonce"], jti="fixed-jti-1"))
+    status, data = gate.verify_token(
+        second["id"], gate.issuer.token(second["nonce"], jti="fixed-jti-1")
+    )
     assert (status, data["error"]["idg"]) == (43, "IDG-T14")
     assert gate.state(second["id"]) == "open"
 
@@ -156,8 +190,17 @@ def test_key_of_another_trusted_issuer(gate: Gate) -> None:
     """IDG-T07: a token signed by issuer B's key but claiming issuer A's iss is refused."""
     other = IssuerKey.new("https://other-idp.example")
     (gate.folder / "other.json").write_text(json.dumps(other.jwks()))
-    status, _ = gate.js("identity", "trust", "add-issuer", "--iss", other.iss, "--jwks",
-                        str(gate.folder / "other.json"), "--audience", "urn:mailprov:test-site")
+    status, _ = gate.js(
+        "identity",
+        "trust",
+        "add-issuer",
+        "--iss",
+        other.iss,
+        "--jwks",
+        str(gate.folder / "other.json"),
+        "--audience",
+        "urn:mailprov:test-site",
+    )
     assert status == 0
     req = gate.open()
     token = other.token(req["nonce"], iss=gate.issuer.iss)

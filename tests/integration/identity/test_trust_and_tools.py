@@ -20,8 +20,17 @@ def test_jwks_with_private_members_refused(gate: Gate) -> None:
     jwks["keys"][0]["d"] = "c2VjcmV0"
     path = gate.folder / "leaky.json"
     path.write_text(json.dumps(jwks))
-    status, data = gate.js("identity", "trust", "add-issuer", "--iss", other.iss, "--jwks", str(path),
-                           "--audience", AUDIENCE)
+    status, data = gate.js(
+        "identity",
+        "trust",
+        "add-issuer",
+        "--iss",
+        other.iss,
+        "--jwks",
+        str(path),
+        "--audience",
+        AUDIENCE,
+    )
     assert (status, data["error"]["code"]) == (58, "trust-invalid")
     assert "private key members (d)" in data["error"]["message"]
     issuers = gate.js("identity", "trust", "list")[1]["issuers"]
@@ -40,19 +49,46 @@ def test_jwks_needs_kid_alg_use_sig(gate: Gate, change: dict[str, object]) -> No
             jwks["keys"][0][key] = value
     path = gate.folder / "odd.json"
     path.write_text(json.dumps(jwks))
-    status, _ = gate.js("identity", "trust", "add-issuer", "--iss", other.iss, "--jwks", str(path),
-                        "--audience", AUDIENCE)
+    status, _ = gate.js(
+        "identity",
+        "trust",
+        "add-issuer",
+        "--iss",
+        other.iss,
+        "--jwks",
+        str(path),
+        "--audience",
+        AUDIENCE,
+    )
     assert status == 58
 
 
 def test_kid_unique_across_issuers_and_remove(gate: Gate) -> None:
     """A second issuer may not reuse a trusted kid; remove drops an issuer; re-adding is unchanged."""
     path = gate.folder / "jwks.json"
-    status, _ = gate.js("identity", "trust", "add-issuer", "--iss", "https://copycat.example",
-                        "--jwks", str(path), "--audience", AUDIENCE)
+    status, _ = gate.js(
+        "identity",
+        "trust",
+        "add-issuer",
+        "--iss",
+        "https://copycat.example",
+        "--jwks",
+        str(path),
+        "--audience",
+        AUDIENCE,
+    )
     assert status == 58
-    status, data = gate.js("identity", "trust", "add-issuer", "--iss", gate.issuer.iss, "--jwks",
-                           str(path), "--audience", AUDIENCE)
+    status, data = gate.js(
+        "identity",
+        "trust",
+        "add-issuer",
+        "--iss",
+        gate.issuer.iss,
+        "--jwks",
+        str(path),
+        "--audience",
+        AUDIENCE,
+    )
     assert (status, data["changed"]) == (0, False)
     assert gate.js("identity", "trust", "remove", gate.issuer.iss)[0] == 0
     req = gate.open()
@@ -63,12 +99,30 @@ def test_kid_unique_across_issuers_and_remove(gate: Gate) -> None:
 def test_framework_min_level(gate: Gate) -> None:
     """--framework eidas --min-level high: an eIDAS 'substantial' identity is below the minimum."""
     path = gate.folder / "jwks.json"
-    gate.js("identity", "trust", "add-issuer", "--iss", gate.issuer.iss, "--jwks", str(path),
-            "--audience", AUDIENCE, "--framework", "eidas", "--min-level", "high")
+    gate.js(
+        "identity",
+        "trust",
+        "add-issuer",
+        "--iss",
+        gate.issuer.iss,
+        "--jwks",
+        str(path),
+        "--audience",
+        AUDIENCE,
+        "--framework",
+        "eidas",
+        "--min-level",
+        "high",
+    )
     req = gate.open()
-    vc = {"verification": {"trust_framework": "eidas", "assurance_level": "substantial",
-                           "time": "2026-01-01T00:00Z"},
-          "claims": {"given_name": "A", "family_name": "B", "birthdate": "1990-01-01"}}
+    vc = {
+        "verification": {
+            "trust_framework": "eidas",
+            "assurance_level": "substantial",
+            "time": "2026-01-01T00:00Z",
+        },
+        "claims": {"given_name": "A", "family_name": "B", "birthdate": "1990-01-01"},
+    }
     status, data = gate.verify_token(req["id"], gate.issuer.token(req["nonce"], verified_claims=vc))
     assert (status, data["error"]["idg"]) == (10, "IDG-V02")
     assert "'substantial' is below the required 'high'" in data["error"]["message"]
@@ -82,19 +136,62 @@ def test_test_issuer_walkthrough(gate: Gate) -> None:
     assert stat.S_IMODE((folder / "private.jwk").stat().st_mode) == 0o600
     assert "d" not in json.loads((folder / "jwks.json").read_text())["keys"][0]
     req = gate.open()
-    token = gate.cli("identity", "test-issuer", "token", "--dir", str(folder), "--nonce", req["nonce"],
-                     "--sub", "t-1", "--level", "ial2")
-    assert json.loads(token.stdout)["error"]["code"] == "missing-option"  # no token in --json output
+    token = gate.cli(
+        "identity",
+        "test-issuer",
+        "token",
+        "--dir",
+        str(folder),
+        "--nonce",
+        req["nonce"],
+        "--sub",
+        "t-1",
+        "--level",
+        "ial2",
+    )
+    assert (
+        json.loads(token.stdout)["error"]["code"] == "missing-option"
+    )  # no token in --json output
     from click.testing import CliRunner
 
     from mailprov.cli.app import cli
 
-    raw = CliRunner().invoke(cli, ["identity", "test-issuer", "token", "--dir", str(folder), "--nonce",
-                                   req["nonce"], "--sub", "t-1", "--level", "ial2"]).stdout.strip()
+    raw = (
+        CliRunner()
+        .invoke(
+            cli,
+            [
+                "identity",
+                "test-issuer",
+                "token",
+                "--dir",
+                str(folder),
+                "--nonce",
+                req["nonce"],
+                "--sub",
+                "t-1",
+                "--level",
+                "ial2",
+            ],
+        )
+        .stdout.strip()
+    )
     status, data = gate.verify_token(req["id"], raw)
     assert (status, data["error"]["idg"]) == (40, "IDG-T04")  # not trusted yet
-    assert gate.js("identity", "trust", "add-issuer", "--iss", made["iss"], "--jwks",
-                   made["jwks_file"], "--audience", AUDIENCE)[0] == 0
+    assert (
+        gate.js(
+            "identity",
+            "trust",
+            "add-issuer",
+            "--iss",
+            made["iss"],
+            "--jwks",
+            made["jwks_file"],
+            "--audience",
+            AUDIENCE,
+        )[0]
+        == 0
+    )
     status, data = gate.verify_token(req["id"], raw)
     assert (status, data["request"]["state"]) == (0, "identity-verified")
 
@@ -107,7 +204,9 @@ def test_hook_gets_destination_and_code_on_stdin(gate: Gate, tmp_path: Path) -> 
         "import json, sys\n"
         f"json.dump({{'argv': sys.argv, 'stdin': sys.stdin.read()}}, open({str(out)!r}, 'w'))\n"
     )
-    text = gate.config.read_text().replace('smarthost = "127.0.0.1"', f'hook = "{sys.executable} {hook}"')
+    text = gate.config.read_text().replace(
+        'smarthost = "127.0.0.1"', f'hook = "{sys.executable} {hook}"'
+    )
     gate.config.write_text(text)
     req = gate.open(recovery="+79990001122@sms.example")
     status, data = gate.verify_token(req["id"], gate.issuer.token(req["nonce"]))
@@ -126,5 +225,9 @@ def test_hook_failure_is_recovery_unreachable(gate: Gate, tmp_path: Path) -> Non
     gate.config.write_text(text)
     req = gate.open()
     status, data = gate.verify_token(req["id"], gate.issuer.token(req["nonce"]))
-    assert (status, data["error"]["code"], data["error"]["request_id"]) == (16, "recovery-unreachable", req["id"])
+    assert (status, data["error"]["code"], data["error"]["request_id"]) == (
+        16,
+        "recovery-unreachable",
+        req["id"],
+    )
     assert os.path.exists(gate.folder / "identity-pepper")

@@ -19,7 +19,13 @@ NOW = 1_800_000_000
 def test_lock_schedule() -> None:
     """10 failures lock 15 min, doubling per 10 up to 24 h; 100 need an administrator."""
     assert [codes.lock_seconds(n) for n in (9, 10, 11, 20, 30, 90)] == [
-        None, 900, None, 1800, 3600, 86_400]
+        None,
+        900,
+        None,
+        1800,
+        3600,
+        86_400,
+    ]
     assert codes.lock_seconds(100) == codes.LOCKED_FOR_ADMIN
 
 
@@ -73,13 +79,26 @@ def _keys_and_token(exp: int, iat: int) -> tuple[Any, str]:
     jwks = json.dumps({"keys": [key.as_dict(private=False)]})
     issuer = tokens.TrustedIssuer("https://idp.test", "aud-1", {"eidas": "substantial"})
     keys = tokens.TrustedKeys.build([(issuer, jwks)])
-    payload = {"iss": "https://idp.test", "aud": ["aud-1", "x"], "sub": "s", "jti": "j", "nonce": "n",
-               "iat": iat, "exp": exp,
-               "verified_claims": {"verification": {"trust_framework": "eidas", "assurance_level": "high",
-                                                    "time": "2026-01-01T00:00:00Z"},
-                                   "claims": {"given_name": "A", "family_name": "B", "birthdate": "x"}}}
-    token = jwt.encode({"typ": "mailprov-idv+jwt", "alg": "ES256", "kid": "u1"}, payload, key,
-                       algorithms=["ES256"])
+    payload = {
+        "iss": "https://idp.test",
+        "aud": ["aud-1", "x"],
+        "sub": "s",
+        "jti": "j",
+        "nonce": "n",
+        "iat": iat,
+        "exp": exp,
+        "verified_claims": {
+            "verification": {
+                "trust_framework": "eidas",
+                "assurance_level": "high",
+                "time": "2026-01-01T00:00:00Z",
+            },
+            "claims": {"given_name": "A", "family_name": "B", "birthdate": "x"},
+        },
+    }
+    token = jwt.encode(
+        {"typ": "mailprov-idv+jwt", "alg": "ES256", "kid": "u1"}, payload, key, algorithms=["ES256"]
+    )
     return keys, token
 
 
@@ -109,11 +128,22 @@ def test_pkcs12_iterations_read(tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    encryption = (PrivateFormat.PKCS12.encryption_builder().kdf_rounds(54_321)
-                  .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC).build(b"password1"))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    encryption = (
+        PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(54_321)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .build(b"password1")
+    )
     data = pkcs12.serialize_key_and_certificates(b"t", key, cert, None, encryption)
     assert sniff(data) == "pkcs12"
     assert pkcs12_iterations(data) == 54_321

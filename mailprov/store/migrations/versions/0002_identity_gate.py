@@ -12,8 +12,16 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-STATES = ("open", "identity-verified", "confirmed", "provisioned",
-          "rejected", "expired", "locked", "cancelled")
+STATES = (
+    "open",
+    "identity-verified",
+    "confirmed",
+    "provisioned",
+    "rejected",
+    "expired",
+    "locked",
+    "cancelled",
+)
 
 
 def upgrade() -> None:
@@ -76,7 +84,9 @@ def upgrade() -> None:
             name="ck_code_challenges_state",
         ),
         sa.ForeignKeyConstraint(
-            ["request_id"], ["requests.id"], name="fk_code_challenges_request_id_requests",
+            ["request_id"],
+            ["requests.id"],
+            name="fk_code_challenges_request_id_requests",
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name="pk_code_challenges"),
@@ -117,7 +127,9 @@ def upgrade() -> None:
         sa.Column("iss", sa.String(512), nullable=False),
         sa.Column("alg", sa.String(16), nullable=False),
         sa.ForeignKeyConstraint(
-            ["iss"], ["trusted_issuers.iss"], name="fk_trusted_keys_iss_trusted_issuers",
+            ["iss"],
+            ["trusted_issuers.iss"],
+            name="fk_trusted_keys_iss_trusted_issuers",
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("kid", name="pk_trusted_keys"),
@@ -135,8 +147,16 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("trusted_cas", "trusted_keys", "trusted_issuers", "key_bindings",
-                  "gate_accounts", "code_challenges", "seen_token", "requests"):
+    for table in (
+        "trusted_cas",
+        "trusted_keys",
+        "trusted_issuers",
+        "key_bindings",
+        "gate_accounts",
+        "code_challenges",
+        "seen_token",
+        "requests",
+    ):
         op.drop_table(table)
     with op.batch_alter_table("domains") as batch:
         batch.drop_column("challenge_created_at")
