@@ -31,6 +31,7 @@ from mailprov.errors import (
     RecoveryInvalid,
     RequestExpired,
     TermsNotAccepted,
+    UnknownDomain,
     WrongRequestState,
     idg_error,
 )
@@ -213,14 +214,16 @@ def open_request(
     display = " ".join(name.split())[:256]
     request_id = _new_id()
     with store.begin() as conn:
-        if kind == "corporate":
-            verified = conn.execute(
-                select(domains.c.verified_at).where(domains.c.name == parsed.domain)
-            ).scalar_one_or_none()
-            if verified is None:
-                raise DomainNotVerified(
-                    f"{parsed.domain} has no proven owner; a corporate mailbox needs one"
-                )
+        domain = conn.execute(select(domains).where(domains.c.name == parsed.domain)).one()
+        if kind == "corporate" and domain.verified_at is None:
+            raise DomainNotVerified(
+                f"{parsed.domain} has no proven owner; a corporate mailbox needs one"
+            )
+        if not domain.active:
+            raise UnknownDomain(
+                f"{parsed.domain} is not active here (its ownership proof is pending)",
+                hint=f"finish it with 'mailprov domain verify {parsed.domain}'",
+            )
         if conn.execute(
             select(requests.c.id).where(
                 requests.c.address == str(parsed), requests.c.state.in_(LIVE)

@@ -105,6 +105,14 @@ def test_corporate_needs_proven_domain(gate: Gate) -> None:
     assert (status, data["error"]["code"]) == (59, "domain-not-verified")
 
 
+def test_pending_proof_domain_not_usable(gate: Gate) -> None:
+    """A domain added inactive by verify-start takes no personal requests until it is proven."""
+    assert gate.js("domain", "verify-start", "pending.example")[0] == 0
+    status, data = gate.js("request", "open", "x@pending.example", "--kind", "personal",
+                           "--recovery", "x@home.example", "--accept-terms")
+    assert (status, data["error"]["code"]) == (20, "unknown-domain")
+
+
 def test_cancel_then_verify_refused(gate: Gate) -> None:
     """A cancelled request cannot be verified any more (exit 57, its ID named)."""
     req = gate.open()
@@ -144,7 +152,10 @@ def test_happy_path_each_backend(gate_any: Gate) -> None:
         "request.provision",
     ):
         assert action in audit
-    assert "jti-happy" in gate.cli("audit", "list", "--json").stdout or "jti-happy" in audit
+    records = gate.js("audit", "list")[1]
+    verify = [r for r in records["records"] if r["action"] == "request.verify"]
+    assert verify[0]["details"]["jti"] == "jti-happy"
+    assert verify[0]["details"]["iss"] == gate.issuer.iss
     status, data = gate.js("request", "list", "--state", "provisioned")
     assert [r["id"] for r in data["requests"]] == [req["id"]]
 
