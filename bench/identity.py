@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 
-def paired_rates(first: Callable[[], object], second: Callable[[], object], seconds: float) -> tuple[float, float]:
+def paired_rates(
+    first: Callable[[], object], second: Callable[[], object], seconds: float
+) -> tuple[float, float]:
     """Calls per second of both, measured in alternating 0.1 s slices (fair on a busy machine)."""
     first(), second()
     counts, spent = [0, 0], [0.0, 0.0]
@@ -53,16 +55,25 @@ def bench_tokens(seconds: float) -> tuple[float, float]:
     keys = TrustedKeys.build([(issuer, json.dumps({"keys": [key.as_dict(private=False)]}))])
     now = int(time.time())
     claims = {
-        "iss": issuer.iss, "aud": "aud", "sub": "s", "jti": "j", "nonce": "n", "iat": now,
+        "iss": issuer.iss,
+        "aud": "aud",
+        "sub": "s",
+        "jti": "j",
+        "nonce": "n",
+        "iat": now,
         "exp": now + 300,
         "verified_claims": {
-            "verification": {"trust_framework": "nist_800_63A", "assurance_level": "ial2",
-                             "time": "2026-01-01T00:00Z"},
+            "verification": {
+                "trust_framework": "nist_800_63A",
+                "assurance_level": "ial2",
+                "time": "2026-01-01T00:00Z",
+            },
             "claims": {"given_name": "A", "family_name": "B", "birthdate": "1990-01-01"},
         },
     }
-    token = jwt.encode({"typ": "mailprov-idv+jwt", "alg": "ES256", "kid": "b1"}, claims, key,
-                       algorithms=["ES256"])
+    token = jwt.encode(
+        {"typ": "mailprov-idv+jwt", "alg": "ES256", "kid": "b1"}, claims, key, algorithms=["ES256"]
+    )
     head, body, sig = token.split(".")
     raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
     der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
@@ -99,8 +110,13 @@ def bench_flow(flows: int) -> tuple[float, float]:
     add_domain(store, "bench.test", actor=Actor("bench", now))
     key = ECKey.generate_key("P-256", parameters={"kid": "f1", "alg": "ES256", "use": "sig"})
     (folder / "jwks.json").write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
-    trust.add_issuer(store, iss="https://idp.bench", jwks_file=folder / "jwks.json", audience="aud",
-                     actor=Actor("bench", now))
+    trust.add_issuer(
+        store,
+        iss="https://idp.bench",
+        jwks_file=folder / "jwks.json",
+        audience="aud",
+        actor=Actor("bench", now),
+    )
     sent: list[str] = []
 
     def send(message: Any) -> str:
@@ -112,24 +128,44 @@ def bench_flow(flows: int) -> tuple[float, float]:
     def one(index: int) -> None:
         actor = Actor("bench", int(time.time()))
         req = provisioning.open_request(
-            store, settings, address=f"user{index}@bench.test", kind="personal",
-            recovery=f"r{index}@home.example", accept_terms=True, actor=actor)
+            store,
+            settings,
+            address=f"user{index}@bench.test",
+            kind="personal",
+            recovery=f"r{index}@home.example",
+            accept_terms=True,
+            actor=actor,
+        )
         claims = {
-            "iss": "https://idp.bench", "aud": "aud", "sub": f"s{index}", "jti": secrets.token_hex(8),
-            "nonce": req.nonce, "iat": actor.now, "exp": actor.now + 300,
+            "iss": "https://idp.bench",
+            "aud": "aud",
+            "sub": f"s{index}",
+            "jti": secrets.token_hex(8),
+            "nonce": req.nonce,
+            "iat": actor.now,
+            "exp": actor.now + 300,
             "verified_claims": {
-                "verification": {"trust_framework": "nist_800_63A", "assurance_level": "ial2",
-                                 "time": "2026-01-01T00:00Z"},
+                "verification": {
+                    "trust_framework": "nist_800_63A",
+                    "assurance_level": "ial2",
+                    "time": "2026-01-01T00:00Z",
+                },
                 "claims": {"given_name": "A", "family_name": "B", "birthdate": "1990-01-01"},
             },
         }
-        token = jwt.encode({"typ": "mailprov-idv+jwt", "alg": "ES256", "kid": "f1"}, claims, key,
-                           algorithms=["ES256"])
-        provisioning.verify_with_token(store, settings, req.id, Secret(token), pepper=pepper,
-                                       send=send, actor=actor)
+        token = jwt.encode(
+            {"typ": "mailprov-idv+jwt", "alg": "ES256", "kid": "f1"},
+            claims,
+            key,
+            algorithms=["ES256"],
+        )
+        provisioning.verify_with_token(
+            store, settings, req.id, Secret(token), pepper=pepper, send=send, actor=actor
+        )
         code = sent[-1].split(" is ")[1][:6]
-        provisioning.confirm(store, settings, req.id, Secret(code), pepper=pepper, send=send,
-                             actor=actor)
+        provisioning.confirm(
+            store, settings, req.id, Secret(code), pepper=pepper, send=send, actor=actor
+        )
 
     one(0)
     start = time.perf_counter()
@@ -152,11 +188,15 @@ def main() -> int:
     args = parser.parse_args()
     full, baseline = bench_tokens(args.seconds)
     ratio = full / baseline
-    print(f"tokens: verify_token {full:,.0f}/s, raw ES256 verify {baseline:,.0f}/s, "
-          f"ratio {ratio:.2f} (goal >= 0.5) {'OK' if ratio >= 0.5 else 'BELOW GOAL'}")
+    print(
+        f"tokens: verify_token {full:,.0f}/s, raw ES256 verify {baseline:,.0f}/s, "
+        f"ratio {ratio:.2f} (goal >= 0.5) {'OK' if ratio >= 0.5 else 'BELOW GOAL'}"
+    )
     flow_rate, hash_rate = bench_flow(args.flows)
-    print(f"flow: open->verify->confirm {flow_rate:.2f}/s on SQLite, argon2id hash alone "
-          f"{hash_rate:.2f}/s, ratio {flow_rate / hash_rate:.2f}")
+    print(
+        f"flow: open->verify->confirm {flow_rate:.2f}/s on SQLite, argon2id hash alone "
+        f"{hash_rate:.2f}/s, ratio {flow_rate / hash_rate:.2f}"
+    )
     return 0 if ratio >= 0.5 else 1
 
 

@@ -320,7 +320,7 @@ class RecoveryUnreachable(IdentityGateError):
 
     code = "recovery-unreachable"
     exit_status = ExitStatus.RECOVERY_UNREACHABLE
-    default_hint = "check the recovery address and notify settings, then 'mailprov request resend ID'"
+    default_hint = "check the recovery address and [notify], then 'mailprov request resend ID'"
 
 
 class RecoveryInvalid(RecoveryUnreachable):
@@ -439,7 +439,7 @@ class RevocationUnknown(IdentityGateError):
 
     code = "revocation-unknown"
     exit_status = ExitStatus.REVOCATION_UNKNOWN
-    default_hint = "the administrator must install a current CRL ('mailprov identity trust add-ca --crl')"
+    default_hint = "an administrator must install a current CRL ('identity trust add-ca --crl')"
 
 
 class CertificateRevoked(IdentityGateError):
@@ -512,7 +512,7 @@ class DomainNotVerified(IdentityGateError):
 
     code = "domain-not-verified"
     exit_status = ExitStatus.DOMAIN_NOT_VERIFIED
-    default_hint = "prove it: 'mailprov domain verify-start DOMAIN', publish the TXT record, 'domain verify'"
+    default_hint = "prove it: 'domain verify-start DOMAIN', publish the TXT record, 'domain verify'"
 
 
 #: IDG code -> (error class, message template) — the tables of ../shared/IDENTITY.md.
@@ -532,12 +532,18 @@ IDG_TABLE: dict[str, tuple[type[IdentityGateError], str]] = {
     "IDG-T13": (TokenWrongRequest, "identity token was issued for a different request"),
     "IDG-T14": (TokenReplayed, "identity token has already been used"),
     "IDG-V01": (IdentityNotVerified, "identity not verified under an accepted trust framework"),
-    "IDG-V02": (IdentityNotVerified, "identity assurance level '{lvl}' is below the required '{min}'"),
+    "IDG-V02": (
+        IdentityNotVerified,
+        "identity assurance level '{lvl}' is below the required '{min}'",
+    ),
     "IDG-V03": (IdentityNotVerified, "identity verification is too old ({time})"),
     "IDG-V04": (IdentityNotVerified, "verified identity lacks '{claim}'"),
     "IDG-V05": (NameMismatch, "verified identity does not match the requested mailbox owner"),
     "IDG-C01": (CertificateUnreadable, "certificate file is too large or of unknown type"),
-    "IDG-C02": (ContainerPassword, "certificate container password must be 8–64 characters"),
+    "IDG-C02": (
+        ContainerPassword,
+        "certificate container password must be 8–64 characters",  # noqa: RUF001  (IDENTITY.md's wording)
+    ),
     "IDG-C03": (ContainerRefused, "certificate container uses excessive key-derivation work"),
     "IDG-C04": (CertificateUnreadable, "certificate file is corrupted or not a certificate"),
     "IDG-C05": (

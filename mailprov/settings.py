@@ -108,7 +108,7 @@ class IdentitySection:
     # The code pepper: >= 32 random bytes in a file outside the store, created
     # 0600 on first use. Rotating it invalidates the live codes, nothing else.
     pepper_file: str = "identity-pepper"
-    token_type: str = "mailprov-idv+jwt"
+    token_type: str = "mailprov-idv+jwt"  # noqa: S105  (a JWT "typ", not a secret)
     request_ttl_hours: int = 24
     code_ttl_seconds: int = 600
     code_attempts: int = 5

@@ -88,7 +88,9 @@ def domain_verify_start(name: str) -> None:
 
 @domain.command("verify")
 @click.argument("name")
-@click.option("--nameserver", metavar="IP[:PORT]", help="Ask this DNS server (default: the system resolver).")
+@click.option(
+    "--nameserver", metavar="IP[:PORT]", help="Ask this DNS server (default: the system resolver)."
+)
 @json_option
 def domain_verify(name: str, nameserver: str | None) -> None:
     """Check the TXT record and mark NAME verified (and active)."""

@@ -59,7 +59,8 @@ def trust_add_issuer(
     emit(
         click.get_current_context(),
         {"changed": changed, "issuer": info.to_json()},
-        f"{'trusted' if changed else 'already trusted'}: issuer {info.iss} (keys: {', '.join(info.kids)})",
+        f"{'trusted' if changed else 'already trusted'}: issuer {info.iss} "
+        f"(keys: {', '.join(info.kids)})",
     )
 
 
@@ -88,7 +89,8 @@ def trust_add_ca(ca_file: Path, crl_files: tuple[Path, ...]) -> None:
     emit(
         click.get_current_context(),
         {"changed": changed, "ca": info.to_json()},
-        f"{'trusted' if changed else 'already trusted'}: CA {info.subject} ({info.fingerprint[:16]}…)",
+        f"{'trusted' if changed else 'already trusted'}: CA {info.subject} "
+        f"({info.fingerprint[:16]}…)",
     )
 
 
@@ -127,7 +129,7 @@ def trust_remove(name: str) -> None:
 
 @identity.group("test-issuer")
 def test_issuer() -> None:
-    """A local TEST issuer of identity tokens, for test rigs and demos (not an identity provider)."""
+    """A local TEST token issuer, for test rigs and demos (not an identity provider)."""
 
 
 @test_issuer.command("init")
@@ -177,7 +179,7 @@ def test_issuer_init(directory: Path, audience: str) -> None:
     help="Write the token to a new 0600 file.",
 )
 @json_option
-def test_issuer_token(
+def test_issuer_token(  # noqa: PLR0917  (click passes options positionally)
     directory: Path,
     nonce: str,
     sub: str,
@@ -249,7 +251,7 @@ def test_issuer_token(
 def sign_challenge(
     p12_file: Path, challenge: str, password_stdin: bool, cert_out: Path | None
 ) -> None:
-    """Sign a certificate challenge with the key in a .p12 (on your machine; the key stays in memory)."""
+    """Sign a certificate challenge with the key in a .p12 (the key stays in memory)."""
     from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
 
     from mailprov.errors import InvalidValue, MissingOption  # noqa: PLC0415

@@ -48,7 +48,7 @@ def _human(req: Any) -> str:
 @click.option("--accept-terms", is_flag=True, help="Accept the terms of service (required).")
 @json_option
 def request_open(address: str, kind: str, recovery: str, name: str, accept_terms: bool) -> None:
-    """Open a request for mailbox ADDRESS; prints its ID, the token nonce and a certificate challenge."""
+    """Open a request for mailbox ADDRESS; prints its ID, token nonce and certificate challenge."""
     from mailprov.services.provisioning import open_request  # noqa: PLC0415
 
     app = app_context()
@@ -65,7 +65,8 @@ def request_open(address: str, kind: str, recovery: str, name: str, accept_terms
     emit(
         click.get_current_context(),
         {"changed": True, "request": req.to_json()},
-        f"request {req.id} opened for {req.address}\nnonce: {req.nonce}\nchallenge: {req.challenge}",
+        f"request {req.id} opened for {req.address}\nnonce: {req.nonce}\n"
+        f"challenge: {req.challenge}",
     )
 
 
@@ -101,7 +102,7 @@ def request_verify(
     certificate: Path | None,
     signature: Path | None,
 ) -> None:
-    """Prove the requester's identity (token, or certificate + signature); a code is sent on success."""
+    """Prove the requester's identity (token, or certificate + signature); then a code is sent."""
     import base64  # noqa: PLC0415
     import binascii  # noqa: PLC0415
 

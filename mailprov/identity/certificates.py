@@ -11,6 +11,7 @@ CRL means no), and the signature over the gate-issued challenge. The client side
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,7 +103,7 @@ def load_certificates(data: bytes, *, request_id: str | None = None) -> list[x50
         raise idg_error(
             "IDG-C04",
             request_id=request_id,
-            hint="the gate takes the certificate only; sign with 'mailprov identity sign-challenge'",
+            hint="the gate takes the certificate only; sign with 'identity sign-challenge'",
         )
     try:
         certs = (
@@ -328,7 +329,7 @@ def _check_revocation(
 
     crls = _load_crls(anchors)
     moment = datetime.fromtimestamp(now, UTC)
-    for cert, issuer in zip(chain, chain[1:], strict=False):
+    for cert, issuer in itertools.pairwise(chain):
         usable = [
             crl
             for crl in crls

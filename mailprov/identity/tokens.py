@@ -230,7 +230,7 @@ def _int_claim(claims: Mapping[str, Any], name: str) -> int:
     return int(value)
 
 
-def verify_token(
+def verify_token(  # noqa: PLR0912  (the check list is one ordered sequence)
     raw: str,
     *,
     keys: TrustedKeys,
@@ -365,9 +365,9 @@ def _parse_time(value: object) -> int | None:
 
 
 def normalise_name(name: str, *, yo_as_ye: bool = True) -> str:
-    """A name for comparison: NFKC, case-folded, single spaces, optionally ё = е."""
+    """A name for comparison: NFKC, case-folded, single spaces, optionally ё = е."""  # noqa: RUF002
     text = " ".join(unicodedata.normalize("NFKC", name).casefold().split())
-    return text.replace("ё", "е") if yo_as_ye else text
+    return text.replace("ё", "е") if yo_as_ye else text  # noqa: RUF001  (Cyrillic on purpose)
 
 
 def owner_matches(requested: str, claims: Mapping[str, Any], *, yo_as_ye: bool = True) -> bool:

@@ -164,7 +164,7 @@ class CheckResult:
     locked_now: bool = False
 
 
-def check(
+def check(  # noqa: PLR0911  (one return per row of the §5.3 table)
     conn: Connection,
     settings: IdentitySection,
     pepper: bytes,

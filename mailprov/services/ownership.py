@@ -134,7 +134,7 @@ def verify(
     if expected not in values:
         raise DomainNotVerified(
             f'{qname} has no TXT record "{expected}" (found {len(values)} other value(s))',
-            hint="publish the record shown by 'domain verify-start', wait for DNS, then run this again",
+            hint="publish the record 'domain verify-start' showed, wait for DNS, then retry",
         )
     changed = row.verified_at is None or not row.active
     with store.begin() as conn:

@@ -204,7 +204,7 @@ def open_request(
     accept_terms: bool,
     actor: Actor,
 ) -> Request:
-    """Open a request: check terms, recovery address, the address itself and, for corporate, the domain."""
+    """Open a request: check terms, recovery address, the address and (corporate) the domain."""
     if not accept_terms:
         raise TermsNotAccepted("the terms of service were not accepted; nothing was requested")
     if kind not in ("personal", "corporate"):
@@ -303,6 +303,7 @@ def _send_code(
     store: Store,
     settings: SiteConfig,
     send: Sender,
+    *,
     request_id: str,
     issued: Any,
     destination: str,
@@ -440,7 +441,7 @@ def _mark_verified(
     send: Sender,
     actor: Actor,
 ) -> Request:
-    """Consume the proof (replay insert / challenge) and issue the first code, in one transaction."""
+    """Consume the proof (replay insert / challenge) and issue the first code, in one go."""
     account = token.account if token else cert.account  # type: ignore[union-attr]
     rid = row.id
     try:
@@ -517,7 +518,9 @@ def _mark_verified(
             )
     except IntegrityError:
         raise idg_error("IDG-T14", request_id=rid) from None
-    _send_code(store, settings, send, rid, issued, row.recovery, actor)
+    _send_code(
+        store, settings, send, request_id=rid, issued=issued, destination=row.recovery, actor=actor
+    )
     return get_request(store, rid)
 
 
@@ -558,7 +561,15 @@ def resend(
             audit.append(
                 conn, at=actor.now, actor=actor.name, action="request.resend", target=request_id
             )
-        _send_code(store, settings, send, request_id, issued, row.recovery, actor)
+        _send_code(
+            store,
+            settings,
+            send,
+            request_id=request_id,
+            issued=issued,
+            destination=row.recovery,
+            actor=actor,
+        )
         return get_request(store, request_id)
 
     return _guard(store, request_id, actor, "request.resend", step)  # type: ignore[no-any-return]

@@ -246,7 +246,7 @@ class Gate:
 
 
 def make_gate(folder: Path, store_url: str, smtp: Sink) -> Gate:
-    """Create a site in ``folder`` on ``store_url`` with one trusted issuer and domain example.test."""
+    """A site in ``folder`` on ``store_url``: one trusted issuer, domain example.test."""
     from mailprov.store.migrate import upgrade
 
     upgrade(store_url)

@@ -71,7 +71,7 @@ def leaf(
 def crl(
     pki: Pki, revoked: tuple[Any, ...] = (), *, next_days: int = 7, signer: Any = None
 ) -> bytes:
-    """A PEM CRL from the test CA (signed by ``signer`` if given), listing ``revoked`` certificates."""
+    """A PEM CRL of the test CA (signed by ``signer`` if given) listing ``revoked``."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -502,7 +502,7 @@ def test_p12_happy_path_provisions(site: CertSite, p12: Path) -> None:
     [("short", "IDG-C02"), ("x" * 65, "IDG-C02"), ("Wrong-Horse-99", "IDG-C05")],
 )
 def test_c02_c05_p12_password(site: CertSite, p12: Path, password: str, idg: str) -> None:
-    """IDG-C02: a password outside 8-64 characters; IDG-C05: the wrong password (or damaged file)."""
+    """IDG-C02: a password outside 8-64 characters; IDG-C05: the wrong password."""
     status, data = sign_p12(site.gate, p12, "challenge", password)
     assert (status, data["error"]["idg"]) == (45, idg)
 

@@ -178,7 +178,7 @@ def test_k06_resend_too_soon_and_hourly_cap(flow: Flow) -> None:
 
 
 def test_k07_account_lock_after_ten_failures(flow: Flow) -> None:
-    """IDG-K07: ten consecutive wrong codes lock the requester for 15 minutes, right code included."""
+    """IDG-K07: ten consecutive wrong codes lock the requester for 15 minutes."""
     rid, code, now = verified(flow)
     for _ in range(5):
         flow.error(flow.confirm, rid, "000000" if code != "000000" else "111111", now)
@@ -199,7 +199,7 @@ def test_k07_account_lock_after_ten_failures(flow: Flow) -> None:
 
 
 def test_request_expiry(flow: Flow) -> None:
-    """An unfinished request expires (sweep step), and a late confirm says so with its own status."""
+    """An unfinished request expires (sweep step); a confirm after that is refused."""
     from mailprov.services.provisioning import expire_requests
 
     rid, code, now = verified(flow)

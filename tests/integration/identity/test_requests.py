@@ -50,7 +50,7 @@ def test_recovery_invalid(gate: Gate, recovery: str) -> None:
 
 
 def test_address_rules_and_taken(gate: Gate) -> None:
-    """A bad address is refused at once; a taken one (mailbox or pending request) comes with suggestions."""
+    """A bad address is refused at once; a taken one (mailbox or request) gets suggestions."""
     status, data = gate.js(
         "request",
         "open",
@@ -108,8 +108,16 @@ def test_corporate_needs_proven_domain(gate: Gate) -> None:
 def test_pending_proof_domain_not_usable(gate: Gate) -> None:
     """A domain added inactive by verify-start takes no personal requests until it is proven."""
     assert gate.js("domain", "verify-start", "pending.example")[0] == 0
-    status, data = gate.js("request", "open", "x@pending.example", "--kind", "personal",
-                           "--recovery", "x@home.example", "--accept-terms")
+    status, data = gate.js(
+        "request",
+        "open",
+        "x@pending.example",
+        "--kind",
+        "personal",
+        "--recovery",
+        "x@home.example",
+        "--accept-terms",
+    )
     assert (status, data["error"]["code"]) == (20, "unknown-domain")
 
 
@@ -168,7 +176,8 @@ RACE = textwrap.dedent("""
     config, rid, token, go = sys.argv[1:5]
     while not Path(go).exists():
         time.sleep(0.001)
-    result = CliRunner().invoke(cli, ["--config", config, "request", "verify", rid, "--token-stdin"],
+    argv = ["--config", config, "request", "verify", rid, "--token-stdin"]
+    result = CliRunner().invoke(cli, argv,
                                 input=token)
     sys.exit(result.exit_code)
 """)
@@ -199,7 +208,7 @@ def test_two_processes_same_token(gate_any: Gate, tmp_path: Path) -> None:
 
 @pytest.mark.requires_dns_server
 def test_domain_ownership_with_knot(gate: Gate, knot: Knot) -> None:
-    """verify-start adds the domain inactive; verify fails until knot serves the TXT record, then passes."""
+    """verify-start adds the domain inactive; verify passes once knot serves the TXT record."""
     status, data = gate.js("domain", "verify-start", "acme.corp.test")
     assert (status, data["domain_added"]) == (0, True)
     record = data["record"]

@@ -32,7 +32,8 @@ def _hs256_with_public_key(issuer: IssuerKey, nonce: str) -> str:
 
 def _alg_none(issuer: IssuerKey, nonce: str) -> str:
     header = {"typ": TOKEN_TYPE, "alg": "none", "kid": issuer.kid}
-    return f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(issuer.claims(nonce)).encode())}."
+    body = b64url(json.dumps(issuer.claims(nonce)).encode())
+    return f"{b64url(json.dumps(header).encode())}.{body}."
 
 
 def _tampered(issuer: IssuerKey, nonce: str) -> str:
@@ -133,7 +134,7 @@ ROWS: list[tuple[str, str, Builder]] = [
 
 @pytest.mark.parametrize(("case", "idg", "build"), ROWS, ids=[r[0] for r in ROWS])
 def test_token_row(gate: Gate, case: str, idg: str, build: Builder) -> None:
-    """A bad token fails with its IDG code naming the request; the request stays open, no mailbox."""
+    """A bad token fails with its IDG code naming the request; it stays open, no mailbox."""
     req = gate.open()
     status, data = gate.verify_token(req["id"], build(gate.issuer, req["nonce"]))
     assert data["error"]["idg"] == idg, (case, data)
@@ -175,7 +176,7 @@ def test_replayed_jti(gate: Gate) -> None:
 
 
 def test_failures_are_audited_without_the_token(gate: Gate) -> None:
-    """A failed check is audited with its IDG code; neither the token nor personal data is stored."""
+    """A failed check is audited with its IDG code; no token or personal data is stored."""
     req = gate.open()
     token = gate.issuer.token(req["nonce"], aud="urn:wrong")
     gate.verify_token(req["id"], token)

@@ -64,7 +64,7 @@ def test_jwks_needs_kid_alg_use_sig(gate: Gate, change: dict[str, object]) -> No
 
 
 def test_kid_unique_across_issuers_and_remove(gate: Gate) -> None:
-    """A second issuer may not reuse a trusted kid; remove drops an issuer; re-adding is unchanged."""
+    """A second issuer may not reuse a kid; remove drops an issuer; re-adding is unchanged."""
     path = gate.folder / "jwks.json"
     status, _ = gate.js(
         "identity",
@@ -197,7 +197,7 @@ def test_test_issuer_walkthrough(gate: Gate) -> None:
 
 
 def test_hook_gets_destination_and_code_on_stdin(gate: Gate, tmp_path: Path) -> None:
-    """With notify.hook set, the hook reads destination and message on stdin; its argv holds neither."""
+    """With notify.hook, destination and message go on the hook's stdin, never its argv."""
     hook = tmp_path / "sms-gateway.py"
     out = tmp_path / "hook-out.json"
     hook.write_text(
