@@ -68,7 +68,7 @@ def lock_seconds(failures: int) -> int | None:
         return LOCKED_FOR_ADMIN
     if failures < LOCK_AFTER or failures % LOCK_AFTER:
         return None
-    return min(LOCK_BASE_SECONDS * 2 ** (failures // LOCK_AFTER - 1), LOCK_MAX_SECONDS)
+    return int(min(LOCK_BASE_SECONDS * 2 ** (failures // LOCK_AFTER - 1), LOCK_MAX_SECONDS))
 
 
 def load_pepper(path: Path, *, create: bool = True) -> bytes:

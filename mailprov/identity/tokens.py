@@ -253,7 +253,7 @@ def verify_token(  # noqa: PLR0912  (the check list is one ordered sequence)
         IdentityGateError: its ``idg`` detail names the failed check.
     """
     policy = policy or TokenPolicy()
-    rid = {"request_id": request_id}
+    rid: dict[str, Any] = {"request_id": request_id}
     raw = raw.strip()
     header = _header(raw, rid)
     typ = header.get("typ")

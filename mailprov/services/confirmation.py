@@ -175,7 +175,7 @@ def check(  # noqa: PLR0911  (one return per row of the §5.3 table)
     now: int,
 ) -> CheckResult:
     """Check ``code`` against the request's newest challenge (§5.3), writing what it changes."""
-    rid = {"request_id": request_id}
+    rid: dict[str, Any] = {"request_id": request_id}
     if not codes.is_well_formed(code):
         return CheckResult(idg_error("IDG-K01", **rid))
     row: Any = conn.execute(

@@ -469,11 +469,12 @@ def _mark_verified(
                 }
                 consumed = requests.c.nonce == row.nonce
             else:
-                evidence = {"spki_sha256": cert.spki_sha256}  # type: ignore[union-attr]
+                assert cert is not None  # noqa: S101  (one of the two proofs is given)
+                evidence = {"spki_sha256": cert.spki_sha256}
                 values = {
-                    "spki_sha256": cert.spki_sha256,  # type: ignore[union-attr]
+                    "spki_sha256": cert.spki_sha256,
                     "display_name": row.requested_name or cert.common_name,
-                }  # type: ignore[union-attr]
+                }
                 consumed = requests.c.challenge == row.challenge
             done = conn.execute(
                 update(requests)

@@ -149,7 +149,7 @@ def add_issuer(
             hint="key ids must be unique across issuers; see 'mailprov identity trust list'",
         ) from None
     return IssuerInfo(
-        iss, audience, tuple(k for k, _, _ in keys), frameworks, row["jwks_file"]
+        iss, audience, tuple(k for k, _, _ in keys), frameworks, str(jwks_file.resolve())
     ), True
 
 
