@@ -544,3 +544,41 @@ def test_c06_p12_without_key(site: CertSite, p12: Path) -> None:
     )
     status, data = sign_p12(site.gate, folder / "nokey.p12", "challenge", "Correct-Horse-9")
     assert (status, data["error"]["idg"]) == (46, "IDG-C06")
+
+
+def test_c07_dsa_key_from_openssl(site: CertSite) -> None:
+    """IDG-C07: a DSA key (openssl genpkey) is not an accepted algorithm."""
+    from cryptography.hazmat.primitives import serialization
+
+    folder = site.gate.folder
+    openssl(
+        "genpkey",
+        "-genparam",
+        "-algorithm",
+        "DSA",
+        "-pkeyopt",
+        "dsa_paramgen_bits:2048",
+        "-out",
+        "dsa.param",
+        cwd=folder,
+    )
+    openssl("genpkey", "-paramfile", "dsa.param", "-out", "dsa.key", cwd=folder)
+    key = serialization.load_pem_private_key((folder / "dsa.key").read_bytes(), None)
+    req = site.gate.open()
+    result = site.verify(req, pem(leaf(site.pki, key)), b"sig")
+    assert_refused(site, req, result, "IDG-C07")
+    assert "(DSA)" in result[1]["error"]["message"]
+
+
+def test_c06_p12_key_not_matching(site: CertSite) -> None:
+    """IDG-C06: a .p12 whose key does not belong to its certificate is refused."""
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    cert = leaf(site.pki, ec_key())
+    data = pkcs12.serialize_key_and_certificates(
+        b"x", ec_key(), cert, None, BestAvailableEncryption(b"Correct-Horse-9")
+    )
+    path = site.gate.folder / "mismatch.p12"
+    path.write_bytes(data)
+    status, result = sign_p12(site.gate, path, "challenge", "Correct-Horse-9")
+    assert (status, result["error"]["idg"]) == (46, "IDG-C06")

@@ -79,6 +79,7 @@ ROWS: list[tuple[str, str, Builder]] = [
     ("x5u header", "IDG-T03", lambda i, n: i.token(n, header={"x5u": "https://evil.example/c"})),
     ("jwk header", "IDG-T03", lambda i, n: i.token(n, header={"jwk": {"kty": "EC"}})),
     ("x5c header", "IDG-T03", lambda i, n: i.token(n, header={"x5c": ["MIIB"]})),
+    ("zip header", "IDG-T03", lambda i, n: i.token(n, header={"zip": "DEF"})),
     ("crit header", "IDG-T03", lambda i, n: i.token(n, header={"crit": ["exp"]})),
     ("unknown kid", "IDG-T04", lambda i, n: i.token(n, header={"kid": "nobody"})),
     ("alg none", "IDG-T05", _alg_none),
