@@ -570,13 +570,13 @@ def test_c07_dsa_key_from_openssl(site: CertSite) -> None:
     assert "(DSA)" in result[1]["error"]["message"]
 
 
-def test_c06_p12_key_not_matching(site: CertSite) -> None:
-    """IDG-C06: a .p12 whose key does not belong to its certificate is refused."""
+def test_c06_p12_key_without_its_certificate(site: CertSite) -> None:
+    """IDG-C06: a .p12 holding a key and only someone else's certificate (as an extra) is refused."""
     from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
-    cert = leaf(site.pki, ec_key())
+    other_cert = leaf(site.pki, ec_key())
     data = pkcs12.serialize_key_and_certificates(
-        b"x", ec_key(), cert, None, BestAvailableEncryption(b"Correct-Horse-9")
+        b"x", ec_key(), None, [other_cert], BestAvailableEncryption(b"Correct-Horse-9")
     )
     path = site.gate.folder / "mismatch.p12"
     path.write_bytes(data)
