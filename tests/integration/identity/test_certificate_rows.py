@@ -571,7 +571,7 @@ def test_c07_dsa_key_from_openssl(site: CertSite) -> None:
 
 
 def test_c06_p12_key_without_its_certificate(site: CertSite) -> None:
-    """IDG-C06: a .p12 holding a key and only someone else's certificate (as an extra) is refused."""
+    """IDG-C06: a .p12 with a key and only a foreign certificate (as an extra) is refused."""
     from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
     other_cert = leaf(site.pki, ec_key())
