@@ -33,6 +33,11 @@ class ExitStatus(IntEnum):
     CODE_INVALID = 12
     PASSWORD_POLICY = 13
     ADDRESS_TAKEN = 14
+    TERMS_NOT_ACCEPTED = 15
+    RECOVERY_UNREACHABLE = 16
+    REQUEST_LOCKED = 17
+    CODE_EXPIRED = 18
+    REQUEST_EXPIRED = 19
 
     # -- 20-29: accounts, store, configuration ------------------------------
     INVALID_ADDRESS = 20
@@ -49,6 +54,26 @@ class ExitStatus(IntEnum):
     # -- 30-39: config rendering and deploy ---------------------------------
 
     # -- 40-59: identity gate ------------------------------------------------
+    TOKEN_REJECTED = 40
+    TOKEN_EXPIRED = 41
+    TOKEN_WRONG_REQUEST = 42
+    TOKEN_REPLAYED = 43
+    CERTIFICATE_UNREADABLE = 44
+    CONTAINER_PASSWORD = 45
+    CONTAINER_REFUSED = 46
+    CERTIFICATE_ALGORITHM = 47
+    CERTIFICATE_EXPIRED = 48
+    CERTIFICATE_UNTRUSTED = 49
+    REVOCATION_UNKNOWN = 50
+    CERTIFICATE_REVOKED = 51
+    POSSESSION_NOT_PROVEN = 52
+    KEY_ALREADY_BOUND = 53
+    CODE_USED = 54
+    RATE_LIMITED = 55
+    CONFIRMATION_LOCKED = 56
+    REQUEST_STATE = 57
+    TRUST_INVALID = 58
+    DOMAIN_NOT_VERIFIED = 59
 
     # -- 60-69: relay ---------------------------------------------------------
 
@@ -247,6 +272,348 @@ class FileExists(MailprovError):
 
 
 # -- identity gate ---------------------------------------------------------------
+#
+# Scheme: every check of ../shared/IDENTITY.md has an IDG code (IDG-T01 ...). The
+# code is carried in the error's details as ``idg`` and leads the message
+# ("IDG-T04: identity token key 'k1' is not trusted"); ``code`` is the class's
+# stable kebab-case name shared by related checks, and each class has its own exit
+# status. Build these errors with :func:`idg_error`, which formats the message
+# from IDG_TABLE and escapes attacker-supplied values.
+
+
+class IdentityGateError(MailprovError):
+    """The identity gate refused the request."""
+
+    code = "identity-gate"
+    exit_status = ExitStatus.IDENTITY_NOT_VERIFIED
+
+
+class IdentityNotVerified(IdentityGateError):
+    """Identity not verified."""
+
+    code = "identity-not-verified"
+    exit_status = ExitStatus.IDENTITY_NOT_VERIFIED
+    default_hint = "verify your identity at the identity provider to the required level, then retry"
+
+
+class NameMismatch(IdentityGateError):
+    """The verified identity does not match the requested owner."""
+
+    code = "name-mismatch"
+    exit_status = ExitStatus.NAME_MISMATCH
+    default_hint = "give the name exactly as the identity provider has it (or leave --name out)"
+
+
+class CodeInvalid(IdentityGateError):
+    """The confirmation code is incorrect."""
+
+    code = "code-invalid"
+    exit_status = ExitStatus.CODE_INVALID
+    default_hint = "type the 6-digit code from the latest message"
+
+
+class TermsNotAccepted(IdentityGateError):
+    """The terms of service were not accepted (consent not given)."""
+
+    code = "terms-not-accepted"
+    exit_status = ExitStatus.TERMS_NOT_ACCEPTED
+    default_hint = "read the terms and pass --accept-terms"
+
+
+class RecoveryUnreachable(IdentityGateError):
+    """The recovery address cannot be reached."""
+
+    code = "recovery-unreachable"
+    exit_status = ExitStatus.RECOVERY_UNREACHABLE
+    default_hint = "check the recovery address and [notify], then 'mailprov request resend ID'"
+
+
+class RecoveryInvalid(RecoveryUnreachable):
+    """The recovery address is not a valid mail address."""
+
+    code = "recovery-invalid"
+    default_hint = "give a recovery address you can read, e.g. --recovery you@example.org"
+
+
+class RequestLocked(IdentityGateError):
+    """The request is locked after too many wrong codes."""
+
+    code = "request-locked"
+    exit_status = ExitStatus.REQUEST_LOCKED
+    default_hint = "request a new code with 'mailprov request resend ID'"
+
+
+class CodeExpired(IdentityGateError):
+    """The confirmation code has expired."""
+
+    code = "code-expired"
+    exit_status = ExitStatus.CODE_EXPIRED
+    default_hint = "request a new code with 'mailprov request resend ID'"
+
+
+class RequestExpired(IdentityGateError):
+    """The provisioning request has expired."""
+
+    code = "request-expired"
+    exit_status = ExitStatus.REQUEST_EXPIRED
+    default_hint = "open a new request with 'mailprov request open'"
+
+
+class TokenRejected(IdentityGateError):
+    """The identity token was rejected."""
+
+    code = "token-rejected"
+    exit_status = ExitStatus.TOKEN_REJECTED
+    default_hint = "get a new token from a trusted identity provider for this request"
+
+
+class TokenTimeInvalid(IdentityGateError):
+    """The identity token is outside its validity period."""
+
+    code = "token-time-invalid"
+    exit_status = ExitStatus.TOKEN_EXPIRED
+    default_hint = "get a fresh token (and check this host's clock)"
+
+
+class TokenWrongRequest(IdentityGateError):
+    """The identity token was issued for another request."""
+
+    code = "token-wrong-request"
+    exit_status = ExitStatus.TOKEN_WRONG_REQUEST
+    default_hint = "get a token with this request's nonce ('mailprov request show ID')"
+
+
+class TokenReplayed(IdentityGateError):
+    """The identity token has already been used."""
+
+    code = "token-replayed"
+    exit_status = ExitStatus.TOKEN_REPLAYED
+    default_hint = "a token is good for one request only; get a new one"
+
+
+class CertificateUnreadable(IdentityGateError):
+    """The certificate file cannot be read."""
+
+    code = "certificate-unreadable"
+    exit_status = ExitStatus.CERTIFICATE_UNREADABLE
+    default_hint = "give a .cer/.pem/.der certificate or a .p12/.pfx container, at most 64 KiB"
+
+
+class ContainerPassword(IdentityGateError):
+    """The certificate container password is wrong or unusable."""
+
+    code = "container-password"
+    exit_status = ExitStatus.CONTAINER_PASSWORD
+    default_hint = "type the container's password again; if it is right, the file is damaged"
+
+
+class ContainerRefused(IdentityGateError):
+    """The certificate container is refused."""
+
+    code = "container-refused"
+    exit_status = ExitStatus.CONTAINER_REFUSED
+    default_hint = "export the certificate and its key again with standard settings"
+
+
+class CertificateAlgorithm(IdentityGateError):
+    """The certificate's key algorithm is not supported."""
+
+    code = "certificate-algorithm"
+    exit_status = ExitStatus.CERTIFICATE_ALGORITHM
+    default_hint = "use an RSA (2048+), P-256/P-384 or Ed25519 certificate, or the ESIA bridge"
+
+
+class CertificateOutOfDate(IdentityGateError):
+    """The certificate is outside its validity period."""
+
+    code = "certificate-out-of-date"
+    exit_status = ExitStatus.CERTIFICATE_EXPIRED
+    default_hint = "use a currently valid certificate (and check this host's clock)"
+
+
+class CertificateUntrusted(IdentityGateError):
+    """The certificate is not issued by a trusted authority."""
+
+    code = "certificate-untrusted"
+    exit_status = ExitStatus.CERTIFICATE_UNTRUSTED
+    default_hint = "use a certificate from an authority listed by 'mailprov identity trust list'"
+
+
+class RevocationUnknown(IdentityGateError):
+    """The certificate's revocation status cannot be checked."""
+
+    code = "revocation-unknown"
+    exit_status = ExitStatus.REVOCATION_UNKNOWN
+    default_hint = "an administrator must install a current CRL ('identity trust add-ca --crl')"
+
+
+class CertificateRevoked(IdentityGateError):
+    """The certificate was revoked."""
+
+    code = "certificate-revoked"
+    exit_status = ExitStatus.CERTIFICATE_REVOKED
+    default_hint = "use a certificate that has not been revoked"
+
+
+class PossessionNotProven(IdentityGateError):
+    """Possession of the certificate's key could not be proven."""
+
+    code = "possession-not-proven"
+    exit_status = ExitStatus.POSSESSION_NOT_PROVEN
+    default_hint = (
+        "get a fresh challenge ('mailprov request challenge ID') and sign it with "
+        "'mailprov identity sign-challenge'"
+    )
+
+
+class KeyAlreadyBound(IdentityGateError):
+    """This key is already registered to another account."""
+
+    code = "key-already-bound"
+    exit_status = ExitStatus.KEY_ALREADY_BOUND
+    default_hint = "use a certificate with a key of your own"
+
+
+class CodeUsed(IdentityGateError):
+    """The confirmation code has already been used."""
+
+    code = "code-used"
+    exit_status = ExitStatus.CODE_USED
+
+
+class RateLimited(IdentityGateError):
+    """Too many codes requested."""
+
+    code = "rate-limited"
+    exit_status = ExitStatus.RATE_LIMITED
+    default_hint = "wait, then run 'mailprov request resend ID'"
+
+
+class ConfirmationLocked(IdentityGateError):
+    """Confirmation is locked for this account."""
+
+    code = "confirmation-locked"
+    exit_status = ExitStatus.CONFIRMATION_LOCKED
+    default_hint = "wait until the time named; after 100 failures an administrator must unlock it"
+
+
+class WrongRequestState(IdentityGateError):
+    """The request is not in a state that allows this."""
+
+    code = "request-state"
+    exit_status = ExitStatus.REQUEST_STATE
+    default_hint = "see the request's state with 'mailprov request show ID'"
+
+
+class TrustInvalid(IdentityGateError):
+    """The trust configuration is not valid."""
+
+    code = "trust-invalid"
+    exit_status = ExitStatus.TRUST_INVALID
+
+
+class DomainNotVerified(IdentityGateError):
+    """The domain's ownership is not proven."""
+
+    code = "domain-not-verified"
+    exit_status = ExitStatus.DOMAIN_NOT_VERIFIED
+    default_hint = "prove it: 'domain verify-start DOMAIN', publish the TXT record, 'domain verify'"
+
+
+#: IDG code -> (error class, message template) — the tables of ../shared/IDENTITY.md.
+IDG_TABLE: dict[str, tuple[type[IdentityGateError], str]] = {
+    "IDG-T01": (TokenRejected, "identity token is malformed"),
+    "IDG-T02": (TokenRejected, "identity token type '{typ}' is not accepted (expected '{cfg}')"),
+    "IDG-T03": (TokenRejected, "identity token uses unsupported header '{name}'"),
+    "IDG-T04": (TokenRejected, "identity token key '{kid}' is not trusted"),
+    "IDG-T05": (TokenRejected, "identity token algorithm '{alg}' is not allowed"),
+    "IDG-T06": (TokenRejected, "identity token signature is invalid"),
+    "IDG-T07": (TokenRejected, "identity token issuer '{iss}' is not trusted for key '{kid}'"),
+    "IDG-T08": (TokenRejected, "identity token is not addressed to this service"),
+    "IDG-T09": (TokenTimeInvalid, "identity token expired at {exp}Z"),
+    "IDG-T10": (TokenTimeInvalid, "identity token is not valid yet"),
+    "IDG-T11": (TokenTimeInvalid, "identity token lifetime exceeds 600 s"),
+    "IDG-T12": (TokenRejected, "identity token is missing claim '{name}'"),
+    "IDG-T13": (TokenWrongRequest, "identity token was issued for a different request"),
+    "IDG-T14": (TokenReplayed, "identity token has already been used"),
+    "IDG-V01": (IdentityNotVerified, "identity not verified under an accepted trust framework"),
+    "IDG-V02": (
+        IdentityNotVerified,
+        "identity assurance level '{lvl}' is below the required '{min}'",
+    ),
+    "IDG-V03": (IdentityNotVerified, "identity verification is too old ({time})"),
+    "IDG-V04": (IdentityNotVerified, "verified identity lacks '{claim}'"),
+    "IDG-V05": (NameMismatch, "verified identity does not match the requested mailbox owner"),
+    "IDG-C01": (CertificateUnreadable, "certificate file is too large or of unknown type"),
+    "IDG-C02": (
+        ContainerPassword,
+        "certificate container password must be 8–64 characters",  # noqa: RUF001  (IDENTITY.md's wording)
+    ),
+    "IDG-C03": (ContainerRefused, "certificate container uses excessive key-derivation work"),
+    "IDG-C04": (CertificateUnreadable, "certificate file is corrupted or not a certificate"),
+    "IDG-C05": (
+        ContainerPassword,
+        "wrong password for certificate container, or the file is damaged",
+    ),
+    "IDG-C06": (
+        ContainerRefused,
+        "certificate container has no certificate or the key does not match it",
+    ),
+    "IDG-C07": (
+        CertificateAlgorithm,
+        "certificate key algorithm is not supported ({alg}); use the ESIA bridge for GOST",
+    ),
+    "IDG-C08": (CertificateOutOfDate, "certificate is not valid until {date}"),
+    "IDG-C09": (CertificateOutOfDate, "certificate expired on {date}"),
+    "IDG-C10": (CertificateUntrusted, "certificate is not issued by a trusted authority"),
+    "IDG-C11": (
+        RevocationUnknown,
+        "revocation status cannot be checked (CRL missing/invalid/expired)",
+    ),
+    "IDG-C12": (CertificateRevoked, "certificate was revoked on {date} ({reason})"),
+    "IDG-C13": (PossessionNotProven, "certificate possession could not be proven"),
+    "IDG-C14": (KeyAlreadyBound, "this key is already registered to another account"),
+    "IDG-C15": (NameMismatch, "certificate subject does not match the account"),
+    "IDG-K01": (CodeInvalid, "code must be 6 digits"),
+    "IDG-K02": (CodeInvalid, "code is incorrect"),
+    "IDG-K03": (CodeExpired, "code has expired, request a new one"),
+    "IDG-K04": (CodeUsed, "code has already been used"),
+    "IDG-K05": (RequestLocked, "too many wrong attempts, request a new code"),
+    "IDG-K06": (RateLimited, "please wait {n} s before requesting a new code"),
+    "IDG-K07": (ConfirmationLocked, "confirmation is locked until {time}"),
+}
+
+_ECHO_MAX = 64
+
+
+def _echo(value: object) -> str:
+    """An attacker-supplied value made safe to echo: escaped, at most 64 characters."""
+    text = str(value).encode("unicode_escape").decode("ascii")
+    return text if len(text) <= _ECHO_MAX else text[:_ECHO_MAX] + "..."
+
+
+def idg_error(
+    idg: str,
+    *,
+    request_id: str | None = None,
+    hint: str | None = None,
+    suffix: str = "",
+    details: dict[str, Any] | None = None,
+    **values: object,
+) -> IdentityGateError:
+    """The error for check ``idg``: message ``"IDG-xxx: <message>"``, ``idg`` in the details.
+
+    Args:
+        idg: the check's code, e.g. ``IDG-T04``.
+        request_id: the provisioning request concerned (every gate error names it).
+        hint: what to do, if not the class's default.
+        suffix: appended to the message (e.g. attempts left).
+        details: extra JSON details (never secrets).
+        values: the template's fields; escaped and cut to 64 characters.
+    """
+    cls, template = IDG_TABLE[idg]
+    message = template.format(**{k: _echo(v) for k, v in values.items()}) + suffix
+    return cls(f"{idg}: {message}", hint=hint, request_id=request_id, idg=idg, **(details or {}))
 
 
 # -- relay -------------------------------------------------------------------------

@@ -101,6 +101,46 @@ class AccountsSection:
 # -- sections of the identity gate (issue 4) go here -------------------------------
 
 
+@dataclass(frozen=True)
+class IdentitySection:
+    """[identity]: the identity gate's policy (see ../shared/IDENTITY.md)."""
+
+    # The code pepper: >= 32 random bytes in a file outside the store, created
+    # 0600 on first use. Rotating it invalidates the live codes, nothing else.
+    pepper_file: str = "identity-pepper"
+    token_type: str = "mailprov-idv+jwt"  # noqa: S105  (a JWT "typ", not a secret)
+    request_ttl_hours: int = 24
+    code_ttl_seconds: int = 600
+    code_attempts: int = 5
+    resend_seconds: int = 60
+    codes_per_hour: int = 5
+    challenge_ttl_seconds: int = 300
+    max_verification_age_days: int = 1095
+    required_claims: list[str] = field(
+        default_factory=lambda: ["family_name", "given_name", "birthdate"]
+    )
+    match_yo_as_ye: bool = True
+    extra_ekus: list[str] = field(default_factory=list)
+    max_chain_depth: int = 4
+
+
+@dataclass(frozen=True)
+class NotifySection:
+    """[notify]: how codes and notices reach the recovery contact."""
+
+    # SMTP through a smarthost (aiosmtplib) ...
+    smarthost: str = ""
+    port: int = 25
+    starttls: bool = False
+    username: str = ""
+    password_file: str = ""
+    sender: str = "mailprov@localhost"
+    # ... or a hook command (an SMS gateway script) that reads the destination and
+    # the message on stdin, never argv. Split like a shell would; no shell is run.
+    hook: str = ""
+    timeout_seconds: float = 15.0
+
+
 # -- sections of the relay (issue 5) go here -----------------------------------------
 
 
@@ -176,6 +216,8 @@ class SiteConfig:
     # -- deploy (issue 3) sections
 
     # -- identity (issue 4) sections
+    identity: IdentitySection = field(default_factory=IdentitySection)
+    notify: NotifySection = field(default_factory=NotifySection)
 
     # -- relay (issue 5) sections
 
@@ -367,6 +409,27 @@ def _validate(config: SiteConfig) -> None:
             )
     if config.passwords.temp_password_hours <= 0:
         raise ConfigInvalid("passwords.temp_password_hours must be a positive number of hours")
+    _validate_identity(config)
+
+
+def _validate_identity(config: SiteConfig) -> None:
+    """[identity]/[notify] limits the design fixes (a code lives at most 10 minutes)."""
+    ident = config.identity
+    limits = (
+        ("identity.code_ttl_seconds", ident.code_ttl_seconds, 30, 600),
+        ("identity.code_attempts", ident.code_attempts, 1, 5),
+        ("identity.challenge_ttl_seconds", ident.challenge_ttl_seconds, 30, 300),
+        ("identity.request_ttl_hours", ident.request_ttl_hours, 1, 24 * 30),
+        ("identity.resend_seconds", ident.resend_seconds, 0, 3600),
+        ("identity.codes_per_hour", ident.codes_per_hour, 1, 100),
+        ("identity.max_verification_age_days", ident.max_verification_age_days, 1, 36500),
+        ("identity.max_chain_depth", ident.max_chain_depth, 1, 16),
+        ("notify.port", config.notify.port, 1, 65535),
+    )
+    for dotted, value, low, high in limits:
+        if not low <= value <= high:
+            origin = config.origins.get(dotted, "default")
+            raise ConfigInvalid(f"{dotted} ({origin}) must be {low}-{high}, not {value}")
 
 
 def _resolve_store_url(config: SiteConfig) -> SiteConfig:

@@ -23,3 +23,28 @@ run mailprov mailbox list
 run mailprov alias list
 run mailprov audit list
 run mailprov audit verify
+
+# -- the identity gate: one request through it with the TEST issuer and a local SMTP server --------
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+say "python -m aiosmtpd -n -l 127.0.0.1:$PORT -c aiosmtpd.handlers.Debugging   (a local SMTP server; codes arrive here)"
+python -m aiosmtpd -n -l "127.0.0.1:$PORT" -c aiosmtpd.handlers.Debugging > smtp.log 2>&1 &
+SMTP_PID=$!
+trap 'kill "$SMTP_PID" 2>/dev/null' EXIT
+printf '\n[notify]\nsmarthost = "127.0.0.1"\nport = %s\nsender = "gate@example.test"\n' "$PORT" >> mailprov.toml
+sleep 1
+run mailprov identity test-issuer init test-issuer --audience urn:mailprov:demo
+ISS=$(python3 -c 'import json; print(json.load(open("test-issuer/issuer.json"))["iss"])')
+run mailprov identity trust add-issuer --iss "$ISS" --jwks test-issuer/jwks.json --audience urn:mailprov:demo
+run mailprov request open carol@example.test --kind personal --recovery carol@home.example --name 'Test Person' --accept-terms
+RID=$(mailprov --json request list --state open | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"][0]["id"])')
+NONCE=$(mailprov --json request show "$RID" | python3 -c 'import json,sys; print(json.load(sys.stdin)["request"]["nonce"])')
+say "mailprov identity test-issuer token --dir test-issuer --nonce $NONCE --sub demo-1 --level ial2 > token.jwt"
+mailprov identity test-issuer token --dir test-issuer --nonce "$NONCE" --sub demo-1 --level ial2 > token.jwt
+run mailprov request verify "$RID" --token-file token.jwt
+sleep 0.5
+CODE=$(grep -o 'is [0-9]\{6\}\.' smtp.log | tail -1 | cut -c4-9)
+say "(the code arrived at the local SMTP server: $CODE)"
+say "mailprov request confirm $RID --code-stdin   (code on stdin)"
+printf '%s\n' "$CODE" | mailprov request confirm "$RID" --code-stdin
+run mailprov request show "$RID"
+run mailprov mailbox show carol@example.test

@@ -34,6 +34,8 @@ COMMANDS: dict[str, str] = {
     # -- config rendering and deploy (issue 3): deploy, tls
 
     # -- identity gate (issue 4): request, identity
+    "request": "mailprov.cli.request:request",
+    "identity": "mailprov.cli.identity:identity",
 
     # -- relay (issue 5): relay
 

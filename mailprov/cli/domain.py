@@ -85,3 +85,42 @@ def domain_remove(name: str) -> None:
         {"changed": True, "domain": a_label},
         f"removed domain {a_label}",
     )
+
+
+# -- ownership proof for corporate mailboxes (identity gate, issue 4) ---------------------
+
+
+@domain.command("verify-start")
+@click.argument("name")
+@json_option
+def domain_verify_start(name: str) -> None:
+    """Start proving ownership of NAME: prints the TXT record to publish.
+
+    A domain not served yet is added inactive; 'domain verify' activates it.
+    """
+    from mailprov.services.ownership import start  # noqa: PLC0415
+
+    app = app_context()
+    made = start(app.store, name, actor=app.actor())
+    emit(click.get_current_context(), {"changed": True, **made.to_json()},
+         f"publish this record, then run 'mailprov domain verify {made.domain}':\n"
+         f"{made.name} IN TXT \"{made.value}\"")
+
+
+@domain.command("verify")
+@click.argument("name")
+@click.option(
+    "--nameserver", metavar="IP[:PORT]", help="Ask this DNS server (default: the system resolver)."
+)
+@json_option
+def domain_verify(name: str, nameserver: str | None) -> None:
+    """Check the TXT record and mark NAME verified (and active)."""
+    from mailprov.rules.addresses import normalise_domain  # noqa: PLC0415
+    from mailprov.services.ownership import parse_nameserver, verify  # noqa: PLC0415
+
+    app = app_context()
+    server = parse_nameserver(nameserver) if nameserver else None
+    changed = verify(app.store, name, actor=app.actor(), nameserver=server)
+    a_label = normalise_domain(name)
+    emit(click.get_current_context(), {"changed": changed, "domain": a_label, "verified": True},
+         f"{a_label}: ownership proven")

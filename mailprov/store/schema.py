@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 
 #: The Alembic revision this code expects; ``open_store`` refuses an older store.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 metadata = MetaData(
     naming_convention={
@@ -50,6 +50,10 @@ domains = Table(
     Column("name", String(253), nullable=False, unique=True),  # IDNA A-label
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", BigInteger, nullable=False),
+    # Ownership proof (identity gate): a TXT challenge, and when it was proven.
+    Column("verified_at", BigInteger, nullable=True),
+    Column("challenge", String(64), nullable=True),
+    Column("challenge_created_at", BigInteger, nullable=True),
 )
 
 addresses = Table(
@@ -129,4 +133,123 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("prev_hash"),  # a fork of the chain is refused by the database
+)
+
+
+# -- identity gate (revision 0002) ---------------------------------------------------
+
+REQUEST_STATES = (
+    "open", "identity-verified", "confirmed", "provisioned",
+    "rejected", "expired", "locked", "cancelled",
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(16), primary_key=True),  # short enough to read over the phone
+    Column("address", String(254), nullable=False, index=True),
+    Column("kind", String(10), nullable=False),
+    Column("recovery", String(254), nullable=False),
+    Column("requested_name", String(256), nullable=False, default=""),
+    Column("display_name", String(256), nullable=False, default=""),
+    Column("state", String(20), nullable=False, index=True),
+    Column("nonce", String(64), nullable=False),  # the gate-issued token nonce (single use)
+    Column("challenge", String(128), nullable=True),  # certificate challenge (single use)
+    Column("challenge_expires_at", BigInteger, nullable=True),
+    Column("account", String(600), nullable=True),  # iss|sub or spki:<sha256>, after verify
+    Column("evidence_iss", String(512), nullable=True),
+    Column("evidence_sub", String(256), nullable=True),
+    Column("evidence_jti", String(128), nullable=True),
+    Column("spki_sha256", String(64), nullable=True),
+    Column("reason", String(16), nullable=True),  # the IDG code that ended it, if any
+    Column("actor", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    CheckConstraint("kind IN ('personal', 'corporate')", name="kind"),
+    CheckConstraint(
+        "state IN (" + ", ".join(f"'{s}'" for s in REQUEST_STATES) + ")", name="state"
+    ),
+)
+
+seen_token = Table(
+    "seen_token",
+    metadata,
+    # The replay store: a plain INSERT; an IntegrityError means a replay.
+    Column("iss", String(512), primary_key=True),
+    Column("jti", String(128), primary_key=True),
+    Column("exp", BigInteger, nullable=False, index=True),
+    Column("used_at", BigInteger, nullable=False),
+)
+
+code_challenges = Table(
+    "code_challenges",
+    metadata,
+    Column("id", String(32), primary_key=True),  # the challenge id (cid)
+    Column("request_id", String(16), ForeignKey("requests.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("account", String(600), nullable=False, index=True),
+    Column("purpose", String(32), nullable=False),
+    Column("destination", String(254), nullable=False, index=True),
+    Column("mac", String(64), nullable=False),  # HMAC-SHA256(pepper, cid|account|purpose|code)
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    CheckConstraint(
+        "state IN ('live', 'used', 'locked', 'expired', 'superseded', 'undelivered')",
+        name="state",
+    ),
+)
+
+gate_accounts = Table(
+    "gate_accounts",
+    metadata,
+    # Consecutive code failures per verified subject, and the lock they cause.
+    Column("account", String(600), primary_key=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("locked_until", BigInteger, nullable=True),  # -1: until an administrator unlocks
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+key_bindings = Table(
+    "key_bindings",
+    metadata,
+    # One certificate key (SPKI SHA-256) belongs to one mailbox: catches re-issued certificates.
+    Column("spki_sha256", String(64), primary_key=True),
+    Column("address", String(254), nullable=False),
+    Column("request_id", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+trusted_issuers = Table(
+    "trusted_issuers",
+    metadata,
+    Column("iss", String(512), primary_key=True),
+    Column("audience", String(512), nullable=False),
+    Column("jwks", Text, nullable=False),  # public keys only (checked on add)
+    Column("jwks_file", String(1024), nullable=False),
+    Column("framework", String(32), nullable=True),  # None: every known framework, default levels
+    Column("min_level", String(32), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+trusted_keys = Table(
+    "trusted_keys",
+    metadata,
+    # A kid is unique across issuers: the database refuses a second owner.
+    Column("kid", String(256), primary_key=True),
+    Column("iss", String(512), ForeignKey("trusted_issuers.iss", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("alg", String(16), nullable=False),
+)
+
+trusted_cas = Table(
+    "trusted_cas",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),  # SHA-256 of the DER certificate
+    Column("subject", String(1024), nullable=False),
+    Column("pem", Text, nullable=False),
+    Column("crl_files", Text, nullable=False, default=""),  # one path per line, read at use
+    Column("created_at", BigInteger, nullable=False),
 )

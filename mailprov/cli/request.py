@@ -1,0 +1,334 @@
+"""``mailprov request open|verify|confirm|show|list|cancel|resend|challenge|unlock``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailprov.cli.options import app_context, json_option
+from mailprov.cli.output import emit, table
+
+
+@click.group()
+def request() -> None:
+    """Identity-gated provisioning requests (see the README, "Identity gate")."""
+
+
+def gate(app: Any) -> tuple[bytes, Any]:
+    """The code pepper and the sender, from the site config."""
+    from mailprov import notify  # noqa: PLC0415
+    from mailprov.identity.codes import load_pepper  # noqa: PLC0415
+
+    settings = app.settings
+    pepper = load_pepper(settings.resolve_path(settings.identity.pepper_file))
+
+    def send(message: Any) -> str:
+        return notify.send(settings.notify, message, base_dir=settings.base_dir)
+
+    return pepper, send
+
+
+def _human(req: Any) -> str:
+    data = req.to_json()
+    return "\n".join(f"{k}: {v}" for k, v in data.items() if v not in (None, "", {}))
+
+
+@request.command("open")
+@click.argument("address")
+@click.option(
+    "--kind", type=click.Choice(["personal", "corporate"]), required=True, help="Mailbox kind."
+)
+@click.option(
+    "--recovery", metavar="EMAIL", required=True, help="Recovery address: codes go there."
+)
+@click.option("--name", default="", help="Owner's name; must match the verified identity.")
+@click.option("--accept-terms", is_flag=True, help="Accept the terms of service (required).")
+@json_option
+def request_open(address: str, kind: str, recovery: str, name: str, accept_terms: bool) -> None:
+    """Open a request for mailbox ADDRESS; prints its ID, token nonce and certificate challenge."""
+    from mailprov.services.provisioning import open_request  # noqa: PLC0415
+
+    app = app_context()
+    req = open_request(
+        app.store,
+        app.settings,
+        address=address,
+        kind=kind,
+        recovery=recovery,
+        name=name,
+        accept_terms=accept_terms,
+        actor=app.actor(),
+    )
+    emit(
+        click.get_current_context(),
+        {"changed": True, "request": req.to_json()},
+        f"request {req.id} opened for {req.address}\nnonce: {req.nonce}\n"
+        f"challenge: {req.challenge}",
+    )
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    from mailprov.errors import InvalidValue  # noqa: PLC0415
+
+    try:
+        with path.open("rb") as handle:
+            return handle.read(64 * 1024 + 1)
+    except OSError as exc:
+        raise InvalidValue(f"cannot read the {what} file {path}: {exc.strerror}") from None
+
+
+@request.command("verify")
+@click.argument("request_id", metavar="ID")
+@click.option(
+    "--token-file", type=click.Path(dir_okay=False, path_type=Path), help="Identity token file."
+)
+@click.option("--token-stdin", is_flag=True, help="Read the identity token from standard input.")
+@click.option(
+    "--certificate", type=click.Path(dir_okay=False, path_type=Path), help=".cer/.pem/.der file."
+)
+@click.option(
+    "--signature",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Signature over the challenge (from 'identity sign-challenge').",
+)
+@json_option
+def request_verify(
+    request_id: str,
+    token_file: Path | None,
+    token_stdin: bool,
+    certificate: Path | None,
+    signature: Path | None,
+) -> None:
+    """Prove the requester's identity (token, or certificate + signature); then a code is sent."""
+    import base64  # noqa: PLC0415
+    import binascii  # noqa: PLC0415
+
+    from mailprov.model import Secret  # noqa: PLC0415
+    from mailprov.services.provisioning import (  # noqa: PLC0415
+        normalise_id,
+        verify_with_certificate,
+        verify_with_token,
+    )
+
+    chosen = [bool(token_file), token_stdin, bool(certificate or signature)]
+    if sum(chosen) != 1 or (certificate is None) != (signature is None):
+        raise click.UsageError(
+            "give one of --token-file, --token-stdin, or --certificate with --signature"
+        )
+    app = app_context()
+    pepper, send = gate(app)
+    rid = normalise_id(request_id)
+    if certificate is not None and signature is not None:
+        try:
+            sig = base64.b64decode(_read_file(signature, "signature").strip(), validate=True)
+        except (binascii.Error, ValueError):
+            sig = b""
+        req = verify_with_certificate(
+            app.store,
+            app.settings,
+            rid,
+            _read_file(certificate, "certificate"),
+            sig,
+            pepper=pepper,
+            send=send,
+            actor=app.actor(),
+        )
+    else:
+        raw = (
+            sys.stdin.read(16 * 1024)
+            if token_stdin
+            else _read_file(token_file, "token").decode(  # type: ignore[arg-type]
+                "utf-8", "replace"
+            )
+        )
+        req = verify_with_token(
+            app.store, app.settings, rid, Secret(raw), pepper=pepper, send=send, actor=app.actor()
+        )
+    emit(
+        click.get_current_context(),
+        {"changed": True, "request": req.to_json(), "code_sent_to": req.recovery},
+        f"request {req.id}: identity verified; a code was sent to {req.recovery}",
+    )
+
+
+def _read_code(code_stdin: bool) -> Any:
+    from mailprov.errors import MissingOption  # noqa: PLC0415
+    from mailprov.model import Secret  # noqa: PLC0415
+
+    if code_stdin:
+        return Secret(sys.stdin.readline().strip())
+    if not app_context().interactive:
+        raise MissingOption(
+            "the confirmation code is needed and there is no terminal to ask on",
+            hint="pass --code-stdin and the code on standard input",
+        )
+    return Secret(click.prompt("Confirmation code", hide_input=True).strip())
+
+
+@request.command("confirm")
+@click.argument("request_id", metavar="ID")
+@click.option("--code-stdin", is_flag=True, help="Read the code from standard input.")
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="New file (created 0600) for the temporary password, instead of stdout.",
+)
+@json_option
+def request_confirm(request_id: str, code_stdin: bool, password_file: Path | None) -> None:
+    """Confirm with the code; creates the mailbox with a temporary password shown once."""
+    import os  # noqa: PLC0415
+
+    from mailprov.errors import MissingOption  # noqa: PLC0415
+    from mailprov.services.provisioning import confirm, normalise_id  # noqa: PLC0415
+    from mailprov.system.files import create_secret_file  # noqa: PLC0415
+
+    app = app_context()
+    if app.json and password_file is None:
+        raise MissingOption(
+            "with --json the temporary password is never printed",
+            hint="pass --password-file FILE (created 0600)",
+        )
+    fd = create_secret_file(password_file) if password_file else None
+    try:
+        code = _read_code(code_stdin)
+        pepper, send = gate(app)
+        done = confirm(
+            app.store,
+            app.settings,
+            normalise_id(request_id),
+            code,
+            pepper=pepper,
+            send=send,
+            actor=app.actor(),
+        )
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+            password_file.unlink()  # type: ignore[union-attr]
+        raise
+    if fd is not None:
+        with os.fdopen(fd, "w") as out:
+            out.write(done.password.reveal() + "\n")
+    mb = done.mailbox
+    data = {
+        "changed": True,
+        "request": done.request.to_json(),
+        "mailbox": mb.to_json(),
+        "password_file": str(password_file) if password_file else None,
+        "notice_sent": done.notice_sent,
+    }
+    shown = (
+        f"temporary password written to {password_file}"
+        if password_file
+        else f"temporary password (shown once, change it within "
+        f"{app.settings.passwords.temp_password_hours} h): {done.password.reveal()}"
+    )
+    notice = (
+        ""
+        if done.notice_sent
+        else "\nwarning: the notice to the recovery address could not be sent"
+    )
+    emit(
+        click.get_current_context(),
+        data,
+        f"request {done.request.id}: mailbox {mb.address} created\n{shown}{notice}",
+    )
+
+
+@request.command("show")
+@click.argument("request_id", metavar="ID")
+@json_option
+def request_show(request_id: str) -> None:
+    """Show one request: state, evidence, times."""
+    from mailprov.services.provisioning import get_request  # noqa: PLC0415
+
+    req = get_request(app_context().store, request_id)
+    emit(click.get_current_context(), {"request": req.to_json()}, _human(req))
+
+
+@request.command("list")
+@click.option(
+    "--state",
+    type=click.Choice(
+        [
+            "open",
+            "identity-verified",
+            "confirmed",
+            "provisioned",
+            "rejected",
+            "expired",
+            "locked",
+            "cancelled",
+        ]
+    ),
+)
+@json_option
+def request_list(state: str | None) -> None:
+    """List requests, newest first."""
+    from mailprov.services.provisioning import list_requests  # noqa: PLC0415
+
+    found = list_requests(app_context().store, state=state)
+    table(
+        click.get_current_context(),
+        {"requests": [r.to_json() for r in found]},
+        ["id", "address", "kind", "state", "created"],
+        [[r.id, r.address, r.kind, r.state, r.to_json()["created_at"]] for r in found],
+    )
+
+
+def _simple(request_id: str, action: str) -> None:
+    from mailprov.services import provisioning  # noqa: PLC0415
+
+    app = app_context()
+    rid = provisioning.normalise_id(request_id)
+    if action == "cancel":
+        req = provisioning.cancel(app.store, rid, actor=app.actor())
+        human = f"request {req.id} cancelled"
+    elif action == "resend":
+        pepper, send = gate(app)
+        req = provisioning.resend(
+            app.store, app.settings, rid, pepper=pepper, send=send, actor=app.actor()
+        )
+        human = f"request {req.id}: a new code was sent to {req.recovery}"
+    elif action == "challenge":
+        req = provisioning.renew_challenge(app.store, app.settings, rid, actor=app.actor())
+        human = f"request {req.id}\nchallenge: {req.challenge}"
+    else:
+        req = provisioning.unlock(app.store, rid, actor=app.actor())
+        human = f"request {req.id}: the requester's confirmation lock was cleared"
+    emit(click.get_current_context(), {"changed": True, "request": req.to_json()}, human)
+
+
+@request.command("cancel")
+@click.argument("request_id", metavar="ID")
+@json_option
+def request_cancel(request_id: str) -> None:
+    """Cancel an unfinished request."""
+    _simple(request_id, "cancel")
+
+
+@request.command("resend")
+@click.argument("request_id", metavar="ID")
+@json_option
+def request_resend(request_id: str) -> None:
+    """Send a new code (at most one a minute, five an hour)."""
+    _simple(request_id, "resend")
+
+
+@request.command("challenge")
+@click.argument("request_id", metavar="ID")
+@json_option
+def request_challenge(request_id: str) -> None:
+    """Issue a fresh certificate challenge (valid 5 minutes) for an open request."""
+    _simple(request_id, "challenge")
+
+
+@request.command("unlock")
+@click.argument("request_id", metavar="ID")
+@json_option
+def request_unlock(request_id: str) -> None:
+    """Administrator: clear the requester's confirmation lock (needed after 100 failures)."""
+    _simple(request_id, "unlock")

@@ -1,0 +1,1 @@
+"""The identity gate's verifiers: tokens, certificates, one-time codes, a test issuer."""

@@ -1,0 +1,154 @@
+"""Domain ownership proof for corporate mailboxes: a DNS TXT challenge.
+
+``start`` stores a random token on the domain (adding the domain *inactive* if
+it is not served yet, so nothing is delivered for it before the proof) and
+returns the record to publish: ``_mailprov-challenge.DOMAIN TXT "mailprov-verify=TOKEN"``.
+``verify`` asks DNS (dnspython) and, when the record is there, marks the domain
+verified and active.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+
+from mailprov.errors import DomainNotVerified, InvalidValue, TemporaryFailure, WrongRequestState
+from mailprov.rules.addresses import normalise_domain
+from mailprov.store import audit
+from mailprov.store.schema import domains
+
+if TYPE_CHECKING:
+    from mailprov.services.accounts import Actor
+    from mailprov.store import Store
+
+RECORD_PREFIX = "_mailprov-challenge"
+VALUE_PREFIX = "mailprov-verify="
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """The TXT record to publish."""
+
+    domain: str
+    name: str
+    value: str
+    added: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "domain": self.domain,
+            "record": {"name": self.name, "type": "TXT", "value": self.value},
+            "domain_added": self.added,
+        }
+
+
+def start(store: Store, name: str, *, actor: Actor) -> Challenge:
+    """Create (or replace) the domain's ownership challenge."""
+    a_label = normalise_domain(name)
+    token = secrets.token_urlsafe(24)
+    with store.begin() as conn:
+        row = conn.execute(select(domains).where(domains.c.name == a_label)).first()
+        added = row is None
+        if added:
+            conn.execute(
+                insert(domains).values(
+                    name=a_label,
+                    active=False,
+                    created_at=actor.now,
+                    challenge=token,
+                    challenge_created_at=actor.now,
+                )
+            )
+        else:
+            conn.execute(
+                update(domains)
+                .where(domains.c.name == a_label)
+                .values(challenge=token, challenge_created_at=actor.now)
+            )
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="domain.verify-start",
+            target=a_label,
+            details={"added_inactive": added},
+        )
+    return Challenge(a_label, f"{RECORD_PREFIX}.{a_label}.", VALUE_PREFIX + token, added)
+
+
+def parse_nameserver(value: str) -> tuple[str, int]:
+    """``IP`` or ``IP:PORT`` or ``[IPv6]:PORT`` -> (ip, port)."""
+    import ipaddress  # noqa: PLC0415
+
+    host, port = value, 53
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
+    elif value.count(":") == 1:
+        host, _, tail = value.partition(":")
+        if not tail.isdigit():
+            raise InvalidValue(f"--nameserver {value!r:.40}: the port must be a number")
+        port = int(tail)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise InvalidValue(
+            f"--nameserver must be an IP address[:port], not {value!r:.40}"
+        ) from None
+    return host, port
+
+
+def verify(
+    store: Store, name: str, *, actor: Actor, nameserver: tuple[str, int] | None = None
+) -> bool:
+    """Check the TXT record; mark the domain verified and active. Returns whether it changed."""
+    import dns.exception  # noqa: PLC0415  (lazy: dnspython is slow to import)
+    import dns.resolver  # noqa: PLC0415
+
+    a_label = normalise_domain(name)
+    with store.read() as conn:
+        row = conn.execute(select(domains).where(domains.c.name == a_label)).first()
+    if row is None or not row.challenge:
+        raise WrongRequestState(
+            f"no ownership challenge for {a_label}",
+            hint=f"start one with 'mailprov domain verify-start {a_label}'",
+        )
+    resolver = dns.resolver.Resolver(configure=nameserver is None)
+    if nameserver is not None:
+        resolver.nameservers = [nameserver[0]]
+        resolver.port = nameserver[1]
+    resolver.lifetime = 5.0
+    qname = f"{RECORD_PREFIX}.{a_label}."
+    try:
+        answer = resolver.resolve(qname, "TXT")
+        values = {b"".join(r.strings).decode("utf-8", "replace") for r in answer}
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        values = set()
+    except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+        raise TemporaryFailure(f"DNS did not answer for {qname}: {type(exc).__name__}") from None
+    expected = VALUE_PREFIX + row.challenge
+    if expected not in values:
+        raise DomainNotVerified(
+            f'{qname} has no TXT record "{expected}" (found {len(values)} other value(s))',
+            hint="publish the record 'domain verify-start' showed, wait for DNS, then retry",
+        )
+    changed = row.verified_at is None or not row.active
+    with store.begin() as conn:
+        conn.execute(
+            update(domains)
+            .where(domains.c.name == a_label)
+            .values(verified_at=actor.now, active=True)
+        )
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="domain.verify",
+            target=a_label,
+            details={"record": qname},
+        )
+    return changed

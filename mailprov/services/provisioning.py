@@ -1,0 +1,822 @@
+"""Provisioning requests: open -> identity-verified -> confirmed -> provisioned.
+
+Side states: ``rejected`` (the verified name does not match, or the mailbox
+could not be created), ``expired`` (not finished in time), ``locked`` (5 wrong
+codes; ``resend`` unlocks with a new code), ``cancelled``. A failed identity
+check leaves the request ``open`` so the requester can retry with a new proof.
+Every transition is audited with evidence (``iss``/``sub``/``jti`` or the key's
+SPKI fingerprint), never the token, the code or personal data. Every error
+names the request ID. Codes and notices go out through ``send`` (see
+:mod:`mailprov.notify`), after the transaction that created them commits.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mailprov.errors import (
+    AddressTaken,
+    DomainNotVerified,
+    IdentityGateError,
+    InvalidValue,
+    MailprovError,
+    NotFound,
+    RecoveryInvalid,
+    RequestExpired,
+    TermsNotAccepted,
+    UnknownDomain,
+    WrongRequestState,
+    idg_error,
+)
+from mailprov.model import Secret, iso
+from mailprov.rules.addresses import normalise_domain
+from mailprov.services import accounts, confirmation
+from mailprov.store import audit
+from mailprov.store.schema import domains, key_bindings, requests, seen_token
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from mailprov.identity.certificates import CertificateIdentity
+    from mailprov.identity.tokens import VerifiedIdentity
+    from mailprov.model import Mailbox
+    from mailprov.notify import Message
+    from mailprov.services.accounts import Actor
+    from mailprov.settings import SiteConfig
+    from mailprov.store import Store
+
+Sender = Callable[["Message"], str]
+LIVE = ("open", "identity-verified", "confirmed", "locked")
+ID_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: safe to read aloud
+_RECOVERY_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[^@\s]{1,253}")
+LEEWAY = 60
+
+
+@dataclass(frozen=True)
+class Request:
+    """A provisioning request as shown to users (no secrets, no personal data beyond the name)."""
+
+    id: str
+    address: str
+    kind: str
+    recovery: str
+    state: str
+    nonce: str
+    challenge: str | None
+    challenge_expires_at: int | None
+    display_name: str
+    evidence: dict[str, str]
+    reason: str | None
+    created_at: int
+    updated_at: int
+    expires_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "id": self.id,
+            "address": self.address,
+            "kind": self.kind,
+            "recovery": self.recovery,
+            "state": self.state,
+            "nonce": self.nonce,
+            "challenge": self.challenge,
+            "challenge_expires_at": iso(self.challenge_expires_at),
+            "name": self.display_name,
+            "evidence": self.evidence,
+            "reason": self.reason,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "expires_at": iso(self.expires_at),
+        }
+
+
+def _request(row: Any) -> Request:
+    evidence = {
+        k: getattr(row, f"evidence_{k}")
+        for k in ("iss", "sub", "jti")
+        if getattr(row, f"evidence_{k}")
+    }
+    if row.spki_sha256:
+        evidence["spki_sha256"] = row.spki_sha256
+    live = row.state == "open"
+    return Request(
+        row.id,
+        row.address,
+        row.kind,
+        row.recovery,
+        row.state,
+        row.nonce if live else "",
+        row.challenge if live else None,
+        row.challenge_expires_at if live else None,
+        row.display_name or row.requested_name,
+        evidence,
+        row.reason,
+        row.created_at,
+        row.updated_at,
+        row.expires_at,
+    )
+
+
+def normalise_id(raw: str) -> str:
+    """A request ID as typed (any case, spaces) -> its stored form."""
+    return "".join(raw.split()).upper()
+
+
+def _new_id() -> str:
+    chars = "".join(secrets.choice(ID_ALPHABET) for _ in range(8))
+    return f"{chars[:4]}-{chars[4:]}"
+
+
+def new_challenge(request_id: str) -> str:
+    """A certificate challenge: 32 random bytes bound to the request ID."""
+    from mailprov.identity.certificates import CHALLENGE_PREFIX  # noqa: PLC0415
+
+    return f"{CHALLENGE_PREFIX}.{request_id}.{secrets.token_urlsafe(32)}"
+
+
+def _row(conn: Connection, request_id: str) -> Any:
+    row = conn.execute(select(requests).where(requests.c.id == request_id)).first()
+    if row is None:
+        raise NotFound(
+            f"request {request_id} does not exist",
+            hint="see 'mailprov request list'",
+            request_id=request_id,
+        )
+    return row
+
+
+def _transition(
+    conn: Connection, row: Any, state: str, actor: Actor, action: str, **extra: Any
+) -> None:
+    details = {"from": row.state, "to": state, **extra.pop("details", {})}
+    conn.execute(
+        update(requests)
+        .where(requests.c.id == row.id)
+        .values(state=state, updated_at=actor.now, **extra)
+    )
+    audit.append(
+        conn, at=actor.now, actor=actor.name, action=action, target=row.id, details=details
+    )
+
+
+def _audit_failure(
+    store: Store, request_id: str, exc: MailprovError, actor: Actor, action: str
+) -> None:
+    details = {"idg": exc.details.get("idg"), "error": exc.code}
+    with store.begin() as conn:
+        audit.append(
+            conn, at=actor.now, actor=actor.name, action=action, target=request_id, details=details
+        )
+
+
+def _check_recovery(raw: str, address: str) -> str:
+    value = raw.strip()
+    if not _RECOVERY_RE.fullmatch(value) or len(value) > 254:
+        raise RecoveryInvalid(f"'{value[:64]}' is not a valid recovery address")
+    local, _, domain = value.partition("@")
+    try:
+        value = f"{local}@{normalise_domain(domain)}"
+    except MailprovError:
+        raise RecoveryInvalid(f"'{value[:64]}' is not a valid recovery address") from None
+    if "." not in value.partition("@")[2]:
+        raise RecoveryInvalid(f"the recovery address {value} has no domain part with a dot")
+    if value.lower() == address:
+        raise RecoveryInvalid("the recovery address must not be the mailbox being requested")
+    return value
+
+
+def open_request(
+    store: Store,
+    settings: SiteConfig,
+    *,
+    address: str,
+    kind: str,
+    recovery: str,
+    name: str = "",
+    accept_terms: bool,
+    actor: Actor,
+) -> Request:
+    """Open a request: check terms, recovery address, the address and (corporate) the domain."""
+    if not accept_terms:
+        raise TermsNotAccepted("the terms of service were not accepted; nothing was requested")
+    if kind not in ("personal", "corporate"):
+        raise InvalidValue(f"--kind must be personal or corporate, not {kind!r:.20}")
+    parsed = accounts.check_available(store, address)
+    recovery = _check_recovery(recovery, str(parsed))
+    display = " ".join(name.split())[:256]
+    request_id = _new_id()
+    with store.begin() as conn:
+        domain = conn.execute(select(domains).where(domains.c.name == parsed.domain)).one()
+        if kind == "corporate" and domain.verified_at is None:
+            raise DomainNotVerified(
+                f"{parsed.domain} has no proven owner; a corporate mailbox needs one"
+            )
+        if not domain.active:
+            raise UnknownDomain(
+                f"{parsed.domain} is not active here (its ownership proof is pending)",
+                hint=f"finish it with 'mailprov domain verify {parsed.domain}'",
+            )
+        if conn.execute(
+            select(requests.c.id).where(
+                requests.c.address == str(parsed), requests.c.state.in_(LIVE)
+            )
+        ).first():
+            raise AddressTaken(
+                f"{parsed} is already requested by a pending request",
+                suggestions=accounts.free_suggestions(conn, parsed),
+            )
+        challenge = new_challenge(request_id)
+        conn.execute(
+            insert(requests).values(
+                id=request_id,
+                address=str(parsed),
+                kind=kind,
+                recovery=recovery,
+                requested_name=display,
+                display_name="",
+                state="open",
+                nonce=secrets.token_urlsafe(24),
+                challenge=challenge,
+                challenge_expires_at=actor.now + settings.identity.challenge_ttl_seconds,
+                actor=actor.name,
+                created_at=actor.now,
+                updated_at=actor.now,
+                expires_at=actor.now + settings.identity.request_ttl_hours * 3600,
+            )
+        )
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="request.open",
+            target=request_id,
+            details={"address": str(parsed), "kind": kind, "state": "open"},
+        )
+        return _request(_row(conn, request_id))
+
+
+def _live_row(conn: Connection, request_id: str, now: int, allowed: tuple[str, ...]) -> Any:
+    row = _row(conn, request_id)
+    if row.state in LIVE and row.state != "confirmed" and now > row.expires_at:
+        raise RequestExpired(f"the request expired at {iso(row.expires_at)}", request_id=request_id)
+    if row.state not in allowed:
+        raise WrongRequestState(
+            f"the request is {row.state}; this needs it to be {' or '.join(allowed)}",
+            request_id=request_id,
+        )
+    return row
+
+
+def _expire_now(store: Store, request_id: str, actor: Actor) -> None:
+    with store.begin() as conn:
+        row = _row(conn, request_id)
+        if row.state in LIVE:
+            _transition(conn, row, "expired", actor, "request.expire", reason="expired")
+
+
+def _guard(
+    store: Store, request_id: str, actor: Actor, action: str, func: Callable[[], Any]
+) -> Any:
+    """Run a step; name the request in any error, audit gate failures, expire late requests."""
+    try:
+        return func()
+    except RequestExpired:
+        _expire_now(store, request_id, actor)
+        raise
+    except MailprovError as exc:
+        if exc.request_id is None:
+            exc.request_id = request_id
+        if isinstance(exc, IdentityGateError) and exc.details.get("idg"):
+            _audit_failure(store, request_id, exc, actor, action + "-failed")
+        raise
+
+
+def _send_code(
+    store: Store,
+    settings: SiteConfig,
+    send: Sender,
+    *,
+    request_id: str,
+    issued: Any,
+    destination: str,
+    actor: Actor,
+) -> str:
+    from mailprov.notify import Message  # noqa: PLC0415
+
+    minutes = settings.identity.code_ttl_seconds // 60
+    body = (
+        f"Your confirmation code for mail request {request_id} is {issued.code.reveal()}.\n"
+        f"It expires in {minutes} minutes. If you did not ask for a mailbox, ignore this message.\n"
+    )
+    try:
+        return send(Message(destination, f"Confirmation code for request {request_id}", body))
+    except MailprovError:
+        with store.begin() as conn:
+            confirmation.mark_undelivered(conn, issued.cid)
+            audit.append(
+                conn,
+                at=actor.now,
+                actor=actor.name,
+                action="request.code-undelivered",
+                target=request_id,
+            )
+        raise
+
+
+def verify_with_token(
+    store: Store,
+    settings: SiteConfig,
+    request_id: str,
+    raw: Secret,
+    *,
+    pepper: bytes,
+    send: Sender,
+    actor: Actor,
+) -> Request:
+    """Checks (A) 1-19 for the request, then send a code to the recovery address."""
+    from mailprov.identity.tokens import TokenPolicy, owner_matches, verify_token  # noqa: PLC0415
+    from mailprov.services.trust import load_keys  # noqa: PLC0415
+
+    def step() -> Request:
+        with store.read() as conn:
+            row = _live_row(conn, request_id, actor.now, ("open",))
+        ident = settings.identity
+        policy = TokenPolicy(
+            ident.token_type, ident.max_verification_age_days, tuple(ident.required_claims)
+        )
+        verified = verify_token(
+            raw.reveal(),
+            keys=load_keys(store),
+            now=actor.now,
+            nonce=row.nonce,
+            policy=policy,
+            request_id=request_id,
+        )
+        if row.requested_name and not owner_matches(
+            row.requested_name, verified.claims, yo_as_ye=ident.match_yo_as_ye
+        ):
+            _reject(store, request_id, "IDG-V05", actor)
+            raise idg_error("IDG-V05", request_id=request_id)
+        return _mark_verified(
+            store, settings, row, verified, None, pepper=pepper, send=send, actor=actor
+        )
+
+    return _guard(store, request_id, actor, "request.verify", step)  # type: ignore[no-any-return]
+
+
+def verify_with_certificate(
+    store: Store,
+    settings: SiteConfig,
+    request_id: str,
+    certificate: bytes,
+    signature: bytes,
+    *,
+    pepper: bytes,
+    send: Sender,
+    actor: Actor,
+) -> Request:
+    """Checks (B) C01/C04/C07-C15 for the request, then send a code to the recovery address."""
+    from mailprov.identity.certificates import verify_certificate  # noqa: PLC0415
+    from mailprov.identity.tokens import normalise_name  # noqa: PLC0415
+    from mailprov.services.trust import load_anchors  # noqa: PLC0415
+
+    def step() -> Request:
+        with store.read() as conn:
+            row = _live_row(conn, request_id, actor.now, ("open",))
+        ident = settings.identity
+        valid = bool(row.challenge) and (row.challenge_expires_at or 0) >= actor.now
+        cert = verify_certificate(
+            certificate,
+            signature=signature,
+            challenge=row.challenge or "",
+            challenge_valid=valid,
+            anchors=load_anchors(store),
+            now=actor.now,
+            ekus=ident.extra_ekus,
+            max_depth=ident.max_chain_depth,
+            request_id=request_id,
+        )
+        with store.read() as conn:
+            if conn.execute(
+                select(key_bindings).where(key_bindings.c.spki_sha256 == cert.spki_sha256)
+            ).first():
+                raise idg_error("IDG-C14", request_id=request_id)
+        if row.requested_name and normalise_name(
+            row.requested_name, yo_as_ye=ident.match_yo_as_ye
+        ) != normalise_name(cert.common_name, yo_as_ye=ident.match_yo_as_ye):
+            _reject(store, request_id, "IDG-C15", actor)
+            raise idg_error("IDG-C15", request_id=request_id)
+        return _mark_verified(
+            store, settings, row, None, cert, pepper=pepper, send=send, actor=actor
+        )
+
+    return _guard(store, request_id, actor, "request.verify", step)  # type: ignore[no-any-return]
+
+
+def _reject(store: Store, request_id: str, idg: str, actor: Actor) -> None:
+    with store.begin() as conn:
+        row = _row(conn, request_id)
+        if row.state in LIVE:
+            _transition(
+                conn, row, "rejected", actor, "request.reject", reason=idg, details={"idg": idg}
+            )
+
+
+def _mark_verified(
+    store: Store,
+    settings: SiteConfig,
+    row: Any,
+    token: VerifiedIdentity | None,
+    cert: CertificateIdentity | None,
+    *,
+    pepper: bytes,
+    send: Sender,
+    actor: Actor,
+) -> Request:
+    """Consume the proof (replay insert / challenge) and issue the first code, in one go."""
+    account = token.account if token else cert.account  # type: ignore[union-attr]
+    rid = row.id
+    try:
+        with store.begin() as conn:
+            if token is not None:
+                # Check 19: the replay insert, first, in the transaction that consumes the request.
+                conn.execute(
+                    insert(seen_token).values(
+                        iss=token.iss, jti=token.jti, exp=token.exp, used_at=actor.now
+                    )
+                )
+                evidence = {
+                    "iss": token.iss,
+                    "sub": token.sub,
+                    "jti": token.jti,
+                    "kid": token.kid,
+                    "framework": token.framework,
+                    "level": token.level,
+                }
+                values = {
+                    "evidence_iss": token.iss,
+                    "evidence_sub": token.sub,
+                    "evidence_jti": token.jti,
+                    "display_name": token.display_name,
+                }
+                consumed = requests.c.nonce == row.nonce
+            else:
+                assert cert is not None  # noqa: S101  (one of the two proofs is given)
+                evidence = {"spki_sha256": cert.spki_sha256}
+                values = {
+                    "spki_sha256": cert.spki_sha256,
+                    "display_name": row.requested_name or cert.common_name,
+                }
+                consumed = requests.c.challenge == row.challenge
+            done = conn.execute(
+                update(requests)
+                .where(requests.c.id == rid, requests.c.state == "open", consumed)
+                .values(
+                    state="identity-verified",
+                    account=account,
+                    challenge=None,
+                    challenge_expires_at=None,
+                    updated_at=actor.now,
+                    **values,
+                )
+            )
+            if done.rowcount != 1:
+                raise idg_error("IDG-T14" if token else "IDG-C13", request_id=rid)
+            # Step 20 (the code) only after the proof is consumed; failing here rolls it all back.
+            confirmation.account_lock(conn, account, actor.now, request_id=rid)
+            confirmation.check_rate(
+                conn,
+                settings.identity,
+                account=account,
+                destination=row.recovery,
+                now=actor.now,
+                request_id=rid,
+            )
+            audit.append(
+                conn,
+                at=actor.now,
+                actor=actor.name,
+                action="request.verify",
+                target=rid,
+                details={"from": "open", "to": "identity-verified", **evidence},
+            )
+            issued = confirmation.issue(
+                conn,
+                settings.identity,
+                pepper,
+                request_id=rid,
+                account=account,
+                destination=row.recovery,
+                now=actor.now,
+            )
+    except IntegrityError:
+        raise idg_error("IDG-T14", request_id=rid) from None
+    _send_code(
+        store, settings, send, request_id=rid, issued=issued, destination=row.recovery, actor=actor
+    )
+    return get_request(store, rid)
+
+
+def resend(
+    store: Store,
+    settings: SiteConfig,
+    request_id: str,
+    *,
+    pepper: bytes,
+    send: Sender,
+    actor: Actor,
+) -> Request:
+    """Send a new code (limits of §5.1); a locked request becomes identity-verified again."""
+
+    def step() -> Request:
+        with store.begin() as conn:
+            row = _live_row(conn, request_id, actor.now, ("identity-verified", "locked"))
+            confirmation.account_lock(conn, row.account, actor.now, request_id=request_id)
+            confirmation.check_rate(
+                conn,
+                settings.identity,
+                account=row.account,
+                destination=row.recovery,
+                now=actor.now,
+                request_id=request_id,
+            )
+            issued = confirmation.issue(
+                conn,
+                settings.identity,
+                pepper,
+                request_id=request_id,
+                account=row.account,
+                destination=row.recovery,
+                now=actor.now,
+            )
+            if row.state == "locked":
+                _transition(conn, row, "identity-verified", actor, "request.unlock")
+            audit.append(
+                conn, at=actor.now, actor=actor.name, action="request.resend", target=request_id
+            )
+        _send_code(
+            store,
+            settings,
+            send,
+            request_id=request_id,
+            issued=issued,
+            destination=row.recovery,
+            actor=actor,
+        )
+        return get_request(store, request_id)
+
+    return _guard(store, request_id, actor, "request.resend", step)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    """The result of a confirmed request: the mailbox and its temporary password (shown once)."""
+
+    request: Request
+    mailbox: Mailbox
+    password: Secret
+    notice_sent: bool
+
+
+def confirm(
+    store: Store,
+    settings: SiteConfig,
+    request_id: str,
+    code: Secret,
+    *,
+    pepper: bytes,
+    send: Sender,
+    actor: Actor,
+) -> Provisioned:
+    """Check the code; on success create the mailbox with a temporary password and mail a notice."""
+
+    def step() -> Provisioned:
+        with store.read() as conn:
+            row = _live_row(
+                conn,
+                request_id,
+                actor.now,
+                ("identity-verified", "locked", "confirmed", "provisioned"),
+            )
+        if row.state == "locked":
+            with store.read() as conn:
+                confirmation.account_lock(conn, row.account, actor.now, request_id=request_id)
+            raise idg_error("IDG-K05", request_id=request_id)
+        if row.state in ("confirmed", "provisioned"):
+            # The code was used: say so (IDG-K04) rather than "wrong state".
+            with store.begin() as conn:
+                used = confirmation.check(
+                    conn,
+                    settings.identity,
+                    pepper,
+                    request_id=request_id,
+                    account=row.account,
+                    code=code.reveal(),
+                    now=actor.now,
+                )
+            raise used.error or idg_error("IDG-K04", request_id=request_id)
+        with store.begin() as conn:
+            confirmation.account_lock(conn, row.account, actor.now, request_id=request_id)
+            result = confirmation.check(
+                conn,
+                settings.identity,
+                pepper,
+                request_id=request_id,
+                account=row.account,
+                code=code.reveal(),
+                now=actor.now,
+            )
+            if result.locked_now:
+                _transition(
+                    conn, _row(conn, request_id), "locked", actor, "request.lock", reason="IDG-K05"
+                )
+            if result.error is None:
+                _transition(conn, _row(conn, request_id), "confirmed", actor, "request.confirm")
+                if row.spki_sha256:
+                    conn.execute(
+                        insert(key_bindings).values(
+                            spki_sha256=row.spki_sha256,
+                            address=row.address,
+                            request_id=request_id,
+                            created_at=actor.now,
+                        )
+                    )
+        if result.error is not None:
+            raise result.error
+        return _provision(store, settings, row, send=send, actor=actor)
+
+    try:
+        return _guard(store, request_id, actor, "request.confirm", step)  # type: ignore[no-any-return]
+    except IntegrityError:
+        _reject(store, request_id, "IDG-C14", actor)
+        raise idg_error("IDG-C14", request_id=request_id) from None
+
+
+def _provision(
+    store: Store, settings: SiteConfig, row: Any, *, send: Sender, actor: Actor
+) -> Provisioned:
+    from mailprov.notify import Message  # noqa: PLC0415
+    from mailprov.rules.addresses import parse_address  # noqa: PLC0415
+
+    parsed = parse_address(row.address)
+    new = accounts.prepare_password(settings.passwords, parsed)
+    try:
+        mailbox = accounts.add_mailbox(
+            store,
+            row.address,
+            new,
+            actor=actor,
+            display_name=row.display_name,
+            quota_bytes=_quota(settings),
+            temporary_hours=settings.passwords.temp_password_hours,
+        )
+    except MailprovError as exc:
+        with store.begin() as conn:
+            conn.execute(delete(key_bindings).where(key_bindings.c.request_id == row.id))
+            _transition(
+                conn,
+                _row(conn, row.id),
+                "rejected",
+                actor,
+                "request.reject",
+                reason=exc.code[:16],
+                details={"error": exc.code},
+            )
+        raise
+    with store.begin() as conn:
+        evidence = {
+            k: v
+            for k, v in (
+                ("iss", row.evidence_iss),
+                ("sub", row.evidence_sub),
+                ("jti", row.evidence_jti),
+                ("spki_sha256", row.spki_sha256),
+            )
+            if v
+        }
+        _transition(
+            conn,
+            _row(conn, row.id),
+            "provisioned",
+            actor,
+            "request.provision",
+            details={"address": row.address, **evidence},
+        )
+    body = client_settings_notice(settings, row.address, row.id)
+    try:
+        send(Message(row.recovery, f"Your mailbox {row.address} is ready", body))
+        sent = True
+    except MailprovError:
+        sent = False
+    assert new.generated is not None  # noqa: S101  (prepare_password generated it)
+    return Provisioned(get_request(store, row.id), mailbox, new.generated, sent)
+
+
+def _quota(settings: SiteConfig) -> int:
+    from mailprov.rules.sizes import parse_size  # noqa: PLC0415
+
+    return parse_size(settings.accounts.default_quota)
+
+
+def client_settings_notice(settings: SiteConfig, address: str, request_id: str) -> str:
+    """The notice mailed after provisioning: client settings, never the password."""
+    host, ports = settings.site.hostname, settings.ports
+    hours = settings.passwords.temp_password_hours
+    return (
+        f"Request {request_id}: your mailbox {address} has been created.\n\n"
+        f"Log in with the user name {address} and the temporary password you were shown.\n"
+        f"Change it within {hours} hours ('mailprov mailbox passwd' or your mail client).\n\n"
+        f"IMAP:  {host}, port {ports.imaps}, SSL/TLS\n"
+        f"POP3:  {host}, port {ports.pop3s}, SSL/TLS\n"
+        f"SMTP:  {host}, port {ports.submission}, STARTTLS, password authentication\n"
+    )
+
+
+def cancel(store: Store, request_id: str, *, actor: Actor) -> Request:
+    """Cancel a request that is not finished."""
+
+    def step() -> Request:
+        with store.begin() as conn:
+            row = _live_row(conn, request_id, actor.now, ("open", "identity-verified", "locked"))
+            _transition(conn, row, "cancelled", actor, "request.cancel", reason="cancelled")
+        return get_request(store, request_id)
+
+    return _guard(store, request_id, actor, "request.cancel", step)  # type: ignore[no-any-return]
+
+
+def renew_challenge(
+    store: Store, settings: SiteConfig, request_id: str, *, actor: Actor
+) -> Request:
+    """A fresh certificate challenge for an open request (the old one stops working)."""
+
+    def step() -> Request:
+        with store.begin() as conn:
+            _live_row(conn, request_id, actor.now, ("open",))
+            conn.execute(
+                update(requests)
+                .where(requests.c.id == request_id)
+                .values(
+                    challenge=new_challenge(request_id),
+                    challenge_expires_at=actor.now + settings.identity.challenge_ttl_seconds,
+                    updated_at=actor.now,
+                )
+            )
+            audit.append(
+                conn, at=actor.now, actor=actor.name, action="request.challenge", target=request_id
+            )
+        return get_request(store, request_id)
+
+    return _guard(store, request_id, actor, "request.challenge", step)  # type: ignore[no-any-return]
+
+
+def unlock(store: Store, request_id: str, *, actor: Actor) -> Request:
+    """Administrator: clear the account lock of the request's requester (the §5.4 cap)."""
+    with store.begin() as conn:
+        row = _row(conn, request_id)
+        if not row.account:
+            raise WrongRequestState(
+                f"request {request_id} has no verified requester yet", request_id=request_id
+            )
+        confirmation.reset_account(conn, row.account, actor.now)
+        audit.append(
+            conn, at=actor.now, actor=actor.name, action="request.unlock-account", target=request_id
+        )
+    return get_request(store, request_id)
+
+
+def get_request(store: Store, raw_id: str) -> Request:
+    """One request."""
+    with store.read() as conn:
+        return _request(_row(conn, normalise_id(raw_id)))
+
+
+def list_requests(store: Store, *, state: str | None = None) -> list[Request]:
+    """Requests, newest first, optionally in one state."""
+    query = select(requests).order_by(requests.c.created_at.desc(), requests.c.id)
+    if state:
+        query = query.where(requests.c.state == state)
+    with store.read() as conn:
+        return [_request(r) for r in conn.execute(query)]
+
+
+def expire_requests(store: Store, *, now: int, actor_name: str = "sweep") -> list[str]:
+    """Sweep step: expire unfinished requests past their time; purge old replay rows."""
+    from mailprov.services.accounts import Actor  # noqa: PLC0415
+
+    actor = Actor(actor_name, now)
+    with store.begin() as conn:
+        rows = conn.execute(
+            select(requests).where(requests.c.state.in_(LIVE), requests.c.expires_at < now)
+        ).all()
+        for row in rows:
+            _transition(conn, row, "expired", actor, "request.expire", reason="expired")
+        conn.execute(delete(seen_token).where(seen_token.c.exp < now - LEEWAY))
+    return [r.id for r in rows]

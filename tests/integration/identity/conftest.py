@@ -1,0 +1,446 @@
+"""Fixtures of the identity gate: a real SMTP sink (aiosmtpd), a site wired to it, test-built
+tokens (cryptography + hand-made JWS, independent of mailprov's own issuer), a small PKI built
+with the openssl CLI, and a knot DNS server on loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.conftest import require_or_skip
+
+AUDIENCE = "urn:mailprov:test-site"
+TOKEN_TYPE = "mailprov-idv+jwt"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port the OS says is free on 127.0.0.1 (TCP and UDP when asked for both)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+
+
+# -- SMTP sink ------------------------------------------------------------------------------
+
+
+@dataclass
+class Sink:
+    """Messages received by the loopback SMTP server."""
+
+    port: int
+    messages: list[tuple[list[str], str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        """Keep the message (aiosmtpd handler hook)."""
+        with self.lock:
+            self.messages.append(
+                (list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace"))
+            )
+        return "250 OK"
+
+    def for_rcpt(self, rcpt: str) -> list[str]:
+        """Every message body received for ``rcpt``, oldest first."""
+        with self.lock:
+            return [body for tos, body in self.messages if rcpt in tos]
+
+    def code_for(self, rcpt: str) -> str:
+        """The code in the newest message to ``rcpt`` (waits briefly)."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            found = [m for m in self.for_rcpt(rcpt) if "confirmation code" in m]
+            if found:
+                match = re.search(r"is (\d{6})\.", found[-1])
+                assert match, found[-1]
+                return match.group(1)
+            time.sleep(0.02)
+        raise AssertionError(f"no code arrived for {rcpt}")
+
+
+@pytest.fixture(scope="session", name="smtp")
+def fixture_smtp() -> Iterator[Sink]:
+    """A real aiosmtpd server on a free loopback port, for the whole session."""
+    from aiosmtpd.controller import Controller
+
+    sink = Sink(free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    yield sink
+    controller.stop()
+
+
+# -- tokens built by the tests themselves ------------------------------------------------------
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+@dataclass
+class IssuerKey:
+    """A test issuer: an EC P-256 key (cryptography), its kid and iss."""
+
+    iss: str
+    kid: str
+    key: Any = field(repr=False)
+
+    @classmethod
+    def new(cls, iss: str) -> IssuerKey:
+        """A fresh key."""
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        return cls(iss, "k-" + secrets.token_hex(4), ec.generate_private_key(ec.SECP256R1()))
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWKS (built from the raw numbers)."""
+        numbers = self.key.public_key().public_numbers()
+        return {
+            "keys": [
+                {
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "kid": self.kid,
+                    "alg": "ES256",
+                    "use": "sig",
+                    "x": b64url(numbers.x.to_bytes(32, "big")),
+                    "y": b64url(numbers.y.to_bytes(32, "big")),
+                }
+            ]
+        }
+
+    def sign(self, header: dict[str, Any], payload: dict[str, Any] | bytes) -> str:
+        """A compact JWS signed with ES256 by hand (cryptography), whatever the header says."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(body)}"
+        r, s = decode_dss_signature(
+            self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256()))
+        )
+        return f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    def claims(self, nonce: str, now: int | None = None, **changes: Any) -> dict[str, Any]:
+        """A valid payload for ``nonce``; ``changes`` override (None removes)."""
+        now = int(time.time()) if now is None else now
+        payload: dict[str, Any] = {
+            "iss": self.iss,
+            "sub": "subject-1",
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "jti": secrets.token_urlsafe(16),
+            "nonce": nonce,
+            "acr": "loa-high",
+            "verified_claims": {
+                "verification": {
+                    "trust_framework": "https://idp.example/trust_framework/nist_800_63A",
+                    "assurance_level": "ial2",
+                    "time": "2026-01-10T10:00Z",
+                },
+                "claims": {
+                    "given_name": "Anna",
+                    "family_name": "Smirnova",
+                    "birthdate": "1990-02-03",
+                },
+            },
+        }
+        for key, value in changes.items():
+            if value is None:
+                payload.pop(key, None)
+            else:
+                payload[key] = value
+        return payload
+
+    def token(self, nonce: str, *, header: dict[str, Any] | None = None, **changes: Any) -> str:
+        """A signed token for ``nonce`` with optional header/claim changes."""
+        hdr = {"typ": TOKEN_TYPE, "alg": "ES256", "kid": self.kid, **(header or {})}
+        return self.sign(hdr, self.claims(nonce, **changes))
+
+
+# -- the site --------------------------------------------------------------------------------
+
+
+@dataclass
+class Gate:
+    """A mailprov site wired to the SMTP sink, with one trusted test issuer."""
+
+    folder: Path
+    config: Path
+    store_url: str
+    issuer: IssuerKey
+    smtp: Sink
+
+    def cli(self, *args: str, input: str | None = None) -> Result:
+        """Run mailprov in-process with --json; returns the click Result."""
+        from mailprov.cli.app import cli
+
+        env = {"MAILPROV_CONFIG": str(self.config), "XDG_STATE_HOME": str(self.folder / "state")}
+        return CliRunner().invoke(
+            cli, [*args, "--json"], input=input, env=env, catch_exceptions=False
+        )
+
+    def js(self, *args: str, input: str | None = None) -> tuple[int, Any]:
+        """Exit status and parsed JSON of a command."""
+        result = self.cli(*args, input=input)
+        return result.exit_code, json.loads(result.stdout)
+
+    def open(self, local: str = "anna", **opts: str) -> dict[str, Any]:
+        """Open a personal request for LOCAL@example.test; returns the request JSON."""
+        args = [
+            "request",
+            "open",
+            f"{local}@example.test",
+            "--kind",
+            opts.get("kind", "personal"),
+            "--recovery",
+            opts.get("recovery", f"{local}@recovery.example"),
+            "--accept-terms",
+        ]
+        if "name" in opts:
+            args += ["--name", opts["name"]]
+        status, data = self.js(*args)
+        assert status == 0, data
+        return dict(data["request"])
+
+    def verify_token(self, rid: str, token: str) -> tuple[int, Any]:
+        """``request verify ID --token-stdin``."""
+        return self.js("request", "verify", rid, "--token-stdin", input=token)
+
+    def state(self, rid: str) -> str:
+        """The request's state."""
+        return str(self.js("request", "show", rid)[1]["request"]["state"])
+
+    def mailboxes(self) -> list[str]:
+        """Addresses of every mailbox."""
+        return [m["address"] for m in self.js("mailbox", "list")[1]["mailboxes"]]
+
+    def audit_text(self) -> str:
+        """The whole audit log as text."""
+        return self.cli("audit", "list").stdout
+
+
+def make_gate(folder: Path, store_url: str, smtp: Sink) -> Gate:
+    """A site in ``folder`` on ``store_url``: one trusted issuer, domain example.test."""
+    from mailprov.store.migrate import upgrade
+
+    upgrade(store_url)
+    config = folder / "mailprov.toml"
+    config.write_text(
+        f'[store]\nurl = "{store_url}"\n\n[site]\nhostname = "mail.example.test"\n\n'
+        f'[notify]\nsmarthost = "127.0.0.1"\nport = {smtp.port}\nsender = "gate@example.test"\n'
+        f"timeout_seconds = 5\n"
+    )
+    issuer = IssuerKey.new("https://idp.example/" + secrets.token_hex(3))
+    (folder / "jwks.json").write_text(json.dumps(issuer.jwks()))
+    gate = Gate(folder, config, store_url, issuer, smtp)
+    assert gate.js("domain", "add", "example.test")[0] == 0
+    status, data = gate.js(
+        "identity",
+        "trust",
+        "add-issuer",
+        "--iss",
+        issuer.iss,
+        "--jwks",
+        str(folder / "jwks.json"),
+        "--audience",
+        AUDIENCE,
+    )
+    assert status == 0, data
+    return gate
+
+
+@pytest.fixture(name="gate")
+def fixture_gate(tmp_path: Path, smtp: Sink, monkeypatch: pytest.MonkeyPatch) -> Gate:
+    """A fresh site on SQLite."""
+    monkeypatch.chdir(tmp_path)
+    return make_gate(tmp_path, f"sqlite:///{tmp_path / 'gate.sqlite'}", smtp)
+
+
+@pytest.fixture(name="gate_any")
+def fixture_gate_any(
+    tmp_path: Path, smtp: Sink, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Gate:
+    """A fresh site on each backend (SQLite and PostgreSQL)."""
+    monkeypatch.chdir(tmp_path)
+    return make_gate(tmp_path, store_url, smtp)
+
+
+# -- PKI with the openssl CLI -------------------------------------------------------------------
+
+
+def openssl(*args: str, cwd: Path, input: bytes | None = None) -> bytes:
+    """Run the real openssl command line; fail the test on error."""
+    done = subprocess.run(
+        ["openssl", *args], cwd=cwd, input=input, capture_output=True, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    return done.stdout
+
+
+@dataclass
+class Pki:
+    """A CA made by openssl; leaves and CRLs are made on demand."""
+
+    folder: Path
+    ca_cert: Any
+    ca_key: Any
+    ca_file: Path
+
+
+@pytest.fixture(scope="session", name="pki")
+def fixture_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A root CA built with `openssl req -x509` (P-256, CA extensions)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    if shutil.which("openssl") is None:
+        require_or_skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("pki")
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key", cwd=folder)
+    openssl(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=mailprov test CA/O=Test",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-addext",
+        "subjectKeyIdentifier=hash",
+        cwd=folder,
+    )
+    ca_cert = x509.load_pem_x509_certificate((folder / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+    return Pki(folder, ca_cert, ca_key, folder / "ca.pem")
+
+
+# -- knot DNS on loopback ---------------------------------------------------------------------
+
+
+@dataclass
+class Knot:
+    """A knotd serving zone corp.test from a private folder."""
+
+    folder: Path
+    port: int
+    conf: Path
+    records: list[str] = field(default_factory=list)
+    serial: int = 1
+
+    def publish(self, name: str, rtype: str, value: str) -> None:
+        """Add a record to corp.test and wait until knot serves it."""
+        import dns.resolver
+
+        self.records.append(f"{name} 60 IN {rtype} {value}")
+        self.serial += 1
+        self._write()
+        done = subprocess.run(
+            ["knotc", "-c", str(self.conf), "zone-reload", "corp.test"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr + done.stdout
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers, resolver.port = ["127.0.0.1"], self.port
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                soa = resolver.resolve("corp.test.", "SOA")
+                if soa[0].serial == self.serial:
+                    return
+            except Exception:  # noqa: S110  (not up yet)
+                pass
+            time.sleep(0.05)
+        raise AssertionError("knot did not serve the new zone")
+
+    def _write(self) -> None:
+        lines = [
+            "$ORIGIN corp.test.",
+            "$TTL 60",
+            f"@ IN SOA ns.corp.test. admin.corp.test. {self.serial} 60 60 600 60",
+            "@ IN NS ns.corp.test.",
+            "ns IN A 127.0.0.1",
+            *self.records,
+        ]
+        (self.folder / "corp.test.zone").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="session", name="knot")
+def fixture_knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
+    """knotd on a free loopback port with a private config, zone and control socket."""
+    if shutil.which("knotd") is None or shutil.which("knotc") is None:
+        require_or_skip("knot (knotd, knotc) is not installed")
+    folder = tmp_path_factory.mktemp("knot")
+    folder.chmod(0o755)
+    port = free_port()
+    conf = folder / "knot.conf"
+    conf.write_text(
+        f"server:\n    listen: 127.0.0.1@{port}\n    rundir: {folder}\n"
+        f"control:\n    listen: {folder}/knot.sock\n"
+        f"database:\n    storage: {folder}/db\n"
+        f'template:\n  - id: default\n    storage: {folder}\n    file: "%s.zone"\n'
+        f"    journal-content: none\n"
+        f"zone:\n  - domain: corp.test\n"
+    )
+    knot = Knot(folder, port, conf)
+    knot._write()
+    log = (folder / "knotd.log").open("wb")
+    process = subprocess.Popen(["knotd", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"knotd exited: {(folder / 'knotd.log').read_text()[:500]}")
+            done = subprocess.run(
+                ["knotc", "-c", str(conf), "zone-status", "corp.test"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode == 0 and "serial: 1" in done.stdout:
+                break
+            time.sleep(0.05)
+        yield knot
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        log.close()
