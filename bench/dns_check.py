@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mailprov.dkim import generate
 from mailprov.dnscheck import CheckPlan, Nameserver, Querier
 from mailprov.dnsrecords import DkimPublication, RecordInput, build, to_zone
-from tests.integration.dns.knot import Knot, free_port
+from tests.integration.knot import Knot, free_port
 
 ROUNDS = 5
 

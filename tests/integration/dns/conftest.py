@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,20 +14,9 @@ from click.testing import CliRunner
 
 from mailprov.cli.app import cli
 from mailprov.store.migrate import upgrade
-from tests.conftest import require_or_skip
-from tests.integration.dns.knot import Knot, free_port
+from tests.integration.knot import free_port
 
 _SERIALS = itertools.count(1000)
-
-
-@pytest.fixture(scope="session", name="knot")
-def fixture_knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
-    """A private knotd on a free 127.0.0.1 port for the whole session, stopped by PID."""
-    if shutil.which("knotd") is None:
-        require_or_skip("knotd not installed (apt install knot knot-dnsutils)")
-    server = Knot.start(tmp_path_factory.mktemp("knot"))
-    yield server
-    server.stop()
 
 
 def zone_text(origin: str, body: str, *, ns: str = "ns.invalid.") -> str:

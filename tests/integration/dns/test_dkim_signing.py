@@ -31,8 +31,8 @@ from mailprov.settings import load_settings
 from mailprov.store.migrate import upgrade
 from tests.conftest import require_or_skip
 from tests.integration.dns.conftest import SiteCli
-from tests.integration.dns.knot import Knot, free_port
 from tests.integration.dns.minipostfix import MiniPostfix
+from tests.integration.knot import Knot, free_port
 
 pytestmark = [pytest.mark.requires_dns_server, pytest.mark.requires_postfix]
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.integration.dns.conftest import SiteCli, zone_text
-from tests.integration.dns.knot import Knot
+from tests.integration.knot import Knot
 
 pytestmark = pytest.mark.requires_dns_server
 

@@ -10,7 +10,6 @@ import json
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,23 +22,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.conftest import require_or_skip
+from tests.integration.knot import Knot, free_port
 
 AUDIENCE = "urn:mailprov:test-site"
 TOKEN_TYPE = "mailprov-idv+jwt"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port the OS says is free on 127.0.0.1 (TCP and UDP when asked for both)."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                udp.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
 
 
 # -- SMTP sink ------------------------------------------------------------------------------
@@ -348,47 +334,30 @@ def fixture_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki(folder, ca_cert, ca_key, folder / "ca.pem")
 
 
-# -- knot DNS on loopback ---------------------------------------------------------------------
+# -- DNS on loopback: zone corp.test on the shared knot server ----------------------------
 
 
 @dataclass
-class Knot:
-    """A knotd serving zone corp.test from a private folder."""
+class CorpZone:
+    """Zone corp.test, served by the session's private knot (tests/integration/knot.py)."""
 
-    folder: Path
-    port: int
-    conf: Path
+    server: Knot
     records: list[str] = field(default_factory=list)
     serial: int = 1
 
+    @property
+    def port(self) -> int:
+        """The knot server's port on 127.0.0.1."""
+        return self.server.port
+
     def publish(self, name: str, rtype: str, value: str) -> None:
         """Add a record to corp.test and wait until knot serves it."""
-        import dns.resolver
-
         self.records.append(f"{name} 60 IN {rtype} {value}")
         self.serial += 1
-        self._write()
-        done = subprocess.run(
-            ["knotc", "-c", str(self.conf), "zone-reload", "corp.test"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr + done.stdout
-        resolver = dns.resolver.Resolver(configure=False)
-        resolver.nameservers, resolver.port = ["127.0.0.1"], self.port
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                soa = resolver.resolve("corp.test.", "SOA")
-                if soa[0].serial == self.serial:
-                    return
-            except Exception:  # noqa: S110  (not up yet)
-                pass
-            time.sleep(0.05)
-        raise AssertionError("knot did not serve the new zone")
+        self.load()
 
-    def _write(self) -> None:
+    def load(self) -> None:
+        """(Re)load the zone with the records so far."""
         lines = [
             "$ORIGIN corp.test.",
             "$TTL 60",
@@ -397,50 +366,12 @@ class Knot:
             "ns IN A 127.0.0.1",
             *self.records,
         ]
-        (self.folder / "corp.test.zone").write_text("\n".join(lines) + "\n")
+        self.server.load_zone("corp.test", "\n".join(lines) + "\n")
 
 
-@pytest.fixture(scope="session", name="knot")
-def fixture_knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
-    """knotd on a free loopback port with a private config, zone and control socket."""
-    if shutil.which("knotd") is None or shutil.which("knotc") is None:
-        require_or_skip("knot (knotd, knotc) is not installed")
-    folder = tmp_path_factory.mktemp("knot")
-    folder.chmod(0o755)
-    port = free_port()
-    conf = folder / "knot.conf"
-    conf.write_text(
-        f"server:\n    listen: 127.0.0.1@{port}\n    rundir: {folder}\n"
-        f"control:\n    listen: {folder}/knot.sock\n"
-        f"database:\n    storage: {folder}/db\n"
-        f'template:\n  - id: default\n    storage: {folder}\n    file: "%s.zone"\n'
-        f"    journal-content: none\n"
-        f"zone:\n  - domain: corp.test\n"
-    )
-    knot = Knot(folder, port, conf)
-    knot._write()
-    log = (folder / "knotd.log").open("wb")
-    process = subprocess.Popen(["knotd", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"knotd exited: {(folder / 'knotd.log').read_text()[:500]}")
-            done = subprocess.run(
-                ["knotc", "-c", str(conf), "zone-status", "corp.test"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode == 0 and "serial: 1" in done.stdout:
-                break
-            time.sleep(0.05)
-        yield knot
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.close()
+@pytest.fixture(name="corp_zone")
+def fixture_corp_zone(knot: Knot) -> CorpZone:
+    """An empty corp.test zone on the shared knot server."""
+    zone = CorpZone(knot)
+    zone.load()
+    return zone

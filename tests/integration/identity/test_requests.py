@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.identity.conftest import Gate, Knot
+from tests.integration.identity.conftest import CorpZone, Gate
 
 
 def test_terms_not_accepted(gate: Gate) -> None:
@@ -207,18 +207,18 @@ def test_two_processes_same_token(gate_any: Gate, tmp_path: Path) -> None:
 
 
 @pytest.mark.requires_dns_server
-def test_domain_ownership_with_knot(gate: Gate, knot: Knot) -> None:
+def test_domain_ownership_with_knot(gate: Gate, corp_zone: CorpZone) -> None:
     """verify-start adds the domain inactive; verify passes once knot serves the TXT record."""
     status, data = gate.js("domain", "verify-start", "acme.corp.test")
     assert (status, data["domain_added"]) == (0, True)
     record = data["record"]
     assert record["name"] == "_mailprov-challenge.acme.corp.test."
-    server = f"127.0.0.1:{knot.port}"
+    server = f"127.0.0.1:{corp_zone.port}"
     status, data = gate.js("domain", "verify", "acme.corp.test", "--nameserver", server)
     assert (status, data["error"]["code"]) == (59, "domain-not-verified")
-    knot.publish("_mailprov-challenge.acme", "TXT", '"mailprov-verify=wrong"')
+    corp_zone.publish("_mailprov-challenge.acme", "TXT", '"mailprov-verify=wrong"')
     assert gate.js("domain", "verify", "acme.corp.test", "--nameserver", server)[0] == 59
-    knot.publish("_mailprov-challenge.acme", "TXT", f'"{record["value"]}"')
+    corp_zone.publish("_mailprov-challenge.acme", "TXT", f'"{record["value"]}"')
     status, data = gate.js("domain", "verify", "acme.corp.test", "--nameserver", server)
     assert (status, data["changed"], data["verified"]) == (0, True, True)
     assert gate.js("domain", "show", "acme.corp.test")[1]["domain"]["active"] is True
