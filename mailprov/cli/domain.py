@@ -115,8 +115,9 @@ def domain_verify_start(name: str) -> None:
 @json_option
 def domain_verify(name: str, nameserver: str | None) -> None:
     """Check the TXT record and mark NAME verified (and active)."""
+    from mailprov.dnscheck import parse_nameserver  # noqa: PLC0415
     from mailprov.rules.addresses import normalise_domain  # noqa: PLC0415
-    from mailprov.services.ownership import parse_nameserver, verify  # noqa: PLC0415
+    from mailprov.services.ownership import verify  # noqa: PLC0415
 
     app = app_context()
     server = parse_nameserver(nameserver) if nameserver else None

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
-from mailprov.errors import DomainNotVerified, InvalidValue, TemporaryFailure, WrongRequestState
+from mailprov.errors import DomainNotVerified, TemporaryFailure, WrongRequestState
 from mailprov.rules.addresses import normalise_domain
 from mailprov.store import audit
 from mailprov.store.schema import domains
 
 if TYPE_CHECKING:
+    from mailprov.dnscheck import Nameserver
     from mailprov.services.accounts import Actor
     from mailprov.store import Store
 
@@ -80,34 +81,14 @@ def start(store: Store, name: str, *, actor: Actor) -> Challenge:
     return Challenge(a_label, f"{RECORD_PREFIX}.{a_label}.", VALUE_PREFIX + token, added)
 
 
-def parse_nameserver(value: str) -> tuple[str, int]:
-    """``IP`` or ``IP:PORT`` or ``[IPv6]:PORT`` -> (ip, port)."""
-    import ipaddress  # noqa: PLC0415
-
-    host, port = value, 53
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
-    elif value.count(":") == 1:
-        host, _, tail = value.partition(":")
-        if not tail.isdigit():
-            raise InvalidValue(f"--nameserver {value!r:.40}: the port must be a number")
-        port = int(tail)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise InvalidValue(
-            f"--nameserver must be an IP address[:port], not {value!r:.40}"
-        ) from None
-    return host, port
-
-
 def verify(
-    store: Store, name: str, *, actor: Actor, nameserver: tuple[str, int] | None = None
+    store: Store, name: str, *, actor: Actor, nameserver: Nameserver | None = None
 ) -> bool:
-    """Check the TXT record; mark the domain verified and active. Returns whether it changed."""
-    import dns.exception  # noqa: PLC0415  (lazy: dnspython is slow to import)
-    import dns.resolver  # noqa: PLC0415
+    """Check the TXT record; mark the domain verified and active. Returns whether it changed.
+
+    ``nameserver`` defaults to the first one of /etc/resolv.conf.
+    """
+    from mailprov.dnscheck import Outcome, Querier, system_nameserver  # noqa: PLC0415
 
     a_label = normalise_domain(name)
     with store.read() as conn:
@@ -117,19 +98,11 @@ def verify(
             f"no ownership challenge for {a_label}",
             hint=f"start one with 'mailprov domain verify-start {a_label}'",
         )
-    resolver = dns.resolver.Resolver(configure=nameserver is None)
-    if nameserver is not None:
-        resolver.nameservers = [nameserver[0]]
-        resolver.port = nameserver[1]
-    resolver.lifetime = 5.0
     qname = f"{RECORD_PREFIX}.{a_label}."
-    try:
-        answer = resolver.resolve(qname, "TXT")
-        values = {b"".join(r.strings).decode("utf-8", "replace") for r in answer}
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        values = set()
-    except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-        raise TemporaryFailure(f"DNS did not answer for {qname}: {type(exc).__name__}") from None
+    answer = Querier(nameserver or system_nameserver(), timeout=5.0).query(qname, "TXT")
+    if answer.outcome is Outcome.FAILED:
+        raise TemporaryFailure(f"DNS did not answer for {qname}: {answer.detail}")
+    values = set(answer.values)
     expected = VALUE_PREFIX + row.challenge
     if expected not in values:
         raise DomainNotVerified(
