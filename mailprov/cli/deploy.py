@@ -1,4 +1,4 @@
-"""``mailprov deploy plan|apply|rollback``: render the mail servers' configuration and install it."""
+"""``mailprov deploy plan|apply|rollback``: render and install server config."""
 
 from __future__ import annotations
 
@@ -34,8 +34,12 @@ def _lines(changes: Any, *, diff: bool) -> str:
 
 @deploy.command("plan")
 @target_option
-@click.option("--diff", "show_diff", is_flag=True, help="Show a unified diff for each changed file.")
-@click.option("--no-check", is_flag=True, help="Skip the Postfix/Dovecot checks (render and diff only).")
+@click.option(
+    "--diff", "show_diff", is_flag=True, help="Show a unified diff for each changed file."
+)
+@click.option(
+    "--no-check", is_flag=True, help="Skip the Postfix/Dovecot checks (render and diff only)."
+)
 @json_option
 def deploy_plan(target: Path | None, show_diff: bool, no_check: bool) -> None:
     """Show what 'deploy apply' would change, and check it with the servers; change nothing."""
@@ -52,12 +56,16 @@ def deploy_plan(target: Path | None, show_diff: bool, no_check: bool) -> None:
         "files": [c.to_json(with_diff=show_diff) for c in planned.changes],
     }
     summary = f"{len(planned.changed)} of {len(planned.changes)} file(s) would change"
-    emit(click.get_current_context(), data, _lines(planned.changes, diff=show_diff) + "\n" + summary)
+    emit(
+        click.get_current_context(), data, _lines(planned.changes, diff=show_diff) + "\n" + summary
+    )
 
 
 @deploy.command("apply")
 @target_option
-@click.option("--reload", "do_reload", is_flag=True, help="Reload Postfix/Dovecot if their files changed.")
+@click.option(
+    "--reload", "do_reload", is_flag=True, help="Reload Postfix/Dovecot if their files changed."
+)
 @click.option("--force", is_flag=True, help="Overwrite files that were edited by hand.")
 @json_option
 def deploy_apply(target: Path | None, do_reload: bool, force: bool) -> None:
@@ -66,7 +74,11 @@ def deploy_apply(target: Path | None, do_reload: bool, force: bool) -> None:
     from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
 
     result = apply(
-        app_context().settings, runner=SubprocessRunner(), target=target, force=force, reload=do_reload
+        app_context().settings,
+        runner=SubprocessRunner(),
+        target=target,
+        force=force,
+        reload=do_reload,
     )
     data = {
         "changed": result.changed,
@@ -90,8 +102,14 @@ def deploy_rollback(target: Path | None, do_reload: bool) -> None:
     from mailprov.services.deploy import rollback  # noqa: PLC0415
     from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
 
-    result = rollback(app_context().settings, runner=SubprocessRunner(), target=target, reload=do_reload)
-    data = {"changed": result.changed, "written": result.written, "removed": result.removed,
-            "reloaded": result.reloaded}
+    result = rollback(
+        app_context().settings, runner=SubprocessRunner(), target=target, reload=do_reload
+    )
+    data = {
+        "changed": result.changed,
+        "written": result.written,
+        "removed": result.removed,
+        "reloaded": result.reloaded,
+    }
     lines = [f"restored {p}" for p in result.written] + [f"removed {p}" for p in result.removed]
     emit(click.get_current_context(), data, "\n".join(lines) or "nothing to roll back")

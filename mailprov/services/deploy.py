@@ -188,8 +188,10 @@ def validate(config: SiteConfig, runner: Runner, *, full: bool) -> None:
 def ensure_runtime_dirs(config: SiteConfig) -> list[str]:
     """Create the folders the servers need and do not make themselves; returns those created."""
     made = []
-    wanted = [(config.postfix.queue_directory, 0o755, None), (config.dovecot.mail_root, 0o750,
-              config.dovecot.vmail_user)]
+    wanted = [
+        (config.postfix.queue_directory, 0o755, None),
+        (config.dovecot.mail_root, 0o750, config.dovecot.vmail_user),
+    ]
     for log_file in (config.postfix.maillog_file, config.dovecot.log_path):
         if log_file:
             wanted.append((str(Path(log_file).parent), 0o755, None))
@@ -208,7 +210,9 @@ def _signals_raise() -> Iterator[None]:
     """Turn SIGTERM and SIGINT into Interrupted, so the install can put files back."""
 
     def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}; nothing was changed")
+        raise Interrupted(
+            f"interrupted by signal {signal.Signals(signum).name}; nothing was changed"
+        )
 
     saved = {}
     try:
@@ -289,7 +293,9 @@ def _restore(done: list[_Desired], staging_prev: Path, index: dict[str, str | No
             if saved is None:
                 remove_file(item.path)
             else:
-                shutil.copy2(staging_prev / saved, item.path.with_name(f".{item.path.name}.restore"))
+                shutil.copy2(
+                    staging_prev / saved, item.path.with_name(f".{item.path.name}.restore")
+                )
                 item.path.with_name(f".{item.path.name}.restore").replace(item.path)
 
 
@@ -374,7 +380,14 @@ def apply(
     result = ApplyResult(planned, written, removed)
     if reload and result.changed:
         components = {c.file.component for c in planned.changed}
-        _reload_or_roll_back(config, runner, planned.layout, planned.state_dir, components, result)
+        _reload_or_roll_back(
+            config,
+            runner=runner,
+            layout=planned.layout,
+            state_dir=planned.state_dir,
+            components=components,
+            result=result,
+        )
     return result
 
 
@@ -394,7 +407,12 @@ def _reload(runner: Runner, layout: Layout, components: set[str]) -> tuple[list[
 
 
 def _reload_or_roll_back(
-    config: SiteConfig, runner: Runner, layout: Layout, state_dir: Path, components: set[str],
+    config: SiteConfig,
+    *,
+    runner: Runner,
+    layout: Layout,
+    state_dir: Path,
+    components: set[str],
     result: ApplyResult,
 ) -> None:
     done, error = _reload(runner, layout, components)
@@ -441,10 +459,13 @@ def rollback(
     if reload and result.changed:
         layout = Layout.for_target(config, target)
         components = {
-            c for c in ("postfix", "dovecot", "systemd")
+            c
+            for c in ("postfix", "dovecot", "systemd")
             if any(p.startswith(str(layout.directory(c)) + "/") for p in written + removed)
         }
         result.reloaded, error = _reload(runner, layout, components)
         if error:
-            raise ReloadFailed(f"reload after rollback failed ({error})", hint="see the server's log")
+            raise ReloadFailed(
+                f"reload after rollback failed ({error})", hint="see the server's log"
+            )
     return result

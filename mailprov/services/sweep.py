@@ -31,8 +31,12 @@ class StepResult:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data."""
-        return {"step": self.name, "changed": self.changed, "count": len(self.items),
-                "items": self.items}
+        return {
+            "step": self.name,
+            "changed": self.changed,
+            "count": len(self.items),
+            "items": self.items,
+        }
 
 
 def expired_temporary_passwords(store: Store, settings: SiteConfig, now: int) -> StepResult:

@@ -74,6 +74,8 @@ def self_signed(host: str, out: Path, *, ips: list[str], now: int, days: int = D
         )
     atomic_write(cert_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
     return SelfSigned(
-        cert_file, key_file, dns_names + [str(a) for a in addresses],
+        cert_file,
+        key_file,
+        dns_names + [str(a) for a in addresses],
         cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )

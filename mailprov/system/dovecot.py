@@ -23,4 +23,6 @@ def check(runner: Runner, conf: Path) -> list[str]:
 def reload(runner: Runner, conf: Path) -> str | None:
     """Reload a running Dovecot; None on success, else its message."""
     res = runner.run(["doveadm", "-c", str(conf), "reload"])
-    return None if res.returncode == 0 else (res.output or f"doveadm reload failed ({res.returncode})")
+    return (
+        None if res.returncode == 0 else (res.output or f"doveadm reload failed ({res.returncode})")
+    )

@@ -83,4 +83,6 @@ def _setting(path: Path, key: str) -> str | None:
 def reload(runner: Runner, config_dir: Path) -> str | None:
     """Reload a running Postfix; None on success, else its message."""
     res = runner.run(["postfix", "-c", str(config_dir), "reload"], tty=True)
-    return None if res.returncode == 0 else (res.output or f"postfix reload failed ({res.returncode})")
+    return (
+        None if res.returncode == 0 else (res.output or f"postfix reload failed ({res.returncode})")
+    )

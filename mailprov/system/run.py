@@ -41,7 +41,7 @@ class Runner(Protocol):
         timeout: float = 60.0,
         env: Mapping[str, str] | None = None,
     ) -> Completed:
-        """Run ``argv``; ``tty=True`` gives it a pseudo-terminal (``postfix`` is silent without one)."""
+        """Run ``argv``; ``tty=True`` gives it a pty (``postfix`` is silent without one)."""
         ...
 
 
@@ -59,13 +59,19 @@ class SubprocessRunner:
         """Run ``argv`` (found on PATH); ServerToolMissing if the program is not installed."""
         program = shutil.which(argv[0], path=_path())
         if program is None:
-            raise ServerToolMissing(f"'{argv[0]}' is not installed (needed to check the configuration)")
+            raise ServerToolMissing(
+                f"'{argv[0]}' is not installed (needed to check the configuration)"
+            )
         full_env = {**os.environ, "PATH": _path(), **(env or {})}
         args = (program, *argv[1:])
         if tty:
             return _run_pty(tuple(argv), args, full_env, timeout)
         proc = subprocess.run(  # noqa: PLW1510  (the status is returned, not raised)
-            args, capture_output=True, text=True, timeout=timeout, env=full_env,
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=full_env,
             stdin=subprocess.DEVNULL,
         )
         return Completed(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
@@ -78,10 +84,12 @@ def _path() -> str:
     return os.pathsep.join([*have, *(p for p in extra if p not in have)])
 
 
-def _run_pty(shown: tuple[str, ...], args: tuple[str, ...], env: dict[str, str], timeout: float) -> Completed:
+def _run_pty(
+    shown: tuple[str, ...], args: tuple[str, ...], env: dict[str, str], timeout: float
+) -> Completed:
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen(  # noqa: S603
+        proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env, close_fds=True
         )
     finally:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import sys
 import os
+import secrets
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,9 +28,24 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mailprov.cli.app import cli
+from mailprov.store.migrate import upgrade
 
 HOST = "127.0.0.1"
-PORT_NAMES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "relay")
+PORT_NAMES = (
+    "smtp",
+    "submission",
+    "submissions",
+    "imap",
+    "imaps",
+    "pop3",
+    "pop3s",
+    "lmtp",
+    "relay",
+)
 DOMAIN = "example.test"
 
 SITE_TOML = """
@@ -116,7 +132,7 @@ def _wait(pred: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
 def alive(pid: int) -> bool:
     """True while ``pid`` runs (a zombie counts as gone)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError):
         return False
@@ -160,26 +176,26 @@ class MailStack:
         """A client context that fully verifies the stack's certificate (SAN has 127.0.0.1)."""
         return ssl.create_default_context(cafile=str(self.cert_file))
 
-    def cli(self, *args: str, input: str | None = None) -> Result:  # noqa: A002
+    def cli(self, *args: str, input: str | None = None) -> Result:
         """Run ``mailprov`` in-process against this site."""
-        from mailprov.cli.app import cli
 
         env = {"MAILPROV_CONFIG": str(self.config_file), "XDG_STATE_HOME": str(self.root / "xdg")}
         return CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
 
-    def cli_json(self, *args: str, input: str | None = None) -> tuple[int, Any]:  # noqa: A002
+    def cli_json(self, *args: str, input: str | None = None) -> tuple[int, Any]:
         """Exit status and the JSON document of ``mailprov --json ARGS``."""
         result = self.cli(*args, "--json", input=input)
         return result.exit_code, json.loads(result.stdout)
 
     def add_mailbox(self, address: str, password: str, *extra: str) -> None:
         """Create a mailbox through the CLI (password on stdin)."""
-        result = self.cli("mailbox", "add", address, "--password-stdin", *extra, input=password + "\n")
+        result = self.cli(
+            "mailbox", "add", address, "--password-stdin", *extra, input=password + "\n"
+        )
         assert result.exit_code == 0, result.output
 
     def sql(self, statement: str, **params: Any) -> None:
         """Run one write statement on the store (for moving time forward in tests)."""
-        from sqlalchemy import create_engine, text
 
         engine = create_engine(self.store_url)
         try:
@@ -200,8 +216,13 @@ class MailStack:
         """Start Dovecot, then Postfix, and wait until every port greets."""
         # The daemon keeps inherited descriptors: never capture its output through a pipe.
         with tempfile.TemporaryFile("w+") as err:
-            res = subprocess.run(["dovecot", "-c", str(self.dovecot_conf)], stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.DEVNULL, stderr=err)
+            res = subprocess.run(
+                ["dovecot", "-c", str(self.dovecot_conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                check=False,
+            )
             if res.returncode != 0:
                 err.seek(0)
                 raise RuntimeError(f"dovecot did not start: {err.read()}")
@@ -211,25 +232,42 @@ class MailStack:
             "dovecot sockets",
         )
         self.pids["dovecot"] = int((run / "master.pid").read_text().split()[0])
-        res = subprocess.run(["postfix", "-c", str(self.postfix_dir), "start"], stdin=subprocess.DEVNULL,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        res = subprocess.run(
+            ["postfix", "-c", str(self.postfix_dir), "start"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
         if res.returncode != 0:
             raise RuntimeError(f"postfix did not start:\n{self.log()}")
         pid_file = self.root / "spool" / "pid" / "master.pid"
         _wait(pid_file.exists, "postfix pid")
         self.pids["postfix"] = int(pid_file.read_text().split()[0])
-        for name in ("smtp", "submission", "imap", "pop3"):  # TLS-only ports greet after a handshake
+        for name in (
+            "smtp",
+            "submission",
+            "imap",
+            "pop3",
+        ):  # TLS-only ports greet after a handshake
             _wait(lambda n=name: _greets(self.ports[n]), f"{name} greeting on {self.ports[name]}")
 
     def stop(self) -> None:
         """Stop Postfix and Dovecot by their PIDs and wait until both have exited."""
-        for name, pid_file in (("dovecot", self.root / "run" / "master.pid"),
-                               ("postfix", self.root / "spool" / "pid" / "master.pid")):
+        for name, pid_file in (
+            ("dovecot", self.root / "run" / "master.pid"),
+            ("postfix", self.root / "spool" / "pid" / "master.pid"),
+        ):
             if name not in self.pids and pid_file.exists():  # started, but start() failed later
                 self.pids[name] = int(pid_file.read_text().split()[0])
         if "postfix" in self.pids:
-            subprocess.run(["postfix", "-c", str(self.postfix_dir), "stop"], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(
+                ["postfix", "-c", str(self.postfix_dir), "stop"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
         for pid in self.pids.values():
             if alive(pid):
                 os.kill(pid, signal.SIGTERM)
@@ -239,7 +277,6 @@ class MailStack:
 
 def render_site(root: Path, store_url: str, *, name: str) -> MailStack:
     """Create a site in ``root`` and render it with ``mailprov deploy apply --target``."""
-    from mailprov.store.migrate import upgrade
 
     upgrade(store_url)
     ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
@@ -249,7 +286,9 @@ def render_site(root: Path, store_url: str, *, name: str) -> MailStack:
     assert init.exit_code == 0, init.output
     with stack.config_file.open("a") as f:
         f.write(SITE_TOML.format(root=root, name=name, mailprov=mailprov, **ports))
-    made = stack.cli("tls", "self-signed", "--host", "mail.example.test", "--out", str(root / "tls"))
+    made = stack.cli(
+        "tls", "self-signed", "--host", "mail.example.test", "--out", str(root / "tls")
+    )
     assert made.exit_code == 0, made.output
     applied = stack.cli("deploy", "apply", "--target", str(stack.target))
     assert applied.exit_code == 0, applied.output
@@ -260,7 +299,7 @@ def start_stack(store_url: str, *, name: str) -> MailStack:
     """Render a site in a new short folder under /tmp and start its servers."""
     # Short root: unix socket paths must stay under 108 bytes.
     root = Path(tempfile.mkdtemp(prefix=f"mp-{name}-", dir="/tmp"))
-    os.chmod(root, 0o755)  # the servers' users must reach the mail and run folders
+    os.chmod(root, 0o755)  # noqa: S103 - the servers' users must reach the mail and run folders
     stack = render_site(root, store_url, name=name)
     try:
         stack.start()
@@ -273,10 +312,6 @@ def start_stack(store_url: str, *, name: str) -> MailStack:
 
 def create_pg_database(base_url: str) -> str:
     """A new database on the test PostgreSQL server (the maps cannot set search_path)."""
-    import secrets
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
 
     name = f"mailprov_{secrets.token_hex(4)}"
     engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
@@ -290,8 +325,6 @@ def create_pg_database(base_url: str) -> str:
 
 def drop_pg_database(base_url: str, url: str) -> None:
     """Drop a database made by :func:`create_pg_database`."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
 
     name = make_url(url).database
     engine = create_engine(base_url, isolation_level="AUTOCOMMIT")

@@ -13,15 +13,17 @@ from hypothesis import strategies as st
 from mailprov.errors import ConfigInvalid
 from mailprov.render import Layout, render_bundle
 from mailprov.render.environment import SOURCE_TEMPLATES, templates_dir
+from mailprov.services.tls import self_signed
 from mailprov.settings import SiteConfig, load_settings
 
 
 @pytest.fixture(scope="module", name="tls_files")
 def fixture_tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A certificate and key made by the tls service."""
-    from mailprov.services.tls import self_signed
 
-    made = self_signed("mail.example.test", tmp_path_factory.mktemp("tls"), ips=["127.0.0.1"], now=1_800_000_000)
+    made = self_signed(
+        "mail.example.test", tmp_path_factory.mktemp("tls"), ips=["127.0.0.1"], now=1_800_000_000
+    )
     return str(made.cert_file), str(made.key_file)
 
 
@@ -41,10 +43,20 @@ def files(cfg: SiteConfig, target: str = "/srv/t") -> dict[str, object]:
 
 
 class TestRefusedBeforeRendering:
-    @pytest.mark.parametrize("hostname", ["mail example.test", "mail.example.test\nrelayhost = evil",
-                                          "mail=x.test", "mail#.test", "'mail'.test", "localhost", ""])
+    @pytest.mark.parametrize(
+        "hostname",
+        [
+            "mail example.test",
+            "mail.example.test\nrelayhost = evil",
+            "mail=x.test",
+            "mail#.test",
+            "'mail'.test",
+            "localhost",
+            "",
+        ],
+    )
     def test_bad_hostname(self, tls_files: tuple[str, str], hostname: str) -> None:
-        """A hostname with spaces, newlines, '=', '#', quotes or no dot is refused, naming the setting."""
+        """A hostname with spaces, newlines, '=', '#', quotes or no dot is refused by name."""
         with pytest.raises(ConfigInvalid, match=r"site\.hostname"):
             files(config(tls_files, MAILPROV_SITE_HOSTNAME=hostname))
 
@@ -64,7 +76,9 @@ class TestRefusedBeforeRendering:
         with pytest.raises(ConfigInvalid, match=r"passwords\.scheme"):
             config(tls_files, MAILPROV_PASSWORDS_SCHEME="MD5")
 
-    @pytest.mark.parametrize("path", ["/var/mail box", "/var/mail\nx", "/var/mail'x", "/var/mail#x"])
+    @pytest.mark.parametrize(
+        "path", ["/var/mail box", "/var/mail\nx", "/var/mail'x", "/var/mail#x"]
+    )
     def test_unsafe_path(self, tls_files: tuple[str, str], path: str) -> None:
         """Paths with spaces, newlines, quotes or '#' are refused."""
         with pytest.raises(ConfigInvalid, match=r"dovecot\.mail_root"):
@@ -102,34 +116,54 @@ class TestRendered:
         cfg = config(tls_files)
         assert [f.content for f in files(cfg).values()] == [f.content for f in files(cfg).values()]  # type: ignore[attr-defined]
 
-    def test_sqlite_maps_are_world_readable_without_secrets(self, tls_files: tuple[str, str]) -> None:
+    def test_sqlite_maps_are_world_readable_without_secrets(
+        self, tls_files: tuple[str, str]
+    ) -> None:
         """SQL files naming no credentials are 0644; the SQLite path is the store's."""
         out = files(config(tls_files))
         assert out["sql-domains.cf"].mode == 0o644  # type: ignore[attr-defined]
         assert "dbpath = /var/lib/mailprov/mailprov.sqlite" in out["sql-domains.cf"].content  # type: ignore[attr-defined]
 
     def test_pg_password_goes_only_into_0640_files(self, tls_files: tuple[str, str]) -> None:
-        """With a database password, the SQL files are 0640 for the server's group; others lack it."""
+        """With a database password, only the SQL files hold it, 0640 for the server's group."""
         url = "postgresql+psycopg://mp:S3cr3t-pw@db.example.test:5433/mail"
         out = files(config(tls_files, MAILPROV_STORE_URL=url))
         holders = {n for n, f in out.items() if "S3cr3t-pw" in f.content}  # type: ignore[attr-defined]
-        assert holders == {"sql-domains.cf", "sql-mailboxes.cf", "sql-aliases.cf", "sql-catchall.cf",
-                           "sql-sender-login.cf", "dovecot-sql.conf.ext"}
-        assert {(out[n].mode, out[n].group) for n in holders} == {(0o640, "postfix"), (0o640, "dovecot")}  # type: ignore[attr-defined]
+        assert holders == {
+            "sql-domains.cf",
+            "sql-mailboxes.cf",
+            "sql-aliases.cf",
+            "sql-catchall.cf",
+            "sql-sender-login.cf",
+            "dovecot-sql.conf.ext",
+        }
+        assert {(out[n].mode, out[n].group) for n in holders} == {
+            (0o640, "postfix"),
+            (0o640, "dovecot"),
+        }  # type: ignore[attr-defined]
         assert "hosts = db.example.test:5433" in out["sql-domains.cf"].content  # type: ignore[attr-defined]
 
     def test_enforced_max_age_is_in_the_passdb_query(self, tls_files: tuple[str, str]) -> None:
-        """passwords.enforce_max_age adds the age limit (in seconds) to the passdb query only then."""
-        on = files(config(tls_files, MAILPROV_PASSWORDS_ENFORCE_MAX_AGE="true",
-                          MAILPROV_PASSWORDS_MAX_AGE_DAYS="30"))["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
+        """passwords.enforce_max_age adds the age limit (seconds) to the passdb query."""
+        on = files(
+            config(
+                tls_files,
+                MAILPROV_PASSWORDS_ENFORCE_MAX_AGE="true",
+                MAILPROV_PASSWORDS_MAX_AGE_DAYS="30",
+            )
+        )["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
         off = files(config(tls_files))["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
         assert "password_changed_at > CAST(strftime('%%s', 'now') AS INTEGER) - 2592000" in on
         assert "password_changed_at" not in off
 
-    def test_test_profile_knob_disables_auth_penalty_only_when_asked(self, tls_files: tuple[str, str]) -> None:
-        """The anvil auth-penalty listener is switched off only with dovecot.auth_penalty = false."""
+    def test_test_profile_knob_disables_auth_penalty_only_when_asked(
+        self, tls_files: tuple[str, str]
+    ) -> None:
+        """The auth penalty is switched off only with dovecot.auth_penalty = false."""
         default = files(config(tls_files))["dovecot.conf"].content  # type: ignore[attr-defined]
-        test = files(config(tls_files, MAILPROV_DOVECOT_AUTH_PENALTY="false"))["dovecot.conf"].content  # type: ignore[attr-defined]
+        test = files(config(tls_files, MAILPROV_DOVECOT_AUTH_PENALTY="false"))[
+            "dovecot.conf"
+        ].content  # type: ignore[attr-defined]
         assert "anvil-auth-penalty" not in default
         assert "anvil-auth-penalty" in test
 
@@ -148,12 +182,14 @@ def test_templates_load_from_the_source_tree_in_an_editable_install() -> None:
 
 @pytest.mark.requires_postfix
 @pytest.mark.requires_dovecot
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(name=st.text(alphabet=st.sampled_from("ab0-.=# \n'\"{}$%\\/,:;x"), min_size=1, max_size=20))
 def test_any_hostname_is_refused_or_renders_files_the_servers_accept(
     tls_files: tuple[str, str], tmp_path: Path, name: str
 ) -> None:
-    """Whatever a hostname contains, it is refused or the rendered files pass postconf and doveconf."""
+    """Whatever a hostname holds, it is refused or the files pass postconf and doveconf."""
     if shutil.which("postconf", path="/usr/sbin:/usr/bin") is None:
         pytest.skip("postconf not installed")
     try:
@@ -163,9 +199,17 @@ def test_any_hostname_is_refused_or_renders_files_the_servers_accept(
     for f in out.values():
         f.path.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[attr-defined]
         f.path.write_text(f.content)  # type: ignore[attr-defined]
-    pf = subprocess.run(["postconf", "-c", str(tmp_path / "postfix"), "-h", "myhostname"],
-                        capture_output=True, text=True, check=False)
+    pf = subprocess.run(
+        ["postconf", "-c", str(tmp_path / "postfix"), "-h", "myhostname"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (pf.returncode, pf.stderr, pf.stdout.strip()) == (0, "", name.lower().rstrip("."))
-    dc = subprocess.run(["doveconf", "-c", str(tmp_path / "dovecot" / "dovecot.conf"), "-n"],
-                        capture_output=True, text=True, check=False)
+    dc = subprocess.run(
+        ["doveconf", "-c", str(tmp_path / "dovecot" / "dovecot.conf"), "-n"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (dc.returncode, dc.stderr) == (0, "")

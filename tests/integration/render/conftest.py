@@ -6,7 +6,6 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-
 from integration.stack import (
     MailStack,
     create_pg_database,
@@ -30,7 +29,9 @@ def _require_servers() -> None:
     name="mailstack",
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.requires_postgres)],
 )
-def fixture_mailstack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailStack]:
+def fixture_mailstack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MailStack]:
     """Real Postfix and Dovecot, rendered by 'deploy apply', on a SQLite or PostgreSQL store."""
     _require_servers()
     pg_url = None

@@ -6,12 +6,18 @@ import hashlib
 import json
 import os
 import signal
+import smtplib
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-
 from integration.stack import MailStack, free_ports
+
+from mailprov.cli.app import cli
+from mailprov.errors import Interrupted
+from mailprov.services.deploy import apply
+from mailprov.settings import load_settings
+from mailprov.system.run import SubprocessRunner
 
 pytestmark = [pytest.mark.requires_postfix, pytest.mark.requires_dovecot]
 
@@ -19,13 +25,19 @@ pytestmark = [pytest.mark.requires_postfix, pytest.mark.requires_dovecot]
 @pytest.fixture(scope="module", name="site")
 def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A site folder: SQLite store, self-signed certificate, test-profile folders."""
-    from mailprov.cli.app import cli
 
     root = tmp_path_factory.mktemp("site")
     env = {"MAILPROV_CONFIG": "", "XDG_STATE_HOME": str(root / "xdg")}
     runner = CliRunner()
-    assert runner.invoke(cli, ["init", "--dir", str(root), "--domain", "example.test"], env=env).exit_code == 0
-    made = runner.invoke(cli, ["tls", "self-signed", "--host", "mail.example.test", "--out", str(root / "tls")])
+    assert (
+        runner.invoke(
+            cli, ["init", "--dir", str(root), "--domain", "example.test"], env=env
+        ).exit_code
+        == 0
+    )
+    made = runner.invoke(
+        cli, ["tls", "self-signed", "--host", "mail.example.test", "--out", str(root / "tls")]
+    )
     assert made.exit_code == 0, made.output
     ports = free_ports(8)
     with (root / "mailprov.toml").open("a") as f:
@@ -60,9 +72,12 @@ mail_root = "{root}/mail"
 
 def mailprov(site: Path, *args: str, env: dict[str, str] | None = None) -> Result:
     """Run the CLI against the site's config."""
-    from mailprov.cli.app import cli
 
-    full = {"MAILPROV_CONFIG": str(site / "mailprov.toml"), "XDG_STATE_HOME": str(site / "xdg"), **(env or {})}
+    full = {
+        "MAILPROV_CONFIG": str(site / "mailprov.toml"),
+        "XDG_STATE_HOME": str(site / "xdg"),
+        **(env or {}),
+    }
     return CliRunner().invoke(cli, list(args), env=full, catch_exceptions=False)
 
 
@@ -76,7 +91,11 @@ def snapshot(target: Path) -> dict[str, tuple[str, int, int]]:
     for path in sorted(target.rglob("*")):
         if path.is_file() and ".mailprov" not in path.parts:
             st = path.stat()
-            out[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), st.st_mtime_ns, st.st_ino)
+            out[str(path)] = (
+                hashlib.sha256(path.read_bytes()).hexdigest(),
+                st.st_mtime_ns,
+                st.st_ino,
+            )
     return out
 
 
@@ -97,15 +116,19 @@ class TestPlan:
         target = tmp_path / "t"
         assert mailprov(site, "deploy", "apply", "--target", str(target)).exit_code == 0
         env = {"MAILPROV_POSTFIX_MESSAGE_SIZE_LIMIT": "1048576"}
-        data = as_json(mailprov(site, "deploy", "plan", "--target", str(target), "--diff", "--json", env=env))
+        data = as_json(
+            mailprov(site, "deploy", "plan", "--target", str(target), "--diff", "--json", env=env)
+        )
         changed = [f for f in data["files"] if f["status"] == "changed"]
         assert [Path(f["path"]).name for f in changed] == ["main.cf"]
         assert "+message_size_limit = 1048576" in changed[0]["diff"]
 
 
 class TestApply:
-    def test_second_apply_reports_unchanged_and_touches_nothing(self, site: Path, tmp_path: Path) -> None:
-        """A repeated apply says changed=false and leaves every file's bytes, mtime and inode alone."""
+    def test_second_apply_reports_unchanged_and_touches_nothing(
+        self, site: Path, tmp_path: Path
+    ) -> None:
+        """A repeated apply says changed=false and leaves each file's bytes, mtime and inode."""
         target = tmp_path / "t"
         first = as_json(mailprov(site, "deploy", "apply", "--target", str(target), "--json"))
         assert first["changed"] is True
@@ -161,17 +184,16 @@ class TestApply:
 
     def test_signal_mid_install_puts_every_file_back(self, site: Path, tmp_path: Path) -> None:
         """SIGTERM after some files are written leaves the target exactly as before the apply."""
-        from mailprov.errors import Interrupted
-        from mailprov.services.deploy import apply
-        from mailprov.settings import load_settings
-        from mailprov.system.run import SubprocessRunner
 
         target = tmp_path / "t"
         assert mailprov(site, "deploy", "apply", "--target", str(target)).exit_code == 0
         before = {k: v[0] for k, v in snapshot(target).items()}
         config = load_settings(
             config_file=site / "mailprov.toml",
-            env={"MAILPROV_POSTFIX_MESSAGE_SIZE_LIMIT": "3145728", "MAILPROV_SITE_HOSTNAME": "mx.example.test"},
+            env={
+                "MAILPROV_POSTFIX_MESSAGE_SIZE_LIMIT": "3145728",
+                "MAILPROV_SITE_HOSTNAME": "mx.example.test",
+            },
         )
         written: list[Path] = []
 
@@ -188,9 +210,6 @@ class TestApply:
 
     def test_exception_on_first_apply_removes_new_files(self, site: Path, tmp_path: Path) -> None:
         """An error mid-way through a first apply leaves no rendered file behind."""
-        from mailprov.services.deploy import apply
-        from mailprov.settings import load_settings
-        from mailprov.system.run import SubprocessRunner
 
         target = tmp_path / "t"
         config = load_settings(config_file=site / "mailprov.toml", env={})
@@ -205,7 +224,9 @@ class TestApply:
 
 
 class TestRollback:
-    def test_rollback_restores_previous_set_and_can_be_undone(self, site: Path, tmp_path: Path) -> None:
+    def test_rollback_restores_previous_set_and_can_be_undone(
+        self, site: Path, tmp_path: Path
+    ) -> None:
         """rollback puts back the files the last apply replaced; a second rollback re-applies."""
         target = tmp_path / "t"
         assert mailprov(site, "deploy", "apply", "--target", str(target)).exit_code == 0
@@ -218,7 +239,10 @@ class TestRollback:
         assert (back.exit_code, as_json(back)["written"]) == (0, [str(main)])
         assert main.read_text() == original
         assert mailprov(site, "deploy", "apply", "--target", str(target)).exit_code == 0
-        assert as_json(mailprov(site, "deploy", "apply", "--target", str(target), "--json"))["changed"] is False
+        assert (
+            as_json(mailprov(site, "deploy", "apply", "--target", str(target), "--json"))["changed"]
+            is False
+        )
         assert mailprov(site, "deploy", "rollback", "--target", str(target)).exit_code == 0
         assert main.read_text() == updated
 
@@ -233,23 +257,30 @@ class TestReload:
     def test_reload_only_what_changed_on_running_servers(self, mailstack: MailStack) -> None:
         """With --reload, a Postfix-only change reloads Postfix alone, and the new value is live."""
         env = {"MAILPROV_POSTFIX_MESSAGE_SIZE_LIMIT": "30000000"}
-        from mailprov.cli.app import cli
 
-        base = {"MAILPROV_CONFIG": str(mailstack.config_file), "XDG_STATE_HOME": str(mailstack.root / "xdg")}
+        base = {
+            "MAILPROV_CONFIG": str(mailstack.config_file),
+            "XDG_STATE_HOME": str(mailstack.root / "xdg"),
+        }
         runner = CliRunner()
-        result = runner.invoke(cli, ["deploy", "apply", "--target", str(mailstack.target), "--reload", "--json"],
-                               env={**base, **env})
+        result = runner.invoke(
+            cli,
+            ["deploy", "apply", "--target", str(mailstack.target), "--reload", "--json"],
+            env={**base, **env},
+        )
         try:
             assert result.exit_code == 0, result.output
             data = json.loads(result.stdout)
             assert data["reloaded"] == ["postfix"]
             assert data["written"] == [str(mailstack.postfix_dir / "main.cf")]
-            import smtplib
 
-            with smtplib.SMTP(mailstack.host, mailstack.ports["smtp"], local_hostname="c.test") as c:
+            with smtplib.SMTP(
+                mailstack.host, mailstack.ports["smtp"], local_hostname="c.test"
+            ) as c:
                 c.ehlo()
                 assert c.esmtp_features["size"] == "30000000"
         finally:
-            back = runner.invoke(cli, ["deploy", "rollback", "--target", str(mailstack.target), "--reload"],
-                                 env=base)
+            back = runner.invoke(
+                cli, ["deploy", "rollback", "--target", str(mailstack.target), "--reload"], env=base
+            )
             assert back.exit_code == 0, back.output

@@ -12,7 +12,6 @@ from email.message import EmailMessage
 
 import aioimaplib
 import pytest
-
 from integration.stack import MailStack
 
 pytestmark = [pytest.mark.requires_postfix, pytest.mark.requires_dovecot]
@@ -36,7 +35,9 @@ def message(sender: str, to: str, subject: str, body: str = "hello") -> EmailMes
 
 def submit(stack: MailStack, user: str, msg: EmailMessage, password: str = PW) -> None:
     """Send over submission (587) with STARTTLS and AUTH PLAIN."""
-    with smtplib.SMTP(stack.host, stack.ports["submission"], local_hostname="client.test", timeout=10) as c:
+    with smtplib.SMTP(
+        stack.host, stack.ports["submission"], local_hostname="client.test", timeout=10
+    ) as c:
         c.starttls(context=stack.tls_context())
         c.ehlo()
         c.user, c.password = user, password
@@ -46,13 +47,18 @@ def submit(stack: MailStack, user: str, msg: EmailMessage, password: str = PW) -
 
 def inbound(stack: MailStack, msg: EmailMessage, *, source: str = "127.0.0.1") -> None:
     """Deliver over port 25 as another mail server would."""
-    with smtplib.SMTP(stack.host, stack.ports["smtp"], local_hostname="mx.example.net", timeout=10,
-                      source_address=(source, 0)) as c:
+    with smtplib.SMTP(
+        stack.host,
+        stack.ports["smtp"],
+        local_hostname="mx.example.net",
+        timeout=10,
+        source_address=(source, 0),
+    ) as c:
         c.send_message(msg)
 
 
 async def _close(client: aioimaplib.IMAP4) -> None:
-    """Log out and make sure the connection is closed (aioimaplib leaves it open after a refusal)."""
+    """Log out and close the connection (aioimaplib leaves it open after a refusal)."""
     try:
         await client.logout()
     finally:
@@ -63,8 +69,9 @@ async def _close(client: aioimaplib.IMAP4) -> None:
 
 
 async def _imap_fetch(stack: MailStack, user: str, password: str, subject: str) -> bytes | None:
-    client = aioimaplib.IMAP4_SSL(stack.host, stack.ports["imaps"], ssl_context=stack.tls_context(),
-                                  timeout=10)
+    client = aioimaplib.IMAP4_SSL(
+        stack.host, stack.ports["imaps"], ssl_context=stack.tls_context(), timeout=10
+    )
     await client.wait_hello_from_server()
     login = await client.login(user, password)
     assert login.result == "OK", login
@@ -79,7 +86,9 @@ async def _imap_fetch(stack: MailStack, user: str, password: str, subject: str) 
     return raw
 
 
-def imap_read(stack: MailStack, user: str, subject: str, password: str = PW, wait: float = 10.0) -> bytes:
+def imap_read(
+    stack: MailStack, user: str, subject: str, password: str = PW, wait: float = 10.0
+) -> bytes:
     """The message with ``subject`` read back over IMAPS with aioimaplib (waits for delivery)."""
     deadline = time.monotonic() + wait
     while True:
@@ -95,8 +104,9 @@ def imap_login_ok(stack: MailStack, user: str, password: str) -> bool:
     """Whether an IMAPS login succeeds."""
 
     async def attempt() -> bool:
-        client = aioimaplib.IMAP4_SSL(stack.host, stack.ports["imaps"], ssl_context=stack.tls_context(),
-                                      timeout=10)
+        client = aioimaplib.IMAP4_SSL(
+            stack.host, stack.ports["imaps"], ssl_context=stack.tls_context(), timeout=10
+        )
         await client.wait_hello_from_server()
         ok = (await client.login(user, password)).result == "OK"
         await _close(client)
@@ -120,7 +130,9 @@ def pop3_login_ok(stack: MailStack, user: str, password: str) -> bool:
 
 def smtp_auth_code(stack: MailStack, user: str, password: str) -> int:
     """The reply code of one AUTH PLAIN on submission."""
-    with smtplib.SMTP(stack.host, stack.ports["submission"], local_hostname="client.test", timeout=10) as c:
+    with smtplib.SMTP(
+        stack.host, stack.ports["submission"], local_hostname="client.test", timeout=10
+    ) as c:
         c.starttls(context=stack.tls_context())
         c.ehlo()
         c.user, c.password = user, password
@@ -136,7 +148,7 @@ def subject() -> str:
 
 class TestDelivery:
     def test_submission_with_starttls_is_read_back_over_imap(self, mailstack: MailStack) -> None:
-        """A message sent over submission with STARTTLS and AUTH arrives and reads back over IMAPS."""
+        """A message sent on submission with STARTTLS and AUTH is read back over IMAPS."""
         alice, bob = fresh(mailstack, "alice"), fresh(mailstack, "bob")
         subj = subject()
         submit(mailstack, alice, message(alice, bob, subj, "body-from-alice"))
@@ -148,8 +160,13 @@ class TestDelivery:
         """Port 465 speaks TLS from the first byte and accepts an authenticated message."""
         alice = fresh(mailstack, "imp")
         subj = subject()
-        with smtplib.SMTP_SSL(mailstack.host, mailstack.ports["submissions"], local_hostname="c.test",
-                              context=mailstack.tls_context(), timeout=10) as c:
+        with smtplib.SMTP_SSL(
+            mailstack.host,
+            mailstack.ports["submissions"],
+            local_hostname="c.test",
+            context=mailstack.tls_context(),
+            timeout=10,
+        ) as c:
             c.login(alice, PW)
             c.send_message(message(alice, alice, subj))
         assert subj.encode() in imap_read(mailstack, alice, subj)
@@ -160,7 +177,9 @@ class TestDelivery:
         subj = subject()
         inbound(mailstack, message("someone@example.net", carol, subj), source="127.0.0.2")
         imap_read(mailstack, carol, subj)
-        p = poplib.POP3_SSL(mailstack.host, mailstack.ports["pop3s"], context=mailstack.tls_context())
+        p = poplib.POP3_SSL(
+            mailstack.host, mailstack.ports["pop3s"], context=mailstack.tls_context()
+        )
         try:
             p.user(carol)
             p.pass_(PW)
@@ -183,7 +202,9 @@ class TestDelivery:
 class TestRefusals:
     def test_unknown_recipient_rejected_at_rcpt(self, mailstack: MailStack) -> None:
         """An address that is no mailbox or alias gets 550 at RCPT time (no bounce later)."""
-        with smtplib.SMTP(mailstack.host, mailstack.ports["smtp"], local_hostname="mx.example.net") as c:
+        with smtplib.SMTP(
+            mailstack.host, mailstack.ports["smtp"], local_hostname="mx.example.net"
+        ) as c:
             c.ehlo()
             c.mail("x@example.net")
             code, text = c.rcpt(f"nobody-{uuid.uuid4().hex[:6]}@{mailstack.domain}")
@@ -192,8 +213,12 @@ class TestRefusals:
 
     def test_no_open_relay(self, mailstack: MailStack) -> None:
         """An unauthenticated client outside mynetworks cannot relay to an outside domain."""
-        with smtplib.SMTP(mailstack.host, mailstack.ports["smtp"], local_hostname="mx.example.net",
-                          source_address=("127.0.0.2", 0)) as c:
+        with smtplib.SMTP(
+            mailstack.host,
+            mailstack.ports["smtp"],
+            local_hostname="mx.example.net",
+            source_address=("127.0.0.2", 0),
+        ) as c:
             c.ehlo()
             c.mail("x@example.net")
             code, text = c.rcpt("victim@example.com")
@@ -201,7 +226,9 @@ class TestRefusals:
 
     def test_submission_refuses_mail_without_auth(self, mailstack: MailStack) -> None:
         """Submission after STARTTLS but without AUTH refuses the client."""
-        with smtplib.SMTP(mailstack.host, mailstack.ports["submission"], local_hostname="c.test") as c:
+        with smtplib.SMTP(
+            mailstack.host, mailstack.ports["submission"], local_hostname="c.test"
+        ) as c:
             c.starttls(context=mailstack.tls_context())
             c.ehlo()
             code, _ = c.mail("x@example.net")
@@ -211,7 +238,9 @@ class TestRefusals:
 
     def test_no_auth_offered_before_starttls(self, mailstack: MailStack) -> None:
         """Port 587 does not offer AUTH on a plaintext connection."""
-        with smtplib.SMTP(mailstack.host, mailstack.ports["submission"], local_hostname="c.test") as c:
+        with smtplib.SMTP(
+            mailstack.host, mailstack.ports["submission"], local_hostname="c.test"
+        ) as c:
             c.ehlo()
             assert not c.has_extn("auth")
             assert c.has_extn("starttls")
@@ -229,22 +258,31 @@ class TestRefusals:
         assert mailstack.cli("mailbox", "disable", user).exit_code == 0
         assert not imap_login_ok(mailstack, user, PW)
         assert smtp_auth_code(mailstack, user, PW) == 535
-        with smtplib.SMTP(mailstack.host, mailstack.ports["smtp"], local_hostname="mx.example.net") as c:
+        with smtplib.SMTP(
+            mailstack.host, mailstack.ports["smtp"], local_hostname="mx.example.net"
+        ) as c:
             c.ehlo()
             c.mail("x@example.net")
             assert c.rcpt(user)[0] == 550
 
-    def test_expired_temporary_password_refused_everywhere_until_changed(self, mailstack: MailStack) -> None:
+    def test_expired_temporary_password_refused_everywhere_until_changed(
+        self, mailstack: MailStack
+    ) -> None:
         """An expired temporary password fails IMAP, POP3 and SMTP AUTH; a changed one works."""
         user = fresh(mailstack, "temp")
         mailstack.sql(
-            "UPDATE mailboxes SET must_change = :t, temp_password_expires_at = :past WHERE address = :a",
-            t=True, past=int(time.time()) - 60, a=user,
+            "UPDATE mailboxes SET must_change = :t, temp_password_expires_at = :past "
+            "WHERE address = :a",
+            t=True,
+            past=int(time.time()) - 60,
+            a=user,
         )
         assert not imap_login_ok(mailstack, user, PW)
         assert not pop3_login_ok(mailstack, user, PW)
         assert smtp_auth_code(mailstack, user, PW) == 535
-        changed = mailstack.cli("mailbox", "passwd", user, "--password-stdin", input="N3w-Secret-pass\n")
+        changed = mailstack.cli(
+            "mailbox", "passwd", user, "--password-stdin", input="N3w-Secret-pass\n"
+        )
         assert changed.exit_code == 0, changed.output
         assert imap_login_ok(mailstack, user, "N3w-Secret-pass")
         assert pop3_login_ok(mailstack, user, "N3w-Secret-pass")
@@ -268,8 +306,10 @@ class TestAliases:
         assert subj.encode() in imap_read(mailstack, a, subj)
         assert subj.encode() in imap_read(mailstack, b, subj)
 
-    def test_catch_all_takes_unknown_but_never_existing_addresses(self, mailstack: MailStack) -> None:
-        """The catch-all gets mail for unknown addresses of its domain, never a mailbox's or alias's."""
+    def test_catch_all_takes_unknown_but_never_existing_addresses(
+        self, mailstack: MailStack
+    ) -> None:
+        """The catch-all gets mail for unknown addresses, never a mailbox's or an alias's."""
         domain = f"c{uuid.uuid4().hex[:6]}.test"
         assert mailstack.cli("domain", "add", domain).exit_code == 0
         owner = f"owner@{domain}"
@@ -287,8 +327,10 @@ class TestAliases:
         for subj in (s_box, s_tag, s_alias):
             assert subj.encode() in imap_read(mailstack, other, subj)
         time.sleep(0.3)
+
         async def owner_has(subj: str) -> bool:
             return await _imap_fetch(mailstack, owner, PW, subj) is not None
+
         assert [asyncio.run(owner_has(s)) for s in (s_box, s_tag, s_alias)] == [False, False, False]
 
 
@@ -296,7 +338,9 @@ class TestSenderLogin:
     def test_user_cannot_send_as_another_users_address(self, mailstack: MailStack) -> None:
         """A logged-in user gets 553 for another user's address as envelope sender."""
         alice, bob = fresh(mailstack, "sa"), fresh(mailstack, "sb")
-        with smtplib.SMTP(mailstack.host, mailstack.ports["submission"], local_hostname="c.test") as c:
+        with smtplib.SMTP(
+            mailstack.host, mailstack.ports["submission"], local_hostname="c.test"
+        ) as c:
             c.starttls(context=mailstack.tls_context())
             c.login(alice, PW)
             code, text = c.mail(bob)
@@ -321,9 +365,13 @@ class TestQuota:
         small = f"small{uuid.uuid4().hex[:6]}@{mailstack.domain}"
         mailstack.add_mailbox(small, PW, "--quota", "10K")
         big = message("x@example.net", small, subject(), "x" * 20_000)
-        with smtplib.SMTP(mailstack.host, mailstack.ports["smtp"], local_hostname="mx.example.net") as c:
-            with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
-                c.send_message(big)
+        with (
+            smtplib.SMTP(
+                mailstack.host, mailstack.ports["smtp"], local_hostname="mx.example.net"
+            ) as c,
+            pytest.raises(smtplib.SMTPRecipientsRefused) as refused,
+        ):
+            c.send_message(big)
         code, text = refused.value.recipients[small]
         assert code == 552, text
         assert b"over quota" in text
