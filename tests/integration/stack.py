@@ -212,8 +212,11 @@ class MailStack:
             if p.exists()
         )
 
-    def start(self) -> None:
-        """Start Dovecot, then Postfix, and wait until every port greets."""
+    def start(self, greet: tuple[str, ...] = ("smtp", "submission", "imap", "pop3")) -> None:
+        """Start Dovecot, then Postfix, and wait until the ``greet`` ports greet.
+
+        (The TLS-only ports greet only after a handshake, so they are not polled.)
+        """
         # The daemon keeps inherited descriptors: never capture its output through a pipe.
         with tempfile.TemporaryFile("w+") as err:
             res = subprocess.run(
@@ -244,12 +247,7 @@ class MailStack:
         pid_file = self.root / "spool" / "pid" / "master.pid"
         _wait(pid_file.exists, "postfix pid")
         self.pids["postfix"] = int(pid_file.read_text().split()[0])
-        for name in (
-            "smtp",
-            "submission",
-            "imap",
-            "pop3",
-        ):  # TLS-only ports greet after a handshake
+        for name in greet:
             _wait(lambda n=name: _greets(self.ports[n]), f"{name} greeting on {self.ports[name]}")
 
     def stop(self) -> None:
