@@ -56,6 +56,7 @@ def deploy_plan(target: Path | None, show_diff: bool, no_check: bool) -> None:
         "files": [c.to_json(with_diff=show_diff) for c in planned.changes],
     }
     summary = f"{len(planned.changed)} of {len(planned.changes)} file(s) would change"
+    summary += "; not checked (--no-check)" if no_check else "; Postfix and Dovecot checks passed"
     emit(
         click.get_current_context(), data, _lines(planned.changes, diff=show_diff) + "\n" + summary
     )
@@ -113,3 +114,27 @@ def deploy_rollback(target: Path | None, do_reload: bool) -> None:
     }
     lines = [f"restored {p}" for p in result.written] + [f"removed {p}" for p in result.removed]
     emit(click.get_current_context(), data, "\n".join(lines) or "nothing to roll back")
+
+
+@deploy.command("render")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the files into (DIR/postfix, DIR/dovecot, DIR/systemd).",
+)
+@json_option
+def deploy_render(out: Path) -> None:
+    """Write the rendered files into DIR for review; no checks, no manifest, no reload.
+
+    The files name each other by their paths under DIR. Use 'deploy plan --target DIR'
+    to have Postfix and Dovecot check them, and 'deploy apply' to install.
+    """
+    from mailprov.services.deploy import render_to  # noqa: PLC0415
+
+    written = render_to(app_context().settings, out)
+    emit(
+        click.get_current_context(),
+        {"changed": bool(written), "written": written},
+        "\n".join(f"wrote {p}" for p in written) or "all files already up to date",
+    )

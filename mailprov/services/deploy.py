@@ -160,6 +160,25 @@ def _diff(path: Path, old: bytes | None, new: bytes) -> str:
     return "".join(difflib.unified_diff(before, after, f"{path} (installed)", f"{path} (rendered)"))
 
 
+def render_to(config: SiteConfig, out: Path) -> list[str]:
+    """Write the files rendered for ``out`` into it (for review); returns the paths written.
+
+    Raises:
+        ConfigInvalid: a setting cannot be rendered safely (nothing is written).
+        TargetNotWritable: ``out`` cannot be written.
+    """
+    files = render_bundle(config, Layout.for_target(config, out))
+    written = []
+    for rendered in files:
+        data = rendered.content.encode("utf-8")
+        if _read(rendered.path) == data:
+            continue
+        ensure_dir(rendered.path.parent)
+        install_file(rendered.path, data, mode=rendered.mode, group=rendered.group)
+        written.append(str(rendered.path))
+    return written
+
+
 # -- validation -------------------------------------------------------------------
 
 

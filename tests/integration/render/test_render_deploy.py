@@ -124,6 +124,15 @@ class TestPlan:
         assert "+message_size_limit = 1048576" in changed[0]["diff"]
 
 
+def test_render_writes_files_for_review_without_a_manifest(site: Path, tmp_path: Path) -> None:
+    """deploy render writes every file into DIR (no manifest), and a second run writes none."""
+    out = tmp_path / "review"
+    first = as_json(mailprov(site, "deploy", "render", "--out", str(out), "--json"))
+    assert (first["changed"], len(first["written"])) == (True, 12)
+    assert not (out / ".mailprov").exists()
+    assert as_json(mailprov(site, "deploy", "render", "--out", str(out), "--json"))["written"] == []
+
+
 class TestApply:
     def test_second_apply_reports_unchanged_and_touches_nothing(
         self, site: Path, tmp_path: Path
