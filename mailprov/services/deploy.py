@@ -418,7 +418,7 @@ def apply(
 
 
 def _reload(runner: Runner, layout: Layout, components: set[str]) -> tuple[list[str], str | None]:
-    done = []
+    done: list[str] = []
     if "dovecot" in components:
         err = dovecot.reload(runner, layout.dovecot_dir / "dovecot.conf")
         if err:
