@@ -37,28 +37,58 @@ def make_store(path: Path, count: int) -> str:
     digest = hash_password("bench-Password-1", "SHA512-CRYPT")
     now = int(time.time())
     with store.begin() as conn:
-        domain_id = conn.execute(insert(domains).values(name="example.test", active=True, created_at=now)).inserted_primary_key[0]
+        domain_id = conn.execute(
+            insert(domains).values(name="example.test", active=True, created_at=now)
+        ).inserted_primary_key[0]
         for start in range(0, count, 5000):
             batch = range(start, min(count, start + 5000))
-            conn.execute(insert(addresses), [
-                {"address": f"u{i}@example.test", "domain_id": domain_id, "kind": "mailbox", "created_at": now}
-                for i in batch])
-            conn.execute(insert(mailboxes), [
-                {"address": f"u{i}@example.test", "domain_id": domain_id, "local_part": f"u{i}",
-                 "domain": "example.test", "display_name": "", "password_hash": digest, "quota_bytes": 0,
-                 "active": True, "must_change": False, "password_changed_at": now,
-                 "temp_password_expires_at": None, "created_at": now, "updated_at": now}
-                for i in batch])
+            conn.execute(
+                insert(addresses),
+                [
+                    {
+                        "address": f"u{i}@example.test",
+                        "domain_id": domain_id,
+                        "kind": "mailbox",
+                        "created_at": now,
+                    }
+                    for i in batch
+                ],
+            )
+            conn.execute(
+                insert(mailboxes),
+                [
+                    {
+                        "address": f"u{i}@example.test",
+                        "domain_id": domain_id,
+                        "local_part": f"u{i}",
+                        "domain": "example.test",
+                        "display_name": "",
+                        "password_hash": digest,
+                        "quota_bytes": 0,
+                        "active": True,
+                        "must_change": False,
+                        "password_changed_at": now,
+                        "temp_password_expires_at": None,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for i in batch
+                ],
+            )
     store.close()
     return url
 
 
 def site(root: Path, url: str, tls: tuple[str, str]) -> SiteConfig:
-    return load_settings(env={
-        "MAILPROV_CONFIG": "", "MAILPROV_STORE_URL": url,
-        "MAILPROV_TLS_CERT_FILE": tls[0], "MAILPROV_TLS_KEY_FILE": tls[1],
-        "MAILPROV_POSTFIX_QUEUE_DIRECTORY": str(root / "spool"),
-    })
+    return load_settings(
+        env={
+            "MAILPROV_CONFIG": "",
+            "MAILPROV_STORE_URL": url,
+            "MAILPROV_TLS_CERT_FILE": tls[0],
+            "MAILPROV_TLS_KEY_FILE": tls[1],
+            "MAILPROV_POSTFIX_QUEUE_DIRECTORY": str(root / "spool"),
+        }
+    )
 
 
 def prepare(config: SiteConfig, target: Path) -> None:
@@ -86,7 +116,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        made = self_signed("mail.example.test", root / "tls", ips=["127.0.0.1"], now=int(time.time()))
+        made = self_signed(
+            "mail.example.test", root / "tls", ips=["127.0.0.1"], now=int(time.time())
+        )
         tls = (str(made.cert_file), str(made.key_file))
         (root / "spool").mkdir()
         sites = {}
@@ -102,10 +134,15 @@ def main() -> int:
                 runs[count].append(once(*sites[count]))
         results = {count: statistics.median(times) for count, times in runs.items()}
         for count, median in results.items():
-            print(f"deploy plan (render + diff + checks), {count:>7} mailboxes: "
-                  f"{median * 1000:.0f} ms (median of {args.repeat})")
+            print(
+                f"deploy plan (render + diff + checks), {count:>7} mailboxes: "
+                f"{median * 1000:.0f} ms (median of {args.repeat})"
+            )
         ratio = results[args.large] / results[args.small]
-        print(f"ratio {args.large}/{args.small}: {ratio:.2f} (goal <= 1.2) -> {'OK' if ratio <= 1.2 else 'MISSED'}")
+        print(
+            f"ratio {args.large}/{args.small}: {ratio:.2f} (goal <= 1.2) -> "
+            f"{'OK' if ratio <= 1.2 else 'MISSED'}"
+        )
     return 0
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from integration.stack import MailStack, render_site  # noqa: E402
+from integration.stack import MailStack, render_site
 
 PW = "Bench-Password-1"
 
@@ -54,26 +54,40 @@ smtpd_sasl_path = {root}/run/auth-postfix
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 """
 
-BASELINE_MASTER = """\
+BASELINE_MASTER = (
+    """\
 {smtp} inet n - n - - smtpd
 {submission} inet n - n - - smtpd
   -o smtpd_tls_security_level=encrypt
   -o smtpd_sasl_auth_enable=yes
-""" + "\n".join(
-    f"{name} unix {p} - n {w} {m} {cmd}"
-    for name, p, w, m, cmd in (
-        ("pickup", "n", "60", "1", "pickup"), ("cleanup", "n", "-", "0", "cleanup"),
-        ("qmgr", "n", "300", "1", "qmgr"), ("tlsmgr", "-", "1000?", "1", "tlsmgr"),
-        ("rewrite", "-", "-", "-", "trivial-rewrite"), ("bounce", "-", "-", "0", "bounce"),
-        ("defer", "-", "-", "0", "bounce"), ("trace", "-", "-", "0", "bounce"),
-        ("verify", "-", "-", "1", "verify"), ("flush", "n", "1000?", "0", "flush"),
-        ("proxymap", "-", "-", "-", "proxymap"), ("smtp", "-", "-", "-", "smtp"),
-        ("relay", "-", "-", "-", "smtp"), ("showq", "n", "-", "-", "showq"),
-        ("error", "-", "-", "-", "error"), ("retry", "-", "-", "-", "error"),
-        ("discard", "-", "-", "-", "discard"), ("lmtp", "-", "-", "-", "lmtp"),
-        ("anvil", "-", "-", "1", "anvil"), ("scache", "-", "-", "1", "scache"),
+"""
+    + "\n".join(
+        f"{name} unix {p} - n {w} {m} {cmd}"
+        for name, p, w, m, cmd in (
+            ("pickup", "n", "60", "1", "pickup"),
+            ("cleanup", "n", "-", "0", "cleanup"),
+            ("qmgr", "n", "300", "1", "qmgr"),
+            ("tlsmgr", "-", "1000?", "1", "tlsmgr"),
+            ("rewrite", "-", "-", "-", "trivial-rewrite"),
+            ("bounce", "-", "-", "0", "bounce"),
+            ("defer", "-", "-", "0", "bounce"),
+            ("trace", "-", "-", "0", "bounce"),
+            ("verify", "-", "-", "1", "verify"),
+            ("flush", "n", "1000?", "0", "flush"),
+            ("proxymap", "-", "-", "-", "proxymap"),
+            ("smtp", "-", "-", "-", "smtp"),
+            ("relay", "-", "-", "-", "smtp"),
+            ("showq", "n", "-", "-", "showq"),
+            ("error", "-", "-", "-", "error"),
+            ("retry", "-", "-", "-", "error"),
+            ("discard", "-", "-", "-", "discard"),
+            ("lmtp", "-", "-", "-", "lmtp"),
+            ("anvil", "-", "-", "1", "anvil"),
+            ("scache", "-", "-", "1", "scache"),
+        )
     )
-) + "\npostlog unix-dgram n - n - 1 postlogd\n"
+    + "\npostlog unix-dgram n - n - 1 postlogd\n"
+)
 
 BASELINE_DOVECOT = """\
 base_dir = {root}/run
@@ -121,8 +135,10 @@ service auth {{
 BASELINE_SQL = """\
 driver = sqlite
 connect = {db}
-password_query = SELECT address AS user, password_hash AS password FROM mailboxes WHERE address = '%u'
-user_query = SELECT '{root}/mail/' || domain || '/' || local_part AS home FROM mailboxes WHERE address = '%u'
+password_query = SELECT address AS user, password_hash AS password \\
+  FROM mailboxes WHERE address = '%u'
+user_query = SELECT '{root}/mail/' || domain || '/' || local_part AS home \\
+  FROM mailboxes WHERE address = '%u'
 """
 
 
@@ -138,8 +154,11 @@ def write_baseline(stack: MailStack, db: str) -> MailStack:
     for name, query in (
         ("d", "SELECT name FROM domains WHERE name = '%s'"),
         ("m", "SELECT address FROM mailboxes WHERE address = '%s'"),
-        ("a", "SELECT t.destination FROM aliases a JOIN alias_destinations t ON t.alias_id = a.id "
-              "WHERE a.address = '%s'"),
+        (
+            "a",
+            "SELECT t.destination FROM aliases a JOIN alias_destinations t ON t.alias_id = a.id "
+            "WHERE a.address = '%s'",
+        ),
     ):
         (conf_pf / f"{name}.cf").write_text(f"dbpath = {db}\nquery = {query}\n")
     values["conf"] = conf_dc
@@ -149,7 +168,9 @@ def write_baseline(stack: MailStack, db: str) -> MailStack:
 
 
 def count(maildir: Path) -> int:
-    return sum(len(list((maildir / sub).iterdir())) for sub in ("new", "cur") if (maildir / sub).is_dir())
+    return sum(
+        len(list((maildir / sub).iterdir())) for sub in ("new", "cur") if (maildir / sub).is_dir()
+    )
 
 
 def probe_latencies(stack: MailStack, probe: str, n: int, stop: threading.Event) -> list[float]:
@@ -184,13 +205,30 @@ def run_load(stack: MailStack, messages: int, probes: int) -> dict[str, float]:
     stop = threading.Event()
     lat: list[float] = []
     prober = threading.Thread(
-        target=lambda: lat.extend(probe_latencies(stack, "probe@example.test", probes, stop)))
+        target=lambda: lat.extend(probe_latencies(stack, "probe@example.test", probes, stop))
+    )
     t0 = time.perf_counter()
     prober.start()
     subprocess.run(
-        ["smtp-source", "-l", "1024", "-m", str(messages), "-s", "10", "-M", "client.example.net",
-         "-f", "loadgen@example.net", "-t", "bob@example.test", f"{stack.host}:{stack.ports['smtp']}"],
-        check=True, capture_output=True)
+        [
+            "smtp-source",
+            "-l",
+            "1024",
+            "-m",
+            str(messages),
+            "-s",
+            "10",
+            "-M",
+            "client.example.net",
+            "-f",
+            "loadgen@example.net",
+            "-t",
+            "bob@example.test",
+            f"{stack.host}:{stack.ports['smtp']}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     accepted = time.perf_counter() - t0
     while count(maildir) - before < messages:
         if time.perf_counter() - t0 > 300:
@@ -232,17 +270,24 @@ def main() -> int:
                     stack.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"{args.messages} messages x {args.rounds} rounds, smtp-source 10 sessions, 1 KiB, "
-          f"{args.probes} latency probes per run")
+    print(
+        f"{args.messages} messages x {args.rounds} rounds, smtp-source 10 sessions, 1 KiB, "
+        f"{args.probes} latency probes per run"
+    )
     summary = {}
     for name, runs in results.items():
         summary[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         s = summary[name]
-        print(f"{name:9} accepted {s['accepted_per_s']:6.0f} msg/s  landed {s['landed_per_s']:6.0f} msg/s"
-              f"  latency p50 {s['p50_ms']:6.1f} ms  p95 {s['p95_ms']:6.1f} ms")
+        print(
+            f"{name:9} accepted {s['accepted_per_s']:6.0f} msg/s  "
+            f"landed {s['landed_per_s']:6.0f} msg/s"
+            f"  latency p50 {s['p50_ms']:6.1f} ms  p95 {s['p95_ms']:6.1f} ms"
+        )
     ratio = summary["rendered"]["landed_per_s"] / summary["baseline"]["landed_per_s"]
-    print(f"ratio rendered/baseline (landed msg/s): {ratio:.2f} (goal >= 0.95) -> "
-          f"{'OK' if ratio >= 0.95 else 'MISSED'}")
+    print(
+        f"ratio rendered/baseline (landed msg/s): {ratio:.2f} (goal >= 0.95) -> "
+        f"{'OK' if ratio >= 0.95 else 'MISSED'}"
+    )
     return 0
 
 
