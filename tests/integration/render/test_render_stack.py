@@ -6,6 +6,7 @@ import asyncio
 import email
 import poplib
 import smtplib
+import sqlite3
 import time
 import uuid
 from email.message import EmailMessage
@@ -197,6 +198,13 @@ class TestDelivery:
         inbound(mailstack, message("x@example.net", late, subj))
         assert subj.encode() in imap_read(mailstack, late, subj)
         assert master == mailstack.pids
+        if mailstack.backend == "sqlite":  # the servers read it as-is: rollback journal, not WAL
+            db = mailstack.store_url.removeprefix("sqlite:///")
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+            finally:
+                conn.close()
 
 
 class TestRefusals:
