@@ -217,6 +217,10 @@ class MailStack:
 
         (The TLS-only ports greet only after a handshake, so they are not polled.)
         """
+        run = self.root / "run"
+        # A pid file left by an earlier instance would name the wrong process.
+        for stale in (run / "master.pid", self.root / "spool" / "pid" / "master.pid"):
+            stale.unlink(missing_ok=True)
         # The daemon keeps inherited descriptors: never capture its output through a pipe.
         with tempfile.TemporaryFile("w+") as err:
             res = subprocess.run(
@@ -229,7 +233,6 @@ class MailStack:
             if res.returncode != 0:
                 err.seek(0)
                 raise RuntimeError(f"dovecot did not start: {err.read()}")
-        run = self.root / "run"
         _wait(
             lambda: all((run / n).exists() for n in ("auth-postfix", "lmtp", "master.pid")),
             "dovecot sockets",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from integration.stack import root_conftest
 
 from mailprov.errors import ConfigInvalid
 from mailprov.render import Layout, render_bundle
@@ -191,7 +192,7 @@ def test_any_hostname_is_refused_or_renders_files_the_servers_accept(
 ) -> None:
     """Whatever a hostname holds, it is refused or the files pass postconf and doveconf."""
     if shutil.which("postconf", path="/usr/sbin:/usr/bin") is None:
-        pytest.skip("postconf not installed")
+        root_conftest().require_or_skip("postconf is not installed (make test-deps installs it)")
     try:
         out = files(config(tls_files, MAILPROV_SITE_HOSTNAME=name), str(tmp_path))
     except ConfigInvalid:
