@@ -367,8 +367,6 @@ def _check_writable(plan_: Plan) -> None:
         probe = directory
         while not probe.exists():
             probe = probe.parent
-        import os  # noqa: PLC0415
-
         if not os.access(probe, os.W_OK) or (directory.exists() and not directory.is_dir()):
             raise TargetNotWritable(f"{directory} is not writable; nothing was installed")
 
