@@ -52,6 +52,12 @@ class ExitStatus(IntEnum):
     FILE_EXISTS = 29
 
     # -- 30-39: config rendering and deploy ---------------------------------
+    CONFIG_CHECK_FAILED = 30
+    FILE_EDITED = 31
+    TARGET_NOT_WRITABLE = 32
+    RELOAD_FAILED = 33
+    NO_ROLLBACK = 34
+    SERVER_TOOL_MISSING = 35
 
     # -- 40-59: identity gate ------------------------------------------------
     TOKEN_REJECTED = 40
@@ -269,6 +275,60 @@ class FileExists(MailprovError):
 
 
 # -- config rendering and deploy -------------------------------------------------
+
+
+class ConfigCheckFailed(MailprovError):
+    """The rendered configuration failed the server's own check; nothing was installed."""
+
+    code = "config-check-failed"
+    exit_status = ExitStatus.CONFIG_CHECK_FAILED
+    default_hint = "fix the site config setting the validator's message points at, then run again"
+
+
+class FileEditedByHand(MailprovError):
+    """A file mailprov installed was changed by hand since the last apply; nothing was installed."""
+
+    code = "file-edited"
+    exit_status = ExitStatus.FILE_EDITED
+    default_hint = (
+        "move the change into the site config (see 'mailprov deploy plan --diff'), "
+        "or overwrite it with 'mailprov deploy apply --force'"
+    )
+
+
+class TargetNotWritable(MailprovError):
+    """The deploy target cannot be written; nothing was installed."""
+
+    code = "target-not-writable"
+    exit_status = ExitStatus.TARGET_NOT_WRITABLE
+    default_hint = "run as root, or choose a writable folder with --target DIR"
+
+
+class ReloadFailed(MailprovError):
+    """A server did not accept the new configuration; the previous files were put back."""
+
+    code = "reload-failed"
+    exit_status = ExitStatus.RELOAD_FAILED
+    default_hint = "see the server's log for the reason; the previous configuration is active"
+
+
+class NothingToRollBack(MailprovError):
+    """There is no previous configuration to roll back to."""
+
+    code = "no-rollback"
+    exit_status = ExitStatus.NO_ROLLBACK
+    default_hint = "a rollback needs an earlier 'mailprov deploy apply' on this target"
+
+
+class ServerToolMissing(MailprovError):
+    """A Postfix or Dovecot command needed to check the configuration is not installed."""
+
+    code = "server-tool-missing"
+    exit_status = ExitStatus.SERVER_TOOL_MISSING
+    default_hint = (
+        "install the servers: apt-get install postfix postfix-sqlite postfix-pgsql "
+        "dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite dovecot-pgsql"
+    )
 
 
 # -- identity gate ---------------------------------------------------------------

@@ -50,11 +50,11 @@ def send(settings: NotifySection, message: Message, *, base_dir: Path | None = N
 
 
 def _send_hook(settings: NotifySection, message: Message) -> None:
-    from mailprov.system.run import run  # noqa: PLC0415
+    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
 
     argv = shlex.split(settings.hook)
     text = f"{message.destination}\n{message.subject}\n\n{message.body}"
-    done = run(argv, input_text=text, timeout=settings.timeout_seconds)
+    done = SubprocessRunner().run(argv, input_text=text, timeout=settings.timeout_seconds)
     if done.returncode == EX_TEMPFAIL:
         raise TemporaryFailure(f"the notify hook {argv[0]} asked to try again later")
     if done.returncode != 0:

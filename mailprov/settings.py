@@ -98,6 +98,58 @@ class AccountsSection:
 # -- sections of config rendering and deploy (issue 3) go here --------------------
 
 
+@dataclass(frozen=True)
+class DeploySection:
+    """[deploy]: where rendered files are installed, and the host-wide choices they share."""
+
+    postfix_dir: str = "/etc/postfix"
+    dovecot_dir: str = "/etc/dovecot"
+    systemd_dir: str = "/etc/systemd/system"
+    # Manifest (checksums of what was installed) and the previous set for 'deploy rollback'.
+    state_dir: str = "/var/lib/mailprov/deploy"
+    # Addresses the mail services listen on; "all" means every interface.
+    listen: list[str] = field(default_factory=lambda: ["all"])
+    # The mailprov command the systemd units run (and the config file they pass).
+    mailprov_command: str = "/usr/local/bin/mailprov"
+
+
+@dataclass(frozen=True)
+class PostfixSection:
+    """[postfix]: Postfix's own folders and relaying choices."""
+
+    queue_directory: str = "/var/spool/postfix"
+    data_directory: str = "/var/lib/postfix"
+    # Empty: log to syslog. A path: log through postlogd into that file.
+    maillog_file: str = ""
+    # Clients in these networks may relay without AUTH (keep it to this host).
+    mynetworks: list[str] = field(default_factory=lambda: ["127.0.0.0/8", "[::1]/128"])
+    # Empty: deliver outbound mail by MX lookup. "[host]:port": send it all there.
+    relayhost: str = ""
+    message_size_limit: int = 52_428_800
+    # Off only for offline test rigs: DNS-based checks and MX lookups need a resolver.
+    dns: bool = True
+
+
+@dataclass(frozen=True)
+class DovecotSection:
+    """[dovecot]: Dovecot's folders, the vmail owner, and auth tuning."""
+
+    base_dir: str = "/run/dovecot"
+    state_dir: str = "/var/lib/dovecot"
+    # Empty: log to syslog.
+    log_path: str = ""
+    instance_name: str = "dovecot"
+    # Maildirs live in MAIL_ROOT/<domain>/<local part>/Maildir, owned by the vmail user.
+    mail_root: str = "/var/vmail"
+    vmail_user: str = "vmail"
+    vmail_uid: int = 5000
+    vmail_gid: int = 5000
+    # ARGON2ID needs memory in the auth worker (64 MiB per hash at our parameters).
+    auth_worker_vsz_limit: str = "1G"
+    # Off only in test profiles: the per-IP delay after failed logins slows tests down.
+    auth_penalty: bool = True
+
+
 # -- sections of the identity gate (issue 4) go here -------------------------------
 
 
@@ -214,6 +266,9 @@ class SiteConfig:
     ports: PortsSection = field(default_factory=PortsSection)
 
     # -- deploy (issue 3) sections
+    deploy: DeploySection = field(default_factory=DeploySection)
+    postfix: PostfixSection = field(default_factory=PostfixSection)
+    dovecot: DovecotSection = field(default_factory=DovecotSection)
 
     # -- identity (issue 4) sections
     identity: IdentitySection = field(default_factory=IdentitySection)

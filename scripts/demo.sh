@@ -24,6 +24,26 @@ run mailprov alias list
 run mailprov audit list
 run mailprov audit verify
 
+# Config rendering: a self-signed certificate for the demo, the site's Postfix,
+# Dovecot and systemd files rendered into ./rendered, then checked by the real
+# servers where they are installed.
+run mailprov tls self-signed --host mail.example.test --out tls
+cat >> mailprov.toml <<'TOML'
+
+[tls]
+cert_file = "tls/cert.pem"
+key_file = "tls/key.pem"
+TOML
+run mailprov deploy render --out rendered
+if PATH="$PATH:/usr/sbin:/sbin" command -v postconf >/dev/null 2>&1 \
+   && command -v doveconf >/dev/null 2>&1; then
+  run mailprov deploy plan --target rendered
+else
+  say "Postfix/Dovecot not installed: the rendered files were not checked."
+  echo "  Install them to check: sudo apt-get install postfix postfix-sqlite dovecot-core \\"
+  echo "    dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite   (then: mailprov deploy plan --target rendered)"
+fi
+
 # -- the identity gate: one request through it with the TEST issuer and a local SMTP server --------
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 say "python -m aiosmtpd -n -l 127.0.0.1:$PORT -c aiosmtpd.handlers.Debugging   (a local SMTP server; codes arrive here)"

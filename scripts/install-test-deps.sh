@@ -11,6 +11,7 @@ PACKAGES=(
   knot knot-dnsutils
   opendkim opendkim-tools
   swaks sqlite3 openssl
+  systemd  # systemd-analyze verify for the rendered units (no systemd needs to run)
 )
 
 missing=()

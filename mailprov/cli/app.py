@@ -31,7 +31,10 @@ COMMANDS: dict[str, str] = {
     "alias": "mailprov.cli.alias:alias",
     "audit": "mailprov.cli.audit:audit",
 
-    # -- config rendering and deploy (issue 3): deploy, tls
+    # -- config rendering and deploy (issue 3): deploy, tls, sweep
+    "deploy": "mailprov.cli.deploy:deploy",
+    "tls": "mailprov.cli.tls:tls",
+    "sweep": "mailprov.cli.sweep:sweep",
 
     # -- identity gate (issue 4): request, identity
     "request": "mailprov.cli.request:request",

@@ -1,0 +1,140 @@
+"""``mailprov deploy plan|apply|rollback``: render and install server config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailprov.cli.options import app_context, json_option
+from mailprov.cli.output import emit
+
+target_option = click.option(
+    "--target",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Install under DIR (DIR/postfix, DIR/dovecot, DIR/systemd) instead of deploy.*_dir.",
+)
+
+
+@click.group()
+def deploy() -> None:
+    """Render Postfix, Dovecot and systemd configuration, check it, install it."""
+
+
+def _lines(changes: Any, *, diff: bool) -> str:
+    out = []
+    for change in changes:
+        mark = " (edited by hand)" if change.edited else ""
+        out.append(f"{change.status:9} {change.file.path}{mark}")
+        if diff and change.diff:
+            out.append(change.diff.rstrip("\n"))
+    return "\n".join(out)
+
+
+@deploy.command("plan")
+@target_option
+@click.option(
+    "--diff", "show_diff", is_flag=True, help="Show a unified diff for each changed file."
+)
+@click.option(
+    "--no-check", is_flag=True, help="Skip the Postfix/Dovecot checks (render and diff only)."
+)
+@json_option
+def deploy_plan(target: Path | None, show_diff: bool, no_check: bool) -> None:
+    """Show what 'deploy apply' would change, and check it with the servers; change nothing."""
+    from mailprov.services.deploy import plan, validate  # noqa: PLC0415
+    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
+
+    settings = app_context().settings
+    planned = plan(settings, target=target)
+    if not no_check:
+        validate(settings, SubprocessRunner(), full=False)
+    data = {
+        "changed": bool(planned.changed),
+        "checked": not no_check,
+        "files": [c.to_json(with_diff=show_diff) for c in planned.changes],
+    }
+    summary = f"{len(planned.changed)} of {len(planned.changes)} file(s) would change"
+    summary += "; not checked (--no-check)" if no_check else "; Postfix and Dovecot checks passed"
+    emit(
+        click.get_current_context(), data, _lines(planned.changes, diff=show_diff) + "\n" + summary
+    )
+
+
+@deploy.command("apply")
+@target_option
+@click.option(
+    "--reload", "do_reload", is_flag=True, help="Reload Postfix/Dovecot if their files changed."
+)
+@click.option("--force", is_flag=True, help="Overwrite files that were edited by hand.")
+@json_option
+def deploy_apply(target: Path | None, do_reload: bool, force: bool) -> None:
+    """Check the rendered files with Postfix and Dovecot, then install what changed, atomically."""
+    from mailprov.services.deploy import apply  # noqa: PLC0415
+    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
+
+    result = apply(
+        app_context().settings,
+        runner=SubprocessRunner(),
+        target=target,
+        force=force,
+        reload=do_reload,
+    )
+    data = {
+        "changed": result.changed,
+        "written": result.written,
+        "removed": result.removed,
+        "reloaded": result.reloaded,
+        "state_dir": str(result.plan.state_dir) if result.plan else None,
+    }
+    human = "\n".join(f"wrote {p}" for p in result.written) or "nothing to change"
+    if result.reloaded:
+        human += "\nreloaded " + ", ".join(result.reloaded)
+    emit(click.get_current_context(), data, human)
+
+
+@deploy.command("rollback")
+@target_option
+@click.option("--reload", "do_reload", is_flag=True, help="Reload Postfix/Dovecot afterwards.")
+@json_option
+def deploy_rollback(target: Path | None, do_reload: bool) -> None:
+    """Put back the files the last 'deploy apply' replaced (run again to undo)."""
+    from mailprov.services.deploy import rollback  # noqa: PLC0415
+    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
+
+    result = rollback(
+        app_context().settings, runner=SubprocessRunner(), target=target, reload=do_reload
+    )
+    data = {
+        "changed": result.changed,
+        "written": result.written,
+        "removed": result.removed,
+        "reloaded": result.reloaded,
+    }
+    lines = [f"restored {p}" for p in result.written] + [f"removed {p}" for p in result.removed]
+    emit(click.get_current_context(), data, "\n".join(lines) or "nothing to roll back")
+
+
+@deploy.command("render")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the files into (DIR/postfix, DIR/dovecot, DIR/systemd).",
+)
+@json_option
+def deploy_render(out: Path) -> None:
+    """Write the rendered files into DIR for review; no checks, no manifest, no reload.
+
+    The files name each other by their paths under DIR. Use 'deploy plan --target DIR'
+    to have Postfix and Dovecot check them, and 'deploy apply' to install.
+    """
+    from mailprov.services.deploy import render_to  # noqa: PLC0415
+
+    written = render_to(app_context().settings, out)
+    emit(
+        click.get_current_context(),
+        {"changed": bool(written), "written": written},
+        "\n".join(f"wrote {p}" for p in written) or "all files already up to date",
+    )

@@ -1,0 +1,27 @@
+"""``mailprov sweep``: the periodic expiry sweep (the systemd timer runs it)."""
+
+from __future__ import annotations
+
+import click
+
+from mailprov.cli.options import app_context, json_option
+from mailprov.cli.output import emit
+
+
+@click.command()
+@json_option
+def sweep() -> None:
+    """Run the expiry sweep: report expired temporary passwords (and later steps)."""
+    from mailprov.services.sweep import sweep as run_sweep  # noqa: PLC0415
+
+    app = app_context()
+    results = run_sweep(app.store, app.settings, now=app.actor().now)
+    lines = []
+    for result in results:
+        lines.append(f"{result.name}: {len(result.items)}")
+        lines += [f"  {item['address']} (expired {item['expired_at']})" for item in result.items]
+    emit(
+        click.get_current_context(),
+        {"changed": any(r.changed for r in results), "steps": [r.to_json() for r in results]},
+        "\n".join(lines),
+    )

@@ -1,0 +1,68 @@
+"""The periodic expiry sweep (run by the mailprov-sweep systemd timer).
+
+``SWEEP_STEPS`` is the list of steps; each takes the store, the settings and
+``now`` and returns a :class:`StepResult`. Other areas add their steps here
+(e.g. expiring provisioning requests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mailprov.model import iso
+from mailprov.store.schema import mailboxes
+
+if TYPE_CHECKING:
+    from mailprov.settings import SiteConfig
+    from mailprov.store import Store
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one sweep step found and did."""
+
+    name: str
+    changed: bool
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "step": self.name,
+            "changed": self.changed,
+            "count": len(self.items),
+            "items": self.items,
+        }
+
+
+def expired_temporary_passwords(store: Store, settings: SiteConfig, now: int) -> StepResult:
+    """Report mailboxes whose temporary password expired unchanged (they can no longer log in).
+
+    Nothing is changed: the passdb query already refuses them; an administrator
+    gives them a new password with 'mailprov mailbox passwd'.
+    """
+    del settings
+    query = (
+        select(mailboxes.c.address, mailboxes.c.temp_password_expires_at)
+        .where(mailboxes.c.temp_password_expires_at.is_not(None))
+        .where(mailboxes.c.temp_password_expires_at <= now)
+        .order_by(mailboxes.c.address)
+    )
+    with store.read() as conn:
+        rows = conn.execute(query).all()
+    items = [{"address": r.address, "expired_at": iso(r.temp_password_expires_at)} for r in rows]
+    return StepResult("expired-temporary-passwords", changed=False, items=items)
+
+
+Step = Callable[["Store", "SiteConfig", int], StepResult]
+
+SWEEP_STEPS: list[Step] = [expired_temporary_passwords]
+
+
+def sweep(store: Store, settings: SiteConfig, *, now: int) -> list[StepResult]:
+    """Run every sweep step in order."""
+    return [step(store, settings, now) for step in SWEEP_STEPS]

@@ -1,0 +1,336 @@
+"""A real Postfix + Dovecot stack rendered by ``mailprov deploy apply``, for integration tests.
+
+Reusable by every area: ``start_stack(root, store_url)`` renders a site into
+``root`` (free high ports from the OS, its own queue/data/run/state/log/mail
+folders, a self-signed certificate from ``mailprov tls self-signed``), starts
+Postfix and Dovecot on 127.0.0.1, waits until every port greets, and returns a
+:class:`MailStack`; ``MailStack.stop()`` stops both by PID.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mailprov.cli.app import cli
+from mailprov.store.migrate import upgrade
+
+HOST = "127.0.0.1"
+PORT_NAMES = (
+    "smtp",
+    "submission",
+    "submissions",
+    "imap",
+    "imaps",
+    "pop3",
+    "pop3s",
+    "lmtp",
+    "relay",
+)
+DOMAIN = "example.test"
+
+SITE_TOML = """
+[tls]
+cert_file = "tls/cert.pem"
+key_file = "tls/key.pem"
+
+[ports]
+smtp = {smtp}
+submission = {submission}
+submissions = {submissions}
+imap = {imap}
+imaps = {imaps}
+pop3 = {pop3}
+pop3s = {pop3s}
+lmtp = {lmtp}
+
+[deploy]
+listen = ["127.0.0.1"]
+mailprov_command = "{mailprov}"
+
+[postfix]
+queue_directory = "{root}/spool"
+data_directory = "{root}/pfdata"
+maillog_file = "{root}/log/postfix.log"
+# 127.0.0.2 plays 'the internet' in relay tests.
+mynetworks = ["127.0.0.1/32"]
+relayhost = "[127.0.0.1]:{relay}"
+dns = false
+
+[dovecot]
+base_dir = "{root}/run"
+state_dir = "{root}/state"
+log_path = "{root}/log/dovecot.log"
+instance_name = "mp-{name}"
+mail_root = "{root}/mail"
+auth_penalty = false
+"""
+
+
+@functools.cache
+def root_conftest() -> Any:
+    """tests/conftest.py as a module (for require_or_skip and pg_base_url)."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("mailprov_tests_conftest", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1, chosen by the OS (port 0)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _greets(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5) as s:
+            return s.recv(4)[:3] in (b"220", b"* O", b"+OK")
+    except OSError:
+        return False
+
+
+def _wait(pred: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > end:
+            raise TimeoutError(what)
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@dataclass
+class MailStack:
+    """A running, rendered stack: where it listens, where its files are, and its store."""
+
+    name: str
+    root: Path
+    ports: dict[str, int]
+    store_url: str
+    config_file: Path
+    target: Path
+    host: str = HOST
+    domain: str = DOMAIN
+    pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return "sqlite" if self.store_url.startswith("sqlite") else "postgresql"
+
+    @property
+    def cert_file(self) -> Path:
+        """The self-signed certificate the servers present."""
+        return self.root / "tls" / "cert.pem"
+
+    @property
+    def postfix_dir(self) -> Path:
+        """Postfix's config_directory."""
+        return self.target / "postfix"
+
+    @property
+    def dovecot_conf(self) -> Path:
+        """Dovecot's main config file."""
+        return self.target / "dovecot" / "dovecot.conf"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client context that fully verifies the stack's certificate (SAN has 127.0.0.1)."""
+        return ssl.create_default_context(cafile=str(self.cert_file))
+
+    def cli(self, *args: str, input: str | None = None) -> Result:
+        """Run ``mailprov`` in-process against this site."""
+
+        env = {"MAILPROV_CONFIG": str(self.config_file), "XDG_STATE_HOME": str(self.root / "xdg")}
+        return CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
+
+    def cli_json(self, *args: str, input: str | None = None) -> tuple[int, Any]:
+        """Exit status and the JSON document of ``mailprov --json ARGS``."""
+        result = self.cli(*args, "--json", input=input)
+        return result.exit_code, json.loads(result.stdout)
+
+    def add_mailbox(self, address: str, password: str, *extra: str) -> None:
+        """Create a mailbox through the CLI (password on stdin)."""
+        result = self.cli(
+            "mailbox", "add", address, "--password-stdin", *extra, input=password + "\n"
+        )
+        assert result.exit_code == 0, result.output
+
+    def sql(self, statement: str, **params: Any) -> None:
+        """Run one write statement on the store (for moving time forward in tests)."""
+
+        engine = create_engine(self.store_url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(statement), params)
+        finally:
+            engine.dispose()
+
+    def log(self) -> str:
+        """Both servers' logs so far (for assertion messages)."""
+        return "".join(
+            p.read_text("utf-8", "replace")[-4000:]
+            for p in (self.root / "log" / "postfix.log", self.root / "log" / "dovecot.log")
+            if p.exists()
+        )
+
+    def start(self, greet: tuple[str, ...] = ("smtp", "submission", "imap", "pop3")) -> None:
+        """Start Dovecot, then Postfix, and wait until the ``greet`` ports greet.
+
+        (The TLS-only ports greet only after a handshake, so they are not polled.)
+        """
+        run = self.root / "run"
+        # A pid file left by an earlier instance would name the wrong process.
+        for stale in (run / "master.pid", self.root / "spool" / "pid" / "master.pid"):
+            stale.unlink(missing_ok=True)
+        # The daemon keeps inherited descriptors: never capture its output through a pipe.
+        with tempfile.TemporaryFile("w+") as err:
+            res = subprocess.run(
+                ["dovecot", "-c", str(self.dovecot_conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                check=False,
+            )
+            if res.returncode != 0:
+                err.seek(0)
+                raise RuntimeError(f"dovecot did not start: {err.read()}")
+        _wait(
+            lambda: all((run / n).exists() for n in ("auth-postfix", "lmtp", "master.pid")),
+            "dovecot sockets",
+        )
+        self.pids["dovecot"] = int((run / "master.pid").read_text().split()[0])
+        res = subprocess.run(
+            ["postfix", "-c", str(self.postfix_dir), "start"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        if res.returncode != 0:
+            raise RuntimeError(f"postfix did not start:\n{self.log()}")
+        pid_file = self.root / "spool" / "pid" / "master.pid"
+        _wait(pid_file.exists, "postfix pid")
+        self.pids["postfix"] = int(pid_file.read_text().split()[0])
+        for name in greet:
+            _wait(lambda n=name: _greets(self.ports[n]), f"{name} greeting on {self.ports[name]}")
+
+    def stop(self) -> None:
+        """Stop Postfix and Dovecot by their PIDs and wait until both have exited."""
+        for name, pid_file in (
+            ("dovecot", self.root / "run" / "master.pid"),
+            ("postfix", self.root / "spool" / "pid" / "master.pid"),
+        ):
+            if name not in self.pids and pid_file.exists():  # started, but start() failed later
+                self.pids[name] = int(pid_file.read_text().split()[0])
+        if "postfix" in self.pids:
+            subprocess.run(
+                ["postfix", "-c", str(self.postfix_dir), "stop"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=False,
+            )
+        for pid in self.pids.values():
+            if alive(pid):
+                os.kill(pid, signal.SIGTERM)
+        _wait(lambda: not any(alive(p) for p in self.pids.values()), "servers to stop", 15)
+        self.pids.clear()
+
+
+def render_site(root: Path, store_url: str, *, name: str) -> MailStack:
+    """Create a site in ``root`` and render it with ``mailprov deploy apply --target``."""
+
+    upgrade(store_url)
+    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+    mailprov = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))
+    stack = MailStack(name, root, ports, store_url, root / "mailprov.toml", root / "etc")
+    init = stack.cli("init", "--dir", str(root), "--store", store_url, "--domain", DOMAIN)
+    assert init.exit_code == 0, init.output
+    with stack.config_file.open("a") as f:
+        f.write(SITE_TOML.format(root=root, name=name, mailprov=mailprov, **ports))
+    made = stack.cli(
+        "tls", "self-signed", "--host", "mail.example.test", "--out", str(root / "tls")
+    )
+    assert made.exit_code == 0, made.output
+    applied = stack.cli("deploy", "apply", "--target", str(stack.target))
+    assert applied.exit_code == 0, applied.output
+    return stack
+
+
+def start_stack(store_url: str, *, name: str) -> MailStack:
+    """Render a site in a new short folder under /tmp and start its servers."""
+    # Short root: unix socket paths must stay under 108 bytes.
+    root = Path(tempfile.mkdtemp(prefix=f"mp-{name}-", dir="/tmp"))
+    os.chmod(root, 0o755)
+    stack = render_site(root, store_url, name=name)
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return stack
+
+
+def create_pg_database(base_url: str) -> str:
+    """A new database on the test PostgreSQL server (the maps cannot set search_path)."""
+
+    name = f"mailprov_{secrets.token_hex(4)}"
+    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(base_url: str, url: str) -> None:
+    """Drop a database made by :func:`create_pg_database`."""
+
+    name = make_url(url).database
+    engine = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
