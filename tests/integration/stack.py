@@ -10,7 +10,6 @@ Postfix and Dovecot on 127.0.0.1, waits until every port greets, and returns a
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import secrets
@@ -87,18 +86,6 @@ auth_penalty = false
 
 
 @functools.cache
-def root_conftest() -> Any:
-    """tests/conftest.py as a module (for require_or_skip and pg_base_url)."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("mailprov_tests_conftest", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def free_ports(count: int) -> list[int]:
     """``count`` distinct free TCP ports on 127.0.0.1, chosen by the OS (port 0)."""
     socks = []

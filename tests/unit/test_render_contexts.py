@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from integration.stack import root_conftest
 
 from mailprov.errors import ConfigInvalid
 from mailprov.render import Layout, render_bundle
 from mailprov.render.environment import SOURCE_TEMPLATES, templates_dir
 from mailprov.services.tls import self_signed
 from mailprov.settings import SiteConfig, load_settings
+from tests.conftest import require_or_skip
 
 
 @pytest.fixture(scope="module", name="tls_files")
@@ -192,7 +192,7 @@ def test_any_hostname_is_refused_or_renders_files_the_servers_accept(
 ) -> None:
     """Whatever a hostname holds, it is refused or the files pass postconf and doveconf."""
     if shutil.which("postconf", path="/usr/sbin:/usr/bin") is None:
-        root_conftest().require_or_skip("postconf is not installed (make test-deps installs it)")
+        require_or_skip("postconf is not installed (make test-deps installs it)")
     try:
         out = files(config(tls_files, MAILPROV_SITE_HOSTNAME=name), str(tmp_path))
     except ConfigInvalid:

@@ -6,16 +6,14 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
-from integration.stack import (
+
+from tests.conftest import pg_base_url, require_or_skip
+from tests.integration.stack import (
     MailStack,
     create_pg_database,
     drop_pg_database,
-    root_conftest,
     start_stack,
 )
-
-require_or_skip = root_conftest().require_or_skip
-pg_base_url = root_conftest().pg_base_url
 
 
 def _require_servers() -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from integration.stack import root_conftest
 from sqlalchemy import update
 
 from mailprov.render import Layout, render_bundle
 from mailprov.services.tls import self_signed
 from mailprov.settings import load_settings
 from mailprov.store.schema import mailboxes
+from tests.conftest import require_or_skip
 
 
 def test_self_signed_makes_private_key_and_matching_certificate(run: Any, tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_sweep_reports_expired_temporary_passwords(run: Any, store: Any) -> None
 def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     """The relay service, sweep service and sweep timer pass 'systemd-analyze verify'."""
     if shutil.which("systemd-analyze") is None:
-        root_conftest().require_or_skip("systemd-analyze is not installed (package systemd)")
+        require_or_skip("systemd-analyze is not installed (package systemd)")
 
     made = self_signed("mail.example.test", tmp_path / "tls", ips=[], now=int(time.time()))
     cfg = load_settings(

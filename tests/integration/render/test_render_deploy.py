@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from integration.stack import MailStack, free_ports
 
 from mailprov.cli.app import cli
 from mailprov.errors import Interrupted
 from mailprov.services.deploy import apply
 from mailprov.settings import load_settings
 from mailprov.system.run import SubprocessRunner
+from tests.integration.stack import MailStack, free_ports
 
 pytestmark = [pytest.mark.requires_postfix, pytest.mark.requires_dovecot]
 

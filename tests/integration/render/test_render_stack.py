@@ -13,7 +13,8 @@ from email.message import EmailMessage
 
 import aioimaplib
 import pytest
-from integration.stack import MailStack
+
+from tests.integration.stack import MailStack
 
 pytestmark = [pytest.mark.requires_postfix, pytest.mark.requires_dovecot]
 
