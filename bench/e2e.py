@@ -24,9 +24,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from integration.stack import MailStack, render_site
+from tests.integration.stack import MailStack, render_site
 
 PW = "Bench-Password-1"
 

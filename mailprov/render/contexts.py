@@ -78,7 +78,7 @@ class FileSpec:
     group: str | None = None  # group that must read it when it is 0640
 
 
-POSTFIX_MAPS = ("domains", "mailboxes", "aliases", "catchall", "sender-login")
+POSTFIX_MAPS = ("domains", "mailboxes", "aliases", "catchall", "sender-login", "quota-limited")
 
 FILES: tuple[FileSpec, ...] = (
     FileSpec("postfix", "main.cf", "postfix/main.cf.j2"),

@@ -136,6 +136,7 @@ class TestRendered:
             "sql-aliases.cf",
             "sql-catchall.cf",
             "sql-sender-login.cf",
+            "sql-quota-limited.cf",
             "dovecot-sql.conf.ext",
         }
         assert {(out[n].mode, out[n].group) for n in holders} == {

@@ -128,7 +128,8 @@ def test_render_writes_files_for_review_without_a_manifest(site: Path, tmp_path:
     """deploy render writes every file into DIR (no manifest), and a second run writes none."""
     out = tmp_path / "review"
     first = as_json(mailprov(site, "deploy", "render", "--out", str(out), "--json"))
-    assert (first["changed"], len(first["written"])) == (True, 12)
+    assert (first["changed"], len(first["written"])) == (True, 13)
+    assert any(str(path).endswith("sql-quota-limited.cf") for path in first["written"])
     assert not (out / ".mailprov").exists()
     assert as_json(mailprov(site, "deploy", "render", "--out", str(out), "--json"))["written"] == []
 

@@ -180,3 +180,31 @@ def test_sender_login_map_lists_owners(accounts: Any, tmp_path: Path) -> None:
         ("old@example.test",),
     ]
     assert rows(accounts, postfix_query(conf, "off@example.test")) == []
+
+
+def test_quota_limited_map_answers_only_for_mailboxes_with_a_quota(
+    accounts: Any, tmp_path: Path
+) -> None:
+    """Only an active mailbox with a quota is routed to the quota_check restriction class."""
+    with accounts.begin() as conn:
+        conn.execute(
+            update(mailboxes)
+            .where(mailboxes.c.address.in_(["ok@example.test", "off@example.test"]))
+            .values(quota_bytes=1024**2)
+        )
+    url = (
+        "sqlite:////x.sqlite"
+        if accounts.dialect == "sqlite"
+        else "postgresql+psycopg://u@h.example/db"
+    )
+    conf = rendered_sql(accounts, tmp_path, MAILPROV_STORE_URL=url)["sql-quota-limited.cf"]
+    answers = {
+        key: rows(accounts, postfix_query(conf, key))
+        for key in ("ok@example.test", "off@example.test", "old@example.test", "team@example.test")
+    }
+    assert answers == {
+        "ok@example.test": [("quota_check",)],
+        "off@example.test": [],
+        "old@example.test": [],
+        "team@example.test": [],
+    }
