@@ -35,7 +35,7 @@ COMMANDS: dict[str, str] = {
 
     # -- identity gate (issue 4): request, identity
 
-    # -- relay (issue 5): relay
+    "relay": "mailprov.cli.relay:relay",
 
     # -- DNS, DKIM, client config, checks (issue 6): dns, dkim, client-config, check, doctor
 }

@@ -1,0 +1,472 @@
+"""The relay's on-disk message store: raw ``.eml`` files plus a SQLite index.
+
+Layout under the storage folder::
+
+    index.sqlite        one row per message, one row per (mailbox, message)
+    messages/ID.eml     the message exactly as received (``grep -l`` works on it)
+    tmp/                files being written; renamed into messages/ when complete
+
+A message is *stored* when its index row is committed; that happens before the
+relay answers 250, so everything acknowledged can be read back, and a client
+that disconnects mid-DATA leaves nothing behind. Several relay processes (the
+SO_REUSEPORT workers) share one store: SQLite in WAL mode serialises their
+short write transactions. This index is the relay's own file (Postfix and
+Dovecot never open it), so WAL is fine here, unlike the account store.
+
+Retention is bounded by message count, age and total bytes; the oldest
+messages go first. Each process enforces it at most once a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mailprov.errors import InvalidValue, NotFound, RelayStorageUnavailable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    received_at REAL NOT NULL,
+    sender      TEXT NOT NULL,
+    recipients  TEXT NOT NULL,           -- JSON list, in RCPT order
+    auth_user   TEXT,
+    peer        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    message_id  TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    headers     TEXT NOT NULL            -- the raw header block, for header search
+);
+CREATE TABLE IF NOT EXISTS mailbox_messages (
+    mailbox TEXT NOT NULL,
+    seq     INTEGER NOT NULL,
+    kind    TEXT NOT NULL,               -- 'rcpt' or 'user'
+    PRIMARY KEY (mailbox, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ix_mailbox_messages_seq ON mailbox_messages (seq);
+CREATE INDEX IF NOT EXISTS ix_messages_received_at ON messages (received_at);
+"""
+
+RETENTION_INTERVAL_S = 1.0
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How much the store keeps; 0 means no limit of that kind."""
+
+    max_messages: int = 50_000
+    max_age_s: float = 7 * 86_400
+    max_bytes: int = 1 << 30
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """One captured message's index entry."""
+
+    seq: int
+    id: str
+    received_at: float
+    sender: str
+    recipients: tuple[str, ...]
+    auth_user: str | None
+    peer: str
+    subject: str
+    message_id: str
+    size: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        from mailprov.model import iso  # noqa: PLC0415
+
+        return {
+            "id": self.id,
+            "seq": self.seq,
+            "received_at": iso(int(self.received_at)),
+            "received_ts": self.received_at,
+            "from": self.sender,
+            "to": list(self.recipients),
+            "auth_user": self.auth_user,
+            "peer": self.peer,
+            "subject": self.subject,
+            "message_id": self.message_id,
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to look for; every given field must match (subject/sender: substring, no case)."""
+
+    mailbox: str | None = None
+    sender: str | None = None
+    subject: str | None = None
+    user: str | None = None
+    since: float | None = None
+    until: float | None = None
+    header: tuple[str, str] | None = None
+    after_seq: int = 0
+    limit: int = 100
+    newest_first: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.limit <= 10_000:
+            raise InvalidValue(f"limit must be 1-10000, not {self.limit}")
+        if self.header is not None and not self.header[0].strip():
+            raise InvalidValue("a header query needs a header name, as NAME:VALUE")
+
+
+def parse_headers(raw: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """The header block as text, and its (name, unfolded value) pairs. Cheap: no email parser."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    block = (raw if end < 0 else raw[:end]).decode("utf-8", "replace")
+    pairs: list[tuple[str, str]] = []
+    for line in block.splitlines():
+        if line[:1] in (" ", "\t") and pairs:
+            name, value = pairs[-1]
+            pairs[-1] = (name, value + " " + line.strip())
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            pairs.append((name.strip(), value.strip()))
+    return block, pairs
+
+
+def header_value(pairs: Sequence[tuple[str, str]], name: str) -> str:
+    """The first value of header ``name`` (RFC 2047 words decoded), or ''."""
+    lname = name.lower()
+    for key, value in pairs:
+        if key.lower() == lname:
+            if "=?" in value:
+                from email.header import decode_header, make_header  # noqa: PLC0415
+
+                with contextlib.suppress(Exception):
+                    return str(make_header(decode_header(value)))
+            return value
+    return ""
+
+
+@dataclass
+class MessageStore:
+    """A storage folder opened by one process (each worker opens its own)."""
+
+    root: Path
+    retention: Retention = field(default_factory=Retention)
+    fsync: bool = False
+    _db: sqlite3.Connection | None = field(default=None, repr=False)
+    _last_retention: float = 0.0
+
+    # -- opening -------------------------------------------------------------
+
+    def open(self, *, create: bool = True) -> MessageStore:
+        """Create the folder layout and index if needed; raise RelayStorageUnavailable if unusable."""
+        if not create and not (self.root / "index.sqlite").is_file():
+            raise RelayStorageUnavailable(
+                f"there is no relay storage in {self.root}",
+                hint="start 'mailprov relay serve' first, or point --storage at its folder",
+            )
+        try:
+            for sub in ("messages", "tmp"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+            probe = self.root / "tmp" / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            db = sqlite3.connect(self.root / "index.sqlite", timeout=30, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL in WAL mode: a commit survives a crash of the process, and only a
+            # power loss can drop the last commits (relay.fsync = true syncs the files).
+            db.execute("PRAGMA synchronous = " + ("FULL" if self.fsync else "NORMAL"))
+            db.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise RelayStorageUnavailable(
+                f"cannot use the relay storage folder {self.root}: {exc}"
+            ) from None
+        self._db = db
+        return self
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The index connection (opened by :meth:`open`)."""
+        if self._db is None:
+            self.open()
+        assert self._db is not None
+        return self._db
+
+    def close(self) -> None:
+        """Close the index."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def path_of(self, message_id: str) -> Path:
+        """Where a message's raw file lives."""
+        return self.root / "messages" / f"{message_id}.eml"
+
+    # -- writing -------------------------------------------------------------
+
+    def add(
+        self,
+        raw: bytes,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        auth_user: str | None = None,
+        peer: str = "",
+        now: float | None = None,
+    ) -> StoredMessage:
+        """Store one message for each recipient's mailbox (and the AUTH user's).
+
+        Raises:
+            OSError, sqlite3.Error: the disk is full or unwritable; nothing is left behind.
+        """
+        received = time.time() if now is None else now
+        msg_id = f"{int(received * 1000):011x}-{os.getpid():x}-{next(_counter):x}"
+        block, pairs = parse_headers(raw)
+        subject = header_value(pairs, "Subject")
+        header_msgid = header_value(pairs, "Message-ID")
+        final = self.path_of(msg_id)
+        tmp = self.root / "tmp" / f"{msg_id}.eml"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            try:
+                view = memoryview(raw)
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        boxes = {r.lower(): "rcpt" for r in recipients}
+        if auth_user:
+            boxes.setdefault(auth_user.lower(), "user")
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = db.execute(
+                    "INSERT INTO messages (id, received_at, sender, recipients, auth_user, peer,"
+                    " subject, message_id, size, headers) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (msg_id, received, sender, json.dumps(list(recipients)), auth_user, peer,
+                     subject, header_msgid, len(raw), block),
+                )
+                seq = int(cur.lastrowid or 0)
+                db.executemany(
+                    "INSERT OR IGNORE INTO mailbox_messages (mailbox, seq, kind) VALUES (?,?,?)",
+                    [(box, seq, kind) for box, kind in boxes.items()],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except BaseException:
+            with contextlib.suppress(OSError):
+                final.unlink()
+            raise
+        if received - self._last_retention >= RETENTION_INTERVAL_S:
+            self.enforce_retention(now=received)
+        return StoredMessage(seq, msg_id, received, sender, tuple(recipients), auth_user, peer,
+                             subject, header_msgid, len(raw))
+
+    def enforce_retention(self, *, now: float | None = None) -> int:
+        """Drop the oldest messages beyond the limits; return how many went."""
+        now = time.time() if now is None else now
+        self._last_retention = now
+        r = self.retention
+        doomed: list[tuple[int, str]] = []
+        db = self.db
+        if r.max_age_s:
+            doomed += db.execute(
+                "SELECT seq, id FROM messages WHERE received_at < ?", (now - r.max_age_s,)
+            ).fetchall()
+        count, total = db.execute("SELECT count(*), total(size) FROM messages").fetchone()
+        count -= len(doomed)
+        skip = {seq for seq, _ in doomed}
+        if (r.max_messages and count > r.max_messages) or (r.max_bytes and total > r.max_bytes):
+            for seq, mid, size in db.execute("SELECT seq, id, size FROM messages ORDER BY seq"):
+                over_count = r.max_messages and count > r.max_messages
+                over_bytes = r.max_bytes and total > r.max_bytes
+                if not (over_count or over_bytes):
+                    break
+                if seq in skip:
+                    continue
+                doomed.append((seq, mid))
+                count -= 1
+                total -= size
+        if doomed:
+            self._delete([seq for seq, _ in doomed], [mid for _, mid in doomed])
+        return len(doomed)
+
+    def _delete(self, seqs: list[int], ids: list[str]) -> None:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for chunk in range(0, len(seqs), 500):
+                part = seqs[chunk : chunk + 500]
+                marks = ",".join("?" * len(part))
+                db.execute(f"DELETE FROM mailbox_messages WHERE seq IN ({marks})", part)  # noqa: S608
+                db.execute(f"DELETE FROM messages WHERE seq IN ({marks})", part)  # noqa: S608
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        for mid in ids:
+            with contextlib.suppress(FileNotFoundError):
+                self.path_of(mid).unlink()
+
+    def delete(self, message_id: str) -> None:
+        """Delete one message. Raises NotFound if it is not stored."""
+        row = self.db.execute("SELECT seq FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no message {message_id} in the relay's storage")
+        self._delete([row[0]], [message_id])
+
+    def purge(self, mailbox: str | None = None) -> int:
+        """Delete every message (or those of one mailbox); return how many."""
+        if mailbox is None:
+            rows = self.db.execute("SELECT seq, id FROM messages").fetchall()
+        else:
+            rows = self.db.execute(
+                "SELECT m.seq, m.id FROM messages m JOIN mailbox_messages b ON b.seq = m.seq"
+                " WHERE b.mailbox = ?", (mailbox.lower(),)
+            ).fetchall()
+        if rows:
+            self._delete([r[0] for r in rows], [r[1] for r in rows])
+        return len(rows)
+
+    # -- reading -------------------------------------------------------------
+
+    def mailboxes(self) -> list[dict[str, Any]]:
+        """Every mailbox with its kind and message count."""
+        rows = self.db.execute(
+            "SELECT mailbox, kind, count(*) FROM mailbox_messages GROUP BY mailbox, kind ORDER BY mailbox"
+        ).fetchall()
+        return [{"mailbox": m, "kind": k, "messages": n} for m, k, n in rows]
+
+    def last_seq(self) -> int:
+        """The newest message's sequence number (0 when empty)."""
+        return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
+
+    def count(self, mailbox: str | None = None) -> int:
+        """How many messages are stored (in one mailbox, if given)."""
+        if mailbox is not None:
+            return int(self.db.execute("SELECT count(*) FROM mailbox_messages WHERE mailbox = ?",
+                                       (mailbox.lower(),)).fetchone()[0])
+        return int(self.db.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+    def search(self, query: Query) -> list[StoredMessage]:
+        """Messages matching ``query``, newest first unless asked otherwise."""
+        where, args = ["m.seq > ?"], [query.after_seq]
+        join = ""
+        if query.mailbox:
+            join = " JOIN mailbox_messages b ON b.seq = m.seq"
+            where.append("b.mailbox = ?")
+            args.append(query.mailbox.lower())
+        for column, value in (("m.sender", query.sender), ("m.subject", query.subject)):
+            if value:
+                where.append(f"instr(lower({column}), ?) > 0")
+                args.append(value.lower())
+        if query.user:
+            where.append("lower(m.auth_user) = ?")
+            args.append(query.user.lower())
+        if query.since is not None:
+            where.append("m.received_at >= ?")
+            args.append(query.since)
+        if query.until is not None:
+            where.append("m.received_at <= ?")
+            args.append(query.until)
+        if query.header:
+            where.append("instr(lower(m.headers), ?) > 0")
+            args.append(query.header[1].lower())
+        order = "DESC" if query.newest_first else "ASC"
+        sql = (
+            "SELECT m.seq, m.id, m.received_at, m.sender, m.recipients, m.auth_user, m.peer,"  # noqa: S608
+            f" m.subject, m.message_id, m.size, m.headers FROM messages m{join}"
+            f" WHERE {' AND '.join(where)} ORDER BY m.seq {order}"
+        )
+        found: list[StoredMessage] = []
+        for row in self._rows(sql, args):
+            if query.header and not _header_matches(row[10], *query.header):
+                continue
+            found.append(_stored(row))
+            if len(found) >= query.limit:
+                break
+        return found
+
+    def _rows(self, sql: str, args: list[Any]) -> Iterator[tuple[Any, ...]]:
+        yield from self.db.execute(sql, args)
+
+    def get(self, message_id: str) -> StoredMessage:
+        """One message's index entry. Raises NotFound."""
+        row = self.db.execute(
+            "SELECT seq, id, received_at, sender, recipients, auth_user, peer, subject, message_id,"
+            " size FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no message {message_id} in the relay's storage",
+                           hint="list them with 'mailprov relay messages'")
+        return _stored(row)
+
+    def raw(self, message_id: str) -> bytes:
+        """A message's bytes as received. Raises NotFound."""
+        self.get(message_id)
+        try:
+            return self.path_of(message_id).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"message {message_id} was removed by retention") from None
+
+
+def _header_matches(block: str, name: str, value: str) -> bool:
+    _, pairs = parse_headers(block.encode("utf-8"))
+    lname, lvalue = name.strip().lower(), value.lower()
+    return any(k.lower() == lname and lvalue in v.lower() for k, v in pairs)
+
+
+def _stored(row: Sequence[Any]) -> StoredMessage:
+    return StoredMessage(
+        seq=row[0], id=row[1], received_at=row[2], sender=row[3],
+        recipients=tuple(json.loads(row[4])), auth_user=row[5], peer=row[6], subject=row[7],
+        message_id=row[8], size=row[9],
+    )
+
+
+def message_detail(raw: bytes) -> dict[str, Any]:
+    """Headers and MIME parts of a message, for the API and ``relay show``."""
+    from email import policy  # noqa: PLC0415
+    from email.parser import BytesParser  # noqa: PLC0415
+
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    parts = []
+    for index, part in enumerate(msg.walk()):
+        if part.is_multipart():
+            continue
+        entry: dict[str, Any] = {
+            "index": index,
+            "content_type": part.get_content_type(),
+            "filename": part.get_filename(),
+            "size": len(part.get_payload(decode=True) or b""),
+        }
+        if part.get_content_maintype() == "text":
+            with contextlib.suppress(Exception):
+                entry["text"] = part.get_content()
+        parts.append(entry)
+    headers = [[k, str(v)] for k, v in msg.items()]
+    return {"headers": headers, "parts": parts}
