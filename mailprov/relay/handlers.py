@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mailprov.relay.faults import FaultSet
     from mailprov.relay.options import RelayOptions
     from mailprov.relay.storage import MessageStore
+    from mailprov.relay.storage.writer import StoreWriter
 
 log = logging.getLogger("mailprov.relay")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -38,6 +39,7 @@ class RelayContext:
     options: RelayOptions
     faults: FaultSet
     store: MessageStore | None = None
+    writer: StoreWriter | None = None
     authenticator: Authenticator | None = None
     resolver: RecipientResolver | None = None
     smarthost_password: Any = None
@@ -184,12 +186,13 @@ class Capture(RelayHandler):
 
     async def data(self, server: SMTP, session: Session, envelope: Envelope, content: bytes) -> str:
         """Write the message to the store before answering 250 (a failure is a 4xx)."""
-        assert self.ctx.store is not None
+        assert self.ctx.writer is not None
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
         try:
-            if self.ctx.options.fsync:
-                stored = await asyncio.to_thread(self._add, session, envelope, content)
-            else:
-                stored = self._add(session, envelope, content)
+            stored = await self.ctx.writer.add(
+                content, sender=envelope.mail_from or "", recipients=envelope.rcpt_tos,
+                auth_user=auth_user(session), peer=peer,
+            )
         except Exception as exc:  # noqa: BLE001  (disk full, unwritable: tell the client to retry)
             log.error("cannot store a message from %s: %s", session.peer, exc)
             return "451 4.3.0 Error: cannot store the message now; try again later"
@@ -197,14 +200,6 @@ class Capture(RelayHandler):
         log.info("stored %s from=<%s> to=%s size=%d", stored.id, stored.sender,
                  ",".join(stored.recipients), stored.size)
         return f"250 2.0.0 Ok: queued as {stored.id}"
-
-    def _add(self, session: Session, envelope: Envelope, content: bytes) -> Any:
-        assert self.ctx.store is not None
-        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
-        return self.ctx.store.add(
-            content, sender=envelope.mail_from or "", recipients=envelope.rcpt_tos,
-            auth_user=auth_user(session), peer=peer,
-        )
 
 
 class DeliverLocal(RelayHandler):

@@ -159,8 +159,11 @@ class RelayServer:
                 raise ConfigInvalid(
                     f"relay.smarthost_password_file {o.smarthost.password_file}: {exc.strerror}"
                 ) from None
+        from mailprov.relay.storage.writer import StoreWriter  # noqa: PLC0415
+
         return RelayContext(
-            options=o, faults=self.faults, store=store, authenticator=authenticator,
+            options=o, faults=self.faults, store=store,
+            writer=StoreWriter(store) if o.mode == "capture" else None, authenticator=authenticator,
             resolver=RecipientResolver(self._account_store, o.local_domains),
             smarthost_password=password,
         )
@@ -315,6 +318,8 @@ class RelayServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2)
         self._servers.clear()
+        if self.ctx is not None and self.ctx.writer is not None:
+            await asyncio.to_thread(self.ctx.writer.close)
         if self.ctx is not None and self.ctx.store is not None:
             self.ctx.store.close()
         if self._account_store is not None:
