@@ -129,7 +129,7 @@ class RelayServer:
 
         o = self.options
         retention = Retention(o.max_messages, o.max_age_s, o.max_bytes)
-        store = MessageStore(o.storage_dir, retention, fsync=o.fsync).open()
+        store = MessageStore(o.storage_dir, retention, fsync=o.fsync).open(writer=o.mode == "capture")
         self.api_store = store
         needs_accounts = o.mode == "deliver" or (o.credentials_file is None and o.store_url) or (
             o.mode == "forward" and o.store_url)
@@ -224,6 +224,8 @@ class RelayServer:
             self.ctx = self._context()
             tls = self._tls()
             handler = self._handler(self.ctx)
+            if self.ctx.writer is not None:
+                self.ctx.writer.start()
             if self.worker == 0:
                 self._write_faults()
             self._servers.append(await loop.create_server(
@@ -319,7 +321,7 @@ class RelayServer:
                 await asyncio.wait_for(server.wait_closed(), 2)
         self._servers.clear()
         if self.ctx is not None and self.ctx.writer is not None:
-            await asyncio.to_thread(self.ctx.writer.close)
+            self.ctx.writer.close()
         if self.ctx is not None and self.ctx.store is not None:
             self.ctx.store.close()
         if self._account_store is not None:

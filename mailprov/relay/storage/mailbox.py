@@ -207,7 +207,7 @@ class MessageStore:
         db.execute("PRAGMA synchronous = " + ("FULL" if self.fsync else "NORMAL"))
         return db
 
-    def open(self, *, create: bool = True) -> MessageStore:
+    def open(self, *, create: bool = True, writer: bool = False) -> MessageStore:
         """Create the folder layout and index if needed; raise RelayStorageUnavailable if unusable."""
         if not create and not (self.root / "index.sqlite").is_file():
             raise RelayStorageUnavailable(
@@ -222,6 +222,8 @@ class MessageStore:
             db = self.connect()
             db.execute("PRAGMA journal_mode = WAL")
             db.executescript(SCHEMA)
+            if writer:  # checkpoints run in a thread instead (StoreWriter), never inside a commit
+                db.execute("PRAGMA wal_autocheckpoint = 0")
         except (OSError, sqlite3.Error) as exc:
             raise RelayStorageUnavailable(
                 f"cannot use the relay storage folder {self.root}: {exc}"
@@ -302,8 +304,36 @@ class MessageStore:
             0, msg_id, received, sender, tuple(recipients), auth_user, peer,
             header_value(pairs, "Subject"), header_value(pairs, "Message-ID"), len(raw)), block)
 
+    def try_begin(self) -> bool:
+        """Take the index's write lock now if it is free (True), without waiting (False).
+
+        The event loop must never sit in SQLite's busy handler (it sleeps 1, 2, 5 ...
+        ms); the writer retries a moment later instead, with a bigger batch.
+        """
+        db = self.db
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        finally:
+            db.execute("PRAGMA busy_timeout = 30000")
+        return True
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the index (PASSIVE: never waits for anyone)."""
+        db = self.connect()
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            db.close()
+
     def store(self, batch: Sequence[Pending]) -> list[StoredMessage]:
         """Append a batch to the segment and index it in one transaction (all or nothing).
+
+        The caller may hold the write lock already (:meth:`try_begin`).
 
         Raises:
             OSError, sqlite3.Error: nothing of the batch is kept.
@@ -327,12 +357,15 @@ class MessageStore:
         except BaseException:
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, start)
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
 
     def _index(self, batch: Sequence[Pending]) -> list[StoredMessage]:
         db = self.db
         stored: list[StoredMessage] = []
-        db.execute("BEGIN IMMEDIATE")
+        if not db.in_transaction:
+            db.execute("BEGIN IMMEDIATE")
         try:
             for item in batch:
                 m = item.meta
