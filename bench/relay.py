@@ -53,8 +53,17 @@ def wait_greeting(port: int, timeout: float = 15.0) -> None:
 
 def load(port: int, messages: int, sessions: int) -> float:
     """Run smtp-source; return seconds."""
-    cmd = ["smtp-source", "-c", "-s", str(sessions), "-l", "1024", "-m", str(messages),
-           f"127.0.0.1:{port}"]
+    cmd = [
+        "smtp-source",
+        "-c",
+        "-s",
+        str(sessions),
+        "-l",
+        "1024",
+        "-m",
+        str(messages),
+        f"127.0.0.1:{port}",
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
@@ -82,7 +91,9 @@ def rss_kib(pids: list[int]) -> int:
 
 
 def children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], check=False, capture_output=True, text=True
+    )
     return [int(p) for p in out.stdout.split()]
 
 
@@ -90,13 +101,26 @@ def run_relay(workers: int, messages: int, sessions: int, big: bool) -> dict[str
     with tempfile.TemporaryDirectory(prefix="relaybench-") as tmp:
         config = Path(tmp) / "mailprov.toml"
         config.write_text(
-            "[relay]\nmax_messages = 0\nmax_bytes = \"0\"\nmax_age_hours = 0\n"
-            f"workers = {workers}\ntls = \"off\"\napi_listen = \"\"\nstorage_dir = \"store\"\n"
+            '[relay]\nmax_messages = 0\nmax_bytes = "0"\nmax_age_hours = 0\n'
+            f'workers = {workers}\ntls = "off"\napi_listen = ""\nstorage_dir = "store"\n'
         )
         proc = subprocess.Popen(
-            [PY, "-m", "mailprov", "--config", str(config), "--json", "relay", "serve",
-             "--listen", "127.0.0.1:0", "--log-level", "warning"],
-            stdout=subprocess.PIPE, cwd=tmp,
+            [
+                PY,
+                "-m",
+                "mailprov",
+                "--config",
+                str(config),
+                "--json",
+                "relay",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.PIPE,
+            cwd=tmp,
         )
         try:
             assert proc.stdout is not None
@@ -113,8 +137,12 @@ def run_relay(workers: int, messages: int, sessions: int, big: bool) -> dict[str
             seconds = load(port, messages, sessions)
             rss20 = rss_kib(pids)
             stored = _count(Path(tmp) / "store")
-            result = {"rate": messages / seconds, "seconds": seconds, "stored": stored,
-                      "rss20k_kib": rss20}
+            result = {
+                "rate": messages / seconds,
+                "seconds": seconds,
+                "stored": stored,
+                "rss20k_kib": rss20,
+            }
             if big:
                 load(port, 100_000 - messages, sessions)
                 result["rss100k_kib"] = rss_kib(pids)
@@ -145,15 +173,18 @@ def aiosmtpd_sink(port: int) -> None:
     from aiosmtpd.smtp import SMTP  # noqa: PLC0415
 
     class Discard:
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
             return "250 2.0.0 Ok: discarded"
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         handler = Discard()
         server = await loop.create_server(
-            lambda: SMTP(handler, hostname="sink.test", ident="aiosink"), "127.0.0.1", port,
-            backlog=1024)
+            lambda: SMTP(handler, hostname="sink.test", ident="aiosink"),
+            "127.0.0.1",
+            port,
+            backlog=1024,
+        )
         done = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, done.set)
         async with server:
@@ -175,27 +206,37 @@ def main() -> None:
         aiosmtpd_sink(args.sink)
         return
     os.chdir(ROOT)
-    print(f"load: smtp-source -c -s {args.sessions} -l 1024 -m {args.messages}; "
-          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"load: smtp-source -c -s {args.sessions} -l 1024 -m {args.messages}; "
+        f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}"
+    )
     for round_no in range(1, args.rounds + 1):
         port = free_port()
         b = run_server([PY, __file__, "--sink", str(port)], port, args.messages, args.sessions)
         port = free_port()
-        c = run_server(["smtp-sink", "-u", "postfix", f"127.0.0.1:{port}", "1000"], port,
-                       args.messages, args.sessions)
+        c = run_server(
+            ["smtp-sink", "-u", "postfix", f"127.0.0.1:{port}", "1000"],
+            port,
+            args.messages,
+            args.sessions,
+        )
         print(f"round {round_no}: (b) bare aiosmtpd sink {b:8.0f} msg/s")
         print(f"round {round_no}: (c) smtp-sink -u postfix {c:7.0f} msg/s")
         for workers in [int(w) for w in args.workers.split(",")]:
             a = run_relay(workers, args.messages, args.sessions, big=not args.no_100k)
-            line = (f"round {round_no}: (a) relay capture, workers={workers}: {a['rate']:6.0f} msg/s"
-                    f"  a/b {a['rate'] / b:.2f}  a/c {a['rate'] / c:.3f}"
-                    f"  stored {a['stored']}/{args.messages}"
-                    f"{' OK' if a['stored'] == args.messages else ' MISMATCH'}"
-                    f"  RSS@20k {a['rss20k_kib'] / 1024:.1f} MiB")
+            line = (
+                f"round {round_no}: (a) relay capture, workers={workers}: {a['rate']:6.0f} msg/s"
+                f"  a/b {a['rate'] / b:.2f}  a/c {a['rate'] / c:.3f}"
+                f"  stored {a['stored']}/{args.messages}"
+                f"{' OK' if a['stored'] == args.messages else ' MISMATCH'}"
+                f"  RSS@20k {a['rss20k_kib'] / 1024:.1f} MiB"
+            )
             if "rss100k_kib" in a:
-                line += (f"  RSS@100k {a['rss100k_kib'] / 1024:.1f} MiB"
-                         f" (x{a['rss100k_kib'] / a['rss20k_kib']:.2f})"
-                         f"  stored@100k {a['stored100k']}")
+                line += (
+                    f"  RSS@100k {a['rss100k_kib'] / 1024:.1f} MiB"
+                    f" (x{a['rss100k_kib'] / a['rss20k_kib']:.2f})"
+                    f"  stored@100k {a['stored100k']}"
+                )
             print(line, flush=True)
 
 

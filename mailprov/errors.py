@@ -258,7 +258,7 @@ class PortInUse(MailprovError):
 
     code = "port-in-use"
     exit_status = ExitStatus.RELAY_PORT_IN_USE
-    default_hint = "stop what listens there, or choose another port with --listen HOST:PORT (port 0 = any free port)"
+    default_hint = "stop what listens there, or pick another: --listen HOST:PORT (0 = any free)"
 
 
 class OpenRelayRefused(MailprovError):

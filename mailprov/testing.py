@@ -10,7 +10,7 @@ Usage (no conftest needed; the plugin is registered by installing mailprov)::
         app = make_app(smtp_host=mail_relay.host, smtp_port=mail_relay.port)
         app.signup("ann@example.test")
         msg = mail_relay.wait_for(to="ann@example.test", subject="code", timeout=5)
-        assert "Your code" in msg.text
+        assert "Your code" in msg.text  # noqa: S101 (narrows a type)
 
     def test_signup_survives_a_greylisting_server(mail_relay):
         mail_relay.fault("rcpt:*@example.test=450 4.7.1 greylisted@times=1")
@@ -102,7 +102,9 @@ class RelayRunner:
         from mailprov.relay.storage import MessageStore  # noqa: PLC0415
 
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="mail-relay", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="mail-relay", daemon=True
+        )
         self._thread.start()
         self.server = RelayServer(self.options)
         try:
@@ -139,25 +141,25 @@ class RelayRunner:
     @property
     def port(self) -> int:
         """The SMTP port (a free one chosen at start)."""
-        assert self.server is not None
+        assert self.server is not None  # noqa: S101 (narrows a type)
         return self.server.port
 
     @property
     def api_url(self) -> str | None:
         """The HTTP API's base URL (``.../api/v1``), if the API runs."""
-        assert self.server is not None
+        assert self.server is not None  # noqa: S101 (narrows a type)
         return self.server.describe()["api"]
 
     @property
     def cert_file(self) -> Path | None:
         """The certificate STARTTLS presents (trust it in your client)."""
-        assert self.server is not None
+        assert self.server is not None  # noqa: S101 (narrows a type)
         return self.server.cert_file
 
     @property
     def store(self) -> MessageStore:
         """A reader of the relay's storage (for this thread)."""
-        assert self._reader is not None
+        assert self._reader is not None  # noqa: S101 (narrows a type)
         return self._reader
 
     def messages(self, to: str | None = None, **query: Any) -> list[CapturedMessage]:
@@ -171,7 +173,9 @@ class RelayRunner:
         found = self.store.search(Query(mailbox=to, newest_first=False, limit=10_000, **query))
         return [CapturedMessage(m, self.store.raw(m.id)) for m in found]
 
-    def wait_for(self, to: str | None = None, timeout: float = 10.0, **query: Any) -> CapturedMessage:
+    def wait_for(
+        self, to: str | None = None, timeout: float = 10.0, **query: Any
+    ) -> CapturedMessage:
         """The first message matching, as soon as it is stored. Fails the test on timeout."""
         import time  # noqa: PLC0415
 
@@ -182,18 +186,20 @@ class RelayRunner:
                 return found[0]
             if time.monotonic() >= deadline:
                 shown = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **query}.items() if v)
-                pytest.fail(f"no message matching {shown} arrived within {timeout:g} s "
-                            f"({self.store.count()} stored in all)")
+                pytest.fail(
+                    f"no message matching {shown} arrived within {timeout:g} s "
+                    f"({self.store.count()} stored in all)"
+                )
             time.sleep(0.02)
 
     def fault(self, rule: str) -> None:
         """Add a fault rule, e.g. ``'rcpt:bounce-*@example.test=550 5.1.1 no such user'``."""
-        assert self.server is not None
+        assert self.server is not None  # noqa: S101 (narrows a type)
         self.server.add_fault(rule)
 
     def clear_faults(self, seed: int | None = None) -> None:
         """Remove every fault rule (and reseed)."""
-        assert self.server is not None
+        assert self.server is not None  # noqa: S101 (narrows a type)
         self.server.clear_faults(seed)
 
     def purge(self) -> int:
@@ -206,8 +212,13 @@ def relay_options(tmp: Path, **changes: Any) -> RelayOptions:
     from mailprov.relay.options import RelayOptions  # noqa: PLC0415
 
     base: dict[str, Any] = {
-        "host": "127.0.0.1", "port": 0, "hostname": "relay.test", "storage_dir": tmp,
-        "api": ("127.0.0.1", 0), "tls": "generate", "max_messages": 10_000,
+        "host": "127.0.0.1",
+        "port": 0,
+        "hostname": "relay.test",
+        "storage_dir": tmp,
+        "api": ("127.0.0.1", 0),
+        "tls": "generate",
+        "max_messages": 10_000,
     }
     return RelayOptions(**{**base, **changes})
 

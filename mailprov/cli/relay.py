@@ -30,18 +30,28 @@ storage_option = click.option(
 
 
 @relay.command("serve")
-@click.option("--listen", metavar="HOST:PORT", help="SMTP address (default relay.listen; port 0 = any).")
-@click.option("--mode", type=click.Choice(["capture", "deliver", "forward"]), help="What to do with mail.")
+@click.option(
+    "--listen", metavar="HOST:PORT", help="SMTP address (default relay.listen; port 0 = any)."
+)
+@click.option(
+    "--mode", type=click.Choice(["capture", "deliver", "forward"]), help="What to do with mail."
+)
 @click.option("--storage", "storage_dir", metavar="DIR", help="Storage folder (relay.storage_dir).")
 @click.option("--api-listen", metavar="HOST:PORT", help="HTTP API address; '' turns it off.")
 @click.option("--workers", type=int, help="Processes sharing the port with SO_REUSEPORT.")
 @click.option("--require-auth/--no-require-auth", default=None, help="Refuse mail without AUTH.")
-@click.option("--tls", type=click.Choice(["generate", "files", "site", "off"]), help="STARTTLS certificate.")
+@click.option(
+    "--tls", type=click.Choice(["generate", "files", "site", "off"]), help="STARTTLS certificate."
+)
 @click.option("--tls-listen", metavar="HOST:PORT", help="Also listen with implicit TLS here.")
 @click.option("--fault", "faults", multiple=True, metavar="RULE", help="Fault rule (repeatable).")
 @click.option("--fault-seed", type=int, help="Seed for probabilistic fault rules.")
-@click.option("--json-log", is_flag=True, default=None, help="Log one JSON object per line on stderr.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+@click.option(
+    "--json-log", is_flag=True, default=None, help="Log one JSON object per line on stderr."
+)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
+)
 @json_option
 def relay_serve(faults: tuple[str, ...], **flags: Any) -> None:
     """Run the relay until SIGTERM or Ctrl-C; print one 'ready' line once it listens."""
@@ -74,9 +84,12 @@ async def _serve(options: Any, ctx: click.Context) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     info = server.describe()
-    emit(ctx, {"ready": True, **info},
-         f"relay ready: smtp {info['smtp']} mode {info['mode']} workers {info['workers']}"
-         + (f" api {info['api']}" if info["api"] else ""))
+    emit(
+        ctx,
+        {"ready": True, **info},
+        f"relay ready: smtp {info['smtp']} mode {info['mode']} workers {info['workers']}"
+        + (f" api {info['api']}" if info["api"] else ""),
+    )
     sys.stdout.flush()
     try:
         await stop.wait()
@@ -97,15 +110,22 @@ def _query(**given: Any) -> Any:
 @click.option("--limit", type=int, default=100, show_default=True)
 @storage_option
 @json_option
-def relay_messages(mailbox: str | None, sender: str | None, subject: str | None, limit: int,
-                   storage: str | None) -> None:
+def relay_messages(
+    mailbox: str | None, sender: str | None, subject: str | None, limit: int, storage: str | None
+) -> None:
     """List captured messages, newest first."""
     store = _storage(storage)
     found = store.search(_query(mailbox=mailbox, sender=sender, subject=subject, limit=limit))
-    rows = [[m.id, m.to_json()["received_at"], m.sender, ",".join(m.recipients), m.subject]
-            for m in found]
-    table(click.get_current_context(), {"messages": [m.to_json() for m in found]},
-          ["ID", "RECEIVED", "FROM", "TO", "SUBJECT"], rows)
+    rows = [
+        [m.id, m.to_json()["received_at"], m.sender, ",".join(m.recipients), m.subject]
+        for m in found
+    ]
+    table(
+        click.get_current_context(),
+        {"messages": [m.to_json() for m in found]},
+        ["ID", "RECEIVED", "FROM", "TO", "SUBJECT"],
+        rows,
+    )
 
 
 @relay.command("show")
@@ -142,8 +162,13 @@ def relay_show(message_id: str, raw: bool, storage: str | None) -> None:
 @click.option("--timeout", type=click.FloatRange(0, 3600), default=10.0, show_default=True)
 @storage_option
 @json_option
-def relay_wait(mailbox: str | None, sender: str | None, subject: str | None, timeout: float,
-               storage: str | None) -> None:
+def relay_wait(
+    mailbox: str | None,
+    sender: str | None,
+    subject: str | None,
+    timeout: float,
+    storage: str | None,
+) -> None:
     """Wait until a matching message is stored (one already there counts); print it."""
     import time  # noqa: PLC0415
 
@@ -157,8 +182,11 @@ def relay_wait(mailbox: str | None, sender: str | None, subject: str | None, tim
             raise WaitTimedOut(f"no matching message arrived within {timeout:g} s")
         time.sleep(0.05)
     message = found[0]
-    emit(click.get_current_context(), {"message": message.to_json()},
-         f"{message.id}\t{message.sender}\t{','.join(message.recipients)}\t{message.subject}")
+    emit(
+        click.get_current_context(),
+        {"message": message.to_json()},
+        f"{message.id}\t{message.sender}\t{','.join(message.recipients)}\t{message.subject}",
+    )
 
 
 @relay.command("purge")
@@ -171,9 +199,15 @@ def relay_purge(mailbox: str | None, dry_run: bool, storage: str | None) -> None
     store = _storage(storage)
     if dry_run:
         count = store.count(mailbox)
-        emit(click.get_current_context(), {"changed": False, "would_delete": count},
-             f"would delete {count} message(s)")
+        emit(
+            click.get_current_context(),
+            {"changed": False, "would_delete": count},
+            f"would delete {count} message(s)",
+        )
         return
     deleted = store.purge(mailbox)
-    emit(click.get_current_context(), {"changed": deleted > 0, "deleted": deleted},
-         f"deleted {deleted} message(s)")
+    emit(
+        click.get_current_context(),
+        {"changed": deleted > 0, "deleted": deleted},
+        f"deleted {deleted} message(s)",
+    )

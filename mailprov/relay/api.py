@@ -25,7 +25,18 @@ if TYPE_CHECKING:
 
 WAIT_POLL_S = 0.02
 WAIT_MAX_S = 300.0
-SEARCH_PARAMS = ("mailbox", "to", "from", "subject", "user", "since", "until", "header", "limit", "after")
+SEARCH_PARAMS = (
+    "mailbox",
+    "to",
+    "from",
+    "subject",
+    "user",
+    "since",
+    "until",
+    "header",
+    "limit",
+    "after",
+)
 
 
 def _time(value: str, name: str) -> float:
@@ -62,7 +73,9 @@ def query_from(params: Any, *, allowed: tuple[str, ...] = SEARCH_PARAMS) -> Quer
         user=params.get("user") or None,
         since=_time(params["since"], "since") if params.get("since") else None,
         until=_time(params["until"], "until") if params.get("until") else None,
-        header=header, limit=limit, after_seq=after,
+        header=header,
+        limit=limit,
+        after_seq=after,
     )
 
 
@@ -90,7 +103,7 @@ def _guard(func: Handler) -> Handler:
     return wrapped
 
 
-def build_app(server: RelayServer) -> web.Application:
+def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one closure per route)
     """The aiohttp application for one relay."""
     from aiohttp import web  # noqa: PLC0415
 
@@ -143,8 +156,10 @@ def build_app(server: RelayServer) -> web.Application:
                 detail = message_detail(store.raw(found[0].id))
                 return web.json_response({**found[0].to_json(), **detail})
             if time.monotonic() >= deadline:
-                body = {"code": "wait-timed-out",
-                        "message": f"no matching message arrived within {timeout:g} s"}
+                body = {
+                    "code": "wait-timed-out",
+                    "message": f"no matching message arrived within {timeout:g} s",
+                }
                 return web.json_response({"error": body}, status=408)
             await asyncio.sleep(WAIT_POLL_S)
 
@@ -155,7 +170,9 @@ def build_app(server: RelayServer) -> web.Application:
         try:
             body = await request.json()
         except ValueError:
-            raise InvalidValue('the body must be JSON: {"rule": "rcpt:*@x.test=550 5.1.1 no"}') from None
+            raise InvalidValue(
+                'the body must be JSON: {"rule": "rcpt:*@x.test=550 5.1.1 no"}'
+            ) from None
         if not isinstance(body, dict) or not isinstance(body.get("rule"), str):
             raise InvalidValue('the body must be {"rule": "STAGE:PATTERN=ACTION"}')
         rule = server.add_fault(body["rule"])

@@ -41,9 +41,11 @@ class StoreAuthenticator:
 
         with self.store.read() as conn:
             row = conn.execute(
-                select(mailboxes.c.password_hash, mailboxes.c.active,
-                       mailboxes.c.temp_password_expires_at)
-                .where(mailboxes.c.address == user.strip().lower())
+                select(
+                    mailboxes.c.password_hash,
+                    mailboxes.c.active,
+                    mailboxes.c.temp_password_expires_at,
+                ).where(mailboxes.c.address == user.strip().lower())
             ).first()
         if row is None or not row.active:
             return False
@@ -70,17 +72,18 @@ class FileAuthenticator:
         except OSError as exc:
             raise ConfigInvalid(
                 f"relay.credentials_file {self.path}: {exc.strerror}",
-                hint="create it with lines 'user:{ARGON2ID}...' (mailprov hashes with 'doveadm pw')",
+                hint="write one 'user:{SCHEME}hash' line per user (e.g. from 'doveadm pw')",
             ) from None
-        for number, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
+        for number, raw_line in enumerate(text.splitlines(), 1):
+            line = raw_line.strip()
             if not line or line.startswith("#"):
                 continue
             user, sep, rest = line.partition(":")
             stored = rest.split(":", 1)[0]
             if not sep or not user or not stored.startswith("{"):
                 raise ConfigInvalid(
-                    f"relay.credentials_file {self.path} line {number}: expected user:{{SCHEME}}hash",
+                    f"relay.credentials_file {self.path} line {number}: "
+                    "expected user:{SCHEME}hash",
                 )
             self.users[user.lower()] = stored
         return self

@@ -43,8 +43,9 @@ class RecipientResolver:
         if self.store is None:
             return frozenset()
         with self.store.read() as conn:
-            return frozenset(r[0] for r in conn.execute(
-                select(domains.c.name).where(domains.c.active.is_(True))))
+            return frozenset(
+                r[0] for r in conn.execute(select(domains.c.name).where(domains.c.active.is_(True)))
+            )
 
     async def is_local_domain(self, domain: str) -> bool:
         """True for relay.local_domains and the store's active domains (cached briefly)."""
@@ -68,10 +69,14 @@ class RecipientResolver:
             active = select(mailboxes.c.address).where(mailboxes.c.active.is_(True))
             if conn.execute(active.where(mailboxes.c.address == address)).first():
                 return [address]
-            dests = [r[0] for r in conn.execute(
-                select(alias_destinations.c.destination)
-                .join(aliases, aliases.c.id == alias_destinations.c.alias_id)
-                .where(aliases.c.address == address, aliases.c.active.is_(True)))]
+            dests = [
+                r[0]
+                for r in conn.execute(
+                    select(alias_destinations.c.destination)
+                    .join(aliases, aliases.c.id == alias_destinations.c.alias_id)
+                    .where(aliases.c.address == address, aliases.c.active.is_(True))
+                )
+            ]
             if not dests:
                 return []
             return sorted(r[0] for r in conn.execute(active.where(mailboxes.c.address.in_(dests))))
@@ -103,7 +108,9 @@ class MaildirDelivery:
         st = self.mail_root.stat()
         return st.st_uid, st.st_gid
 
-    def deliver(self, content: bytes, sender: str, targets: Mapping[str, Sequence[str]]) -> list[Path]:
+    def deliver(
+        self, content: bytes, sender: str, targets: Mapping[str, Sequence[str]]
+    ) -> list[Path]:
         """Deliver one copy per distinct mailbox; on any failure, remove what was written."""
         owner = self._owner()
         done: list[Path] = []
@@ -133,14 +140,16 @@ class MaildirDelivery:
                         if str(parent) != ".":
                             os.chown(self.mail_root / parent, *owner)
         now = time.time()
-        name = (f"{int(now)}.M{int((now % 1) * 1e6)}P{os.getpid()}Q{next(_counter)}"
-                f".{self.hostname},S={len(data)}")
+        name = (
+            f"{int(now)}.M{int((now % 1) * 1e6)}P{os.getpid()}Q{next(_counter)}"
+            f".{self.hostname},S={len(data)}"
+        )
         tmp = maildir / "tmp" / name
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             if self.fsync:
                 os.fsync(fd)
             if owner:

@@ -1,4 +1,4 @@
-"""Fault rules: make the relay refuse, delay or drop on purpose, so test rigs can test failure paths.
+"""Fault rules: the relay refuses, delays or drops on purpose, so rigs can test failure paths.
 
 A rule is ``STAGE:PATTERN=ACTION`` followed by options::
 
@@ -71,9 +71,17 @@ class FaultRule:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
-            "rule": self.spec, "stage": self.stage, "pattern": self.pattern, "action": self.action,
-            "code": self.code or None, "text": self.text or None, "probability": self.probability,
-            "delay": self.delay, "times": self.times, "user": self.user, "from": self.sender,
+            "rule": self.spec,
+            "stage": self.stage,
+            "pattern": self.pattern,
+            "action": self.action,
+            "code": self.code or None,
+            "text": self.text or None,
+            "probability": self.probability,
+            "delay": self.delay,
+            "times": self.times,
+            "user": self.user,
+            "from": self.sender,
         }
 
 
@@ -81,7 +89,7 @@ def _bad(spec: str, why: str) -> FaultRuleInvalid:
     return FaultRuleInvalid(f"fault rule {spec!r}: {why}")
 
 
-def parse_fault(spec: str) -> FaultRule:
+def parse_fault(spec: str) -> FaultRule:  # noqa: PLR0912 (one branch per rule element)
     """Parse one rule. Raises FaultRuleInvalid saying what is wrong."""
     stage, colon, rest = spec.partition(":")
     stage = stage.strip().lower()
@@ -104,8 +112,11 @@ def parse_fault(spec: str) -> FaultRule:
     elif reply:
         rule = replace(rule, code=int(reply.group(1)), text=(reply.group(2) or "").strip())
     else:
-        raise _bad(spec, "the action must be a 4xx/5xx reply such as '550 5.1.1 no such user', "
-                   "'drop' or 'delay'")
+        raise _bad(
+            spec,
+            "the action must be a 4xx/5xx reply such as '550 5.1.1 no such user', "
+            "'drop' or 'delay'",
+        )
     try:
         if "p" in options:
             rule = replace(rule, probability=float(options["p"]))
@@ -169,7 +180,12 @@ class FaultSet:
                 self._rng = random.Random(seed)  # noqa: S311
 
     def check(
-        self, stage: str, subjects: Iterable[str], *, user: str | None = None, sender: str | None = None
+        self,
+        stage: str,
+        subjects: Iterable[str],
+        *,
+        user: str | None = None,
+        sender: str | None = None,
     ) -> FaultRule | None:
         """The rule that fires for this command, if any."""
         if not self.rules:

@@ -82,8 +82,13 @@ class RelayHandler:
             return "421 4.4.2 connection dropped"
         return rule.reply
 
-    async def handle_EHLO(  # noqa: N802  (aiosmtpd's hook name)
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
     ) -> list[str]:
         """Apply ``ehlo`` fault rules, else answer as aiosmtpd would."""
         refused = await self._fault(server, "ehlo", [hostname], session, envelope)
@@ -93,7 +98,7 @@ class RelayHandler:
         session.host_name = hostname
         return responses
 
-    async def handle_MAIL(  # noqa: N802
+    async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         """Check the sender (SMTPUTF8, faults), then ask the mode."""
@@ -111,7 +116,7 @@ class RelayHandler:
         envelope.smtp_utf8 = smtputf8
         return "250 2.1.0 Ok"
 
-    async def handle_RCPT(  # noqa: N802
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         """Check the recipient (limit, SMTPUTF8, faults), then ask the mode."""
@@ -130,7 +135,7 @@ class RelayHandler:
         envelope.rcpt_options.extend(options)
         return answer
 
-    async def handle_DATA(  # noqa: N802
+    async def handle_DATA(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         """Refuse smuggling attempts, apply faults, then let the mode take the message."""
@@ -144,7 +149,7 @@ class RelayHandler:
             return refused
         return await self.data(server, session, envelope, content)
 
-    async def handle_RSET(  # noqa: N802
+    async def handle_RSET(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         """Let the mode forget the transaction."""
@@ -186,19 +191,27 @@ class Capture(RelayHandler):
 
     async def data(self, server: SMTP, session: Session, envelope: Envelope, content: bytes) -> str:
         """Write the message to the store before answering 250 (a failure is a 4xx)."""
-        assert self.ctx.writer is not None
+        assert self.ctx.writer is not None  # noqa: S101 (narrows a type)
         peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
         try:
             stored = await self.ctx.writer.add(
-                content, sender=envelope.mail_from or "", recipients=envelope.rcpt_tos,
-                auth_user=auth_user(session), peer=peer,
+                content,
+                sender=envelope.mail_from or "",
+                recipients=envelope.rcpt_tos,
+                auth_user=auth_user(session),
+                peer=peer,
             )
-        except Exception as exc:  # noqa: BLE001  (disk full, unwritable: tell the client to retry)
+        except Exception as exc:
             log.error("cannot store a message from %s: %s", session.peer, exc)
             return "451 4.3.0 Error: cannot store the message now; try again later"
         self.ctx.counters["accepted"] += 1
-        log.info("stored %s from=<%s> to=%s size=%d", stored.id, stored.sender,
-                 ",".join(stored.recipients), stored.size)
+        log.info(
+            "stored %s from=<%s> to=%s size=%d",
+            stored.id,
+            stored.sender,
+            ",".join(stored.recipients),
+            stored.size,
+        )
         return f"250 2.0.0 Ok: queued as {stored.id}"
 
 
@@ -213,10 +226,10 @@ class DeliverLocal(RelayHandler):
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         """Accept only addresses the account store resolves to active mailboxes."""
-        assert self.ctx.resolver is not None
+        assert self.ctx.resolver is not None  # noqa: S101 (narrows a type)
         try:
             targets = await self.ctx.resolver.mailboxes_for(address)
-        except Exception as exc:  # noqa: BLE001  (store down: the client retries)
+        except Exception as exc:
             log.error("account store lookup failed: %s", exc)
             return "451 4.3.0 Error: temporary lookup failure"
         if not targets:
@@ -231,11 +244,13 @@ class DeliverLocal(RelayHandler):
             ids = await asyncio.to_thread(
                 self.delivery.deliver, content, envelope.mail_from or "", targets
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.error("Maildir delivery failed: %s", exc)
             return "451 4.3.0 Error: cannot deliver now; try again later"
         self.ctx.counters["accepted"] += 1
-        log.info("delivered from=<%s> to=%s files=%d", envelope.mail_from, ",".join(targets), len(ids))
+        log.info(
+            "delivered from=<%s> to=%s files=%d", envelope.mail_from, ",".join(targets), len(ids)
+        )
         return f"250 2.0.0 Ok: delivered to {len(ids)} mailbox(es)"
 
 
@@ -245,9 +260,10 @@ class Forward(RelayHandler):
     async def _upstream(self, session: Session) -> Upstream:
         up: Upstream | None = getattr(session, "upstream", None)
         if up is None:
-            assert self.ctx.options.smarthost is not None
-            up = Upstream(self.ctx.options.smarthost, self.ctx.options.hostname,
-                          self.ctx.smarthost_password)
+            assert self.ctx.options.smarthost is not None  # noqa: S101 (narrows a type)
+            up = Upstream(
+                self.ctx.options.smarthost, self.ctx.options.hostname, self.ctx.smarthost_password
+            )
             session.upstream = up  # type: ignore[attr-defined]
         return up
 
@@ -268,7 +284,7 @@ class Forward(RelayHandler):
     ) -> str:
         """Refuse relaying for strangers; otherwise the smarthost's answer, verbatim."""
         if auth_user(session) is None:
-            assert self.ctx.resolver is not None
+            assert self.ctx.resolver is not None  # noqa: S101 (narrows a type)
             domain = address.rpartition("@")[2].lower()
             if not await self.ctx.resolver.is_local_domain(domain):
                 return f"554 5.7.1 <{address}>: Relay access denied"
@@ -290,8 +306,13 @@ class Forward(RelayHandler):
             return exc.reply
         if code < 300:
             self.ctx.counters["accepted"] += 1
-        log.info("forwarded from=<%s> to=%s: %d %s", envelope.mail_from,
-                 ",".join(envelope.rcpt_tos), code, text)
+        log.info(
+            "forwarded from=<%s> to=%s: %d %s",
+            envelope.mail_from,
+            ",".join(envelope.rcpt_tos),
+            code,
+            text,
+        )
         return _reply(code, text)
 
     async def reset(self, session: Session) -> None:

@@ -88,7 +88,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def options_from_settings(settings: SiteConfig, **overrides: object) -> RelayOptions:
+def options_from_settings(  # noqa: PLR0912 (one check per setting)
+    settings: SiteConfig, **overrides: object
+) -> RelayOptions:
     """Check the [relay] section (plus command-line overrides) and build RelayOptions.
 
     Raises:
@@ -98,8 +100,10 @@ def options_from_settings(settings: SiteConfig, **overrides: object) -> RelayOpt
     from mailprov.rules.sizes import parse_size  # noqa: PLC0415
 
     r = settings.relay
-    get = {**{k: getattr(r, k) for k in r.__dataclass_fields__}, **{
-        k: v for k, v in overrides.items() if v is not None}}
+    get = {
+        **{k: getattr(r, k) for k in r.__dataclass_fields__},
+        **{k: v for k, v in overrides.items() if v is not None},
+    }
     mode = str(get["mode"]).lower()
     if mode not in MODES:
         raise ConfigInvalid(f"relay.mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -134,13 +138,17 @@ def options_from_settings(settings: SiteConfig, **overrides: object) -> RelayOpt
                 hint="put the password alone in a file readable only by the relay (0600)",
             )
         smarthost = Smarthost(
-            host=str(get["smarthost_host"]), port=int(get["smarthost_port"]),
-            starttls=bool(get["smarthost_starttls"]), username=str(get["smarthost_username"]),
+            host=str(get["smarthost_host"]),
+            port=int(get["smarthost_port"]),
+            starttls=bool(get["smarthost_starttls"]),
+            username=str(get["smarthost_username"]),
             password_file=optional_path("smarthost_password_file"),
             ca_file=optional_path("smarthost_ca_file"),
         )
     api = parse_listen(str(get["api_listen"]), "relay.api_listen") if get["api_listen"] else None
-    tls_listen = parse_listen(str(get["tls_listen"]), "relay.tls_listen") if get["tls_listen"] else None
+    tls_listen = (
+        parse_listen(str(get["tls_listen"]), "relay.tls_listen") if get["tls_listen"] else None
+    )
     require_auth = bool(get["require_auth"])
     for what, where in (("relay.listen", (host, port)), ("relay.tls_listen", tls_listen)):
         if where is not None and not is_loopback(where[0]) and not require_auth:
@@ -153,19 +161,37 @@ def options_from_settings(settings: SiteConfig, **overrides: object) -> RelayOpt
             hint="keep the API on 127.0.0.1 and reach it through an SSH tunnel",
         )
     return RelayOptions(
-        host=host, port=port,
+        host=host,
+        port=port,
         hostname=str(get["hostname"] or settings.site.hostname),
-        mode=mode, storage_dir=path(str(get["storage_dir"])),
-        max_messages=int(get["max_messages"]), max_age_s=int(get["max_age_hours"]) * 3600.0,
-        max_bytes=max_bytes, size_limit=size_limit, max_recipients=int(get["max_recipients"]),
-        require_auth=require_auth, allow_auth_without_tls=bool(get["allow_auth_without_tls"]),
-        credentials_file=optional_path("credentials_file"), store_url=settings.store.url,
+        mode=mode,
+        storage_dir=path(str(get["storage_dir"])),
+        max_messages=int(get["max_messages"]),
+        max_age_s=int(get["max_age_hours"]) * 3600.0,
+        max_bytes=max_bytes,
+        size_limit=size_limit,
+        max_recipients=int(get["max_recipients"]),
+        require_auth=require_auth,
+        allow_auth_without_tls=bool(get["allow_auth_without_tls"]),
+        credentials_file=optional_path("credentials_file"),
+        store_url=settings.store.url,
         tls=tls,
-        tls_cert_file=path(settings.tls.cert_file) if tls == "site" else optional_path("tls_cert_file"),
-        tls_key_file=path(settings.tls.key_file) if tls == "site" else optional_path("tls_key_file"),
-        tls_listen=tls_listen, api=api, workers=int(get["workers"]), fsync=bool(get["fsync"]),
-        faults=tuple(get["faults"]), fault_seed=int(get["fault_seed"]),
+        tls_cert_file=path(settings.tls.cert_file)
+        if tls == "site"
+        else optional_path("tls_cert_file"),
+        tls_key_file=path(settings.tls.key_file)
+        if tls == "site"
+        else optional_path("tls_key_file"),
+        tls_listen=tls_listen,
+        api=api,
+        workers=int(get["workers"]),
+        fsync=bool(get["fsync"]),
+        faults=tuple(get["faults"]),
+        fault_seed=int(get["fault_seed"]),
         local_domains=tuple(d.lower() for d in get["local_domains"]),
-        mail_root=path(str(get["mail_root"])), lmtp=str(get["lmtp"]), smarthost=smarthost,
-        json_log=bool(get.get("json_log", False)), log_level=str(get.get("log_level", "info")),
+        mail_root=path(str(get["mail_root"])),
+        lmtp=str(get["lmtp"]),
+        smarthost=smarthost,
+        json_log=bool(get.get("json_log", False)),
+        log_level=str(get.get("log_level", "info")),
     )

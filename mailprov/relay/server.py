@@ -63,7 +63,9 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
-            raise PortInUse(f"cannot listen on {host}:{port}: the address is already in use") from None
+            raise PortInUse(
+                f"cannot listen on {host}:{port}: the address is already in use"
+            ) from None
         raise ConfigInvalid(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.setblocking(False)
     return sock
@@ -115,8 +117,8 @@ class RelayServer:
         elif o.tls == "generate":
             cert, key = o.storage_dir / "tls" / "cert.pem", o.storage_dir / "tls" / "key.pem"
         else:
-            assert o.tls_cert_file is not None
-            assert o.tls_key_file is not None
+            assert o.tls_cert_file is not None  # noqa: S101 (narrows a type)
+            assert o.tls_key_file is not None  # noqa: S101 (narrows a type)
             cert, key = o.tls_cert_file, o.tls_key_file
         self.cert_file = cert
         return server_context(cert, key)
@@ -129,10 +131,15 @@ class RelayServer:
 
         o = self.options
         retention = Retention(o.max_messages, o.max_age_s, o.max_bytes)
-        store = MessageStore(o.storage_dir, retention, fsync=o.fsync).open(writer=o.mode == "capture")
+        store = MessageStore(o.storage_dir, retention, fsync=o.fsync).open(
+            writer=o.mode == "capture"
+        )
         self.api_store = store
-        needs_accounts = o.mode == "deliver" or (o.credentials_file is None and o.store_url) or (
-            o.mode == "forward" and o.store_url)
+        needs_accounts = (
+            o.mode == "deliver"
+            or (o.credentials_file is None and o.store_url)
+            or (o.mode == "forward" and o.store_url)
+        )
         if needs_accounts and o.store_url:
             from mailprov.store import open_store  # noqa: PLC0415
 
@@ -162,8 +169,11 @@ class RelayServer:
         from mailprov.relay.storage.writer import StoreWriter  # noqa: PLC0415
 
         return RelayContext(
-            options=o, faults=self.faults, store=store,
-            writer=StoreWriter(store) if o.mode == "capture" else None, authenticator=authenticator,
+            options=o,
+            faults=self.faults,
+            store=store,
+            writer=StoreWriter(store) if o.mode == "capture" else None,
+            authenticator=authenticator,
             resolver=RecipientResolver(self._account_store, o.local_domains),
             smarthost_password=password,
         )
@@ -174,7 +184,9 @@ class RelayServer:
 
         if self.options.mode == "deliver":
             if self.options.lmtp:
-                raise ConfigInvalid("relay.lmtp is not supported yet; leave it empty to use the Maildir")
+                raise ConfigInvalid(
+                    "relay.lmtp is not supported yet; leave it empty to use the Maildir"
+                )
             return DeliverLocal(ctx, MaildirDelivery(self.options.mail_root))
         if self.options.mode == "forward":
             return Forward(ctx)
@@ -182,12 +194,16 @@ class RelayServer:
 
     def _factory(self, handler: RelayHandler, tls: ssl.SSLContext | None, *, implicit: bool) -> Any:
         o = self.options
-        assert self.ctx is not None
+        assert self.ctx is not None  # noqa: S101 (narrows a type)
         ctx = self.ctx
         exclude = [] if ctx.authenticator is not None else ["PLAIN", "LOGIN"]
         kwargs = {
-            "hostname": o.hostname, "ident": "mailprov relay", "data_size_limit": o.size_limit,
-            "enable_SMTPUTF8": True, "decode_data": False, "timeout": 300,
+            "hostname": o.hostname,
+            "ident": "mailprov relay",
+            "data_size_limit": o.size_limit,
+            "enable_SMTPUTF8": True,
+            "decode_data": False,
+            "timeout": 300,
             "tls_context": None if implicit else tls,
             "auth_required": o.require_auth,
             "auth_require_tls": not (o.allow_auth_without_tls or implicit),
@@ -201,7 +217,7 @@ class RelayServer:
 
     # -- running ------------------------------------------------------------------
 
-    async def start(self, *, sockets: dict[str, socket.socket] | None = None) -> None:
+    async def start(self, *, sockets: dict[str, socket.socket] | None = None) -> None:  # noqa: PLR0912
         """Bind, build, listen, start the API and workers. Returns once all are ready."""
         o = self.options
         loop = asyncio.get_running_loop()
@@ -228,13 +244,19 @@ class RelayServer:
                 self.ctx.writer.start()
             if self.worker == 0:
                 self._write_faults()
-            self._servers.append(await loop.create_server(
-                self._factory(handler, tls, implicit=False), sock=socks["smtp"]))
+            self._servers.append(
+                await loop.create_server(
+                    self._factory(handler, tls, implicit=False), sock=socks["smtp"]
+                )
+            )
             if "tls" in socks:
                 if tls is None:
                     raise ConfigInvalid("relay.tls_listen needs TLS: relay.tls must not be 'off'")
-                self._servers.append(await loop.create_server(
-                    self._factory(handler, tls, implicit=True), sock=socks["tls"], ssl=tls))
+                self._servers.append(
+                    await loop.create_server(
+                        self._factory(handler, tls, implicit=True), sock=socks["tls"], ssl=tls
+                    )
+                )
             if api_sock is not None:
                 await self._start_api(api_sock)
             if self.worker == 0 and o.workers > 1:
@@ -261,38 +283,54 @@ class RelayServer:
 
     def _spawn_workers(self) -> None:
         """Start workers 1..N-1 and wait (bounded) until each has bound its sockets."""
-        options = replace(self.options, port=self.port, api=None,
-                          tls_listen=(self.options.tls_listen[0], self.tls_port)
-                          if self.options.tls_listen and self.tls_port else None,
-                          faults=tuple(r.spec for r in self.faults.rules))
+        options = replace(
+            self.options,
+            port=self.port,
+            api=None,
+            tls_listen=(self.options.tls_listen[0], self.tls_port)
+            if self.options.tls_listen and self.tls_port
+            else None,
+            faults=tuple(r.spec for r in self.faults.rules),
+        )
         for index in range(1, self.options.workers):
             proc = subprocess.Popen(
-                [sys.executable, "-c", "from mailprov.relay.server import worker_main; worker_main()",
-                 str(index)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                [
+                    sys.executable,
+                    "-c",
+                    "from mailprov.relay.server import worker_main; worker_main()",
+                    str(index),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
             )
-            assert proc.stdin is not None
+            assert proc.stdin is not None  # noqa: S101 (narrows a type)
             proc.stdin.write(pickle.dumps(options))
             proc.stdin.close()
             self._workers.append(proc)
         deadline = time.monotonic() + WORKER_START_S
         for proc in self._workers:
-            assert proc.stdout is not None
+            assert proc.stdout is not None  # noqa: S101 (narrows a type)
             line = _readline_until(proc, deadline)
             if not line.startswith(b"ready"):
+                said = line.decode(errors="replace").strip()
                 raise MailprovError(
-                    f"relay worker {proc.pid} did not start: {line.decode(errors='replace').strip()}"
-                    or "no answer", hint="run with --workers 1 to see the error")
+                    f"relay worker {proc.pid} did not start: {said}",
+                    hint="run with --workers 1 to see the error",
+                )
 
     def describe(self) -> dict[str, Any]:
         """Mode, listeners and counters, for the ready line and /health."""
         o = self.options
-        assert self.ctx is not None
+        assert self.ctx is not None  # noqa: S101 (narrows a type)
         return {
-            "mode": o.mode, "hostname": o.hostname, "smtp": f"{o.host}:{self.port}",
+            "mode": o.mode,
+            "hostname": o.hostname,
+            "smtp": f"{o.host}:{self.port}",
             "smtps": f"{o.tls_listen[0]}:{self.tls_port}" if o.tls_listen else None,
             "api": f"http://{o.api[0]}:{self.api_port}/api/v1" if self.api_port and o.api else None,
-            "workers": o.workers, "pid": os.getpid(), "storage": str(o.storage_dir),
+            "workers": o.workers,
+            "pid": os.getpid(),
+            "storage": str(o.storage_dir),
             "tls_cert": str(self.cert_file) if self.cert_file else None,
             "counters": dict(self.ctx.counters),
         }
@@ -368,7 +406,7 @@ class RelayServer:
 def _readline_until(proc: subprocess.Popen[bytes], deadline: float) -> bytes:
     import selectors  # noqa: PLC0415
 
-    assert proc.stdout is not None
+    assert proc.stdout is not None  # noqa: S101 (narrows a type)
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ)
         if not sel.select(max(0.0, deadline - time.monotonic())):

@@ -43,17 +43,29 @@ class RelaySMTP(SMTP):
             super().__init__(handler, **kwargs)
 
     def _fast_init(
-        self, handler: Any, *, hostname: str, ident: str, data_size_limit: int,
-        enable_SMTPUTF8: bool, decode_data: bool, timeout: float,  # noqa: N803
-        tls_context: Any, auth_required: bool, auth_require_tls: bool,
+        self,
+        handler: Any,
+        *,
+        hostname: str,
+        ident: str,
+        data_size_limit: int,
+        enable_SMTPUTF8: bool,
+        decode_data: bool,
+        timeout: float,
+        tls_context: Any,
+        auth_required: bool,
+        auth_require_tls: bool,
         auth_exclude_mechanism: list[str],
     ) -> None:
         """aiosmtpd 1.4.6's ``SMTP.__init__`` for our fixed arguments, minus the introspection."""
         self.__ident__ = ident
         self.loop = asyncio.get_running_loop()
         asyncio.StreamReaderProtocol.__init__(
-            self, asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
-            client_connected_cb=self._cb_client_connected, loop=self.loop)
+            self,
+            asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit),
+            client_connected_cb=self._cb_client_connected,
+            loop=self.loop,
+        )
         self.event_handler = handler
         self.data_size_limit = data_size_limit
         self.enable_SMTPUTF8 = enable_SMTPUTF8
@@ -76,10 +88,12 @@ class RelaySMTP(SMTP):
         self._authenticator = None
         self._auth_callback = _refuse
         self._auth_required = auth_required
-        auth_names, hook_names, smtp_names = _plan(type(self), type(handler),
-                                                   tuple(auth_exclude_mechanism))
+        auth_names, hook_names, smtp_names = _plan(
+            type(self), type(handler), tuple(auth_exclude_mechanism)
+        )
         self._auth_methods = {
-            mech: _AuthMechAttr(getattr(self, attr), True) for mech, attr in auth_names}
+            mech: _AuthMechAttr(getattr(self, attr), True) for mech, attr in auth_names
+        }
         self._handle_hooks = {name: getattr(handler, "handle_" + name) for name in hook_names}
         self._ehlo_hook_ver = "new" if "EHLO" in hook_names else None
         self._smtp_methods = {name: getattr(self, "smtp_" + name) for name in smtp_names}
@@ -87,8 +101,8 @@ class RelaySMTP(SMTP):
 
     async def _check(self, user: bytes, password: bytes) -> AuthResult:
         name = user.decode("utf-8", "replace")
-        assert self.session is not None
-        assert self.envelope is not None
+        assert self.session is not None  # noqa: S101 (narrows a type)
+        assert self.envelope is not None  # noqa: S101 (narrows a type)
         rule = self.relay.faults.check("auth", [name], user=name, sender=None)
         if rule is not None:
             if rule.delay:
@@ -100,12 +114,13 @@ class RelaySMTP(SMTP):
                 return AuthResult(success=False, handled=False, message=rule.reply)
         authenticator = self.relay.authenticator
         ok = authenticator is not None and await authenticator.verify(
-            name, password.decode("utf-8", "replace"))
+            name, password.decode("utf-8", "replace")
+        )
         if ok:
             return AuthResult(success=True, auth_data=name)
         return AuthResult(success=False, handled=False)
 
-    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:  # noqa: N802
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
         """AUTH PLAIN, initial response or challenge."""
         if len(args) == 1:
             blob = await self.challenge_auth("")
@@ -117,7 +132,7 @@ class RelaySMTP(SMTP):
             except (binascii.Error, ValueError):
                 await self.push("501 5.5.2 Can't decode base64")
                 return AuthResult(success=False, handled=True)
-        assert isinstance(blob, bytes)
+        assert isinstance(blob, bytes)  # noqa: S101 (narrows a type)
         try:
             _authz, user, password = blob.split(b"\x00")
         except ValueError:
@@ -125,7 +140,7 @@ class RelaySMTP(SMTP):
             return AuthResult(success=False, handled=True)
         return await self._check(user, password)
 
-    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:  # noqa: N802
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
         """AUTH LOGIN, with or without the user name on the command line."""
         if len(args) == 1:
             user = await self.challenge_auth(self.AuthLoginUsernameChallenge)
@@ -140,8 +155,8 @@ class RelaySMTP(SMTP):
         password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
         if password is MISSING:
             return AuthResult(success=False)
-        assert isinstance(user, bytes)
-        assert isinstance(password, bytes)
+        assert isinstance(user, bytes)  # noqa: S101 (narrows a type)
+        assert isinstance(password, bytes)  # noqa: S101 (narrows a type)
         return await self._check(user, password)
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -163,12 +178,21 @@ def _plan(
 ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]:
     """What aiosmtpd finds by introspection, found once: AUTH mechanisms, hooks, commands."""
     auth = tuple(
-        (getattr(func, "__auth_mechanism_name__", name.replace("auth_", "").replace("__", "-")), name)
-        for name, func in inspect.getmembers(protocol) if name.startswith("auth_"))
+        (
+            getattr(func, "__auth_mechanism_name__", name.replace("auth_", "").replace("__", "-")),
+            name,
+        )
+        for name, func in inspect.getmembers(protocol)
+        if name.startswith("auth_")
+    )
     auth = tuple((mech, name) for mech, name in auth if mech not in exclude)
-    hooks = tuple(name.replace("handle_", "") for name in dir(handler) if name.startswith("handle_"))
+    hooks = tuple(
+        name.replace("handle_", "") for name in dir(handler) if name.startswith("handle_")
+    )
     if "EHLO" in hooks and len(inspect.signature(handler.handle_EHLO).parameters) != 6:
-        msg = "the relay's handle_EHLO must take (self, server, session, envelope, hostname, responses)"
+        msg = "handle_EHLO must take (self, server, session, envelope, hostname, responses)"
         raise TypeError(msg)
-    commands = tuple(name.replace("smtp_", "") for name in dir(protocol) if name.startswith("smtp_"))
+    commands = tuple(
+        name.replace("smtp_", "") for name in dir(protocol) if name.startswith("smtp_")
+    )
     return auth, hooks, commands

@@ -40,10 +40,9 @@ class Upstream:
         self.client: Client | None = None
 
     def _tls_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(
+        return ssl.create_default_context(
             cafile=str(self.smarthost.ca_file) if self.smarthost.ca_file else None
         )
-        return context
 
     async def _open(self) -> Client:
         from aiosmtplib import SMTP, SMTPException  # noqa: PLC0415
@@ -51,8 +50,14 @@ class Upstream:
         if self.client is not None and self.client.is_connected:
             return self.client
         host = self.smarthost
-        client = SMTP(hostname=host.host, port=host.port, local_hostname=self.helo_name,
-                      timeout=TIMEOUT_S, start_tls=False, tls_context=self._tls_context())
+        client = SMTP(
+            hostname=host.host,
+            port=host.port,
+            local_hostname=self.helo_name,
+            timeout=TIMEOUT_S,
+            start_tls=False,
+            tls_context=self._tls_context(),
+        )
         where = f"{host.host}:{host.port}"
         try:
             await client.connect()
@@ -60,20 +65,23 @@ class Upstream:
             if host.starttls:
                 if not client.supports_extension("starttls"):
                     client.close()
-                    raise UpstreamError("451 4.7.5 Error: smarthost offers no STARTTLS",
-                                        f"{where} does not offer STARTTLS")
+                    raise UpstreamError(
+                        "451 4.7.5 Error: smarthost offers no STARTTLS",
+                        f"{where} does not offer STARTTLS",
+                    )
                 await client.starttls()
                 await client.ehlo()
             if host.username:
-                assert self.password is not None
+                assert self.password is not None  # noqa: S101 (narrows a type)
                 await client.login(host.username, self.password.reveal())
         except UpstreamError:
             raise
         except (SMTPException, OSError, ssl.SSLError) as exc:
             client.close()
             detail = f"smarthost {where}: {type(exc).__name__}: {exc}"
-            raise UpstreamError("451 4.4.1 Error: smarthost unavailable; try again later",
-                                detail) from None
+            raise UpstreamError(
+                "451 4.4.1 Error: smarthost unavailable; try again later", detail
+            ) from None
         self.client = client
         return client
 
@@ -84,20 +92,26 @@ class Upstream:
         try:
             response = await client.execute_command(*args)
         except (SMTPException, OSError) as exc:
-            raise UpstreamError("451 4.4.2 Error: smarthost connection lost; try again later",
-                                str(exc)) from None
+            raise UpstreamError(
+                "451 4.4.2 Error: smarthost connection lost; try again later", str(exc)
+            ) from None
         return response.code, response.message
 
     def _options(self, options: list[str]) -> bytes:
-        assert self.client is not None
-        kept = [o for o in options
-                if o.upper() in PASS_THROUGH and self.client.supports_extension(PASS_THROUGH[o.upper()])]
+        assert self.client is not None  # noqa: S101 (narrows a type)
+        kept = [
+            o
+            for o in options
+            if o.upper() in PASS_THROUGH and self.client.supports_extension(PASS_THROUGH[o.upper()])
+        ]
         return (" " + " ".join(kept)).encode() if kept else b""
 
     async def mail(self, address: str, options: list[str]) -> tuple[int, str]:
         """MAIL FROM upstream; opens the connection on first use."""
         await self._open()
-        return await self._command(b"MAIL", b"FROM:<" + address.encode() + b">" + self._options(options))
+        return await self._command(
+            b"MAIL", b"FROM:<" + address.encode() + b">" + self._options(options)
+        )
 
     async def rcpt(self, address: str, _options: list[str]) -> tuple[int, str]:
         """RCPT TO upstream."""
@@ -113,8 +127,9 @@ class Upstream:
         except SMTPResponseException as exc:
             return exc.code, exc.message
         except (SMTPException, OSError) as exc:
-            raise UpstreamError("451 4.4.2 Error: smarthost connection lost; try again later",
-                                str(exc)) from None
+            raise UpstreamError(
+                "451 4.4.2 Error: smarthost connection lost; try again later", str(exc)
+            ) from None
         return response.code, response.message
 
     async def reset(self) -> None:

@@ -10,9 +10,15 @@ from mailprov.relay.faults import FaultSet, parse_fault
 
 def test_reply_rule_with_at_signs_in_pattern_and_options() -> None:
     """A reply rule keeps '@' in the pattern and text, and reads trailing @options."""
-    rule = parse_fault("rcpt:bounce-*@example.test=550 5.1.1 no such user@p=0.25@times=3@from=*@app.test")
+    rule = parse_fault(
+        "rcpt:bounce-*@example.test=550 5.1.1 no such user@p=0.25@times=3@from=*@app.test"
+    )
     assert (rule.stage, rule.pattern, rule.code, rule.text) == (
-        "rcpt", "bounce-*@example.test", 550, "5.1.1 no such user")
+        "rcpt",
+        "bounce-*@example.test",
+        550,
+        "5.1.1 no such user",
+    )
     assert (rule.probability, rule.times, rule.sender) == (0.25, 3, "*@app.test")
 
 
@@ -23,11 +29,22 @@ def test_drop_and_delay_actions() -> None:
     assert (delay.action, delay.delay) == ("delay", 1.5)
 
 
-@pytest.mark.parametrize("spec", [
-    "rcpt", "nope:*=550 x", "rcpt:*", "rcpt:=550 x", "rcpt:*=250 ok", "rcpt:*=hello",
-    "rcpt:*=550 x@p=2", "rcpt:*=550 x@p=often", "rcpt:*=550 x@times=0", "data:*=delay",
-    "rcpt:*=550 x@delay=9999",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "rcpt",
+        "nope:*=550 x",
+        "rcpt:*",
+        "rcpt:=550 x",
+        "rcpt:*=250 ok",
+        "rcpt:*=hello",
+        "rcpt:*=550 x@p=2",
+        "rcpt:*=550 x@p=often",
+        "rcpt:*=550 x@times=0",
+        "data:*=delay",
+        "rcpt:*=550 x@delay=9999",
+    ],
+)
 def test_bad_rules_are_refused_with_a_reason(spec: str) -> None:
     """Every malformed rule raises FaultRuleInvalid quoting the rule."""
     with pytest.raises(FaultRuleInvalid) as err:
@@ -55,6 +72,7 @@ def test_times_limits_how_often_a_rule_fires() -> None:
 
 def test_probability_is_reproducible_with_a_seed() -> None:
     """The same seed gives the same firing sequence; about p of the checks fire."""
+
     def sequence(seed: int) -> list[bool]:
         faults = FaultSet.from_specs(["data:*=451 4.3.0 later@p=0.3"], seed=seed)
         return [faults.check("data", ["a@b"]) is not None for _ in range(400)]

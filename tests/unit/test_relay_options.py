@@ -11,7 +11,7 @@ from mailprov.relay.options import options_from_settings, parse_listen
 from mailprov.settings import load_settings
 
 
-def settings_from(tmp_path: Path, text: str, env: dict[str, str] | None = None):  # noqa: ANN201
+def settings_from(tmp_path: Path, text: str, env: dict[str, str] | None = None):
     config = tmp_path / "mailprov.toml"
     config.write_text(text)
     return load_settings(config_file=config, env=env or {})
@@ -26,7 +26,12 @@ def test_file_env_and_flags_build_the_options(tmp_path: Path) -> None:
         env={"MAILPROV_RELAY_MAX_RECIPIENTS": "7"},
     )
     options = options_from_settings(settings, listen="127.0.0.2:0")
-    assert (options.host, options.port, options.mode, options.max_recipients) == ("127.0.0.2", 0, "forward", 7)
+    assert (options.host, options.port, options.mode, options.max_recipients) == (
+        "127.0.0.2",
+        0,
+        "forward",
+        7,
+    )
     assert options.size_limit == 1 << 20
     assert options.smarthost is not None
     assert options.smarthost.password_file == tmp_path / "secret"
@@ -35,15 +40,21 @@ def test_file_env_and_flags_build_the_options(tmp_path: Path) -> None:
     assert settings.origins["relay.max_recipients"] == "env MAILPROV_RELAY_MAX_RECIPIENTS"
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ('[relay]\nmode = "mirror"\n', "relay.mode"),
-    ('[relay]\nlisten = "nowhere"\n', "relay.listen"),
-    ('[relay]\nworkers = 0\n', "relay.workers"),
-    ('[relay]\nmode = "forward"\n', "smarthost_host"),
-    ('[relay]\nmode = "forward"\nsmarthost_host = "h"\nsmarthost_username = "u"\n', "password_file"),
-    ('[relay]\ntls = "files"\n', "tls_cert_file"),
-    ('[relay]\nsize_limit = "lots"\n', "size_limit"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('[relay]\nmode = "mirror"\n', "relay.mode"),
+        ('[relay]\nlisten = "nowhere"\n', "relay.listen"),
+        ("[relay]\nworkers = 0\n", "relay.workers"),
+        ('[relay]\nmode = "forward"\n', "smarthost_host"),
+        (
+            '[relay]\nmode = "forward"\nsmarthost_host = "h"\nsmarthost_username = "u"\n',
+            "password_file",
+        ),
+        ('[relay]\ntls = "files"\n', "tls_cert_file"),
+        ('[relay]\nsize_limit = "lots"\n', "size_limit"),
+    ],
+)
 def test_bad_values_name_the_setting(tmp_path: Path, text: str, words: str) -> None:
     """Each unusable value is a ConfigInvalid that names the setting."""
     with pytest.raises(ConfigInvalid) as err:

@@ -13,9 +13,17 @@ from mailprov.relay.storage import MessageStore, Query, Retention
 RAW = b"From: a@b.test\r\nSubject: %s\r\nX-Tag: %s\r\nMessage-ID: <%s@t>\r\n\r\nbody\r\n"
 
 
-def add(store: MessageStore, n: int, to: list[str] | None = None, now: float = 1000.0, user: str | None = None):  # noqa: ANN201
+def add(
+    store: MessageStore,
+    n: int,
+    to: list[str] | None = None,
+    now: float = 1000.0,
+    user: str | None = None,
+):
     raw = RAW % (f"subject {n}".encode(), f"tag{n}".encode(), str(n).encode())
-    return store.add(raw, sender="s@b.test", recipients=to or ["r@b.test"], auth_user=user, now=now + n)
+    return store.add(
+        raw, sender="s@b.test", recipients=to or ["r@b.test"], auth_user=user, now=now + n
+    )
 
 
 @pytest.fixture
@@ -28,7 +36,10 @@ def test_recipients_and_auth_user_each_get_a_mailbox(store: MessageStore) -> Non
     """A message shows in each recipient's mailbox and in its AUTH user's, stored once."""
     add(store, 1, ["A@x.test", "b@x.test"], user="Me@x.test")
     assert {(b["mailbox"], b["kind"]) for b in store.mailboxes()} == {
-        ("a@x.test", "rcpt"), ("b@x.test", "rcpt"), ("me@x.test", "user")}
+        ("a@x.test", "rcpt"),
+        ("b@x.test", "rcpt"),
+        ("me@x.test", "user"),
+    }
     assert store.count() == 1
     assert store.count("a@x.test") == 1
 
@@ -58,7 +69,10 @@ def test_retention_drops_the_oldest_first(tmp_path: Path) -> None:
         add(store, n)
     store.enforce_retention(now=2000)
     assert [m.subject for m in store.search(Query(newest_first=False))] == [
-        "subject 3", "subject 4", "subject 5"]
+        "subject 3",
+        "subject 4",
+        "subject 5",
+    ]
     store.retention = Retention(0, max_age_s=100, max_bytes=0)
     assert store.enforce_retention(now=1104.5) == 2
     size = store.search(Query())[0].size
@@ -82,7 +96,9 @@ def test_failed_index_write_leaves_nothing(store: MessageStore) -> None:
     add(store, 1)
     segment = next((store.root / "messages").glob("*.seg"))
     size = segment.stat().st_size
-    store.db.execute("CREATE TRIGGER boom BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk'); END")
+    store.db.execute(
+        "CREATE TRIGGER boom BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk'); END"
+    )
     with pytest.raises(Exception, match="disk"):
         add(store, 2)
     assert segment.stat().st_size == size

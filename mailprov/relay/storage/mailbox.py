@@ -199,8 +199,9 @@ class MessageStore:
 
     def connect(self) -> sqlite3.Connection:
         """A new connection to the index (one per thread that writes)."""
-        db = sqlite3.connect(self.root / "index.sqlite", timeout=30, isolation_level=None,
-                             check_same_thread=False)
+        db = sqlite3.connect(
+            self.root / "index.sqlite", timeout=30, isolation_level=None, check_same_thread=False
+        )
         db.execute("PRAGMA busy_timeout = 30000")
         # NORMAL in WAL mode: a commit survives a crash of the process, and only a
         # power loss can drop the last commits (relay.fsync = true syncs the files).
@@ -208,7 +209,7 @@ class MessageStore:
         return db
 
     def open(self, *, create: bool = True, writer: bool = False) -> MessageStore:
-        """Create the folder layout and index if needed; raise RelayStorageUnavailable if unusable."""
+        """Create the layout and index if needed; RelayStorageUnavailable if unusable."""
         if not create and not (self.root / "index.sqlite").is_file():
             raise RelayStorageUnavailable(
                 f"there is no relay storage in {self.root}",
@@ -236,7 +237,7 @@ class MessageStore:
         """The index connection (opened by :meth:`open`)."""
         if self._db is None:
             self.open()
-        assert self._db is not None
+        assert self._db is not None  # noqa: S101 (narrows a type)
         return self._db
 
     def close(self) -> None:
@@ -261,8 +262,9 @@ class MessageStore:
             os.close(fd)
         self._segment_no += 1
         self._segment = f"{os.getpid():x}-{int(time.time() * 1000):x}-{self._segment_no}.seg"
-        self._segment_fd = os.open(self.segment_path(self._segment),
-                                   os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._segment_fd = os.open(
+            self.segment_path(self._segment), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640
+        )
         return self._segment_fd
 
     # -- writing -------------------------------------------------------------
@@ -282,8 +284,9 @@ class MessageStore:
         Raises:
             OSError, sqlite3.Error: the disk is full or unwritable; nothing is left behind.
         """
-        pending = self.prepare(raw, sender=sender, recipients=recipients, auth_user=auth_user,
-                               peer=peer, now=now)
+        pending = self.prepare(
+            raw, sender=sender, recipients=recipients, auth_user=auth_user, peer=peer, now=now
+        )
         return self.store([pending])[0]
 
     def prepare(
@@ -300,9 +303,22 @@ class MessageStore:
         received = time.time() if now is None else now
         msg_id = f"{int(received * 1000):011x}-{os.getpid():x}-{next(_counter):x}"
         block, pairs = parse_headers(raw)
-        return Pending(raw, StoredMessage(
-            0, msg_id, received, sender, tuple(recipients), auth_user, peer,
-            header_value(pairs, "Subject"), header_value(pairs, "Message-ID"), len(raw)), block)
+        return Pending(
+            raw,
+            StoredMessage(
+                0,
+                msg_id,
+                received,
+                sender,
+                tuple(recipients),
+                auth_user,
+                peer,
+                header_value(pairs, "Subject"),
+                header_value(pairs, "Message-ID"),
+                len(raw),
+            ),
+            block,
+        )
 
     def try_begin(self) -> bool:
         """Take the index's write lock now if it is free (True), without waiting (False).
@@ -350,7 +366,7 @@ class MessageStore:
                 offset += len(prefix) + len(item.raw) + 2
             data = memoryview(b"".join(chunks))
             while data:
-                data = data[os.write(fd, data):]
+                data = data[os.write(fd, data) :]
             if self.fsync:
                 os.fsync(fd)
             return self._index(batch)
@@ -373,9 +389,20 @@ class MessageStore:
                     "INSERT INTO messages (id, received_at, sender, recipients, auth_user, peer,"
                     " subject, message_id, size, segment, offset, headers)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (m.id, m.received_at, m.sender, json.dumps(list(m.recipients)), m.auth_user,
-                     m.peer, m.subject, m.message_id, m.size, item.segment, item.offset,
-                     item.headers),
+                    (
+                        m.id,
+                        m.received_at,
+                        m.sender,
+                        json.dumps(list(m.recipients)),
+                        m.auth_user,
+                        m.peer,
+                        m.subject,
+                        m.message_id,
+                        m.size,
+                        item.segment,
+                        item.offset,
+                        item.headers,
+                    ),
                 )
                 seq = int(cur.lastrowid or 0)
                 boxes = {r.lower(): "rcpt" for r in m.recipients}
@@ -442,7 +469,7 @@ class MessageStore:
         self._drop_segments()
 
     def _drop_segments(self) -> None:
-        """Remove segment files no indexed message is in (never another live process's current one)."""
+        """Remove segments without indexed messages (never another live process's current one)."""
         used = {r[0] for r in self.db.execute("SELECT DISTINCT segment FROM messages")}
         files = [p.name for p in (self.root / "messages").glob("*.seg")]
         newest: dict[str, tuple[int, int, str]] = {}
@@ -476,7 +503,8 @@ class MessageStore:
         else:
             rows = self.db.execute(
                 "SELECT m.seq, m.id FROM messages m JOIN mailbox_messages b ON b.seq = m.seq"
-                " WHERE b.mailbox = ?", (mailbox.lower(),)
+                " WHERE b.mailbox = ?",
+                (mailbox.lower(),),
             ).fetchall()
         if rows:
             self._delete([r[0] for r in rows], [r[1] for r in rows])
@@ -487,7 +515,8 @@ class MessageStore:
     def mailboxes(self) -> list[dict[str, Any]]:
         """Every mailbox with its kind and message count."""
         rows = self.db.execute(
-            "SELECT mailbox, kind, count(*) FROM mailbox_messages GROUP BY mailbox, kind ORDER BY mailbox"
+            "SELECT mailbox, kind, count(*) FROM mailbox_messages"
+            " GROUP BY mailbox, kind ORDER BY mailbox"
         ).fetchall()
         return [{"mailbox": m, "kind": k, "messages": n} for m, k, n in rows]
 
@@ -498,8 +527,11 @@ class MessageStore:
     def count(self, mailbox: str | None = None) -> int:
         """How many messages are stored (in one mailbox, if given)."""
         if mailbox is not None:
-            return int(self.db.execute("SELECT count(*) FROM mailbox_messages WHERE mailbox = ?",
-                                       (mailbox.lower(),)).fetchone()[0])
+            return int(
+                self.db.execute(
+                    "SELECT count(*) FROM mailbox_messages WHERE mailbox = ?", (mailbox.lower(),)
+                ).fetchone()[0]
+            )
         return int(self.db.execute("SELECT count(*) FROM messages").fetchone()[0])
 
     def search(self, query: Query) -> list[StoredMessage]:
@@ -548,20 +580,26 @@ class MessageStore:
         """One message's index entry. Raises NotFound."""
         row = self.db.execute(
             "SELECT seq, id, received_at, sender, recipients, auth_user, peer, subject, message_id,"
-            " size FROM messages WHERE id = ?", (message_id,)
+            " size FROM messages WHERE id = ?",
+            (message_id,),
         ).fetchone()
         if row is None:
-            raise NotFound(f"no message {message_id} in the relay's storage",
-                           hint="list them with 'mailprov relay messages'")
+            raise NotFound(
+                f"no message {message_id} in the relay's storage",
+                hint="list them with 'mailprov relay messages'",
+            )
         return _stored(row)
 
     def raw(self, message_id: str) -> bytes:
         """A message's bytes as received. Raises NotFound."""
         row = self.db.execute(
-            "SELECT segment, offset, size FROM messages WHERE id = ?", (message_id,)).fetchone()
+            "SELECT segment, offset, size FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
         if row is None:
-            raise NotFound(f"no message {message_id} in the relay's storage",
-                           hint="list them with 'mailprov relay messages'")
+            raise NotFound(
+                f"no message {message_id} in the relay's storage",
+                hint="list them with 'mailprov relay messages'",
+            )
         try:
             with self.segment_path(row[0]).open("rb") as segment:
                 segment.seek(row[1])
@@ -588,9 +626,16 @@ def _header_matches(block: str, name: str, value: str) -> bool:
 
 def _stored(row: Sequence[Any]) -> StoredMessage:
     return StoredMessage(
-        seq=row[0], id=row[1], received_at=row[2], sender=row[3],
-        recipients=tuple(json.loads(row[4])), auth_user=row[5], peer=row[6], subject=row[7],
-        message_id=row[8], size=row[9],
+        seq=row[0],
+        id=row[1],
+        received_at=row[2],
+        sender=row[3],
+        recipients=tuple(json.loads(row[4])),
+        auth_user=row[5],
+        peer=row[6],
+        subject=row[7],
+        message_id=row[8],
+        size=row[9],
     )
 
 

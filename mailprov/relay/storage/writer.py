@@ -48,12 +48,19 @@ class StoreWriter:
                 continue
 
     async def add(
-        self, raw: bytes, *, sender: str, recipients: Sequence[str], auth_user: str | None, peer: str
+        self,
+        raw: bytes,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        auth_user: str | None,
+        peer: str,
     ) -> StoredMessage:
         """Store a message; returns once it is indexed. Raises OSError/sqlite3.Error."""
         loop = asyncio.get_running_loop()
-        pending = self.store.prepare(raw, sender=sender, recipients=recipients,
-                                     auth_user=auth_user, peer=peer)
+        pending = self.store.prepare(
+            raw, sender=sender, recipients=recipients, auth_user=auth_user, peer=peer
+        )
         done: asyncio.Future[StoredMessage] = loop.create_future()
         if not self._waiting:
             loop.call_soon(self._flush)
@@ -63,7 +70,7 @@ class StoreWriter:
     def _flush(self) -> None:
         try:
             locked = self.store.try_begin()
-        except Exception:  # noqa: BLE001  (the store's error reaches every waiting client)
+        except Exception:
             locked = True  # store() below raises it again for the batch
         if not locked:
             asyncio.get_running_loop().call_later(LOCK_RETRY_S, self._flush)
@@ -71,7 +78,7 @@ class StoreWriter:
         batch, self._waiting = self._waiting, []
         try:
             stored = self.store.store([p for p, _ in batch])
-        except Exception as exc:  # noqa: BLE001  (each waiting client gets the error: a 4xx)
+        except Exception as exc:
             for _, done in batch:
                 if not done.done():
                     done.set_exception(exc)

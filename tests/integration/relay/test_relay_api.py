@@ -1,4 +1,4 @@
-"""The HTTP JSON API with a real HTTP client (urllib): search, read, delete, wait, faults, OpenAPI."""
+"""The HTTP JSON API with a real client (urllib): search, read, delete, wait, faults, OpenAPI."""
 
 from __future__ import annotations
 
@@ -20,11 +20,16 @@ def call(relay: RelayRunner, path: str, method: str = "GET", body: Any = None) -
     """Status and decoded body (JSON when it is JSON)."""
     assert relay.api_url is not None
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(relay.api_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(  # noqa: S310 (http on loopback only)
+        relay.api_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=20) as response:  # noqa: S310 (loopback)
-            raw, status, kind = response.read(), response.status, response.headers.get_content_type()
+            raw, status, kind = (
+                response.read(),
+                response.status,
+                response.headers.get_content_type(),
+            )
     except urllib.error.HTTPError as err:
         raw, status, kind = err.read(), err.code, err.headers.get_content_type()
     return status, json.loads(raw) if kind == "application/json" else raw
@@ -32,7 +37,9 @@ def call(relay: RelayRunner, path: str, method: str = "GET", body: Any = None) -
 
 def send(relay: RelayRunner, to: list[str], subject: str, extra: str = "") -> None:
     with client(relay) as c:
-        c.sendmail("api@client.test", to, f"Subject: {subject}\r\n{extra}\r\nhello api\r\n".encode())
+        c.sendmail(
+            "api@client.test", to, f"Subject: {subject}\r\n{extra}\r\nhello api\r\n".encode()
+        )
 
 
 @pytest.fixture
@@ -50,7 +57,9 @@ def test_list_search_and_read(relay: RelayRunner) -> None:
     status, boxes = call(relay, "/mailboxes")
     assert status == 200
     assert {b["mailbox"]: b["messages"] for b in boxes["mailboxes"]} == {
-        "a@example.test": 1, "b@example.test": 2}
+        "a@example.test": 1,
+        "b@example.test": 2,
+    }
     _, found = call(relay, "/messages?mailbox=b@example.test")
     assert [m["subject"] for m in found["messages"]] == ["second", "first"]
     _, found = call(relay, "/messages?subject=SEC&from=api@client")
@@ -96,10 +105,18 @@ def test_wait_times_out_with_408(relay: RelayRunner) -> None:
     assert (status, body["error"]["code"]) == (408, "wait-timed-out")
 
 
-@pytest.mark.parametrize("query", [
-    "/messages?limit=0", "/messages?limit=x", "/messages?since=yesterday", "/messages?header=nocolon",
-    "/messages?colour=red", "/wait?timeout=-1", "/wait?timeout=soon",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/messages?limit=0",
+        "/messages?limit=x",
+        "/messages?since=yesterday",
+        "/messages?header=nocolon",
+        "/messages?colour=red",
+        "/wait?timeout=-1",
+        "/wait?timeout=soon",
+    ],
+)
 def test_bad_parameters_get_400_with_a_message(relay: RelayRunner, query: str) -> None:
     """Bad query parameters are refused with 400 and a message saying what was wrong."""
     status, body = call(relay, query)
@@ -111,16 +128,26 @@ def test_openapi_document_lists_every_route(relay: RelayRunner) -> None:
     """The served OpenAPI document describes the routes the API has."""
     status, doc = call(relay, "/openapi.json")
     assert (status, doc["openapi"]) == (200, "3.1.0")
-    assert {"/api/v1/messages", "/api/v1/wait", "/api/v1/faults", "/api/v1/messages/{id}/raw"} <= set(doc["paths"])
+    assert {
+        "/api/v1/messages",
+        "/api/v1/wait",
+        "/api/v1/faults",
+        "/api/v1/messages/{id}/raw",
+    } <= set(doc["paths"])
 
 
 def test_faults_set_over_the_api_act_on_smtp(relay: RelayRunner) -> None:
     """A fault rule added over the API refuses matching recipients until it is removed."""
-    status, body = call(relay, "/faults", "POST", {"rule": "rcpt:bounce-*@example.test=550 5.1.1 no such user"})
+    status, body = call(
+        relay, "/faults", "POST", {"rule": "rcpt:bounce-*@example.test=550 5.1.1 no such user"}
+    )
     assert (status, body["fault"]["code"]) == (201, 550)
     with client(relay) as c:
-        refused = c.sendmail("x@client.test", ["bounce-1@example.test", "ok@example.test"],
-                             b"Subject: f\r\n\r\nx\r\n")
+        refused = c.sendmail(
+            "x@client.test",
+            ["bounce-1@example.test", "ok@example.test"],
+            b"Subject: f\r\n\r\nx\r\n",
+        )
     assert refused == {"bounce-1@example.test": (550, b"5.1.1 no such user")}
     assert call(relay, "/faults")[1]["faults"][0]["fired"] == 1
     assert call(relay, "/faults", "POST", {"rule": "rcpt:nope"})[0] == 400
@@ -131,6 +158,7 @@ def test_faults_set_over_the_api_act_on_smtp(relay: RelayRunner) -> None:
 
 def test_probabilistic_faults_repeat_with_the_same_seed(relay: RelayRunner) -> None:
     """A p=0.5 DATA fault fires on the same messages in two runs with the same seed."""
+
     def run() -> list[int]:
         relay.clear_faults(seed=42)
         relay.fault("data:*=451 4.3.0 try later@p=0.5")

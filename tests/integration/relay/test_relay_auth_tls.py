@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mailprov.rules.hashing import hash_password
-from mailprov.services.accounts import Actor, add_domain, add_mailbox, prepare_password
-from mailprov.settings import PasswordsSection
 from mailprov.model import Secret
 from mailprov.rules.addresses import parse_address
+from mailprov.rules.hashing import hash_password
+from mailprov.services.accounts import Actor, add_domain, add_mailbox, prepare_password, set_active
+from mailprov.settings import PasswordsSection
+from mailprov.store import open_store
+from mailprov.store.migrate import upgrade
 from mailprov.testing import RelayRunner
 from tests.integration.relay.relay_helpers import client, tls_context
 
@@ -20,10 +22,6 @@ from tests.integration.relay.relay_helpers import client, tls_context
 @pytest.fixture(scope="module")
 def account_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A SQLite account store with ann@example.test (password 'Ann-pass-1') and an inactive one."""
-    from mailprov.store import open_store
-    from mailprov.store.migrate import upgrade
-    from mailprov.services.accounts import set_active
-
     url = f"sqlite:///{tmp_path_factory.mktemp('accounts') / 'mailprov.sqlite'}"
     upgrade(url)
     store = open_store(url)
@@ -45,14 +43,17 @@ def login(relay: RelayRunner, user: str, password: str, *, mechanism: str = "PLA
         c.ehlo()
         c.user, c.password = user, password
         try:
-            code, _ = c.auth(mechanism, getattr(c, f"auth_{mechanism.lower()}"),
-                             initial_response_ok=mechanism == "PLAIN")
+            code, _ = c.auth(
+                mechanism,
+                getattr(c, f"auth_{mechanism.lower()}"),
+                initial_response_ok=mechanism == "PLAIN",
+            )
         except smtplib.SMTPAuthenticationError as exc:
             return exc.smtp_code
         return code
 
 
-def test_auth_against_the_account_store(make_relay, account_store: str) -> None:  # noqa: ANN001
+def test_auth_against_the_account_store(make_relay, account_store: str) -> None:
     """PLAIN and LOGIN succeed with the store's password; wrong or inactive accounts get 535."""
     relay = make_relay(store_url=account_store)
     assert login(relay, "ann@example.test", "Ann-pass-1x!") == 235
@@ -62,7 +63,7 @@ def test_auth_against_the_account_store(make_relay, account_store: str) -> None:
     assert login(relay, "nobody@example.test", "x") == 535
 
 
-def test_auth_user_is_its_own_mailbox(make_relay, tmp_path: Path) -> None:  # noqa: ANN001
+def test_auth_user_is_its_own_mailbox(make_relay, tmp_path: Path) -> None:
     """Mail sent after AUTH is also filed under the AUTH user's mailbox."""
     creds = tmp_path / "users"
     creds.write_text(f"sender@example.test:{hash_password('s3cret-Pass!', 'SHA512-CRYPT')}\n")
@@ -77,7 +78,7 @@ def test_auth_user_is_its_own_mailbox(make_relay, tmp_path: Path) -> None:  # no
     assert relay.messages(user="sender@example.test")[0].id == mine[0].id
 
 
-def test_auth_before_tls_is_refused(make_relay, tmp_path: Path) -> None:  # noqa: ANN001
+def test_auth_before_tls_is_refused(make_relay, tmp_path: Path) -> None:
     """AUTH on a plain connection gets 538 unless plaintext AUTH is explicitly allowed."""
     creds = tmp_path / "users"
     creds.write_text(f"u@example.test:{hash_password('pw-Secret-1', 'SHA512-CRYPT')}\n")
@@ -92,7 +93,7 @@ def test_auth_before_tls_is_refused(make_relay, tmp_path: Path) -> None:  # noqa
         assert c.login("u@example.test", "pw-Secret-1")[0] == 235
 
 
-def test_require_auth_refuses_anonymous_mail(make_relay, tmp_path: Path) -> None:  # noqa: ANN001
+def test_require_auth_refuses_anonymous_mail(make_relay, tmp_path: Path) -> None:
     """With require_auth, MAIL without AUTH gets 530 and nothing is stored."""
     creds = tmp_path / "users"
     creds.write_text(f"u@example.test:{hash_password('pw-Secret-1', 'SHA512-CRYPT')}\n")
@@ -108,22 +109,27 @@ def test_require_auth_refuses_anonymous_mail(make_relay, tmp_path: Path) -> None
     assert [m.subject for m in relay.messages()] == ["ok"]
 
 
-def test_implicit_tls_listener(make_relay, tmp_path: Path) -> None:  # noqa: ANN001
+def test_implicit_tls_listener(make_relay, tmp_path: Path) -> None:
     """The implicit-TLS listener completes a verified handshake and accepts AUTH and mail."""
     creds = tmp_path / "users"
     creds.write_text(f"u@example.test:{hash_password('pw-Secret-1', 'SHA512-CRYPT')}\n")
     relay = make_relay(credentials_file=creds, tls_listen=("127.0.0.1", 0))
     assert relay.server is not None
     assert relay.server.tls_port is not None
-    with smtplib.SMTP_SSL("127.0.0.1", relay.server.tls_port, context=tls_context(relay),
-                          local_hostname="client.test", timeout=10) as c:
+    with smtplib.SMTP_SSL(
+        "127.0.0.1",
+        relay.server.tls_port,
+        context=tls_context(relay),
+        local_hostname="client.test",
+        timeout=10,
+    ) as c:
         c.login("u@example.test", "pw-Secret-1")
         c.sendmail("u@example.test", ["d@example.test"], b"Subject: tls\r\n\r\nx\r\n")
     assert relay.messages()[0].subject == "tls"
 
 
-def test_starttls_with_configured_certificate(make_relay, tmp_path: Path) -> None:  # noqa: ANN001
-    """relay.tls = files presents the configured certificate (made by trustme) in a real handshake."""
+def test_starttls_with_configured_certificate(make_relay, tmp_path: Path) -> None:
+    """relay.tls = files presents the configured (trustme) certificate in a real handshake."""
     trustme = pytest.importorskip("trustme")
     ca = trustme.CA()
     cert = ca.issue_cert("relay.test", "127.0.0.1")

@@ -63,8 +63,11 @@ def test_stored_bytes_are_exactly_what_was_sent(capture: RelayRunner) -> None:
     with client(capture) as c:
         c.sendmail("a@client.test", ["exact@example.test"], body)
     got = capture.wait_for(to="exact@example.test", timeout=5)
-    assert got.raw == b"Subject: exact\r\n\r\n..leading dot\r\nline two\r\n".replace(b"\r\n..", b"\r\n.", 1) \
+    assert (
+        got.raw
+        == b"Subject: exact\r\n\r\n..leading dot\r\nline two\r\n".replace(b"\r\n..", b"\r\n.", 1)
         or got.raw == body
+    )
     assert b"line two" in got.raw
 
 
@@ -73,9 +76,23 @@ def test_swaks_message_is_captured_with_its_headers(capture: RelayRunner) -> Non
     capture.purge()
     swaks = need("swaks")
     out = subprocess.run(
-        [swaks, "--server", f"{capture.host}:{capture.port}", "--from", "s@client.test",
-         "--to", "swaks@example.test", "--header", "Subject: via swaks", "--header", "X-Test-Id: 42"],
-        capture_output=True, text=True, timeout=30, check=False,
+        [
+            swaks,
+            "--server",
+            f"{capture.host}:{capture.port}",
+            "--from",
+            "s@client.test",
+            "--to",
+            "swaks@example.test",
+            "--header",
+            "Subject: via swaks",
+            "--header",
+            "X-Test-Id: 42",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     assert out.returncode == 0, out.stdout
     got = capture.wait_for(to="swaks@example.test", timeout=5)
@@ -88,14 +105,28 @@ def test_smtp_source_load_is_stored_completely(capture: RelayRunner) -> None:
     """Every message smtp-source gets a 250 for is stored (stored == sent)."""
     capture.purge()
     tool = need("smtp-source")
-    subprocess.run([tool, "-s", "5", "-l", "512", "-m", "200", "-t", "load@example.test",
-                    f"{capture.host}:{capture.port}"], check=True, timeout=60,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            tool,
+            "-s",
+            "5",
+            "-l",
+            "512",
+            "-m",
+            "200",
+            "-t",
+            "load@example.test",
+            f"{capture.host}:{capture.port}",
+        ],
+        check=True,
+        timeout=60,
+        stdout=subprocess.DEVNULL,
+    )
     assert capture.store.count("load@example.test") == 200
 
 
-def test_oversize_message_is_refused_and_not_stored(make_relay) -> None:  # noqa: ANN001
-    """A message over the SIZE limit gets 552 (at MAIL with SIZE=, else after DATA); none is stored."""
+def test_oversize_message_is_refused_and_not_stored(make_relay) -> None:
+    """Over the SIZE limit: 552 at MAIL (with SIZE=) or after DATA; nothing is stored."""
     relay = make_relay(size_limit=2000)
     big = b"Subject: big\r\n\r\n" + b"x" * 70 + (b"\r\n" + b"x" * 70) * 60
     with client(relay) as c, pytest.raises(smtplib.SMTPSenderRefused) as err:
@@ -109,7 +140,7 @@ def test_oversize_message_is_refused_and_not_stored(make_relay) -> None:  # noqa
     assert relay.store.count() == 0
 
 
-def test_too_many_recipients_get_452(make_relay) -> None:  # noqa: ANN001
+def test_too_many_recipients_get_452(make_relay) -> None:
     """Recipients beyond max_recipients are refused with 452; the others get the message."""
     relay = make_relay(max_recipients=2)
     with client(relay) as c:
@@ -120,7 +151,10 @@ def test_too_many_recipients_get_452(make_relay) -> None:  # noqa: ANN001
         code, text = c.rcpt("r3@example.test")
         assert (code, b"too many" in text) == (452, True)
         assert c.data(b"Subject: two\r\n\r\nx\r\n")[0] == 250
-    assert sorted(m["mailbox"] for m in relay.store.mailboxes()) == ["r1@example.test", "r2@example.test"]
+    assert sorted(m["mailbox"] for m in relay.store.mailboxes()) == [
+        "r1@example.test",
+        "r2@example.test",
+    ]
 
 
 def test_non_ascii_address_needs_smtputf8(capture: RelayRunner) -> None:
@@ -142,12 +176,17 @@ def test_non_ascii_address_needs_smtputf8(capture: RelayRunner) -> None:
 def test_bare_lf_smuggling_is_refused_and_disconnected(capture: RelayRunner) -> None:
     """A message with a bare <LF> (smuggling attempt) gets 521 and nothing is stored."""
     capture.purge()
-    replies = raw_session(capture, [
-        b"EHLO c.test\r\n", b"MAIL FROM:<a@client.test>\r\n", b"RCPT TO:<v@example.test>\r\n",
-        b"DATA\r\n",
-        b"Subject: s\r\n\r\nx\n.\nMAIL FROM:<evil@client.test>\nRCPT TO:<v@example.test>\n"
-        b"DATA\nSubject: smuggled\n\r\n.\r\n",
-    ])
+    replies = raw_session(
+        capture,
+        [
+            b"EHLO c.test\r\n",
+            b"MAIL FROM:<a@client.test>\r\n",
+            b"RCPT TO:<v@example.test>\r\n",
+            b"DATA\r\n",
+            b"Subject: s\r\n\r\nx\n.\nMAIL FROM:<evil@client.test>\nRCPT TO:<v@example.test>\n"
+            b"DATA\nSubject: smuggled\n\r\n.\r\n",
+        ],
+    )
     assert replies[-1].startswith(b"521 5.5.2")
     assert capture.store.count() == 0
 
@@ -157,8 +196,12 @@ def test_client_vanishing_mid_data_leaves_nothing(capture: RelayRunner) -> None:
     capture.purge()
     with socket.create_connection((capture.host, capture.port), timeout=5) as sock:
         read_reply(sock)
-        for line in (b"EHLO c.test\r\n", b"MAIL FROM:<a@client.test>\r\n",
-                     b"RCPT TO:<half@example.test>\r\n", b"DATA\r\n"):
+        for line in (
+            b"EHLO c.test\r\n",
+            b"MAIL FROM:<a@client.test>\r\n",
+            b"RCPT TO:<half@example.test>\r\n",
+            b"DATA\r\n",
+        ):
             sock.sendall(line)
             read_reply(sock)
         sock.sendall(b"Subject: half\r\n\r\nsome but not all")
@@ -168,23 +211,31 @@ def test_client_vanishing_mid_data_leaves_nothing(capture: RelayRunner) -> None:
 
 def test_malformed_commands_get_5xx(capture: RelayRunner) -> None:
     """Malformed commands are answered with 5xx syntax errors, and DATA without RCPT with 503."""
-    replies = raw_session(capture, [b"EHLO c.test\r\n", b"MAIL\r\n",
-                                    b"RCPT TO:<x@example.test>\r\n", b"DATA\r\n", b"BOGUS\r\n"])
+    replies = raw_session(
+        capture,
+        [
+            b"EHLO c.test\r\n",
+            b"MAIL\r\n",
+            b"RCPT TO:<x@example.test>\r\n",
+            b"DATA\r\n",
+            b"BOGUS\r\n",
+        ],
+    )
     assert replies[2][:3] == b"501"
     assert replies[3][:3] == b"503"
     assert replies[4][:3] == b"503"
     assert replies[5][:3] == b"500"
 
 
-def test_unwritable_storage_answers_4xx_and_recovers(make_relay) -> None:  # noqa: ANN001
+def test_unwritable_storage_answers_4xx_and_recovers(make_relay) -> None:
     """When the segment cannot be written, the client gets 451; later mail is stored again."""
     relay = make_relay()
     send(relay, ["first@example.test"], "first")
     store = relay.server.ctx.store  # the server's own store object
-    segment_fd = store._segment_fd  # noqa: SLF001  (inject a full disk: make the fd read-only)
+    segment_fd = store._segment_fd
     import os  # noqa: PLC0415
 
-    read_only = os.open(store.segment_path(store._segment), os.O_RDONLY)  # noqa: SLF001
+    read_only = os.open(store.segment_path(store._segment), os.O_RDONLY)
     saved = os.dup(segment_fd)
     os.dup2(read_only, segment_fd)
     try:

@@ -1,4 +1,4 @@
-"""Deliver mode: provisioned mailboxes get the message in their Maildir; others are refused at RCPT."""
+"""Deliver mode: provisioned mailboxes get mail in their Maildir; others are refused at RCPT."""
 
 from __future__ import annotations
 
@@ -11,15 +11,14 @@ from mailprov.model import Secret
 from mailprov.rules.addresses import parse_address
 from mailprov.services.accounts import Actor, add_alias, add_domain, add_mailbox, prepare_password
 from mailprov.settings import PasswordsSection
+from mailprov.store import open_store
+from mailprov.store.migrate import upgrade
 from tests.integration.relay.relay_helpers import client
 
 
 @pytest.fixture
 def accounts(tmp_path: Path) -> str:
     """A store with ann@ and bob@example.test and the alias team@example.test -> both."""
-    from mailprov.store import open_store
-    from mailprov.store.migrate import upgrade
-
     url = f"sqlite:///{tmp_path / 'mailprov.sqlite'}"
     upgrade(url)
     store = open_store(url)
@@ -39,7 +38,9 @@ def maildir_files(root: Path, mailbox: str) -> list[Path]:
     return sorted((root / domain / local / "Maildir" / "new").glob("*"))
 
 
-def test_provisioned_mailbox_gets_the_message_in_its_maildir(make_relay, accounts: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_provisioned_mailbox_gets_the_message_in_its_maildir(
+    make_relay, accounts: str, tmp_path: Path
+) -> None:
     """A message to a mailbox lands in MAIL_ROOT/domain/local/Maildir/new with Return-Path."""
     mail_root = tmp_path / "vmail"
     mail_root.mkdir()
@@ -54,7 +55,7 @@ def test_provisioned_mailbox_gets_the_message_in_its_maildir(make_relay, account
     assert not list((mail_root / "example.test" / "ann" / "Maildir" / "tmp").iterdir())
 
 
-def test_unknown_recipient_is_refused_at_rcpt(make_relay, accounts: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_unknown_recipient_is_refused_at_rcpt(make_relay, accounts: str, tmp_path: Path) -> None:
     """A recipient that is not a provisioned mailbox gets 550 5.1.1 at RCPT; nothing is written."""
     mail_root = tmp_path / "vmail"
     mail_root.mkdir()
@@ -68,13 +69,16 @@ def test_unknown_recipient_is_refused_at_rcpt(make_relay, accounts: str, tmp_pat
     assert not any(mail_root.iterdir())
 
 
-def test_alias_delivers_one_copy_to_each_member(make_relay, accounts: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_alias_delivers_one_copy_to_each_member(make_relay, accounts: str, tmp_path: Path) -> None:
     """Mail to an alias (and to a member directly) gives each member exactly one copy."""
     mail_root = tmp_path / "vmail"
     mail_root.mkdir()
     relay = make_relay(mode="deliver", store_url=accounts, mail_root=mail_root)
     with client(relay) as c:
-        c.sendmail("s@client.test", ["team@example.test", "ann@example.test"],
-                   b"Subject: team\r\n\r\nhi team\r\n")
+        c.sendmail(
+            "s@client.test",
+            ["team@example.test", "ann@example.test"],
+            b"Subject: team\r\n\r\nhi team\r\n",
+        )
     assert len(maildir_files(mail_root, "ann@example.test")) == 1
     assert len(maildir_files(mail_root, "bob@example.test")) == 1

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mailprov.relay.options import Smarthost
 from mailprov.rules.hashing import hash_password
 from mailprov.testing import RelayRunner
 from tests.integration.relay.relay_helpers import client, need, tls_context
@@ -40,7 +41,8 @@ relay_domains = example.test
 relay_transport = discard:
 default_transport = discard:
 smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_recipient_restrictions = check_recipient_access texthash:{root}/access, permit_mynetworks, reject
+smtpd_recipient_restrictions =
+  check_recipient_access texthash:{root}/access, permit_mynetworks, reject
 smtpd_tls_cert_file = {root}/cert.pem
 smtpd_tls_key_file = {root}/key.pem
 smtpd_tls_security_level = may
@@ -103,14 +105,14 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def postfix_upstream() -> Iterator[tuple[int, Path]]:
-    """A real Postfix on a free loopback port with a private config: refuses refused@, defers later@.
+    """A real Postfix on a free port with a private config: refuses refused@, defers later@.
 
     Yields its port and the CA file that signed its STARTTLS certificate.
     """
     postfix = need("postfix")
     trustme = pytest.importorskip("trustme")
     root = Path(tempfile.mkdtemp(prefix="mprelay-pf-"))  # short: unix socket paths < 108 bytes
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 (postfix daemons must traverse it)
     port = free_port()
     for sub in ("spool", "log"):
         (root / sub).mkdir(mode=0o755)
@@ -137,20 +139,23 @@ def postfix_upstream() -> Iterator[tuple[int, Path]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def forwarder(make_relay, port: int, **changes: object) -> RelayRunner:  # noqa: ANN001
-    from mailprov.relay.options import Smarthost
+def forwarder(make_relay, port: int, **changes: object) -> RelayRunner:
+    smarthost = changes.pop("smarthost", None) or Smarthost(
+        host="127.0.0.1", port=port, starttls=False
+    )
+    return make_relay(
+        mode="forward", smarthost=smarthost, local_domains=("example.test",), **changes
+    )
 
-    smarthost = changes.pop("smarthost", None) or Smarthost(host="127.0.0.1", port=port, starttls=False)
-    return make_relay(mode="forward", smarthost=smarthost, local_domains=("example.test",), **changes)
 
-
-def test_postfix_answers_reach_the_client_per_recipient(make_relay, postfix_upstream) -> None:  # noqa: ANN001
-    """Over STARTTLS to Postfix: refused recipients get 550, deferred 450, the rest 250 and DATA 250."""
-    from mailprov.relay.options import Smarthost
-
+def test_postfix_answers_reach_the_client_per_recipient(make_relay, postfix_upstream) -> None:
+    """Over STARTTLS to Postfix: refused rcpt 550, deferred 450, others 250, DATA 250."""
     port, ca_file = postfix_upstream
-    relay = forwarder(make_relay, port, smarthost=Smarthost(
-        host="127.0.0.1", port=port, starttls=True, ca_file=ca_file))
+    relay = forwarder(
+        make_relay,
+        port,
+        smarthost=Smarthost(host="127.0.0.1", port=port, starttls=True, ca_file=ca_file),
+    )
     with client(relay) as c:
         c.ehlo()
         assert c.mail("sender@client.test")[0] == 250
@@ -164,7 +169,7 @@ def test_postfix_answers_reach_the_client_per_recipient(make_relay, postfix_upst
     assert relay.store.count() == 0  # forwarded, not captured
 
 
-def test_unauthenticated_mail_to_foreign_domains_is_refused(make_relay, postfix_upstream) -> None:  # noqa: ANN001
+def test_unauthenticated_mail_to_foreign_domains_is_refused(make_relay, postfix_upstream) -> None:
     """Forward mode is no open relay: without AUTH only local domains are accepted."""
     relay = forwarder(make_relay, postfix_upstream[0])
     with client(relay) as c:
@@ -174,12 +179,15 @@ def test_unauthenticated_mail_to_foreign_domains_is_refused(make_relay, postfix_
         assert (code, b"Relay access denied" in text) == (554, True)
 
 
-def test_smtp_sink_soft_failure_at_data_is_a_4xx(make_relay) -> None:  # noqa: ANN001
+def test_smtp_sink_soft_failure_at_data_is_a_4xx(make_relay) -> None:
     """When the smarthost (smtp-sink -r DATA) defers DATA, the client gets that 4xx, not 250."""
     sink = need("smtp-sink")
     port = free_port()
-    proc = subprocess.Popen([sink, "-u", "postfix", "-r", "DATA", f"127.0.0.1:{port}", "10"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sink, "-u", "postfix", "-r", "DATA", f"127.0.0.1:{port}", "10"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_greeting(port)
         relay = forwarder(make_relay, port)
@@ -191,7 +199,7 @@ def test_smtp_sink_soft_failure_at_data_is_a_4xx(make_relay) -> None:  # noqa: A
         proc.wait(10)
 
 
-def test_unreachable_smarthost_is_a_4xx(make_relay) -> None:  # noqa: ANN001
+def test_unreachable_smarthost_is_a_4xx(make_relay) -> None:
     """If nothing listens at the smarthost, MAIL gets 451 and nothing is accepted."""
     relay = forwarder(make_relay, free_port())
     with client(relay) as c:
@@ -200,10 +208,8 @@ def test_unreachable_smarthost_is_a_4xx(make_relay) -> None:  # noqa: ANN001
         assert (code, b"smarthost unavailable" in text) == (451, True)
 
 
-def test_forward_with_starttls_and_auth_to_another_relay(make_relay, tmp_path: Path) -> None:  # noqa: ANN001
+def test_forward_with_starttls_and_auth_to_another_relay(make_relay, tmp_path: Path) -> None:
     """The forwarder logs in to an AUTH-requiring smarthost with the password from its file."""
-    from mailprov.relay.options import Smarthost
-
     creds = tmp_path / "users"
     creds.write_text(f"fwd@example.test:{hash_password('fwd-Pass-1', 'SHA512-CRYPT')}\n")
     upstream = make_relay(credentials_file=creds, require_auth=True)
@@ -211,17 +217,35 @@ def test_forward_with_starttls_and_auth_to_another_relay(make_relay, tmp_path: P
     password_file = tmp_path / "smarthost-password"
     password_file.write_text("fwd-Pass-1\n")
     password_file.chmod(0o600)
-    relay = forwarder(make_relay, 0, smarthost=Smarthost(
-        host="127.0.0.1", port=upstream.port, starttls=True, username="fwd@example.test",
-        password_file=password_file, ca_file=upstream.cert_file))
+    relay = forwarder(
+        make_relay,
+        0,
+        smarthost=Smarthost(
+            host="127.0.0.1",
+            port=upstream.port,
+            starttls=True,
+            username="fwd@example.test",
+            password_file=password_file,
+            ca_file=upstream.cert_file,
+        ),
+    )
     with client(relay) as c:
         c.sendmail("s@client.test", ["dest@example.test"], b"Subject: via auth\r\n\r\nx\r\n")
     got = upstream.wait_for(to="dest@example.test", timeout=5)
     assert (got.subject, got.summary.auth_user) == ("via auth", "fwd@example.test")
     password_file.write_text("wrong\n")
-    wrong = forwarder(make_relay, 0, smarthost=Smarthost(
-        host="127.0.0.1", port=upstream.port, starttls=True, username="fwd@example.test",
-        password_file=password_file, ca_file=upstream.cert_file))
+    wrong = forwarder(
+        make_relay,
+        0,
+        smarthost=Smarthost(
+            host="127.0.0.1",
+            port=upstream.port,
+            starttls=True,
+            username="fwd@example.test",
+            password_file=password_file,
+            ca_file=upstream.cert_file,
+        ),
+    )
     with client(wrong) as c:
         c.ehlo()
         assert c.mail("s@client.test")[0] == 451
