@@ -148,7 +148,8 @@ class RelayRunner:
     def api_url(self) -> str | None:
         """The HTTP API's base URL (``.../api/v1``), if the API runs."""
         assert self.server is not None  # noqa: S101 (narrows a type)
-        return self.server.describe()["api"]
+        api = self.server.describe()["api"]
+        return str(api) if api else None
 
     @property
     def cert_file(self) -> Path | None:

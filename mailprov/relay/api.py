@@ -206,5 +206,5 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
         web.post("/api/v1/faults", add_fault),
         web.delete("/api/v1/faults", clear_faults),
     ]
-    app.add_routes([web.route(r.method, r.path, _guard(r.handler)) for r in routes])  # type: ignore[arg-type]
+    app.add_routes([web.route(r.method, r.path, _guard(r.handler)) for r in routes])
     return app

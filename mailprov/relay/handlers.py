@@ -44,6 +44,8 @@ class RelayContext:
     resolver: RecipientResolver | None = None
     smarthost_password: Any = None
     counters: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "refused": 0})
+    closing: set[asyncio.Task[None]] = field(default_factory=set)
+    upstreams: set[Upstream] = field(default_factory=set)
 
 
 def auth_user(session: Session) -> str | None:
@@ -76,7 +78,7 @@ class RelayHandler:
         if rule.action == "delay":
             return None
         if rule.action == "drop":
-            if server.transport is not None:
+            if isinstance(server.transport, asyncio.Transport):
                 server.transport.abort()
             await asyncio.sleep(5)  # the connection is gone: aiosmtpd cancels us here
             return "421 4.4.2 connection dropped"
@@ -265,6 +267,7 @@ class Forward(RelayHandler):
                 self.ctx.options.smarthost, self.ctx.options.hostname, self.ctx.smarthost_password
             )
             session.upstream = up  # type: ignore[attr-defined]
+            self.ctx.upstreams.add(up)
         return up
 
     async def mail(
@@ -325,7 +328,16 @@ class Forward(RelayHandler):
         """QUIT upstream."""
         up: Upstream | None = getattr(session, "upstream", None)
         if up is not None:
+            session.upstream = None  # type: ignore[attr-defined]
+            self.ctx.upstreams.discard(up)
             await up.close()
+
+    async def handle_QUIT(  # noqa: N802
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        """Close the smarthost connection before saying goodbye."""
+        await self.closed(session)
+        return "221 Bye"
 
 
 def _reply(code: int, text: str) -> str:

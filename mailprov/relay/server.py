@@ -341,6 +341,11 @@ class RelayServer:
             task.cancel()
         for server in self._servers:
             server.close()
+        if self.ctx is not None and self.ctx.closing:
+            await asyncio.wait(set(self.ctx.closing), timeout=5)
+        if self.ctx is not None:
+            for up in list(self.ctx.upstreams):
+                up.abort()
         for proc in self._workers:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)

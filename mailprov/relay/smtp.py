@@ -88,9 +88,8 @@ class RelaySMTP(SMTP):
         self._authenticator = None
         self._auth_callback = _refuse
         self._auth_required = auth_required
-        auth_names, hook_names, smtp_names = _plan(
-            type(self), type(handler), tuple(auth_exclude_mechanism)
-        )
+        classes: tuple[Any, Any] = (type(self), type(handler))
+        auth_names, hook_names, smtp_names = _plan(*classes, tuple(auth_exclude_mechanism))
         self._auth_methods = {
             mech: _AuthMechAttr(getattr(self, attr), True) for mech, attr in auth_names
         }
@@ -107,7 +106,7 @@ class RelaySMTP(SMTP):
         if rule is not None:
             if rule.delay:
                 await asyncio.sleep(rule.delay)
-            if rule.action == "drop" and self.transport is not None:
+            if rule.action == "drop" and isinstance(self.transport, asyncio.Transport):
                 self.transport.abort()
                 return AuthResult(success=False, handled=True)
             if rule.action == "reply":
@@ -165,7 +164,9 @@ class RelaySMTP(SMTP):
         super().connection_lost(error)
         closed = getattr(self.event_handler, "closed", None)
         if session is not None and closed is not None and getattr(session, "upstream", None):
-            self.loop.create_task(closed(session))
+            task = self.loop.create_task(closed(session))
+            self.relay.closing.add(task)  # the server's stop() waits for these
+            task.add_done_callback(self.relay.closing.discard)
 
 
 def _refuse(*_args: Any) -> bool:
@@ -174,7 +175,7 @@ def _refuse(*_args: Any) -> bool:
 
 @cache
 def _plan(
-    protocol: type, handler: type, exclude: tuple[str, ...]
+    protocol: Any, handler: Any, exclude: tuple[str, ...]
 ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], tuple[str, ...]]:
     """What aiosmtpd finds by introspection, found once: AUTH mechanisms, hooks, commands."""
     auth = tuple(

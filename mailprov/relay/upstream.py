@@ -140,6 +140,12 @@ class Upstream:
             except UpstreamError:
                 self.client.close()
 
+    def abort(self) -> None:
+        """Close the connection at once (the relay is stopping)."""
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+
     async def close(self) -> None:
         """QUIT and close."""
         from aiosmtplib import SMTPException  # noqa: PLC0415
@@ -147,6 +153,6 @@ class Upstream:
         client, self.client = self.client, None
         if client is not None and client.is_connected:
             try:
-                await client.quit()
+                await client.quit(timeout=5)
             except (SMTPException, OSError):
                 client.close()

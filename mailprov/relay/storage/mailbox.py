@@ -536,7 +536,8 @@ class MessageStore:
 
     def search(self, query: Query) -> list[StoredMessage]:
         """Messages matching ``query``, newest first unless asked otherwise."""
-        where, args = ["m.seq > ?"], [query.after_seq]
+        where: list[str] = ["m.seq > ?"]
+        args: list[Any] = [query.after_seq]
         join = ""
         if query.mailbox:
             join = " JOIN mailbox_messages b ON b.seq = m.seq"
