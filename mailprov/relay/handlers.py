@@ -332,7 +332,7 @@ class Forward(RelayHandler):
             self.ctx.upstreams.discard(up)
             await up.close()
 
-    async def handle_QUIT(  # noqa: N802
+    async def handle_QUIT(
         self, server: SMTP, session: Session, envelope: Envelope
     ) -> str:
         """Close the smarthost connection before saying goodbye."""

@@ -341,11 +341,7 @@ class RelayServer:
             task.cancel()
         for server in self._servers:
             server.close()
-        if self.ctx is not None and self.ctx.closing:
-            await asyncio.wait(set(self.ctx.closing), timeout=5)
-        if self.ctx is not None:
-            for up in list(self.ctx.upstreams):
-                up.abort()
+        await self._close_sessions()
         for proc in self._workers:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -370,6 +366,15 @@ class RelayServer:
         if self._account_store is not None:
             self._account_store.close()
             self._account_store = None
+
+    async def _close_sessions(self) -> None:
+        """Let smarthost connections say QUIT (bounded), then cut what is left."""
+        if self.ctx is None:
+            return
+        if self.ctx.closing:
+            await asyncio.wait(set(self.ctx.closing), timeout=5)
+        for up in list(self.ctx.upstreams):
+            up.abort()
 
     # -- fault rules ----------------------------------------------------------------
 
