@@ -171,9 +171,11 @@ def test_probabilistic_faults_repeat_with_the_same_seed(relay: RelayRunner) -> N
                 codes.append(c.data(b"Subject: p\r\n\r\nx\r\n")[0])
         return codes
 
+    relay.purge()
     first, second = run(), run()
     assert first == second
     assert set(first) == {250, 451}
+    assert relay.store.count() == first.count(250) * 2  # acknowledged: stored; refused: not
 
 
 def test_drop_and_delay_faults(relay: RelayRunner) -> None:
