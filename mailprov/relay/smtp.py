@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import inspect
+import re
 from base64 import b64decode
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,11 @@ import aiosmtpd
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, _AuthMechAttr
 
 FAST_INIT_VERSIONS = ("1.4.6",)
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# <dot-atom@domain> followed by optional parameters: the form nearly every client sends.
+_SIMPLE_PATH = re.compile(
+    rf"<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>(?:[ \t]+(.*))?"
+)
 
 if TYPE_CHECKING:
     from mailprov.relay.handlers import RelayContext
@@ -97,6 +103,23 @@ class RelaySMTP(SMTP):
         self._ehlo_hook_ver = "new" if "EHLO" in hook_names else None
         self._smtp_methods = {name: getattr(self, "smtp_" + name) for name in smtp_names}
         self._enforce_call_limit = False
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parser, with a fast path for a plain ``<local@domain>``.
+
+        aiosmtpd parses every MAIL/RCPT address with the email package's RFC 5322
+        parser (about 0.2 ms each); for a dot-atom address in angle brackets the
+        result is the text between the brackets, so that case is matched directly
+        and everything else (quoted parts, UTF-8, source routes, ``<>``) goes to
+        aiosmtpd's parser (tests/unit/test_relay_smtp.py compares the two).
+        """
+        match = _SIMPLE_PATH.fullmatch(arg)
+        if match is None:
+            return SMTP._getaddr(self, arg)
+        local = match.group(1).rpartition("@")[0]
+        if self.local_part_limit and len(local) > self.local_part_limit:
+            return None, None
+        return match.group(1), match.group(2) or ""
 
     async def _check(self, user: bytes, password: bytes) -> AuthResult:
         name = user.decode("utf-8", "replace")
