@@ -82,6 +82,12 @@ class ExitStatus(IntEnum):
     DOMAIN_NOT_VERIFIED = 59
 
     # -- 60-69: relay ---------------------------------------------------------
+    RELAY_PORT_IN_USE = 60
+    RELAY_OPEN_RELAY = 61
+    RELAY_FAULT_INVALID = 62
+    RELAY_WAIT_TIMEOUT = 63
+    RELAY_STORAGE_UNAVAILABLE = 64
+    RELAY_UNREACHABLE = 65
 
     # -- 70-74: DNS, DKIM and checks ------------------------------------------
     DKIM_KEY_UNUSABLE = 70
@@ -677,6 +683,57 @@ def idg_error(
 
 
 # -- relay -------------------------------------------------------------------------
+
+
+class PortInUse(MailprovError):
+    """The relay cannot listen: the address is already in use."""
+
+    code = "port-in-use"
+    exit_status = ExitStatus.RELAY_PORT_IN_USE
+    default_hint = "stop what listens there, or pick another: --listen HOST:PORT (0 = any free)"
+
+
+class OpenRelayRefused(MailprovError):
+    """Refusing to listen beyond loopback without --require-auth: that would be an open relay."""
+
+    code = "open-relay-refused"
+    exit_status = ExitStatus.RELAY_OPEN_RELAY
+    default_hint = "listen on 127.0.0.1 or ::1, or turn on relay.require_auth (--require-auth)"
+
+
+class FaultRuleInvalid(MailprovError):
+    """That fault rule cannot be understood."""
+
+    code = "fault-rule-invalid"
+    exit_status = ExitStatus.RELAY_FAULT_INVALID
+    default_hint = (
+        "write STAGE:PATTERN=ACTION[@p=P][@delay=S][@times=N], e.g. "
+        "'rcpt:bounce-*@example.test=550 5.1.1 no such user' or 'data:*=451 4.3.0 try later@p=0.1'"
+    )
+
+
+class WaitTimedOut(MailprovError):
+    """No matching message arrived before the timeout."""
+
+    code = "wait-timed-out"
+    exit_status = ExitStatus.RELAY_WAIT_TIMEOUT
+    default_hint = "check the query (--to, --subject), or wait longer with --timeout"
+
+
+class RelayStorageUnavailable(MailprovError):
+    """The relay's message storage cannot be used."""
+
+    code = "relay-storage-unavailable"
+    exit_status = ExitStatus.RELAY_STORAGE_UNAVAILABLE
+    default_hint = "check relay.storage_dir in the site config: it must be a writable folder"
+
+
+class RelayUnreachable(MailprovError):
+    """The relay's HTTP API cannot be reached."""
+
+    code = "relay-unreachable"
+    exit_status = ExitStatus.RELAY_UNREACHABLE
+    default_hint = "start it with 'mailprov relay serve', or check relay.api_listen"
 
 
 # -- DNS, DKIM and checks ---------------------------------------------------------

@@ -196,6 +196,48 @@ class NotifySection:
 # -- sections of the relay (issue 5) go here -----------------------------------------
 
 
+@dataclass(frozen=True)
+class RelaySection:
+    """[relay]: the local SMTP relay for test rigs (``mailprov relay serve``).
+
+    ``mode`` is ``capture`` (store everything, one mailbox per recipient and AUTH
+    user), ``deliver`` (provisioned mailboxes only, into their Maildir or over
+    LMTP) or ``forward`` (to the smarthost, replying with its answers). Secrets
+    never live here: the smarthost password is read from ``smarthost_password_file``.
+    """
+
+    listen: str = "127.0.0.1:2525"
+    hostname: str = ""
+    mode: str = "capture"
+    storage_dir: str = "relay"
+    max_messages: int = 50_000
+    max_age_hours: int = 168
+    max_bytes: str = "1G"
+    size_limit: str = "25M"
+    max_recipients: int = 100
+    require_auth: bool = False
+    allow_auth_without_tls: bool = False
+    credentials_file: str = ""
+    tls: str = "generate"
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_listen: str = ""
+    api_listen: str = "127.0.0.1:8025"
+    workers: int = 1
+    fsync: bool = False
+    faults: list[str] = field(default_factory=list)
+    fault_seed: int = 0
+    local_domains: list[str] = field(default_factory=list)
+    mail_root: str = "/var/vmail"
+    lmtp: str = ""
+    smarthost_host: str = ""
+    smarthost_port: int = 587
+    smarthost_starttls: bool = True
+    smarthost_username: str = ""
+    smarthost_password_file: str = ""
+    smarthost_ca_file: str = ""
+
+
 # -- sections of DNS, DKIM and client config (issue 6) go here ------------------------
 
 
@@ -275,6 +317,7 @@ class SiteConfig:
     notify: NotifySection = field(default_factory=NotifySection)
 
     # -- relay (issue 5) sections
+    relay: RelaySection = field(default_factory=RelaySection)
 
     # -- dns/dkim (issue 6) sections
     dns: DnsSection = field(default_factory=DnsSection)

@@ -40,7 +40,7 @@ COMMANDS: dict[str, str] = {
     "request": "mailprov.cli.request:request",
     "identity": "mailprov.cli.identity:identity",
 
-    # -- relay (issue 5): relay
+    "relay": "mailprov.cli.relay:relay",
 
     # -- DNS, DKIM, client config, checks (issue 6): dns, dkim, client-config, check, doctor
     "dns": "mailprov.cli.dns:dns",

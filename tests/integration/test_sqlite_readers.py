@@ -18,6 +18,7 @@ from mailprov.services import accounts
 from mailprov.services.accounts import Actor, NewPassword
 from mailprov.store import open_store
 from mailprov.store.migrate import upgrade
+from tests.conftest import require_or_skip
 
 
 def read_as_nobody(db: Path, address: str) -> subprocess.CompletedProcess[str]:
@@ -40,7 +41,7 @@ def read_as_nobody(db: Path, address: str) -> subprocess.CompletedProcess[str]:
 def fixture_db() -> Iterator[Path]:
     """A store in a root-owned 0755 folder, as mailprov writes it in production."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to run a reader as another user")
+        require_or_skip("needs root to run a reader as another user")
     pwd.getpwnam("nobody")
     folder = Path(tempfile.mkdtemp(prefix="mailprov-ro-"))
     os.chmod(folder, 0o755)

@@ -1,0 +1,210 @@
+"""The relay's HTTP JSON API (aiohttp, on the relay's own event loop), described by OpenAPI.
+
+Everything is under ``/api/v1``; the document itself is ``GET /api/v1/openapi.json``.
+Errors are ``{"error": {"code", "message"}}`` with 400 for bad parameters, 404
+for an unknown message and 408 when ``wait`` times out. Unknown query
+parameters are refused (a typo must not silently widen a search).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mailprov.errors import InvalidValue, MailprovError, NotFound
+from mailprov.relay.storage import Query
+from mailprov.relay.storage.mailbox import message_detail
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from mailprov.relay.server import RelayServer
+
+WAIT_POLL_S = 0.02
+WAIT_MAX_S = 300.0
+SEARCH_PARAMS = (
+    "mailbox",
+    "to",
+    "from",
+    "subject",
+    "user",
+    "since",
+    "until",
+    "header",
+    "limit",
+    "after",
+)
+
+
+def _time(value: str, name: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise InvalidValue(f"{name} must be Unix seconds or ISO 8601, not {value!r}") from None
+
+
+def query_from(params: Any, *, allowed: tuple[str, ...] = SEARCH_PARAMS) -> Query:
+    """A storage Query from HTTP query parameters. Raises InvalidValue."""
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InvalidValue(f"unknown parameter {unknown[0]!r}", hint="known: " + ", ".join(allowed))
+    header = None
+    if params.get("header"):
+        name, sep, value = params["header"].partition(":")
+        if not sep or not name.strip():
+            raise InvalidValue("header must be NAME:VALUE, e.g. X-Test-Id:42")
+        header = (name.strip(), value.strip())
+    try:
+        limit = int(params.get("limit", "100"))
+        after = int(params.get("after", "0"))
+    except ValueError:
+        raise InvalidValue("limit and after must be whole numbers") from None
+    return Query(
+        mailbox=params.get("mailbox") or params.get("to") or None,
+        sender=params.get("from") or None,
+        subject=params.get("subject") or None,
+        user=params.get("user") or None,
+        since=_time(params["since"], "since") if params.get("since") else None,
+        until=_time(params["until"], "until") if params.get("until") else None,
+        header=header,
+        limit=limit,
+        after_seq=after,
+    )
+
+
+def _error(status: int, exc: MailprovError) -> web.Response:
+    from aiohttp import web  # noqa: PLC0415
+
+    body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.hint:
+        body["hint"] = exc.hint
+    return web.json_response({"error": body}, status=status)
+
+
+Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+
+
+def _guard(func: Handler) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await func(request)
+        except NotFound as exc:
+            return _error(404, exc)
+        except MailprovError as exc:
+            return _error(400, exc)
+
+    return wrapped
+
+
+def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one closure per route)
+    """The aiohttp application for one relay."""
+    from aiohttp import web  # noqa: PLC0415
+
+    store = server.api_store
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", **server.describe(), "messages": store.count()})
+
+    async def mailboxes(_request: web.Request) -> web.Response:
+        return web.json_response({"mailboxes": store.mailboxes()})
+
+    async def messages(request: web.Request) -> web.Response:
+        found = store.search(query_from(request.query))
+        return web.json_response({"messages": [m.to_json() for m in found], "count": len(found)})
+
+    async def purge(request: web.Request) -> web.Response:
+        unknown = set(request.query) - {"mailbox"}
+        if unknown:
+            raise InvalidValue(f"unknown parameter {sorted(unknown)[0]!r}", hint="known: mailbox")
+        deleted = store.purge(request.query.get("mailbox"))
+        return web.json_response({"changed": deleted > 0, "deleted": deleted})
+
+    async def one(request: web.Request) -> web.Response:
+        found = store.get(request.match_info["id"])
+        detail = message_detail(store.raw(found.id))
+        return web.json_response({**found.to_json(), **detail})
+
+    async def raw(request: web.Request) -> web.Response:
+        data = store.raw(request.match_info["id"])
+        return web.Response(body=data, content_type="message/rfc822")
+
+    async def delete(request: web.Request) -> web.Response:
+        store.delete(request.match_info["id"])
+        return web.json_response({"changed": True, "deleted": 1})
+
+    async def wait(request: web.Request) -> web.Response:
+        params = dict(request.query)
+        try:
+            timeout = float(params.pop("timeout", "10"))
+        except ValueError:
+            raise InvalidValue("timeout must be a number of seconds") from None
+        if not 0 <= timeout <= WAIT_MAX_S:
+            raise InvalidValue(f"timeout must be 0-{WAIT_MAX_S:.0f} seconds")
+        query = query_from(params)
+        query = Query(**{**query.__dict__, "limit": 1, "newest_first": False})
+        deadline = time.monotonic() + timeout
+        while True:
+            found = store.search(query)
+            if found:
+                detail = message_detail(store.raw(found[0].id))
+                return web.json_response({**found[0].to_json(), **detail})
+            if time.monotonic() >= deadline:
+                body = {
+                    "code": "wait-timed-out",
+                    "message": f"no matching message arrived within {timeout:g} s",
+                }
+                return web.json_response({"error": body}, status=408)
+            await asyncio.sleep(WAIT_POLL_S)
+
+    async def faults(_request: web.Request) -> web.Response:
+        return web.json_response({"faults": server.faults.to_json(), "seed": server.faults.seed})
+
+    async def add_fault(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InvalidValue(
+                'the body must be JSON: {"rule": "rcpt:*@x.test=550 5.1.1 no"}'
+            ) from None
+        if not isinstance(body, dict) or not isinstance(body.get("rule"), str):
+            raise InvalidValue('the body must be {"rule": "STAGE:PATTERN=ACTION"}')
+        rule = server.add_fault(body["rule"])
+        return web.json_response({"changed": True, "fault": rule.to_json()}, status=201)
+
+    async def clear_faults(request: web.Request) -> web.Response:
+        seed = request.query.get("seed")
+        if seed is not None and not seed.lstrip("-").isdigit():
+            raise InvalidValue("seed must be a whole number")
+        had = len(server.faults.rules)
+        server.clear_faults(int(seed) if seed is not None else None)
+        return web.json_response({"changed": had > 0, "deleted": had})
+
+    async def openapi(_request: web.Request) -> web.Response:
+        from mailprov.relay.openapi import document  # noqa: PLC0415
+
+        return web.json_response(document())
+
+    app = web.Application()
+    routes = [
+        web.get("/api/v1/openapi.json", openapi),
+        web.get("/api/v1/health", health),
+        web.get("/api/v1/mailboxes", mailboxes),
+        web.get("/api/v1/messages", messages),
+        web.delete("/api/v1/messages", purge),
+        web.get("/api/v1/messages/{id}", one),
+        web.get("/api/v1/messages/{id}/raw", raw),
+        web.delete("/api/v1/messages/{id}", delete),
+        web.get("/api/v1/wait", wait),
+        web.get("/api/v1/faults", faults),
+        web.post("/api/v1/faults", add_fault),
+        web.delete("/api/v1/faults", clear_faults),
+    ]
+    app.add_routes([web.route(r.method, r.path, _guard(r.handler)) for r in routes])
+    return app
