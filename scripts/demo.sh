@@ -44,14 +44,15 @@ else
   echo "    dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite   (then: mailprov deploy plan --target rendered)"
 fi
 
-# -- the identity gate: one request through it with the TEST issuer and a local SMTP server --------
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-say "python -m aiosmtpd -n -l 127.0.0.1:$PORT -c aiosmtpd.handlers.Debugging   (a local SMTP server; codes arrive here)"
-python -m aiosmtpd -n -l "127.0.0.1:$PORT" -c aiosmtpd.handlers.Debugging > smtp.log 2>&1 &
-SMTP_PID=$!
-trap 'kill "$SMTP_PID" 2>/dev/null' EXIT
+# -- the identity gate: one request through it with the TEST issuer. The site's local SMTP
+# server is mailprov's own relay (capture mode): the confirmation code is caught there.
+say "mailprov relay serve --listen 127.0.0.1:0 --storage relay --json &   (the demo's local SMTP server)"
+mailprov relay serve --listen 127.0.0.1:0 --storage relay --api-listen '' --json > relay.json 2> relay.log &
+RELAY_PID=$!
+trap 'kill "$RELAY_PID" 2>/dev/null' EXIT
+for _ in $(seq 100); do grep -q '"ready": true' relay.json 2>/dev/null && break; sleep 0.1; done
+PORT=$(python3 -c 'import json; print(json.load(open("relay.json"))["smtp"].rsplit(":", 1)[1])')
 printf '\n[notify]\nsmarthost = "127.0.0.1"\nport = %s\nsender = "gate@example.test"\n' "$PORT" >> mailprov.toml
-sleep 1
 run mailprov identity test-issuer init test-issuer --audience urn:mailprov:demo
 ISS=$(python3 -c 'import json; print(json.load(open("test-issuer/issuer.json"))["iss"])')
 run mailprov identity trust add-issuer --iss "$ISS" --jwks test-issuer/jwks.json --audience urn:mailprov:demo
@@ -61,9 +62,12 @@ NONCE=$(mailprov --json request show "$RID" | python3 -c 'import json,sys; print
 say "mailprov identity test-issuer token --dir test-issuer --nonce $NONCE --sub demo-1 --level ial2 > token.jwt"
 mailprov identity test-issuer token --dir test-issuer --nonce "$NONCE" --sub demo-1 --level ial2 > token.jwt
 run mailprov request verify "$RID" --token-file token.jwt
-sleep 0.5
-CODE=$(grep -o 'is [0-9]\{6\}\.' smtp.log | tail -1 | cut -c4-9)
-say "(the code arrived at the local SMTP server: $CODE)"
+say "mailprov relay wait --to carol@home.example --storage relay   (the code, as a test rig would read it)"
+MSG=$(mailprov relay wait --to carol@home.example --storage relay --timeout 10 --json \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["message"]["id"])')
+run mailprov relay show "$MSG" --storage relay
+CODE=$(mailprov relay show "$MSG" --storage relay --raw | grep -o 'is [0-9]\{6\}\.' | head -1 | cut -c4-9)
+say "(the code caught by the relay: $CODE)"
 say "mailprov request confirm $RID --code-stdin   (code on stdin)"
 printf '%s\n' "$CODE" | mailprov request confirm "$RID" --code-stdin
 run mailprov request show "$RID"
