@@ -74,8 +74,9 @@ def test_sweep_reports_expired_temporary_passwords(run: Any, store: Any) -> None
     code, data = run.json("sweep")
     assert code == 0
     assert data["changed"] is False
-    (step,) = data["steps"]
+    step, requests_step = data["steps"]
     assert step["step"] == "expired-temporary-passwords"
+    assert (requests_step["step"], requests_step["count"]) == ("expired-requests", 0)
     assert [i["address"] for i in step["items"]] == ["stale@example.test"]
 
 
