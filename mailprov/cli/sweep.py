@@ -11,7 +11,7 @@ from mailprov.cli.output import emit
 @click.command()
 @json_option
 def sweep() -> None:
-    """Run the expiry sweep: report expired temporary passwords, expire stale provisioning requests."""
+    """Run the expiry sweep: expired temporary passwords, stale provisioning requests."""
     from mailprov.services.sweep import sweep as run_sweep  # noqa: PLC0415
 
     app = app_context()
