@@ -27,7 +27,7 @@ from tests.integration.stack import MailStack
 
 pytestmark = [pytest.mark.requires_dns_server, pytest.mark.requires_postfix]
 
-PASSWORD = "Dkim-signing-test-1"  # noqa: S105  (a test mailbox's password)
+PASSWORD = "Dkim-signing-test-1"
 
 
 @dataclass
