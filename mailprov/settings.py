@@ -266,6 +266,8 @@ class CheckSection:
 
     #: The address the checks connect to (the services' listen address).
     host: str = "127.0.0.1"
+    #: The name the certificate is verified against (empty: [site] hostname).
+    server_name: str = ""
     #: The CA file that verifies the servers' certificate (empty: [tls] cert_file itself).
     ca_file: str = ""
     #: How long ``check delivery`` waits for the message to appear over IMAP.
