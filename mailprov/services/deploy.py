@@ -215,9 +215,7 @@ def render_to(config: SiteConfig, out: Path, store: Store | None = None) -> list
 # -- validation -------------------------------------------------------------------
 
 
-def validate(
-    config: SiteConfig, runner: Runner, *, full: bool, store: Store | None = None
-) -> None:
+def validate(config: SiteConfig, runner: Runner, *, full: bool, store: Store | None = None) -> None:
     """Render into a private staging folder and have Postfix, Dovecot (and OpenDKIM) check it.
 
     ``full`` adds ``postfix check``, which creates missing queue folders (apply only).
