@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mailprov.model import Secret  # noqa: E402
-from mailprov.services.checks import check_delivery  # noqa: E402
-from mailprov.settings import load_settings  # noqa: E402
-from tests.integration.stack import MailStack, start_stack  # noqa: E402
+from mailprov.model import Secret
+from mailprov.services.checks import check_delivery
+from mailprov.settings import load_settings
+from tests.integration.stack import MailStack, start_stack
 
 PW = "Quiet-Harbor-Trip-7"
 ADDRESS = "bench@example.test"
@@ -88,7 +88,9 @@ def main() -> None:
         print(f"rounds: {args.rounds}")
         print(f"baseline smtplib+imaplib round trip, median: {b:.1f} ms")
         print(f"check delivery (whole call) median:           {o:.1f} ms")
-        print(f"  of which submission (connect..QUIT) median:  {statistics.median(submit_ms):.1f} ms")
+        print(
+            f"  of which submission (connect..QUIT) median:  {statistics.median(submit_ms):.1f} ms"
+        )
         print(f"ratio check delivery / baseline: {o / b:.2f} (goal <= 1.2)")
     finally:
         stack.stop()
