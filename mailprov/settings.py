@@ -264,8 +264,9 @@ class DkimSection:
 class CheckSection:
     """[check]: where ``check delivery`` and ``doctor`` connect, and what they trust."""
 
-    #: The address the checks connect to (the services' listen address).
-    host: str = "127.0.0.1"
+    #: The address the checks connect to; empty: the first [deploy] listen address
+    #: (127.0.0.1 when that is "all").
+    host: str = ""
     #: The name the certificate is verified against (empty: [site] hostname).
     server_name: str = ""
     #: The CA file that verifies the servers' certificate (empty: [tls] cert_file itself).

@@ -69,6 +69,16 @@ def tls_context(settings: SiteConfig) -> ssl.SSLContext:
         ) from None
 
 
+def check_host(settings: SiteConfig) -> str:
+    """Where the checks connect: ``[check] host``, else the services' first listen address."""
+    if settings.check.host:
+        return settings.check.host
+    listen = [a for a in settings.deploy.listen if a != "all"]
+    if not listen:
+        return "127.0.0.1"
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen[0], listen[0])  # noqa: S104
+
+
 def server_name(settings: SiteConfig) -> str:
     """The name the server's certificate must carry."""
     return settings.check.server_name or settings.site.hostname
@@ -116,7 +126,7 @@ def _message(address: str, tag: str, hostname: str) -> EmailMessage:
 async def _submit(settings: SiteConfig, address: str, password: str, msg: EmailMessage) -> None:
     import aiosmtplib  # noqa: PLC0415  (lazy)
 
-    host, port = settings.check.host, settings.ports.submission
+    host, port = check_host(settings), settings.ports.submission
     smtp = aiosmtplib.SMTP(
         hostname=host,
         port=port,
@@ -162,7 +172,7 @@ def _first_line(exc: BaseException) -> str:
 async def _find_and_delete(
     settings: SiteConfig, address: str, password: str, tag: str, started: float
 ) -> tuple[float, bool]:
-    host, port = settings.check.host, settings.ports.imaps
+    host, port = check_host(settings), settings.ports.imaps
     imap_cls = _imap_class()
     imap_cls.name = server_name(settings)
     deadline = started + settings.check.timeout_seconds
@@ -225,7 +235,7 @@ def check_delivery(settings: SiteConfig, address: str, password: Secret) -> Deli
         return DeliveryResult(
             address,
             tag,
-            settings.check.host,
+            check_host(settings),
             settings.ports.submission,
             settings.ports.imaps,
             (submitted - started) * 1000,

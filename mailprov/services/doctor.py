@@ -217,7 +217,9 @@ def certificate(settings: SiteConfig, *, now: int) -> list[Finding]:
 
 def ports(settings: SiteConfig, *, timeout: float = 1.0) -> list[Finding]:
     """Each configured port accepts a TCP connection on ``[check] host``."""
-    host = settings.check.host
+    from mailprov.services.checks import check_host  # noqa: PLC0415
+
+    host = check_host(settings)
     out = []
     for name in PORTS:
         port = getattr(settings.ports, name)
