@@ -152,9 +152,10 @@ async def _submit(settings: SiteConfig, address: str, password: str, msg: EmailM
             f"submission on {host}:{port} failed: {type(exc).__name__}: {_first_line(exc)}"
         ) from None
     finally:
+        transport = smtp.transport  # quit() forgets it while its TLS close is still pending
         with contextlib.suppress(Exception):
             await smtp.quit()
-        await _drop(smtp.transport)
+        await _drop(transport)
 
 
 async def _drop(transport: Any) -> None:

@@ -140,12 +140,18 @@ def store_files(store: Store, config: SiteConfig, layout: Layout) -> list[Render
     if config.dkim.sign:
         tables = render_opendkim(signer.context(store, config, layout.opendkim_dir))
         for name, text in tables.items():
-            template = "opendkim/opendkim.conf.j2" if name.endswith(".conf") else f"opendkim/{name}"
+            base = "opendkim.conf" if name.endswith(".conf") else name.split("-")[0]
+            template = f"opendkim/{base}.j2"
             out.append(
                 RenderedFile("opendkim", layout.opendkim_dir / name, template, text, 0o644, None)
             )
     for path, text in clientconfig.web_files(store, config, layout.web_dir).items():
-        out.append(RenderedFile("web", path, "clients/", text, 0o644, None))
+        template = {
+            "config-v1.1.xml": "clients/config-v1.1.xml.j2",
+            "autodiscover.xml": "clients/autodiscover.xml.j2",
+            "nginx-mailprov.conf": "clients/nginx-autoconfig.conf.j2",
+        }.get(path.name, "(mta-sts policy)")
+        out.append(RenderedFile("web", path, template, text, 0o644, None))
     return out
 
 
