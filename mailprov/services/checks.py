@@ -166,6 +166,14 @@ async def _drop(transport: Any) -> None:
         await asyncio.sleep(0)  # run the scheduled connection_lost
 
 
+def _text(lines: list[Any]) -> str:
+    for line in lines:
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line)
+        if text.strip():
+            return text.strip()[:200]
+    return "no reason given"
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [""])[0][:200]
 
@@ -173,6 +181,8 @@ def _first_line(exc: BaseException) -> str:
 async def _find_and_delete(
     settings: SiteConfig, address: str, password: str, tag: str, started: float
 ) -> tuple[float, bool]:
+    import aioimaplib  # noqa: PLC0415  (lazy)
+
     host, port = check_host(settings), settings.ports.imaps
     imap_cls = _imap_class()
     imap_cls.name = server_name(settings)
@@ -191,7 +201,14 @@ async def _find_and_delete(
         if login.result != "OK":
             raise DeliveryAuthFailed(f"the IMAP server on {host}:{port} refused the login")
         while True:
-            await imap.select("INBOX")
+            selected = await imap.select("INBOX")
+            if selected.result != "OK":
+                raise DeliveryRefused(
+                    f"the IMAP server on {host}:{port} could not open {address}'s INBOX: "
+                    + _text(selected.lines),
+                    hint="look at Dovecot's log (a mail folder it cannot write?); "
+                    "'mailprov doctor' checks the Maildirs",
+                )
             found = await imap.uid_search(f'HEADER X-Mailprov-Check "{tag}"', charset=None)
             uids = found.lines[0].split() if found.result == "OK" and found.lines else []
             if uids:
@@ -207,6 +224,11 @@ async def _find_and_delete(
         stored = await imap.uid("store", uid_set, "+FLAGS.SILENT", r"(\Deleted)")
         expunged = await imap.expunge()
         return (seen - started) * 1000, stored.result == "OK" and expunged.result == "OK"
+    except (aioimaplib.Error, TimeoutError, OSError) as exc:
+        raise DeliveryRefused(
+            f"the IMAP conversation with {host}:{port} failed: {type(exc).__name__}: "
+            f"{_first_line(exc)}"
+        ) from None
     finally:
         with contextlib.suppress(Exception):
             await imap.logout()

@@ -96,15 +96,18 @@ def test_mailbox_without_maildir_is_info(mailstack: MailStack) -> None:
 
 def test_orphan_maildir_is_an_error(mailstack: MailStack) -> None:
     """A Maildir with no mailbox in the store is error doctor.maildir.orphan (exit 79)."""
-    orphan = mailstack.root / "mail" / "example.test" / "ghost"
-    (orphan / "Maildir" / "new").mkdir(parents=True)
+    # A domain folder of its own: creating example.test/ as root here would keep Dovecot
+    # (user vmail) from making the real mailboxes' homes later.
+    gone = mailstack.root / "mail" / "gone.test"
+    (gone / "ghost" / "Maildir" / "new").mkdir(parents=True)
     try:
         status, report = doctor(mailstack, "--no-dns")
     finally:
-        shutil.rmtree(orphan)
+        shutil.rmtree(gone)
     assert status == 79
     found = [f for f in report["findings"] if f["id"] == "doctor.maildir.orphan"]
-    assert [f["subject"] for f in found] == ["ghost@example.test"]
+    assert [f["subject"] for f in found] == ["ghost@gone.test"]
+    assert "nor is gone.test a domain" in found[0]["message"]
     assert found[0]["action"]
 
 
