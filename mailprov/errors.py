@@ -9,7 +9,7 @@ README's exit-status table is generated from this module
 Exit statuses are grouped by area so that each area owns a range:
 0-9 generic, 10-19 the provisioning errors of the SPEC's error table,
 20-29 accounts and store, 30-39 config rendering and deploy,
-40-59 identity gate, 60-69 relay, 70-74 DNS/DKIM/checks, 75 temporary failure.
+40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure.
 """
 
 from __future__ import annotations
@@ -95,6 +95,11 @@ class ExitStatus(IntEnum):
     CERTIFICATE_INVALID = 72
     SELECTOR_INVALID = 73
     DKIM_STATE_INVALID = 74
+    # 76-89 continue the DNS, DKIM and checks range (75 is the shared TEMPFAIL).
+    DELIVERY_AUTH_FAILED = 76
+    DELIVERY_REFUSED = 77
+    DELIVERY_NOT_SEEN = 78
+    DOCTOR_FOUND_ERRORS = 79
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -792,6 +797,47 @@ class DkimStateInvalid(MailprovError):
     default_hint = (
         "restore the file from a backup, or move the domain's key folder aside and make new keys"
     )
+
+
+class DeliveryAuthFailed(CheckFailed):
+    """The submission server refused the login (wrong address or password); nothing was sent."""
+
+    code = "delivery-auth-failed"
+    exit_status = ExitStatus.DELIVERY_AUTH_FAILED
+    default_hint = (
+        "check the password (give it on stdin with --password-stdin); "
+        "'mailprov mailbox show ADDRESS' shows whether the mailbox is active"
+    )
+
+
+class DeliveryRefused(CheckFailed):
+    """The mail server could not be reached or refused the test message."""
+
+    code = "delivery-refused"
+    exit_status = ExitStatus.DELIVERY_REFUSED
+    default_hint = (
+        "check that Postfix and Dovecot run and listen on [check] host and the [ports]; "
+        "'mailprov doctor' lists what is wrong"
+    )
+
+
+class DeliveryNotSeen(CheckFailed):
+    """The test message was accepted but did not appear in the mailbox in time."""
+
+    code = "delivery-not-seen"
+    exit_status = ExitStatus.DELIVERY_NOT_SEEN
+    default_hint = (
+        "look at the Postfix queue ('postqueue -p') and the mail log; "
+        "raise [check] timeout_seconds on a slow server"
+    )
+
+
+class DoctorFoundErrors(CheckFailed):
+    """The doctor found errors."""
+
+    code = "doctor-found-errors"
+    exit_status = ExitStatus.DOCTOR_FOUND_ERRORS
+    default_hint = "each finding says what to do; run 'mailprov doctor' again after fixing them"
 
 
 def all_errors() -> list[type[MailprovError]]:

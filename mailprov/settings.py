@@ -261,6 +261,8 @@ class DnsSection:
     tls_rpt_rua: str = ""
     #: The web host that serves mta-sts, autoconfig and autodiscover (default: [site] hostname).
     web_host: str = ""
+    #: Where ``deploy`` writes the autoconfig/autodiscover/MTA-STS files and the nginx snippet.
+    web_dir: str = "/var/lib/mailprov/www"
     #: The next TLS key in a rollover (certificate or public key PEM): its TLSA is published too.
     tlsa_next_file: str = ""
     #: ``dns check`` without --nameserver asks this server (IP[:PORT]); empty = /etc/resolv.conf.
@@ -294,6 +296,25 @@ class DkimSection:
     ed25519_pid_file: str = "/run/opendkim/opendkim-ed25519.pid"
     #: Hosts whose mail is signed besides loopback (submission clients are signed by AUTH).
     trusted_hosts: list[str] = field(default_factory=list)
+    #: ``deploy`` wires the OpenDKIM milter(s) into Postfix and renders OpenDKIM's files
+    #: and systemd units. Off until keys exist and the signer runs: Postfix would defer
+    #: mail (milter_default_action = tempfail) while no signer answers.
+    sign: bool = False
+
+
+@dataclass(frozen=True)
+class CheckSection:
+    """[check]: where ``check delivery`` and ``doctor`` connect, and what they trust."""
+
+    #: The address the checks connect to; empty: the first [deploy] listen address
+    #: (127.0.0.1 when that is "all").
+    host: str = ""
+    #: The name the certificate is verified against (empty: [site] hostname).
+    server_name: str = ""
+    #: The CA file that verifies the servers' certificate (empty: [tls] cert_file itself).
+    ca_file: str = ""
+    #: How long ``check delivery`` waits for the message to appear over IMAP.
+    timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -322,6 +343,7 @@ class SiteConfig:
     # -- dns/dkim (issue 6) sections
     dns: DnsSection = field(default_factory=DnsSection)
     dkim: DkimSection = field(default_factory=DkimSection)
+    check: CheckSection = field(default_factory=CheckSection)
 
     config_file: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)

@@ -46,6 +46,8 @@ COMMANDS: dict[str, str] = {
     "dns": "mailprov.cli.dns:dns",
     "dkim": "mailprov.cli.dkim:dkim",
     "client-config": "mailprov.cli.clientconfig:client_config",
+    "check": "mailprov.cli.check:check",
+    "doctor": "mailprov.cli.doctor:doctor",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -13,13 +13,14 @@ from mailprov.cli.output import emit
 target_option = click.option(
     "--target",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Install under DIR (DIR/postfix, DIR/dovecot, DIR/systemd) instead of deploy.*_dir.",
+    help="Install under DIR (DIR/postfix, DIR/dovecot, DIR/systemd, DIR/opendkim, DIR/web) "
+    "instead of the configured folders.",
 )
 
 
 @click.group()
 def deploy() -> None:
-    """Render Postfix, Dovecot and systemd configuration, check it, install it."""
+    """Render Postfix, Dovecot, OpenDKIM, systemd and web-server files, check them, install them."""
 
 
 def _lines(changes: Any, *, diff: bool) -> str:
@@ -46,10 +47,11 @@ def deploy_plan(target: Path | None, show_diff: bool, no_check: bool) -> None:
     from mailprov.services.deploy import plan, validate  # noqa: PLC0415
     from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
 
-    settings = app_context().settings
-    planned = plan(settings, target=target)
+    app = app_context()
+    settings = app.settings
+    planned = plan(settings, target=target, store=app.store)
     if not no_check:
-        validate(settings, SubprocessRunner(), full=False)
+        validate(settings, SubprocessRunner(), full=False, store=app.store)
     data = {
         "changed": bool(planned.changed),
         "checked": not no_check,
@@ -74,12 +76,14 @@ def deploy_apply(target: Path | None, do_reload: bool, force: bool) -> None:
     from mailprov.services.deploy import apply  # noqa: PLC0415
     from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
 
+    app = app_context()
     result = apply(
-        app_context().settings,
+        app.settings,
         runner=SubprocessRunner(),
         target=target,
         force=force,
         reload=do_reload,
+        store=app.store,
     )
     data = {
         "changed": result.changed,
@@ -132,7 +136,8 @@ def deploy_render(out: Path) -> None:
     """
     from mailprov.services.deploy import render_to  # noqa: PLC0415
 
-    written = render_to(app_context().settings, out)
+    app = app_context()
+    written = render_to(app.settings, out, app.store)
     emit(
         click.get_current_context(),
         {"changed": bool(written), "written": written},

@@ -11,7 +11,7 @@ from mailprov.cli.output import emit
 @click.command()
 @json_option
 def sweep() -> None:
-    """Run the expiry sweep: report expired temporary passwords (and later steps)."""
+    """Run the expiry sweep: expired temporary passwords, stale provisioning requests."""
     from mailprov.services.sweep import sweep as run_sweep  # noqa: PLC0415
 
     app = app_context()
@@ -19,7 +19,7 @@ def sweep() -> None:
     lines = []
     for result in results:
         lines.append(f"{result.name}: {len(result.items)}")
-        lines += [f"  {item['address']} (expired {item['expired_at']})" for item in result.items]
+        lines += ["  " + " ".join(f"{k}={v}" for k, v in item.items()) for item in result.items]
     emit(
         click.get_current_context(),
         {"changed": any(r.changed for r in results), "steps": [r.to_json() for r in results]},

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailprov import __version__
-from mailprov.render.contexts import FILES, Layout, build_context
+from mailprov.render.contexts import FILES, OPENDKIM_UNIT, Layout, build_context, signer_units
 from mailprov.render.environment import environment
 
 if TYPE_CHECKING:
@@ -56,5 +56,11 @@ def render_bundle(config: SiteConfig, layout: Layout) -> list[RenderedFile]:
                 mode=0o640 if private else 0o644,
                 group=spec.group if private else None,
             )
+        )
+    for name, values in signer_units(config):
+        header = HEADER.format(version=__version__, template=OPENDKIM_UNIT)
+        text = env.get_template(OPENDKIM_UNIT).render(context, header=header, unit=values)
+        out.append(
+            RenderedFile("systemd", layout.systemd_dir / name, OPENDKIM_UNIT, text, 0o644, None)
         )
     return out

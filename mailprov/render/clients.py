@@ -6,7 +6,7 @@ from typing import Any
 
 from mailprov import __version__
 from mailprov.clientconfig import ClientSettings, template_values
-from mailprov.render.opendkim import environment
+from mailprov.render.environment import environment
 
 THUNDERBIRD = "clients/config-v1.1.xml.j2"
 AUTODISCOVER = "clients/autodiscover.xml.j2"

@@ -44,27 +44,38 @@ class Layout:
     postfix_dir: Path
     dovecot_dir: Path
     systemd_dir: Path
+    opendkim_dir: Path
+    web_dir: Path
 
     @classmethod
     def for_target(cls, config: SiteConfig, target: Path | None) -> Layout:
-        """The layout under ``target`` (postfix/, dovecot/, systemd/), or the configured dirs."""
+        """The layout under ``target`` (postfix/, dovecot/, systemd/, opendkim/, web/),
+        or the configured dirs."""
         if target is not None:
             root = Path(target).absolute()
-            return cls(root / "postfix", root / "dovecot", root / "systemd")
+            return cls(*(root / c for c in COMPONENTS))
         d = config.deploy
         return cls(
             config.resolve_path(d.postfix_dir),
             config.resolve_path(d.dovecot_dir),
             config.resolve_path(d.systemd_dir),
+            config.resolve_path(config.dkim.opendkim_dir),
+            config.resolve_path(config.dns.web_dir),
         )
 
     def directory(self, component: str) -> Path:
-        """The folder of ``postfix``, ``dovecot`` or ``systemd`` files."""
+        """The folder of one component's files (see :data:`COMPONENTS`)."""
         return {
             "postfix": self.postfix_dir,
             "dovecot": self.dovecot_dir,
             "systemd": self.systemd_dir,
+            "opendkim": self.opendkim_dir,
+            "web": self.web_dir,
         }[component]
+
+
+#: Every folder deploy writes, in Layout order.
+COMPONENTS = ("postfix", "dovecot", "systemd", "opendkim", "web")
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,32 @@ FILES: tuple[FileSpec, ...] = (
     FileSpec("systemd", "mailprov-sweep.service", "systemd/mailprov-sweep.service.j2"),
     FileSpec("systemd", "mailprov-sweep.timer", "systemd/mailprov-sweep.timer.j2"),
 )
+
+#: The OpenDKIM units, one per [dkim] algorithm (rendered only when [dkim] sign is on).
+OPENDKIM_UNIT = "systemd/mailprov-opendkim.service.j2"
+
+
+def signer_units(config: SiteConfig) -> list[tuple[str, dict[str, Any]]]:
+    """(unit file name, template values) of each OpenDKIM instance deploy runs."""
+    if not config.dkim.sign:
+        return []
+    from mailprov.render.opendkim import INSTANCES  # noqa: PLC0415
+    from mailprov.services.signer import instances  # noqa: PLC0415  (no import cycle)
+
+    out = []
+    for instance in instances(config):
+        suffix = INSTANCES[instance.algorithm][1]
+        out.append(
+            (
+                f"mailprov-opendkim{suffix}.service",
+                {
+                    "algorithm": instance.algorithm,
+                    "conf_name": f"opendkim{suffix}.conf",
+                    "pid_file": check_path(config, "dkim.pid_file", instance.pid_file),
+                },
+            )
+        )
+    return out
 
 
 def _origin(config: SiteConfig, dotted: str) -> str:
@@ -292,6 +329,30 @@ def _sql(config: SiteConfig, backend: str) -> dict[str, Any]:
     }
 
 
+def _dkim(config: SiteConfig, layout: Layout) -> dict[str, Any]:
+    """The signer's milters for Postfix (empty when [dkim] sign is off)."""
+    if not config.dkim.sign:
+        return {"milters": "", "opendkim_dir": ""}
+    from mailprov.services.signer import postfix_milters  # noqa: PLC0415  (no import cycle)
+
+    try:
+        host = str(ipaddress.ip_address(config.dkim.milter_host))
+    except ValueError:
+        raise _bad(
+            config, "dkim.milter_host", config.dkim.milter_host, "not an IP address"
+        ) from None
+    for dotted in ("dkim.milter_port", "dkim.ed25519_milter_port"):
+        port = getattr(config.dkim, dotted.split(".")[1])
+        if not isinstance(port, int) or not 0 < port < 65536:
+            raise _bad(config, dotted, port, "not a TCP port")
+    milters = postfix_milters(config)
+    assert all(m.startswith(f"inet:{host}:") for m in milters)  # noqa: S101
+    return {
+        "milters": ", ".join(milters),
+        "opendkim_dir": check_path(config, "dkim.opendkim_dir", str(layout.opendkim_dir)),
+    }
+
+
 def _service(port: int) -> str:
     return STANDARD_SERVICES.get(port, str(port))
 
@@ -418,6 +479,7 @@ def _build(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "auth_socket": f"{base_dir}/auth-postfix",
             "quota_status_socket": f"{base_dir}/quota-status",
         },
+        "dkim": _dkim(config, layout),
         "systemd": {
             "mailprov_command": check_path(
                 config, "deploy.mailprov_command", config.deploy.mailprov_command

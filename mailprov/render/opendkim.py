@@ -6,53 +6,20 @@ instance per algorithm, each its own milter: ``opendkim.conf``/``KeyTable``/
 ``SigningTable`` for RSA and ``opendkim-ed25519.conf``/``KeyTable-ed25519``/
 ``SigningTable-ed25519`` for Ed25519; ``TrustedHosts`` is shared.
 
-The loader reads the package's ``templates`` folder when installed (the wheel
-ships ``templates/`` as ``mailprov/templates``) and the repository's
-``templates/`` otherwise. It follows the house Jinja settings (StrictUndefined,
-no autoescape, trimmed blocks), so it can be folded into the render area's one
-environment without changing a template.
+Rendered with the one environment of :mod:`mailprov.render.environment`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mailprov import __version__
-
-if TYPE_CHECKING:
-    from jinja2 import Environment
+from mailprov.render.environment import environment
 
 #: DKIM algorithm (mailprov's name) -> (OpenDKIM SignatureAlgorithm, file name suffix).
 INSTANCES = {"rsa-2048": ("rsa-sha256", ""), "ed25519": ("ed25519-sha256", "-ed25519")}
-
-
-def templates_dir() -> Path:
-    """The templates folder: inside the installed package, else the source tree's."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "templates", here.parent / "templates"):
-        if candidate.is_dir():
-            return candidate
-    msg = f"no templates folder next to {here}"  # a broken install, not a user error
-    raise FileNotFoundError(msg)
-
-
-@lru_cache(maxsize=1)
-def environment() -> Environment:
-    """The Jinja environment for these templates (house settings)."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined  # noqa: PLC0415
-
-    return Environment(
-        loader=FileSystemLoader(str(templates_dir())),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # noqa: S701  (config files, not HTML)
-    )
 
 
 @dataclass(frozen=True)

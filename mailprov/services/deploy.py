@@ -33,11 +33,13 @@ from mailprov.errors import (
     TargetNotWritable,
 )
 from mailprov.render import Layout, RenderedFile, render_bundle
-from mailprov.system import dovecot, postfix
+from mailprov.render.contexts import COMPONENTS
+from mailprov.system import dovecot, opendkim, postfix
 from mailprov.system.install import ensure_dir, fsync_dir, install_file, remove_file
 
 if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
+    from mailprov.store import Store
     from mailprov.system.run import Runner
 
 MANIFEST = "manifest.json"
@@ -128,8 +130,45 @@ def _read(path: Path) -> bytes | None:
         return b"\0(a folder)"
 
 
-def plan(config: SiteConfig, *, target: Path | None = None) -> Plan:
+def store_files(store: Store, config: SiteConfig, layout: Layout) -> list[RenderedFile]:
+    """The files rendered from the store's domains: OpenDKIM's (when [dkim] sign is on) and
+    the web server's autoconfig/autodiscover/MTA-STS files and nginx snippet."""
+    from mailprov.render.opendkim import render as render_opendkim  # noqa: PLC0415
+    from mailprov.services import clientconfig, signer  # noqa: PLC0415
+
+    out = []
+    if config.dkim.sign:
+        tables = render_opendkim(signer.context(store, config, layout.opendkim_dir))
+        for name, text in tables.items():
+            base = "opendkim.conf" if name.endswith(".conf") else name.split("-")[0]
+            template = f"opendkim/{base}.j2"
+            out.append(
+                RenderedFile("opendkim", layout.opendkim_dir / name, template, text, 0o644, None)
+            )
+    for path, text in clientconfig.web_files(store, config, layout.web_dir).items():
+        template = {
+            "config-v1.1.xml": "clients/config-v1.1.xml.j2",
+            "autodiscover.xml": "clients/autodiscover.xml.j2",
+            "nginx-mailprov.conf": "clients/nginx-autoconfig.conf.j2",
+        }.get(path.name, "(mta-sts policy)")
+        out.append(RenderedFile("web", path, template, text, 0o644, None))
+    return out
+
+
+def rendered_files(
+    config: SiteConfig, layout: Layout, store: Store | None = None
+) -> list[RenderedFile]:
+    """Everything deploy installs: the server config, plus the store's files when given."""
+    files = render_bundle(config, layout)
+    if store is not None:
+        files += store_files(store, config, layout)
+    return files
+
+
+def plan(config: SiteConfig, *, target: Path | None = None, store: Store | None = None) -> Plan:
     """Render for the target and compare with the files there. Reads only; writes nothing.
+
+    With ``store``, OpenDKIM's files and the web files are part of the plan too.
 
     Raises:
         ConfigInvalid: a setting cannot be rendered safely.
@@ -138,7 +177,7 @@ def plan(config: SiteConfig, *, target: Path | None = None) -> Plan:
     state_dir = state_dir_for(config, target)
     manifest = read_manifest(state_dir)
     changes = []
-    for rendered in render_bundle(config, layout):
+    for rendered in rendered_files(config, layout, store):
         new = rendered.content.encode("utf-8")
         old = _read(rendered.path)
         if old is None:
@@ -160,14 +199,14 @@ def _diff(path: Path, old: bytes | None, new: bytes) -> str:
     return "".join(difflib.unified_diff(before, after, f"{path} (installed)", f"{path} (rendered)"))
 
 
-def render_to(config: SiteConfig, out: Path) -> list[str]:
+def render_to(config: SiteConfig, out: Path, store: Store | None = None) -> list[str]:
     """Write the files rendered for ``out`` into it (for review); returns the paths written.
 
     Raises:
         ConfigInvalid: a setting cannot be rendered safely (nothing is written).
         TargetNotWritable: ``out`` cannot be written.
     """
-    files = render_bundle(config, Layout.for_target(config, out))
+    files = rendered_files(config, Layout.for_target(config, out), store)
     written = []
     for rendered in files:
         data = rendered.content.encode("utf-8")
@@ -182,8 +221,8 @@ def render_to(config: SiteConfig, out: Path) -> list[str]:
 # -- validation -------------------------------------------------------------------
 
 
-def validate(config: SiteConfig, runner: Runner, *, full: bool) -> None:
-    """Render into a private staging folder and have Postfix and Dovecot check it.
+def validate(config: SiteConfig, runner: Runner, *, full: bool, store: Store | None = None) -> None:
+    """Render into a private staging folder and have Postfix, Dovecot (and OpenDKIM) check it.
 
     ``full`` adds ``postfix check``, which creates missing queue folders (apply only).
 
@@ -192,7 +231,7 @@ def validate(config: SiteConfig, runner: Runner, *, full: bool) -> None:
     """
     with tempfile.TemporaryDirectory(prefix="mailprov-staging-") as tmp:
         layout = Layout.for_target(config, Path(tmp))
-        for rendered in render_bundle(config, layout):
+        for rendered in rendered_files(config, layout, store):
             rendered.path.parent.mkdir(parents=True, exist_ok=True)
             rendered.path.write_text(rendered.content, "utf-8")
             rendered.path.chmod(rendered.mode)
@@ -202,6 +241,8 @@ def validate(config: SiteConfig, runner: Runner, *, full: bool) -> None:
             os.utime(rendered.path, (stamp, stamp))
         problems = postfix.check(runner, layout.postfix_dir, full=full)
         problems += dovecot.check(runner, layout.dovecot_dir / "dovecot.conf")
+        for conf in sorted(layout.opendkim_dir.glob("*.conf")):
+            problems += opendkim.check(runner, conf)
         if problems:
             shown = [p.replace(tmp, "<staging>") for p in problems]
             raise ConfigCheckFailed(
@@ -379,6 +420,7 @@ def apply(
     force: bool = False,
     reload: bool = False,
     on_written: Callable[[Path], None] | None = None,
+    store: Store | None = None,
 ) -> ApplyResult:
     """Render, check with the real servers, and install what changed (see the module docs).
 
@@ -387,7 +429,7 @@ def apply(
         Interrupted: a signal arrived mid-way; every file was put back.
         ReloadFailed: a server refused the new files; the previous files were put back.
     """
-    planned = plan(config, target=target)
+    planned = plan(config, target=target, store=store)
     _check_edits(planned.changes, force)
     manifest = read_manifest(planned.state_dir)
     wanted = {str(c.file.path): sha256(c.file.content.encode("utf-8")) for c in planned.changes}
@@ -395,7 +437,7 @@ def apply(
         return ApplyResult(planned)
     _check_writable(planned)
     ensure_runtime_dirs(config)
-    validate(config, runner, full=True)
+    validate(config, runner, full=True, store=store)
     desired = [
         _Desired(c.file.path, c.file.content.encode("utf-8"), c.file.mode, c.file.group)
         for c in planned.changed
@@ -427,6 +469,11 @@ def _reload(runner: Runner, layout: Layout, components: set[str]) -> tuple[list[
         if err:
             return done, f"postfix: {err}"
         done.append("postfix")
+    if "opendkim" in components:
+        # A signer that is not running yet has nothing to re-read (its unit starts it).
+        pids = [opendkim.pid_file_of(c) for c in sorted(layout.opendkim_dir.glob("*.conf"))]
+        if any(opendkim.reload(p) for p in pids if p is not None):
+            done.append("opendkim")
     return done, None
 
 
@@ -484,7 +531,7 @@ def rollback(
         layout = Layout.for_target(config, target)
         components = {
             c
-            for c in ("postfix", "dovecot", "systemd")
+            for c in COMPONENTS
             if any(p.startswith(str(layout.directory(c)) + "/") for p in written + removed)
         }
         result.reloaded, error = _reload(runner, layout, components)

@@ -58,9 +58,18 @@ def expired_temporary_passwords(store: Store, settings: SiteConfig, now: int) ->
     return StepResult("expired-temporary-passwords", changed=False, items=items)
 
 
+def expired_requests(store: Store, settings: SiteConfig, now: int) -> StepResult:
+    """Expire provisioning requests past their time (identity's ``expire_requests``)."""
+    del settings
+    from mailprov.services.provisioning import expire_requests  # noqa: PLC0415
+
+    ids = expire_requests(store, now=now)
+    return StepResult("expired-requests", changed=bool(ids), items=[{"request": i} for i in ids])
+
+
 Step = Callable[["Store", "SiteConfig", int], StepResult]
 
-SWEEP_STEPS: list[Step] = [expired_temporary_passwords]
+SWEEP_STEPS: list[Step] = [expired_temporary_passwords, expired_requests]
 
 
 def sweep(store: Store, settings: SiteConfig, *, now: int) -> list[StepResult]:

@@ -6,6 +6,10 @@ import contextlib
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mailprov.system.run import Runner
 
 
 def reload(pid_file: Path) -> bool:
@@ -28,3 +32,26 @@ def reload(pid_file: Path) -> bool:
         os.kill(pid, signal.SIGUSR1)
         return True
     return False
+
+
+def pid_file_of(conf: Path) -> Path | None:
+    """The ``PidFile`` an opendkim.conf names (None when it names none or cannot be read)."""
+    try:
+        lines = conf.read_text("utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.strip().partition(" ")
+        if key == "PidFile" and value.strip():
+            return Path(value.strip())
+    return None
+
+
+def check(runner: Runner, conf: Path) -> list[str]:
+    """``opendkim -n -x CONF``: OpenDKIM's own config check; its complaints, or []."""
+    done = runner.run(["opendkim", "-n", "-x", str(conf)], timeout=30)
+    if done.returncode == 0:
+        return []
+    return [f"opendkim ({conf.name}): {line}" for line in done.output.splitlines() if line] or [
+        f"opendkim ({conf.name}): exit status {done.returncode}"
+    ]

@@ -86,3 +86,11 @@ def reload(runner: Runner, config_dir: Path) -> str | None:
     return (
         None if res.returncode == 0 else (res.output or f"postfix reload failed ({res.returncode})")
     )
+
+
+def queue_size(runner: Runner, config_dir: Path) -> int | None:
+    """Messages in the Postfix queue (``postqueue -c DIR -j``); None when it cannot be read."""
+    res = runner.run(["postqueue", "-c", str(config_dir), "-j"], timeout=30)
+    if res.returncode != 0:
+        return None
+    return sum(1 for line in res.stdout.splitlines() if line.strip().startswith("{"))

@@ -1,14 +1,24 @@
-"""Fixtures shared by the integration areas: a private authoritative DNS server (knot)."""
+"""Fixtures shared by the integration areas: a private authoritative DNS server (knot), the
+rendered Postfix + Dovecot stack (one per store backend), and one more SQLite stack whose
+deploy wires in DKIM signing (OpenDKIM milters, keys published in knot)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_or_skip
+from tests.conftest import pg_base_url, require_or_skip
 from tests.integration.knot import Knot
+from tests.integration.stack import (
+    MailStack,
+    create_pg_database,
+    drop_pg_database,
+    start_stack,
+)
 
 
 @pytest.fixture(scope="session", name="knot")
@@ -19,3 +29,112 @@ def fixture_knot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
     server = Knot.start(tmp_path_factory.mktemp("knot"))
     yield server
     server.stop()
+
+
+def _require_servers(*extra: str) -> None:
+    for tool in ("postfix", "postconf", "dovecot", "doveconf", "doveadm", *extra):
+        if shutil.which(tool, path="/usr/sbin:/usr/bin:/sbin:/bin") is None:
+            require_or_skip(f"'{tool}' is not installed (make test-deps installs it)")
+
+
+@pytest.fixture(
+    scope="session",
+    name="mailstack",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.requires_postgres)],
+)
+def fixture_mailstack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MailStack]:
+    """Real Postfix and Dovecot, rendered by 'deploy apply', on a SQLite or PostgreSQL store."""
+    _require_servers()
+    pg_url = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('store')}/mailprov.sqlite"
+    else:
+        request.getfixturevalue("pg")  # skips (or fails under CI) when PostgreSQL is down
+        pg_url = create_pg_database(pg_base_url())
+        url = pg_url
+    stack = start_stack(url, name=request.param[:2])
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        if pg_url:
+            drop_pg_database(pg_base_url(), pg_url)
+        shutil.rmtree(stack.root, ignore_errors=True)
+
+
+DKIM_TOML = """
+[dkim]
+sign = true
+key_dir = "{root}/dkim"
+# deploy --target renders OpenDKIM's files into etc/opendkim; 'dkim activate' rewrites them there.
+opendkim_dir = "{root}/etc/opendkim"
+pid_file = "{root}/odrun/opendkim.pid"
+ed25519_pid_file = "{root}/odrun/opendkim-ed25519.pid"
+algorithms = ["rsa-2048", "ed25519"]
+milter_port = {milter}
+ed25519_milter_port = {milter_ed25519}
+
+[dns]
+check_nameserver = "{knot}"
+check_timeout = 0.5
+check_retries = 0
+"""
+
+
+def safe_base() -> str:
+    """A root-owned folder no one else may write to, for the DKIM stack's keys.
+
+    OpenDKIM's RequireSafeKeys refuses a key whose path passes through a
+    world-writable folder such as /tmp.
+    """
+    for base in (Path("/run"), Path("/var/lib")):
+        if base.is_dir() and os.access(base, os.W_OK) and not base.stat().st_mode & 0o002:
+            return str(base)
+    require_or_skip("no root-owned, non-world-writable folder for DKIM keys (run as root)")
+    raise AssertionError  # unreachable
+
+
+def publish_zone(stack: MailStack, knot: Knot) -> None:
+    """Load the records ``dns records --standalone`` prints for the stack's domain into knot."""
+    result = stack.cli("dns", "records", stack.domain, "--standalone", "--no-tlsa")
+    assert result.exit_code == 0, result.output
+    head, _, rest = result.stdout.partition("( ")
+    old_serial, _, tail = rest.partition(" ")
+    # A new, higher serial each load, so knot serves the new zone.
+    stack.__dict__["_serial"] = stack.__dict__.get("_serial", 0) + 1
+    knot.load_zone(stack.domain, f"{head}( {int(old_serial) + stack.__dict__['_serial']} {tail}")
+
+
+@pytest.fixture(scope="session", name="dkim_stack")
+def fixture_dkim_stack(knot: Knot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailStack]:
+    """A second rendered SQLite stack with '[dkim] sign': keys made, published in knot and
+    activated before 'deploy apply', then OpenDKIM (RSA and Ed25519), Dovecot and Postfix."""
+    _require_servers("opendkim")
+    base = safe_base()
+    url = f"sqlite:///{tmp_path_factory.mktemp('dkimstore')}/mailprov.sqlite"
+
+    def prepare(stack: MailStack) -> None:
+        run = stack.root / "odrun"
+        run.mkdir()
+        shutil.chown(run, "opendkim", "opendkim")
+        status, rotated = stack.cli_json("dkim", "rotate", stack.domain)
+        assert status == 0, rotated
+        publish_zone(stack, knot)
+        for key in rotated["keys"]:
+            status, doc = stack.cli_json("dkim", "activate", stack.domain, key["selector"])
+            assert status == 0, doc
+
+    stack = start_stack(
+        url,
+        name="dk",
+        base=base,
+        extra_toml=DKIM_TOML.replace("{knot}", knot.address),
+        prepare=prepare,
+    )
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.root, ignore_errors=True)

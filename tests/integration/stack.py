@@ -4,7 +4,8 @@ Reusable by every area: ``start_stack(root, store_url)`` renders a site into
 ``root`` (free high ports from the OS, its own queue/data/run/state/log/mail
 folders, a self-signed certificate from ``mailprov tls self-signed``), starts
 Postfix and Dovecot on 127.0.0.1, waits until every port greets, and returns a
-:class:`MailStack`; ``MailStack.stop()`` stops both by PID.
+:class:`MailStack`; ``MailStack.stop()`` stops both by PID. With ``[dkim] sign``
+in ``extra_toml``, the OpenDKIM instance(s) deploy rendered run too, before Postfix.
 """
 
 from __future__ import annotations
@@ -108,6 +109,14 @@ def _greets(port: int) -> bool:
         return False
 
 
+def _listens(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def _wait(pred: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     end = time.monotonic() + timeout
     while not pred():
@@ -199,11 +208,45 @@ class MailStack:
             if p.exists()
         )
 
+    def start_signers(self) -> None:
+        """Start each OpenDKIM instance deploy rendered (none unless [dkim] sign is on)."""
+        for conf in sorted((self.target / "opendkim").glob("*.conf")):
+            port = int(
+                next(
+                    line.split()[1].split("@")[0].removeprefix("inet:")
+                    for line in conf.read_text().splitlines()
+                    if line.startswith("Socket")
+                )
+            )
+            pid_file = Path(
+                next(
+                    line.split()[1]
+                    for line in conf.read_text().splitlines()
+                    if line.startswith("PidFile")
+                )
+            )
+            pid_file.unlink(missing_ok=True)
+            with tempfile.TemporaryFile("w+") as err:
+                res = subprocess.run(
+                    ["opendkim", "-x", str(conf)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    check=False,
+                )
+                if res.returncode != 0:
+                    err.seek(0)
+                    raise RuntimeError(f"opendkim did not start: {err.read()}")
+            _wait(pid_file.exists, f"opendkim pid file {pid_file}")
+            self.pids[conf.stem] = int(pid_file.read_text().split()[0])
+            _wait(lambda p=port: _listens(p), f"opendkim on {port}")
+
     def start(self, greet: tuple[str, ...] = ("smtp", "submission", "imap", "pop3")) -> None:
-        """Start Dovecot, then Postfix, and wait until the ``greet`` ports greet.
+        """Start Dovecot, the signers (if any), then Postfix, and wait until ``greet`` ports greet.
 
         (The TLS-only ports greet only after a handshake, so they are not polled.)
         """
+        self.start_signers()
         run = self.root / "run"
         # A pid file left by an earlier instance would name the wrong process.
         for stale in (run / "master.pid", self.root / "spool" / "pid" / "master.pid"):
@@ -259,36 +302,64 @@ class MailStack:
         for pid in self.pids.values():
             if alive(pid):
                 os.kill(pid, signal.SIGTERM)
-        _wait(lambda: not any(alive(p) for p in self.pids.values()), "servers to stop", 15)
+        # OpenDKIM takes a few seconds to exit: all were signalled at once above.
+        _wait(lambda: not any(alive(p) for p in self.pids.values()), "servers to stop", 20)
         self.pids.clear()
 
 
-def render_site(root: Path, store_url: str, *, name: str) -> MailStack:
-    """Create a site in ``root`` and render it with ``mailprov deploy apply --target``."""
+def render_site(
+    root: Path,
+    store_url: str,
+    *,
+    name: str,
+    extra_toml: str = "",
+    prepare: Callable[[MailStack], None] | None = None,
+) -> MailStack:
+    """Create a site in ``root`` and render it with ``mailprov deploy apply --target``.
+
+    ``extra_toml`` is appended to the config (``{root}`` and ``{<port name>}`` are filled in);
+    ``prepare`` runs before the deploy (e.g. to make and publish DKIM keys).
+    """
 
     upgrade(store_url)
-    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+    if extra_toml:
+        # A second, differently configured stack runs beside the first: fresh ports (not the
+        # cached list), plus two for the OpenDKIM milters.
+        names = (*PORT_NAMES, "milter", "milter_ed25519")
+        ports = dict(zip(names, free_ports.__wrapped__(len(names)), strict=True))
+    else:
+        ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
     mailprov = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))
     stack = MailStack(name, root, ports, store_url, root / "mailprov.toml", root / "etc")
     init = stack.cli("init", "--dir", str(root), "--store", store_url, "--domain", DOMAIN)
     assert init.exit_code == 0, init.output
     with stack.config_file.open("a") as f:
         f.write(SITE_TOML.format(root=root, name=name, mailprov=mailprov, **ports))
+        f.write(extra_toml.format(root=root, **ports))
     made = stack.cli(
         "tls", "self-signed", "--host", "mail.example.test", "--out", str(root / "tls")
     )
     assert made.exit_code == 0, made.output
+    if prepare is not None:
+        prepare(stack)
     applied = stack.cli("deploy", "apply", "--target", str(stack.target))
     assert applied.exit_code == 0, applied.output
     return stack
 
 
-def start_stack(store_url: str, *, name: str) -> MailStack:
-    """Render a site in a new short folder under /tmp and start its servers."""
+def start_stack(
+    store_url: str,
+    *,
+    name: str,
+    base: str = "/tmp",
+    extra_toml: str = "",
+    prepare: Callable[[MailStack], None] | None = None,
+) -> MailStack:
+    """Render a site in a new short folder under ``base`` and start its servers."""
     # Short root: unix socket paths must stay under 108 bytes.
-    root = Path(tempfile.mkdtemp(prefix=f"mp-{name}-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=f"mp-{name}-", dir=base))
     os.chmod(root, 0o755)
-    stack = render_site(root, store_url, name=name)
+    stack = render_site(root, store_url, name=name, extra_toml=extra_toml, prepare=prepare)
     try:
         stack.start()
     except BaseException:

@@ -278,3 +278,17 @@ def test_cli_wrong_code_names_request(gate: Gate) -> None:
         req["id"],
     )
     assert not (gate.folder / "p").exists()
+
+
+def test_sweep_expires_requests(flow: Flow) -> None:
+    """The 'expired-requests' step of the sweep expires an unfinished request past its time."""
+    from mailprov.services.sweep import sweep
+
+    rid, _code, now = verified(flow)
+    early = {r.name: r for r in sweep(flow.store, flow.settings, now=now + 60)}
+    assert early["expired-requests"].items == []
+    assert flow.gate.state(rid) != "expired"
+    late = {r.name: r for r in sweep(flow.store, flow.settings, now=now + 25 * 3600)}
+    assert late["expired-requests"].changed is True
+    assert late["expired-requests"].items == [{"request": rid}]
+    assert flow.gate.state(rid) == "expired"

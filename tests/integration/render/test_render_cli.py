@@ -74,8 +74,9 @@ def test_sweep_reports_expired_temporary_passwords(run: Any, store: Any) -> None
     code, data = run.json("sweep")
     assert code == 0
     assert data["changed"] is False
-    (step,) = data["steps"]
+    step, requests_step = data["steps"]
     assert step["step"] == "expired-temporary-passwords"
+    assert (requests_step["step"], requests_step["count"]) == ("expired-requests", 0)
     assert [i["address"] for i in step["items"]] == ["stale@example.test"]
 
 
@@ -105,6 +106,43 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         "mailprov-sweep.service",
         "mailprov-sweep.timer",
     ]
+    res = subprocess.run(
+        ["systemd-analyze", "verify", *(str(u.path) for u in units)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (res.returncode, res.stderr) == (0, "")
+
+
+def test_opendkim_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    """With [dkim] sign and dual signing, both OpenDKIM units pass 'systemd-analyze verify'."""
+    if shutil.which("systemd-analyze") is None:
+        require_or_skip("systemd-analyze is not installed (package systemd)")
+
+    made = self_signed("mail.example.test", tmp_path / "tls", ips=[], now=int(time.time()))
+    cfg = load_settings(
+        env={
+            "MAILPROV_CONFIG": "",
+            "MAILPROV_STORE_URL": "sqlite:////x.sqlite",
+            "MAILPROV_TLS_CERT_FILE": str(made.cert_file),
+            "MAILPROV_TLS_KEY_FILE": str(made.key_file),
+            "MAILPROV_DKIM_SIGN": "true",
+            "MAILPROV_DKIM_ALGORITHMS": "rsa-2048,ed25519",
+        }
+    )
+    units = [
+        f
+        for f in render_bundle(cfg, Layout.for_target(cfg, tmp_path))
+        if f.path.name.startswith("mailprov-opendkim")
+    ]
+    assert sorted(u.path.name for u in units) == [
+        "mailprov-opendkim-ed25519.service",
+        "mailprov-opendkim.service",
+    ]
+    for unit in units:
+        unit.path.parent.mkdir(parents=True, exist_ok=True)
+        unit.path.write_text(unit.content)
     res = subprocess.run(
         ["systemd-analyze", "verify", *(str(u.path) for u in units)],
         capture_output=True,

@@ -1,0 +1,64 @@
+"""``mailprov doctor``: store, rendered config, Maildirs, certificate, ports, queue, DNS."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mailprov.cli.options import app_context, json_option
+
+MARKS = {"error": "ERROR", "warning": "warn ", "info": "info "}
+
+
+@click.command()
+@click.option(
+    "--target",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder 'deploy apply --target DIR' installed into (default: the configured dirs).",
+)
+@click.option(
+    "--no-dns", is_flag=True, help="Skip the DNS checks (they query [dns] check_nameserver)."
+)
+@json_option
+def doctor(target: Path | None, no_dns: bool) -> None:
+    """Check that the store, the rendered config, the Maildirs, the certificate, the ports, the
+    Postfix queue and DNS agree. Each finding has a stable ID and says what to do; the exit
+    status is non-zero (79) only when there are errors."""
+    from mailprov.cli.dns import check_plan  # noqa: PLC0415
+    from mailprov.cli.output import dump_json  # noqa: PLC0415
+    from mailprov.errors import DoctorFoundErrors  # noqa: PLC0415
+    from mailprov.services.doctor import diagnose  # noqa: PLC0415
+    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
+
+    app = app_context()
+    plan = None if no_dns else check_plan(app.settings, None, None, None)
+    report = diagnose(
+        app.store,
+        app.settings,
+        runner=SubprocessRunner(),
+        now=app.actor().now,
+        target=target,
+        dns_plan=plan,
+    )
+    data = report.to_json()
+    if report.errors:
+        if not app.json:
+            _print(report)
+        raise DoctorFoundErrors(
+            f"doctor found {len(report.errors)} error(s): "
+            + ", ".join(sorted({f.id for f in report.errors})),
+            doctor=data,
+        )
+    if app.json:
+        click.echo(dump_json({"changed": False, **data}))
+    else:
+        _print(report)
+
+
+def _print(report: object) -> None:
+    for f in report.findings:  # type: ignore[attr-defined]
+        subject = f" [{f.subject}]" if f.subject else ""
+        click.echo(f"{MARKS[f.severity]} {f.id}{subject}: {f.message}")
+        if f.action and f.severity != "info":
+            click.echo(f"       -> {f.action}")

@@ -1,0 +1,342 @@
+"""``mailprov doctor``: does what is running agree with the store and the site config?
+
+Each check adds :class:`Finding` s with a stable ID (``doctor.<area>.<what>``), a
+severity (``error``, ``warning``, ``info``) and what to do. Only errors make the
+command fail. The checks: the store against the Maildirs (orphan folders;
+mailboxes that never received mail, which is normal since Dovecot creates a
+Maildir on first delivery), the deployed config against a fresh render
+(``deploy plan``), the certificate's expiry, the configured ports on
+``[check] host``, the Postfix queue, and (unless skipped) the DNS checks.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mailprov.errors import MailprovError
+
+if TYPE_CHECKING:
+    from mailprov.settings import SiteConfig
+    from mailprov.store import Store
+    from mailprov.system.run import Runner
+
+ERROR, WARNING, INFO = "error", "warning", "info"
+EXPIRY_WARNING_DAYS = 21
+QUEUE_WARNING = 50
+DAY = 86_400
+#: The ports doctor expects to answer (lmtp is a unix socket in the rendered config).
+PORTS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing doctor noticed."""
+
+    id: str
+    severity: str
+    message: str
+    action: str = ""
+    subject: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "id": self.id,
+            "severity": self.severity,
+            "subject": self.subject,
+            "message": self.message,
+            "action": self.action,
+        }
+
+
+@dataclass
+class Report:
+    """Every finding, and which checks ran."""
+
+    findings: list[Finding] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        """The findings that make doctor fail."""
+        return [f for f in self.findings if f.severity == ERROR]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        counts = {s: sum(f.severity == s for f in self.findings) for s in (ERROR, WARNING, INFO)}
+        return {
+            "ok": not self.errors,
+            "checks": self.checks,
+            "counts": counts,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+def maildirs(store: Store, settings: SiteConfig, *, now: int) -> list[Finding]:
+    """Store vs ``[dovecot] mail_root``: orphan folders, and mailboxes never delivered to."""
+    from mailprov.services.accounts import list_domains, list_mailboxes  # noqa: PLC0415
+
+    root = settings.resolve_path(settings.dovecot.mail_root)
+    domains = {d.name for d in list_domains(store)}
+    boxes = {m.address for m in list_mailboxes(store, settings.passwords, now=now)}
+    out = []
+    if not root.is_dir():
+        return [
+            Finding(
+                "doctor.maildir.root_missing",
+                WARNING,
+                f"the mail folder {root} does not exist",
+                "run 'mailprov deploy apply' (it creates it) or fix [dovecot] mail_root",
+                str(root),
+            )
+        ]
+    for domain_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        known_domain = domain_dir.name in domains
+        for home in sorted(p for p in domain_dir.iterdir() if p.is_dir()):
+            address = f"{home.name}@{domain_dir.name}"
+            if address not in boxes:
+                out.append(
+                    Finding(
+                        "doctor.maildir.orphan",
+                        ERROR,
+                        f"{home} holds mail for {address}, which is not a mailbox in the store"
+                        + ("" if known_domain else f" (nor is {domain_dir.name} a domain)"),
+                        "restore the mailbox ('mailprov mailbox add') or archive and remove "
+                        "the folder",
+                        address,
+                    )
+                )
+    for address in sorted(boxes):
+        local, _, domain = address.partition("@")
+        if not (root / domain / local / "Maildir").is_dir():
+            out.append(
+                Finding(
+                    "doctor.maildir.never_received",
+                    INFO,
+                    f"{address} has no Maildir yet: it never received mail "
+                    "(Dovecot creates it on first delivery)",
+                    "nothing to do; 'mailprov check delivery ADDRESS' proves it works",
+                    address,
+                )
+            )
+    return out
+
+
+def rendered_config(store: Store, settings: SiteConfig, target: Path | None) -> list[Finding]:
+    """The installed files against a fresh render of the site config and store."""
+    from mailprov.services.deploy import plan  # noqa: PLC0415
+
+    try:
+        planned = plan(settings, target=target, store=store)
+    except MailprovError as exc:
+        return [
+            Finding(
+                "doctor.config.unrenderable",
+                ERROR,
+                f"the site config cannot be rendered: {exc.message}",
+                exc.hint or "fix the site config",
+            )
+        ]
+    out = []
+    for change in planned.changed:
+        path = str(change.file.path)
+        if change.edited:
+            out.append(
+                Finding(
+                    "doctor.config.edited",
+                    WARNING,
+                    f"{path} differs from what mailprov installed (edited by hand?)",
+                    "move the change into the site config, then 'mailprov deploy apply --force'",
+                    path,
+                )
+            )
+        else:
+            out.append(
+                Finding(
+                    "doctor.config.outdated"
+                    if change.status == "changed"
+                    else "doctor.config.missing",
+                    WARNING,
+                    f"{path} is {'out of date' if change.status == 'changed' else 'not installed'}"
+                    " with respect to the site config and store",
+                    "run 'mailprov deploy plan --diff', then 'mailprov deploy apply --reload'",
+                    path,
+                )
+            )
+    return out
+
+
+def certificate(settings: SiteConfig, *, now: int) -> list[Finding]:
+    """``[tls] cert_file``: readable, not expired, not expiring within 21 days."""
+    from cryptography import x509  # noqa: PLC0415
+
+    path = settings.resolve_path(settings.tls.cert_file)
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        return [
+            Finding(
+                "doctor.tls.invalid",
+                ERROR,
+                f"{path} ([tls] cert_file) is not a readable PEM certificate: {type(exc).__name__}",
+                "point [tls] cert_file at the server's certificate",
+                str(path),
+            )
+        ]
+    until = int(cert.not_valid_after_utc.timestamp())
+    shown = cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
+    if until <= now:
+        return [
+            Finding(
+                "doctor.tls.expired",
+                ERROR,
+                f"the certificate {path} expired on {shown}: clients refuse to connect",
+                "renew the certificate, install it at [tls] cert_file and reload the servers",
+                str(path),
+            )
+        ]
+    days = (until - now) / DAY
+    if days < EXPIRY_WARNING_DAYS:
+        return [
+            Finding(
+                "doctor.tls.expiring",
+                WARNING,
+                f"the certificate {path} expires in {days:.0f} day(s), on {shown}",
+                "renew it now (ACME clients renew 30 days before expiry)",
+                str(path),
+            )
+        ]
+    return [
+        Finding("doctor.tls.ok", INFO, f"the certificate is valid until {shown}", "", str(path))
+    ]
+
+
+def ports(settings: SiteConfig, *, timeout: float = 1.0) -> list[Finding]:
+    """Each configured port accepts a TCP connection on ``[check] host``."""
+    from mailprov.services.checks import check_host  # noqa: PLC0415
+
+    host = check_host(settings)
+    out = []
+    for name in PORTS:
+        port = getattr(settings.ports, name)
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                pass
+        except OSError as exc:
+            out.append(
+                Finding(
+                    "doctor.port.closed",
+                    ERROR,
+                    f"nothing accepts connections on {host}:{port} ([ports] {name}): "
+                    f"{exc.strerror or type(exc).__name__}",
+                    "start (or reload) Postfix and Dovecot; check [deploy] listen and [ports]",
+                    name,
+                )
+            )
+    return out
+
+
+def queue(runner: Runner, settings: SiteConfig, target: Path | None) -> list[Finding]:
+    """The number of messages waiting in the Postfix queue."""
+    from mailprov.render import Layout  # noqa: PLC0415
+    from mailprov.system.postfix import queue_size  # noqa: PLC0415
+
+    config_dir = Layout.for_target(settings, target).postfix_dir
+    size = queue_size(runner, config_dir)
+    if size is None:
+        return [
+            Finding(
+                "doctor.queue.unknown",
+                WARNING,
+                f"'postqueue -c {config_dir} -j' failed: the queue size is unknown",
+                "check that Postfix runs with that config folder",
+            )
+        ]
+    if size >= QUEUE_WARNING:
+        return [
+            Finding(
+                "doctor.queue.large",
+                WARNING,
+                f"{size} message(s) wait in the Postfix queue",
+                "see why with 'postqueue -p' and the mail log; a down DKIM signer defers mail",
+            )
+        ]
+    return [Finding("doctor.queue.size", INFO, f"{size} message(s) in the Postfix queue")]
+
+
+def dns_summary(store: Store, settings: SiteConfig, plan: Any) -> list[Finding]:
+    """The DNS checks of every domain, summarised per domain."""
+    from mailprov.services.accounts import list_domains  # noqa: PLC0415
+    from mailprov.services.dns import check  # noqa: PLC0415
+
+    out = []
+    for domain in list_domains(store):
+        try:
+            results = check(store, settings, domain.name, plan)
+        except MailprovError as exc:
+            out.append(
+                Finding("doctor.dns.unchecked", WARNING, exc.message, exc.hint or "", domain.name)
+            )
+            continue
+        bad = [r for r in results if r.status in ("missing", "wrong")]
+        unknown = [r for r in results if r.status == "unknown"]
+        if bad:
+            out.append(
+                Finding(
+                    "doctor.dns.problems",
+                    WARNING,
+                    f"{len(bad)} of {len(results)} DNS check(s) for {domain.name} failed: "
+                    + ", ".join(sorted({r.finding or r.check for r in bad})),
+                    f"run 'mailprov dns check {domain.name}' and publish "
+                    f"'mailprov dns records {domain.name}'",
+                    domain.name,
+                )
+            )
+        if unknown:
+            out.append(
+                Finding(
+                    "doctor.dns.unknown",
+                    INFO,
+                    f"{len(unknown)} DNS check(s) for {domain.name} got no answer",
+                    "check the name server ([dns] check_nameserver) and try again",
+                    domain.name,
+                )
+            )
+        if not bad and not unknown:
+            out.append(
+                Finding(
+                    "doctor.dns.ok", INFO, f"all DNS checks for {domain.name} pass", "", domain.name
+                )
+            )
+    return out
+
+
+def diagnose(
+    store: Store,
+    settings: SiteConfig,
+    *,
+    runner: Runner,
+    now: int | None = None,
+    target: Path | None = None,
+    dns_plan: Any = None,
+) -> Report:
+    """Run every check; ``dns_plan`` (a dnscheck.CheckPlan) None skips the DNS checks."""
+    now = int(time.time()) if now is None else now
+    report = Report()
+    steps: list[tuple[str, Any]] = [
+        ("maildirs", lambda: maildirs(store, settings, now=now)),
+        ("config", lambda: rendered_config(store, settings, target)),
+        ("tls", lambda: certificate(settings, now=now)),
+        ("ports", lambda: ports(settings)),
+        ("queue", lambda: queue(runner, settings, target)),
+    ]
+    if dns_plan is not None:
+        steps.append(("dns", lambda: dns_summary(store, settings, dns_plan)))
+    for name, step in steps:
+        report.checks.append(name)
+        report.findings += step()
+    return report
