@@ -5,7 +5,8 @@
 1. add one mailbox to a store holding 100k mailboxes vs one holding 1k
    (median of 50 adds, password hash precomputed so the store path is measured): goal <= 1.2
 2. bulk import of N mailboxes with generated passwords (SHA512-CRYPT, ARGON2ID) vs the pure
-   hashing bound measured here (N x one hash / cores): goal <= 1.15
+   hashing bound measured here (N x one hash / cores): goal <= 1.15; and vs the same process
+   pool hashing a sample alone (what the cores really deliver together)
 3. ``mailprov --version`` cold start vs ``python -c pass`` (median of 20): goal <= 3
 """
 
@@ -26,7 +27,7 @@ from sqlalchemy import insert
 from mailprov.rules import hashing
 from mailprov.services import accounts
 from mailprov.services.accounts import Actor, NewPassword
-from mailprov.services.bulk import import_mailboxes
+from mailprov.services.bulk import hash_parallel, import_mailboxes
 from mailprov.settings import SiteConfig
 from mailprov.store import open_store
 from mailprov.store.migrate import upgrade
@@ -131,6 +132,12 @@ def bench_import(folder: Path, count: int, schemes: list[str]) -> None:
         settings = SiteConfig(passwords=type(settings.passwords)(scheme=scheme))
         per_hash = one_hash_seconds(scheme)
         bound = count * per_hash / cores
+        # What the pool really delivers here: the same pool hashing a sample with nothing
+        # else around it (two vCPUs rarely give twice the throughput of one).
+        sample = [f"Sample-Pass-{i}!" for i in range(min(count, 1000))]
+        t0 = time.perf_counter()
+        hash_parallel(sample, scheme)
+        pool_bound = count * (time.perf_counter() - t0) / len(sample)
         passwords_out = folder / f"passwords-{scheme}.csv"
         t0 = time.perf_counter()
         result = import_mailboxes(
@@ -141,7 +148,8 @@ def bench_import(folder: Path, count: int, schemes: list[str]) -> None:
         assert result.count == count
         print(
             f"import {count} ({scheme}): {took:.1f} s; hashing bound {bound:.1f} s "
-            f"({per_hash * 1000:.0f} ms/hash x {count} / {cores} cores) -> ratio {took / bound:.2f} (goal <= 1.15)"
+            f"({per_hash * 1000:.0f} ms/hash x {count} / {cores} cores) -> ratio {took / bound:.2f} "
+            f"(goal <= 1.15); vs the pool hashing alone ({pool_bound:.1f} s): {took / pool_bound:.2f}"
         )
 
 
