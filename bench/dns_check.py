@@ -14,6 +14,7 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,6 +23,7 @@ from mailprov.dkim import generate
 from mailprov.dnscheck import CheckPlan, Nameserver, Querier
 from mailprov.dnsrecords import DkimPublication, RecordInput, build, to_zone
 from tests.integration.knot import Knot, free_port
+from tests.unit.dns.test_records_and_checks import BASE
 
 ROUNDS = 5
 
@@ -31,25 +33,7 @@ def _input() -> RecordInput:
         DkimPublication("s1", generate("rsa-2048").record, "active"),
         DkimPublication("s2", generate("ed25519").record, "active"),
     ]
-    return RecordInput(
-        domain="bench.test",
-        hostname="mail.bench.test",
-        ttl=300,
-        ipv4=["192.0.2.1"],
-        ipv6=["2001:db8::1"],
-        mx_priority=10,
-        spf="v=spf1 mx -all",
-        dmarc_policy="quarantine",
-        dmarc_rua="",
-        dmarc_ruf="",
-        mta_sts_mode="enforce",
-        mta_sts_max_age=86400,
-        mta_sts_mx=[],
-        tls_rpt_rua="",
-        web_host="",
-        ports={"smtp": 25, "submission": 587, "submissions": 465, "imaps": 993, "pop3s": 995},
-        dkim=keys,
-    )
+    return replace(BASE, domain="bench.test", hostname="mail.bench.test", dkim=keys)
 
 
 def _time(plan: CheckPlan, records: object, rounds: int) -> tuple[float, set[str]]:
