@@ -19,9 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mailprov.dkim import generate
-from mailprov.dnscheck import CheckPlan, Nameserver, Querier
-from mailprov.dnsrecords import DkimPublication, RecordInput, build, to_zone
+from mailprov.rules.dkim import generate
+from mailprov.rules.dnscheck import Nameserver
+from mailprov.rules.dnsrecords import DkimPublication, RecordInput, build, to_zone
+from mailprov.system.dns import CheckPlan, Querier
 from tests.integration.knot import Knot, free_port
 from tests.unit.dns.test_records_and_checks import BASE
 

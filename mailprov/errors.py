@@ -4,7 +4,7 @@ Each leaf class is named after the condition it reports. Its docstring is the
 default message, ``code`` is a stable kebab-case string that scripts match on,
 and ``exit_status`` is the process exit status the CLI returns for it. The
 README's exit-status table is generated from this module
-(``python -m mailprov.docs errors``), so the two cannot drift.
+(``python -m mailprov.cli.docs errors``), so the two cannot drift.
 
 Exit statuses are grouped by area so that each area owns a range:
 0-9 generic, 10-19 the provisioning errors of the SPEC's error table,

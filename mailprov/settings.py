@@ -509,8 +509,12 @@ def _validate(config: SiteConfig) -> None:
 
     checks = (
         ("passwords.scheme", lambda: hashing.check_scheme(config.passwords.scheme)),
-        ("passwords.policy", lambda: passwords.get_policy(
-            config.passwords.policy, min_length=config.passwords.min_length or None)),
+        (
+            "passwords.policy",
+            lambda: passwords.get_policy(
+                config.passwords.policy, min_length=config.passwords.min_length or None
+            ),
+        ),
         ("accounts.default_quota", lambda: sizes.parse_size(config.accounts.default_quota)),
     )
     for dotted, check in checks:
@@ -529,7 +533,23 @@ def _validate(config: SiteConfig) -> None:
             )
     if config.passwords.temp_password_hours <= 0:
         raise ConfigInvalid("passwords.temp_password_hours must be a positive number of hours")
+    _validate_dkim(config)
     _validate_identity(config)
+
+
+def _validate_dkim(config: SiteConfig) -> None:
+    """[dkim] algorithms: known names, at least one, each once."""
+    from mailprov.rules.dkim import ALGORITHMS  # noqa: PLC0415
+
+    algorithms = config.dkim.algorithms
+    origin = config.origins.get("dkim.algorithms", "default")
+    unknown = [a for a in algorithms if a not in ALGORITHMS]
+    if unknown or not algorithms or len(set(algorithms)) != len(algorithms):
+        raise ConfigInvalid(
+            f"dkim.algorithms ({origin}) must list each of {', '.join(ALGORITHMS)} at most once,"
+            f" and at least one; not {algorithms!r:.80}",
+            hint='e.g. algorithms = ["rsa-2048", "ed25519"]',
+        )
 
 
 def _validate_identity(config: SiteConfig) -> None:

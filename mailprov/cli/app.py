@@ -30,18 +30,14 @@ COMMANDS: dict[str, str] = {
     "mailbox": "mailprov.cli.mailbox:mailbox",
     "alias": "mailprov.cli.alias:alias",
     "audit": "mailprov.cli.audit:audit",
-
     # -- config rendering and deploy (issue 3): deploy, tls, sweep
     "deploy": "mailprov.cli.deploy:deploy",
     "tls": "mailprov.cli.tls:tls",
     "sweep": "mailprov.cli.sweep:sweep",
-
     # -- identity gate (issue 4): request, identity
     "request": "mailprov.cli.request:request",
     "identity": "mailprov.cli.identity:identity",
-
     "relay": "mailprov.cli.relay:relay",
-
     # -- DNS, DKIM, client config, checks (issue 6): dns, dkim, client-config, check, doctor
     "dns": "mailprov.cli.dns:dns",
     "dkim": "mailprov.cli.dkim:dkim",

@@ -164,7 +164,7 @@ def dkim_activate(
 
     The key it replaces stays published until 'dkim retire' (dkim.retire_after_days).
     """
-    from mailprov.dnsrecords import Record  # noqa: PLC0415
+    from mailprov.rules.dnsrecords import Record  # noqa: PLC0415
     from mailprov.services.dkim import activate  # noqa: PLC0415
 
     app = app_context()

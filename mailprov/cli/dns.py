@@ -12,8 +12,8 @@ from mailprov.cli.options import app_context, json_option
 from mailprov.cli.output import dump_json, emit, table
 
 if TYPE_CHECKING:
-    from mailprov.dnscheck import CheckPlan
     from mailprov.settings import SiteConfig
+    from mailprov.system.dns import CheckPlan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -45,7 +45,7 @@ def dns_records(domain: str, fmt: str, standalone: bool, no_tlsa: bool) -> None:
     to is shown too (JSON: "mta_sts_policy").
     """
     from mailprov import __version__  # noqa: PLC0415
-    from mailprov.dnsrecords import to_zone  # noqa: PLC0415
+    from mailprov.rules.dnsrecords import to_zone  # noqa: PLC0415
     from mailprov.services.dns import record_set  # noqa: PLC0415
 
     app = app_context()
@@ -68,7 +68,8 @@ def check_plan(
     settings: SiteConfig, nameserver: str | None, timeout: float | None, retries: int | None
 ) -> CheckPlan:
     """The querier and retry policy from flags and [dns] settings."""
-    from mailprov.dnscheck import CheckPlan, Querier, parse_nameserver, system_nameserver  # noqa: PLC0415
+    from mailprov.rules.dnscheck import parse_nameserver  # noqa: PLC0415
+    from mailprov.system.dns import CheckPlan, Querier, system_nameserver  # noqa: PLC0415
 
     given = nameserver or settings.dns.check_nameserver
     server = parse_nameserver(given) if given else system_nameserver()
@@ -107,8 +108,8 @@ def dns_check(
     Exit status 4 when a record is missing or wrong; unknown (no answer, SERVFAIL)
     is reported but does not fail.
     """
-    from mailprov.dnscheck import FAILING  # noqa: PLC0415
     from mailprov.errors import ExitStatus  # noqa: PLC0415
+    from mailprov.rules.dnscheck import FAILING  # noqa: PLC0415
     from mailprov.services.dns import check  # noqa: PLC0415
 
     app = app_context()

@@ -102,9 +102,12 @@ def domain_verify_start(name: str) -> None:
 
     app = app_context()
     made = start(app.store, name, actor=app.actor())
-    emit(click.get_current_context(), {"changed": True, **made.to_json()},
-         f"publish this record, then run 'mailprov domain verify {made.domain}':\n"
-         f"{made.name} IN TXT \"{made.value}\"")
+    emit(
+        click.get_current_context(),
+        {"changed": True, **made.to_json()},
+        f"publish this record, then run 'mailprov domain verify {made.domain}':\n"
+        f'{made.name} IN TXT "{made.value}"',
+    )
 
 
 @domain.command("verify")
@@ -115,13 +118,16 @@ def domain_verify_start(name: str) -> None:
 @json_option
 def domain_verify(name: str, nameserver: str | None) -> None:
     """Check the TXT record and mark NAME verified (and active)."""
-    from mailprov.dnscheck import parse_nameserver  # noqa: PLC0415
     from mailprov.rules.addresses import normalise_domain  # noqa: PLC0415
+    from mailprov.rules.dnscheck import parse_nameserver  # noqa: PLC0415
     from mailprov.services.ownership import verify  # noqa: PLC0415
 
     app = app_context()
     server = parse_nameserver(nameserver) if nameserver else None
     changed = verify(app.store, name, actor=app.actor(), nameserver=server)
     a_label = normalise_domain(name)
-    emit(click.get_current_context(), {"changed": changed, "domain": a_label, "verified": True},
-         f"{a_label}: ownership proven")
+    emit(
+        click.get_current_context(),
+        {"changed": changed, "domain": a_label, "verified": True},
+        f"{a_label}: ownership proven",
+    )

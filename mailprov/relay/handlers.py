@@ -137,9 +137,7 @@ class RelayHandler:
         envelope.rcpt_options.extend(options)
         return answer
 
-    async def handle_DATA(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Refuse smuggling attempts, apply faults, then let the mode take the message."""
         content = envelope.original_content or b""
         if b"\n" in content and _BARE_LF.search(content):
@@ -151,9 +149,7 @@ class RelayHandler:
             return refused
         return await self.data(server, session, envelope, content)
 
-    async def handle_RSET(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Let the mode forget the transaction."""
         await self.reset(session)
         return "250 2.0.0 Ok"
@@ -332,9 +328,7 @@ class Forward(RelayHandler):
             self.ctx.upstreams.discard(up)
             await up.close()
 
-    async def handle_QUIT(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Close the smarthost connection before saying goodbye."""
         await self.closed(session)
         return "221 Bye"

@@ -1,16 +1,155 @@
-"""The client auto-configuration files and the nginx snippet, rendered from templates/clients/."""
+"""Mail client settings for one address: the settings sheet and the files clients fetch.
+
+Thunderbird's ``config-v1.1.xml``, Outlook's ``autodiscover.xml`` and the nginx
+snippet that serves them come from templates (``templates/clients/``) through the
+one environment of :mod:`mailprov.render.environment`; Apple's ``.mobileconfig``
+is a property list written by :mod:`plistlib`, so it is always a valid plist. No
+password is ever put into any of them: clients ask the user. No I/O here.
+"""
 
 from __future__ import annotations
 
+import plistlib
+import uuid
+from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import escape
 
 from mailprov import __version__
-from mailprov.clientconfig import ClientSettings, template_values
 from mailprov.render.environment import environment
+
+#: Namespace for the stable payload UUIDs of .mobileconfig profiles (same input, same file).
+_PROFILE_NS = uuid.UUID("0f3c2a8e-6d5b-4c1e-9a7f-4b2d8e6c1a90")
+#: Thunderbird's placeholder for "the address the user typed".
+EMAIL_PLACEHOLDER = "%EMAILADDRESS%"
 
 THUNDERBIRD = "clients/config-v1.1.xml.j2"
 AUTODISCOVER = "clients/autodiscover.xml.j2"
 NGINX = "clients/nginx-autoconfig.conf.j2"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where a mail client connects, and as whom."""
+
+    address: str
+    domain: str
+    hostname: str
+    imaps: int
+    pop3s: int
+    submissions: int
+    submission: int
+    display_name: str = ""
+
+    def servers(self) -> list[dict[str, Any]]:
+        """The four services a client may use, best first within each direction."""
+        return [
+            {
+                "protocol": "IMAP",
+                "direction": "incoming",
+                "port": self.imaps,
+                "security": "SSL/TLS",
+            },
+            {
+                "protocol": "POP3",
+                "direction": "incoming",
+                "port": self.pop3s,
+                "security": "SSL/TLS",
+            },
+            {
+                "protocol": "SMTP",
+                "direction": "outgoing",
+                "port": self.submissions,
+                "security": "SSL/TLS",
+            },
+            {
+                "protocol": "SMTP",
+                "direction": "outgoing",
+                "port": self.submission,
+                "security": "STARTTLS",
+            },
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data (no password: there is none here)."""
+        return {
+            "address": self.address,
+            "username": self.address,
+            "hostname": self.hostname,
+            "authentication": "normal password, over TLS only",
+            "servers": [s | {"hostname": self.hostname} for s in self.servers()],
+        }
+
+
+def sheet(cs: ClientSettings) -> str:
+    """The settings sheet a person copies into a mail client."""
+    lines = [
+        f"Mail settings for {cs.address}",
+        "",
+        f"  User name:        {cs.address}",
+        "  Password:         your mailbox password (never sent in clear: TLS is required)",
+        "",
+    ]
+    for server in cs.servers():
+        label = f"{server['protocol']} ({server['direction']})"
+        lines.append(f"  {label:<18}{cs.hostname}  port {server['port']}  {server['security']}")
+    lines += ["", "  Authentication:   normal password"]
+    return "\n".join(lines) + "\n"
+
+
+def template_values(cs: ClientSettings, *, username: str) -> dict[str, Any]:
+    """Values for the XML templates, escaped for XML here (templates stay declarative)."""
+    return {
+        "domain": escape(cs.domain),
+        "hostname": escape(cs.hostname),
+        "username": escape(username),
+        "display_name": escape(cs.display_name or cs.domain),
+        "imaps": cs.imaps,
+        "pop3s": cs.pop3s,
+        "submissions": cs.submissions,
+        "submission": cs.submission,
+    }
+
+
+def mobileconfig(cs: ClientSettings) -> bytes:
+    """An Apple configuration profile (XML plist) with one IMAP account, no password."""
+    account_id = uuid.uuid5(_PROFILE_NS, f"account:{cs.address}")
+    profile_id = uuid.uuid5(_PROFILE_NS, f"profile:{cs.address}")
+    reverse = ".".join(reversed(cs.domain.split(".")))
+    account = {
+        "PayloadType": "com.apple.mail.managed",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": f"{reverse}.mailprov.account.{account_id}",
+        "PayloadUUID": str(account_id).upper(),
+        "PayloadDisplayName": f"Mail ({cs.address})",
+        "EmailAccountDescription": cs.address,
+        "EmailAccountName": cs.display_name or cs.address,
+        "EmailAccountType": "EmailTypeIMAP",
+        "EmailAddress": cs.address,
+        "IncomingMailServerHostName": cs.hostname,
+        "IncomingMailServerPortNumber": cs.imaps,
+        "IncomingMailServerUseSSL": True,
+        "IncomingMailServerUsername": cs.address,
+        "IncomingMailServerAuthentication": "EmailAuthPassword",
+        "OutgoingMailServerHostName": cs.hostname,
+        "OutgoingMailServerPortNumber": cs.submissions,
+        "OutgoingMailServerUseSSL": True,
+        "OutgoingMailServerUsername": cs.address,
+        "OutgoingMailServerAuthentication": "EmailAuthPassword",
+        "OutgoingPasswordSameAsIncomingPassword": True,
+    }
+    profile = {
+        "PayloadType": "Configuration",
+        "PayloadVersion": 1,
+        "PayloadIdentifier": f"{reverse}.mailprov.{profile_id}",
+        "PayloadUUID": str(profile_id).upper(),
+        "PayloadDisplayName": f"Mail for {cs.address}",
+        "PayloadDescription": "Sets up the mail account; the device asks for the password.",
+        "PayloadOrganization": cs.domain,
+        "PayloadRemovalDisallowed": False,
+        "PayloadContent": [account],
+    }
+    return plistlib.dumps(profile, fmt=plistlib.FMT_XML, sort_keys=True)
 
 
 def _render(template: str, values: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import ConfigInvalid, MailprovError
+from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
 from mailprov.rules import passwords
 
 if TYPE_CHECKING:
@@ -119,9 +120,6 @@ def signer_units(config: SiteConfig) -> list[tuple[str, dict[str, Any]]]:
     """(unit file name, template values) of each OpenDKIM instance deploy runs."""
     if not config.dkim.sign:
         return []
-    from mailprov.render.opendkim import INSTANCES  # noqa: PLC0415
-    from mailprov.services.signer import instances  # noqa: PLC0415  (no import cycle)
-
     out = []
     for instance in instances(config):
         suffix = INSTANCES[instance.algorithm][1]
@@ -333,8 +331,6 @@ def _dkim(config: SiteConfig, layout: Layout) -> dict[str, Any]:
     """The signer's milters for Postfix (empty when [dkim] sign is off)."""
     if not config.dkim.sign:
         return {"milters": "", "opendkim_dir": ""}
-    from mailprov.services.signer import postfix_milters  # noqa: PLC0415  (no import cycle)
-
     try:
         host = str(ipaddress.ip_address(config.dkim.milter_host))
     except ValueError:

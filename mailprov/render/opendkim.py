@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailprov import __version__
 from mailprov.render.environment import environment
+
+if TYPE_CHECKING:
+    from mailprov.settings import SiteConfig
 
 #: DKIM algorithm (mailprov's name) -> (OpenDKIM SignatureAlgorithm, file name suffix).
 INSTANCES = {"rsa-2048": ("rsa-sha256", ""), "ed25519": ("ed25519-sha256", "-ed25519")}
@@ -107,3 +110,43 @@ def milter_sockets(instances: Sequence[Instance]) -> list[str]:
         port, _, host = instance.socket.removeprefix("inet:").partition("@")
         out.append(f"inet:{host}:{port}")
     return out
+
+
+class _Key(Protocol):
+    """What :func:`instances` reads of a signing key (services.dkim.DkimKey has it)."""
+
+    @property
+    def domain(self) -> str: ...
+    @property
+    def selector(self) -> str: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def key_file(self) -> object: ...
+
+
+def instances(settings: SiteConfig, keys: Sequence[_Key] = ()) -> tuple[Instance, ...]:
+    """One OpenDKIM instance per algorithm of ``[dkim] algorithms`` (RSA first)."""
+    dk = settings.dkim
+    where = {
+        "rsa-2048": (dk.milter_port, dk.pid_file),
+        "ed25519": (dk.ed25519_milter_port, dk.ed25519_pid_file),
+    }
+    out = []
+    for algorithm in INSTANCES:
+        if algorithm not in dk.algorithms:
+            continue
+        port, pid_file = where[algorithm]
+        mine = tuple(
+            SigningKey(k.domain, k.selector, str(k.key_file))
+            for k in keys
+            if k.algorithm == algorithm
+        )
+        socket = f"inet:{port}@{dk.milter_host}"
+        out.append(Instance(algorithm, socket, str(settings.resolve_path(pid_file)), mine))
+    return tuple(out)
+
+
+def postfix_milters(settings: SiteConfig) -> list[str]:
+    """What Postfix's ``smtpd_milters`` / ``non_smtpd_milters`` list for the signer(s)."""
+    return milter_sockets(instances(settings))

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailprov.clientconfig import EMAIL_PLACEHOLDER, ClientSettings, mobileconfig, sheet
 from mailprov.render import clients
+from mailprov.render.clients import EMAIL_PLACEHOLDER, ClientSettings, mobileconfig, sheet
 from mailprov.rules.addresses import normalise_domain
 from mailprov.services.accounts import get_domain, get_mailbox, list_domains
 from mailprov.system.files import atomic_write

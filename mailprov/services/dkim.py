@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailprov import dkim
 from mailprov.errors import (
     AlreadyExists,
     DkimNotPublished,
@@ -35,13 +34,14 @@ from mailprov.errors import (
     NotFound,
 )
 from mailprov.model import iso
+from mailprov.rules import dkim
 from mailprov.services.accounts import get_domain
 from mailprov.store import audit
 from mailprov.system.files import atomic_write
 from mailprov.system.keys import read_private_key, signer_ids, write_private_key
 
 if TYPE_CHECKING:
-    from mailprov.dnscheck import CheckResult
+    from mailprov.rules.dnscheck import CheckResult
     from mailprov.services.accounts import Actor
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
@@ -268,7 +268,7 @@ def keygen(
         SelectorInvalid / AlreadyExists: a bad or taken ``selector``.
     """
     name = get_domain(store, domain).name
-    algo = dkim.check_algorithm(algorithm or check_algorithms(settings)[0])
+    algo = dkim.check_algorithm(algorithm or settings.dkim.algorithms[0])
     folder = domain_dir(settings, name)
     if dry_run:
         keys = _load(folder, name)
@@ -310,7 +310,7 @@ def rotate(
     With ``dry_run``, ``made_now`` means "would be made" and nothing is written.
     """
     name = get_domain(store, domain).name
-    wanted = [dkim.check_algorithm(a) for a in (algorithms or check_algorithms(settings))]
+    wanted = [dkim.check_algorithm(a) for a in (algorithms or settings.dkim.algorithms)]
     out: list[tuple[DkimKey, bool]] = []
     for algo in dict.fromkeys(wanted):
         waiting = [
@@ -459,20 +459,3 @@ def signers(store: Store, settings: SiteConfig) -> list[DkimKey]:
                 read_private_key(key.key_file)  # refuse to hand OpenDKIM an unsafe or missing key
                 out.append(key)
     return out
-
-
-def check_algorithms(settings: SiteConfig) -> list[str]:
-    """``[dkim] algorithms``, validated.
-
-    Raises:
-        ConfigInvalid: naming the setting and the algorithms that are known.
-    """
-    from mailprov.errors import ConfigInvalid, MailprovError  # noqa: PLC0415
-
-    try:
-        found = [dkim.check_algorithm(a) for a in settings.dkim.algorithms]
-    except MailprovError as exc:
-        raise ConfigInvalid(f"dkim.algorithms: {exc.message}", hint=exc.hint) from None
-    if not found:
-        raise ConfigInvalid("dkim.algorithms is empty", hint="list rsa-2048 and/or ed25519")
-    return found

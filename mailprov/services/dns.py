@@ -6,16 +6,17 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailprov.dnsrecords import DkimPublication, RecordInput, RecordSet, TlsaKey, build
 from mailprov.errors import CertificateInvalid, ConfigInvalid, MailprovError
 from mailprov.rules.addresses import normalise_domain
+from mailprov.rules.dnsrecords import DkimPublication, RecordInput, RecordSet, TlsaKey, build
 from mailprov.services.accounts import get_domain
 from mailprov.services.dkim import published
 
 if TYPE_CHECKING:
-    from mailprov.dnscheck import CheckPlan, CheckResult
+    from mailprov.rules.dnscheck import CheckResult
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
+    from mailprov.system.dns import CheckPlan
 
 DMARC_POLICIES = ("none", "quarantine", "reject")
 MTA_STS_MODES = ("enforce", "testing", "none")

@@ -324,7 +324,7 @@ def diagnose(
     target: Path | None = None,
     dns_plan: Any = None,
 ) -> Report:
-    """Run every check; ``dns_plan`` (a dnscheck.CheckPlan) None skips the DNS checks."""
+    """Run every check; ``dns_plan`` (a system.dns.CheckPlan) None skips the DNS checks."""
     now = int(time.time()) if now is None else now
     report = Report()
     steps: list[tuple[str, Any]] = [

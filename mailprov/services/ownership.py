@@ -21,7 +21,7 @@ from mailprov.store import audit
 from mailprov.store.schema import domains
 
 if TYPE_CHECKING:
-    from mailprov.dnscheck import Nameserver
+    from mailprov.rules.dnscheck import Nameserver
     from mailprov.services.accounts import Actor
     from mailprov.store import Store
 
@@ -81,14 +81,13 @@ def start(store: Store, name: str, *, actor: Actor) -> Challenge:
     return Challenge(a_label, f"{RECORD_PREFIX}.{a_label}.", VALUE_PREFIX + token, added)
 
 
-def verify(
-    store: Store, name: str, *, actor: Actor, nameserver: Nameserver | None = None
-) -> bool:
+def verify(store: Store, name: str, *, actor: Actor, nameserver: Nameserver | None = None) -> bool:
     """Check the TXT record; mark the domain verified and active. Returns whether it changed.
 
     ``nameserver`` defaults to the first one of /etc/resolv.conf.
     """
-    from mailprov.dnscheck import Outcome, Querier, system_nameserver  # noqa: PLC0415
+    from mailprov.rules.dnscheck import Outcome  # noqa: PLC0415
+    from mailprov.system.dns import Querier, system_nameserver  # noqa: PLC0415
 
     a_label = normalise_domain(name)
     with store.read() as conn:

@@ -7,7 +7,7 @@ check leaves the request ``open`` so the requester can retry with a new proof.
 Every transition is audited with evidence (``iss``/``sub``/``jti`` or the key's
 SPKI fingerprint), never the token, the code or personal data. Every error
 names the request ID. Codes and notices go out through ``send`` (see
-:mod:`mailprov.notify`), after the transaction that created them commits.
+:mod:`mailprov.system.notify`), after the transaction that created them commits.
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ if TYPE_CHECKING:
     from mailprov.identity.certificates import CertificateIdentity
     from mailprov.identity.tokens import VerifiedIdentity
     from mailprov.model import Mailbox
-    from mailprov.notify import Message
     from mailprov.services.accounts import Actor
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
+    from mailprov.system.notify import Message
 
 Sender = Callable[["Message"], str]
 LIVE = ("open", "identity-verified", "confirmed", "locked")
@@ -309,7 +309,7 @@ def _send_code(
     destination: str,
     actor: Actor,
 ) -> str:
-    from mailprov.notify import Message  # noqa: PLC0415
+    from mailprov.system.notify import Message  # noqa: PLC0415
 
     minutes = settings.identity.code_ttl_seconds // 60
     body = (
@@ -663,8 +663,8 @@ def confirm(
 def _provision(
     store: Store, settings: SiteConfig, row: Any, *, send: Sender, actor: Actor
 ) -> Provisioned:
-    from mailprov.notify import Message  # noqa: PLC0415
     from mailprov.rules.addresses import parse_address  # noqa: PLC0415
+    from mailprov.system.notify import Message  # noqa: PLC0415
 
     parsed = parse_address(row.address)
     new = accounts.prepare_password(settings.passwords, parsed)

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailprov.render.opendkim import Instance, OpendkimContext, SigningKey, milter_sockets, render
-from mailprov.services.dkim import check_algorithms, signers
+from mailprov.render.opendkim import OpendkimContext, instances, render
+from mailprov.services.dkim import signers
 from mailprov.system.files import atomic_write
 from mailprov.system.opendkim import reload
 
 if TYPE_CHECKING:
-    from mailprov.services.dkim import DkimKey
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
 
@@ -32,40 +31,6 @@ class SignerUpdate:
             "changed_files": list(self.changed),
             "reloaded": self.reloaded,
         }
-
-
-def instances(settings: SiteConfig, keys: list[DkimKey] | None = None) -> tuple[Instance, ...]:
-    """One OpenDKIM instance per algorithm of ``[dkim] algorithms`` (RSA first)."""
-    dk = settings.dkim
-    where = {
-        "rsa-2048": (dk.milter_port, dk.pid_file),
-        "ed25519": (dk.ed25519_milter_port, dk.ed25519_pid_file),
-    }
-    configured = check_algorithms(settings)
-    out = []
-    for algorithm in ("rsa-2048", "ed25519"):
-        if algorithm not in configured:
-            continue
-        port, pid_file = where[algorithm]
-        mine = tuple(
-            SigningKey(k.domain, k.selector, str(k.key_file))
-            for k in (keys or [])
-            if k.algorithm == algorithm
-        )
-        out.append(
-            Instance(
-                algorithm,
-                f"inet:{port}@{dk.milter_host}",
-                str(settings.resolve_path(pid_file)),
-                mine,
-            )
-        )
-    return tuple(out)
-
-
-def postfix_milters(settings: SiteConfig) -> list[str]:
-    """What Postfix's ``smtpd_milters`` / ``non_smtpd_milters`` list for the signer(s)."""
-    return milter_sockets(instances(settings))
 
 
 def context(store: Store, settings: SiteConfig, directory: Path) -> OpendkimContext:

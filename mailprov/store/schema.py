@@ -139,8 +139,14 @@ audit_log = Table(
 # -- identity gate (revision 0002) ---------------------------------------------------
 
 REQUEST_STATES = (
-    "open", "identity-verified", "confirmed", "provisioned",
-    "rejected", "expired", "locked", "cancelled",
+    "open",
+    "identity-verified",
+    "confirmed",
+    "provisioned",
+    "rejected",
+    "expired",
+    "locked",
+    "cancelled",
 )
 
 requests = Table(
@@ -167,9 +173,7 @@ requests = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     CheckConstraint("kind IN ('personal', 'corporate')", name="kind"),
-    CheckConstraint(
-        "state IN (" + ", ".join(f"'{s}'" for s in REQUEST_STATES) + ")", name="state"
-    ),
+    CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in REQUEST_STATES) + ")", name="state"),
 )
 
 seen_token = Table(
@@ -186,8 +190,13 @@ code_challenges = Table(
     "code_challenges",
     metadata,
     Column("id", String(32), primary_key=True),  # the challenge id (cid)
-    Column("request_id", String(16), ForeignKey("requests.id", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "request_id",
+        String(16),
+        ForeignKey("requests.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("account", String(600), nullable=False, index=True),
     Column("purpose", String(32), nullable=False),
     Column("destination", String(254), nullable=False, index=True),
@@ -239,8 +248,13 @@ trusted_keys = Table(
     metadata,
     # A kid is unique across issuers: the database refuses a second owner.
     Column("kid", String(256), primary_key=True),
-    Column("iss", String(512), ForeignKey("trusted_issuers.iss", ondelete="CASCADE"),
-           nullable=False, index=True),
+    Column(
+        "iss",
+        String(512),
+        ForeignKey("trusted_issuers.iss", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
     Column("alg", String(16), nullable=False),
 )
 

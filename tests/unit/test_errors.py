@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailprov.docs import END, START, errors_table
+from mailprov.cli.docs import END, START, errors_table
 from mailprov.errors import AddressTaken, ExitStatus, MailprovError, all_errors
 
 REPO = Path(__file__).resolve().parents[2]

@@ -24,7 +24,7 @@ class Flow:
 
     def send(self, message: Any) -> str:
         """Deliver through the site's notify settings (the real SMTP sink)."""
-        from mailprov import notify
+        from mailprov.system import notify
 
         return notify.send(self.settings.notify, message)
 

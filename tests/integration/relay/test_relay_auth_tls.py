@@ -131,6 +131,7 @@ def test_implicit_tls_listener(make_relay, tmp_path: Path) -> None:
 def test_starttls_with_configured_certificate(make_relay, tmp_path: Path) -> None:
     """relay.tls = files presents the configured (trustme) certificate in a real handshake."""
     import trustme
+
     ca = trustme.CA()
     cert = ca.issue_cert("relay.test", "127.0.0.1")
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"

@@ -111,6 +111,7 @@ def postfix_upstream() -> Iterator[tuple[int, Path]]:
     """
     postfix = need("postfix")
     import trustme
+
     root = Path(tempfile.mkdtemp(prefix="mprelay-pf-"))  # short: unix socket paths < 108 bytes
     os.chmod(root, 0o755)
     port = free_port()

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mailprov.dkim import check_selector, generate, record_from_pem
-from mailprov.dnscheck import Answer, Outcome, compare, mx_coverage, parse_nameserver
-from mailprov.dnsrecords import DkimPublication, Record, RecordInput, build, to_zone
 from mailprov.errors import DkimKeyUnusable, InvalidValue, SelectorInvalid
+from mailprov.rules.dkim import check_selector, generate, record_from_pem
+from mailprov.rules.dnscheck import Answer, Outcome, compare, mx_coverage, parse_nameserver
+from mailprov.rules.dnsrecords import DkimPublication, Record, RecordInput, build, to_zone
 
 BASE = RecordInput(
     domain="example.test",

@@ -1,4 +1,4 @@
-"""Documentation generated from the code: ``python -m mailprov.docs errors``.
+"""Documentation generated from the code: ``python -m mailprov.cli.docs errors``.
 
 The README's exit-status table is this module's output between the markers
 ``<!-- errors:start -->`` and ``<!-- errors:end -->``; ``--write README.md``
@@ -49,7 +49,7 @@ def replace_block(text: str, block: str) -> str:
 def main(argv: list[str]) -> int:
     """``errors`` prints the table; ``errors --write FILE`` updates FILE between the markers."""
     if not argv or argv[0] != "errors":
-        sys.stderr.write("usage: python -m mailprov.docs errors [--write README.md]\n")
+        sys.stderr.write("usage: python -m mailprov.cli.docs errors [--write README.md]\n")
         return 2
     table = errors_table()
     if len(argv) == 3 and argv[1] == "--write":
