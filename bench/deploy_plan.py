@@ -21,12 +21,12 @@ from sqlalchemy import insert
 from mailprov.render import Layout, render_bundle
 from mailprov.rules.hashing import hash_password
 from mailprov.services.deploy import plan, validate
-from mailprov.services.tls import self_signed
 from mailprov.settings import SiteConfig, load_settings
 from mailprov.store import open_store
 from mailprov.store.migrate import upgrade
 from mailprov.store.schema import addresses, domains, mailboxes
 from mailprov.system.run import SubprocessRunner
+from mailprov.system.tls import self_signed
 
 
 def make_store(path: Path, count: int) -> str:

@@ -140,7 +140,7 @@ def test_issuer() -> None:
 @json_option
 def test_issuer_init(directory: Path, audience: str) -> None:
     """Make an ES256 key (0600), a JWKS and an issuer config in DIRECTORY."""
-    from mailprov.identity.testissuer import init_issuer  # noqa: PLC0415
+    from mailprov.services.testissuer import init_issuer  # noqa: PLC0415
 
     made = init_issuer(directory, audience=audience)
     hint = (
@@ -194,7 +194,7 @@ def test_issuer_token(
     import os  # noqa: PLC0415
 
     from mailprov.errors import InvalidValue, MissingOption  # noqa: PLC0415
-    from mailprov.identity.testissuer import issue_token  # noqa: PLC0415
+    from mailprov.services.testissuer import issue_token  # noqa: PLC0415
     from mailprov.system.files import create_secret_file  # noqa: PLC0415
 
     app = app_context()

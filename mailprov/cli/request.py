@@ -19,8 +19,8 @@ def request() -> None:
 
 def gate(app: Any) -> tuple[bytes, Any]:
     """The code pepper and the sender, from the site config."""
-    from mailprov.identity.codes import load_pepper  # noqa: PLC0415
     from mailprov.system import notify  # noqa: PLC0415
+    from mailprov.system.secrets import load_pepper  # noqa: PLC0415
 
     settings = app.settings
     pepper = load_pepper(settings.resolve_path(settings.identity.pepper_file))

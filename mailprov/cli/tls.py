@@ -34,16 +34,25 @@ def tls() -> None:
     help="IP address to include (repeatable).",
 )
 @click.option("--days", type=click.IntRange(1, 825), default=365, show_default=True)
+@click.option(
+    "--keep-existing",
+    is_flag=True,
+    help="If DIR already holds key.pem and cert.pem, keep them and report changed: false.",
+)
 @json_option
-def tls_self_signed(host: str, out: Path, ips: tuple[str, ...], days: int) -> None:
+def tls_self_signed(
+    host: str, out: Path, ips: tuple[str, ...], days: int, keep_existing: bool
+) -> None:
     """Make a self-signed key and certificate; point tls.cert_file/key_file at them."""
-    from mailprov.services.tls import self_signed  # noqa: PLC0415
+    from mailprov.system.tls import self_signed  # noqa: PLC0415
 
-    made = self_signed(host, out, ips=list(ips), now=int(time.time()), days=days)
+    made = self_signed(
+        host, out, ips=list(ips), now=int(time.time()), days=days, keep_existing=keep_existing
+    )
     emit(
         click.get_current_context(),
         {
-            "changed": True,
+            "changed": made.created,
             "cert_file": str(made.cert_file),
             "key_file": str(made.key_file),
             "names": made.names,

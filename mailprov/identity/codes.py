@@ -1,7 +1,8 @@
-"""One-time confirmation codes (IDENTITY.md §5): generation, peppered MACs, the pepper, locks.
+"""One-time confirmation codes: generation, peppered MACs, locks.
 
 Only ``HMAC-SHA256(pepper, "cid|account|purpose|code")`` is ever stored; the
-pepper lives in a file outside the store (at least 32 random bytes), so a
+pepper lives in a file outside the store (at least 32 random bytes, read by
+:func:`mailprov.system.secrets.load_pepper`), so a
 copy of the database alone cannot be used to test codes offline. Comparison is
 constant-time, and a MAC is computed even when the challenge is unknown.
 """
@@ -10,16 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
-from pathlib import Path
 
-from mailprov.errors import ConfigInvalid
 from mailprov.model import Secret
 
 CODE_DIGITS = 6
-PEPPER_MIN = 32
 _CODE_RE = re.compile(r"[0-9]{6}")
 
 #: Account lock (§5.4): 10 consecutive failures lock for 15 minutes, doubling up to 24 hours;
@@ -69,46 +66,3 @@ def lock_seconds(failures: int) -> int | None:
     if failures < LOCK_AFTER or failures % LOCK_AFTER:
         return None
     return int(min(LOCK_BASE_SECONDS * 2 ** (failures // LOCK_AFTER - 1), LOCK_MAX_SECONDS))
-
-
-def load_pepper(path: Path, *, create: bool = True) -> bytes:
-    """Read the pepper file, creating it (0600, 32 random bytes, hex) on first use.
-
-    Raises:
-        ConfigInvalid: the file is unreadable, too short, or readable by others.
-    """
-    if not path.exists() and create:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise ConfigInvalid(
-                f"cannot create the code pepper file {path}: {exc.strerror}",
-                hint="set identity.pepper_file to a writable path",
-            ) from None
-        else:
-            with os.fdopen(fd, "w") as out:
-                out.write(secrets.token_hex(PEPPER_MIN) + "\n")
-    try:
-        mode = path.stat().st_mode
-        text = path.read_text("ascii").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigInvalid(
-            f"cannot read the code pepper file {path}: {getattr(exc, 'strerror', exc)}",
-            hint="set identity.pepper_file, or let mailprov create it",
-        ) from None
-    if mode & 0o077:
-        raise ConfigInvalid(
-            f"the code pepper file {path} is readable by others", hint=f"chmod 600 {path}"
-        )
-    try:
-        pepper = bytes.fromhex(text)
-    except ValueError:
-        pepper = text.encode("ascii")
-    if len(pepper) < PEPPER_MIN:
-        raise ConfigInvalid(
-            f"the code pepper in {path} is shorter than {PEPPER_MIN} bytes",
-            hint="write at least 64 hex digits of random data (e.g. 'openssl rand -hex 32')",
-        )
-    return pepper

@@ -107,13 +107,21 @@ class RelayServer:
     # -- building ---------------------------------------------------------------
 
     def _tls(self) -> ssl.SSLContext | None:
-        from mailprov.relay.tls import generate_certificate, server_context  # noqa: PLC0415
+        from mailprov.relay.tls import server_context  # noqa: PLC0415
+        from mailprov.system.tls import self_signed  # noqa: PLC0415
 
         o = self.options
         if o.tls == "off":
             return None
         if o.tls == "generate" and self.worker == 0:
-            cert, key = generate_certificate(o.storage_dir / "tls", o.hostname)
+            made = self_signed(
+                o.hostname,
+                o.storage_dir / "tls",
+                ips=["127.0.0.1", "::1"],
+                now=int(time.time()),
+                replace=True,
+            )
+            cert, key = made.cert_file, made.key_file
         elif o.tls == "generate":
             cert, key = o.storage_dir / "tls" / "cert.pem", o.storage_dir / "tls" / "key.pem"
         else:
@@ -159,13 +167,10 @@ class RelayServer:
         password = None
         if o.smarthost and o.smarthost.password_file:
             from mailprov.model import Secret  # noqa: PLC0415
+            from mailprov.system.secrets import SecretKind, read_secret_text  # noqa: PLC0415
 
-            try:
-                password = Secret(o.smarthost.password_file.read_text("utf-8").strip())
-            except OSError as exc:
-                raise ConfigInvalid(
-                    f"relay.smarthost_password_file {o.smarthost.password_file}: {exc.strerror}"
-                ) from None
+            kind = SecretKind("relay.smarthost_password_file")
+            password = Secret(read_secret_text(o.smarthost.password_file, kind))
         from mailprov.relay.storage.writer import StoreWriter  # noqa: PLC0415
 
         return RelayContext(

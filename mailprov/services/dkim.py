@@ -38,7 +38,7 @@ from mailprov.rules import dkim
 from mailprov.services.accounts import get_domain
 from mailprov.store import audit
 from mailprov.system.files import atomic_write
-from mailprov.system.keys import read_private_key, signer_ids, write_private_key
+from mailprov.system.secrets import DKIM_KEY, read_secret, user_ids, write_secret
 
 if TYPE_CHECKING:
     from mailprov.rules.dnscheck import CheckResult
@@ -172,7 +172,7 @@ def with_record(key: DkimKey) -> DkimKey:
     """The key with its DNS TXT value, read from the private key file (which must be 0600)."""
     if key.status == "retired":
         return key
-    pem = read_private_key(key.key_file)
+    pem = read_secret(key.key_file, DKIM_KEY)
     return replace(
         key, record=dkim.record_from_pem(pem, path=str(key.key_file), algorithm=key.algorithm)
     )
@@ -214,9 +214,9 @@ def _new_key(
     key_file = folder / f"{chosen}.private"
     if dry_run:
         return DkimKey(domain, chosen, algorithm, "next", now, key_file)
-    owner = signer_ids(settings.dkim.signer_user)
+    owner = user_ids(settings.dkim.signer_user, setting="dkim.signer_user")
     pair = dkim.generate(algorithm)
-    write_private_key(key_file, pair.private_pem, owner=owner)
+    write_secret(key_file, pair.private_pem, owner=owner)
     return DkimKey(domain, chosen, algorithm, "next", now, key_file, record=pair.record)
 
 
@@ -456,6 +456,8 @@ def signers(store: Store, settings: SiteConfig) -> list[DkimKey]:
         folder = domain_dir(settings, found.name)
         for key in _load(folder, found.name):
             if key.signing:
-                read_private_key(key.key_file)  # refuse to hand OpenDKIM an unsafe or missing key
+                read_secret(
+                    key.key_file, DKIM_KEY
+                )  # refuse to hand OpenDKIM an unsafe or missing key
                 out.append(key)
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mailprov.errors import ConfigInvalid, RecoveryUnreachable, TemporaryFailure
 from mailprov.settings import NotifySection
+from mailprov.system.secrets import SecretKind, read_secret_text
 
 EX_TEMPFAIL = 75
 
@@ -70,10 +71,7 @@ def _smtp_password(settings: NotifySection, base_dir: Path | None) -> str | None
     path = Path(settings.password_file)
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    try:
-        return path.read_text("utf-8").strip()
-    except OSError as exc:
-        raise ConfigInvalid(f"cannot read notify.password_file {path}: {exc.strerror}") from None
+    return read_secret_text(path, SecretKind("notify.password_file"))
 
 
 def _send_smtp(settings: NotifySection, message: Message, *, base_dir: Path | None) -> None:

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from mailprov.errors import ConfigInvalid
 from mailprov.render import Layout, render_bundle
 from mailprov.render.environment import SOURCE_TEMPLATES, templates_dir
-from mailprov.services.tls import self_signed
 from mailprov.settings import SiteConfig, load_settings
+from mailprov.system.tls import self_signed
 from tests.conftest import require_or_skip
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from mailprov.errors import ConfigInvalid
 from mailprov.render import Layout, render_bundle
-from mailprov.services.tls import self_signed
 from mailprov.settings import SiteConfig, load_settings
+from mailprov.system.tls import self_signed
 
 
 @pytest.fixture(scope="module", name="tls_files")

@@ -74,9 +74,9 @@ class Flow:
 @pytest.fixture(name="flow")
 def fixture_flow(gate: Gate) -> Any:
     """A flow on a fresh SQLite site."""
-    from mailprov.identity.codes import load_pepper
     from mailprov.settings import load_settings
     from mailprov.store import open_store
+    from mailprov.system.secrets import load_pepper
 
     settings = load_settings(config_file=gate.config, env={})
     store = open_store(gate.store_url)

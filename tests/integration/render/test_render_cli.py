@@ -15,9 +15,9 @@ from cryptography import x509
 from sqlalchemy import update
 
 from mailprov.render import Layout, render_bundle
-from mailprov.services.tls import self_signed
 from mailprov.settings import load_settings
 from mailprov.store.schema import mailboxes
+from mailprov.system.tls import self_signed
 from tests.conftest import require_or_skip
 
 

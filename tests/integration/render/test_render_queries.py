@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import text, update
 
 from mailprov.render import Layout, render_bundle
-from mailprov.services.tls import self_signed
 from mailprov.settings import load_settings
 from mailprov.store.schema import mailboxes
+from mailprov.system.tls import self_signed
 
 
 def rendered_sql(store: Any, tmp_path: Path, **env: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ import pytest
 
 from mailprov.errors import ConfigInvalid, IdentityGateError
 from mailprov.identity import codes, tokens
+from mailprov.system.secrets import load_pepper
 
 NOW = 1_800_000_000
 
@@ -45,10 +46,10 @@ def test_code_and_mac() -> None:
 def test_pepper_created_0600(tmp_path: Path) -> None:
     """The pepper file is created on first use, 0600, with at least 32 random bytes, then reused."""
     path = tmp_path / "pepper"
-    first = codes.load_pepper(path)
+    first = load_pepper(path)
     assert len(first) >= 32
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert codes.load_pepper(path) == first
+    assert load_pepper(path) == first
 
 
 def test_pepper_refused_when_short_or_shared(tmp_path: Path) -> None:
@@ -57,11 +58,11 @@ def test_pepper_refused_when_short_or_shared(tmp_path: Path) -> None:
     path.write_text("abcd")
     path.chmod(0o600)
     with pytest.raises(ConfigInvalid, match="shorter than 32"):
-        codes.load_pepper(path)
+        load_pepper(path)
     path.write_text("ab" * 40)
     path.chmod(0o644)
     with pytest.raises(ConfigInvalid, match="readable by others"):
-        codes.load_pepper(path)
+        load_pepper(path)
 
 
 def test_owner_match_rules() -> None:

@@ -9,7 +9,6 @@ signs a token. It is trusted only when its JWKS is added with
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,13 @@ from typing import Any
 
 from mailprov.errors import FileExists, InvalidValue
 from mailprov.identity.tokens import DEFAULT_TYPE, framework_name
+from mailprov.system.files import atomic_write
+from mailprov.system.secrets import SecretKind, read_secret, write_secret
 
 MAX_TTL = 600
+_KEY = SecretKind(
+    "test issuer key", InvalidValue, InvalidValue, hint="make a new test issuer folder"
+)
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,9 @@ def init_issuer(folder: Path, *, audience: str) -> TestIssuer:
         raise FileExists(f"{folder} already holds a test issuer", hint="choose another folder")
     kid = "test-" + secrets.token_hex(6)
     key = ECKey.generate_key("P-256", parameters={"kid": kid, "alg": "ES256", "use": "sig"})
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(key.as_dict(private=True), out)
+    write_secret(private, json.dumps(key.as_dict(private=True)).encode("utf-8"))
     public = key.as_dict(private=False)
-    (folder / "jwks.json").write_text(json.dumps({"keys": [public]}, indent=2) + "\n")
+    atomic_write(folder / "jwks.json", json.dumps({"keys": [public]}, indent=2) + "\n")
     iss = f"https://test-issuer.invalid/{secrets.token_hex(4)}"
     config = {
         "iss": iss,
@@ -58,7 +60,7 @@ def init_issuer(folder: Path, *, audience: str) -> TestIssuer:
         "kid": kid,
         "warning": "TEST ISSUER - not an identity provider",
     }
-    (folder / "issuer.json").write_text(json.dumps(config, indent=2) + "\n")
+    atomic_write(folder / "issuer.json", json.dumps(config, indent=2) + "\n")
     return TestIssuer(folder, iss, audience, kid)
 
 
@@ -68,7 +70,7 @@ def load_issuer(folder: Path) -> tuple[TestIssuer, Any]:
 
     try:
         config = json.loads((folder / "issuer.json").read_text())
-        key = ECKey.import_key(json.loads((folder / "private.jwk").read_text()))
+        key = ECKey.import_key(json.loads(read_secret(folder / "private.jwk", _KEY)))
     except (OSError, ValueError) as exc:
         raise InvalidValue(
             f"{folder} is not a test issuer folder ({exc})",
