@@ -20,14 +20,14 @@ def main(argv: list[str] | None = None) -> int:
     if args in (["--version"], ["-V"]):
         sys.stdout.write(f"mailprov {__version__}\n")
         return 0
-    from mailprov.cli.app import cli  # noqa: PLC0415  (lazy: keeps --version fast)
+    from mailprov.cli.app import cli  # lazy: keeps --version fast
 
     return int(cli.main(args=args, prog_name="mailprov", standalone_mode=True) or 0)
 
 
 def __getattr__(name: str) -> Any:
     if name == "cli":
-        from mailprov.cli.app import cli  # noqa: PLC0415
+        from mailprov.cli.app import cli
 
         return cli
     raise AttributeError(name)

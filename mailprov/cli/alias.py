@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
 
 
@@ -23,7 +24,7 @@ def alias_add(source: str, destinations: tuple[str, ...]) -> None:
     SOURCE may be @DOMAIN, a catch-all for addresses of DOMAIN that are neither
     mailboxes nor aliases. A destination outside the domains served here forwards.
     """
-    from mailprov.services.accounts import add_alias  # noqa: PLC0415
+    from mailprov.services.accounts import add_alias
 
     app = app_context()
     change = add_alias(app.store, source, list(destinations), actor=app.actor())
@@ -41,7 +42,7 @@ def alias_add(source: str, destinations: tuple[str, ...]) -> None:
 @json_option
 def alias_list(domain: str | None) -> None:
     """List aliases and their destinations."""
-    from mailprov.services.accounts import list_aliases  # noqa: PLC0415
+    from mailprov.services.accounts import list_aliases
 
     found = list_aliases(app_context().store, domain=domain)
     table(
@@ -64,7 +65,7 @@ def alias_list(domain: str | None) -> None:
 @json_option
 def alias_remove(source: str, destinations: tuple[str, ...]) -> None:
     """Remove alias SOURCE, or some of its destinations."""
-    from mailprov.services.accounts import remove_alias  # noqa: PLC0415
+    from mailprov.services.accounts import remove_alias
 
     app = app_context()
     left = remove_alias(app.store, source, destinations, actor=app.actor())

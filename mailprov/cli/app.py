@@ -7,19 +7,14 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from mailprov import __version__
+from mailprov.cli.context import AppContext
 from mailprov.errors import ExitStatus, MailprovError
-
-if TYPE_CHECKING:
-    from mailprov.services.accounts import Actor
-    from mailprov.settings import SiteConfig
-    from mailprov.store import Store
 
 #: Sub-commands, loaded only when used: name -> "module:attribute".
 COMMANDS: dict[str, str] = {
@@ -47,66 +42,6 @@ COMMANDS: dict[str, str] = {
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-@dataclass
-class AppContext:
-    """What every command can reach: global options, settings and the store (opened lazily)."""
-
-    config_file: str | None = None
-    store_url: str | None = None
-    actor_name: str | None = None
-    json: bool = False
-    debug: bool = False
-    non_interactive: bool = False
-    _settings: SiteConfig | None = field(default=None, repr=False)
-    _store: Store | None = field(default=None, repr=False)
-
-    @property
-    def settings(self) -> SiteConfig:
-        """The site configuration (loaded once)."""
-        if self._settings is None:
-            from mailprov.settings import load_settings  # noqa: PLC0415
-
-            self._settings = load_settings(
-                config_file=self.config_file, flags={"store.url": self.store_url}
-            )
-        return self._settings
-
-    @property
-    def store(self) -> Store:
-        """The opened account store (opened once, closed when the command ends)."""
-        if self._store is None:
-            from mailprov.store import open_store  # noqa: PLC0415
-
-            self._store = open_store(self.settings.store.url)
-        return self._store
-
-    def actor(self) -> Actor:
-        """Who is acting (``--actor`` or the OS user) and the time now."""
-        from mailprov.services.accounts import Actor  # noqa: PLC0415
-
-        name = self.actor_name or _os_user()
-        return Actor(name=name, now=int(time.time()))
-
-    @property
-    def interactive(self) -> bool:
-        """True when prompts may be shown: a terminal on stdin, and no --non-interactive."""
-        return not self.non_interactive and sys.stdin.isatty()
-
-    def close(self) -> None:
-        """Release the store."""
-        if self._store is not None:
-            self._store.close()
-
-
-def _os_user() -> str:
-    import getpass  # noqa: PLC0415
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
 
 
 class MailprovGroup(click.Group):
@@ -150,7 +85,7 @@ class MailprovGroup(click.Group):
         except click.exceptions.Exit as exc:
             status = exc.exit_code
         except (click.Abort, KeyboardInterrupt):
-            from mailprov.errors import Interrupted  # noqa: PLC0415
+            from mailprov.errors import Interrupted
 
             status = _report(Interrupted(), as_json=as_json, debug=False)
         except BrokenPipeError:
@@ -165,7 +100,7 @@ class MailprovGroup(click.Group):
 
 def _report(exc: MailprovError, *, as_json: bool, debug: bool) -> int:
     if as_json:
-        from mailprov.cli.output import dump_json  # noqa: PLC0415
+        from mailprov.cli.output import dump_json
 
         click.echo(dump_json(exc.to_json()))
     else:
@@ -188,7 +123,7 @@ def _report(exc: MailprovError, *, as_json: bool, debug: bool) -> int:
 
 def _report_usage(exc: click.UsageError, *, as_json: bool) -> int:
     if as_json:
-        from mailprov.cli.output import dump_json  # noqa: PLC0415
+        from mailprov.cli.output import dump_json
 
         body = {
             "code": "usage",
@@ -219,7 +154,7 @@ def _report_internal(exc: BaseException, *, as_json: bool, debug: bool) -> int:
         where = "run again with --debug for details"
     message = f"internal error ({type(exc).__name__}); {where}"
     if as_json:
-        from mailprov.cli.output import dump_json  # noqa: PLC0415
+        from mailprov.cli.output import dump_json
 
         body = {"code": "internal", "message": message, "exit_status": int(ExitStatus.INTERNAL)}
         click.echo(dump_json({"error": body}))

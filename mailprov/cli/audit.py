@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
 
 
@@ -12,9 +13,9 @@ def _parse_since(value: str | None) -> int | None:
     """``--since``: ISO date/time (UTC unless it says otherwise) or a span like 2h, 7d."""
     if value is None:
         return None
-    import re  # noqa: PLC0415
-    import time  # noqa: PLC0415
-    from datetime import UTC, datetime  # noqa: PLC0415
+    import re
+    import time
+    from datetime import UTC, datetime
 
     span = re.fullmatch(r"(\d+)\s*([smhd])", value.strip())
     if span:
@@ -46,8 +47,8 @@ def audit_list(
     since: str | None, target: str | None, action: str | None, limit: int | None
 ) -> None:
     """List audit records, oldest first."""
-    from mailprov.model import iso  # noqa: PLC0415
-    from mailprov.services.audit import list_records  # noqa: PLC0415
+    from mailprov.model import iso
+    from mailprov.services.audit import list_records
 
     found = list_records(
         app_context().store, since=_parse_since(since), target=target, action=action, limit=limit
@@ -64,7 +65,7 @@ def audit_list(
 @json_option
 def audit_verify() -> None:
     """Check the hash chain; exit non-zero at the first record changed or removed."""
-    from mailprov.services.audit import verify_chain  # noqa: PLC0415
+    from mailprov.services.audit import verify_chain
 
     report = verify_chain(app_context().store)
     emit(

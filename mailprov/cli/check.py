@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit
 
 
@@ -28,11 +29,11 @@ def check_delivery(address: str, password_stdin: bool) -> None:
     Connects to [check] host on the configured [ports] submission and imaps, and
     verifies the certificate with [check] ca_file (default: [tls] cert_file).
     """
-    import sys  # noqa: PLC0415
+    import sys
 
-    from mailprov.errors import MissingOption  # noqa: PLC0415
-    from mailprov.model import Secret  # noqa: PLC0415
-    from mailprov.services.checks import check_delivery as run_check  # noqa: PLC0415
+    from mailprov.errors import MissingOption
+    from mailprov.model import Secret
+    from mailprov.services.checks import check_delivery as run_check
 
     app = app_context()
     if password_stdin:

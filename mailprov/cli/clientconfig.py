@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit
 
 
@@ -29,8 +30,8 @@ from mailprov.cli.output import emit
 @json_option
 def client_config(address: str, fmt: str, output: str | None) -> None:
     """Mail client settings for mailbox ADDRESS (IMAP, POP3, SMTP; never a password)."""
-    from mailprov.services.clientconfig import client_settings, document  # noqa: PLC0415
-    from mailprov.system.files import atomic_write  # noqa: PLC0415
+    from mailprov.services.clientconfig import client_settings, document
+    from mailprov.system.files import atomic_write
 
     app = app_context()
     cs = client_settings(app.store, app.settings, address, now=app.actor().now)

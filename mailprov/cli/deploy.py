@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit
 
 target_option = click.option(
@@ -44,8 +45,8 @@ def _lines(changes: Any, *, diff: bool) -> str:
 @json_option
 def deploy_plan(target: Path | None, show_diff: bool, no_check: bool) -> None:
     """Show what 'deploy apply' would change, and check it with the servers; change nothing."""
-    from mailprov.services.deploy import plan, validate  # noqa: PLC0415
-    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
+    from mailprov.services.deploy import plan, validate
+    from mailprov.system.run import SubprocessRunner
 
     app = app_context()
     settings = app.settings
@@ -73,8 +74,8 @@ def deploy_plan(target: Path | None, show_diff: bool, no_check: bool) -> None:
 @json_option
 def deploy_apply(target: Path | None, do_reload: bool, force: bool) -> None:
     """Check the rendered files with Postfix and Dovecot, then install what changed, atomically."""
-    from mailprov.services.deploy import apply  # noqa: PLC0415
-    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
+    from mailprov.services.deploy import apply
+    from mailprov.system.run import SubprocessRunner
 
     app = app_context()
     result = apply(
@@ -104,8 +105,8 @@ def deploy_apply(target: Path | None, do_reload: bool, force: bool) -> None:
 @json_option
 def deploy_rollback(target: Path | None, do_reload: bool) -> None:
     """Put back the files the last 'deploy apply' replaced (run again to undo)."""
-    from mailprov.services.deploy import rollback  # noqa: PLC0415
-    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
+    from mailprov.services.deploy import rollback
+    from mailprov.system.run import SubprocessRunner
 
     result = rollback(
         app_context().settings, runner=SubprocessRunner(), target=target, reload=do_reload
@@ -134,7 +135,7 @@ def deploy_render(out: Path) -> None:
     The files name each other by their paths under DIR. Use 'deploy plan --target DIR'
     to have Postfix and Dovecot check them, and 'deploy apply' to install.
     """
-    from mailprov.services.deploy import render_to  # noqa: PLC0415
+    from mailprov.services.deploy import render_to
 
     app = app_context()
     written = render_to(app.settings, out, app.store)

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from mailprov.cli.context import app_context
 from mailprov.cli.dns import check_plan, nameserver_options
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def _publish_text(key: DkimKey) -> str:
 @json_option
 def dkim_keygen(domain: str, selector: str | None, algorithm: str | None, dry_run: bool) -> None:
     """Make a new DKIM key for DOMAIN (status 'next'); the private key is never printed."""
-    from mailprov.services.dkim import keygen  # noqa: PLC0415
+    from mailprov.services.dkim import keygen
 
     app = app_context()
     key = keygen(
@@ -68,8 +69,8 @@ def dkim_keygen(domain: str, selector: str | None, algorithm: str | None, dry_ru
 @json_option
 def dkim_list(domain: str | None) -> None:
     """List the DKIM selectors of DOMAIN (or of every domain), with their records."""
-    from mailprov.services.accounts import list_domains  # noqa: PLC0415
-    from mailprov.services.dkim import list_keys  # noqa: PLC0415
+    from mailprov.services.accounts import list_domains
+    from mailprov.services.dkim import list_keys
 
     app = app_context()
     names = [domain] if domain else [d.name for d in list_domains(app.store)]
@@ -110,7 +111,7 @@ def dkim_rotate(domain: str, algorithms: tuple[str, ...], dry_run: bool) -> None
     A key already waiting is shown again, not replaced. Publish its record, wait
     for DNS, then 'mailprov dkim activate DOMAIN SELECTOR'.
     """
-    from mailprov.services.dkim import rotate  # noqa: PLC0415
+    from mailprov.services.dkim import rotate
 
     app = app_context()
     made = rotate(
@@ -139,7 +140,7 @@ def dkim_rotate(domain: str, algorithms: tuple[str, ...], dry_run: bool) -> None
 
 
 def _signer_update(app: Any) -> dict[str, object]:
-    from mailprov.services.signer import apply  # noqa: PLC0415
+    from mailprov.services.signer import apply
 
     return apply(app.store, app.settings).to_json()
 
@@ -164,8 +165,8 @@ def dkim_activate(
 
     The key it replaces stays published until 'dkim retire' (dkim.retire_after_days).
     """
-    from mailprov.rules.dnsrecords import Record  # noqa: PLC0415
-    from mailprov.services.dkim import activate  # noqa: PLC0415
+    from mailprov.rules.dnsrecords import Record
+    from mailprov.services.dkim import activate
 
     app = app_context()
     settings = app.settings
@@ -215,7 +216,7 @@ def dkim_activate(
 @json_option
 def dkim_retire(domain: str, selector: str, force: bool, dry_run: bool) -> None:
     """Retire SELECTOR of DOMAIN: out of the signer and DNS; its private key is deleted."""
-    from mailprov.services.dkim import retire  # noqa: PLC0415
+    from mailprov.services.dkim import retire
 
     app = app_context()
     key, changed = retire(
@@ -250,10 +251,10 @@ def dkim_retire(domain: str, selector: str, force: bool, dry_run: bool) -> None:
 @json_option
 def dkim_render(directory: str | None, dry_run: bool, show_diff: bool) -> None:
     """Write OpenDKIM's config, KeyTable, SigningTable and TrustedHosts (changed files only)."""
-    import difflib  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
+    import difflib
+    from pathlib import Path
 
-    from mailprov.services.signer import apply, plan  # noqa: PLC0415
+    from mailprov.services.signer import apply, plan
 
     app = app_context()
     target = Path(directory).resolve() if directory else None

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import dump_json, emit, table
 
 if TYPE_CHECKING:
@@ -44,9 +45,9 @@ def dns_records(domain: str, fmt: str, standalone: bool, no_tlsa: bool) -> None:
     Names are absolute and in A-labels. The MTA-STS policy file the records refer
     to is shown too (JSON: "mta_sts_policy").
     """
-    from mailprov import __version__  # noqa: PLC0415
-    from mailprov.rules.dnsrecords import to_zone  # noqa: PLC0415
-    from mailprov.services.dns import record_set  # noqa: PLC0415
+    from mailprov import __version__
+    from mailprov.rules.dnsrecords import to_zone
+    from mailprov.services.dns import record_set
 
     app = app_context()
     rs = record_set(app.store, app.settings, domain, tlsa=not no_tlsa)
@@ -68,8 +69,8 @@ def check_plan(
     settings: SiteConfig, nameserver: str | None, timeout: float | None, retries: int | None
 ) -> CheckPlan:
     """The querier and retry policy from flags and [dns] settings."""
-    from mailprov.rules.dnscheck import parse_nameserver  # noqa: PLC0415
-    from mailprov.system.dns import CheckPlan, Querier, system_nameserver  # noqa: PLC0415
+    from mailprov.rules.dnscheck import parse_nameserver
+    from mailprov.system.dns import CheckPlan, Querier, system_nameserver
 
     given = nameserver or settings.dns.check_nameserver
     server = parse_nameserver(given) if given else system_nameserver()
@@ -105,12 +106,12 @@ def dns_check(
 ) -> None:
     """Check that DNS serves every record DOMAIN needs: ok, missing, wrong or unknown.
 
-    Exit status 4 when a record is missing or wrong; unknown (no answer, SERVFAIL)
+    Exit status 4 when a record is missing or wrong; unknown  # no answer, SERVFAIL
     is reported but does not fail.
     """
-    from mailprov.errors import ExitStatus  # noqa: PLC0415
-    from mailprov.rules.dnscheck import FAILING  # noqa: PLC0415
-    from mailprov.services.dns import check  # noqa: PLC0415
+    from mailprov.errors import ExitStatus
+    from mailprov.rules.dnscheck import FAILING
+    from mailprov.services.dns import check
 
     app = app_context()
     plan = check_plan(app.settings, nameserver, timeout, retries)

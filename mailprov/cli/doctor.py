@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 
 MARKS = {"error": "ERROR", "warning": "warn ", "info": "info "}
 
@@ -25,11 +26,11 @@ def doctor(target: Path | None, no_dns: bool) -> None:
     """Check that the store, the rendered config, the Maildirs, the certificate, the ports, the
     Postfix queue and DNS agree. Each finding has a stable ID and says what to do; the exit
     status is non-zero (79) only when there are errors."""
-    from mailprov.cli.dns import check_plan  # noqa: PLC0415
-    from mailprov.cli.output import dump_json  # noqa: PLC0415
-    from mailprov.errors import DoctorFoundErrors  # noqa: PLC0415
-    from mailprov.services.doctor import diagnose  # noqa: PLC0415
-    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
+    from mailprov.cli.dns import check_plan
+    from mailprov.cli.output import dump_json
+    from mailprov.errors import DoctorFoundErrors
+    from mailprov.services.doctor import diagnose
+    from mailprov.system.run import SubprocessRunner
 
     app = app_context()
     plan = None if no_dns else check_plan(app.settings, None, None, None)

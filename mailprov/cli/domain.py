@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table, yes_no
 
 
@@ -19,8 +20,8 @@ def domain() -> None:
 @json_option
 def domain_add(name: str, exist_ok: bool) -> None:
     """Add domain NAME (an IDN is stored as its A-label)."""
-    from mailprov.errors import AlreadyExists  # noqa: PLC0415
-    from mailprov.services.accounts import add_domain, get_domain  # noqa: PLC0415
+    from mailprov.errors import AlreadyExists
+    from mailprov.services.accounts import add_domain, get_domain
 
     app = app_context()
     try:
@@ -46,7 +47,7 @@ def domain_add(name: str, exist_ok: bool) -> None:
 @json_option
 def domain_list() -> None:
     """List domains with their mailbox and alias counts."""
-    from mailprov.services.accounts import list_domains  # noqa: PLC0415
+    from mailprov.services.accounts import list_domains
 
     found = list_domains(app_context().store)
     table(
@@ -62,7 +63,7 @@ def domain_list() -> None:
 @json_option
 def domain_show(name: str) -> None:
     """Show one domain."""
-    from mailprov.services.accounts import get_domain  # noqa: PLC0415
+    from mailprov.services.accounts import get_domain
 
     found = get_domain(app_context().store, name).to_json()
     human = "\n".join(f"{k}: {v}" for k, v in found.items())
@@ -74,8 +75,8 @@ def domain_show(name: str) -> None:
 @json_option
 def domain_remove(name: str) -> None:
     """Remove domain NAME (refused while it has mailboxes or aliases)."""
-    from mailprov.rules.addresses import normalise_domain  # noqa: PLC0415
-    from mailprov.services.accounts import remove_domain  # noqa: PLC0415
+    from mailprov.rules.addresses import normalise_domain
+    from mailprov.services.accounts import remove_domain
 
     app = app_context()
     remove_domain(app.store, name, actor=app.actor())
@@ -98,7 +99,7 @@ def domain_verify_start(name: str) -> None:
 
     A domain not served yet is added inactive; 'domain verify' activates it.
     """
-    from mailprov.services.ownership import start  # noqa: PLC0415
+    from mailprov.services.ownership import start
 
     app = app_context()
     made = start(app.store, name, actor=app.actor())
@@ -118,9 +119,9 @@ def domain_verify_start(name: str) -> None:
 @json_option
 def domain_verify(name: str, nameserver: str | None) -> None:
     """Check the TXT record and mark NAME verified (and active)."""
-    from mailprov.rules.addresses import normalise_domain  # noqa: PLC0415
-    from mailprov.rules.dnscheck import parse_nameserver  # noqa: PLC0415
-    from mailprov.services.ownership import verify  # noqa: PLC0415
+    from mailprov.rules.addresses import normalise_domain
+    from mailprov.rules.dnscheck import parse_nameserver
+    from mailprov.services.ownership import verify
 
     app = app_context()
     server = parse_nameserver(nameserver) if nameserver else None

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
 
 
@@ -44,7 +45,7 @@ def trust_add_issuer(
     iss: str, jwks_file: Path, audience: str, framework: str | None, min_level: str | None
 ) -> None:
     """Trust an identity token issuer (again: replace its keys)."""
-    from mailprov.services.trust import add_issuer  # noqa: PLC0415
+    from mailprov.services.trust import add_issuer
 
     app = app_context()
     info, changed = add_issuer(
@@ -82,7 +83,7 @@ def trust_add_issuer(
 @json_option
 def trust_add_ca(ca_file: Path, crl_files: tuple[Path, ...]) -> None:
     """Trust a CA for client certificates. Without a current CRL every certificate is refused."""
-    from mailprov.services.trust import add_ca  # noqa: PLC0415
+    from mailprov.services.trust import add_ca
 
     app = app_context()
     info, changed = add_ca(app.store, ca_file=ca_file, crl_files=list(crl_files), actor=app.actor())
@@ -98,7 +99,7 @@ def trust_add_ca(ca_file: Path, crl_files: tuple[Path, ...]) -> None:
 @json_option
 def trust_list() -> None:
     """List trusted issuers and CAs."""
-    from mailprov.services.trust import list_trust  # noqa: PLC0415
+    from mailprov.services.trust import list_trust
 
     issuers, cas = list_trust(app_context().store)
     rows = [["issuer", i.iss, ", ".join(i.kids), i.audience] for i in issuers]
@@ -116,7 +117,7 @@ def trust_list() -> None:
 @json_option
 def trust_remove(name: str) -> None:
     """Stop trusting an issuer (by iss) or a CA (by SHA-256 fingerprint)."""
-    from mailprov.services.trust import remove_trust  # noqa: PLC0415
+    from mailprov.services.trust import remove_trust
 
     app = app_context()
     kind = remove_trust(app.store, name, actor=app.actor())
@@ -140,7 +141,7 @@ def test_issuer() -> None:
 @json_option
 def test_issuer_init(directory: Path, audience: str) -> None:
     """Make an ES256 key (0600), a JWKS and an issuer config in DIRECTORY."""
-    from mailprov.services.testissuer import init_issuer  # noqa: PLC0415
+    from mailprov.services.testissuer import init_issuer
 
     made = init_issuer(directory, audience=audience)
     hint = (
@@ -190,12 +191,12 @@ def test_issuer_token(
     out: Path | None,
 ) -> None:
     """Print a signed TEST token of form (A) (or write it to --out; required with --json)."""
-    import json  # noqa: PLC0415
-    import os  # noqa: PLC0415
+    import json
+    import os
 
-    from mailprov.errors import InvalidValue, MissingOption  # noqa: PLC0415
-    from mailprov.services.testissuer import issue_token  # noqa: PLC0415
-    from mailprov.system.files import create_secret_file  # noqa: PLC0415
+    from mailprov.errors import InvalidValue, MissingOption
+    from mailprov.services.testissuer import issue_token
+    from mailprov.system.files import create_secret_file
 
     app = app_context()
     try:
@@ -252,12 +253,12 @@ def sign_challenge(
     p12_file: Path, challenge: str, password_stdin: bool, cert_out: Path | None
 ) -> None:
     """Sign a certificate challenge with the key in a .p12 (the key stays in memory)."""
-    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
+    from cryptography.hazmat.primitives.serialization import Encoding
 
-    from mailprov.errors import InvalidValue, MissingOption  # noqa: PLC0415
-    from mailprov.identity.certificates import MAX_FILE, load_p12  # noqa: PLC0415
-    from mailprov.identity.certificates import sign_challenge as sign  # noqa: PLC0415
-    from mailprov.model import Secret  # noqa: PLC0415
+    from mailprov.errors import InvalidValue, MissingOption
+    from mailprov.identity.certificates import MAX_FILE, load_p12
+    from mailprov.identity.certificates import sign_challenge as sign
+    from mailprov.model import Secret
 
     try:
         with p12_file.open("rb") as handle:
@@ -276,7 +277,7 @@ def sign_challenge(
         )
     key, cert, extra = load_p12(data, password)
     signature = sign(key, challenge)
-    import base64  # noqa: PLC0415
+    import base64
 
     encoded = base64.b64encode(signature).decode("ascii")
     if cert_out is not None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from mailprov.cli.options import app_context, json_option, password_options, read_password
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option, password_options, read_password
 from mailprov.cli.output import emit, table, yes_no
 
 
@@ -43,8 +44,8 @@ def mailbox_add(
     generate: bool,
 ) -> None:
     """Create mailbox ADDRESS. The password comes from --password-stdin, --generate or a prompt."""
-    from mailprov.rules.sizes import parse_size  # noqa: PLC0415
-    from mailprov.services.accounts import add_mailbox, check_available, prepare_password  # noqa: PLC0415
+    from mailprov.rules.sizes import parse_size
+    from mailprov.services.accounts import add_mailbox, check_available, prepare_password
 
     app = app_context()
     settings = app.settings
@@ -72,7 +73,7 @@ def mailbox_add(
 @json_option
 def mailbox_list(domain: str | None) -> None:
     """List mailboxes."""
-    from mailprov.services.accounts import list_mailboxes  # noqa: PLC0415
+    from mailprov.services.accounts import list_mailboxes
 
     app = app_context()
     found = list_mailboxes(app.store, app.settings.passwords, now=app.actor().now, domain=domain)
@@ -95,7 +96,7 @@ def mailbox_list(domain: str | None) -> None:
 @json_option
 def mailbox_show(address: str) -> None:
     """Show one mailbox (never its password hash)."""
-    from mailprov.services.accounts import get_mailbox  # noqa: PLC0415
+    from mailprov.services.accounts import get_mailbox
 
     app = app_context()
     found = get_mailbox(app.store, address, app.settings.passwords, now=app.actor().now).to_json()
@@ -115,10 +116,10 @@ def mailbox_passwd(address: str, password_stdin: bool, generate: bool) -> None:
 
     A mailbox whose password is temporary must get a different one.
     """
-    from mailprov.errors import PasswordPolicy  # noqa: PLC0415
-    from mailprov.rules.addresses import parse_address  # noqa: PLC0415
-    from mailprov.rules.hashing import verify_password  # noqa: PLC0415
-    from mailprov.services.accounts import (  # noqa: PLC0415
+    from mailprov.errors import PasswordPolicy
+    from mailprov.rules.addresses import parse_address
+    from mailprov.rules.hashing import verify_password
+    from mailprov.services.accounts import (
         current_hash,
         get_mailbox,
         prepare_password,
@@ -145,8 +146,8 @@ def mailbox_passwd(address: str, password_stdin: bool, generate: bool) -> None:
 
 
 def _toggle(address: str, *, active: bool) -> None:
-    from mailprov.rules.addresses import parse_address  # noqa: PLC0415
-    from mailprov.services.accounts import set_active  # noqa: PLC0415
+    from mailprov.rules.addresses import parse_address
+    from mailprov.services.accounts import set_active
 
     app = app_context()
     changed = set_active(app.store, address, active, actor=app.actor())
@@ -181,8 +182,8 @@ def mailbox_enable(address: str) -> None:
 @json_option
 def mailbox_remove(address: str, force: bool) -> None:
     """Remove mailbox ADDRESS from the store (its Maildir on disk is left alone)."""
-    from mailprov.rules.addresses import parse_address  # noqa: PLC0415
-    from mailprov.services.accounts import remove_mailbox  # noqa: PLC0415
+    from mailprov.rules.addresses import parse_address
+    from mailprov.services.accounts import remove_mailbox
 
     app = app_context()
     changed_aliases = remove_mailbox(app.store, address, actor=app.actor(), force=force)
@@ -214,12 +215,12 @@ def mailbox_import(
     Columns: address, name, quota, password-hash (a {SCHEME}hash, or empty to
     generate a password). A header row naming them is required.
     """
-    from mailprov.services.bulk import import_mailboxes  # noqa: PLC0415
+    from mailprov.services.bulk import import_mailboxes
 
     app = app_context()
     progress = None
     if not app.json:
-        from mailprov.cli.progress import progress_bar  # noqa: PLC0415
+        from mailprov.cli.progress import progress_bar
 
         progress = progress_bar("hashing passwords")
     try:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from mailprov.cli.context import AppContext, app_context
 from mailprov.errors import MissingOption, PasswordPolicy
 from mailprov.model import Secret
 
@@ -16,8 +17,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
-        from mailprov.cli.app import AppContext  # noqa: PLC0415
-
         app = ctx.find_object(AppContext)
         if app is not None:
             app.json = True
@@ -33,13 +32,6 @@ def json_option(func: F) -> F:
         callback=_set_json,
         help="Print one JSON document on stdout.",
     )(func)
-
-
-def app_context() -> Any:
-    """The AppContext of the running command."""
-    from mailprov.cli.app import AppContext  # noqa: PLC0415
-
-    return click.get_current_context().find_object(AppContext)
 
 
 def password_options(func: F) -> F:

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from mailprov.cli.context import AppContext
+
 
 def dump_json(data: Any) -> str:
     """JSON the way mailprov prints it: stable key order, UTF-8 kept readable."""
@@ -17,7 +19,7 @@ def dump_json(data: Any) -> str:
 
 def emit(ctx: click.Context, data: Any, human: str | None = None) -> None:
     """Print a result: ``data`` as JSON with --json, else ``human`` (if any) on stdout."""
-    app = ctx.find_object(_app_type())
+    app = ctx.find_object(AppContext)
     if app is not None and app.json:
         click.echo(dump_json(data))
     elif human:
@@ -28,7 +30,7 @@ def table(
     ctx: click.Context, data: Any, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Print rows as a table on a terminal (plain tab-separated text when piped)."""
-    app = ctx.find_object(_app_type())
+    app = ctx.find_object(AppContext)
     if app is not None and app.json:
         click.echo(dump_json(data))
         return
@@ -39,19 +41,13 @@ def table(
         for row in rows:
             click.echo("\t".join("" if v is None else str(v) for v in row))
         return
-    from rich.console import Console  # noqa: PLC0415  (lazy: rich is slow to import)
-    from rich.table import Table  # noqa: PLC0415
+    from rich.console import Console  # lazy: rich is slow to import
+    from rich.table import Table
 
     out = Table(*columns, box=None, header_style="bold")
     for row in rows:
         out.add_row(*("" if v is None else str(v) for v in row))
     Console().print(out)
-
-
-def _app_type() -> Any:
-    from mailprov.cli.app import AppContext  # noqa: PLC0415
-
-    return AppContext
 
 
 def yes_no(value: bool) -> str:

@@ -18,13 +18,13 @@ class Progress:
         """Begin, knowing the amount of work."""
         if not sys.stderr.isatty() or total <= 0:
             return
-        from rich.progress import (  # noqa: PLC0415  (lazy: rich is slow to import)
+        from rich.progress import (  # lazy: rich is slow to import
             BarColumn,
             MofNCompleteColumn,
             TextColumn,
             TimeRemainingColumn,
         )
-        from rich.progress import Progress as RichProgress  # noqa: PLC0415
+        from rich.progress import Progress as RichProgress
 
         self._bar = RichProgress(
             TextColumn("{task.description}"),

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
 
 
@@ -17,7 +18,7 @@ def relay() -> None:
 
 
 def _storage(path: str | None) -> Any:
-    from mailprov.relay.storage import MessageStore  # noqa: PLC0415
+    from mailprov.relay.storage import MessageStore
 
     settings = app_context().settings
     root = settings.resolve_path(path or settings.relay.storage_dir)
@@ -55,10 +56,10 @@ storage_option = click.option(
 @json_option
 def relay_serve(faults: tuple[str, ...], **flags: Any) -> None:
     """Run the relay until SIGTERM or Ctrl-C; print one 'ready' line once it listens."""
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
-    from mailprov.relay.logs import setup_logging  # noqa: PLC0415
-    from mailprov.relay.options import options_from_settings  # noqa: PLC0415
+    from mailprov.relay.logs import setup_logging
+    from mailprov.relay.options import options_from_settings
 
     app = app_context()
     overrides = {k: v for k, v in flags.items() if v is not None}
@@ -70,11 +71,11 @@ def relay_serve(faults: tuple[str, ...], **flags: Any) -> None:
 
 
 async def _serve(options: Any, ctx: click.Context) -> None:
-    import asyncio  # noqa: PLC0415
-    import signal  # noqa: PLC0415
+    import asyncio
+    import signal
 
-    from mailprov.relay.faults import FaultSet  # noqa: PLC0415
-    from mailprov.relay.server import RelayServer  # noqa: PLC0415
+    from mailprov.relay.faults import FaultSet
+    from mailprov.relay.server import RelayServer
 
     FaultSet.from_specs(options.faults)  # a bad rule fails before anything listens
     server = RelayServer(options)
@@ -98,7 +99,7 @@ async def _serve(options: Any, ctx: click.Context) -> None:
 
 
 def _query(**given: Any) -> Any:
-    from mailprov.relay.storage import Query  # noqa: PLC0415
+    from mailprov.relay.storage import Query
 
     return Query(**{k: v for k, v in given.items() if v is not None})
 
@@ -135,7 +136,7 @@ def relay_messages(
 @json_option
 def relay_show(message_id: str, raw: bool, storage: str | None) -> None:
     """Show one message: summary, headers and text parts (or --raw)."""
-    from mailprov.relay.storage.mailbox import message_detail  # noqa: PLC0415
+    from mailprov.relay.storage.mailbox import message_detail
 
     store = _storage(storage)
     found = store.get(message_id)
@@ -170,9 +171,9 @@ def relay_wait(
     storage: str | None,
 ) -> None:
     """Wait until a matching message is stored (one already there counts); print it."""
-    import time  # noqa: PLC0415
+    import time
 
-    from mailprov.errors import WaitTimedOut  # noqa: PLC0415
+    from mailprov.errors import WaitTimedOut
 
     store = _storage(storage)
     query = _query(mailbox=mailbox, sender=sender, subject=subject, limit=1, newest_first=False)

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
 
 
@@ -19,8 +20,8 @@ def request() -> None:
 
 def gate(app: Any) -> tuple[bytes, Any]:
     """The code pepper and the sender, from the site config."""
-    from mailprov.system import notify  # noqa: PLC0415
-    from mailprov.system.secrets import load_pepper  # noqa: PLC0415
+    from mailprov.system import notify
+    from mailprov.system.secrets import load_pepper
 
     settings = app.settings
     pepper = load_pepper(settings.resolve_path(settings.identity.pepper_file))
@@ -49,7 +50,7 @@ def _human(req: Any) -> str:
 @json_option
 def request_open(address: str, kind: str, recovery: str, name: str, accept_terms: bool) -> None:
     """Open a request for mailbox ADDRESS; prints its ID, token nonce and certificate challenge."""
-    from mailprov.services.provisioning import open_request  # noqa: PLC0415
+    from mailprov.services.provisioning import open_request
 
     app = app_context()
     req = open_request(
@@ -71,7 +72,7 @@ def request_open(address: str, kind: str, recovery: str, name: str, accept_terms
 
 
 def _read_file(path: Path, what: str) -> bytes:
-    from mailprov.errors import InvalidValue  # noqa: PLC0415
+    from mailprov.errors import InvalidValue
 
     try:
         with path.open("rb") as handle:
@@ -103,11 +104,11 @@ def request_verify(
     signature: Path | None,
 ) -> None:
     """Prove the requester's identity (token, or certificate + signature); then a code is sent."""
-    import base64  # noqa: PLC0415
-    import binascii  # noqa: PLC0415
+    import base64
+    import binascii
 
-    from mailprov.model import Secret  # noqa: PLC0415
-    from mailprov.services.provisioning import (  # noqa: PLC0415
+    from mailprov.model import Secret
+    from mailprov.services.provisioning import (
         normalise_id,
         verify_with_certificate,
         verify_with_token,
@@ -155,8 +156,8 @@ def request_verify(
 
 
 def _read_code(code_stdin: bool) -> Any:
-    from mailprov.errors import MissingOption  # noqa: PLC0415
-    from mailprov.model import Secret  # noqa: PLC0415
+    from mailprov.errors import MissingOption
+    from mailprov.model import Secret
 
     if code_stdin:
         return Secret(sys.stdin.readline().strip())
@@ -179,11 +180,11 @@ def _read_code(code_stdin: bool) -> Any:
 @json_option
 def request_confirm(request_id: str, code_stdin: bool, password_file: Path | None) -> None:
     """Confirm with the code; creates the mailbox with a temporary password shown once."""
-    import os  # noqa: PLC0415
+    import os
 
-    from mailprov.errors import MissingOption  # noqa: PLC0415
-    from mailprov.services.provisioning import confirm, normalise_id  # noqa: PLC0415
-    from mailprov.system.files import create_secret_file  # noqa: PLC0415
+    from mailprov.errors import MissingOption
+    from mailprov.services.provisioning import confirm, normalise_id
+    from mailprov.system.files import create_secret_file
 
     app = app_context()
     if app.json and password_file is None:
@@ -243,7 +244,7 @@ def request_confirm(request_id: str, code_stdin: bool, password_file: Path | Non
 @json_option
 def request_show(request_id: str) -> None:
     """Show one request: state, evidence, times."""
-    from mailprov.services.provisioning import get_request  # noqa: PLC0415
+    from mailprov.services.provisioning import get_request
 
     req = get_request(app_context().store, request_id)
     emit(click.get_current_context(), {"request": req.to_json()}, _human(req))
@@ -268,7 +269,7 @@ def request_show(request_id: str) -> None:
 @json_option
 def request_list(state: str | None) -> None:
     """List requests, newest first."""
-    from mailprov.services.provisioning import list_requests  # noqa: PLC0415
+    from mailprov.services.provisioning import list_requests
 
     found = list_requests(app_context().store, state=state)
     table(
@@ -280,7 +281,7 @@ def request_list(state: str | None) -> None:
 
 
 def _simple(request_id: str, action: str) -> None:
-    from mailprov.services import provisioning  # noqa: PLC0415
+    from mailprov.services import provisioning
 
     app = app_context()
     rid = provisioning.normalise_id(request_id)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
 
 
@@ -28,8 +29,8 @@ def init(directory: Path, domain: str | None, store_url: str | None, hostname: s
 
     Safe to run again: an existing config is kept and the schema is upgraded.
     """
-    from mailprov.services.site import init_site  # noqa: PLC0415
-    from mailprov.store import redact_url  # noqa: PLC0415
+    from mailprov.services.site import init_site
+    from mailprov.store import redact_url
 
     app = app_context()
     result = init_site(
@@ -67,8 +68,8 @@ def config() -> None:
 @json_option
 def config_show(origin: bool) -> None:
     """Show every setting in effect (and with --origin, its source)."""
-    from mailprov.settings import as_dict  # noqa: PLC0415
-    from mailprov.store import redact_url  # noqa: PLC0415
+    from mailprov.settings import as_dict
+    from mailprov.store import redact_url
 
     settings = app_context().settings
     data = as_dict(settings)
@@ -104,12 +105,12 @@ def db() -> None:
 @json_option
 def db_upgrade() -> None:
     """Bring the store's schema to the newest version (creates a new SQLite store)."""
-    from mailprov.store import redact_url  # noqa: PLC0415
-    from mailprov.store.migrate import upgrade  # noqa: PLC0415
+    from mailprov.store import redact_url
+    from mailprov.store.migrate import upgrade
 
     url = app_context().settings.store.url
     if not url:
-        from mailprov.errors import StoreUnavailable  # noqa: PLC0415
+        from mailprov.errors import StoreUnavailable
 
         raise StoreUnavailable("no account store is configured")
     result = upgrade(url)

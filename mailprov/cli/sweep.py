@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from mailprov.cli.options import app_context, json_option
+from mailprov.cli.context import app_context
+from mailprov.cli.options import json_option
 from mailprov.cli.output import emit
 
 
@@ -12,7 +13,7 @@ from mailprov.cli.output import emit
 @json_option
 def sweep() -> None:
     """Run the expiry sweep: expired temporary passwords, stale provisioning requests."""
-    from mailprov.services.sweep import sweep as run_sweep  # noqa: PLC0415
+    from mailprov.services.sweep import sweep as run_sweep
 
     app = app_context()
     results = run_sweep(app.store, app.settings, now=app.actor().now)

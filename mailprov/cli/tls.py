@@ -44,7 +44,7 @@ def tls_self_signed(
     host: str, out: Path, ips: tuple[str, ...], days: int, keep_existing: bool
 ) -> None:
     """Make a self-signed key and certificate; point tls.cert_file/key_file at them."""
-    from mailprov.system.tls import self_signed  # noqa: PLC0415
+    from mailprov.system.tls import self_signed
 
     made = self_signed(
         host, out, ips=list(ips), now=int(time.time()), days=days, keep_existing=keep_existing

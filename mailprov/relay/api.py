@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import InvalidValue, MailprovError, NotFound
+from mailprov.relay.openapi import document
 from mailprov.relay.storage import Query
 from mailprov.relay.storage.mailbox import message_detail
 
@@ -80,7 +81,7 @@ def query_from(params: Any, *, allowed: tuple[str, ...] = SEARCH_PARAMS) -> Quer
 
 
 def _error(status: int, exc: MailprovError) -> web.Response:
-    from aiohttp import web  # noqa: PLC0415
+    from aiohttp import web  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     body: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.hint:
@@ -105,7 +106,7 @@ def _guard(func: Handler) -> Handler:
 
 def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one closure per route)
     """The aiohttp application for one relay."""
-    from aiohttp import web  # noqa: PLC0415
+    from aiohttp import web  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     store = server.api_store
 
@@ -187,8 +188,6 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
         return web.json_response({"changed": had > 0, "deleted": had})
 
     async def openapi(_request: web.Request) -> web.Response:
-        from mailprov.relay.openapi import document  # noqa: PLC0415
-
         return web.json_response(document())
 
     app = web.Application()

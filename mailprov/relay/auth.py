@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from mailprov.errors import ConfigInvalid
 from mailprov.rules.hashing import verify_password
+from mailprov.store.schema import mailboxes
 
 if TYPE_CHECKING:
     from mailprov.store import Store
@@ -35,9 +36,7 @@ class StoreAuthenticator:
     store: Store
 
     def _check(self, user: str, password: str) -> bool:
-        from sqlalchemy import select  # noqa: PLC0415
-
-        from mailprov.store.schema import mailboxes  # noqa: PLC0415
+        from sqlalchemy import select  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         with self.store.read() as conn:
             row = conn.execute(

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mailprov.store.schema import alias_destinations, aliases, domains, mailboxes
+
 if TYPE_CHECKING:
     from mailprov.store import Store
 
@@ -36,9 +38,7 @@ class RecipientResolver:
     _domains_at: float = field(default=-1e9)
 
     def _store_domains(self) -> frozenset[str]:
-        from sqlalchemy import select  # noqa: PLC0415
-
-        from mailprov.store.schema import domains  # noqa: PLC0415
+        from sqlalchemy import select  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         if self.store is None:
             return frozenset()
@@ -58,9 +58,7 @@ class RecipientResolver:
         return domain in self._domains
 
     def _lookup(self, address: str) -> list[str]:
-        from sqlalchemy import select  # noqa: PLC0415
-
-        from mailprov.store.schema import alias_destinations, aliases, mailboxes  # noqa: PLC0415
+        from sqlalchemy import select  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         if self.store is None:
             return []

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import pickle
+import selectors
 import signal
 import socket
 import subprocess
@@ -32,8 +33,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import ConfigInvalid, MailprovError, PortInUse
+from mailprov.model import Secret
+from mailprov.relay.api import build_app
+from mailprov.relay.auth import FileAuthenticator, StoreAuthenticator
+from mailprov.relay.delivery import MaildirDelivery, RecipientResolver
 from mailprov.relay.faults import FaultRule, FaultSet, parse_fault
+from mailprov.relay.handlers import Capture, DeliverLocal, Forward, RelayContext
+from mailprov.relay.logs import setup_logging
 from mailprov.relay.smtp import RelaySMTP
+from mailprov.relay.storage import MessageStore, Retention
+from mailprov.relay.storage.writer import StoreWriter
+from mailprov.relay.tls import server_context
+from mailprov.store import open_store
+from mailprov.system.files import atomic_write
+from mailprov.system.secrets import SecretKind, read_secret_text
+from mailprov.system.tls import self_signed
 
 if TYPE_CHECKING:
     import ssl
@@ -107,8 +121,6 @@ class RelayServer:
     # -- building ---------------------------------------------------------------
 
     def _tls(self) -> ssl.SSLContext | None:
-        from mailprov.relay.tls import server_context  # noqa: PLC0415
-        from mailprov.system.tls import self_signed  # noqa: PLC0415
 
         o = self.options
         if o.tls == "off":
@@ -132,10 +144,6 @@ class RelayServer:
         return server_context(cert, key)
 
     def _context(self) -> RelayContext:
-        from mailprov.relay.auth import FileAuthenticator, StoreAuthenticator  # noqa: PLC0415
-        from mailprov.relay.delivery import RecipientResolver  # noqa: PLC0415
-        from mailprov.relay.handlers import RelayContext  # noqa: PLC0415
-        from mailprov.relay.storage import MessageStore, Retention  # noqa: PLC0415
 
         o = self.options
         retention = Retention(o.max_messages, o.max_age_s, o.max_bytes)
@@ -149,8 +157,6 @@ class RelayServer:
             or (o.mode == "forward" and o.store_url)
         )
         if needs_accounts and o.store_url:
-            from mailprov.store import open_store  # noqa: PLC0415
-
             self._account_store = open_store(o.store_url)
         if o.mode == "deliver" and self._account_store is None:
             raise ConfigInvalid("relay.mode = 'deliver' needs the account store (store.url)")
@@ -166,12 +172,8 @@ class RelayServer:
             )
         password = None
         if o.smarthost and o.smarthost.password_file:
-            from mailprov.model import Secret  # noqa: PLC0415
-            from mailprov.system.secrets import SecretKind, read_secret_text  # noqa: PLC0415
-
             kind = SecretKind("relay.smarthost_password_file")
             password = Secret(read_secret_text(o.smarthost.password_file, kind))
-        from mailprov.relay.storage.writer import StoreWriter  # noqa: PLC0415
 
         return RelayContext(
             options=o,
@@ -184,8 +186,6 @@ class RelayServer:
         )
 
     def _handler(self, ctx: RelayContext) -> RelayHandler:
-        from mailprov.relay.delivery import MaildirDelivery  # noqa: PLC0415
-        from mailprov.relay.handlers import Capture, DeliverLocal, Forward  # noqa: PLC0415
 
         if self.options.mode == "deliver":
             if self.options.lmtp:
@@ -275,9 +275,7 @@ class RelayServer:
             raise
 
     async def _start_api(self, sock: socket.socket) -> None:
-        from aiohttp import web  # noqa: PLC0415
-
-        from mailprov.relay.api import build_app  # noqa: PLC0415
+        from aiohttp import web  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
         await runner.setup()
@@ -395,7 +393,6 @@ class RelayServer:
         self._write_faults()
 
     def _write_faults(self) -> None:
-        from mailprov.system.files import atomic_write  # noqa: PLC0415
 
         data = {"seed": self.faults.seed, "rules": [r.spec for r in self.faults.rules]}
         atomic_write(self.options.storage_dir / "faults.json", json.dumps(data), mode=0o600)
@@ -419,7 +416,6 @@ class RelayServer:
 
 
 def _readline_until(proc: subprocess.Popen[bytes], deadline: float) -> bytes:
-    import selectors  # noqa: PLC0415
 
     assert proc.stdout is not None  # noqa: S101 (narrows a type)
     with selectors.DefaultSelector() as sel:
@@ -433,7 +429,6 @@ def worker_main() -> None:
     """Entry point of a worker process: options (pickled) on stdin, 'ready' on stdout."""
     index = int(sys.argv[-1])
     options: RelayOptions = pickle.loads(sys.stdin.buffer.read())  # noqa: S301  (from our parent)
-    from mailprov.relay.logs import setup_logging  # noqa: PLC0415
 
     setup_logging(options)
 

@@ -45,7 +45,7 @@ class Upstream:
         )
 
     async def _open(self) -> Client:
-        from aiosmtplib import SMTP, SMTPException  # noqa: PLC0415
+        from aiosmtplib import SMTP, SMTPException  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         if self.client is not None and self.client.is_connected:
             return self.client
@@ -86,7 +86,7 @@ class Upstream:
         return client
 
     async def _command(self, *args: bytes) -> tuple[int, str]:
-        from aiosmtplib import SMTPException  # noqa: PLC0415
+        from aiosmtplib import SMTPException  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         client = await self._open()
         try:
@@ -119,7 +119,7 @@ class Upstream:
 
     async def data(self, content: bytes) -> tuple[int, str]:
         """DATA upstream; the smarthost's final reply."""
-        from aiosmtplib import SMTPException, SMTPResponseException  # noqa: PLC0415
+        from aiosmtplib import SMTPException, SMTPResponseException  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         client = await self._open()
         try:
@@ -148,7 +148,7 @@ class Upstream:
 
     async def close(self) -> None:
         """QUIT and close."""
-        from aiosmtplib import SMTPException  # noqa: PLC0415
+        from aiosmtplib import SMTPException  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         client, self.client = self.client, None
         if client is not None and client.is_connected:

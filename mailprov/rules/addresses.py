@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import idna
+
 from mailprov.errors import InvalidAddress
 
 MAX_LOCAL = 64
@@ -104,7 +106,6 @@ def normalise_domain(raw: str) -> str:
 
 def _idna_encode(name: str) -> str:
     """IDNA 2008 with UTS #46 mapping (what browsers and mail clients do)."""
-    import idna  # noqa: PLC0415  (lazy: only non-ASCII names need it)
 
     try:
         return str(idna.encode(name, uts46=True).decode("ascii"))
@@ -116,7 +117,6 @@ def domain_to_unicode(a_label: str) -> str:
     """Show an A-label domain as its U-label; an undecodable label is shown as is."""
     if "xn--" not in a_label:
         return a_label
-    import idna  # noqa: PLC0415
 
     try:
         return str(idna.decode(a_label))

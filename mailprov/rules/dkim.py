@@ -59,8 +59,8 @@ def check_selector(raw: str) -> str:
 
 def generate(algorithm: str) -> KeyPair:
     """Make a new key pair for ``algorithm`` (``rsa-2048`` or ``ed25519``)."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     check_algorithm(algorithm)
     key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -78,8 +78,8 @@ def generate(algorithm: str) -> KeyPair:
 
 def record_for(key: object) -> str:
     """The DKIM TXT value (``v=DKIM1; k=...; p=...``) for a private key object."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     if isinstance(key, rsa.RSAPrivateKey):
         der = key.public_key().public_bytes(
@@ -101,8 +101,8 @@ def record_from_pem(pem: bytes, *, path: str, algorithm: str) -> str:
     Raises:
         DkimKeyUnusable: the file is not a PEM private key of that algorithm (named by ``path``).
     """
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     try:
         key = serialization.load_pem_private_key(pem, password=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +31,8 @@ def spki_sha256(path: Path, *, setting: str) -> str:
     Raises:
         CertificateInvalid: the file is missing, unreadable, or holds no certificate.
     """
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     try:
         data = path.read_bytes()
@@ -70,7 +71,6 @@ def _check_settings(settings: SiteConfig) -> None:
         raise ConfigInvalid(
             "dns.ttl and dns.check_timeout must be positive, dns.check_retries >= 0"
         )
-    import ipaddress  # noqa: PLC0415
 
     for family, values, version in (("ipv4", dns.ipv4, 4), ("ipv6", dns.ipv6, 6)):
         for value in values:

@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import MailprovError
+from mailprov.render import Layout
+from mailprov.services.accounts import list_domains, list_mailboxes
+from mailprov.services.checks import check_host
+from mailprov.services.deploy import plan
+from mailprov.services.dns import check
+from mailprov.system.postfix import queue_size
 
 if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
@@ -78,7 +84,6 @@ class Report:
 
 def maildirs(store: Store, settings: SiteConfig, *, now: int) -> list[Finding]:
     """Store vs ``[dovecot] mail_root``: orphan folders, and mailboxes never delivered to."""
-    from mailprov.services.accounts import list_domains, list_mailboxes  # noqa: PLC0415
 
     root = settings.resolve_path(settings.dovecot.mail_root)
     domains = {d.name for d in list_domains(store)}
@@ -128,7 +133,6 @@ def maildirs(store: Store, settings: SiteConfig, *, now: int) -> list[Finding]:
 
 def rendered_config(store: Store, settings: SiteConfig, target: Path | None) -> list[Finding]:
     """The installed files against a fresh render of the site config and store."""
-    from mailprov.services.deploy import plan  # noqa: PLC0415
 
     try:
         planned = plan(settings, target=target, store=store)
@@ -172,7 +176,7 @@ def rendered_config(store: Store, settings: SiteConfig, target: Path | None) -> 
 
 def certificate(settings: SiteConfig, *, now: int) -> list[Finding]:
     """``[tls] cert_file``: readable, not expired, not expiring within 21 days."""
-    from cryptography import x509  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     path = settings.resolve_path(settings.tls.cert_file)
     try:
@@ -217,7 +221,6 @@ def certificate(settings: SiteConfig, *, now: int) -> list[Finding]:
 
 def ports(settings: SiteConfig, *, timeout: float = 1.0) -> list[Finding]:
     """Each configured port accepts a TCP connection on ``[check] host``."""
-    from mailprov.services.checks import check_host  # noqa: PLC0415
 
     host = check_host(settings)
     out = []
@@ -242,8 +245,6 @@ def ports(settings: SiteConfig, *, timeout: float = 1.0) -> list[Finding]:
 
 def queue(runner: Runner, settings: SiteConfig, target: Path | None) -> list[Finding]:
     """The number of messages waiting in the Postfix queue."""
-    from mailprov.render import Layout  # noqa: PLC0415
-    from mailprov.system.postfix import queue_size  # noqa: PLC0415
 
     config_dir = Layout.for_target(settings, target).postfix_dir
     size = queue_size(runner, config_dir)
@@ -271,7 +272,6 @@ def queue(runner: Runner, settings: SiteConfig, target: Path | None) -> list[Fin
 def dns_summary(store: Store, settings: SiteConfig, plan: Any) -> list[Finding]:
     """The DNS checks of every domain, summarised per domain."""
     from mailprov.services.accounts import list_domains  # noqa: PLC0415
-    from mailprov.services.dns import check  # noqa: PLC0415
 
     out = []
     for domain in list_domains(store):

@@ -17,8 +17,10 @@ from sqlalchemy import insert, select, update
 
 from mailprov.errors import DomainNotVerified, TemporaryFailure, WrongRequestState
 from mailprov.rules.addresses import normalise_domain
+from mailprov.rules.dnscheck import Outcome
 from mailprov.store import audit
 from mailprov.store.schema import domains
+from mailprov.system.dns import Querier, system_nameserver
 
 if TYPE_CHECKING:
     from mailprov.rules.dnscheck import Nameserver
@@ -86,8 +88,6 @@ def verify(store: Store, name: str, *, actor: Actor, nameserver: Nameserver | No
 
     ``nameserver`` defaults to the first one of /etc/resolv.conf.
     """
-    from mailprov.rules.dnscheck import Outcome  # noqa: PLC0415
-    from mailprov.system.dns import Querier, system_nameserver  # noqa: PLC0415
 
     a_label = normalise_domain(name)
     with store.read() as conn:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailprov.errors import AlreadyExists, FileExists, InvalidValue
 from mailprov.rules.addresses import normalise_domain
-from mailprov.settings import CONFIG_NAME
+from mailprov.services.accounts import add_domain
+from mailprov.settings import CONFIG_NAME, load_settings
 from mailprov.store import open_store, redact_url
 from mailprov.store.migrate import UpgradeResult, upgrade
 from mailprov.system.files import atomic_write
@@ -35,7 +37,6 @@ url = {store_url}
 
 def _toml_string(value: str) -> str:
     """A TOML basic string (JSON's escaping is valid TOML)."""
-    import json  # noqa: PLC0415
 
     return json.dumps(value, ensure_ascii=False)
 
@@ -66,8 +67,6 @@ def init_site(
     config file is never overwritten; asking for a different store than it names
     is an error.
     """
-    from mailprov.services.accounts import add_domain  # noqa: PLC0415
-    from mailprov.settings import load_settings  # noqa: PLC0415
 
     a_label = normalise_domain(domain) if domain else None
     directory = directory.expanduser().resolve()

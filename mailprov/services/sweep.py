@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from mailprov.model import iso
+from mailprov.services.provisioning import expire_requests
 from mailprov.store.schema import mailboxes
 
 if TYPE_CHECKING:
@@ -61,7 +62,6 @@ def expired_temporary_passwords(store: Store, settings: SiteConfig, now: int) ->
 def expired_requests(store: Store, settings: SiteConfig, now: int) -> StepResult:
     """Expire provisioning requests past their time (identity's ``expire_requests``)."""
     del settings
-    from mailprov.services.provisioning import expire_requests  # noqa: PLC0415
 
     ids = expire_requests(store, now=now)
     return StepResult("expired-requests", changed=bool(ids), items=[{"request": i} for i in ids])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ class TestIssuer:
 
 def init_issuer(folder: Path, *, audience: str) -> TestIssuer:
     """Create a test issuer in ``folder`` (refuses to overwrite one)."""
-    from joserfc.jwk import ECKey  # noqa: PLC0415
+    from joserfc.jwk import ECKey  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     folder.mkdir(parents=True, exist_ok=True)
     private = folder / "private.jwk"
@@ -66,7 +67,7 @@ def init_issuer(folder: Path, *, audience: str) -> TestIssuer:
 
 def load_issuer(folder: Path) -> tuple[TestIssuer, Any]:
     """The test issuer in ``folder`` and its private key."""
-    from joserfc.jwk import ECKey  # noqa: PLC0415
+    from joserfc.jwk import ECKey  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     try:
         config = json.loads((folder / "issuer.json").read_text())
@@ -91,7 +92,7 @@ def issue_token(
     now: int,
 ) -> str:
     """Sign a form-(A) token for ``nonce`` (the request's) about subject ``sub``."""
-    from joserfc import jwt  # noqa: PLC0415
+    from joserfc import jwt  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     if not 1 <= ttl <= MAX_TTL:
         raise InvalidValue(f"--ttl must be 1-{MAX_TTL} seconds, not {ttl}")
@@ -127,6 +128,5 @@ def issue_token(
 
 
 def _iso(ts: int) -> str:
-    from datetime import UTC, datetime  # noqa: PLC0415
 
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

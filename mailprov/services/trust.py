@@ -18,6 +18,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mailprov.errors import InvalidValue, NotFound, TrustInvalid
+from mailprov.identity.certificates import TrustAnchor
 from mailprov.identity.tokens import (
     DEFAULT_MIN_LEVEL,
     FRAMEWORK_LEVELS,
@@ -163,8 +164,8 @@ def add_ca(
     store: Store, *, ca_file: Path, crl_files: list[Path], actor: Actor
 ) -> tuple[CaInfo, bool]:
     """Trust the CA certificate in ``ca_file``, with CRL files for what it issues."""
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.hazmat.primitives.serialization import Encoding  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     try:
         data = ca_file.read_bytes()
@@ -266,9 +267,7 @@ def load_keys(store: Store) -> TrustedKeys:
 
 def load_anchors(store: Store) -> list[TrustAnchor]:
     """The trusted CAs with their CRL file paths."""
-    from cryptography import x509  # noqa: PLC0415
-
-    from mailprov.identity.certificates import TrustAnchor  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     with store.read() as conn:
         rows = conn.execute(select(trusted_cas)).all()

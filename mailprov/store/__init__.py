@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import SchemaOutdated, StoreUnavailable
+from mailprov.store.schema import SCHEMA_HEAD
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -43,7 +44,7 @@ class Store:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A write transaction: committed when the block ends, rolled back on any error."""
-        from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+        from sqlalchemy.exc import OperationalError  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         try:
             with self.engine.begin() as conn:
@@ -54,7 +55,7 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only transaction (on SQLite it takes no write lock)."""
-        from sqlalchemy.exc import OperationalError  # noqa: PLC0415
+        from sqlalchemy.exc import OperationalError  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         try:
             with self.engine.connect() as raw:
@@ -71,7 +72,7 @@ class Store:
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***``, for messages and logs."""
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.engine import make_url  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     try:
         return str(make_url(url).render_as_string(hide_password=True))
@@ -86,7 +87,7 @@ def _unavailable(url: str, exc: BaseException) -> StoreUnavailable:
 
 def sqlite_path(url: str) -> Path | None:
     """The database file of a ``sqlite:///`` URL, or None for other backends."""
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.engine import make_url  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
@@ -95,7 +96,7 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def _sqlite_setup(engine: Engine) -> None:
-    from sqlalchemy import event  # noqa: PLC0415
+    from sqlalchemy import event  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -119,8 +120,8 @@ def _sqlite_setup(engine: Engine) -> None:
 
 def make_engine(url: str, *, create: bool = False) -> Engine:
     """An Engine for ``url``; for SQLite, refuses a missing file unless ``create``."""
-    from sqlalchemy import create_engine  # noqa: PLC0415
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415
+    from sqlalchemy import create_engine  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     if not url:
         raise StoreUnavailable(
@@ -159,7 +160,7 @@ def make_engine(url: str, *, create: bool = False) -> Engine:
 
 def current_revision(conn: Connection) -> str | None:
     """The Alembic revision the store is at, or None for an empty database."""
-    from sqlalchemy import inspect, text  # noqa: PLC0415
+    from sqlalchemy import inspect, text  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     if not inspect(conn).has_table("alembic_version"):
         return None
@@ -174,9 +175,7 @@ def open_store(url: str, *, check_schema: bool = True) -> Store:
         StoreUnavailable: the URL is bad, the server or file cannot be reached.
         SchemaOutdated: the store needs ``mailprov db upgrade``.
     """
-    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
-
-    from mailprov.store.schema import SCHEMA_HEAD  # noqa: PLC0415
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     store = Store(make_engine(url), url)
     if check_schema:

@@ -29,8 +29,8 @@ def upgrade(url: str) -> UpgradeResult:
     Runs in one transaction: a failing migration leaves the store as it was.
     """
     from alembic import command  # noqa: PLC0415  (lazy: slow import)
-    from alembic.config import Config  # noqa: PLC0415
-    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
+    from alembic.config import Config  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from sqlalchemy.exc import DBAPIError  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     engine = make_engine(url, create=True)
     try:

@@ -28,7 +28,7 @@ _WORKERS = 8
 
 def system_nameserver() -> Nameserver:
     """The first name server of /etc/resolv.conf."""
-    import dns.resolver  # noqa: PLC0415
+    import dns.resolver  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     try:
         resolver = dns.resolver.Resolver()
@@ -48,12 +48,12 @@ class Querier:
 
     def query(self, name: str, rdtype: str) -> Answer:
         """Ask for ``rdtype`` records at absolute ``name``."""
-        import dns.exception  # noqa: PLC0415
-        import dns.message  # noqa: PLC0415
-        import dns.name  # noqa: PLC0415
-        import dns.query  # noqa: PLC0415
-        import dns.rcode  # noqa: PLC0415
-        import dns.rdatatype  # noqa: PLC0415
+        import dns.exception  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+        import dns.message  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+        import dns.name  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+        import dns.query  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+        import dns.rcode  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+        import dns.rdatatype  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         qname = dns.name.from_text(name if name.endswith(".") else name + ".")
         wanted = dns.rdatatype.from_text(rdtype)

@@ -10,12 +10,16 @@ to ``notify.smarthost``, with STARTTLS and AUTH when configured.
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from mailprov.errors import ConfigInvalid, RecoveryUnreachable, TemporaryFailure
 from mailprov.settings import NotifySection
+from mailprov.system.run import SubprocessRunner
 from mailprov.system.secrets import SecretKind, read_secret_text
 
 EX_TEMPFAIL = 75
@@ -51,7 +55,6 @@ def send(settings: NotifySection, message: Message, *, base_dir: Path | None = N
 
 
 def _send_hook(settings: NotifySection, message: Message) -> None:
-    from mailprov.system.run import SubprocessRunner  # noqa: PLC0415
 
     argv = shlex.split(settings.hook)
     text = f"{message.destination}\n{message.subject}\n\n{message.body}"
@@ -75,9 +78,6 @@ def _smtp_password(settings: NotifySection, base_dir: Path | None) -> str | None
 
 
 def _send_smtp(settings: NotifySection, message: Message, *, base_dir: Path | None) -> None:
-    import asyncio  # noqa: PLC0415
-    from email.message import EmailMessage  # noqa: PLC0415
-    from email.utils import formatdate, make_msgid  # noqa: PLC0415
 
     import aiosmtplib  # noqa: PLC0415  (lazy: only commands that send need it)
 

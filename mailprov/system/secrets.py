@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import secrets
 import stat
 from dataclasses import dataclass
@@ -134,7 +135,6 @@ def user_ids(user: str, *, setting: str) -> tuple[int, int] | None:
     """
     if not user or os.geteuid() != 0:
         return None
-    import pwd  # noqa: PLC0415  (Unix-only module, needed only as root)
 
     try:
         entry = pwd.getpwnam(user)

@@ -38,10 +38,14 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from email import policy
+from email.header import decode_header, make_header
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 from mailprov.errors import InvalidValue, NotFound, RelayStorageUnavailable
+from mailprov.model import iso
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -101,7 +105,6 @@ class StoredMessage:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready summary."""
-        from mailprov.model import iso  # noqa: PLC0415
 
         return {
             "id": self.id,
@@ -174,8 +177,6 @@ def header_value(pairs: Sequence[tuple[str, str]], name: str) -> str:
     for key, value in pairs:
         if key.lower() == lname:
             if "=?" in value:
-                from email.header import decode_header, make_header  # noqa: PLC0415
-
                 with contextlib.suppress(Exception):
                     return str(make_header(decode_header(value)))
             return value
@@ -642,8 +643,6 @@ def _stored(row: Sequence[Any]) -> StoredMessage:
 
 def message_detail(raw: bytes) -> dict[str, Any]:
     """Headers and MIME parts of a message, for the API and ``relay show``."""
-    from email import policy  # noqa: PLC0415
-    from email.parser import BytesParser  # noqa: PLC0415
 
     msg = BytesParser(policy=policy.default).parsebytes(raw)
     parts = []

@@ -15,6 +15,7 @@ its 250 only after its message's transaction committed.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,6 @@ class StoreWriter:
         self._checkpoints = asyncio.get_running_loop().create_task(self._checkpoint_loop())
 
     async def _checkpoint_loop(self) -> None:
-        import sqlite3  # noqa: PLC0415
 
         while True:
             await asyncio.sleep(CHECKPOINT_S)
