@@ -28,6 +28,8 @@ test: test-deps
 
 lint: venv
 	$(VENV)/bin/ruff check mailprov tests bench
+	$(VENV)/bin/ruff format --check mailprov tests bench
+	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
 clean:

@@ -344,7 +344,7 @@ class ServerToolMissing(MailprovError):
 
 # -- identity gate ---------------------------------------------------------------
 #
-# Scheme: every check of ../shared/IDENTITY.md has an IDG code (IDG-T01 ...). The
+# Scheme: every check of docs/identity-gate.md has an IDG code (IDG-T01 ...). The
 # code is carried in the error's details as ``idg`` and leads the message
 # ("IDG-T04: identity token key 'k1' is not trusted"); ``code`` is the class's
 # stable kebab-case name shared by related checks, and each class has its own exit
@@ -591,7 +591,7 @@ class DomainNotVerified(IdentityGateError):
     default_hint = "prove it: 'domain verify-start DOMAIN', publish the TXT record, 'domain verify'"
 
 
-#: IDG code -> (error class, message template) — the tables of ../shared/IDENTITY.md.
+#: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.
 IDG_TABLE: dict[str, tuple[type[IdentityGateError], str]] = {
     "IDG-T01": (TokenRejected, "identity token is malformed"),
     "IDG-T02": (TokenRejected, "identity token type '{typ}' is not accepted (expected '{cfg}')"),

@@ -25,15 +25,16 @@ COMMANDS: dict[str, str] = {
     "mailbox": "mailprov.cli.mailbox:mailbox",
     "alias": "mailprov.cli.alias:alias",
     "audit": "mailprov.cli.audit:audit",
-    # -- config rendering and deploy (issue 3): deploy, tls, sweep
+    # config rendering and deploy
     "deploy": "mailprov.cli.deploy:deploy",
     "tls": "mailprov.cli.tls:tls",
     "sweep": "mailprov.cli.sweep:sweep",
-    # -- identity gate (issue 4): request, identity
+    # the identity gate
     "request": "mailprov.cli.request:request",
     "identity": "mailprov.cli.identity:identity",
+    # the local relay for test rigs
     "relay": "mailprov.cli.relay:relay",
-    # -- DNS, DKIM, client config, checks (issue 6): dns, dkim, client-config, check, doctor
+    # DNS, DKIM, client configuration and checks
     "dns": "mailprov.cli.dns:dns",
     "dkim": "mailprov.cli.dkim:dkim",
     "client-config": "mailprov.cli.clientconfig:client_config",

@@ -88,7 +88,7 @@ def domain_remove(name: str) -> None:
     )
 
 
-# -- ownership proof for corporate mailboxes (identity gate, issue 4) ---------------------
+# -- ownership proof for corporate mailboxes (identity gate) ---------------------
 
 
 @domain.command("verify-start")

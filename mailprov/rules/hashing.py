@@ -2,7 +2,7 @@
 
 Hashing goes through libpass (the maintained fork of passlib, import name
 ``passlib``), imported lazily because it is slow to import and most commands
-never hash. Parameters follow ``../shared/IDENTITY.md`` (verified against
+never hash. Parameters follow ``docs/identity-gate.md`` (verified against
 Dovecot 2.3.19 with ``doveadm pw -t``).
 """
 

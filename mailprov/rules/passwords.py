@@ -1,6 +1,6 @@
 """Password policies and the password generator.
 
-Two named policies (``../shared/IDENTITY.md``, "Decisions"):
+Two named policies (``docs/identity-gate.md``, "Decisions"):
 
 ``source`` (default)
     8-128 characters with a digit, an upper-case and a lower-case letter and a
