@@ -9,6 +9,7 @@ our credentials, the client gets a 4xx: nothing is accepted that was not relayed
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -152,7 +153,10 @@ class Upstream:
 
         client, self.client = self.client, None
         if client is not None and client.is_connected:
+            transport = client.transport  # quit() forgets it while its close is still pending
             try:
                 await client.quit(timeout=5)
             except (SMTPException, OSError):
                 client.close()
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()  # closed for good now, not at garbage collection
