@@ -23,7 +23,8 @@ from mailprov.rules.dkim import generate
 from mailprov.rules.dnscheck import Nameserver
 from mailprov.rules.dnsrecords import DkimPublication, RecordInput, build, to_zone
 from mailprov.system.dns import CheckPlan, Querier
-from tests.integration.knot import Knot, free_port
+from tests.conftest import free_port
+from tests.integration.knot import Knot
 from tests.unit.dns.test_records_and_checks import BASE
 
 ROUNDS = 5

@@ -119,11 +119,11 @@ def fixture_dkim_stack(knot: Knot, tmp_path_factory: pytest.TempPathFactory) -> 
         run = stack.root / "odrun"
         run.mkdir()
         shutil.chown(run, "opendkim", "opendkim")
-        status, rotated = stack.cli_json("dkim", "rotate", stack.domain)
+        status, rotated = stack.cli.json("dkim", "rotate", stack.domain)
         assert status == 0, rotated
         publish_zone(stack, knot)
         for key in rotated["keys"]:
-            status, doc = stack.cli_json("dkim", "activate", stack.domain, key["selector"])
+            status, doc = stack.cli.json("dkim", "activate", stack.domain, key["selector"])
             assert status == 0, doc
 
     stack = start_stack(

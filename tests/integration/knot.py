@@ -20,24 +20,10 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
+from tests.conftest import free_port
+
 KNOTD = "knotd"
 KNOTC = "knotc"
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (asked from the OS)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return int(port)
-    msg = "no free port for both UDP and TCP"
-    raise RuntimeError(msg)
 
 
 def _serial_of(text: str) -> int | None:

@@ -2,7 +2,7 @@
 
 Reusable by every area: ``start_stack(root, store_url)`` renders a site into
 ``root`` (free high ports from the OS, its own queue/data/run/state/log/mail
-folders, a self-signed certificate from ``mailprov tls self-signed``), starts
+folders, a server certificate from the test CA), starts
 Postfix and Dovecot on 127.0.0.1, waits until every port greets, and returns a
 :class:`MailStack`; ``MailStack.stop()`` stops both by PID. With ``[dkim] sign``
 in ``extra_toml``, the OpenDKIM instance(s) deploy rendered run too, before Postfix.
@@ -10,8 +10,6 @@ in ``extra_toml``, the OpenDKIM instance(s) deploy rendered run too, before Post
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import secrets
 import shutil
@@ -27,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from mailprov.cli.app import cli
 from mailprov.store.migrate import upgrade
+from tests.conftest import Cli, free_ports, session_ca
 
 HOST = "127.0.0.1"
 PORT_NAMES = (
@@ -84,21 +81,6 @@ instance_name = "mp-{name}"
 mail_root = "{root}/mail"
 auth_penalty = false
 """
-
-
-@functools.cache
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1, chosen by the OS (port 0)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _greets(port: int) -> bool:
@@ -155,8 +137,13 @@ class MailStack:
 
     @property
     def cert_file(self) -> Path:
-        """The self-signed certificate the servers present."""
+        """The certificate chain the servers present (issued by the test CA)."""
         return self.root / "tls" / "cert.pem"
+
+    @property
+    def ca_file(self) -> Path:
+        """The test CA's certificate, which signed :attr:`cert_file`."""
+        return self.root / "tls" / "ca.pem"
 
     @property
     def postfix_dir(self) -> Path:
@@ -169,19 +156,14 @@ class MailStack:
         return self.target / "dovecot" / "dovecot.conf"
 
     def tls_context(self) -> ssl.SSLContext:
-        """A client context that fully verifies the stack's certificate (SAN has 127.0.0.1)."""
-        return ssl.create_default_context(cafile=str(self.cert_file))
+        """A client context that fully verifies the stack's certificate against the test CA
+        (SAN has 127.0.0.1)."""
+        return ssl.create_default_context(cafile=str(self.ca_file))
 
-    def cli(self, *args: str, input: str | None = None) -> Result:
-        """Run ``mailprov`` in-process against this site."""
-
-        env = {"MAILPROV_CONFIG": str(self.config_file), "XDG_STATE_HOME": str(self.root / "xdg")}
-        return CliRunner().invoke(cli, list(args), input=input, env=env, catch_exceptions=False)
-
-    def cli_json(self, *args: str, input: str | None = None) -> tuple[int, Any]:
-        """Exit status and the JSON document of ``mailprov --json ARGS``."""
-        result = self.cli(*args, "--json", input=input)
-        return result.exit_code, json.loads(result.stdout)
+    @property
+    def cli(self) -> Cli:
+        """``mailprov`` in-process against this site (``stack.cli.json(...)`` for --json)."""
+        return Cli(self.root / "xdg", config=self.config_file)
 
     def add_mailbox(self, address: str, password: str, *extra: str) -> None:
         """Create a mailbox through the CLI (password on stdin)."""
@@ -322,13 +304,9 @@ def render_site(
     """
 
     upgrade(store_url)
-    if extra_toml:
-        # A second, differently configured stack runs beside the first: fresh ports (not the
-        # cached list), plus two for the OpenDKIM milters.
-        names = (*PORT_NAMES, "milter", "milter_ed25519")
-        ports = dict(zip(names, free_ports.__wrapped__(len(names)), strict=True))
-    else:
-        ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES)), strict=True))
+    # A differently configured stack (the DKIM one) also gets ports for the OpenDKIM milters.
+    names = (*PORT_NAMES, "milter", "milter_ed25519") if extra_toml else PORT_NAMES
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     mailprov = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))
     stack = MailStack(name, root, ports, store_url, root / "mailprov.toml", root / "etc")
     init = stack.cli("init", "--dir", str(root), "--store", store_url, "--domain", DOMAIN)
@@ -336,10 +314,7 @@ def render_site(
     with stack.config_file.open("a") as f:
         f.write(SITE_TOML.format(root=root, name=name, mailprov=mailprov, **ports))
         f.write(extra_toml.format(root=root, **ports))
-    made = stack.cli(
-        "tls", "self-signed", "--host", "mail.example.test", "--out", str(root / "tls")
-    )
-    assert made.exit_code == 0, made.output
+    session_ca().issue(root / "tls")
     if prepare is not None:
         prepare(stack)
     applied = stack.cli("deploy", "apply", "--target", str(stack.target))

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from mailprov.store import sqlite_path
+from tests.conftest import invoke
 
 PASSWORD = "Wonder-Land-1865\n"
 
@@ -88,7 +89,7 @@ class TestJson:
 
     def test_usage_error_in_json(self, run: Any) -> None:
         """A usage error is a JSON error with exit status 2."""
-        result = run("mailbox", "add", json_out=True)
+        result = run("mailbox", "add", json=True)
         assert 2 == result.exit_code
         assert "usage" == json.loads(result.stdout)["error"]["code"]
 
@@ -233,29 +234,19 @@ class TestSite:
 
     def test_unopenable_store(self, tmp_path: Path) -> None:
         """A store that cannot be opened gives store-unavailable, naming it."""
-        from click.testing import CliRunner
-
-        from mailprov.cli.app import cli
-
         for url in (
             f"sqlite:///{tmp_path}/missing.sqlite",
             "postgresql+psycopg://nobody@127.0.0.1:1/x",
             "mysql://x",
         ):
-            result = CliRunner().invoke(
-                cli, ["--store", url, "domain", "list"], env={"MAILPROV_CONFIG": ""}
-            )
+            result = invoke("--store", url, "domain", "list", state_dir=tmp_path / "state")
             assert 24 == result.exit_code, result.output
             assert "store" in result.stderr
 
     def test_bad_config_names_file_and_line(self, tmp_path: Path) -> None:
         """An invalid config file is reported with its path and line, exit 23."""
-        from click.testing import CliRunner
-
-        from mailprov.cli.app import cli
-
         cfg = tmp_path / "m.toml"
         cfg.write_text("[store]\nurl = \n")
-        result = CliRunner().invoke(cli, ["--config", str(cfg), "domain", "list"])
+        result = invoke("--config", str(cfg), "domain", "list", state_dir=tmp_path / "state")
         assert 23 == result.exit_code
         assert str(cfg) in result.stderr and "line 2" in result.stderr

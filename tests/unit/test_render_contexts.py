@@ -14,17 +14,15 @@ from mailprov.errors import ConfigInvalid
 from mailprov.render import Layout, render_bundle
 from mailprov.render.environment import SOURCE_TEMPLATES, templates_dir
 from mailprov.settings import SiteConfig, load_settings
-from mailprov.system.tls import self_signed
-from tests.conftest import require_or_skip
+from tests.conftest import CertAuthority, require_or_skip
 
 
 @pytest.fixture(scope="module", name="tls_files")
-def fixture_tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A certificate and key made by the tls service."""
-
-    made = self_signed(
-        "mail.example.test", tmp_path_factory.mktemp("tls"), ips=["127.0.0.1"], now=1_800_000_000
-    )
+def fixture_tls_files(
+    tmp_path_factory: pytest.TempPathFactory, test_ca: CertAuthority
+) -> tuple[str, str]:
+    """A certificate and key from the test CA."""
+    made = test_ca.issue(tmp_path_factory.mktemp("tls"), "mail.example.test", "127.0.0.1")
     return str(made.cert_file), str(made.key_file)
 
 

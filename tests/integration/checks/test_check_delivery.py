@@ -32,7 +32,7 @@ def _maildir_messages(stack: MailStack, address: str) -> list[str]:
 def test_round_trip_is_reported_and_the_message_deleted(mailstack: MailStack) -> None:
     """check delivery reports a round trip, and the test message is gone from the Maildir."""
     address = _mailbox(mailstack, "checker")
-    status, doc = mailstack.cli_json(
+    status, doc = mailstack.cli.json(
         "check", "delivery", address, "--password-stdin", input=PASSWORD + "\n"
     )
     assert status == 0, doc
@@ -48,7 +48,7 @@ def test_round_trip_is_reported_and_the_message_deleted(mailstack: MailStack) ->
 def test_wrong_password_is_an_auth_error_and_sends_nothing(mailstack: MailStack) -> None:
     """A wrong password gives delivery-auth-failed (exit 76), never echoes it, and sends nothing."""
     address = _mailbox(mailstack, "wrongpw")
-    status, doc = mailstack.cli_json(
+    status, doc = mailstack.cli.json(
         "check", "delivery", address, "--password-stdin", input="Not-the-password-9\n"
     )
     assert status == 76
@@ -66,7 +66,7 @@ def test_closed_port_is_delivery_refused(mailstack: MailStack, tmp_path: object)
     try:
         with mailstack.config_file.open("a") as f:
             f.write('\n[check]\nhost = "127.0.0.9"\ntimeout_seconds = 3\n')
-        status, doc = mailstack.cli_json(
+        status, doc = mailstack.cli.json(
             "check", "delivery", address, "--password-stdin", input=PASSWORD + "\n"
         )
     finally:

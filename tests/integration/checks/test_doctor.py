@@ -11,12 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from tests.integration.knot import Knot, free_port
+from tests.conftest import CertAuthority, free_port
+from tests.integration.knot import Knot
 from tests.integration.stack import MailStack
 
 pytestmark = [pytest.mark.requires_postfix]
@@ -41,7 +38,7 @@ def _tls(cert: Path) -> tuple[str, str]:
 
 def doctor(stack: MailStack, *extra: str) -> tuple[int, dict[str, Any]]:
     """Exit status and the doctor report (from the error's details when it failed)."""
-    status, doc = stack.cli_json("doctor", "--target", str(stack.target), *extra)
+    status, doc = stack.cli.json("doctor", "--target", str(stack.target), *extra)
     return status, (doc["error"]["doctor"] if "error" in doc else doc)
 
 
@@ -50,30 +47,10 @@ def ids(report: dict[str, Any], severity: str | None = None) -> set[str]:
     return {f["id"] for f in report["findings"] if severity in (None, f["severity"])}
 
 
-def make_cert(folder: Path, *, not_after: dt.datetime) -> Path:
-    """A self-signed certificate valid until ``not_after``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.example.test")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_after - dt.timedelta(days=90))
-        .not_valid_after(not_after)
-        .sign(key, hashes.SHA256())
-    )
-    path = folder / "cert.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return path
+def make_cert(ca: CertAuthority, folder: Path, *, not_after: dt.datetime) -> Path:
+    """A certificate from the test CA valid until ``not_after`` (for 90 days before it)."""
+    issued = ca.issue(folder, not_before=not_after - dt.timedelta(days=90), not_after=not_after)
+    return issued.cert_file
 
 
 def test_clean_stack_has_no_errors(mailstack: MailStack) -> None:
@@ -111,9 +88,11 @@ def test_orphan_maildir_is_an_error(mailstack: MailStack) -> None:
     assert found[0]["action"]
 
 
-def test_expired_certificate_is_an_error(mailstack: MailStack, tmp_path: Path) -> None:
+def test_expired_certificate_is_an_error(
+    mailstack: MailStack, tmp_path: Path, test_ca: CertAuthority
+) -> None:
     """An expired [tls] cert_file is error doctor.tls.expired."""
-    cert = make_cert(tmp_path, not_after=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    cert = make_cert(test_ca, tmp_path, not_after=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
     with edited_config(mailstack, *_tls(cert)):
         status, report = doctor(mailstack, "--no-dns")
     assert status == 79
@@ -122,9 +101,11 @@ def test_expired_certificate_is_an_error(mailstack: MailStack, tmp_path: Path) -
     assert "doctor.config.outdated" in ids(report, "warning")
 
 
-def test_expiring_certificate_is_a_warning(mailstack: MailStack, tmp_path: Path) -> None:
+def test_expiring_certificate_is_a_warning(
+    mailstack: MailStack, tmp_path: Path, test_ca: CertAuthority
+) -> None:
     """A certificate expiring in 10 days is warning doctor.tls.expiring; the exit status stays 0."""
-    cert = make_cert(tmp_path, not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=10))
+    cert = make_cert(test_ca, tmp_path, not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=10))
     with edited_config(mailstack, *_tls(cert)):
         status, report = doctor(mailstack, "--no-dns")
     assert status == 0

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import itertools
-import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
-from click.testing import CliRunner
 
-from mailprov.cli.app import cli
 from mailprov.store.migrate import upgrade
-from tests.integration.knot import free_port
+from tests.conftest import CertAuthority, Cli, free_port
 
 _SERIALS = itertools.count(1000)
 
@@ -39,13 +35,10 @@ def fixture_silent_port() -> Iterator[int]:
 
 
 @pytest.fixture(name="site")
-def fixture_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A site folder: a self-signed certificate, key folders and a config using them."""
+def fixture_site(tmp_path: Path, test_ca: CertAuthority, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A site folder: a certificate from the test CA, key folders and a config using them."""
 
-    ca = trustme.CA()
-    cert = ca.issue_cert("mail.example.test")
-    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
-    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    test_ca.issue(tmp_path, "mail.example.test")
     (tmp_path / "mailprov.toml").write_text(
         '[site]\nhostname = "mail.example.test"\n'
         '[tls]\ncert_file = "cert.pem"\nkey_file = "key.pem"\n'
@@ -58,39 +51,15 @@ def fixture_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-class SiteCli:
-    """Runs ``mailprov`` in-process against the site folder's config and store."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.env = {
-            "MAILPROV_CONFIG": str(folder / "mailprov.toml"),
-            "XDG_STATE_HOME": str(folder / "state"),
-        }
-
-    def __call__(self, *args: str, input: str | None = None) -> object:
-        """Run one command; the click Result."""
-
-        return CliRunner().invoke(
-            cli, list(args), input=input, env=self.env, catch_exceptions=False
-        )
-
-    def json(self, *args: str) -> tuple[int, dict[str, object]]:
-        """Exit status and the one JSON document on stdout."""
-
-        result = self(*args, "--json")
-        return result.exit_code, json.loads(result.stdout)  # type: ignore[attr-defined]
-
-
 @pytest.fixture(name="mp")
-def fixture_mp(site: Path) -> SiteCli:
+def fixture_mp(site: Path) -> Cli:
     """The CLI on the site, with an upgraded SQLite store holding example.test and bücher.test."""
 
     url = f"sqlite:///{site / 'mailprov.sqlite'}"
     with (site / "mailprov.toml").open("a") as conf:
         conf.write(f'[store]\nurl = "{url}"\n')
     upgrade(url)
-    cli = SiteCli(site)
+    cli = Cli(site / "state", config=site / "mailprov.toml")
     for domain in ("example.test", "bücher.test"):
-        assert cli("domain", "add", domain).exit_code == 0  # type: ignore[attr-defined]
+        assert cli("domain", "add", domain).exit_code == 0
     return cli

@@ -13,14 +13,14 @@ import pytest
 from mailprov.services.clientconfig import write_web_files
 from mailprov.settings import load_settings
 from mailprov.store import open_store
-from tests.integration.dns.conftest import SiteCli
+from tests.conftest import Cli
 
 PASSWORD = "Corr3ct-Horse-42!"
 AD_NS = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
 
 
 @pytest.fixture(name="alice")
-def fixture_alice(mp: SiteCli) -> SiteCli:
+def fixture_alice(mp: Cli) -> Cli:
     """The site with mailbox alice@example.test."""
     result: Any = mp(
         "mailbox",
@@ -35,14 +35,14 @@ def fixture_alice(mp: SiteCli) -> SiteCli:
     return mp
 
 
-def _doc(mp: SiteCli, fmt: str, address: str = "alice@example.test") -> str:
+def _doc(mp: Cli, fmt: str, address: str = "alice@example.test") -> str:
     result: Any = mp("client-config", address, "--format", fmt)
     assert result.exit_code == 0, result.output
     assert PASSWORD not in result.stdout
     return str(result.stdout)
 
 
-def test_text_sheet_lists_the_four_services(alice: SiteCli) -> None:
+def test_text_sheet_lists_the_four_services(alice: Cli) -> None:
     """The settings sheet names host, ports and TLS mode of IMAP, POP3 and both SMTP ports."""
     text = _doc(alice, "text")
     assert "User name:        alice@example.test" in text
@@ -55,7 +55,7 @@ def test_text_sheet_lists_the_four_services(alice: SiteCli) -> None:
         assert line in text
 
 
-def test_thunderbird_xml_has_the_fields_thunderbird_reads(alice: SiteCli) -> None:
+def test_thunderbird_xml_has_the_fields_thunderbird_reads(alice: Cli) -> None:
     """config-v1.1.xml is well-formed with host, port, socketType, authentication, username."""
     root = ET.fromstring(_doc(alice, "thunderbird").encode())  # noqa: S314  (our own output)
     assert root.tag == "clientConfig"
@@ -93,7 +93,7 @@ def test_thunderbird_xml_has_the_fields_thunderbird_reads(alice: SiteCli) -> Non
     ]
 
 
-def test_autodiscover_xml_is_well_formed(alice: SiteCli) -> None:
+def test_autodiscover_xml_is_well_formed(alice: Cli) -> None:
     """autodiscover.xml parses and lists IMAP 993, POP3 995 and SMTP 465 with SSL on."""
     root = ET.fromstring(_doc(alice, "autodiscover").encode())  # noqa: S314  (our own output)
     protocols = root.findall(f".//{AD_NS}Protocol")
@@ -113,7 +113,7 @@ def test_autodiscover_xml_is_well_formed(alice: SiteCli) -> None:
     ]
 
 
-def test_mobileconfig_is_a_valid_plist_without_password(alice: SiteCli) -> None:
+def test_mobileconfig_is_a_valid_plist_without_password(alice: Cli) -> None:
     """The .mobileconfig parses with plistlib, holds one IMAP account and no password key."""
     raw = _doc(alice, "mobileconfig").encode()
     profile = plistlib.loads(raw)
@@ -136,7 +136,7 @@ def test_mobileconfig_is_a_valid_plist_without_password(alice: SiteCli) -> None:
     assert _doc(alice, "mobileconfig").encode() == raw
 
 
-def test_ports_come_from_the_site_config(alice: SiteCli, site: Path) -> None:
+def test_ports_come_from_the_site_config(alice: Cli, site: Path) -> None:
     """[site] hostname and [ports] change what clients are told."""
     with (site / "mailprov.toml").open("a") as conf:
         conf.write("[ports]\nimaps = 10993\nsubmission = 10587\n")
@@ -145,7 +145,7 @@ def test_ports_come_from_the_site_config(alice: SiteCli, site: Path) -> None:
     assert "port 10587  STARTTLS" in text
 
 
-def test_json_output_and_unknown_mailbox(alice: SiteCli) -> None:
+def test_json_output_and_unknown_mailbox(alice: Cli) -> None:
     """--json gives settings and the document; a mailbox that does not exist exits 3."""
     status, doc = alice.json("client-config", "alice@example.test", "--format", "thunderbird")
     assert status == 0
@@ -157,7 +157,7 @@ def test_json_output_and_unknown_mailbox(alice: SiteCli) -> None:
     assert status == 3
 
 
-def test_web_files_for_autoconfig_and_mta_sts(alice: SiteCli, site: Path) -> None:
+def test_web_files_for_autoconfig_and_mta_sts(alice: Cli, site: Path) -> None:
     """Web files: per-domain autoconfig, autodiscover, MTA-STS policy, and an nginx snippet."""
 
     settings = load_settings(config_file=site / "mailprov.toml", env={})

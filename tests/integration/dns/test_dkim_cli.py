@@ -16,14 +16,14 @@ from mailprov.services.accounts import Actor
 from mailprov.services.dkim import activate, keygen, retire
 from mailprov.settings import load_settings
 from mailprov.store import open_store
-from tests.integration.dns.conftest import SiteCli
+from tests.conftest import Cli
 
 
 def _key(site: Path, selector: str, domain: str = "example.test") -> Path:
     return site / "dkim" / domain / f"{selector}.private"
 
 
-def test_keygen_writes_private_key_0600_and_never_prints_it(mp: SiteCli, site: Path) -> None:
+def test_keygen_writes_private_key_0600_and_never_prints_it(mp: Cli, site: Path) -> None:
     """keygen writes a 0600 PEM key file, records its state, and prints only the public record."""
     result: Any = mp("dkim", "keygen", "example.test", "--selector", "s1", "--json")
     assert result.exit_code == 0, result.output
@@ -43,7 +43,7 @@ def test_keygen_writes_private_key_0600_and_never_prints_it(mp: SiteCli, site: P
     assert [s["selector"] for s in state["selectors"]] == ["s1"]
 
 
-def test_ed25519_key_record(mp: SiteCli) -> None:
+def test_ed25519_key_record(mp: Cli) -> None:
     """An Ed25519 key's record carries the raw 32-byte public key (RFC 8463)."""
 
     status, doc = mp.json("dkim", "keygen", "example.test", "--algorithm", "ed25519")
@@ -54,7 +54,7 @@ def test_ed25519_key_record(mp: SiteCli) -> None:
     assert doc["key"]["selector"].endswith("e")
 
 
-def test_unknown_domain_is_refused(mp: SiteCli, site: Path) -> None:
+def test_unknown_domain_is_refused(mp: Cli, site: Path) -> None:
     """keygen for a domain not in the store fails with not-found and writes no file."""
     status, doc = mp.json("dkim", "keygen", "nowhere.test")
     assert status == 3
@@ -63,16 +63,16 @@ def test_unknown_domain_is_refused(mp: SiteCli, site: Path) -> None:
 
 
 @pytest.mark.parametrize("selector", ["bad_sel", "-lead", "a.b", "sp ace", "x" * 64, "ünï"])
-def test_selector_with_illegal_characters_is_refused(mp: SiteCli, selector: str) -> None:
+def test_selector_with_illegal_characters_is_refused(mp: Cli, selector: str) -> None:
     """A selector that is not one DNS label of letters, digits and hyphens exits 73."""
     status, doc = mp.json("dkim", "keygen", "example.test", "--selector", selector)
     assert status == 73
     assert doc["error"]["code"] == "selector-invalid"
 
 
-def test_key_file_readable_by_others_is_named(mp: SiteCli, site: Path) -> None:
+def test_key_file_readable_by_others_is_named(mp: Cli, site: Path) -> None:
     """A key file with mode 0644 makes dkim list fail naming the file, and dns records too."""
-    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
     path = _key(site, "s1")
     os.chmod(path, 0o644)
     status, doc = mp.json("dkim", "list", "example.test")
@@ -84,9 +84,9 @@ def test_key_file_readable_by_others_is_named(mp: SiteCli, site: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["garbage", "missing", "directory"])
-def test_unreadable_key_file_is_named(mp: SiteCli, site: Path, damage: str) -> None:
+def test_unreadable_key_file_is_named(mp: Cli, site: Path, damage: str) -> None:
     """A key file that is not a PEM key, is gone, or is a folder fails with its path named."""
-    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
     path = _key(site, "s1")
     path.unlink()
     if damage == "garbage":
@@ -100,7 +100,7 @@ def test_unreadable_key_file_is_named(mp: SiteCli, site: Path, damage: str) -> N
     assert str(path) in doc["error"]["message"]
 
 
-def test_rotate_is_idempotent(mp: SiteCli) -> None:
+def test_rotate_is_idempotent(mp: Cli) -> None:
     """rotate makes one next key per algorithm; a second rotate shows the same keys unchanged."""
     status, first = mp.json("dkim", "rotate", "example.test")
     assert status == 0
@@ -111,9 +111,9 @@ def test_rotate_is_idempotent(mp: SiteCli) -> None:
     assert [k["selector"] for k in again["keys"]] == [k["selector"] for k in first["keys"]]
 
 
-def test_activate_without_dns_is_refused(mp: SiteCli, silent_port: int) -> None:
+def test_activate_without_dns_is_refused(mp: Cli, silent_port: int) -> None:
     """activate refuses (exit 71) when DNS cannot confirm the record; signing does not switch."""
-    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
     status, doc = mp.json(
         "dkim",
         "activate",
@@ -132,9 +132,9 @@ def test_activate_without_dns_is_refused(mp: SiteCli, silent_port: int) -> None:
     assert listed["keys"][0]["status"] == "next"
 
 
-def test_force_activate_renders_signer_tables(mp: SiteCli, site: Path) -> None:
+def test_force_activate_renders_signer_tables(mp: Cli, site: Path) -> None:
     """activate --force switches signing and writes KeyTable/SigningTable naming the key."""
-    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
     status, doc = mp.json("dkim", "activate", "example.test", "s1", "--force")
     assert status == 0
     assert doc["key"]["signing"] is True
@@ -149,11 +149,11 @@ def test_force_activate_renders_signer_tables(mp: SiteCli, site: Path) -> None:
     assert (status, again["changed"]) == (0, False)
 
 
-def test_retire_rules(mp: SiteCli, site: Path) -> None:
+def test_retire_rules(mp: Cli, site: Path) -> None:
     """A signing key cannot retire; a replaced one waits; --force retires and deletes the key."""
     for sel in ("s1", "s2"):
-        assert mp("dkim", "keygen", "example.test", "--selector", sel).exit_code == 0  # type: ignore[attr-defined]
-        assert mp("dkim", "activate", "example.test", sel, "--force").exit_code == 0  # type: ignore[attr-defined]
+        assert mp("dkim", "keygen", "example.test", "--selector", sel).exit_code == 0
+        assert mp("dkim", "activate", "example.test", sel, "--force").exit_code == 0
     status, doc = mp.json("dkim", "retire", "example.test", "s2")
     assert (status, doc["error"]["code"]) == (22, "in-use")
     status, doc = mp.json("dkim", "retire", "example.test", "s1")
@@ -167,7 +167,7 @@ def test_retire_rules(mp: SiteCli, site: Path) -> None:
     assert status == 28
 
 
-def test_retire_after_waiting_period(mp: SiteCli, site: Path) -> None:
+def test_retire_after_waiting_period(mp: Cli, site: Path) -> None:
     """Once retire_after_days have passed since a key was replaced, retire accepts it."""
 
     settings = load_settings(config_file=site / "mailprov.toml", env={})
@@ -186,17 +186,17 @@ def test_retire_after_waiting_period(mp: SiteCli, site: Path) -> None:
     assert (key.status, changed) == ("retired", True)
 
 
-def test_dns_records_omit_retired_and_show_next(mp: SiteCli) -> None:
+def test_dns_records_omit_retired_and_show_next(mp: Cli) -> None:
     """dns records lists next and active selectors, not retired ones."""
     for sel in ("s1", "s2"):
-        assert mp("dkim", "keygen", "example.test", "--selector", sel).exit_code == 0  # type: ignore[attr-defined]
-    assert mp("dkim", "retire", "example.test", "s1").exit_code == 0  # type: ignore[attr-defined]
+        assert mp("dkim", "keygen", "example.test", "--selector", sel).exit_code == 0
+    assert mp("dkim", "retire", "example.test", "s1").exit_code == 0
     _, doc = mp.json("dns", "records", "example.test")
     names = [r["name"] for r in doc["records"] if r["check"] == "dns.dkim.selector"]
     assert names == ["s2._domainkey.example.test."]
 
 
-def test_certificate_file_that_is_not_a_certificate(mp: SiteCli, site: Path) -> None:
+def test_certificate_file_that_is_not_a_certificate(mp: Cli, site: Path) -> None:
     """dns records with a [tls] cert_file that holds no certificate exits 72 naming the file."""
     (site / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     status, doc = mp.json("dns", "records", "example.test")
@@ -207,10 +207,10 @@ def test_certificate_file_that_is_not_a_certificate(mp: SiteCli, site: Path) -> 
     assert status == 0
 
 
-def test_audit_log_records_dkim_changes(mp: SiteCli) -> None:
+def test_audit_log_records_dkim_changes(mp: Cli) -> None:
     """keygen and activate are recorded in the audit log without any key material."""
-    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
-    assert mp("dkim", "activate", "example.test", "s1", "--force").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
+    assert mp("dkim", "activate", "example.test", "s1", "--force").exit_code == 0
     result: Any = mp("audit", "list", "--json")
     text = result.stdout
     assert "dkim.keygen" in text
@@ -218,7 +218,7 @@ def test_audit_log_records_dkim_changes(mp: SiteCli) -> None:
     assert "PRIVATE" not in text
 
 
-def test_dry_run_writes_nothing(mp: SiteCli, site: Path) -> None:
+def test_dry_run_writes_nothing(mp: Cli, site: Path) -> None:
     """--dry-run on keygen, rotate, activate and retire reports the change and writes no file."""
     folder = site / "dkim" / "example.test"
     status, doc = mp.json("dkim", "keygen", "example.test", "--selector", "s1", "--dry-run")
@@ -227,7 +227,7 @@ def test_dry_run_writes_nothing(mp: SiteCli, site: Path) -> None:
     assert status == 0
     assert [k["made"] for k in doc["keys"]] == [True, True]
     assert not folder.exists()
-    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
     state = (folder / "selectors.json").read_text()
     status, doc = mp.json("dkim", "activate", "example.test", "s1", "--force", "--dry-run")
     assert (status, doc["would_change"], doc["key"]["signing"]) == (0, True, True)

@@ -136,7 +136,7 @@ def fixture_signing(dkim_stack: MailStack, knot: Knot) -> Iterator[Signing]:
 
 
 def _active(signing: Signing) -> dict[str, str]:
-    _, doc = signing.stack.cli_json("dkim", "list", "example.test")
+    _, doc = signing.stack.cli.json("dkim", "list", "example.test")
     return {k["algorithm"]: k["selector"] for k in doc["keys"] if k["signing"]}
 
 
@@ -168,15 +168,15 @@ def test_rotation_switches_the_signing_selector(signing: Signing) -> None:
     """After rotate + publish + activate, new mail is signed with the new selectors and verifies."""
     mp = signing.stack
     before = _active(signing)
-    _, rotated = mp.cli_json("dkim", "rotate", "example.test")
+    _, rotated = mp.cli.json("dkim", "rotate", "example.test")
     new = {k["algorithm"]: k["selector"] for k in rotated["keys"]}
     assert set(new.values()).isdisjoint(before.values())
-    status, refused = mp.cli_json("dkim", "activate", "example.test", new["rsa-2048"])
+    status, refused = mp.cli.json("dkim", "activate", "example.test", new["rsa-2048"])
     assert status == 71
     assert refused["error"]["code"] == "dkim-not-published"
     publish_zone(mp, signing.knot)
     for selector in new.values():
-        status, doc = mp.cli_json("dkim", "activate", "example.test", selector)
+        status, doc = mp.cli.json("dkim", "activate", "example.test", selector)
         assert status == 0, doc
         assert doc["signer"]["reloaded"] is True
     time.sleep(0.5)  # opendkim re-reads its tables on SIGUSR1 between messages
@@ -187,11 +187,11 @@ def test_rotation_switches_the_signing_selector(signing: Signing) -> None:
             ("ed25519-sha256", new["ed25519"], True),
         ]
     )
-    status, early = mp.cli_json("dkim", "retire", "example.test", before["rsa-2048"])
+    status, early = mp.cli.json("dkim", "retire", "example.test", before["rsa-2048"])
     assert status == 22
     assert "in transit" in early["error"]["message"]
     # deploy agrees with what 'dkim activate' wrote: nothing to change, nothing edited by hand.
-    status, planned = mp.cli_json("deploy", "plan", "--target", str(mp.target), "--no-check")
+    status, planned = mp.cli.json("deploy", "plan", "--target", str(mp.target), "--no-check")
     assert status == 0
     assert [
         f["path"]

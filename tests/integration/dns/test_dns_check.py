@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.integration.dns.conftest import SiteCli, zone_text
+from tests.conftest import Cli
+from tests.integration.dns.conftest import zone_text
 from tests.integration.knot import Knot
 
 pytestmark = pytest.mark.requires_dns_server
 
 
-def _zone(mp: SiteCli, domain: str = "example.test") -> str:
+def _zone(mp: Cli, domain: str = "example.test") -> str:
     result: Any = mp("dns", "records", domain, "--format", "zone")
     assert result.exit_code == 0, result.output
     return str(result.stdout)
@@ -33,9 +34,9 @@ def _status(doc: dict[str, Any], check: str, rtype: str | None = None) -> set[st
     }
 
 
-def test_published_zone_checks_ok(mp: SiteCli, knot: Knot) -> None:
+def test_published_zone_checks_ok(mp: Cli, knot: Knot) -> None:
     """The zone `dns records --standalone` prints loads into knot and every check of it is ok."""
-    assert mp("dkim", "rotate", "example.test").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "rotate", "example.test").exit_code == 0
     result: Any = mp("dns", "records", "example.test", "--standalone")
     knot.load_zone("example.test", result.stdout)
     status, doc = mp.json("dns", "check", "example.test", "--nameserver", knot.address)
@@ -48,7 +49,7 @@ def test_published_zone_checks_ok(mp: SiteCli, knot: Knot) -> None:
     assert _status(doc, "dns.tlsa.current") == {"ok"}
 
 
-def test_fragment_loads_through_include(mp: SiteCli, knot: Knot, tmp_path: Any) -> None:
+def test_fragment_loads_through_include(mp: Cli, knot: Knot, tmp_path: Any) -> None:
     """The default zone output is a fragment a real zone can $INCLUDE; checks pass on it."""
     fragment = tmp_path / "mail-records.zone"
     fragment.write_text(_zone(mp))
@@ -58,9 +59,9 @@ def test_fragment_loads_through_include(mp: SiteCli, knot: Knot, tmp_path: Any) 
     assert doc["ok"] is True
 
 
-def test_missing_records_fail_with_ids(mp: SiteCli, knot: Knot) -> None:
+def test_missing_records_fail_with_ids(mp: Cli, knot: Knot) -> None:
     """An empty zone makes each record 'missing' with a stable finding ID and exit status 4."""
-    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
     knot.load_zone("example.test", zone_text("example.test", ""))
     status, doc = mp.json("dns", "check", "example.test", "--nameserver", knot.address)
     assert status == 4
@@ -71,7 +72,7 @@ def test_missing_records_fail_with_ids(mp: SiteCli, knot: Knot) -> None:
     assert dkim["attempts"] == 2
 
 
-def test_wrong_records_show_expected_and_found(mp: SiteCli, knot: Knot) -> None:
+def test_wrong_records_show_expected_and_found(mp: Cli, knot: Knot) -> None:
     """An MX elsewhere is 'wrong' (expected and found shown) and breaks MTA-STS coverage."""
     body = _zone(mp).replace("10 mail.example.test.", "10 mx.elsewhere.test.", 1)
     knot.load_zone("example.test", zone_text("example.test", body))
@@ -85,7 +86,7 @@ def test_wrong_records_show_expected_and_found(mp: SiteCli, knot: Knot) -> None:
     assert coverage["finding"] == "dns.mta_sts.mx_not_covered"
 
 
-def test_ipv4_and_ipv6_checked_separately(mp: SiteCli, knot: Knot) -> None:
+def test_ipv4_and_ipv6_checked_separately(mp: Cli, knot: Knot) -> None:
     """A host with its A record but no AAAA is ok for IPv4 and missing for IPv6."""
     body = "\n".join(line for line in _zone(mp).splitlines() if " AAAA " not in line)
     knot.load_zone("example.test", zone_text("example.test", body + "\n"))
@@ -95,20 +96,20 @@ def test_ipv4_and_ipv6_checked_separately(mp: SiteCli, knot: Knot) -> None:
     assert _status(doc, "dns.host.ipv6") == {"missing"}
 
 
-def test_dkim_record_with_other_key_is_wrong(mp: SiteCli, knot: Knot) -> None:
+def test_dkim_record_with_other_key_is_wrong(mp: Cli, knot: Knot) -> None:
     """A selector whose published key differs from ours is 'wrong', not ok."""
-    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
     body = _zone(mp)
     knot.load_zone("example.test", zone_text("example.test", body))
     mp("dkim", "retire", "example.test", "s1")
-    assert mp("dkim", "keygen", "example.test", "--selector", "s2").exit_code == 0  # type: ignore[attr-defined]
+    assert mp("dkim", "keygen", "example.test", "--selector", "s2").exit_code == 0
     body = body.replace("s1._domainkey", "s2._domainkey")
     knot.load_zone("example.test", zone_text("example.test", body))
     _, doc = mp.json("dns", "check", "example.test", "--nameserver", knot.address)
     assert _by_check(doc)["dns.dkim.selector TXT s2._domainkey.example.test."]["status"] == "wrong"
 
 
-def test_silent_server_is_unknown_not_missing(mp: SiteCli, silent_port: int) -> None:
+def test_silent_server_is_unknown_not_missing(mp: Cli, silent_port: int) -> None:
     """A server that never answers makes every check 'unknown' and the command exit 0."""
     status, doc = mp.json(
         "dns",
@@ -126,7 +127,7 @@ def test_silent_server_is_unknown_not_missing(mp: SiteCli, silent_port: int) -> 
     assert "no answer" in doc["checks"][0]["detail"]
 
 
-def test_refused_zone_is_unknown(mp: SiteCli, knot: Knot) -> None:
+def test_refused_zone_is_unknown(mp: Cli, knot: Knot) -> None:
     """Asking a server that does not serve the zone (REFUSED) reports unknown, never missing."""
     _, doc = mp.json("dns", "check", "bücher.test", "--nameserver", knot.address, "--retries", "0")
     own = [c for c in doc["checks"] if c["name"].endswith("xn--bcher-kva.test.")]
@@ -135,7 +136,7 @@ def test_refused_zone_is_unknown(mp: SiteCli, knot: Knot) -> None:
     assert "REFUSED" in own[0]["detail"]
 
 
-def test_idn_domain_records_are_a_labels(mp: SiteCli, knot: Knot) -> None:
+def test_idn_domain_records_are_a_labels(mp: Cli, knot: Knot) -> None:
     """An IDN domain's records use A-labels, load into knot and check ok."""
     zone = _zone(mp, "bücher.test")
     assert "$ORIGIN xn--bcher-kva.test." in zone
@@ -145,7 +146,7 @@ def test_idn_domain_records_are_a_labels(mp: SiteCli, knot: Knot) -> None:
     assert status == 0, [c for c in doc["checks"] if c["status"] != "ok"]
 
 
-def test_mail_host_in_another_zone(mp: SiteCli, knot: Knot, site: Any) -> None:
+def test_mail_host_in_another_zone(mp: Cli, knot: Knot, site: Any) -> None:
     """A mail host outside the domain: the zone loads, and the host's lines are comments."""
     config = site / "mailprov.toml"
     config.write_text(config.read_text().replace('"mail.example.test"', '"mx.provider.test"'))
@@ -158,7 +159,7 @@ def test_mail_host_in_another_zone(mp: SiteCli, knot: Knot, site: Any) -> None:
     assert _status(doc, "dns.spf") == {"ok"}
 
 
-def test_installed_entry_point(site: Any, mp: SiteCli) -> None:
+def test_installed_entry_point(site: Any, mp: Cli) -> None:
     """The installed `mailprov` script prints the records as JSON (a subprocess smoke test)."""
 
     exe = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))

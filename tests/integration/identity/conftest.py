@@ -1,6 +1,6 @@
-"""Fixtures of the identity gate: a real SMTP sink (aiosmtpd), a site wired to it, test-built
-tokens (cryptography + hand-made JWS, independent of mailprov's own issuer), a small PKI built
-with the openssl CLI, and a knot DNS server on loopback.
+"""Fixtures of the identity gate: a site whose codes go to the shipped ``mail_relay`` fixture
+(mailprov.testing), test-built tokens (cryptography + hand-made JWS, independent of mailprov's
+own issuer), a small PKI built with the openssl CLI, and a knot DNS server on loopback.
 """
 
 from __future__ import annotations
@@ -11,70 +11,19 @@ import re
 import secrets
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from tests.conftest import require_or_skip
-from tests.integration.knot import Knot, free_port
+from mailprov.testing import RelayRunner
+from tests.conftest import Cli, require_or_skip
+from tests.integration.knot import Knot
 
 AUDIENCE = "urn:mailprov:test-site"
 TOKEN_TYPE = "mailprov-idv+jwt"
-
-
-# -- SMTP sink ------------------------------------------------------------------------------
-
-
-@dataclass
-class Sink:
-    """Messages received by the loopback SMTP server."""
-
-    port: int
-    messages: list[tuple[list[str], str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
-        """Keep the message (aiosmtpd handler hook)."""
-        with self.lock:
-            self.messages.append(
-                (list(envelope.rcpt_tos), envelope.content.decode("utf-8", "replace"))
-            )
-        return "250 OK"
-
-    def for_rcpt(self, rcpt: str) -> list[str]:
-        """Every message body received for ``rcpt``, oldest first."""
-        with self.lock:
-            return [body for tos, body in self.messages if rcpt in tos]
-
-    def code_for(self, rcpt: str) -> str:
-        """The code in the newest message to ``rcpt`` (waits briefly)."""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            found = [m for m in self.for_rcpt(rcpt) if "confirmation code" in m]
-            if found:
-                match = re.search(r"is (\d{6})\.", found[-1])
-                assert match, found[-1]
-                return match.group(1)
-            time.sleep(0.02)
-        raise AssertionError(f"no code arrived for {rcpt}")
-
-
-@pytest.fixture(scope="session", name="smtp")
-def fixture_smtp() -> Iterator[Sink]:
-    """A real aiosmtpd server on a free loopback port, for the whole session."""
-    from aiosmtpd.controller import Controller
-
-    sink = Sink(free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
-    controller.start()
-    yield sink
-    controller.stop()
 
 
 # -- tokens built by the tests themselves ------------------------------------------------------
@@ -174,27 +123,30 @@ class IssuerKey:
 
 @dataclass
 class Gate:
-    """A mailprov site wired to the SMTP sink, with one trusted test issuer."""
+    """A mailprov site sending its codes to the ``mail_relay``, with one trusted test issuer."""
 
     folder: Path
     config: Path
     store_url: str
     issuer: IssuerKey
-    smtp: Sink
+    relay: RelayRunner
 
-    def cli(self, *args: str, input: str | None = None) -> Result:
-        """Run mailprov in-process with --json; returns the click Result."""
-        from mailprov.cli.app import cli
+    @property
+    def cli(self) -> Cli:
+        """The CLI on this site (``gate.cli.json(...)``: exit status and parsed JSON)."""
+        return Cli(self.folder / "state", config=self.config)
 
-        env = {"MAILPROV_CONFIG": str(self.config), "XDG_STATE_HOME": str(self.folder / "state")}
-        return CliRunner().invoke(
-            cli, [*args, "--json"], input=input, env=env, catch_exceptions=False
-        )
+    def code_for(self, rcpt: str) -> str:
+        """The code in the newest confirmation-code message to ``rcpt`` (waits briefly)."""
+        self.relay.wait_for(to=rcpt, subject="confirmation code", timeout=5)
+        newest = self.relay.messages(to=rcpt, subject="confirmation code")[-1]
+        match = re.search(r"is (\d{6})\.", newest.text)
+        assert match, newest.text
+        return match.group(1)
 
-    def js(self, *args: str, input: str | None = None) -> tuple[int, Any]:
-        """Exit status and parsed JSON of a command."""
-        result = self.cli(*args, input=input)
-        return result.exit_code, json.loads(result.stdout)
+    def mail_to(self, rcpt: str) -> list[str]:
+        """Every message the relay received for ``rcpt`` (headers and body), oldest first."""
+        return [m.raw.decode("utf-8", "replace") for m in self.relay.messages(to=rcpt)]
 
     def open(self, local: str = "anna", **opts: str) -> dict[str, Any]:
         """Open a personal request for LOCAL@example.test; returns the request JSON."""
@@ -210,43 +162,44 @@ class Gate:
         ]
         if "name" in opts:
             args += ["--name", opts["name"]]
-        status, data = self.js(*args)
+        status, data = self.cli.json(*args)
         assert status == 0, data
         return dict(data["request"])
 
     def verify_token(self, rid: str, token: str) -> tuple[int, Any]:
         """``request verify ID --token-stdin``."""
-        return self.js("request", "verify", rid, "--token-stdin", input=token)
+        return self.cli.json("request", "verify", rid, "--token-stdin", input=token)
 
     def state(self, rid: str) -> str:
         """The request's state."""
-        return str(self.js("request", "show", rid)[1]["request"]["state"])
+        return str(self.cli.json("request", "show", rid)[1]["request"]["state"])
 
     def mailboxes(self) -> list[str]:
         """Addresses of every mailbox."""
-        return [m["address"] for m in self.js("mailbox", "list")[1]["mailboxes"]]
+        return [m["address"] for m in self.cli.json("mailbox", "list")[1]["mailboxes"]]
 
     def audit_text(self) -> str:
         """The whole audit log as text."""
-        return self.cli("audit", "list").stdout
+        return self.cli("audit", "list", json=True).stdout
 
 
-def make_gate(folder: Path, store_url: str, smtp: Sink) -> Gate:
-    """A site in ``folder`` on ``store_url``: one trusted issuer, domain example.test."""
+def make_gate(folder: Path, store_url: str, relay: RelayRunner) -> Gate:
+    """A site in ``folder`` on ``store_url`` whose ``[notify]`` smarthost is ``relay``: one
+    trusted issuer, domain example.test."""
     from mailprov.store.migrate import upgrade
 
     upgrade(store_url)
     config = folder / "mailprov.toml"
     config.write_text(
         f'[store]\nurl = "{store_url}"\n\n[site]\nhostname = "mail.example.test"\n\n'
-        f'[notify]\nsmarthost = "127.0.0.1"\nport = {smtp.port}\nsender = "gate@example.test"\n'
+        f'[notify]\nsmarthost = "{relay.host}"\nport = {relay.port}\nsender = "gate@example.test"\n'
         f"timeout_seconds = 5\n"
     )
     issuer = IssuerKey.new("https://idp.example/" + secrets.token_hex(3))
     (folder / "jwks.json").write_text(json.dumps(issuer.jwks()))
-    gate = Gate(folder, config, store_url, issuer, smtp)
-    assert gate.js("domain", "add", "example.test")[0] == 0
-    status, data = gate.js(
+    gate = Gate(folder, config, store_url, issuer, relay)
+    assert gate.cli.json("domain", "add", "example.test")[0] == 0
+    status, data = gate.cli.json(
         "identity",
         "trust",
         "add-issuer",
@@ -262,19 +215,19 @@ def make_gate(folder: Path, store_url: str, smtp: Sink) -> Gate:
 
 
 @pytest.fixture(name="gate")
-def fixture_gate(tmp_path: Path, smtp: Sink, monkeypatch: pytest.MonkeyPatch) -> Gate:
+def fixture_gate(tmp_path: Path, mail_relay: RelayRunner, monkeypatch: pytest.MonkeyPatch) -> Gate:
     """A fresh site on SQLite."""
     monkeypatch.chdir(tmp_path)
-    return make_gate(tmp_path, f"sqlite:///{tmp_path / 'gate.sqlite'}", smtp)
+    return make_gate(tmp_path, f"sqlite:///{tmp_path / 'gate.sqlite'}", mail_relay)
 
 
 @pytest.fixture(name="gate_any")
 def fixture_gate_any(
-    tmp_path: Path, smtp: Sink, store_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, mail_relay: RelayRunner, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> Gate:
     """A fresh site on each backend (SQLite and PostgreSQL)."""
     monkeypatch.chdir(tmp_path)
-    return make_gate(tmp_path, store_url, smtp)
+    return make_gate(tmp_path, store_url, mail_relay)
 
 
 # -- PKI with the openssl CLI -------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import CertAuthority
 from tests.integration.identity.conftest import Gate, Pki, openssl
 
 UTC = dt.UTC
@@ -131,7 +132,7 @@ class CertSite:
         sig_file = self.gate.folder / "sig.b64"
         cert_file.write_bytes(cert_bytes)
         sig_file.write_text(base64.b64encode(signature).decode())
-        return self.gate.js(
+        return self.gate.cli.json(
             "request",
             "verify",
             req["id"],
@@ -147,7 +148,7 @@ def fixture_site(gate: Gate, pki: Pki) -> CertSite:
     """The gate trusting the openssl-made CA, with a current CRL."""
     crl_file = gate.folder / "ca.crl"
     crl_file.write_bytes(crl(pki))
-    status, data = gate.js(
+    status, data = gate.cli.json(
         "identity", "trust", "add-ca", "--ca", str(pki.ca_file), "--crl", str(crl_file)
     )
     assert status == 0, data
@@ -173,7 +174,7 @@ def test_good_certificate_then_code(site: CertSite) -> None:
     status, data = site.verify(req, pem(leaf(site.pki, key)), sign(key, req["challenge"]))
     assert status == 0, data
     assert data["request"]["evidence"]["spki_sha256"]
-    assert site.gate.smtp.code_for("anna@recovery.example")
+    assert site.gate.code_for("anna@recovery.example")
 
 
 def test_c01_too_large_or_unknown(site: CertSite) -> None:
@@ -274,37 +275,9 @@ def test_c08_c09_validity(site: CertSite, days: tuple[int, int], idg: str) -> No
     )
 
 
-def test_c10_untrusted_ca_and_wrong_eku(site: CertSite, tmp_path: Path) -> None:
+def test_c10_untrusted_ca_and_wrong_eku(site: CertSite, test_ca: CertAuthority) -> None:
     """IDG-C10: a certificate from another CA, or with only serverAuth, is not trusted."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "other.key",
-        "-out",
-        "other.pem",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=rogue CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        cwd=tmp_path,
-    )
-    rogue = (
-        x509.load_pem_x509_certificate((tmp_path / "other.pem").read_bytes()),
-        serialization.load_pem_private_key((tmp_path / "other.key").read_bytes(), None),
-    )
+    rogue = test_ca.signer()  # the session's test CA: a real CA the gate does not trust
     key = ec_key()
     req = site.gate.open()
     assert_refused(
@@ -385,7 +358,7 @@ def test_c14_key_already_bound(site: CertSite) -> None:
     key = ec_key()
     first = site.gate.open("anna")
     assert site.verify(first, pem(leaf(site.pki, key)), sign(key, first["challenge"]))[0] == 0
-    code = site.gate.smtp.code_for("anna@recovery.example")
+    code = site.gate.code_for("anna@recovery.example")
     result = site.gate.cli(
         "request",
         "confirm",
@@ -394,6 +367,7 @@ def test_c14_key_already_bound(site: CertSite) -> None:
         "--password-file",
         str(site.gate.folder / "pw"),
         input=code,
+        json=True,
     )
     assert result.exit_code == 0, result.stdout
     second = site.gate.open("boris")
@@ -456,7 +430,7 @@ def fixture_p12(site: CertSite) -> Path:
 
 def sign_p12(gate: Gate, p12: Path, challenge: str, password: str, *extra: str) -> tuple[int, Any]:
     """`identity sign-challenge --p12 F --challenge C --password-stdin`."""
-    return gate.js(
+    return gate.cli.json(
         "identity",
         "sign-challenge",
         "--p12",
@@ -479,11 +453,11 @@ def test_p12_happy_path_provisions(site: CertSite, p12: Path) -> None:
     assert status == 0, data
     sig = site.gate.folder / "s.b64"
     sig.write_text(data["signature"])
-    status, data = site.gate.js(
+    status, data = site.gate.cli.json(
         "request", "verify", req["id"], "--certificate", str(cert_out), "--signature", str(sig)
     )
     assert status == 0, data
-    code = site.gate.smtp.code_for("anna@recovery.example")
+    code = site.gate.code_for("anna@recovery.example")
     result = site.gate.cli(
         "request",
         "confirm",
@@ -492,6 +466,7 @@ def test_p12_happy_path_provisions(site: CertSite, p12: Path) -> None:
         "--password-file",
         str(site.gate.folder / "pw"),
         input=code,
+        json=True,
     )
     assert json.loads(result.stdout)["request"]["state"] == "provisioned"
     assert site.gate.mailboxes() == ["anna@example.test"]

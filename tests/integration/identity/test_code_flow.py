@@ -95,7 +95,7 @@ def verified(flow: Flow, local: str = "anna") -> tuple[str, str, int]:
         req["id"], flow.gate.issuer.token(req["nonce"], sub=local)
     )
     assert status == 0, data
-    return req["id"], flow.gate.smtp.code_for(f"{local}@recovery.example"), int(time.time())
+    return req["id"], flow.gate.code_for(f"{local}@recovery.example"), int(time.time())
 
 
 def test_right_code_provisions(flow: Flow) -> None:
@@ -106,7 +106,7 @@ def test_right_code_provisions(flow: Flow) -> None:
     assert done.mailbox.must_change is True
     assert done.mailbox.temp_password_expires_at == now + 5 + 72 * 3600
     assert done.mailbox.display_name == "Anna Smirnova"
-    notice = [m for m in flow.gate.smtp.for_rcpt("anna@recovery.example") if "is ready" in m][-1]
+    notice = [m for m in flow.gate.mail_to("anna@recovery.example") if "is ready" in m][-1]
     assert "993" in notice
     assert done.password.reveal() not in notice
     assert flow.gate.mailboxes() == ["anna@example.test"]
@@ -173,7 +173,7 @@ def test_k06_resend_too_soon_and_hourly_cap(flow: Flow) -> None:
         flow.resend(rid, now + 61 * step)
     err = flow.error(flow.resend, rid, now + 61 * 5)
     assert err.details["idg"] == "IDG-K06"
-    latest = flow.gate.smtp.code_for("anna@recovery.example")
+    latest = flow.gate.code_for("anna@recovery.example")
     assert flow.confirm(rid, latest, now + 61 * 5).request.state == "provisioned"
 
 
@@ -183,7 +183,7 @@ def test_k07_account_lock_after_ten_failures(flow: Flow) -> None:
     for _ in range(5):
         flow.error(flow.confirm, rid, "000000" if code != "000000" else "111111", now)
     flow.resend(rid, now + 61)
-    code = flow.gate.smtp.code_for("anna@recovery.example")
+    code = flow.gate.code_for("anna@recovery.example")
     bad = "000000" if code != "000000" else "111111"
     for _ in range(4):
         flow.error(flow.confirm, rid, bad, now + 62)
@@ -194,7 +194,7 @@ def test_k07_account_lock_after_ten_failures(flow: Flow) -> None:
     assert flow.error(flow.confirm, rid, code, now + 130).details["idg"] == "IDG-K07"
     assert flow.gate.mailboxes() == []
     flow.resend(rid, now + 62 + 15 * 60 + 1)
-    code = flow.gate.smtp.code_for("anna@recovery.example")
+    code = flow.gate.code_for("anna@recovery.example")
     assert flow.confirm(rid, code, now + 62 + 15 * 60 + 2).request.state == "provisioned"
 
 
@@ -223,8 +223,8 @@ def test_cli_confirm_password_file_and_secrets(gate: Gate) -> None:
     JSON and the audit log; `mailbox passwd` refuses the same password and clears must_change."""
     req = gate.open()
     assert gate.verify_token(req["id"], gate.issuer.token(req["nonce"]))[0] == 0
-    code = gate.smtp.code_for("anna@recovery.example")
-    status, data = gate.js("request", "confirm", req["id"], "--code-stdin", input=code + "\n")
+    code = gate.code_for("anna@recovery.example")
+    status, data = gate.cli.json("request", "confirm", req["id"], "--code-stdin", input=code + "\n")
     assert (status, data["error"]["code"]) == (26, "missing-option")
     pw_file = gate.folder / "pw.txt"
     result = gate.cli(
@@ -235,6 +235,7 @@ def test_cli_confirm_password_file_and_secrets(gate: Gate) -> None:
         "--password-file",
         str(pw_file),
         input=code + "\n",
+        json=True,
     )
     assert result.exit_code == 0, result.stdout
     password = pw_file.read_text().strip()
@@ -243,24 +244,26 @@ def test_cli_confirm_password_file_and_secrets(gate: Gate) -> None:
     assert code not in result.stdout
     assert code not in gate.audit_text()
     assert password not in gate.audit_text()
-    mailbox = gate.js("mailbox", "show", "anna@example.test")[1]["mailbox"]
+    mailbox = gate.cli.json("mailbox", "show", "anna@example.test")[1]["mailbox"]
     assert mailbox["must_change"] is True
-    status, data = gate.js(
+    status, data = gate.cli.json(
         "mailbox", "passwd", "anna@example.test", "--password-stdin", input=password + "\n"
     )
     assert (status, data["error"]["code"]) == (13, "password-policy")
-    status, _ = gate.js(
+    status, _ = gate.cli.json(
         "mailbox", "passwd", "anna@example.test", "--password-stdin", input="Fresh-Start-2026\n"
     )
     assert status == 0
-    assert gate.js("mailbox", "show", "anna@example.test")[1]["mailbox"]["must_change"] is False
+    assert (
+        gate.cli.json("mailbox", "show", "anna@example.test")[1]["mailbox"]["must_change"] is False
+    )
 
 
 def test_cli_wrong_code_names_request(gate: Gate) -> None:
     """A wrong code through the CLI exits 12 and the error names the request and IDG code."""
     req = gate.open()
     gate.verify_token(req["id"], gate.issuer.token(req["nonce"]))
-    code = gate.smtp.code_for("anna@recovery.example")
+    code = gate.code_for("anna@recovery.example")
     wrong = "000000" if code != "000000" else "111111"
     result = gate.cli(
         "request",
@@ -270,6 +273,7 @@ def test_cli_wrong_code_names_request(gate: Gate) -> None:
         "--password-file",
         str(gate.folder / "p"),
         input=wrong,
+        json=True,
     )
     data = json.loads(result.stdout)
     assert (result.exit_code, data["error"]["idg"], data["error"]["request_id"]) == (

@@ -18,7 +18,7 @@ from tests.integration.identity.conftest import CorpZone, Gate
 
 def test_terms_not_accepted(gate: Gate) -> None:
     """Without --accept-terms nothing is requested: exit 15, terms-not-accepted."""
-    status, data = gate.js(
+    status, data = gate.cli.json(
         "request",
         "open",
         "anna@example.test",
@@ -28,7 +28,7 @@ def test_terms_not_accepted(gate: Gate) -> None:
         "anna@home.example",
     )
     assert (status, data["error"]["code"]) == (15, "terms-not-accepted")
-    assert gate.js("request", "list")[1]["requests"] == []
+    assert gate.cli.json("request", "list")[1]["requests"] == []
 
 
 @pytest.mark.parametrize(
@@ -36,7 +36,7 @@ def test_terms_not_accepted(gate: Gate) -> None:
 )
 def test_recovery_invalid(gate: Gate, recovery: str) -> None:
     """An invalid recovery address (or the requested mailbox itself) is refused with exit 16."""
-    status, data = gate.js(
+    status, data = gate.cli.json(
         "request",
         "open",
         "anna@example.test",
@@ -51,7 +51,7 @@ def test_recovery_invalid(gate: Gate, recovery: str) -> None:
 
 def test_address_rules_and_taken(gate: Gate) -> None:
     """A bad address is refused at once; a taken one (mailbox or request) gets suggestions."""
-    status, data = gate.js(
+    status, data = gate.cli.json(
         "request",
         "open",
         "an..na@example.test",
@@ -63,7 +63,7 @@ def test_address_rules_and_taken(gate: Gate) -> None:
     )
     assert (status, data["error"]["code"]) == (20, "invalid-address")
     gate.open("anna")
-    status, data = gate.js(
+    status, data = gate.cli.json(
         "request",
         "open",
         "anna@example.test",
@@ -75,8 +75,8 @@ def test_address_rules_and_taken(gate: Gate) -> None:
     )
     assert (status, data["error"]["code"]) == (14, "address-taken")
     assert len(data["error"]["suggestions"]) >= 3
-    assert gate.js("mailbox", "add", "boris@example.test", "--generate")[0] == 0
-    status, data = gate.js(
+    assert gate.cli.json("mailbox", "add", "boris@example.test", "--generate")[0] == 0
+    status, data = gate.cli.json(
         "request",
         "open",
         "boris@example.test",
@@ -92,7 +92,7 @@ def test_address_rules_and_taken(gate: Gate) -> None:
 
 def test_corporate_needs_proven_domain(gate: Gate) -> None:
     """A corporate mailbox on a domain without ownership proof is refused (exit 59)."""
-    status, data = gate.js(
+    status, data = gate.cli.json(
         "request",
         "open",
         "ceo@example.test",
@@ -107,8 +107,8 @@ def test_corporate_needs_proven_domain(gate: Gate) -> None:
 
 def test_pending_proof_domain_not_usable(gate: Gate) -> None:
     """A domain added inactive by verify-start takes no personal requests until it is proven."""
-    assert gate.js("domain", "verify-start", "pending.example")[0] == 0
-    status, data = gate.js(
+    assert gate.cli.json("domain", "verify-start", "pending.example")[0] == 0
+    status, data = gate.cli.json(
         "request",
         "open",
         "x@pending.example",
@@ -124,7 +124,7 @@ def test_pending_proof_domain_not_usable(gate: Gate) -> None:
 def test_cancel_then_verify_refused(gate: Gate) -> None:
     """A cancelled request cannot be verified any more (exit 57, its ID named)."""
     req = gate.open()
-    status, data = gate.js("request", "cancel", req["id"])
+    status, data = gate.cli.json("request", "cancel", req["id"])
     assert (status, data["request"]["state"]) == (0, "cancelled")
     status, data = gate.verify_token(req["id"], gate.issuer.token(req["nonce"]))
     assert (status, data["error"]["request_id"]) == (57, req["id"])
@@ -138,7 +138,7 @@ def test_happy_path_each_backend(gate_any: Gate) -> None:
     token = gate.issuer.token(req["nonce"], jti="jti-happy")
     status, data = gate.verify_token(req["id"], token)
     assert (status, data["request"]["state"]) == (0, "identity-verified")
-    code = gate.smtp.code_for("anna@recovery.example")
+    code = gate.code_for("anna@recovery.example")
     result = gate.cli(
         "request",
         "confirm",
@@ -147,6 +147,7 @@ def test_happy_path_each_backend(gate_any: Gate) -> None:
         "--password-file",
         str(gate.folder / "pw"),
         input=code,
+        json=True,
     )
     assert result.exit_code == 0, result.stdout
     assert gate.state(req["id"]) == "provisioned"
@@ -160,25 +161,23 @@ def test_happy_path_each_backend(gate_any: Gate) -> None:
         "request.provision",
     ):
         assert action in audit
-    records = gate.js("audit", "list")[1]
+    records = gate.cli.json("audit", "list")[1]
     verify = [r for r in records["records"] if r["action"] == "request.verify"]
     assert verify[0]["details"]["jti"] == "jti-happy"
     assert verify[0]["details"]["iss"] == gate.issuer.iss
-    status, data = gate.js("request", "list", "--state", "provisioned")
+    status, data = gate.cli.json("request", "list", "--state", "provisioned")
     assert [r["id"] for r in data["requests"]] == [req["id"]]
 
 
 RACE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from click.testing import CliRunner
-    from mailprov.cli.app import cli
-    config, rid, token, go = sys.argv[1:5]
+    from tests.conftest import invoke
+    config, rid, token, go, state = sys.argv[1:6]
     while not Path(go).exists():
         time.sleep(0.001)
-    argv = ["--config", config, "request", "verify", rid, "--token-stdin"]
-    result = CliRunner().invoke(cli, argv,
-                                input=token)
+    result = invoke("request", "verify", rid, "--token-stdin", input=token,
+                    config=Path(config), state_dir=Path(state))
     sys.exit(result.exit_code)
 """)
 
@@ -190,39 +189,36 @@ def test_two_processes_same_token(gate_any: Gate, tmp_path: Path) -> None:
     req = gate.open()
     token = gate.issuer.token(req["nonce"])
     go = tmp_path / "go"
-    env = {**os.environ, "MAILPROV_CONFIG": "", "PYTHONPATH": str(Path.cwd())}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RACE, str(gate.config), req["id"], token, str(go)], env=env
-        )
-        for _ in range(2)
-    ]
+    # The repository root, so that the script imports the harness from tests/conftest.py.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    argv = [str(gate.config), req["id"], token, str(go), str(tmp_path / "state")]
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, *argv], env=env) for _ in range(2)]
     time.sleep(1.5)  # both interpreters are up and polling
     go.touch()
     codes = sorted(p.wait(60) for p in procs)
     assert codes[0] == 0
     assert codes[1] in (43, 57)  # token-replayed, or the request is no longer open
     assert gate.state(req["id"]) == "identity-verified"
-    assert len([m for m in gate.smtp.for_rcpt("anna@recovery.example") if req["id"] in m]) == 1
+    assert len([m for m in gate.mail_to("anna@recovery.example") if req["id"] in m]) == 1
 
 
 @pytest.mark.requires_dns_server
 def test_domain_ownership_with_knot(gate: Gate, corp_zone: CorpZone) -> None:
     """verify-start adds the domain inactive; verify passes once knot serves the TXT record."""
-    status, data = gate.js("domain", "verify-start", "acme.corp.test")
+    status, data = gate.cli.json("domain", "verify-start", "acme.corp.test")
     assert (status, data["domain_added"]) == (0, True)
     record = data["record"]
     assert record["name"] == "_mailprov-challenge.acme.corp.test."
     server = f"127.0.0.1:{corp_zone.port}"
-    status, data = gate.js("domain", "verify", "acme.corp.test", "--nameserver", server)
+    status, data = gate.cli.json("domain", "verify", "acme.corp.test", "--nameserver", server)
     assert (status, data["error"]["code"]) == (59, "domain-not-verified")
     corp_zone.publish("_mailprov-challenge.acme", "TXT", '"mailprov-verify=wrong"')
-    assert gate.js("domain", "verify", "acme.corp.test", "--nameserver", server)[0] == 59
+    assert gate.cli.json("domain", "verify", "acme.corp.test", "--nameserver", server)[0] == 59
     corp_zone.publish("_mailprov-challenge.acme", "TXT", f'"{record["value"]}"')
-    status, data = gate.js("domain", "verify", "acme.corp.test", "--nameserver", server)
+    status, data = gate.cli.json("domain", "verify", "acme.corp.test", "--nameserver", server)
     assert (status, data["changed"], data["verified"]) == (0, True, True)
-    assert gate.js("domain", "show", "acme.corp.test")[1]["domain"]["active"] is True
-    status, data = gate.js(
+    assert gate.cli.json("domain", "show", "acme.corp.test")[1]["domain"]["active"] is True
+    status, data = gate.cli.json(
         "request",
         "open",
         "ceo@acme.corp.test",

@@ -192,7 +192,7 @@ def test_key_of_another_trusted_issuer(gate: Gate) -> None:
     """IDG-T07: a token signed by issuer B's key but claiming issuer A's iss is refused."""
     other = IssuerKey.new("https://other-idp.example")
     (gate.folder / "other.json").write_text(json.dumps(other.jwks()))
-    status, _ = gate.js(
+    status, _ = gate.cli.json(
         "identity",
         "trust",
         "add-issuer",

@@ -20,7 +20,7 @@ def test_jwks_with_private_members_refused(gate: Gate) -> None:
     jwks["keys"][0]["d"] = "c2VjcmV0"
     path = gate.folder / "leaky.json"
     path.write_text(json.dumps(jwks))
-    status, data = gate.js(
+    status, data = gate.cli.json(
         "identity",
         "trust",
         "add-issuer",
@@ -33,7 +33,7 @@ def test_jwks_with_private_members_refused(gate: Gate) -> None:
     )
     assert (status, data["error"]["code"]) == (58, "trust-invalid")
     assert "private key members (d)" in data["error"]["message"]
-    issuers = gate.js("identity", "trust", "list")[1]["issuers"]
+    issuers = gate.cli.json("identity", "trust", "list")[1]["issuers"]
     assert [i["iss"] for i in issuers] == [gate.issuer.iss]
 
 
@@ -49,7 +49,7 @@ def test_jwks_needs_kid_alg_use_sig(gate: Gate, change: dict[str, object]) -> No
             jwks["keys"][0][key] = value
     path = gate.folder / "odd.json"
     path.write_text(json.dumps(jwks))
-    status, _ = gate.js(
+    status, _ = gate.cli.json(
         "identity",
         "trust",
         "add-issuer",
@@ -66,7 +66,7 @@ def test_jwks_needs_kid_alg_use_sig(gate: Gate, change: dict[str, object]) -> No
 def test_kid_unique_across_issuers_and_remove(gate: Gate) -> None:
     """A second issuer may not reuse a kid; remove drops an issuer; re-adding is unchanged."""
     path = gate.folder / "jwks.json"
-    status, _ = gate.js(
+    status, _ = gate.cli.json(
         "identity",
         "trust",
         "add-issuer",
@@ -78,7 +78,7 @@ def test_kid_unique_across_issuers_and_remove(gate: Gate) -> None:
         AUDIENCE,
     )
     assert status == 58
-    status, data = gate.js(
+    status, data = gate.cli.json(
         "identity",
         "trust",
         "add-issuer",
@@ -90,7 +90,7 @@ def test_kid_unique_across_issuers_and_remove(gate: Gate) -> None:
         AUDIENCE,
     )
     assert (status, data["changed"]) == (0, False)
-    assert gate.js("identity", "trust", "remove", gate.issuer.iss)[0] == 0
+    assert gate.cli.json("identity", "trust", "remove", gate.issuer.iss)[0] == 0
     req = gate.open()
     status, data = gate.verify_token(req["id"], gate.issuer.token(req["nonce"]))
     assert (status, data["error"]["idg"]) == (40, "IDG-T04")
@@ -99,7 +99,7 @@ def test_kid_unique_across_issuers_and_remove(gate: Gate) -> None:
 def test_framework_min_level(gate: Gate) -> None:
     """--framework eidas --min-level high: an eIDAS 'substantial' identity is below the minimum."""
     path = gate.folder / "jwks.json"
-    gate.js(
+    gate.cli.json(
         "identity",
         "trust",
         "add-issuer",
@@ -131,12 +131,14 @@ def test_framework_min_level(gate: Gate) -> None:
 def test_test_issuer_walkthrough(gate: Gate) -> None:
     """The shipped test issuer's tokens pass the gate once it is trusted like any issuer."""
     folder = gate.folder / "ti"
-    status, made = gate.js("identity", "test-issuer", "init", str(folder), "--audience", AUDIENCE)
+    status, made = gate.cli.json(
+        "identity", "test-issuer", "init", str(folder), "--audience", AUDIENCE
+    )
     assert status == 0
     assert stat.S_IMODE((folder / "private.jwk").stat().st_mode) == 0o600
     assert "d" not in json.loads((folder / "jwks.json").read_text())["keys"][0]
     req = gate.open()
-    token = gate.cli(
+    args = (
         "identity",
         "test-issuer",
         "token",
@@ -149,37 +151,15 @@ def test_test_issuer_walkthrough(gate: Gate) -> None:
         "--level",
         "ial2",
     )
+    token = gate.cli(*args, json=True)
     assert (
         json.loads(token.stdout)["error"]["code"] == "missing-option"
     )  # no token in --json output
-    from click.testing import CliRunner
-
-    from mailprov.cli.app import cli
-
-    raw = (
-        CliRunner()
-        .invoke(
-            cli,
-            [
-                "identity",
-                "test-issuer",
-                "token",
-                "--dir",
-                str(folder),
-                "--nonce",
-                req["nonce"],
-                "--sub",
-                "t-1",
-                "--level",
-                "ial2",
-            ],
-        )
-        .stdout.strip()
-    )
+    raw = gate.cli(*args).stdout.strip()
     status, data = gate.verify_token(req["id"], raw)
     assert (status, data["error"]["idg"]) == (40, "IDG-T04")  # not trusted yet
     assert (
-        gate.js(
+        gate.cli.json(
             "identity",
             "trust",
             "add-issuer",
@@ -216,7 +196,7 @@ def test_hook_gets_destination_and_code_on_stdin(gate: Gate, tmp_path: Path) -> 
     code = seen["stdin"].split(" is ")[1][:6]
     assert code.isdigit()
     assert not any(code in arg for arg in seen["argv"])
-    assert gate.smtp.for_rcpt("+79990001122@sms.example") == []
+    assert gate.mail_to("+79990001122@sms.example") == []
 
 
 def test_hook_failure_is_recovery_unreachable(gate: Gate, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from mailprov.settings import PasswordsSection
 from mailprov.store import open_store
 from mailprov.store.migrate import upgrade
 from mailprov.testing import RelayRunner
+from tests.conftest import CertAuthority
 from tests.integration.relay.relay_helpers import client, tls_context
 
 
@@ -128,19 +129,13 @@ def test_implicit_tls_listener(make_relay, tmp_path: Path) -> None:
     assert relay.messages()[0].subject == "tls"
 
 
-def test_starttls_with_configured_certificate(make_relay, tmp_path: Path) -> None:
-    """relay.tls = files presents the configured (trustme) certificate in a real handshake."""
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("relay.test", "127.0.0.1")
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    relay = make_relay(tls="files", tls_cert_file=cert_file, tls_key_file=key_file)
-    context = __import__("ssl").create_default_context()
-    ca.configure_trust(context)
+def test_starttls_with_configured_certificate(
+    make_relay, tmp_path: Path, test_ca: CertAuthority
+) -> None:
+    """relay.tls = files presents the configured certificate (test CA) in a real handshake."""
+    issued = test_ca.issue(tmp_path, "relay.test", "127.0.0.1")
+    relay = make_relay(tls="files", tls_cert_file=issued.cert_file, tls_key_file=issued.key_file)
     with client(relay) as c:
-        assert c.starttls(context=context)[0] == 220
+        assert c.starttls(context=test_ca.client_context())[0] == 220
         c.sendmail("a@client.test", ["d@example.test"], b"Subject: trusted\r\n\r\nx\r\n")
     assert relay.messages()[0].subject == "trusted"

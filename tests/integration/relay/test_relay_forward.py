@@ -19,6 +19,7 @@ import pytest
 from mailprov.relay.options import Smarthost
 from mailprov.rules.hashing import hash_password
 from mailprov.testing import RelayRunner
+from tests.conftest import CertAuthority, free_port
 from tests.integration.relay.relay_helpers import client, need, tls_context
 
 MAIN_CF = """\
@@ -76,12 +77,6 @@ later@example.test 450 4.2.1 mailbox busy, try later
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_greeting(port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -104,24 +99,18 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def postfix_upstream() -> Iterator[tuple[int, Path]]:
+def postfix_upstream(test_ca: CertAuthority) -> Iterator[tuple[int, Path]]:
     """A real Postfix on a free port with a private config: refuses refused@, defers later@.
 
     Yields its port and the CA file that signed its STARTTLS certificate.
     """
     postfix = need("postfix")
-    import trustme
-
     root = Path(tempfile.mkdtemp(prefix="mprelay-pf-"))  # short: unix socket paths < 108 bytes
     os.chmod(root, 0o755)
     port = free_port()
     for sub in ("spool", "log"):
         (root / sub).mkdir(mode=0o755)
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "upstream.test")
-    cert.cert_chain_pems[0].write_to_path(str(root / "cert.pem"))
-    cert.private_key_pem.write_to_path(str(root / "key.pem"))
-    ca.cert_pem.write_to_path(str(root / "ca.pem"))
+    issued = test_ca.issue(root, "127.0.0.1", "upstream.test")
     (root / "main.cf").write_text(MAIN_CF.format(root=root))
     (root / "master.cf").write_text(MASTER_CF.format(port=port))
     (root / "access").write_text(ACCESS)
@@ -129,7 +118,7 @@ def postfix_upstream() -> Iterator[tuple[int, Path]]:
     subprocess.run([postfix, "-c", str(root), "start"], check=True, capture_output=True)
     try:
         wait_greeting(port)
-        yield port, root / "ca.pem"
+        yield port, issued.ca_file
     finally:
         pid_file = root / "spool" / "pid" / "master.pid"
         pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else 0

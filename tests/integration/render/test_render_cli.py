@@ -17,8 +17,7 @@ from sqlalchemy import update
 from mailprov.render import Layout, render_bundle
 from mailprov.settings import load_settings
 from mailprov.store.schema import mailboxes
-from mailprov.system.tls import self_signed
-from tests.conftest import require_or_skip
+from tests.conftest import CertAuthority, require_or_skip
 
 
 def test_self_signed_makes_private_key_and_matching_certificate(run: Any, tmp_path: Path) -> None:
@@ -80,12 +79,12 @@ def test_sweep_reports_expired_temporary_passwords(run: Any, store: Any) -> None
     assert [i["address"] for i in step["items"]] == ["stale@example.test"]
 
 
-def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path, test_ca: CertAuthority) -> None:
     """The relay service, sweep service and sweep timer pass 'systemd-analyze verify'."""
     if shutil.which("systemd-analyze") is None:
         require_or_skip("systemd-analyze is not installed (package systemd)")
 
-    made = self_signed("mail.example.test", tmp_path / "tls", ips=[], now=int(time.time()))
+    made = test_ca.issue(tmp_path / "tls", "mail.example.test")
     cfg = load_settings(
         env={
             "MAILPROV_CONFIG": "",
@@ -115,12 +114,12 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert (res.returncode, res.stderr) == (0, "")
 
 
-def test_opendkim_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+def test_opendkim_units_pass_systemd_analyze_verify(tmp_path: Path, test_ca: CertAuthority) -> None:
     """With [dkim] sign and dual signing, both OpenDKIM units pass 'systemd-analyze verify'."""
     if shutil.which("systemd-analyze") is None:
         require_or_skip("systemd-analyze is not installed (package systemd)")
 
-    made = self_signed("mail.example.test", tmp_path / "tls", ips=[], now=int(time.time()))
+    made = test_ca.issue(tmp_path / "tls", "mail.example.test")
     cfg = load_settings(
         env={
             "MAILPROV_CONFIG": "",

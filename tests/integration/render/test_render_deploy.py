@@ -3,42 +3,31 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import smtplib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from mailprov.cli.app import cli
 from mailprov.errors import Interrupted
 from mailprov.services.deploy import apply
 from mailprov.settings import load_settings
 from mailprov.system.run import SubprocessRunner
-from tests.integration.stack import MailStack, free_ports
+from tests.conftest import CertAuthority, Cli, CliResult, free_ports
+from tests.integration.stack import MailStack
 
 pytestmark = [pytest.mark.requires_postfix, pytest.mark.requires_dovecot]
 
 
 @pytest.fixture(scope="module", name="site")
-def fixture_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A site folder: SQLite store, self-signed certificate, test-profile folders."""
+def fixture_site(tmp_path_factory: pytest.TempPathFactory, test_ca: CertAuthority) -> Path:
+    """A site folder: SQLite store, a certificate from the test CA, test-profile folders."""
 
     root = tmp_path_factory.mktemp("site")
-    env = {"MAILPROV_CONFIG": "", "XDG_STATE_HOME": str(root / "xdg")}
-    runner = CliRunner()
-    assert (
-        runner.invoke(
-            cli, ["init", "--dir", str(root), "--domain", "example.test"], env=env
-        ).exit_code
-        == 0
-    )
-    made = runner.invoke(
-        cli, ["tls", "self-signed", "--host", "mail.example.test", "--out", str(root / "tls")]
-    )
-    assert made.exit_code == 0, made.output
+    init = Cli(root / "xdg")("init", "--dir", str(root), "--domain", "example.test")
+    assert init.exit_code == 0, init.output
+    test_ca.issue(root / "tls")
     ports = free_ports(8)
     with (root / "mailprov.toml").open("a") as f:
         f.write(f"""
@@ -70,19 +59,9 @@ mail_root = "{root}/mail"
     return root
 
 
-def mailprov(site: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+def mailprov(site: Path, *args: str, env: dict[str, str] | None = None) -> CliResult:
     """Run the CLI against the site's config."""
-
-    full = {
-        "MAILPROV_CONFIG": str(site / "mailprov.toml"),
-        "XDG_STATE_HOME": str(site / "xdg"),
-        **(env or {}),
-    }
-    return CliRunner().invoke(cli, list(args), env=full, catch_exceptions=False)
-
-
-def as_json(result: Result) -> dict:
-    return json.loads(result.stdout)
+    return Cli(site / "xdg", config=site / "mailprov.toml")(*args, env=env)
 
 
 def snapshot(target: Path) -> dict[str, tuple[str, int, int]]:
@@ -105,7 +84,7 @@ class TestPlan:
         target = tmp_path / "t"
         result = mailprov(site, "deploy", "plan", "--target", str(target), "--json")
         assert result.exit_code == 0, result.output
-        data = as_json(result)
+        data = result.data
         assert (data["changed"], data["checked"]) == (True, True)
         assert {f["status"] for f in data["files"]} == {"new"}
         assert "main.cf" in {Path(f["path"]).name for f in data["files"]}
@@ -116,9 +95,9 @@ class TestPlan:
         target = tmp_path / "t"
         assert mailprov(site, "deploy", "apply", "--target", str(target)).exit_code == 0
         env = {"MAILPROV_POSTFIX_MESSAGE_SIZE_LIMIT": "1048576"}
-        data = as_json(
-            mailprov(site, "deploy", "plan", "--target", str(target), "--diff", "--json", env=env)
-        )
+        data = mailprov(
+            site, "deploy", "plan", "--target", str(target), "--diff", "--json", env=env
+        ).data
         changed = [f for f in data["files"] if f["status"] == "changed"]
         assert [Path(f["path"]).name for f in changed] == ["main.cf"]
         assert "+message_size_limit = 1048576" in changed[0]["diff"]
@@ -127,13 +106,13 @@ class TestPlan:
 def test_render_writes_files_for_review_without_a_manifest(site: Path, tmp_path: Path) -> None:
     """deploy render writes every file into DIR (no manifest), and a second run writes none."""
     out = tmp_path / "review"
-    first = as_json(mailprov(site, "deploy", "render", "--out", str(out), "--json"))
+    first = mailprov(site, "deploy", "render", "--out", str(out), "--json").data
     # 13 server files, and for each domain autoconfig + autodiscover + MTA-STS, plus nginx.
     assert (first["changed"], len(first["written"])) == (True, 13 + 3 + 1)
     assert any(str(path).endswith("sql-quota-limited.cf") for path in first["written"])
     assert str(out / "web" / "nginx-mailprov.conf") in first["written"]
     assert not (out / ".mailprov").exists()
-    assert as_json(mailprov(site, "deploy", "render", "--out", str(out), "--json"))["written"] == []
+    assert mailprov(site, "deploy", "render", "--out", str(out), "--json").data["written"] == []
 
 
 class TestApply:
@@ -142,11 +121,11 @@ class TestApply:
     ) -> None:
         """A repeated apply says changed=false and leaves each file's bytes, mtime and inode."""
         target = tmp_path / "t"
-        first = as_json(mailprov(site, "deploy", "apply", "--target", str(target), "--json"))
+        first = mailprov(site, "deploy", "apply", "--target", str(target), "--json").data
         assert first["changed"] is True
         before = snapshot(target)
         second = mailprov(site, "deploy", "apply", "--target", str(target), "--json")
-        assert (second.exit_code, as_json(second)["changed"]) == (0, False)
+        assert (second.exit_code, second.data["changed"]) == (0, False)
         assert before == snapshot(target)
 
     def test_files_get_their_modes_and_a_header(self, site: Path, tmp_path: Path) -> None:
@@ -167,7 +146,7 @@ class TestApply:
         env = {"MAILPROV_POSTFIX_MESSAGE_SIZE_LIMIT": "2097152"}
         refused = mailprov(site, "deploy", "apply", "--target", str(target), "--json", env=env)
         assert refused.exit_code == 31
-        assert as_json(refused)["error"]["code"] == "file-edited"
+        assert refused.data["error"]["code"] == "file-edited"
         assert main.read_text().endswith("# local tweak\n")
         forced = mailprov(site, "deploy", "apply", "--target", str(target), "--force", env=env)
         assert forced.exit_code == 0, forced.output
@@ -180,7 +159,7 @@ class TestApply:
         same["MAILPROV_PORTS_IMAP"] = same["MAILPROV_PORTS_POP3"]
         result = mailprov(site, "deploy", "apply", "--target", str(target), "--json", env=same)
         assert result.exit_code == 30
-        error = as_json(result)["error"]
+        error = result.data["error"]
         assert error["code"] == "config-check-failed"
         assert "duplicate listener" in error["message"]
         assert not (target / "postfix" / "main.cf").exists()
@@ -191,7 +170,7 @@ class TestApply:
         blocker.write_text("x")
         result = mailprov(site, "deploy", "apply", "--target", str(blocker / "t"), "--json")
         assert result.exit_code == 32
-        assert as_json(result)["error"]["code"] == "target-not-writable"
+        assert result.data["error"]["code"] == "target-not-writable"
         assert blocker.read_text() == "x"
 
     def test_signal_mid_install_puts_every_file_back(self, site: Path, tmp_path: Path) -> None:
@@ -248,11 +227,11 @@ class TestRollback:
         assert mailprov(site, "deploy", "apply", "--target", str(target), env=env).exit_code == 0
         updated = main.read_text()
         back = mailprov(site, "deploy", "rollback", "--target", str(target), "--json")
-        assert (back.exit_code, as_json(back)["written"]) == (0, [str(main)])
+        assert (back.exit_code, back.data["written"]) == (0, [str(main)])
         assert main.read_text() == original
         assert mailprov(site, "deploy", "apply", "--target", str(target)).exit_code == 0
         assert (
-            as_json(mailprov(site, "deploy", "apply", "--target", str(target), "--json"))["changed"]
+            mailprov(site, "deploy", "apply", "--target", str(target), "--json").data["changed"]
             is False
         )
         assert mailprov(site, "deploy", "rollback", "--target", str(target)).exit_code == 0
@@ -262,27 +241,19 @@ class TestRollback:
         """A target never applied has nothing to roll back to (exit 34)."""
         result = mailprov(site, "deploy", "rollback", "--target", str(tmp_path / "t"), "--json")
         assert result.exit_code == 34
-        assert as_json(result)["error"]["code"] == "no-rollback"
+        assert result.data["error"]["code"] == "no-rollback"
 
 
 class TestReload:
     def test_reload_only_what_changed_on_running_servers(self, mailstack: MailStack) -> None:
         """With --reload, a Postfix-only change reloads Postfix alone, and the new value is live."""
         env = {"MAILPROV_POSTFIX_MESSAGE_SIZE_LIMIT": "30000000"}
-
-        base = {
-            "MAILPROV_CONFIG": str(mailstack.config_file),
-            "XDG_STATE_HOME": str(mailstack.root / "xdg"),
-        }
-        runner = CliRunner()
-        result = runner.invoke(
-            cli,
-            ["deploy", "apply", "--target", str(mailstack.target), "--reload", "--json"],
-            env={**base, **env},
+        result = mailstack.cli(
+            "deploy", "apply", "--target", str(mailstack.target), "--reload", "--json", env=env
         )
         try:
             assert result.exit_code == 0, result.output
-            data = json.loads(result.stdout)
+            data = result.data
             assert data["reloaded"] == ["postfix"]
             assert data["written"] == [str(mailstack.postfix_dir / "main.cf")]
 
@@ -292,7 +263,7 @@ class TestReload:
                 c.ehlo()
                 assert c.esmtp_features["size"] == "30000000"
         finally:
-            back = runner.invoke(
-                cli, ["deploy", "rollback", "--target", str(mailstack.target), "--reload"], env=base
+            back = mailstack.cli(
+                "deploy", "rollback", "--target", str(mailstack.target), "--reload"
             )
             assert back.exit_code == 0, back.output

@@ -13,13 +13,13 @@ from sqlalchemy import text, update
 from mailprov.render import Layout, render_bundle
 from mailprov.settings import load_settings
 from mailprov.store.schema import mailboxes
-from mailprov.system.tls import self_signed
+from tests.conftest import session_ca
 
 
 def rendered_sql(store: Any, tmp_path: Path, **env: str) -> dict[str, str]:
     """The rendered files for a site on this store, by name."""
 
-    made = self_signed("mail.example.test", tmp_path / "tls", ips=[], now=int(time.time()))
+    made = session_ca().issue(tmp_path / "tls", "mail.example.test")
     cfg = load_settings(
         env={
             "MAILPROV_CONFIG": "",

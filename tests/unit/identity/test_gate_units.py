@@ -13,6 +13,7 @@ import pytest
 from mailprov.errors import ConfigInvalid, IdentityGateError
 from mailprov.identity import codes, tokens
 from mailprov.system.secrets import load_pepper
+from tests.conftest import CertAuthority
 
 NOW = 1_800_000_000
 
@@ -115,31 +116,20 @@ def test_expiry_leeway_is_60_seconds() -> None:
     assert "2027-01-15 07:59:00Z" in caught.value.message
 
 
-def test_pkcs12_iterations_read(tmp_path: Path) -> None:
+def test_pkcs12_iterations_read(tmp_path: Path, test_ca: CertAuthority) -> None:
     """The iteration count of a PKCS#12 file is read without decrypting it."""
-    import datetime as dt
-
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives.serialization import (
+        PrivateFormat,
+        load_pem_private_key,
+        pkcs12,
+    )
 
     from mailprov.identity.certificates import pkcs12_iterations, sniff
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    issued = test_ca.issue(tmp_path, "t.test")
+    cert = x509.load_pem_x509_certificate(issued.cert_file.read_bytes())
+    key = load_pem_private_key(issued.key_file.read_bytes(), None)
     encryption = (
         PrivateFormat.PKCS12.encryption_builder()
         .kdf_rounds(54_321)
