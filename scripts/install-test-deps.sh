@@ -11,7 +11,10 @@ PACKAGES=(
   knot knot-dnsutils
   opendkim opendkim-tools
   swaks sqlite3 openssl
-  systemd  # systemd-analyze verify for the rendered units (no systemd needs to run)
+  systemd  # systemd-analyze verify/security for the rendered units (no systemd needs to run)
+  # The units' emulated sandbox (tests/integration/sandbox.py): setpriv, unshare, mount(2)
+  # and libseccomp for SystemCallFilter=/RestrictAddressFamilies=.
+  util-linux mount libseccomp2
 )
 
 missing=()
@@ -41,3 +44,5 @@ fi
 # Dovecot delivers into Maildirs owned by a dedicated user.
 getent group vmail >/dev/null || ${SUDO:-} groupadd -g 5000 vmail
 getent passwd vmail >/dev/null || ${SUDO:-} useradd -u 5000 -g 5000 -d /nonexistent -s /usr/sbin/nologin -M vmail
+# The relay's unit reads the site config through this group (SupplementaryGroups=).
+getent group mailprov >/dev/null || ${SUDO:-} groupadd --system mailprov

@@ -37,8 +37,11 @@ def init(directory: Path, domain: str | None, store_url: str | None, hostname: s
         directory, actor=app.actor(), domain=domain, store_url=store_url, hostname=hostname
     )
     changed = result.config_written or result.upgrade.changed or result.domain_added
+    state = "written" if result.config_written else "kept"
+    if result.config_group:
+        state += f", readable by group {result.config_group}"
     lines = [
-        f"config: {result.config_file} ({'written' if result.config_written else 'kept'})",
+        f"config: {result.config_file} ({state})",
         f"store:  {redact_url(result.store_url)} (schema {result.upgrade.after})",
     ]
     if result.domain:
@@ -49,6 +52,7 @@ def init(directory: Path, domain: str | None, store_url: str | None, hostname: s
             "changed": changed,
             "config_file": str(result.config_file),
             "config_written": result.config_written,
+            "config_group": result.config_group,
             "store": redact_url(result.store_url),
             "schema": result.upgrade.after,
             "domain": result.domain,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import ConfigInvalid, MailprovError
 from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
+from mailprov.render.units import systemd_context
 from mailprov.rules import passwords
 
 if TYPE_CHECKING:
@@ -476,10 +477,17 @@ def _build(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "quota_status_socket": f"{base_dir}/quota-status",
         },
         "dkim": _dkim(config, layout),
-        "systemd": {
-            "mailprov_command": check_path(
+        "systemd": systemd_context(
+            config,
+            store,
+            mailprov_command=check_path(
                 config, "deploy.mailprov_command", config.deploy.mailprov_command
             ),
-            "config_file": check_path(config, "config_file", config_file),
-        },
+            config_file=check_path(config, "config_file", config_file),
+            signer_user=_check_re(
+                config, "dkim.signer_user", config.dkim.signer_user, USER_RE, "a user name"
+            )
+            if config.dkim.sign
+            else "",
+        ),
     }

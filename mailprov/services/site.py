@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailprov.errors import AlreadyExists, FileExists, InvalidValue
+from mailprov.render.units import CONFIG_GROUP
 from mailprov.rules.addresses import normalise_domain
 from mailprov.services.accounts import add_domain
 from mailprov.settings import CONFIG_NAME, load_settings
 from mailprov.store import open_store, redact_url
 from mailprov.store.migrate import UpgradeResult, upgrade
-from mailprov.system.files import atomic_write
+from mailprov.system.files import atomic_write, share_with_group
 
 if TYPE_CHECKING:
     from mailprov.services.accounts import Actor
@@ -51,6 +52,8 @@ class InitResult:
     upgrade: UpgradeResult
     domain: str | None
     domain_added: bool
+    #: The group that may read a config written now (None: it kept the writer's group).
+    config_group: str | None = None
 
 
 def init_site(
@@ -74,6 +77,7 @@ def init_site(
         raise InvalidValue(f"{directory} exists and is not a folder")
     config_path = directory / CONFIG_NAME
     written = False
+    group = None
     if config_path.exists():
         existing = load_settings(config_file=config_path, env={})
         wanted = load_settings(
@@ -105,6 +109,8 @@ def init_site(
         except Exception:
             config_path.unlink()
             raise
+        # The relay's unit reads the config through this group (README, "File layout on a host").
+        group = CONFIG_GROUP if share_with_group(config_path, CONFIG_GROUP) else None
     try:
         result = upgrade(url)
     except Exception:
@@ -121,4 +127,4 @@ def init_site(
             pass
         finally:
             store.close()
-    return InitResult(config_path, written, url, result, a_label, added)
+    return InitResult(config_path, written, url, result, a_label, added, group)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import tempfile
 from pathlib import Path
@@ -35,6 +36,23 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def share_with_group(path: Path, group: str) -> bool:
+    """Give ``path`` the group ``group`` (its mode decides what the group may do).
+
+    Returns False, changing nothing, when the group does not exist or this user may
+    not hand the file to it (neither root nor a member): the file keeps its group.
+    """
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return False
+    try:
+        os.chown(path, -1, gid)
+    except PermissionError:
+        return False
+    return True
 
 
 def create_secret_file(path: Path) -> int:
