@@ -185,7 +185,8 @@ def _rmtree(path: Path) -> None:
 
 def remove_leftovers(state: Path, paths: list[Path]) -> list[str]:
     """Remove what killed runs leave: temporary files and links, half-written generations,
-    complete generations never switched in, and the older layout's previous set.
+    complete generations never switched in, links of paths the active generation no longer
+    has (they dangle), and the older layout's previous set.
 
     ``paths`` are the installed paths whose folders may hold a temporary link.
     """
@@ -208,6 +209,13 @@ def remove_leftovers(state: Path, paths: list[Path]) -> list[str]:
                 for p in parent.iterdir()
                 if p.name.endswith(".tmp") and p.name[1:].rsplit(".", 2)[0] in wanted
             ]
+    active_files = read_manifest(state).files if active else {}
+    for name in names(state):  # older ones, and newer ones never switched in
+        if name != active:
+            for path, info in read_manifest(state, name).files.items():
+                link = Path(path)
+                if path not in active_files and is_our_link(link, state, str(info["file"])):
+                    candidates.append(link)  # a path no longer installed: the link dangles
     for path in candidates:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
