@@ -212,9 +212,9 @@ def remove_leftovers(state: Path, paths: list[Path]) -> list[str]:
     active_files = read_manifest(state).files if active else {}
     for name in names(state):  # older ones, and newer ones never switched in
         if name != active:
-            for path, info in read_manifest(state, name).files.items():
-                link = Path(path)
-                if path not in active_files and is_our_link(link, state, str(info["file"])):
+            for installed, info in read_manifest(state, name).files.items():
+                link = Path(installed)
+                if installed not in active_files and is_our_link(link, state, str(info["file"])):
                     candidates.append(link)  # a path no longer installed: the link dangles
     for path in candidates:
         if path.is_dir() and not path.is_symlink():
