@@ -107,6 +107,8 @@ class DeploySection:
     systemd_dir: str = "/etc/systemd/system"
     # Manifest (checksums of what was installed) and the previous set for 'deploy rollback'.
     state_dir: str = "/var/lib/mailprov/deploy"
+    # Generations kept for 'deploy rollback' (the active one included; at least 2).
+    keep_generations: int = 5
     # Addresses the mail services listen on; "all" means every interface.
     listen: list[str] = field(default_factory=lambda: ["all"])
     # The mailprov command the systemd units run (and the config file they pass).
@@ -533,6 +535,9 @@ def _validate(config: SiteConfig) -> None:
             )
     if config.passwords.temp_password_hours <= 0:
         raise ConfigInvalid("passwords.temp_password_hours must be a positive number of hours")
+    if not 2 <= config.deploy.keep_generations <= 100:
+        origin = config.origins.get("deploy.keep_generations", "default")
+        raise ConfigInvalid(f"deploy.keep_generations ({origin}) must be 2-100")
     _validate_dkim(config)
     _validate_identity(config)
 

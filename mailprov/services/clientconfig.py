@@ -10,7 +10,7 @@ from mailprov.render import clients
 from mailprov.render.clients import EMAIL_PLACEHOLDER, ClientSettings, mobileconfig, sheet
 from mailprov.rules.addresses import normalise_domain
 from mailprov.services.accounts import get_domain, get_mailbox, list_domains
-from mailprov.system.files import atomic_write
+from mailprov.system.files import write_changed
 
 if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
@@ -130,16 +130,4 @@ def write_web_files(
 ) -> WebFiles:
     """Render the web files and write those that changed (atomically), unless ``dry_run``."""
     files = web_files(store, settings, root, domains=domains)
-    changed = []
-    for path, text in files.items():
-        try:
-            same = path.read_text("utf-8") == text
-        except OSError:
-            same = False
-        if not same:
-            changed.append(path)
-    if not dry_run:
-        for path in changed:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, files[path], mode=0o644)
-    return WebFiles(root, files, tuple(changed))
+    return WebFiles(root, files, tuple(write_changed(files, dry_run=dry_run)))

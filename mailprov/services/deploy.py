@@ -1,25 +1,24 @@
 """``deploy plan`` / ``apply`` / ``rollback``: render, diff, check with the real servers, install.
 
-:func:`plan` is the pure part: render into memory and compare with what is on
-disk. :func:`apply` stages the files, has Postfix and Dovecot check the staged
-copy, then installs only what changed, atomically, keeping the files it replaces
-as the previous set (for :func:`rollback`) and recording checksums in a manifest
-so that later hand edits are noticed. An exception or SIGTERM/SIGINT during the
-install puts every file back as it was.
+:func:`plan` is the pure part: render into memory and compare with what is on disk.
+:func:`apply` has Postfix and Dovecot check a staged copy, then installs the whole render
+as a new *generation* and switches every installed file to it at once
+(:mod:`mailprov.system.generations`: the installed paths are symlinks through one
+``current`` link, replaced with one ``rename()``). The manifest (checksums, so that later
+hand edits are noticed) is part of each generation. :func:`rollback` installs the previous
+generation again. A run killed at any moment leaves the old set or the new set active,
+never a mix; the next run removes what it left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
-import json
 import os
-import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,22 +33,22 @@ from mailprov.errors import (
 )
 from mailprov.render import Layout, RenderedFile, render_bundle
 from mailprov.render.contexts import COMPONENTS
-from mailprov.system import dovecot, opendkim, postfix
-from mailprov.system.install import ensure_dir, fsync_dir, install_file, remove_file
+from mailprov.render.opendkim import render as render_opendkim
+from mailprov.services import clientconfig, signer
+from mailprov.system import dovecot, generations, opendkim, postfix
+from mailprov.system.files import ensure_dir, read_bytes, write_changed
+from mailprov.system.generations import Checkpoint, Entry, sha256
 
 if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
     from mailprov.system.run import Runner
 
-MANIFEST = "manifest.json"
-PREVIOUS = "previous"
 STAGED_AGE_S = 10
 
 
-def sha256(data: bytes) -> str:
-    """Hex SHA-256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
+def _no_step(_step: str) -> None:
+    """The default checkpoint: do nothing."""
 
 
 @dataclass(frozen=True)
@@ -77,11 +76,12 @@ class FileChange:
 
 @dataclass(frozen=True)
 class Plan:
-    """The rendered files and how each differs from the target."""
+    """The rendered files, how each differs from the target, and what would be removed."""
 
     layout: Layout
     state_dir: Path
     changes: list[FileChange]
+    removed: list[str] = field(default_factory=list)  # installed before, no longer rendered
 
     @property
     def changed(self) -> list[FileChange]:
@@ -97,6 +97,7 @@ class ApplyResult:
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     reloaded: list[str] = field(default_factory=list)
+    generation: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -105,37 +106,20 @@ class ApplyResult:
 
 
 def state_dir_for(config: SiteConfig, target: Path | None) -> Path:
-    """Where the manifest and previous set live for this target."""
+    """Where the generations and their manifests live for this target."""
     if target is not None:
         return Path(target).absolute() / ".mailprov"
     return config.resolve_path(config.deploy.state_dir)
 
 
 def read_manifest(state_dir: Path) -> dict[str, str]:
-    """``{path: sha256}`` of what the last apply installed (empty before the first)."""
-    try:
-        data = json.loads((state_dir / MANIFEST).read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    files = data.get("files", {}) if isinstance(data, dict) else {}
-    return {str(k): str(v) for k, v in files.items()}
-
-
-def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except IsADirectoryError:
-        return b"\0(a folder)"
+    """``{path: sha256}`` of the active generation (empty before the first apply)."""
+    return generations.read_manifest(state_dir).checksums()
 
 
 def store_files(store: Store, config: SiteConfig, layout: Layout) -> list[RenderedFile]:
     """The files rendered from the store's domains: OpenDKIM's (when [dkim] sign is on) and
     the web server's autoconfig/autodiscover/MTA-STS files and nginx snippet."""
-    from mailprov.render.opendkim import render as render_opendkim  # noqa: PLC0415
-    from mailprov.services import clientconfig, signer  # noqa: PLC0415
-
     out = []
     if config.dkim.sign:
         tables = render_opendkim(signer.context(store, config, layout.opendkim_dir))
@@ -165,9 +149,16 @@ def rendered_files(
     return files
 
 
+def _is_foreign_link(path: Path, state_dir: Path, file: str) -> bool:
+    return path.is_symlink() and not generations.is_our_link(path, state_dir, file)
+
+
 def plan(config: SiteConfig, *, target: Path | None = None, store: Store | None = None) -> Plan:
     """Render for the target and compare with the files there. Reads only; writes nothing.
 
+    A file is edited by hand when what a reader sees at its path differs from both the
+    render and the manifest's checksum (a generation file edited through its link, or our
+    link replaced by a different file), or when the path is a symlink that is not ours.
     With ``store``, OpenDKIM's files and the web files are part of the plan too.
 
     Raises:
@@ -177,20 +168,30 @@ def plan(config: SiteConfig, *, target: Path | None = None, store: Store | None 
     state_dir = state_dir_for(config, target)
     manifest = read_manifest(state_dir)
     changes = []
-    for rendered in rendered_files(config, layout, store):
-        new = rendered.content.encode("utf-8")
-        old = _read(rendered.path)
+    rendered = rendered_files(config, layout, store)
+    for file in rendered:
+        new = file.content.encode("utf-8")
+        old = read_bytes(file.path)
         if old is None:
             status = "new"
         elif old == new:
             status = "unchanged"
         else:
             status = "changed"
-        recorded = manifest.get(str(rendered.path))
-        edited = old is not None and old != new and (recorded is None or recorded != sha256(old))
-        diff = "" if status == "unchanged" else _diff(rendered.path, old, new)
-        changes.append(FileChange(rendered, status, edited, diff))
-    return Plan(layout, state_dir, changes)
+        recorded = manifest.get(str(file.path))
+        foreign = _is_foreign_link(file.path, state_dir, _entry_file(file, layout))
+        edited = old is not None and old != new and (foreign or recorded != sha256(old))
+        diff = "" if status == "unchanged" else _diff(file.path, old, new)
+        changes.append(FileChange(file, status, edited, diff))
+    active = generations.read_manifest(state_dir)
+    paths = {str(f.path) for f in rendered}
+    removed = [
+        p
+        for p, info in active.files.items()
+        if active.name and p not in paths and read_bytes(Path(p)) is not None
+        if generations.is_our_link(Path(p), state_dir, str(info["file"]))
+    ]
+    return Plan(layout, state_dir, changes, sorted(removed))
 
 
 def _diff(path: Path, old: bytes | None, new: bytes) -> str:
@@ -207,15 +208,7 @@ def render_to(config: SiteConfig, out: Path, store: Store | None = None) -> list
         TargetNotWritable: ``out`` cannot be written.
     """
     files = rendered_files(config, Layout.for_target(config, out), store)
-    written = []
-    for rendered in files:
-        data = rendered.content.encode("utf-8")
-        if _read(rendered.path) == data:
-            continue
-        ensure_dir(rendered.path.parent)
-        install_file(rendered.path, data, mode=rendered.mode, group=rendered.group)
-        written.append(str(rendered.path))
-    return written
+    return [str(p) for p in write_changed({f.path: f.content for f in files})]
 
 
 # -- validation -------------------------------------------------------------------
@@ -274,12 +267,10 @@ def ensure_runtime_dirs(config: SiteConfig) -> list[str]:
 
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into Interrupted, so the install can put files back."""
+    """Turn SIGTERM and SIGINT into Interrupted, so that a half-written generation is removed."""
 
     def handler(signum: int, _frame: Any) -> None:
-        raise Interrupted(
-            f"interrupted by signal {signal.Signals(signum).name}; nothing was changed"
-        )
+        raise Interrupted(f"interrupted by signal {signal.Signals(signum).name}")
 
     saved = {}
     try:
@@ -294,102 +285,41 @@ def _signals_raise() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-@dataclass(frozen=True)
-class _Desired:
-    path: Path
-    data: bytes | None  # None: the file must not exist
-    mode: int
-    group: str | None
+def _entry_file(file: RenderedFile, layout: Layout) -> str:
+    """Where a rendered file sits inside a generation: ``<component>/<path in its folder>``."""
+    return f"{file.component}/{file.path.relative_to(layout.directory(file.component))}"
 
 
-def _install(
-    desired: list[_Desired],
-    state_dir: Path,
-    manifest: dict[str, str],
-    on_written: Callable[[Path], None] | None,
-) -> tuple[list[str], list[str]]:
-    """Install ``desired`` all-or-nothing; the replaced files become the previous set."""
-    for directory in sorted({d.path.parent for d in desired} | {state_dir}):
-        ensure_dir(directory)
-    staging_prev = Path(tempfile.mkdtemp(prefix=".previous-", dir=state_dir))
-    index: dict[str, str | None] = {}
-    written: list[str] = []
-    removed: list[str] = []
-    done: list[_Desired] = []
-    try:
-        with _signals_raise():
-            for n, item in enumerate(desired):
-                old = _read(item.path)
-                if old is not None and item.path.is_file():
-                    copy = staging_prev / f"{n}"
-                    shutil.copy2(item.path, copy)
-                    index[str(item.path)] = copy.name
-                else:
-                    index[str(item.path)] = None
-            old_manifest = state_dir / MANIFEST
-            if old_manifest.is_file():
-                shutil.copy2(old_manifest, staging_prev / MANIFEST)
-            (staging_prev / "index.json").write_text(json.dumps(index, indent=1), "utf-8")
-            for item in desired:
-                done.append(item)
-                if item.data is None:
-                    remove_file(item.path)
-                    removed.append(str(item.path))
-                else:
-                    install_file(item.path, item.data, mode=item.mode, group=item.group)
-                    written.append(str(item.path))
-                if on_written is not None:
-                    on_written(item.path)
-            body = json.dumps({"files": manifest}, indent=1, sort_keys=True).encode("utf-8")
-            install_file(state_dir / MANIFEST, body, mode=0o600)
-            for directory in {d.path.parent for d in desired}:
-                fsync_dir(directory)
-            _swap_previous(state_dir, staging_prev)
-    except BaseException:
-        _restore(done, staging_prev, index)
-        shutil.rmtree(staging_prev, ignore_errors=True)
-        raise
-    return written, removed
+def _entries(planned: Plan) -> list[Entry]:
+    return [
+        Entry(
+            c.file.path,
+            _entry_file(c.file, planned.layout),
+            c.file.content.encode("utf-8"),
+            c.file.mode,
+            c.file.group,
+        )
+        for c in planned.changes
+    ]
 
 
-def _restore(done: list[_Desired], staging_prev: Path, index: dict[str, str | None]) -> None:
-    """Put back every file touched so far (signals are ignored meanwhile)."""
-    with _ignoring_signals():
-        for item in reversed(done):
-            saved = index.get(str(item.path))
-            if saved is None:
-                remove_file(item.path)
-            else:
-                shutil.copy2(
-                    staging_prev / saved, item.path.with_name(f".{item.path.name}.restore")
-                )
-                item.path.with_name(f".{item.path.name}.restore").replace(item.path)
-
-
-@contextlib.contextmanager
-def _ignoring_signals() -> Iterator[None]:
-    saved = {}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            saved[sig] = signal.signal(sig, signal.SIG_IGN)
-    except ValueError:
-        pass
-    try:
-        yield
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
-
-
-def _swap_previous(state_dir: Path, staging_prev: Path) -> None:
-    previous = state_dir / PREVIOUS
-    if previous.exists():
-        old = Path(tempfile.mkdtemp(prefix=".old-", dir=state_dir))
-        previous.replace(old / PREVIOUS)
-        staging_prev.replace(previous)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging_prev.replace(previous)
+def _in_place(state_dir: Path, entries: list[Entry]) -> bool:
+    """True if the active generation is exactly ``entries`` and every path is our link."""
+    active = generations.read_manifest(state_dir)
+    expected = {
+        str(e.path): {
+            "sha256": sha256(e.data),
+            "file": e.file,
+            "mode": f"{e.mode:04o}",
+            "group": e.group,
+        }
+        for e in entries
+    }
+    return (
+        active.name is not None
+        and active.files == expected
+        and all(generations.is_our_link(e.path, state_dir, e.file) for e in entries)
+    )
 
 
 def _check_edits(changes: list[FileChange], force: bool) -> None:
@@ -402,14 +332,36 @@ def _check_edits(changes: list[FileChange], force: bool) -> None:
         )
 
 
-def _check_writable(plan_: Plan) -> None:
-    for change in plan_.changed:
-        directory = change.file.path.parent
+def _check_writable(paths: list[Path]) -> None:
+    for directory in sorted({p.parent for p in paths}):
         probe = directory
         while not probe.exists():
             probe = probe.parent
         if not os.access(probe, os.W_OK) or (directory.exists() and not directory.is_dir()):
             raise TargetNotWritable(f"{directory} is not writable; nothing was installed")
+
+
+def _install(
+    state_dir: Path, entries: list[Entry], *, keep: int, on_step: Checkpoint
+) -> generations.Installed:
+    """Install ``entries`` as a new generation (the caller holds the lock).
+
+    SIGTERM/SIGINT before the switch remove the half-written generation (exit 130); after
+    it, the new set stays active and the signal is reported.
+    """
+    wanted = {str(e.path): sha256(e.data) for e in entries}
+    try:
+        with _signals_raise():
+            return generations.install(state_dir, entries, keep=keep, on_step=on_step)
+    except BaseException as exc:
+        switched = read_manifest(state_dir) == wanted
+        generations.remove_leftovers(state_dir, [e.path for e in entries])
+        if isinstance(exc, Interrupted):
+            raise Interrupted(
+                f"{exc.message}; "
+                + ("the new files are active" if switched else "nothing was changed")
+            ) from None
+        raise
 
 
 def apply(
@@ -419,42 +371,60 @@ def apply(
     target: Path | None = None,
     force: bool = False,
     reload: bool = False,
-    on_written: Callable[[Path], None] | None = None,
+    on_step: Checkpoint = _no_step,
     store: Store | None = None,
 ) -> ApplyResult:
-    """Render, check with the real servers, and install what changed (see the module docs).
+    """Render, check with the real servers, and install as a new generation (see the module).
+
+    ``on_step`` is called with the name of each step as it completes (for tests).
 
     Raises:
         ConfigInvalid, ConfigCheckFailed, FileEditedByHand, TargetNotWritable: nothing installed.
-        Interrupted: a signal arrived mid-way; every file was put back.
-        ReloadFailed: a server refused the new files; the previous files were put back.
+        Interrupted: a signal arrived mid-way (the message says whether the switch happened).
+        ReloadFailed: a server refused the new files; the previous generation is active again.
     """
     planned = plan(config, target=target, store=store)
     _check_edits(planned.changes, force)
-    manifest = read_manifest(planned.state_dir)
-    wanted = {str(c.file.path): sha256(c.file.content.encode("utf-8")) for c in planned.changes}
-    if not planned.changed and all(manifest.get(k) == v for k, v in wanted.items()):
-        return ApplyResult(planned)
-    _check_writable(planned)
+    entries = _entries(planned)
+    state_dir = planned.state_dir
+    keep = config.deploy.keep_generations
+    paths = [e.path for e in entries] + [Path(p) for p in planned.removed]
+    if not planned.changed and not planned.removed and _in_place(state_dir, entries):
+        with generations.lock(state_dir):  # tidy what a killed run may have left
+            generations.remove_leftovers(state_dir, paths)
+            generations.prune(state_dir, keep)
+        return ApplyResult(planned, generation=generations.current_name(state_dir))
+    _check_writable(paths)
     ensure_runtime_dirs(config)
-    validate(config, runner, full=True, store=store)
-    desired = [
-        _Desired(c.file.path, c.file.content.encode("utf-8"), c.file.mode, c.file.group)
-        for c in planned.changed
-    ]
-    written, removed = _install(desired, planned.state_dir, {**manifest, **wanted}, on_written)
-    result = ApplyResult(planned, written, removed)
+    with generations.lock(state_dir):
+        on_step("locked")
+        generations.remove_leftovers(state_dir, paths)
+        on_step("leftovers-removed")
+        validate(config, runner, full=True, store=store)
+        on_step("validated")
+        for directory in sorted({p.parent for p in paths}):
+            ensure_dir(directory)
+        installed = _install(state_dir, entries, keep=keep, on_step=on_step)
+    written = [str(c.file.path) for c in planned.changed]
+    result = ApplyResult(planned, written, installed.removed, generation=installed.generation)
     if reload and result.changed:
         components = {c.file.component for c in planned.changed}
-        _reload_or_roll_back(
-            config,
-            runner=runner,
-            layout=planned.layout,
-            state_dir=planned.state_dir,
-            components=components,
-            result=result,
-        )
+        components |= _components(planned.layout, installed.removed)
+        done, error = _reload(runner, planned.layout, components)
+        result.reloaded = done
+        on_step("reloaded")
+        if error:
+            with generations.lock(state_dir):
+                generations.revert(state_dir)
+            _reload(runner, planned.layout, components)
+            raise ReloadFailed(f"reload failed ({error}); the previous files were put back")
     return result
+
+
+def _components(layout: Layout, paths: list[str]) -> set[str]:
+    return {
+        c for c in COMPONENTS if any(p.startswith(str(layout.directory(c)) + "/") for p in paths)
+    }
 
 
 def _reload(runner: Runner, layout: Layout, components: set[str]) -> tuple[list[str], str | None]:
@@ -477,63 +447,32 @@ def _reload(runner: Runner, layout: Layout, components: set[str]) -> tuple[list[
     return done, None
 
 
-def _reload_or_roll_back(
-    config: SiteConfig,
-    *,
-    runner: Runner,
-    layout: Layout,
-    state_dir: Path,
-    components: set[str],
-    result: ApplyResult,
-) -> None:
-    done, error = _reload(runner, layout, components)
-    result.reloaded = done
-    if error:
-        _rollback_files(state_dir)
-        _reload(runner, layout, components)
-        raise ReloadFailed(f"reload failed ({error}); the previous files were put back")
-
-
-def _rollback_files(state_dir: Path) -> tuple[list[str], list[str]]:
-    previous = state_dir / PREVIOUS
-    try:
-        index = json.loads((previous / "index.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        raise NothingToRollBack(f"no previous configuration is kept in {state_dir}") from None
-    saved_manifest = _read(previous / MANIFEST)
-    old_manifest = json.loads(saved_manifest) if saved_manifest else {"files": {}}
-    desired = []
-    for path, saved in index.items():
-        data = None if saved is None else (previous / saved).read_bytes()
-        mode = 0o644 if saved is None else (previous / saved).stat().st_mode & 0o7777
-        group = None
-        if saved is not None and (previous / saved).stat().st_gid != 0:
-            import grp  # noqa: PLC0415
-
-            with contextlib.suppress(KeyError):
-                group = grp.getgrgid((previous / saved).stat().st_gid).gr_name
-        desired.append(_Desired(Path(path), data, mode, group))
-    return _install(desired, state_dir, dict(old_manifest.get("files", {})), None)
-
-
 def rollback(
     config: SiteConfig, *, runner: Runner, target: Path | None = None, reload: bool = False
 ) -> ApplyResult:
-    """Put back the files the last apply replaced (a second rollback undoes the first).
+    """Install the generation before the active one again (a second rollback undoes the first).
+
+    Rolling back the first apply removes the files it installed.
 
     Raises:
         NothingToRollBack: no apply has run on this target yet.
     """
     state_dir = state_dir_for(config, target)
-    written, removed = _rollback_files(state_dir)
-    result = ApplyResult(None, written, removed)
+    if generations.current_name(state_dir) is None:
+        raise NothingToRollBack(f"no previous configuration is kept in {state_dir}")
+    with generations.lock(state_dir):
+        active = generations.read_manifest(state_dir)
+        entries = generations.load_entries(state_dir, active.previous) if active.previous else []
+        paths = [e.path for e in entries] + [Path(p) for p in active.files]
+        generations.remove_leftovers(state_dir, paths)
+        written = [str(e.path) for e in entries if read_bytes(e.path) != e.data]
+        installed = _install(
+            state_dir, entries, keep=config.deploy.keep_generations, on_step=_no_step
+        )
+    result = ApplyResult(None, written, installed.removed, generation=installed.generation)
     if reload and result.changed:
         layout = Layout.for_target(config, target)
-        components = {
-            c
-            for c in COMPONENTS
-            if any(p.startswith(str(layout.directory(c)) + "/") for p in written + removed)
-        }
+        components = _components(layout, written + installed.removed)
         result.reloaded, error = _reload(runner, layout, components)
         if error:
             raise ReloadFailed(

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from mailprov.render.opendkim import OpendkimContext, instances, render
 from mailprov.services.dkim import signers
-from mailprov.system.files import atomic_write
+from mailprov.system.files import changed_files, write_changed
 from mailprov.system.opendkim import reload
 
 if TYPE_CHECKING:
@@ -49,25 +49,20 @@ def plan(
     """(folder, rendered files, names that differ from what is on disk): a pure diff."""
     folder = directory or settings.resolve_path(settings.dkim.opendkim_dir)
     files = render(context(store, settings, folder))
-    changed = []
-    for name, text in files.items():
-        try:
-            current = (folder / name).read_text("utf-8")
-        except OSError:
-            current = None
-        if current != text:
-            changed.append(name)
-    return folder, files, changed
+    return folder, files, [p.name for p in changed_files({folder / n: t for n, t in files.items()})]
 
 
 def apply(
     store: Store, settings: SiteConfig, directory: Path | None = None, *, reload_signer: bool = True
 ) -> SignerUpdate:
-    """Write the changed files atomically, then ask a running OpenDKIM to re-read them."""
-    folder, files, changed = plan(store, settings, directory)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in changed:
-        atomic_write(folder / name, files[name], mode=0o644)
+    """Write the changed files atomically, then ask a running OpenDKIM to re-read them.
+
+    In a folder that ``deploy apply`` manages, a changed file replaces deploy's link with a
+    plain file of the content deploy would render; the next ``deploy apply`` links it again.
+    """
+    folder = directory or settings.resolve_path(settings.dkim.opendkim_dir)
+    files = render(context(store, settings, folder))
+    changed = [p.name for p in write_changed({folder / n: t for n, t in files.items()})]
     reloaded = False
     if changed and reload_signer:
         for instance in instances(settings):

@@ -26,8 +26,7 @@ from mailprov.errors import (
     FileExists,
     MailprovError,
 )
-from mailprov.system.files import create_secret_file
-from mailprov.system.install import fsync_dir
+from mailprov.system.files import create_secret_file, fsync_dir
 
 #: At least this many random bytes in the identity code pepper.
 PEPPER_MIN = 32

@@ -174,7 +174,7 @@ class TestApply:
         assert blocker.read_text() == "x"
 
     def test_signal_mid_install_puts_every_file_back(self, site: Path, tmp_path: Path) -> None:
-        """SIGTERM after some files are written leaves the target exactly as before the apply."""
+        """SIGTERM while the new generation is written leaves the target as before, no leftover."""
 
         target = tmp_path / "t"
         assert mailprov(site, "deploy", "apply", "--target", str(target)).exit_code == 0
@@ -186,18 +186,20 @@ class TestApply:
                 "MAILPROV_SITE_HOSTNAME": "mx.example.test",
             },
         )
-        written: list[Path] = []
+        written: list[str] = []
 
-        def on_written(path: Path) -> None:
-            written.append(path)
-            if len(written) == 2:
-                os.kill(os.getpid(), signal.SIGTERM)
+        def on_step(step: str) -> None:
+            if step.startswith("file:"):
+                written.append(step)
+                if len(written) == 2:
+                    os.kill(os.getpid(), signal.SIGTERM)
 
-        with pytest.raises(Interrupted):
-            apply(config, runner=SubprocessRunner(), target=target, on_written=on_written)
+        with pytest.raises(Interrupted, match="nothing was changed"):
+            apply(config, runner=SubprocessRunner(), target=target, on_step=on_step)
         assert len(written) == 2
         assert before == {k: v[0] for k, v in snapshot(target).items()}
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        assert sorted(p.name for p in (target / ".mailprov" / "generations").iterdir()) == ["0001"]
 
     def test_exception_on_first_apply_removes_new_files(self, site: Path, tmp_path: Path) -> None:
         """An error mid-way through a first apply leaves no rendered file behind."""
@@ -205,13 +207,14 @@ class TestApply:
         target = tmp_path / "t"
         config = load_settings(config_file=site / "mailprov.toml", env={})
 
-        def on_written(path: Path) -> None:
-            if path.name == "dovecot.conf":
+        def on_step(step: str) -> None:
+            if step == "file:dovecot/dovecot.conf":
                 raise OSError("disk full (simulated by the test's callback)")
 
         with pytest.raises(OSError, match="disk full"):
-            apply(config, runner=SubprocessRunner(), target=target, on_written=on_written)
+            apply(config, runner=SubprocessRunner(), target=target, on_step=on_step)
         assert snapshot(target) == {}
+        assert list((target / ".mailprov" / "generations").iterdir()) == []
 
 
 class TestRollback:
