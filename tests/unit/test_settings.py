@@ -24,11 +24,11 @@ class TestLayers:
         """A flag beats env, env beats the file, the file beats the default."""
         cfg = write(
             tmp_path / "m.toml",
-            '[site]\nhostname = "file.example"\n[passwords]\nscheme = "BLF-CRYPT"\n',
+            '[site]\nhostname = "mail.file.example"\n[passwords]\nscheme = "BLF-CRYPT"\n',
         )
-        env = {"MAILPROV_SITE_HOSTNAME": "env.example", "MAILPROV_PASSWORDS_MIN_LENGTH": "12"}
-        config = load_settings(config_file=cfg, env=env, flags={"site.hostname": "flag.example"})
-        assert "flag.example" == config.site.hostname
+        env = {"MAILPROV_SITE_HOSTNAME": "mail.env.example", "MAILPROV_PASSWORDS_MIN_LENGTH": "12"}
+        config = load_settings(config_file=cfg, env=env, flags={"site.hostname": "mail.flag.example"})
+        assert "mail.flag.example" == config.site.hostname
         assert "flag" == config.origins["site.hostname"]
         assert 12 == config.passwords.min_length
         assert "env MAILPROV_PASSWORDS_MIN_LENGTH" == config.origins["passwords.min_length"]
@@ -62,14 +62,14 @@ class TestLookup:
 
     def test_env_variable_names_the_file(self, tmp_path: Path) -> None:
         """MAILPROV_CONFIG is used when --config is absent."""
-        cfg = write(tmp_path / "m.toml", '[site]\nhostname = "from.env"\n')
-        assert "from.env" == load_settings(env={"MAILPROV_CONFIG": str(cfg)}).site.hostname
+        cfg = write(tmp_path / "m.toml", '[site]\nhostname = "mail.from.env"\n')
+        assert "mail.from.env" == load_settings(env={"MAILPROV_CONFIG": str(cfg)}).site.hostname
 
     def test_current_directory_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """./mailprov.toml is found when neither --config nor MAILPROV_CONFIG is set."""
-        write(tmp_path / "mailprov.toml", '[site]\nhostname = "from.cwd"\n')
+        write(tmp_path / "mailprov.toml", '[site]\nhostname = "mail.from.cwd"\n')
         monkeypatch.chdir(tmp_path)
-        assert "from.cwd" == load_settings(env={}).site.hostname
+        assert "mail.from.cwd" == load_settings(env={}).site.hostname
 
     def test_missing_explicit_file(self, tmp_path: Path) -> None:
         """A --config that does not exist is an error naming it."""
