@@ -31,6 +31,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass, replace
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -49,12 +50,14 @@ FLAG_NAMES = {"store.url": "--store"}
 _SHOWN_MAX = 80
 
 
+@cache
 def section_types() -> dict[str, type]:
     """The config sections (dataclass-typed fields of SiteConfig), in order."""
     hints = typing.get_type_hints(SiteConfig)
     return {name: tp for name, tp in hints.items() if isinstance(tp, type) and is_dataclass(tp)}
 
 
+@cache
 def field_types(section: type) -> dict[str, Any]:
     """A section's field types, with their ``Annotated`` rules."""
     return typing.get_type_hints(section, include_extras=True)
