@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mailprov.store import Store
     from mailprov.system.dns import CheckPlan
 
+
 def spki_sha256(path: Path, *, setting: str) -> str:
     """The SHA-256 of the SubjectPublicKeyInfo in a PEM certificate (or public key) file.
 

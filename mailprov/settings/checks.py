@@ -172,16 +172,17 @@ def ipv6(value: str, _base: Path) -> str:
 def network(value: str, _base: Path) -> str:
     """A network such as ``127.0.0.0/8`` or ``[::1]/128`` (Postfix's form), or one address."""
     try:
-        return str(ipaddress.ip_network(value.strip("[]").replace("]/", "/"), strict=False))
+        ipaddress.ip_network(value.strip("[]").replace("]/", "/"), strict=False)
     except ValueError:
         raise Invalid("not a network", hint="e.g. 127.0.0.0/8 or [::1]/128") from None
+    return value
 
 
 def trusted_host(value: str, base: Path) -> str:
     """An OpenDKIM TrustedHosts entry: an address, a network (not /0) or a host name."""
     if "/" in value or ":" in value or value.replace(".", "").isdigit():
         net = network(value, base)
-        if net.endswith("/0"):
+        if ipaddress.ip_network(net.strip("[]").replace("]/", "/"), strict=False).prefixlen == 0:
             raise Invalid(
                 "trusts every host: OpenDKIM would sign mail from anywhere",
                 hint="list only your own hosts or networks",

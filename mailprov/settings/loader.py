@@ -227,9 +227,9 @@ def check_value(value: Any, tp: Any, base_dir: Path) -> Any:
             except Invalid as exc:
                 raise Invalid(f"item {position} ({shown('', item)}): {exc.why}", exc.hint) from None
         return out
+    if isinstance(value, str):
+        checks.plain_text(value)
     converted = _convert(value, base)
-    if isinstance(converted, str):
-        checks.plain_text(converted)
     for rule in meta:
         if isinstance(rule, Rule) and not (rule.optional and converted == ""):
             converted = rule.check(converted, base_dir)
