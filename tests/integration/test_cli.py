@@ -240,13 +240,18 @@ class TestSite:
         for url in (
             f"sqlite:///{tmp_path}/missing.sqlite",
             "postgresql+psycopg://nobody@127.0.0.1:1/x",
-            "mysql://x",
         ):
             result = CliRunner().invoke(
                 cli, ["--store", url, "domain", "list"], env={"MAILPROV_CONFIG": ""}
             )
             assert 24 == result.exit_code, result.output
             assert "store" in result.stderr
+        # A backend mailprov cannot use at all is a bad setting, refused when settings load.
+        result = CliRunner().invoke(
+            cli, ["--store", "mysql://x", "domain", "list"], env={"MAILPROV_CONFIG": ""}
+        )
+        assert 23 == result.exit_code, result.output
+        assert "store.url (flag --store)" in result.stderr
 
     def test_bad_config_names_file_and_line(self, tmp_path: Path) -> None:
         """An invalid config file is reported with its path and line, exit 23."""
