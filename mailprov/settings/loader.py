@@ -358,6 +358,8 @@ def override(
         consistency.check(config)
     except consistency.Inconsistent as exc:
         origin = config.origins.get(exc.dotted, "default")
+        if origin == "flag":
+            origin = f"flag {names.get(exc.dotted, '')}".rstrip()
         if origin.startswith("file ") and config.config_file is not None:
             section, _, key = exc.dotted.partition(".")
             file_text = config.config_file.read_text("utf-8") if text is None else text
