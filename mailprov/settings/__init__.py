@@ -2,7 +2,7 @@
 
 - :mod:`~mailprov.settings.sections`: a frozen dataclass per ``[section]``, and :class:`SiteConfig`;
 - :mod:`~mailprov.settings.kinds`: what each setting is (the field types and their checks);
-- :mod:`~mailprov.settings.checks`: the checks, one function per kind of value;
+- :mod:`~mailprov.settings.checks`, :mod:`~mailprov.settings.records`: a check per kind of value;
 - :mod:`~mailprov.settings.consistency`: the rules that tie settings together;
 - :mod:`~mailprov.settings.loader`: the file lookup order, the layers and their provenance.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from mailprov.settings import checks
+from mailprov.settings import checks, records
 from mailprov.settings.checks import Range, Rule
 
 # -- names and addresses
@@ -28,10 +28,10 @@ Endpoint = Annotated[str, Rule(checks.endpoint)]
 OptionalEndpoint = Annotated[str, Rule(checks.endpoint, optional=True)]
 OptionalNameserver = Annotated[str, Rule(checks.nameserver, optional=True)]
 Relayhost = Annotated[str, Rule(checks.relayhost, optional=True)]
-MailAddress = Annotated[str, Rule(checks.mail_address)]
-MailtoList = Annotated[str, Rule(checks.mailto_list, optional=True)]
-ReportUriList = Annotated[str, Rule(checks.report_uri_list, optional=True)]
-MxPattern = Annotated[str, Rule(checks.mx_pattern)]
+MailAddress = Annotated[str, Rule(records.mail_address)]
+MailtoList = Annotated[str, Rule(records.mailto_list, optional=True)]
+ReportUriList = Annotated[str, Rule(records.report_uri_list, optional=True)]
+MxPattern = Annotated[str, Rule(records.mx_pattern)]
 StoreUrl = Annotated[str, Rule(checks.text, optional=True)]  # checked once resolved: loader
 
 # -- paths: written into servers' configs and units, or opened by mailprov only
@@ -47,8 +47,8 @@ PlainName = Annotated[str, Rule(checks.plain_name)]
 SmtpUser = Annotated[str, Rule(checks.smtp_user, optional=True)]
 Size = Annotated[str, Rule(checks.size)]
 DovecotSize = Annotated[str, Rule(checks.dovecot_size)]
-SpfText = Annotated[str, Rule(checks.spf)]
-SelectorPrefix = Annotated[str, Rule(checks.selector_prefix, optional=True)]
+SpfText = Annotated[str, Rule(records.spf)]
+SelectorPrefix = Annotated[str, Rule(records.selector_prefix, optional=True)]
 Command = Annotated[str, Rule(checks.command, optional=True)]
 Token = Annotated[str, Rule(checks.token)]
 ClaimName = Annotated[str, Rule(checks.claim_name)]
