@@ -1,8 +1,11 @@
-"""The relay's run-time options, checked once from the site config's [relay] section.
+"""The relay's run-time options, built from the checked ``[relay]`` section.
 
-:func:`options_from_settings` turns the (already layered) settings into a frozen
-:class:`RelayOptions`, raising ``ConfigInvalid`` that names the setting, and
-refusing an open relay (a non-loopback address without ``require_auth``).
+Every ``[relay]`` value is checked where the settings load (:mod:`mailprov.settings`);
+:func:`options_from_settings` lays the ``relay serve`` flags over the section
+(checked the same way, by :func:`mailprov.settings.override`), resolves paths and
+sizes into a frozen :class:`RelayOptions`, and refuses an open relay (a
+non-loopback address without ``require_auth``). The defaults live in one place,
+:class:`~mailprov.settings.RelaySection`; RelayOptions' own defaults are derived from it.
 """
 
 from __future__ import annotations
@@ -10,15 +13,31 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from mailprov.errors import ConfigInvalid, MailprovError, OpenRelayRefused
+from mailprov.errors import ConfigInvalid, OpenRelayRefused
+from mailprov.rules.sizes import parse_size
+from mailprov.settings import RelaySection, SiteConfig, SiteSection, override
+from mailprov.settings.checks import Invalid, parse_endpoint
+from mailprov.settings.kinds import RelayMode, RelayTls
 
-if TYPE_CHECKING:
-    from mailprov.settings import SiteConfig
+_DEFAULT = RelaySection()
 
-MODES = ("capture", "deliver", "forward")
-TLS_CHOICES = ("generate", "files", "site", "off")
+
+def parse_listen(value: str, setting: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[V6]:PORT`` → (host, port). Port 0 means any free port.
+
+    Raises:
+        ConfigInvalid: naming ``setting``.
+    """
+    try:
+        return parse_endpoint(value)
+    except Invalid as exc:
+        raise ConfigInvalid(f"{setting} = {value!r:.80}: {exc.why}", hint=exc.hint) from None
+
+
+_LISTEN = parse_listen(_DEFAULT.listen, "relay.listen")
+_API = parse_listen(_DEFAULT.api_listen, "relay.api_listen")
 
 
 @dataclass(frozen=True)
@@ -26,9 +45,9 @@ class Smarthost:
     """Where forward mode relays to."""
 
     host: str
-    port: int = 587
-    starttls: bool = True
-    username: str = ""
+    port: int = _DEFAULT.smarthost_port
+    starttls: bool = _DEFAULT.smarthost_starttls
+    username: str = _DEFAULT.smarthost_username
     password_file: Path | None = None
     ca_file: Path | None = None
 
@@ -37,45 +56,36 @@ class Smarthost:
 class RelayOptions:
     """Everything the relay needs to run (no secrets: files are named, not read)."""
 
-    host: str = "127.0.0.1"
-    port: int = 2525
-    hostname: str = "relay.localhost"
-    mode: str = "capture"
-    storage_dir: Path = Path("relay")
-    max_messages: int = 50_000
-    max_age_s: float = 7 * 86_400
-    max_bytes: int = 1 << 30
-    size_limit: int = 25 << 20
-    max_recipients: int = 100
-    require_auth: bool = False
-    allow_auth_without_tls: bool = False
+    host: str = _LISTEN[0]
+    port: int = _LISTEN[1]
+    hostname: str = SiteSection().hostname
+    mode: RelayMode = _DEFAULT.mode
+    storage_dir: Path = Path(_DEFAULT.storage_dir)
+    max_messages: int = _DEFAULT.max_messages
+    max_age_s: float = _DEFAULT.max_age_hours * 3600.0
+    max_bytes: int = parse_size(_DEFAULT.max_bytes)
+    size_limit: int = parse_size(_DEFAULT.size_limit)
+    max_recipients: int = _DEFAULT.max_recipients
+    require_auth: bool = _DEFAULT.require_auth
+    allow_auth_without_tls: bool = _DEFAULT.allow_auth_without_tls
     credentials_file: Path | None = None
     store_url: str = ""
-    tls: str = "generate"
+    tls: RelayTls = _DEFAULT.tls
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_listen: tuple[str, int] | None = None
-    api: tuple[str, int] | None = ("127.0.0.1", 8025)
-    workers: int = 1
-    fsync: bool = False
-    faults: tuple[str, ...] = ()
-    fault_seed: int = 0
-    local_domains: tuple[str, ...] = ()
-    mail_root: Path = Path("/var/vmail")
-    lmtp: str = ""
+    api: tuple[str, int] | None = _API
+    workers: int = _DEFAULT.workers
+    fsync: bool = _DEFAULT.fsync
+    faults: tuple[str, ...] = tuple(_DEFAULT.faults)
+    fault_seed: int = _DEFAULT.fault_seed
+    local_domains: tuple[str, ...] = tuple(_DEFAULT.local_domains)
+    mail_root: Path = Path(_DEFAULT.mail_root)
+    lmtp: str = _DEFAULT.lmtp
     smarthost: Smarthost | None = None
     json_log: bool = False
     log_level: str = "info"
     extra: dict[str, str] = field(default_factory=dict)
-
-
-def parse_listen(value: str, setting: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[V6]:PORT`` → (host, port). Port 0 means any free port."""
-    host, sep, port = value.strip().rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ConfigInvalid(f"{setting} must be HOST:PORT (e.g. 127.0.0.1:2525), not {value!r}")
-    return host, int(port)
 
 
 def is_loopback(host: str) -> bool:
@@ -88,110 +98,84 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def options_from_settings(  # noqa: PLR0912 (one check per setting)
-    settings: SiteConfig, **overrides: object
-) -> RelayOptions:
-    """Check the [relay] section (plus command-line overrides) and build RelayOptions.
+#: ``relay serve`` flags whose name is not ``--KEY`` with dashes.
+_FLAG_NAMES = {"storage_dir": "--storage", "faults": "--fault"}
+#: ``relay serve`` flags that are not [relay] settings.
+_RUNTIME = ("json_log", "log_level", "api_public")
+
+
+def options_from_settings(settings: SiteConfig, **overrides: Any) -> RelayOptions:
+    """The [relay] section with ``relay serve``'s flags on top, as RelayOptions.
+
+    Args:
+        overrides: [relay] keys (``listen="127.0.0.1:0"``) checked like any flag, plus
+            ``json_log``, ``log_level`` and ``api_public``; None values are ignored.
 
     Raises:
-        ConfigInvalid: a value is not usable; the message names the setting.
+        ConfigInvalid: a flag's value is not usable; the message names it.
         OpenRelayRefused: a non-loopback listener without require_auth.
     """
-    from mailprov.rules.sizes import parse_size  # noqa: PLC0415
-
+    flags = {f"relay.{k}": v for k, v in overrides.items() if k not in _RUNTIME}
+    names = {f"relay.{k}": _FLAG_NAMES.get(k, "--" + k.replace("_", "-")) for k in overrides}
+    settings = override(settings, flags, flag_names=names)
     r = settings.relay
-    get = {
-        **{k: getattr(r, k) for k in r.__dataclass_fields__},
-        **{k: v for k, v in overrides.items() if v is not None},
-    }
-    mode = str(get["mode"]).lower()
-    if mode not in MODES:
-        raise ConfigInvalid(f"relay.mode must be one of {', '.join(MODES)}, not {mode!r}")
-    tls = str(get["tls"]).lower()
-    if tls not in TLS_CHOICES:
-        raise ConfigInvalid(f"relay.tls must be one of {', '.join(TLS_CHOICES)}, not {tls!r}")
-    host, port = parse_listen(str(get["listen"]), "relay.listen")
-    try:
-        max_bytes = parse_size(str(get["max_bytes"]))
-        size_limit = parse_size(str(get["size_limit"]))
-    except MailprovError as exc:
-        raise ConfigInvalid(f"relay.max_bytes/size_limit: {exc.message}") from None
-    for name in ("max_messages", "max_age_hours", "max_recipients", "workers"):
-        if int(get[name]) < 0 or (name in ("workers", "max_recipients") and int(get[name]) < 1):
-            raise ConfigInvalid(f"relay.{name} must be a positive number, not {get[name]}")
-    if int(get["workers"]) > 64:
-        raise ConfigInvalid("relay.workers must be at most 64")
-    path = settings.resolve_path
-
-    def optional_path(key: str) -> Path | None:
-        return path(str(get[key])) if get[key] else None
-
-    if tls == "files" and not (get["tls_cert_file"] and get["tls_key_file"]):
-        raise ConfigInvalid("relay.tls = 'files' needs relay.tls_cert_file and relay.tls_key_file")
-    smarthost = None
-    if mode == "forward":
-        if not get["smarthost_host"]:
-            raise ConfigInvalid("relay.mode = 'forward' needs relay.smarthost_host (and _port)")
-        if get["smarthost_username"] and not get["smarthost_password_file"]:
-            raise ConfigInvalid(
-                "relay.smarthost_username is set but relay.smarthost_password_file is not",
-                hint="put the password alone in a file readable only by the relay (0600)",
-            )
-        smarthost = Smarthost(
-            host=str(get["smarthost_host"]),
-            port=int(get["smarthost_port"]),
-            starttls=bool(get["smarthost_starttls"]),
-            username=str(get["smarthost_username"]),
-            password_file=optional_path("smarthost_password_file"),
-            ca_file=optional_path("smarthost_ca_file"),
-        )
-    api = parse_listen(str(get["api_listen"]), "relay.api_listen") if get["api_listen"] else None
-    tls_listen = (
-        parse_listen(str(get["tls_listen"]), "relay.tls_listen") if get["tls_listen"] else None
-    )
-    require_auth = bool(get["require_auth"])
+    host, port = parse_endpoint(r.listen)
+    api = parse_endpoint(r.api_listen) if r.api_listen else None
+    tls_listen = parse_endpoint(r.tls_listen) if r.tls_listen else None
     for what, where in (("relay.listen", (host, port)), ("relay.tls_listen", tls_listen)):
-        if where is not None and not is_loopback(where[0]) and not require_auth:
+        if where is not None and not is_loopback(where[0]) and not r.require_auth:
             raise OpenRelayRefused(
                 f"{what} is {where[0]}:{where[1]}, beyond loopback, and relay.require_auth is off"
             )
-    if api is not None and not is_loopback(api[0]) and not get.get("api_public"):
+    if api is not None and not is_loopback(api[0]) and not overrides.get("api_public"):
         raise OpenRelayRefused(
             f"relay.api_listen {api[0]}:{api[1]} is beyond loopback; the API has no authentication",
             hint="keep the API on 127.0.0.1 and reach it through an SSH tunnel",
         )
+    path = settings.resolve_path
+
+    def optional_path(value: str) -> Path | None:
+        return path(value) if value else None
+
+    smarthost = None
+    if r.mode == "forward":
+        smarthost = Smarthost(
+            host=r.smarthost_host,
+            port=r.smarthost_port,
+            starttls=r.smarthost_starttls,
+            username=r.smarthost_username,
+            password_file=optional_path(r.smarthost_password_file),
+            ca_file=optional_path(r.smarthost_ca_file),
+        )
+    site_tls = r.tls == "site"
     return RelayOptions(
         host=host,
         port=port,
-        hostname=str(get["hostname"] or settings.site.hostname),
-        mode=mode,
-        storage_dir=path(str(get["storage_dir"])),
-        max_messages=int(get["max_messages"]),
-        max_age_s=int(get["max_age_hours"]) * 3600.0,
-        max_bytes=max_bytes,
-        size_limit=size_limit,
-        max_recipients=int(get["max_recipients"]),
-        require_auth=require_auth,
-        allow_auth_without_tls=bool(get["allow_auth_without_tls"]),
-        credentials_file=optional_path("credentials_file"),
+        hostname=r.hostname or settings.site.hostname,
+        mode=r.mode,
+        storage_dir=path(r.storage_dir),
+        max_messages=r.max_messages,
+        max_age_s=r.max_age_hours * 3600.0,
+        max_bytes=parse_size(r.max_bytes),
+        size_limit=parse_size(r.size_limit),
+        max_recipients=r.max_recipients,
+        require_auth=r.require_auth,
+        allow_auth_without_tls=r.allow_auth_without_tls,
+        credentials_file=optional_path(r.credentials_file),
         store_url=settings.store.url,
-        tls=tls,
-        tls_cert_file=path(settings.tls.cert_file)
-        if tls == "site"
-        else optional_path("tls_cert_file"),
-        tls_key_file=path(settings.tls.key_file)
-        if tls == "site"
-        else optional_path("tls_key_file"),
+        tls=r.tls,
+        tls_cert_file=path(settings.tls.cert_file) if site_tls else optional_path(r.tls_cert_file),
+        tls_key_file=path(settings.tls.key_file) if site_tls else optional_path(r.tls_key_file),
         tls_listen=tls_listen,
         api=api,
-        workers=int(get["workers"]),
-        fsync=bool(get["fsync"]),
-        faults=tuple(get["faults"]),
-        fault_seed=int(get["fault_seed"]),
-        local_domains=tuple(d.lower() for d in get["local_domains"]),
-        mail_root=path(str(get["mail_root"])),
-        lmtp=str(get["lmtp"]),
+        workers=r.workers,
+        fsync=r.fsync,
+        faults=tuple(r.faults),
+        fault_seed=r.fault_seed,
+        local_domains=tuple(r.local_domains),
+        mail_root=path(r.mail_root),
+        lmtp=r.lmtp,
         smarthost=smarthost,
-        json_log=bool(get.get("json_log", False)),
-        log_level=str(get.get("log_level", "info")),
+        json_log=bool(overrides.get("json_log") or False),
+        log_level=str(overrides.get("log_level") or "info"),
     )

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mailprov.errors import CertificateInvalid, ConfigInvalid, MailprovError
-from mailprov.rules.addresses import normalise_domain
+from mailprov.errors import CertificateInvalid
 from mailprov.rules.dnsrecords import DkimPublication, RecordInput, RecordSet, TlsaKey, build
 from mailprov.services.accounts import get_domain
 from mailprov.services.dkim import published
@@ -18,9 +16,6 @@ if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
     from mailprov.system.dns import CheckPlan
-
-DMARC_POLICIES = ("none", "quarantine", "reject")
-MTA_STS_MODES = ("enforce", "testing", "none")
 
 
 def spki_sha256(path: Path, *, setting: str) -> str:
@@ -55,42 +50,6 @@ def spki_sha256(path: Path, *, setting: str) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def _check_settings(settings: SiteConfig) -> None:
-    dns = settings.dns
-    if dns.dmarc_policy not in DMARC_POLICIES:
-        raise ConfigInvalid(
-            f"dns.dmarc_policy must be one of {', '.join(DMARC_POLICIES)}, not {dns.dmarc_policy!r}"
-        )
-    if dns.mta_sts_mode not in MTA_STS_MODES:
-        raise ConfigInvalid(
-            f"dns.mta_sts_mode must be one of {', '.join(MTA_STS_MODES)}, not {dns.mta_sts_mode!r}"
-        )
-    if not dns.spf.lower().startswith("v=spf1"):
-        raise ConfigInvalid(f"dns.spf must start with 'v=spf1', not {dns.spf!r}")
-    if dns.ttl <= 0 or dns.check_timeout <= 0 or dns.check_retries < 0:
-        raise ConfigInvalid(
-            "dns.ttl and dns.check_timeout must be positive, dns.check_retries >= 0"
-        )
-
-    for family, values, version in (("ipv4", dns.ipv4, 4), ("ipv6", dns.ipv6, 6)):
-        for value in values:
-            try:
-                ok = ipaddress.ip_address(value).version == version
-            except ValueError:
-                ok = False
-            if not ok:
-                raise ConfigInvalid(
-                    f"dns.{family} holds {value!r}, which is not an IPv{version} address"
-                )
-
-
-def _host(settings: SiteConfig, value: str, setting: str) -> str:
-    try:
-        return normalise_domain(value)
-    except MailprovError as exc:
-        raise ConfigInvalid(f"{setting}: {exc.message}") from None
-
-
 def record_set(store: Store, settings: SiteConfig, domain: str, *, tlsa: bool = True) -> RecordSet:
     """Every record ``domain`` (which must be in the store) needs.
 
@@ -102,7 +61,6 @@ def record_set(store: Store, settings: SiteConfig, domain: str, *, tlsa: bool = 
         CertificateInvalid: a certificate file is not a certificate.
         DkimKeyUnusable: a DKIM key file is unsafe or unreadable.
     """
-    _check_settings(settings)
     name = get_domain(store, domain).name
     dns = settings.dns
     tlsa_keys: list[TlsaKey] = []
@@ -121,7 +79,7 @@ def record_set(store: Store, settings: SiteConfig, domain: str, *, tlsa: bool = 
     ports = settings.ports
     inp = RecordInput(
         domain=name,
-        hostname=_host(settings, settings.site.hostname, "site.hostname"),
+        hostname=settings.site.hostname,
         ttl=dns.ttl,
         ipv4=list(dns.ipv4),
         ipv6=list(dns.ipv6),
@@ -134,7 +92,7 @@ def record_set(store: Store, settings: SiteConfig, domain: str, *, tlsa: bool = 
         mta_sts_max_age=dns.mta_sts_max_age,
         mta_sts_mx=list(dns.mta_sts_mx),
         tls_rpt_rua=dns.tls_rpt_rua,
-        web_host=_host(settings, dns.web_host, "dns.web_host") if dns.web_host else "",
+        web_host=dns.web_host,
         ports={
             "smtp": ports.smtp,
             "submission": ports.submission,

@@ -237,11 +237,14 @@ class TestSite:
         for url in (
             f"sqlite:///{tmp_path}/missing.sqlite",
             "postgresql+psycopg://nobody@127.0.0.1:1/x",
-            "mysql://x",
         ):
             result = invoke("--store", url, "domain", "list", state_dir=tmp_path / "state")
             assert 24 == result.exit_code, result.output
             assert "store" in result.stderr
+        # A backend mailprov cannot use at all is a bad setting, refused when settings load.
+        result = invoke("--store", "mysql://x", "domain", "list", state_dir=tmp_path / "state")
+        assert 23 == result.exit_code, result.output
+        assert "store.url (flag --store)" in result.stderr
 
     def test_bad_config_names_file_and_line(self, tmp_path: Path) -> None:
         """An invalid config file is reported with its path and line, exit 23."""

@@ -1,4 +1,4 @@
-"""The [relay] section: layered like every section, checked into RelayOptions, no open relay."""
+"""The [relay] section: checked where settings load, turned into RelayOptions, no open relay."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from mailprov.errors import ConfigInvalid, OpenRelayRefused
-from mailprov.relay.options import options_from_settings, parse_listen
-from mailprov.settings import load_settings
+from mailprov.relay.options import RelayOptions, options_from_settings, parse_listen
+from mailprov.rules.sizes import parse_size
+from mailprov.settings import RelaySection, load_settings
 
 
 def settings_from(tmp_path: Path, text: str, env: dict[str, str] | None = None):
@@ -58,8 +59,41 @@ def test_file_env_and_flags_build_the_options(tmp_path: Path) -> None:
 def test_bad_values_name_the_setting(tmp_path: Path, text: str, words: str) -> None:
     """Each unusable value is a ConfigInvalid that names the setting."""
     with pytest.raises(ConfigInvalid) as err:
-        options_from_settings(settings_from(tmp_path, text))
+        settings_from(tmp_path, text)
     assert words in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "named"),
+    [
+        ("listen", "127.0.0.1:2525\n", "--listen"),
+        ("storage_dir", "relay\x00", "--storage"),
+        ("mode", "mirror", "--mode"),
+        ("workers", 0, "--workers"),
+        ("faults", ["rcpt:*=450 4.0.0 x\r\nRSET"], "--fault"),
+    ],
+)
+def test_flags_are_checked_like_the_file(
+    tmp_path: Path, flag: str, value: object, named: str
+) -> None:
+    """A relay serve flag goes through the same checks as the file, and the error names it."""
+    settings = settings_from(tmp_path, "")
+    with pytest.raises(ConfigInvalid) as err:
+        options_from_settings(settings, **{flag: value})
+    assert f"relay.{flag} (flag {named})" in err.value.message
+
+
+def test_defaults_come_from_the_settings_section() -> None:
+    """RelayOptions' defaults are the [relay] section's, not a second copy."""
+    section, options = RelaySection(), RelayOptions()
+    assert section.listen == f"{options.host}:{options.port}"
+    assert (section.mode, section.tls, section.workers) == (
+        options.mode,
+        options.tls,
+        options.workers,
+    )
+    assert parse_size(section.size_limit) == options.size_limit
+    assert section.max_age_hours * 3600 == options.max_age_s
 
 
 def test_open_relay_is_refused_unless_auth_is_required(tmp_path: Path) -> None:

@@ -42,6 +42,8 @@ def files(cfg: SiteConfig, target: str = "/srv/t") -> dict[str, object]:
 
 
 class TestRefusedBeforeRendering:
+    """Values that cannot be rendered safely are refused before any template runs."""
+
     @pytest.mark.parametrize(
         "hostname",
         [
@@ -58,6 +60,16 @@ class TestRefusedBeforeRendering:
         """A hostname with spaces, newlines, '=', '#', quotes or no dot is refused by name."""
         with pytest.raises(ConfigInvalid, match=r"site\.hostname"):
             files(config(tls_files, MAILPROV_SITE_HOSTNAME=hostname))
+
+    def test_unsafe_target_folder(self, tls_files: tuple[str, str]) -> None:
+        """A --target whose path the servers' configs cannot carry is refused, naming --target."""
+        with pytest.raises(ConfigInvalid, match="--target"):
+            files(config(tls_files), "/srv/my target")
+
+    def test_refused_when_settings_load(self, tls_files: tuple[str, str]) -> None:
+        """A bad value never reaches rendering: loading the settings refuses it."""
+        with pytest.raises(ConfigInvalid, match=r"dovecot\.vmail_user \(env "):
+            config(tls_files, MAILPROV_DOVECOT_VMAIL_USER="vmail\n")
 
     def test_missing_certificate_file(self, tls_files: tuple[str, str], tmp_path: Path) -> None:
         """A certificate path that does not exist is refused with the path in the message."""

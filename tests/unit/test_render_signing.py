@@ -69,6 +69,6 @@ def test_dual_signing_renders_both_milters_and_units(tls_files: tuple[str, str])
 
 def test_bad_milter_host_is_refused(tls_files: tuple[str, str]) -> None:
     """A milter host that is not an IP address is config-invalid naming dkim.milter_host."""
-    cfg = config(tls_files, MAILPROV_DKIM_SIGN="true", MAILPROV_DKIM_MILTER_HOST="x\ny")
-    with pytest.raises(ConfigInvalid, match=r"dkim\.milter_host"):
-        render_bundle(cfg, Layout.for_target(cfg, Path("/srv/t")))
+    for host in ("x\ny", "milter.example.test"):
+        with pytest.raises(ConfigInvalid, match=r"dkim\.milter_host"):
+            config(tls_files, MAILPROV_DKIM_SIGN="true", MAILPROV_DKIM_MILTER_HOST=host)

@@ -1,0 +1,124 @@
+"""Rules that tie settings together, checked once every layer is in.
+
+Each value has already passed its own check (:mod:`mailprov.settings.kinds`);
+what is left is what one value cannot say alone: a list that must not be empty,
+two ports that must differ, a mode that needs another setting.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mailprov.errors import MailprovError
+from mailprov.rules.passwords import get_policy
+from mailprov.settings import checks
+from mailprov.settings.checks import Invalid
+
+if TYPE_CHECKING:
+    from mailprov.settings.sections import SiteConfig
+
+
+class Inconsistent(Invalid):
+    """A setting that does not fit with the others; ``dotted`` names it."""
+
+    def __init__(self, dotted: str, value: object, why: str, hint: str | None = None) -> None:
+        super().__init__(why, hint)
+        self.dotted = dotted
+        self.value = value
+
+
+def check(config: SiteConfig) -> None:
+    """Raise :class:`Inconsistent` for the first rule the settings break together."""
+    _site(config)
+    _store(config)
+    _passwords(config)
+    _deploy(config)
+    _dkim(config)
+    _relay(config)
+
+
+def _site(config: SiteConfig) -> None:
+    site = config.site
+    if not site.domain and site.hostname.count(".") < 2:
+        raise Inconsistent(
+            "site.domain",
+            "",
+            f"is not set and cannot be derived from [site] hostname {site.hostname!r} "
+            "(it would be the top-level domain)",
+            hint="set [site] domain, e.g. domain = 'example.org'",
+        )
+
+
+def _store(config: SiteConfig) -> None:
+    url = config.store.url
+    if url:
+        try:
+            checks.store_url(url, config.base_dir)
+        except Invalid as exc:
+            raise Inconsistent("store.url", url, exc.why, exc.hint) from None
+
+
+def _passwords(config: SiteConfig) -> None:
+    pw = config.passwords
+    try:
+        get_policy(pw.policy, min_length=pw.min_length or None)
+    except MailprovError as exc:
+        raise Inconsistent("passwords.min_length", pw.min_length, exc.message, exc.hint) from None
+
+
+def _deploy(config: SiteConfig) -> None:
+    listen = config.deploy.listen
+    if not listen or ("all" in listen and len(listen) > 1):
+        raise Inconsistent(
+            "deploy.listen",
+            listen,
+            "needs either 'all' alone or one or more IP addresses",
+            hint='e.g. ["all"] or ["127.0.0.1", "::1"]',
+        )
+    if not config.postfix.mynetworks:
+        raise Inconsistent(
+            "postfix.mynetworks", [], "needs at least one network", hint='use ["127.0.0.0/8"]'
+        )
+
+
+def _dkim(config: SiteConfig) -> None:
+    dk = config.dkim
+    if not dk.algorithms or len(set(dk.algorithms)) != len(dk.algorithms):
+        raise Inconsistent(
+            "dkim.algorithms",
+            dk.algorithms,
+            "must list each algorithm at most once, and at least one",
+            hint='e.g. algorithms = ["rsa-2048", "ed25519"]',
+        )
+    if len(dk.algorithms) > 1 and dk.milter_port == dk.ed25519_milter_port:
+        raise Inconsistent(
+            "dkim.ed25519_milter_port",
+            dk.ed25519_milter_port,
+            "is dkim.milter_port too: each signing instance needs its own port",
+            hint="e.g. milter_port = 8891, ed25519_milter_port = 8892",
+        )
+
+
+def _relay(config: SiteConfig) -> None:
+    r = config.relay
+    if r.tls == "files" and not (r.tls_cert_file and r.tls_key_file):
+        raise Inconsistent(
+            "relay.tls",
+            r.tls,
+            "'files' needs relay.tls_cert_file and relay.tls_key_file",
+            hint="set both, or use tls = 'generate'",
+        )
+    if r.mode == "forward" and not r.smarthost_host:
+        raise Inconsistent(
+            "relay.smarthost_host",
+            r.smarthost_host,
+            "relay.mode = 'forward' needs relay.smarthost_host (and _port)",
+            hint="name the smarthost, e.g. smarthost_host = 'smtp.example.org'",
+        )
+    if r.smarthost_username and not r.smarthost_password_file:
+        raise Inconsistent(
+            "relay.smarthost_password_file",
+            "",
+            "relay.smarthost_username is set but relay.smarthost_password_file is not",
+            hint="put the password alone in a file readable only by the relay (0600)",
+        )
