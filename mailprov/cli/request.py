@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,14 @@ import click
 
 from mailprov.cli.options import app_context, json_option
 from mailprov.cli.output import emit, table
+from mailprov.errors import InvalidValue, MissingOption
+from mailprov.identity.codes import load_pepper
+from mailprov.model import RequestKind, RequestState, Secret
+from mailprov.system import notify
+from mailprov.system.files import create_secret_file
+
+# services.provisioning is imported inside the commands: it pulls in SQLAlchemy, and
+# 'mailprov --help' imports every command module.
 
 
 @click.group()
@@ -19,8 +30,6 @@ def request() -> None:
 
 def gate(app: Any) -> tuple[bytes, Any]:
     """The code pepper and the sender, from the site config."""
-    from mailprov.identity.codes import load_pepper  # noqa: PLC0415
-    from mailprov.system import notify  # noqa: PLC0415
 
     settings = app.settings
     pepper = load_pepper(settings.resolve_path(settings.identity.pepper_file))
@@ -39,7 +48,7 @@ def _human(req: Any) -> str:
 @request.command("open")
 @click.argument("address")
 @click.option(
-    "--kind", type=click.Choice(["personal", "corporate"]), required=True, help="Mailbox kind."
+    "--kind", type=click.Choice([k.value for k in RequestKind]), required=True, help="Mailbox kind."
 )
 @click.option(
     "--recovery", metavar="EMAIL", required=True, help="Recovery address: codes go there."
@@ -71,7 +80,6 @@ def request_open(address: str, kind: str, recovery: str, name: str, accept_terms
 
 
 def _read_file(path: Path, what: str) -> bytes:
-    from mailprov.errors import InvalidValue  # noqa: PLC0415
 
     try:
         with path.open("rb") as handle:
@@ -103,10 +111,6 @@ def request_verify(
     signature: Path | None,
 ) -> None:
     """Prove the requester's identity (token, or certificate + signature); then a code is sent."""
-    import base64  # noqa: PLC0415
-    import binascii  # noqa: PLC0415
-
-    from mailprov.model import Secret  # noqa: PLC0415
     from mailprov.services.provisioning import (  # noqa: PLC0415
         normalise_id,
         verify_with_certificate,
@@ -155,8 +159,6 @@ def request_verify(
 
 
 def _read_code(code_stdin: bool) -> Any:
-    from mailprov.errors import MissingOption  # noqa: PLC0415
-    from mailprov.model import Secret  # noqa: PLC0415
 
     if code_stdin:
         return Secret(sys.stdin.readline().strip())
@@ -179,11 +181,7 @@ def _read_code(code_stdin: bool) -> Any:
 @json_option
 def request_confirm(request_id: str, code_stdin: bool, password_file: Path | None) -> None:
     """Confirm with the code; creates the mailbox with a temporary password shown once."""
-    import os  # noqa: PLC0415
-
-    from mailprov.errors import MissingOption  # noqa: PLC0415
     from mailprov.services.provisioning import confirm, normalise_id  # noqa: PLC0415
-    from mailprov.system.files import create_secret_file  # noqa: PLC0415
 
     app = app_context()
     if app.json and password_file is None:
@@ -250,27 +248,13 @@ def request_show(request_id: str) -> None:
 
 
 @request.command("list")
-@click.option(
-    "--state",
-    type=click.Choice(
-        [
-            "open",
-            "identity-verified",
-            "confirmed",
-            "provisioned",
-            "rejected",
-            "expired",
-            "locked",
-            "cancelled",
-        ]
-    ),
-)
+@click.option("--state", type=click.Choice([s.value for s in RequestState]))
 @json_option
 def request_list(state: str | None) -> None:
     """List requests, newest first."""
     from mailprov.services.provisioning import list_requests  # noqa: PLC0415
 
-    found = list_requests(app_context().store, state=state)
+    found = list_requests(app_context().store, state=RequestState(state) if state else None)
     table(
         click.get_current_context(),
         {"requests": [r.to_json() for r in found]},

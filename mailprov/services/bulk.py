@@ -22,6 +22,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mailprov.errors import ImportInvalid, InvalidValue, MailprovError, MissingOption
+from mailprov.model import AddressKind
 from mailprov.rules import hashing, passwords
 from mailprov.rules.addresses import parse_address
 from mailprov.rules.sizes import parse_size
@@ -319,7 +320,7 @@ def _insert(
                     {
                         "address": r.address,
                         "domain_id": domain_id,
-                        "kind": "mailbox",
+                        "kind": AddressKind.MAILBOX,
                         "created_at": now,
                     }
                 )
