@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mailprov.cli.options import app_context, json_option, password_options, read_password
 from mailprov.cli.output import emit, table, yes_no
 from mailprov.cli.progress import progress_bar
-from mailprov.services.bulk import STEPS, Checkpoint, import_mailboxes
 from mailprov.system.children import kill_self
+
+if TYPE_CHECKING:
+    from mailprov.services.bulk import Checkpoint
 
 #: The crash tests' hook, and the only one: with this variable naming a step of
 #: ``mailbox import`` (``mailprov.services.bulk.STEPS``), the process kills itself
@@ -223,6 +226,9 @@ def mailbox_import(
     Columns: address, name, quota, password-hash (a {SCHEME}hash, or empty to
     generate a password). A header row naming them is required.
     """
+    # Lazy: services.bulk pulls in SQLAlchemy, and 'mailprov --help' imports every command module.
+    from mailprov.services.bulk import import_mailboxes  # noqa: PLC0415
+
     app = app_context()
     progress = None if app.json else progress_bar("hashing passwords")
     try:
@@ -265,6 +271,8 @@ def mailbox_import(
 
 def _crash_hook() -> Checkpoint | None:
     """The checkpoint that kills this process at the step named by ``KILL_AT_ENV``, if set."""
+    from mailprov.services.bulk import STEPS  # noqa: PLC0415  (lazy, as in mailbox_import)
+
     target = os.environ.get(KILL_AT_ENV)
     if not target:
         return None
