@@ -330,7 +330,7 @@ class TestKillSqlite:
             src = import_csv(tmp_path, prefix, generated=6)
             out = tmp_path / f"{prefix}-pw.csv"
             argv = ("mailbox", "import", str(src), "--passwords-out", str(out))
-            runs.append((prefix, rng.uniform(0.8, 3.0), spawn(run, prefix, *argv)))
+            runs.append((prefix, rng.uniform(0.5, 5.0), spawn(run, prefix, *argv)))
         for _prefix, delay, proc in sorted(runs, key=lambda r: r[1]):
             try:
                 proc.wait(timeout=max(0.0, started + delay - time.monotonic()))
