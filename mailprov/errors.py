@@ -8,7 +8,7 @@ README's exit-status table is generated from this module
 
 Exit statuses are grouped by area so that each area owns a range:
 0-9 generic, 10-19 the provisioning errors of the SPEC's error table,
-20-29 accounts and store, 30-39 config rendering and deploy,
+20-29 and 90-99 accounts and store, 30-39 config rendering and deploy,
 40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure.
 """
 
@@ -100,6 +100,9 @@ class ExitStatus(IntEnum):
     DELIVERY_REFUSED = 77
     DELIVERY_NOT_SEEN = 78
     DOCTOR_FOUND_ERRORS = 79
+
+    # -- 90-99: accounts and store, continued (20-29 is full) -----------------
+    PASSWORDS_NOT_WRITTEN = 90
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -283,6 +286,17 @@ class FileExists(MailprovError):
     code = "file-exists"
     exit_status = ExitStatus.FILE_EXISTS
     default_hint = "choose another path, or remove the file first"
+
+
+class PasswordsNotWritten(MailprovError):
+    """The generated passwords could not be written to their file; nothing was imported."""
+
+    code = "passwords-not-written"
+    exit_status = ExitStatus.PASSWORDS_NOT_WRITTEN
+    default_hint = (
+        "free space on that file system (or fix the error named), or choose another "
+        "--passwords-out, then run the import again"
+    )
 
 
 # -- config rendering and deploy -------------------------------------------------

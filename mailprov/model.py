@@ -1,8 +1,13 @@
-"""Values passed between layers: frozen dataclasses, each able to say itself as JSON."""
+"""Values passed between layers: frozen dataclasses, each able to say itself as JSON,
+and the closed sets of values the store keeps as strings (``StrEnum``s: a member
+is its value, so columns, JSON and audit details carry the same strings as before).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from mailprov.rules.addresses import domain_to_unicode
@@ -33,12 +38,65 @@ class Secret:
         return hash(self._value)
 
 
+class AddressKind(StrEnum):
+    """What an address of the shared namespace (``addresses.kind``) is."""
+
+    MAILBOX = "mailbox"
+    ALIAS = "alias"
+
+
+class RequestKind(StrEnum):
+    """The kind of mailbox a provisioning request asks for."""
+
+    PERSONAL = "personal"
+    CORPORATE = "corporate"
+
+
+class RequestState(StrEnum):
+    """The states of a provisioning request (see :mod:`mailprov.services.provisioning`)."""
+
+    OPEN = "open"
+    IDENTITY_VERIFIED = "identity-verified"
+    CONFIRMED = "confirmed"
+    PROVISIONED = "provisioned"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    LOCKED = "locked"
+    CANCELLED = "cancelled"
+
+
+#: The states in which a request still holds its address and can move on.
+LIVE_REQUEST_STATES = (
+    RequestState.OPEN,
+    RequestState.IDENTITY_VERIFIED,
+    RequestState.CONFIRMED,
+    RequestState.LOCKED,
+)
+
+
+class CodeState(StrEnum):
+    """The states of a one-time confirmation code (``code_challenges.state``)."""
+
+    LIVE = "live"
+    USED = "used"
+    LOCKED = "locked"
+    EXPIRED = "expired"
+    SUPERSEDED = "superseded"
+    UNDELIVERED = "undelivered"
+
+
+class DkimStatus(StrEnum):
+    """Where a DKIM selector is in its rotation."""
+
+    NEXT = "next"
+    ACTIVE = "active"
+    RETIRED = "retired"
+
+
 def iso(ts: int | None) -> str | None:
     """Unix seconds as ISO 8601 UTC (``2026-11-23T05:11:48Z``), None stays None."""
     if ts is None:
         return None
-    from datetime import UTC, datetime  # noqa: PLC0415
-
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

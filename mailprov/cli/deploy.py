@@ -12,8 +12,6 @@ import click
 from mailprov.cli.context import app_context
 from mailprov.cli.options import json_option
 from mailprov.cli.output import emit
-from mailprov.services.deploy import apply, plan, render_to, rollback, validate
-from mailprov.system.run import SubprocessRunner
 
 #: Test hook (the only one): ``deploy apply`` SIGKILLs itself right after the step of that
 #: name completes (a step name as passed to ``apply(on_step=...)``, e.g. ``switched`` or
@@ -61,6 +59,9 @@ def _lines(changes: Any, *, diff: bool) -> str:
 @json_option
 def deploy_plan(target: Path | None, show_diff: bool, no_check: bool) -> None:
     """Show what 'deploy apply' would change, and check it with the servers; change nothing."""
+    from mailprov.services.deploy import plan, validate
+    from mailprov.system.run import SubprocessRunner
+
     app = app_context()
     settings = app.settings
     planned = plan(settings, target=target, store=app.store)
@@ -92,6 +93,9 @@ def deploy_apply(target: Path | None, do_reload: bool, force: bool) -> None:
     The files are installed as a new generation under the state folder; the installed paths
     are symlinks through one 'current' link, which is replaced in one step.
     """
+    from mailprov.services.deploy import apply
+    from mailprov.system.run import SubprocessRunner
+
     app = app_context()
     result = apply(
         app.settings,
@@ -127,6 +131,9 @@ def deploy_apply(target: Path | None, do_reload: bool, force: bool) -> None:
 @json_option
 def deploy_rollback(target: Path | None, do_reload: bool) -> None:
     """Switch back to the generation before the active one (run again to undo)."""
+    from mailprov.services.deploy import rollback
+    from mailprov.system.run import SubprocessRunner
+
     result = rollback(
         app_context().settings, runner=SubprocessRunner(), target=target, reload=do_reload
     )
@@ -155,6 +162,8 @@ def deploy_render(out: Path) -> None:
     The files name each other by their paths under DIR. Use 'deploy plan --target DIR'
     to have Postfix and Dovecot check them, and 'deploy apply' to install.
     """
+    from mailprov.services.deploy import render_to
+
     app = app_context()
     written = render_to(app.settings, out, app.store)
     emit(

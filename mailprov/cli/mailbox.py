@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mailprov.cli.context import app_context
 from mailprov.cli.options import json_option, password_options, read_password
 from mailprov.cli.output import emit, table, yes_no
+from mailprov.cli.progress import progress_bar
+from mailprov.system.children import kill_self
+
+if TYPE_CHECKING:
+    from mailprov.services.bulk import Checkpoint
+
+#: The crash tests' hook, and the only one: with this variable naming a step of
+#: ``mailbox import`` (``mailprov.services.bulk.STEPS``), the process kills itself
+#: with SIGKILL on reaching it (tests/integration/test_import_crash.py).
+KILL_AT_ENV = "MAILPROV_TEST_KILL_AT"
 
 
 @click.group()
@@ -215,14 +227,11 @@ def mailbox_import(
     Columns: address, name, quota, password-hash (a {SCHEME}hash, or empty to
     generate a password). A header row naming them is required.
     """
+    # Lazy: services.bulk pulls in SQLAlchemy, and 'mailprov --help' imports every command module.
     from mailprov.services.bulk import import_mailboxes
 
     app = app_context()
-    progress = None
-    if not app.json:
-        from mailprov.cli.progress import progress_bar
-
-        progress = progress_bar("hashing passwords")
+    progress = None if app.json else progress_bar("hashing passwords")
     try:
         result = import_mailboxes(
             app.store,
@@ -233,12 +242,18 @@ def mailbox_import(
             passwords_out=passwords_out,
             workers=workers,
             progress=progress,
+            checkpoint=_crash_hook(),
         )
     finally:
         if progress is not None:
             progress.close()
     verb = "would create" if dry_run else "created"
-    human = f"{verb} {result.count} mailbox(es) from {csv_file}"
+    human = "".join(
+        f"removed {gone}, left by an import killed before its commit (those passwords were "
+        "never used)\n"
+        for gone in result.removed
+    )
+    human += f"{verb} {result.count} mailbox(es) from {csv_file}"
     if result.generated and not dry_run:
         human += f"; {result.generated} generated password(s) written to {passwords_out}"
     emit(
@@ -249,6 +264,24 @@ def mailbox_import(
             "count": result.count,
             "generated": result.generated,
             "addresses": result.addresses,
+            "removed": result.removed,
         },
         human,
     )
+
+
+def _crash_hook() -> Checkpoint | None:
+    """The checkpoint that kills this process at the step named by ``KILL_AT_ENV``, if set."""
+    from mailprov.services.bulk import STEPS
+
+    target = os.environ.get(KILL_AT_ENV)
+    if not target:
+        return None
+    if target not in STEPS:
+        raise click.UsageError(f"{KILL_AT_ENV} must name one of: {', '.join(STEPS)}")
+
+    def checkpoint(step: str) -> None:
+        if step == target:
+            kill_self()
+
+    return checkpoint

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,14 @@ import click
 from mailprov.cli.context import app_context
 from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
+from mailprov.errors import InvalidValue, MissingOption
+from mailprov.model import RequestKind, RequestState, Secret
+from mailprov.system import notify
+from mailprov.system.files import create_secret_file
+from mailprov.system.secrets import load_pepper
+
+# services.provisioning is imported inside the commands: it pulls in SQLAlchemy, and
+# 'mailprov --help' imports every command module.
 
 
 @click.group()
@@ -20,8 +31,6 @@ def request() -> None:
 
 def gate(app: Any) -> tuple[bytes, Any]:
     """The code pepper and the sender, from the site config."""
-    from mailprov.system import notify
-    from mailprov.system.secrets import load_pepper
 
     settings = app.settings
     pepper = load_pepper(settings.resolve_path(settings.identity.pepper_file))
@@ -40,7 +49,7 @@ def _human(req: Any) -> str:
 @request.command("open")
 @click.argument("address")
 @click.option(
-    "--kind", type=click.Choice(["personal", "corporate"]), required=True, help="Mailbox kind."
+    "--kind", type=click.Choice([k.value for k in RequestKind]), required=True, help="Mailbox kind."
 )
 @click.option(
     "--recovery", metavar="EMAIL", required=True, help="Recovery address: codes go there."
@@ -72,7 +81,6 @@ def request_open(address: str, kind: str, recovery: str, name: str, accept_terms
 
 
 def _read_file(path: Path, what: str) -> bytes:
-    from mailprov.errors import InvalidValue
 
     try:
         with path.open("rb") as handle:
@@ -104,10 +112,6 @@ def request_verify(
     signature: Path | None,
 ) -> None:
     """Prove the requester's identity (token, or certificate + signature); then a code is sent."""
-    import base64
-    import binascii
-
-    from mailprov.model import Secret
     from mailprov.services.provisioning import (
         normalise_id,
         verify_with_certificate,
@@ -156,8 +160,6 @@ def request_verify(
 
 
 def _read_code(code_stdin: bool) -> Any:
-    from mailprov.errors import MissingOption
-    from mailprov.model import Secret
 
     if code_stdin:
         return Secret(sys.stdin.readline().strip())
@@ -180,11 +182,7 @@ def _read_code(code_stdin: bool) -> Any:
 @json_option
 def request_confirm(request_id: str, code_stdin: bool, password_file: Path | None) -> None:
     """Confirm with the code; creates the mailbox with a temporary password shown once."""
-    import os
-
-    from mailprov.errors import MissingOption
     from mailprov.services.provisioning import confirm, normalise_id
-    from mailprov.system.files import create_secret_file
 
     app = app_context()
     if app.json and password_file is None:
@@ -251,27 +249,13 @@ def request_show(request_id: str) -> None:
 
 
 @request.command("list")
-@click.option(
-    "--state",
-    type=click.Choice(
-        [
-            "open",
-            "identity-verified",
-            "confirmed",
-            "provisioned",
-            "rejected",
-            "expired",
-            "locked",
-            "cancelled",
-        ]
-    ),
-)
+@click.option("--state", type=click.Choice([s.value for s in RequestState]))
 @json_option
 def request_list(state: str | None) -> None:
     """List requests, newest first."""
     from mailprov.services.provisioning import list_requests
 
-    found = list_requests(app_context().store, state=state)
+    found = list_requests(app_context().store, state=RequestState(state) if state else None)
     table(
         click.get_current_context(),
         {"requests": [r.to_json() for r in found]},

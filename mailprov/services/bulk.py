@@ -2,15 +2,17 @@
 
 All or nothing: every row is checked first and all problems are reported with
 their line numbers; only a clean file is imported, in one transaction with its
-audit records. Passwords are hashed in a process pool across all cores.
-Generated passwords are written only to a new file created 0600.
+audit records. Passwords are hashed in a process pool across all cores, whose
+workers end with this process. Generated passwords are written only to a new
+file created 0600, complete and fsynced before the store commit, and removed if
+the commit does not happen (:mod:`mailprov.services.bulk_passwords`).
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +22,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mailprov.errors import ImportInvalid, InvalidValue, MailprovError, MissingOption
+from mailprov.model import AddressKind
 from mailprov.rules import hashing, passwords
 from mailprov.rules.addresses import parse_address
 from mailprov.rules.sizes import parse_size
+from mailprov.services import bulk_passwords
 from mailprov.store import audit
 from mailprov.store.schema import addresses, domains, mailboxes
-from mailprov.system.files import create_secret_file
+from mailprov.system.children import die_with_parent, exit_if_orphaned
 
 if TYPE_CHECKING:
     from mailprov.services.accounts import Actor
@@ -35,6 +39,23 @@ if TYPE_CHECKING:
 COLUMNS = ("address", "name", "quota", "password-hash")
 MAX_PROBLEMS = 200
 _CHUNK = 32
+
+#: The steps of an import, in order, as passed to its ``checkpoint``.
+STEPS = (
+    "validated",
+    "staged",
+    "hashing",
+    "hashed",
+    "published",
+    "inserted",
+    "committed",
+    "finished",
+)
+Checkpoint = Callable[[str], None]
+
+
+def _no_checkpoint(_step: str) -> None:
+    return None
 
 
 class ProgressSink(Protocol):
@@ -64,6 +85,7 @@ class ImportResult:
     count: int
     generated: int
     addresses: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
 
 
 def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -155,8 +177,12 @@ def _validate(store: Store, path: Path) -> list[Row]:
     return rows
 
 
-def _hash_chunk(secrets_: Sequence[str], scheme: str) -> list[str]:
-    return [hashing.hash_password(p, scheme) for p in secrets_]
+def _hash_chunk(secrets_: Sequence[str], scheme: str, parent_pid: int) -> list[str]:
+    out = []
+    for password in secrets_:
+        exit_if_orphaned(parent_pid)
+        out.append(hashing.hash_password(password, scheme))
+    return out
 
 
 def hash_parallel(
@@ -165,8 +191,13 @@ def hash_parallel(
     *,
     workers: int | None = None,
     progress: ProgressSink | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[str]:
-    """Hash every password, spread over ``workers`` processes (default: all cores)."""
+    """Hash every password, spread over ``workers`` processes (default: all cores).
+
+    The workers end when this process does, even by SIGKILL
+    (:func:`~mailprov.system.children.die_with_parent`).
+    """
     workers = workers or os.cpu_count() or 1
     if progress is not None:
         progress.start(len(clear))
@@ -176,16 +207,25 @@ def hash_parallel(
             out.append(hashing.hash_password(password, scheme))
             if progress is not None:
                 progress.advance()
+            if checkpoint is not None and len(out) == 1:
+                checkpoint("hashing")
         return out
     chunks = [clear[i : i + _CHUNK] for i in range(0, len(clear), _CHUNK)]
     results: list[list[str]] = [[] for _ in chunks]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(_hash_chunk, chunk, scheme): i for i, chunk in enumerate(chunks)}
-        for future in as_completed(futures):
+    parent = os.getpid()
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=die_with_parent, initargs=(parent,)
+    ) as pool:
+        futures = {
+            pool.submit(_hash_chunk, chunk, scheme, parent): i for i, chunk in enumerate(chunks)
+        }
+        for done, future in enumerate(as_completed(futures)):
             index = futures[future]
             results[index] = future.result()
             if progress is not None:
                 progress.advance(len(chunks[index]))
+            if checkpoint is not None and done == 0:
+                checkpoint("hashing")
     return [h for chunk in results for h in chunk]
 
 
@@ -199,8 +239,15 @@ def import_mailboxes(
     passwords_out: Path | None = None,
     workers: int | None = None,
     progress: ProgressSink | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> ImportResult:
-    """Import mailboxes from a CSV file, all or nothing (see the module docstring)."""
+    """Import mailboxes from a CSV file, all or nothing (see the module docstring).
+
+    ``checkpoint`` is called with the name of each step as it is reached
+    (:data:`STEPS`); the crash tests use it to kill the process there.
+    """
+    step = checkpoint or _no_checkpoint
+    removed = bulk_passwords.resolve(store, passwords_out, dry_run=dry_run) if passwords_out else []
     rows = _validate(store, path)
     to_generate = [r for r in rows if r.password_hash is None]
     if to_generate and passwords_out is None:
@@ -210,7 +257,8 @@ def import_mailboxes(
         )
     listed = [r.address for r in rows]
     if dry_run:
-        return ImportResult(len(rows), len(to_generate), listed)
+        return ImportResult(len(rows), len(to_generate), listed, removed)
+    step("validated")
     policy = passwords.get_policy(
         settings.passwords.policy, min_length=settings.passwords.min_length or None
     )
@@ -218,31 +266,46 @@ def import_mailboxes(
         passwords.generate_password(policy, settings.passwords.generated_length)
         for _ in to_generate
     ]
-    fd = create_secret_file(passwords_out) if to_generate and passwords_out else None
+    staged = None
+    if to_generate and passwords_out is not None:
+        pairs = [(r.address, p) for r, p in zip(to_generate, clear, strict=True)]
+        staged = bulk_passwords.stage(passwords_out, pairs)
+        step("staged")
     try:
         hashes = iter(
-            hash_parallel(clear, settings.passwords.scheme, workers=workers, progress=progress)
+            hash_parallel(
+                clear,
+                settings.passwords.scheme,
+                workers=workers,
+                progress=progress,
+                checkpoint=step,
+            )
         )
         final = {r.address: r.password_hash or next(hashes) for r in rows}
-        _insert(store, rows, final, actor=actor, path=path)
-        if fd is not None:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                fd = None
-                out.write("address,password\n")
-                out.writelines(
-                    f"{r.address},{p}\n" for r, p in zip(to_generate, clear, strict=True)
-                )
+        step("hashed")
+        if staged is not None:
+            bulk_passwords.publish(staged)
+            step("published")
+        _insert(store, rows, final, actor=actor, path=path, checkpoint=step)
     except BaseException:
-        if fd is not None:
-            os.close(fd)
-        if passwords_out is not None and to_generate:
-            passwords_out.unlink(missing_ok=True)
+        if staged is not None:
+            bulk_passwords.give_up(store, staged, [r.address for r in to_generate])
         raise
-    return ImportResult(len(rows), len(to_generate), listed)
+    step("committed")
+    if staged is not None:
+        staged.finish()
+        step("finished")
+    return ImportResult(len(rows), len(to_generate), listed, removed)
 
 
 def _insert(
-    store: Store, rows: list[Row], final: dict[str, str], *, actor: Actor, path: Path
+    store: Store,
+    rows: list[Row],
+    final: dict[str, str],
+    *,
+    actor: Actor,
+    path: Path,
+    checkpoint: Checkpoint,
 ) -> None:
     now = actor.now
     try:
@@ -257,7 +320,7 @@ def _insert(
                     {
                         "address": r.address,
                         "domain_id": domain_id,
-                        "kind": "mailbox",
+                        "kind": AddressKind.MAILBOX,
                         "created_at": now,
                     }
                 )
@@ -290,6 +353,7 @@ def _insert(
             conn.execute(insert(addresses), address_rows)
             conn.execute(insert(mailboxes), mailbox_rows)
             audit.append_many(conn, audit_rows)
+            checkpoint("inserted")
     except IntegrityError:
         raise ImportInvalid(
             "an address in the file was taken while the import ran; nothing was imported",

@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 
 from mailprov.errors import IdentityGateError, idg_error
 from mailprov.identity import codes
-from mailprov.model import Secret, iso
+from mailprov.model import CodeState, Secret, iso
 from mailprov.store.schema import code_challenges, gate_accounts
 
 if TYPE_CHECKING:
@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 
 PURPOSE = "provision"
 HOUR = 3600
-_COUNTED = ("live", "used", "locked", "expired", "superseded")
+_COUNTED = (
+    CodeState.LIVE,
+    CodeState.USED,
+    CodeState.LOCKED,
+    CodeState.EXPIRED,
+    CodeState.SUPERSEDED,
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,10 @@ def issue(
     """Create a live challenge (superseding any other live one for the request)."""
     conn.execute(
         update(code_challenges)
-        .where(code_challenges.c.request_id == request_id, code_challenges.c.state == "live")
-        .values(state="superseded")
+        .where(
+            code_challenges.c.request_id == request_id, code_challenges.c.state == CodeState.LIVE
+        )
+        .values(state=CodeState.SUPERSEDED)
     )
     cid, code = codes.new_challenge_id(), codes.generate_code()
     expires = now + settings.code_ttl_seconds
@@ -113,7 +121,7 @@ def issue(
             purpose=PURPOSE,
             destination=destination,
             mac=codes.code_mac(pepper, cid, account, PURPOSE, code.reveal()),
-            state="live",
+            state=CodeState.LIVE,
             attempts=0,
             created_at=now,
             expires_at=expires,
@@ -125,7 +133,9 @@ def issue(
 def mark_undelivered(conn: Connection, cid: str) -> None:
     """A code that could not be sent does not count against the limits."""
     conn.execute(
-        update(code_challenges).where(code_challenges.c.id == cid).values(state="undelivered")
+        update(code_challenges)
+        .where(code_challenges.c.id == cid)
+        .values(state=CodeState.UNDELIVERED)
     )
 
 
@@ -182,7 +192,7 @@ def check(  # noqa: PLR0911  (one return per row of the §5.3 table)
         select(code_challenges)
         .where(
             code_challenges.c.request_id == request_id,
-            code_challenges.c.state.notin_(("superseded", "undelivered")),
+            code_challenges.c.state.notin_((CodeState.SUPERSEDED, CodeState.UNDELIVERED)),
         )
         .order_by(code_challenges.c.created_at.desc(), code_challenges.c.state.desc())
         .limit(1)
@@ -193,18 +203,20 @@ def check(  # noqa: PLR0911  (one return per row of the §5.3 table)
     if row is None or row.account != account:
         _fail_account(conn, account, now)
         return CheckResult(idg_error("IDG-K02", **rid))
-    if row.state == "used":
+    if row.state == CodeState.USED:
         return CheckResult(idg_error("IDG-K04", **rid))
-    if row.state == "locked":
+    if row.state == CodeState.LOCKED:
         return CheckResult(idg_error("IDG-K05", **rid))
-    if row.state == "expired" or now > row.expires_at:
+    if row.state == CodeState.EXPIRED or now > row.expires_at:
         conn.execute(
-            update(code_challenges).where(code_challenges.c.id == cid).values(state="expired")
+            update(code_challenges)
+            .where(code_challenges.c.id == cid)
+            .values(state=CodeState.EXPIRED)
         )
         return CheckResult(idg_error("IDG-K03", **rid))
     if codes.macs_equal(row.mac, expected):
         conn.execute(
-            update(code_challenges).where(code_challenges.c.id == cid).values(state="used")
+            update(code_challenges).where(code_challenges.c.id == cid).values(state=CodeState.USED)
         )
         reset_account(conn, account, now)
         return CheckResult(None)
@@ -213,7 +225,7 @@ def check(  # noqa: PLR0911  (one return per row of the §5.3 table)
     conn.execute(
         update(code_challenges)
         .where(code_challenges.c.id == cid)
-        .values(attempts=attempts, state="locked" if locked else "live")
+        .values(attempts=attempts, state=CodeState.LOCKED if locked else CodeState.LIVE)
     )
     _fail_account(conn, account, now)
     left = settings.code_attempts - attempts

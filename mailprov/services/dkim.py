@@ -33,7 +33,7 @@ from mailprov.errors import (
     InvalidValue,
     NotFound,
 )
-from mailprov.model import iso
+from mailprov.model import DkimStatus, iso
 from mailprov.rules import dkim
 from mailprov.services.accounts import get_domain
 from mailprov.store import audit
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 STATE_FILE = "selectors.json"
 STATE_VERSION = 1
-STATUSES = ("next", "active", "retired")
 DAY = 86_400
 
 
@@ -59,7 +58,7 @@ class DkimKey:
     domain: str
     selector: str
     algorithm: str
-    status: str
+    status: DkimStatus
     created_at: int
     key_file: Path
     activated_at: int | None = None
@@ -108,6 +107,13 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _status(value: object, path: Path) -> DkimStatus:
+    try:
+        return DkimStatus(str(value))
+    except ValueError:
+        raise DkimStateInvalid(f"DKIM state file {path} has an unknown status") from None
+
+
 def _load(folder: Path, domain: str) -> list[DkimKey]:
     path = folder / STATE_FILE
     try:
@@ -122,7 +128,7 @@ def _load(folder: Path, domain: str) -> list[DkimKey]:
                 domain=domain,
                 selector=dkim.check_selector(item["selector"]),
                 algorithm=dkim.check_algorithm(item["algorithm"]),
-                status=item["status"],
+                status=_status(item["status"], path),
                 created_at=int(item["created_at"]),
                 key_file=folder / f"{item['selector']}.private",
                 activated_at=item.get("activated_at"),
@@ -133,8 +139,6 @@ def _load(folder: Path, domain: str) -> list[DkimKey]:
         ]
     except (KeyError, TypeError, ValueError) as exc:
         raise DkimStateInvalid(f"DKIM state file {path} is damaged ({exc!r})") from None
-    if any(k.status not in STATUSES for k in keys):
-        raise DkimStateInvalid(f"DKIM state file {path} has an unknown status")
     return _mark_signers(keys)
 
 
@@ -142,7 +146,7 @@ def _mark_signers(keys: list[DkimKey]) -> list[DkimKey]:
     """Set ``signing`` on the newest active key of each algorithm."""
     newest: dict[str, DkimKey] = {}
     for key in keys:
-        if key.status == "active":
+        if key.status == DkimStatus.ACTIVE:
             best = newest.get(key.algorithm)
             # Ties (same second) go to the key listed later: the one activated last.
             if best is None or (key.activated_at or 0) >= (best.activated_at or 0):
@@ -170,7 +174,7 @@ def _save(folder: Path, keys: Sequence[DkimKey]) -> None:
 
 def with_record(key: DkimKey) -> DkimKey:
     """The key with its DNS TXT value, read from the private key file (which must be 0600)."""
-    if key.status == "retired":
+    if key.status == DkimStatus.RETIRED:
         return key
     pem = read_secret(key.key_file, DKIM_KEY)
     return replace(
@@ -213,11 +217,11 @@ def _new_key(
     chosen = _choose_selector(settings, folder, keys, domain, selector, algorithm, now)
     key_file = folder / f"{chosen}.private"
     if dry_run:
-        return DkimKey(domain, chosen, algorithm, "next", now, key_file)
+        return DkimKey(domain, chosen, algorithm, DkimStatus.NEXT, now, key_file)
     owner = user_ids(settings.dkim.signer_user, setting="dkim.signer_user")
     pair = dkim.generate(algorithm)
     write_secret(key_file, pair.private_pem, owner=owner)
-    return DkimKey(domain, chosen, algorithm, "next", now, key_file, record=pair.record)
+    return DkimKey(domain, chosen, algorithm, DkimStatus.NEXT, now, key_file, record=pair.record)
 
 
 def _choose_selector(
@@ -316,7 +320,7 @@ def rotate(
         waiting = [
             k
             for k in list_keys(store, settings, name, records=False)
-            if k.algorithm == algo and k.status == "next"
+            if k.algorithm == algo and k.status == DkimStatus.NEXT
         ]
         if waiting:
             out.append((with_record(waiting[-1]), False))
@@ -361,7 +365,7 @@ def activate(
     with _locked(folder):
         keys = _load(folder, name)
         key = with_record(_find(keys, selector, name))
-        if key.status == "retired":
+        if key.status == DkimStatus.RETIRED:
             raise InvalidValue(
                 f"DKIM selector {key.selector} was retired and cannot sign again",
                 hint=f"make a new key with 'mailprov dkim rotate {name}'",
@@ -386,7 +390,7 @@ def activate(
             if other.selector != key.selector:
                 updated.append(other)
         # The activated key goes last: on a same-second tie, the last listed signs.
-        updated.append(replace(key, status="active", activated_at=actor.now, record=None))
+        updated.append(replace(key, status=DkimStatus.ACTIVE, activated_at=actor.now, record=None))
         if dry_run:
             done = next(k for k in _mark_signers(updated) if k.selector == key.selector)
             return replace(done, record=key.record), True
@@ -417,7 +421,7 @@ def retire(
     with _locked(folder):
         keys = _load(folder, name)
         key = _find(keys, selector, name)
-        if key.status == "retired":
+        if key.status == DkimStatus.RETIRED:
             return key, False
         if key.signing and not force:
             raise InUse(
@@ -426,14 +430,19 @@ def retire(
             )
         wait = settings.dkim.retire_after_days * DAY
         since = key.superseded_at
-        if key.status == "active" and since is not None and actor.now - since < wait and not force:
+        if (
+            key.status == DkimStatus.ACTIVE
+            and since is not None
+            and actor.now - since < wait
+            and not force
+        ):
             raise InUse(
                 f"DKIM selector {key.selector} was replaced at {iso(since)}; "
                 f"mail signed with it may "
                 f"still be in transit until {iso(since + wait)}",
                 hint="retire it after that time (dkim.retire_after_days), or pass --force",
             )
-        done = replace(key, status="retired", retired_at=actor.now, signing=False)
+        done = replace(key, status=DkimStatus.RETIRED, retired_at=actor.now, signing=False)
         if dry_run:
             return done, True
         _save(folder, [done if k.selector == key.selector else k for k in keys])
@@ -444,7 +453,11 @@ def retire(
 
 def published(store: Store, settings: SiteConfig, domain: str) -> list[DkimKey]:
     """Keys whose records belong in DNS (next and active), with their records."""
-    return [k for k in list_keys(store, settings, domain) if k.status in {"next", "active"}]
+    return [
+        k
+        for k in list_keys(store, settings, domain)
+        if k.status in {DkimStatus.NEXT, DkimStatus.ACTIVE}
+    ]
 
 
 def signers(store: Store, settings: SiteConfig) -> list[DkimKey]:

@@ -35,11 +35,16 @@ from mailprov.errors import (
     WrongRequestState,
     idg_error,
 )
-from mailprov.model import Secret, iso
-from mailprov.rules.addresses import normalise_domain
+from mailprov.identity.certificates import CHALLENGE_PREFIX, verify_certificate
+from mailprov.identity.tokens import TokenPolicy, normalise_name, owner_matches, verify_token
+from mailprov.model import LIVE_REQUEST_STATES, RequestKind, RequestState, Secret, iso
+from mailprov.rules.addresses import normalise_domain, parse_address
+from mailprov.rules.sizes import parse_size
 from mailprov.services import accounts, confirmation
+from mailprov.services.trust import load_anchors, load_keys
 from mailprov.store import audit
 from mailprov.store.schema import domains, key_bindings, requests, seen_token
+from mailprov.system.notify import Message
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -50,10 +55,9 @@ if TYPE_CHECKING:
     from mailprov.services.accounts import Actor
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
-    from mailprov.system.notify import Message
 
-Sender = Callable[["Message"], str]
-LIVE = ("open", "identity-verified", "confirmed", "locked")
+Sender = Callable[[Message], str]
+LIVE = LIVE_REQUEST_STATES
 ID_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: safe to read aloud
 _RECOVERY_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[^@\s]{1,253}")
 LEEWAY = 60
@@ -65,9 +69,9 @@ class Request:
 
     id: str
     address: str
-    kind: str
+    kind: RequestKind
     recovery: str
-    state: str
+    state: RequestState
     nonce: str
     challenge: str | None
     challenge_expires_at: int | None
@@ -106,13 +110,13 @@ def _request(row: Any) -> Request:
     }
     if row.spki_sha256:
         evidence["spki_sha256"] = row.spki_sha256
-    live = row.state == "open"
+    live = row.state == RequestState.OPEN
     return Request(
         row.id,
         row.address,
-        row.kind,
+        RequestKind(row.kind),
         row.recovery,
-        row.state,
+        RequestState(row.state),
         row.nonce if live else "",
         row.challenge if live else None,
         row.challenge_expires_at if live else None,
@@ -137,8 +141,6 @@ def _new_id() -> str:
 
 def new_challenge(request_id: str) -> str:
     """A certificate challenge: 32 random bytes bound to the request ID."""
-    from mailprov.identity.certificates import CHALLENGE_PREFIX  # noqa: PLC0415
-
     return f"{CHALLENGE_PREFIX}.{request_id}.{secrets.token_urlsafe(32)}"
 
 
@@ -154,7 +156,7 @@ def _row(conn: Connection, request_id: str) -> Any:
 
 
 def _transition(
-    conn: Connection, row: Any, state: str, actor: Actor, action: str, **extra: Any
+    conn: Connection, row: Any, state: RequestState, actor: Actor, action: str, **extra: Any
 ) -> None:
     details = {"from": row.state, "to": state, **extra.pop("details", {})}
     conn.execute(
@@ -207,15 +209,16 @@ def open_request(
     """Open a request: check terms, recovery address, the address and (corporate) the domain."""
     if not accept_terms:
         raise TermsNotAccepted("the terms of service were not accepted; nothing was requested")
-    if kind not in ("personal", "corporate"):
-        raise InvalidValue(f"--kind must be personal or corporate, not {kind!r:.20}")
+    if kind not in tuple(RequestKind):
+        raise InvalidValue(f"--kind must be {' or '.join(RequestKind)}, not {kind!r:.20}")
+    kind = RequestKind(kind)
     parsed = accounts.check_available(store, address)
     recovery = _check_recovery(recovery, str(parsed))
     display = " ".join(name.split())[:256]
     request_id = _new_id()
     with store.begin() as conn:
         domain = conn.execute(select(domains).where(domains.c.name == parsed.domain)).one()
-        if kind == "corporate" and domain.verified_at is None:
+        if kind == RequestKind.CORPORATE and domain.verified_at is None:
             raise DomainNotVerified(
                 f"{parsed.domain} has no proven owner; a corporate mailbox needs one"
             )
@@ -242,7 +245,7 @@ def open_request(
                 recovery=recovery,
                 requested_name=display,
                 display_name="",
-                state="open",
+                state=RequestState.OPEN,
                 nonce=secrets.token_urlsafe(24),
                 challenge=challenge,
                 challenge_expires_at=actor.now + settings.identity.challenge_ttl_seconds,
@@ -258,14 +261,16 @@ def open_request(
             actor=actor.name,
             action="request.open",
             target=request_id,
-            details={"address": str(parsed), "kind": kind, "state": "open"},
+            details={"address": str(parsed), "kind": kind, "state": RequestState.OPEN},
         )
         return _request(_row(conn, request_id))
 
 
-def _live_row(conn: Connection, request_id: str, now: int, allowed: tuple[str, ...]) -> Any:
+def _live_row(
+    conn: Connection, request_id: str, now: int, allowed: tuple[RequestState, ...]
+) -> Any:
     row = _row(conn, request_id)
-    if row.state in LIVE and row.state != "confirmed" and now > row.expires_at:
+    if row.state in LIVE and row.state != RequestState.CONFIRMED and now > row.expires_at:
         raise RequestExpired(f"the request expired at {iso(row.expires_at)}", request_id=request_id)
     if row.state not in allowed:
         raise WrongRequestState(
@@ -279,7 +284,7 @@ def _expire_now(store: Store, request_id: str, actor: Actor) -> None:
     with store.begin() as conn:
         row = _row(conn, request_id)
         if row.state in LIVE:
-            _transition(conn, row, "expired", actor, "request.expire", reason="expired")
+            _transition(conn, row, RequestState.EXPIRED, actor, "request.expire", reason="expired")
 
 
 def _guard(
@@ -309,8 +314,6 @@ def _send_code(
     destination: str,
     actor: Actor,
 ) -> str:
-    from mailprov.system.notify import Message  # noqa: PLC0415
-
     minutes = settings.identity.code_ttl_seconds // 60
     body = (
         f"Your confirmation code for mail request {request_id} is {issued.code.reveal()}.\n"
@@ -342,12 +345,10 @@ def verify_with_token(
     actor: Actor,
 ) -> Request:
     """Checks (A) 1-19 for the request, then send a code to the recovery address."""
-    from mailprov.identity.tokens import TokenPolicy, owner_matches, verify_token  # noqa: PLC0415
-    from mailprov.services.trust import load_keys  # noqa: PLC0415
 
     def step() -> Request:
         with store.read() as conn:
-            row = _live_row(conn, request_id, actor.now, ("open",))
+            row = _live_row(conn, request_id, actor.now, (RequestState.OPEN,))
         ident = settings.identity
         policy = TokenPolicy(
             ident.token_type, ident.max_verification_age_days, tuple(ident.required_claims)
@@ -384,13 +385,10 @@ def verify_with_certificate(
     actor: Actor,
 ) -> Request:
     """Checks (B) C01/C04/C07-C15 for the request, then send a code to the recovery address."""
-    from mailprov.identity.certificates import verify_certificate  # noqa: PLC0415
-    from mailprov.identity.tokens import normalise_name  # noqa: PLC0415
-    from mailprov.services.trust import load_anchors  # noqa: PLC0415
 
     def step() -> Request:
         with store.read() as conn:
-            row = _live_row(conn, request_id, actor.now, ("open",))
+            row = _live_row(conn, request_id, actor.now, (RequestState.OPEN,))
         ident = settings.identity
         valid = bool(row.challenge) and (row.challenge_expires_at or 0) >= actor.now
         cert = verify_certificate(
@@ -426,7 +424,13 @@ def _reject(store: Store, request_id: str, idg: str, actor: Actor) -> None:
         row = _row(conn, request_id)
         if row.state in LIVE:
             _transition(
-                conn, row, "rejected", actor, "request.reject", reason=idg, details={"idg": idg}
+                conn,
+                row,
+                RequestState.REJECTED,
+                actor,
+                "request.reject",
+                reason=idg,
+                details={"idg": idg},
             )
 
 
@@ -478,9 +482,9 @@ def _mark_verified(
                 consumed = requests.c.challenge == row.challenge
             done = conn.execute(
                 update(requests)
-                .where(requests.c.id == rid, requests.c.state == "open", consumed)
+                .where(requests.c.id == rid, requests.c.state == RequestState.OPEN, consumed)
                 .values(
-                    state="identity-verified",
+                    state=RequestState.IDENTITY_VERIFIED,
                     account=account,
                     challenge=None,
                     challenge_expires_at=None,
@@ -506,7 +510,11 @@ def _mark_verified(
                 actor=actor.name,
                 action="request.verify",
                 target=rid,
-                details={"from": "open", "to": "identity-verified", **evidence},
+                details={
+                    "from": RequestState.OPEN,
+                    "to": RequestState.IDENTITY_VERIFIED,
+                    **evidence,
+                },
             )
             issued = confirmation.issue(
                 conn,
@@ -538,7 +546,9 @@ def resend(
 
     def step() -> Request:
         with store.begin() as conn:
-            row = _live_row(conn, request_id, actor.now, ("identity-verified", "locked"))
+            row = _live_row(
+                conn, request_id, actor.now, (RequestState.IDENTITY_VERIFIED, RequestState.LOCKED)
+            )
             confirmation.account_lock(conn, row.account, actor.now, request_id=request_id)
             confirmation.check_rate(
                 conn,
@@ -557,8 +567,8 @@ def resend(
                 destination=row.recovery,
                 now=actor.now,
             )
-            if row.state == "locked":
-                _transition(conn, row, "identity-verified", actor, "request.unlock")
+            if row.state == RequestState.LOCKED:
+                _transition(conn, row, RequestState.IDENTITY_VERIFIED, actor, "request.unlock")
             audit.append(
                 conn, at=actor.now, actor=actor.name, action="request.resend", target=request_id
             )
@@ -604,13 +614,18 @@ def confirm(
                 conn,
                 request_id,
                 actor.now,
-                ("identity-verified", "locked", "confirmed", "provisioned"),
+                (
+                    RequestState.IDENTITY_VERIFIED,
+                    RequestState.LOCKED,
+                    RequestState.CONFIRMED,
+                    RequestState.PROVISIONED,
+                ),
             )
-        if row.state == "locked":
+        if row.state == RequestState.LOCKED:
             with store.read() as conn:
                 confirmation.account_lock(conn, row.account, actor.now, request_id=request_id)
             raise idg_error("IDG-K05", request_id=request_id)
-        if row.state in ("confirmed", "provisioned"):
+        if row.state in (RequestState.CONFIRMED, RequestState.PROVISIONED):
             # The code was used: say so (IDG-K04) rather than "wrong state".
             with store.begin() as conn:
                 used = confirmation.check(
@@ -636,10 +651,17 @@ def confirm(
             )
             if result.locked_now:
                 _transition(
-                    conn, _row(conn, request_id), "locked", actor, "request.lock", reason="IDG-K05"
+                    conn,
+                    _row(conn, request_id),
+                    RequestState.LOCKED,
+                    actor,
+                    "request.lock",
+                    reason="IDG-K05",
                 )
             if result.error is None:
-                _transition(conn, _row(conn, request_id), "confirmed", actor, "request.confirm")
+                _transition(
+                    conn, _row(conn, request_id), RequestState.CONFIRMED, actor, "request.confirm"
+                )
                 if row.spki_sha256:
                     conn.execute(
                         insert(key_bindings).values(
@@ -663,8 +685,6 @@ def confirm(
 def _provision(
     store: Store, settings: SiteConfig, row: Any, *, send: Sender, actor: Actor
 ) -> Provisioned:
-    from mailprov.rules.addresses import parse_address  # noqa: PLC0415
-    from mailprov.system.notify import Message  # noqa: PLC0415
 
     parsed = parse_address(row.address)
     new = accounts.prepare_password(settings.passwords, parsed)
@@ -684,7 +704,7 @@ def _provision(
             _transition(
                 conn,
                 _row(conn, row.id),
-                "rejected",
+                RequestState.REJECTED,
                 actor,
                 "request.reject",
                 reason=exc.code[:16],
@@ -705,7 +725,7 @@ def _provision(
         _transition(
             conn,
             _row(conn, row.id),
-            "provisioned",
+            RequestState.PROVISIONED,
             actor,
             "request.provision",
             details={"address": row.address, **evidence},
@@ -721,8 +741,6 @@ def _provision(
 
 
 def _quota(settings: SiteConfig) -> int:
-    from mailprov.rules.sizes import parse_size  # noqa: PLC0415
-
     return parse_size(settings.accounts.default_quota)
 
 
@@ -745,8 +763,15 @@ def cancel(store: Store, request_id: str, *, actor: Actor) -> Request:
 
     def step() -> Request:
         with store.begin() as conn:
-            row = _live_row(conn, request_id, actor.now, ("open", "identity-verified", "locked"))
-            _transition(conn, row, "cancelled", actor, "request.cancel", reason="cancelled")
+            row = _live_row(
+                conn,
+                request_id,
+                actor.now,
+                (RequestState.OPEN, RequestState.IDENTITY_VERIFIED, RequestState.LOCKED),
+            )
+            _transition(
+                conn, row, RequestState.CANCELLED, actor, "request.cancel", reason="cancelled"
+            )
         return get_request(store, request_id)
 
     return _guard(store, request_id, actor, "request.cancel", step)  # type: ignore[no-any-return]
@@ -759,7 +784,7 @@ def renew_challenge(
 
     def step() -> Request:
         with store.begin() as conn:
-            _live_row(conn, request_id, actor.now, ("open",))
+            _live_row(conn, request_id, actor.now, (RequestState.OPEN,))
             conn.execute(
                 update(requests)
                 .where(requests.c.id == request_id)
@@ -798,7 +823,7 @@ def get_request(store: Store, raw_id: str) -> Request:
         return _request(_row(conn, normalise_id(raw_id)))
 
 
-def list_requests(store: Store, *, state: str | None = None) -> list[Request]:
+def list_requests(store: Store, *, state: RequestState | None = None) -> list[Request]:
     """Requests, newest first, optionally in one state."""
     query = select(requests).order_by(requests.c.created_at.desc(), requests.c.id)
     if state:
@@ -809,14 +834,12 @@ def list_requests(store: Store, *, state: str | None = None) -> list[Request]:
 
 def expire_requests(store: Store, *, now: int, actor_name: str = "sweep") -> list[str]:
     """Sweep step: expire unfinished requests past their time; purge old replay rows."""
-    from mailprov.services.accounts import Actor  # noqa: PLC0415
-
-    actor = Actor(actor_name, now)
+    actor = accounts.Actor(actor_name, now)
     with store.begin() as conn:
         rows = conn.execute(
             select(requests).where(requests.c.state.in_(LIVE), requests.c.expires_at < now)
         ).all()
         for row in rows:
-            _transition(conn, row, "expired", actor, "request.expire", reason="expired")
+            _transition(conn, row, RequestState.EXPIRED, actor, "request.expire", reason="expired")
         conn.execute(delete(seen_token).where(seen_token.c.exp < now - LEEWAY))
     return [r.id for r in rows]

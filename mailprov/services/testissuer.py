@@ -128,5 +128,4 @@ def issue_token(
 
 
 def _iso(ts: int) -> str:
-
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from mailprov.errors import MailprovError
 from mailprov.rules.addresses import normalise_domain
 from mailprov.rules.dnscheck import parse_nameserver
@@ -352,6 +350,9 @@ def store_url(value: str, base: Path) -> str:
     mailprov's own connections; ``deploy`` refuses them (the servers cannot apply them).
     """
     try:
+        # Lazy: SQLAlchemy is heavy, and every command module loads settings at import.
+        from sqlalchemy.engine import make_url  # noqa: PLC0415
+
         parsed = make_url(value)
     except Exception:
         raise Invalid(

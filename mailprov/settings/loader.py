@@ -35,8 +35,6 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from sqlalchemy.engine import make_url
-
 from mailprov.errors import ConfigInvalid
 from mailprov.settings import checks, consistency
 from mailprov.settings.checks import Invalid, Range, Rule
@@ -135,6 +133,9 @@ def shown(dotted: str, value: object) -> str:
     """A value as an error shows it: cut short, escaped, and never a database password."""
     if dotted == "store.url" and isinstance(value, str):
         try:
+            # Lazy: SQLAlchemy is heavy, and every command module loads settings at import.
+            from sqlalchemy.engine import make_url  # noqa: PLC0415
+
             value = make_url(value).render_as_string(hide_password=True)
         except Exception:
             return "(not shown)"

@@ -15,6 +15,8 @@ new ``SCHEMA_HEAD``.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -29,6 +31,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from mailprov.model import AddressKind, CodeState, RequestKind, RequestState
+
+
+def one_of(column: str, values: type[StrEnum]) -> str:
+    """A CHECK constraint's SQL: ``column`` holds one of the enum's values (in its order)."""
+    return f"{column} IN (" + ", ".join(f"'{v.value}'" for v in values) + ")"
+
 
 #: The Alembic revision this code expects; ``open_store`` refuses an older store.
 SCHEMA_HEAD = "0002"
@@ -64,7 +74,7 @@ addresses = Table(
     Column("domain_id", Integer, ForeignKey("domains.id"), nullable=False, index=True),
     Column("kind", String(8), nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    CheckConstraint("kind IN ('mailbox', 'alias')", name="kind"),
+    CheckConstraint(one_of("kind", AddressKind), name="kind"),
 )
 
 mailboxes = Table(
@@ -138,17 +148,6 @@ audit_log = Table(
 
 # -- identity gate (revision 0002) ---------------------------------------------------
 
-REQUEST_STATES = (
-    "open",
-    "identity-verified",
-    "confirmed",
-    "provisioned",
-    "rejected",
-    "expired",
-    "locked",
-    "cancelled",
-)
-
 requests = Table(
     "requests",
     metadata,
@@ -172,8 +171,8 @@ requests = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
-    CheckConstraint("kind IN ('personal', 'corporate')", name="kind"),
-    CheckConstraint("state IN (" + ", ".join(f"'{s}'" for s in REQUEST_STATES) + ")", name="state"),
+    CheckConstraint(one_of("kind", RequestKind), name="kind"),
+    CheckConstraint(one_of("state", RequestState), name="state"),
 )
 
 seen_token = Table(
@@ -205,10 +204,7 @@ code_challenges = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
-    CheckConstraint(
-        "state IN ('live', 'used', 'locked', 'expired', 'superseded', 'undelivered')",
-        name="state",
-    ),
+    CheckConstraint(one_of("state", CodeState), name="state"),
 )
 
 gate_accounts = Table(

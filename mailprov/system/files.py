@@ -36,14 +36,21 @@ def gid_of(group: str | int | None) -> int:
         return 0
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a folder's entries (new names, renames) to disk."""
-    with contextlib.suppress(OSError):
+def fsync_dir(path: Path, *, strict: bool = False) -> None:
+    """Flush a folder's entries (new names, renames) to disk.
+
+    A file system that cannot fsync a folder is tolerated unless ``strict`` (where a
+    lost entry would lose data nobody can recreate, e.g. generated passwords).
+    """
+    try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+    except OSError:
+        if strict:
+            raise
 
 
 def atomic_write(

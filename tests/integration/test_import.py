@@ -128,3 +128,22 @@ class TestImport:
         assert 29 == result.exit_code
         assert "keep me" == out.read_text()
         assert before == snapshot(run.store_url)
+
+
+def test_help_does_not_load_the_store() -> None:
+    """'mailprov --help' imports every command module but neither SQLAlchemy nor the import service."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from mailprov.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m in ('sqlalchemy', 'mailprov.services.bulk',"
+        " 'mailprov.services.provisioning', 'mailprov.cli.mailbox', 'mailprov.cli.request')),"
+        " file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "['mailprov.cli.mailbox', 'mailprov.cli.request']" == done.stderr.strip()
