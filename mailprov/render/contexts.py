@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import ConfigInvalid, MailprovError
 from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
+from mailprov.render.tls_profile import tls_profile
 from mailprov.rules import passwords
 
 if TYPE_CHECKING:
@@ -427,6 +428,7 @@ def _build(config: SiteConfig, layout: Layout) -> dict[str, Any]:
         "tls": {
             "cert_file": check_path(config, "tls.cert_file", config.tls.cert_file, must_exist=True),
             "key_file": check_path(config, "tls.key_file", config.tls.key_file, must_exist=True),
+            **tls_profile(),
         },
         "store": store,
         "sql": _sql(config, store["backend"]),
