@@ -208,3 +208,45 @@ def test_quota_limited_map_answers_only_for_mailboxes_with_a_quota(
         "old@example.test": [],
         "team@example.test": [],
     }
+
+
+def test_alias_maps_return_only_deliverable_destinations(
+    run: Any, accounts: Any, tmp_path: Path
+) -> None:
+    """Disabled mailboxes drop out of aliases and the catch-all; nested aliases follow suit."""
+    for source, dests in (
+        ("dead@example.test", ["off@example.test"]),
+        ("nest@example.test", ["dead@example.test"]),
+        ("mix@example.test", ["off@example.test", "ok@example.test"]),
+        ("fwd@example.test", ["off@example.test", "friend@example.net"]),
+        ("@other.test", ["off@example.test"]),
+    ):
+        if source.endswith("other.test"):
+            assert run("domain", "add", "other.test").exit_code == 0
+        assert run("alias", "add", source, *dests).exit_code == 0
+    url = (
+        "sqlite:////x.sqlite"
+        if accounts.dialect == "sqlite"
+        else "postgresql+psycopg://u@h.example/db"
+    )
+    out = rendered_sql(accounts, tmp_path, MAILPROV_STORE_URL=url)
+    answers = {
+        key: sorted(r[0] for r in rows(accounts, postfix_query(out[conf], key)))
+        for conf, key in (
+            ("sql-aliases.cf", "dead@example.test"),
+            ("sql-aliases.cf", "nest@example.test"),
+            ("sql-aliases.cf", "mix@example.test"),
+            ("sql-aliases.cf", "fwd@example.test"),
+            ("sql-aliases.cf", "team@example.test"),
+            ("sql-catchall.cf", "anyone@other.test"),
+        )
+    }
+    assert {
+        "dead@example.test": [],
+        "nest@example.test": [],
+        "mix@example.test": ["ok@example.test"],
+        "fwd@example.test": ["friend@example.net"],
+        "team@example.test": ["ok@example.test", "old@example.test"],
+        "anyone@other.test": [],
+    } == answers
+
