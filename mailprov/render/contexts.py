@@ -91,7 +91,15 @@ class FileSpec:
     group: str | None = None  # group that must read it when it is 0640
 
 
-POSTFIX_MAPS = ("domains", "mailboxes", "aliases", "catchall", "sender-login", "quota-limited")
+POSTFIX_MAPS = (
+    "domains",
+    "mailboxes",
+    "aliases",
+    "catchall",
+    "sender-login",
+    "quota-limited",
+    "local-sender",
+)
 
 FILES: tuple[FileSpec, ...] = (
     FileSpec("postfix", "main.cf", "postfix/main.cf.j2"),
@@ -444,6 +452,11 @@ def _build(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "relayhost": relayhost,
             "message_size_limit": pf.message_size_limit,
             "dns": pf.dns,
+            # An SQL list of checked host names (no quotes can reach it), or empty.
+            "unauthenticated_sender_domains": ", ".join(
+                f"'{check_hostname(config, 'postfix.unauthenticated_sender_domains', d)}'"
+                for d in pf.unauthenticated_sender_domains
+            ),
             "map_type": "sqlite" if store["backend"] == "sqlite" else "pgsql",
             "maps": {
                 m.replace("-", "_"): str(layout.postfix_dir / f"sql-{m}.cf") for m in POSTFIX_MAPS

@@ -250,3 +250,33 @@ def test_alias_maps_return_only_deliverable_destinations(
         "anyone@other.test": [],
     } == answers
 
+
+def test_local_sender_map_refuses_local_domains_unless_opened(
+    accounts: Any, tmp_path: Path
+) -> None:
+    """Local domains answer REJECT 5.7.1; outside domains and opened local ones do not."""
+    url = (
+        "sqlite:////x.sqlite"
+        if accounts.dialect == "sqlite"
+        else "postgresql+psycopg://u@h.example/db"
+    )
+    closed = rendered_sql(accounts, tmp_path / "a", MAILPROV_STORE_URL=url)
+    opened = rendered_sql(
+        accounts,
+        tmp_path / "b",
+        MAILPROV_STORE_URL=url,
+        MAILPROV_POSTFIX_UNAUTHENTICATED_SENDER_DOMAINS="example.test",
+    )
+    answers = {
+        (name, key): [r[0] for r in rows(accounts, postfix_query(out["sql-local-sender.cf"], key))]
+        for name, out in (("closed", closed), ("opened", opened))
+        for key in ("ok@example.test", "x@example.net")
+    }
+    assert {
+        ("closed", "ok@example.test"): [
+            "REJECT 5.7.1 Log in to send as an address of example.test"
+        ],
+        ("closed", "x@example.net"): [],
+        ("opened", "ok@example.test"): [],
+        ("opened", "x@example.net"): [],
+    } == answers

@@ -1,4 +1,4 @@
-"""Issue 10 on the real servers: refuse at RCPT what cannot be delivered.
+"""Issue 10 on the real servers: refuse at RCPT what cannot be delivered, and forged local senders.
 
 Each test speaks SMTP to the rendered Postfix on port 25 from 127.0.0.2, which is
 outside mynetworks (127.0.0.1/32): the way a server on the internet connects.
@@ -119,3 +119,27 @@ class TestDisabledDestinations:
         delivered = re.findall(r"to=<([^>]+)>.*status=sent", events)
         assert ([keep], "non-delivery" in events) == (delivered, False), events
 
+
+class TestLocalSenders:
+    def test_outside_client_cannot_claim_a_local_sender(self, mailstack: MailStack) -> None:
+        """A client outside mynetworks without AUTH gets 554 5.7.1 for a local envelope
+        sender, whether the address exists or not."""
+        rcpt = _mailbox(mailstack, "rcpt")
+        for sender in (_mailbox(mailstack, "alice"), f"nobody{_tag()}@{mailstack.domain}"):
+            with _session(mailstack) as client:
+                client.mail(sender)
+                code, text = client.rcpt(rcpt)
+            assert (code, text[:5]) == (554, b"5.7.1"), text
+            assert b"Sender address rejected: Log in to send as an address of" in text
+
+    def test_outside_senders_bounces_and_mynetworks_are_still_accepted(
+        self, mailstack: MailStack
+    ) -> None:
+        """Outside senders, the null sender and local senders from mynetworks pass."""
+        rcpt, local = _mailbox(mailstack, "rcpt"), _mailbox(mailstack, "local")
+        codes = {
+            "outside": _rcpt_codes(mailstack, "x@example.net", rcpt)[rcpt],
+            "null sender": _rcpt_codes(mailstack, "", rcpt)[rcpt],
+            "mynetworks": _rcpt_codes(mailstack, local, rcpt, source="127.0.0.1")[rcpt],
+        }
+        assert dict.fromkeys(codes, 250) == codes
