@@ -1,4 +1,4 @@
-"""Issue 10 on the real servers: refuse at RCPT what cannot be delivered, and forged local senders.
+"""On the real servers: refuse at RCPT what cannot be delivered, and forged local senders.
 
 Each test speaks SMTP to the rendered Postfix on port 25 from 127.0.0.2, which is
 outside mynetworks (127.0.0.1/32): the way a server on the internet connects.

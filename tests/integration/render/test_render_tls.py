@@ -1,7 +1,7 @@
 """The TLS the real servers offer on every port, probed with OpenSSL and judged by testssl.sh.
 
-Issue 10: 587 and 465 accepted anonymous (ADH/AECDH) suites, and every login port
-offered CBC suites and let the client choose the order. The probes below try each
+587 and 465 once accepted anonymous (ADH/AECDH) suites, and every login port offered
+CBC suites and let the client choose the order. The probes below try each
 forbidden class of suite on each TLS port (STARTTLS ports included) and expect a refused
 handshake; testssl.sh then rates the implicit-TLS ports. One SQLite stack is enough: the
 TLS settings do not depend on the store.
@@ -161,8 +161,8 @@ def _testssl(tool: str, port: int, out: Path) -> list[dict[str, str]]:
 
 
 def test_testssl_finds_nothing_medium_or_worse(mailstack: MailStack, tmp_path: Path) -> None:
-    """testssl.sh rates nothing MEDIUM or worse on 465 (it found anonymous suites CRITICAL and
-    the missing server order HIGH before issue 10; the probes above cover the other ports)."""
+    """testssl.sh rates nothing MEDIUM or worse on 465 (it once rated anonymous suites there
+    CRITICAL and the missing server order HIGH; the probes above cover the other ports)."""
     tool = shutil.which("testssl") or shutil.which("testssl.sh")
     if tool is None:
         require_or_skip("testssl.sh is not installed (make test-deps installs it)")
