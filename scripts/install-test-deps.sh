@@ -11,6 +11,7 @@ PACKAGES=(
   knot knot-dnsutils
   opendkim opendkim-tools
   swaks sqlite3 openssl
+  testssl.sh  # rates the TLS of the real stack (tests/integration/render/test_render_tls.py)
   systemd  # systemd-analyze verify/security for the rendered units (no systemd needs to run)
   # The units' emulated sandbox (tests/integration/sandbox.py): setpriv, unshare, mount(2)
   # and libseccomp for SystemCallFilter=/RestrictAddressFamilies=.

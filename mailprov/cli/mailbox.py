@@ -160,23 +160,34 @@ def mailbox_passwd(address: str, password_stdin: bool, generate: bool) -> None:
 def _toggle(address: str, *, active: bool) -> None:
     from mailprov.rules.addresses import parse_address
     from mailprov.services.accounts import set_active
+    from mailprov.services.routing import undeliverable_aliases
 
     app = app_context()
     changed = set_active(app.store, address, active, actor=app.actor())
     shown = str(parse_address(address))
     state = "enabled" if active else "disabled"
-    emit(
-        click.get_current_context(),
-        {"changed": changed, "address": shown, "active": active},
-        f"{shown} {state}" if changed else f"{shown} was already {state}",
-    )
+    data: dict[str, object] = {"changed": changed, "address": shown, "active": active}
+    text = f"{shown} {state}" if changed else f"{shown} was already {state}"
+    if not active:
+        dead = undeliverable_aliases(app.store, shown)
+        data["aliases_now_undeliverable"] = dead
+        if dead:
+            text += (
+                "\nthese aliases now lead nowhere; mail to them is refused at RCPT: "
+                + ", ".join(dead)
+            )
+    emit(click.get_current_context(), data, text)
 
 
 @mailbox.command("disable")
 @click.argument("address")
 @json_option
 def mailbox_disable(address: str) -> None:
-    """Disable ADDRESS: no login, no delivery; nothing is deleted."""
+    """Disable ADDRESS: no login, no delivery; nothing is deleted.
+
+    Mail to ADDRESS, and to aliases left with no other mailbox or forward to deliver to
+    (listed in the output), is refused at RCPT time.
+    """
     _toggle(address, active=False)
 
 

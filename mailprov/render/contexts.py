@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from mailprov.errors import ConfigInvalid
 from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
+from mailprov.render.tls_profile import tls_profile
 from mailprov.render.units import systemd_context
 from mailprov.rules import passwords
 from mailprov.settings.checks import Invalid, server_path
@@ -83,7 +84,15 @@ class FileSpec:
     group: str | None = None  # group that must read it when it is 0640
 
 
-POSTFIX_MAPS = ("domains", "mailboxes", "aliases", "catchall", "sender-login", "quota-limited")
+POSTFIX_MAPS = (
+    "domains",
+    "mailboxes",
+    "aliases",
+    "catchall",
+    "sender-login",
+    "quota-limited",
+    "local-sender",
+)
 
 FILES: tuple[FileSpec, ...] = (
     FileSpec("postfix", "main.cf", "postfix/main.cf.j2"),
@@ -302,6 +311,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
         "tls": {
             "cert_file": _existing_file(config, "tls.cert_file", config.tls.cert_file),
             "key_file": _existing_file(config, "tls.key_file", config.tls.key_file),
+            **tls_profile(),
         },
         "store": store,
         "sql": _sql(config, store["backend"]),
@@ -317,6 +327,10 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "relayhost": pf.relayhost,
             "message_size_limit": pf.message_size_limit,
             "dns": pf.dns,
+            # An SQL list of checked host names (no quotes can reach it), or empty.
+            "unauthenticated_sender_domains": ", ".join(
+                f"'{d}'" for d in pf.unauthenticated_sender_domains
+            ),
             "map_type": "sqlite" if store["backend"] == "sqlite" else "pgsql",
             "maps": {
                 m.replace("-", "_"): str(layout.postfix_dir / f"sql-{m}.cf") for m in POSTFIX_MAPS

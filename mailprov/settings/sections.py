@@ -158,6 +158,10 @@ class PostfixSection:
     message_size_limit: Annotated[int, Range(1024)] = 52_428_800
     # Off only for offline test rigs: DNS-based checks and MX lookups need a resolver.
     dns: bool = True
+    # Local domains whose addresses clients that did not log in (and are outside
+    # mynetworks) may still use as envelope sender on port 25, e.g. for an outside
+    # newsletter service. Every other local domain's sender needs AUTH.
+    unauthenticated_sender_domains: list[Hostname] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

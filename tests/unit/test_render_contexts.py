@@ -147,6 +147,7 @@ class TestRendered:
             "sql-catchall.cf",
             "sql-sender-login.cf",
             "sql-quota-limited.cf",
+            "sql-local-sender.cf",
             "dovecot-sql.conf.ext",
         }
         assert {(out[n].mode, out[n].group) for n in holders} == {

@@ -56,6 +56,7 @@ SAMPLES = {
     "relay.tls_listen": "127.0.0.1:2465",
     "relay.faults": "rcpt:*=450 4.0.0 try later",
     "relay.local_domains": "example.org",
+    "postfix.unauthenticated_sender_domains": "news.example.test",
     "relay.lmtp": "",
     "relay.smarthost_host": "smtp.example.org",
     "relay.smarthost_username": "relay",

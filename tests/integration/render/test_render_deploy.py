@@ -107,9 +107,10 @@ def test_render_writes_files_for_review_without_a_manifest(site: Path, tmp_path:
     """deploy render writes every file into DIR (no manifest), and a second run writes none."""
     out = tmp_path / "review"
     first = mailprov(site, "deploy", "render", "--out", str(out), "--json").data
-    # 13 server files, and for each domain autoconfig + autodiscover + MTA-STS, plus nginx.
-    assert (first["changed"], len(first["written"])) == (True, 13 + 3 + 1)
+    # 14 server files, and for each domain autoconfig + autodiscover + MTA-STS, plus nginx.
+    assert (first["changed"], len(first["written"])) == (True, 14 + 3 + 1)
     assert any(str(path).endswith("sql-quota-limited.cf") for path in first["written"])
+    assert any(str(path).endswith("sql-local-sender.cf") for path in first["written"])
     assert str(out / "web" / "nginx-mailprov.conf") in first["written"]
     assert not (out / ".mailprov").exists()
     assert mailprov(site, "deploy", "render", "--out", str(out), "--json").data["written"] == []
@@ -251,6 +252,10 @@ class TestReload:
     def test_reload_only_what_changed_on_running_servers(self, mailstack: MailStack) -> None:
         """With --reload, a Postfix-only change reloads Postfix alone, and the new value is live."""
         env = {"MAILPROV_POSTFIX_MESSAGE_SIZE_LIMIT": "30000000"}
+        # The stack is shared: first install what other tests changed in the store (their
+        # domains' web files), so the apply under test changes main.cf alone.
+        settle = mailstack.cli("deploy", "apply", "--target", str(mailstack.target))
+        assert settle.exit_code == 0, settle.output
         result = mailstack.cli(
             "deploy", "apply", "--target", str(mailstack.target), "--reload", "--json", env=env
         )

@@ -208,3 +208,75 @@ def test_quota_limited_map_answers_only_for_mailboxes_with_a_quota(
         "old@example.test": [],
         "team@example.test": [],
     }
+
+
+def test_alias_maps_return_only_deliverable_destinations(
+    run: Any, accounts: Any, tmp_path: Path
+) -> None:
+    """Disabled mailboxes drop out of aliases and the catch-all; nested aliases follow suit."""
+    for source, dests in (
+        ("dead@example.test", ["off@example.test"]),
+        ("nest@example.test", ["dead@example.test"]),
+        ("mix@example.test", ["off@example.test", "ok@example.test"]),
+        ("fwd@example.test", ["off@example.test", "friend@example.net"]),
+        ("@other.test", ["off@example.test"]),
+    ):
+        if source.endswith("other.test"):
+            assert run("domain", "add", "other.test").exit_code == 0
+        assert run("alias", "add", source, *dests).exit_code == 0
+    url = (
+        "sqlite:////x.sqlite"
+        if accounts.dialect == "sqlite"
+        else "postgresql+psycopg://u@h.example/db"
+    )
+    out = rendered_sql(accounts, tmp_path, MAILPROV_STORE_URL=url)
+    answers = {
+        key: sorted(r[0] for r in rows(accounts, postfix_query(out[conf], key)))
+        for conf, key in (
+            ("sql-aliases.cf", "dead@example.test"),
+            ("sql-aliases.cf", "nest@example.test"),
+            ("sql-aliases.cf", "mix@example.test"),
+            ("sql-aliases.cf", "fwd@example.test"),
+            ("sql-aliases.cf", "team@example.test"),
+            ("sql-catchall.cf", "anyone@other.test"),
+        )
+    }
+    assert {
+        "dead@example.test": [],
+        "nest@example.test": [],
+        "mix@example.test": ["ok@example.test"],
+        "fwd@example.test": ["friend@example.net"],
+        "team@example.test": ["ok@example.test", "old@example.test"],
+        "anyone@other.test": [],
+    } == answers
+
+
+def test_local_sender_map_refuses_local_domains_unless_opened(
+    accounts: Any, tmp_path: Path
+) -> None:
+    """Local domains answer REJECT 5.7.1; outside domains and opened local ones do not."""
+    url = (
+        "sqlite:////x.sqlite"
+        if accounts.dialect == "sqlite"
+        else "postgresql+psycopg://u@h.example/db"
+    )
+    closed = rendered_sql(accounts, tmp_path / "a", MAILPROV_STORE_URL=url)
+    opened = rendered_sql(
+        accounts,
+        tmp_path / "b",
+        MAILPROV_STORE_URL=url,
+        MAILPROV_POSTFIX_UNAUTHENTICATED_SENDER_DOMAINS="example.test",
+    )
+    answers = {
+        (name, key): [r[0] for r in rows(accounts, postfix_query(out["sql-local-sender.cf"], key))]
+        for name, out in (("closed", closed), ("opened", opened))
+        for key in ("ok@example.test", "x@example.net")
+    }
+    assert {
+        ("closed", "ok@example.test"): [
+            "REJECT 5.7.1 Log in to send as an address of example.test"
+        ],
+        ("closed", "x@example.net"): [],
+        ("opened", "ok@example.test"): [],
+        ("opened", "x@example.net"): [],
+    } == answers
