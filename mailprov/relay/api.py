@@ -3,7 +3,9 @@
 Everything is under ``/api/v1``; the document itself is ``GET /api/v1/openapi.json``.
 Errors are ``{"error": {"code", "message"}}`` with 400 for bad parameters, 404
 for an unknown message and 408 when ``wait`` times out. Unknown query
-parameters are refused (a typo must not silently widen a search).
+parameters are refused (a typo must not silently widen a search). Before any
+handler, :mod:`mailprov.relay.gate` checks Host, Origin, the bearer token and a
+write's Content-Type (421, 403, 401, 415).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import InvalidValue, MailprovError, NotFound
+from mailprov.relay.gate import REALM
 from mailprov.relay.openapi import document
 from mailprov.relay.storage import Query
 from mailprov.relay.storage.mailbox import message_detail
@@ -109,6 +112,16 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
     from aiohttp import web  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     store = server.api_store
+    gate = server.api_gate
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refusal = gate.check(request.method, request.headers)
+        if refusal is None:
+            return await handler(request)
+        body = {"error": {"code": refusal.code, "message": refusal.message}}
+        headers = {"WWW-Authenticate": REALM} if refusal.status == 401 else None
+        return web.json_response(body, status=refusal.status, headers=headers)
 
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", **server.describe(), "messages": store.count()})
@@ -190,7 +203,7 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
     async def openapi(_request: web.Request) -> web.Response:
         return web.json_response(document())
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard])
     routes = [
         web.get("/api/v1/openapi.json", openapi),
         web.get("/api/v1/health", health),

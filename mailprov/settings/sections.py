@@ -22,6 +22,7 @@ from mailprov.settings.kinds import (
     DovecotSize,
     Endpoint,
     HashScheme,
+    Host,
     Hostname,
     IpAddress,
     Ipv4Address,
@@ -256,8 +257,13 @@ class RelaySection:
     tls_cert_file: OptionalLocalPath = ""
     tls_key_file: OptionalLocalPath = ""
     tls_listen: OptionalEndpoint = ""
-    #: "" turns the API off.
+    #: "" turns the API off. Beyond loopback it needs api_token_file.
     api_listen: OptionalEndpoint = "127.0.0.1:8025"
+    #: Host header names the API answers besides its listen address, localhost,
+    #: 127.0.0.1 and [::1] (each with or without the port); anything else gets 421.
+    api_hosts: list[Host] = field(default_factory=list)
+    #: A 0600 file holding the API's bearer token; empty: no token (loopback only).
+    api_token_file: OptionalLocalPath = ""
     workers: Annotated[int, Range(1, 64)] = 1
     fsync: bool = False
     #: Fault rules; their syntax is the relay's (checked when it starts).
