@@ -77,6 +77,9 @@ class RelayOptions:
     api: tuple[str, int] | None = _API
     api_hosts: tuple[str, ...] = tuple(_DEFAULT.api_hosts)
     api_token_file: Path | None = None
+    auth_max_failures: int = _DEFAULT.auth_max_failures
+    auth_lockout_s: float = _DEFAULT.auth_lockout_seconds
+    auth_failures_per_connection: int = _DEFAULT.auth_failures_per_connection
     workers: int = _DEFAULT.workers
     fsync: bool = _DEFAULT.fsync
     faults: tuple[str, ...] = tuple(_DEFAULT.faults)
@@ -184,6 +187,9 @@ def options_from_settings(settings: SiteConfig, **overrides: Any) -> RelayOption
         api=api,
         api_hosts=tuple(r.api_hosts),
         api_token_file=optional_path(r.api_token_file),
+        auth_max_failures=r.auth_max_failures,
+        auth_lockout_s=r.auth_lockout_seconds,
+        auth_failures_per_connection=r.auth_failures_per_connection,
         workers=r.workers,
         fsync=r.fsync,
         faults=tuple(r.faults),

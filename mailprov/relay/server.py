@@ -45,6 +45,7 @@ from mailprov.relay.options import refuse_open_api
 from mailprov.relay.smtp import RelaySMTP
 from mailprov.relay.storage import MessageStore, Retention
 from mailprov.relay.storage.writer import StoreWriter
+from mailprov.relay.throttle import AuthThrottle
 from mailprov.relay.tls import server_context
 from mailprov.store import open_store
 from mailprov.system.files import atomic_write
@@ -188,6 +189,7 @@ class RelayServer:
             authenticator=authenticator,
             resolver=RecipientResolver(self._account_store, o.local_domains),
             smarthost_password=password,
+            throttle=AuthThrottle(o.auth_max_failures, o.auth_lockout_s),
         )
 
     def _handler(self, ctx: RelayContext) -> RelayHandler:
