@@ -112,6 +112,8 @@ class RelayRunner:
         except BaseException:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+            self._loop.close()  # a refused start leaves no loop (and its sockets) behind
+            self._loop = None
             raise
         self._reader = MessageStore(self.options.storage_dir).open(create=False)
         return self

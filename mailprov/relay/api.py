@@ -3,7 +3,9 @@
 Everything is under ``/api/v1``; the document itself is ``GET /api/v1/openapi.json``.
 Errors are ``{"error": {"code", "message"}}`` with 400 for bad parameters, 404
 for an unknown message and 408 when ``wait`` times out. Unknown query
-parameters are refused (a typo must not silently widen a search).
+parameters are refused (a typo must not silently widen a search). Before any
+handler, :mod:`mailprov.relay.gate` checks Host, Origin, the bearer token and a
+write's Content-Type (421, 403, 401, 415).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import InvalidValue, MailprovError, NotFound
+from mailprov.relay import params as p
+from mailprov.relay.gate import REALM
 from mailprov.relay.openapi import document
 from mailprov.relay.storage import Query
 from mailprov.relay.storage.mailbox import message_detail
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
 
 WAIT_POLL_S = 0.02
 WAIT_MAX_S = 300.0
+LIMIT_MAX = 10_000
 SEARCH_PARAMS = (
     "mailbox",
     "to",
@@ -40,43 +44,27 @@ SEARCH_PARAMS = (
 )
 
 
-def _time(value: str, name: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise InvalidValue(f"{name} must be Unix seconds or ISO 8601, not {value!r}") from None
-
-
 def query_from(params: Any, *, allowed: tuple[str, ...] = SEARCH_PARAMS) -> Query:
-    """A storage Query from HTTP query parameters. Raises InvalidValue."""
+    """A storage Query from HTTP query parameters. Raises InvalidValue naming the parameter."""
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise InvalidValue(f"unknown parameter {unknown[0]!r}", hint="known: " + ", ".join(allowed))
     header = None
-    if params.get("header"):
-        name, sep, value = params["header"].partition(":")
+    if raw_header := p.text(params, "header"):
+        name, sep, value = raw_header.partition(":")
         if not sep or not name.strip():
             raise InvalidValue("header must be NAME:VALUE, e.g. X-Test-Id:42")
         header = (name.strip(), value.strip())
-    try:
-        limit = int(params.get("limit", "100"))
-        after = int(params.get("after", "0"))
-    except ValueError:
-        raise InvalidValue("limit and after must be whole numbers") from None
     return Query(
-        mailbox=params.get("mailbox") or params.get("to") or None,
-        sender=params.get("from") or None,
-        subject=params.get("subject") or None,
-        user=params.get("user") or None,
-        since=_time(params["since"], "since") if params.get("since") else None,
-        until=_time(params["until"], "until") if params.get("until") else None,
+        mailbox=p.text(params, "mailbox") or p.text(params, "to"),
+        sender=p.text(params, "from"),
+        subject=p.text(params, "subject"),
+        user=p.text(params, "user"),
+        since=p.instant(params, "since"),
+        until=p.instant(params, "until"),
         header=header,
-        limit=limit,
-        after_seq=after,
+        limit=p.whole(params, "limit", 100, 1, LIMIT_MAX),
+        after_seq=p.whole(params, "after", 0, 0, p.SEQ_MAX),
     )
 
 
@@ -90,6 +78,14 @@ def _error(status: int, exc: MailprovError) -> web.Response:
 
 
 Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+
+
+def _message_id(request: web.Request) -> str:
+    """The ``{id}`` of the path (UTF-8 text, or a 400)."""
+    found = p.text(request.match_info, "id")
+    if found is None:
+        raise InvalidValue("id must not be empty")
+    return found
 
 
 def _guard(func: Handler) -> Handler:
@@ -109,6 +105,16 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
     from aiohttp import web  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     store = server.api_store
+    gate = server.api_gate
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refusal = gate.check(request.method, request.headers)
+        if refusal is None:
+            return await handler(request)
+        body = {"error": {"code": refusal.code, "message": refusal.message}}
+        headers = {"WWW-Authenticate": REALM} if refusal.status == 401 else None
+        return web.json_response(body, status=refusal.status, headers=headers)
 
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", **server.describe(), "messages": store.count()})
@@ -124,30 +130,26 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
         unknown = set(request.query) - {"mailbox"}
         if unknown:
             raise InvalidValue(f"unknown parameter {sorted(unknown)[0]!r}", hint="known: mailbox")
-        deleted = store.purge(request.query.get("mailbox"))
+        deleted = store.purge(p.text(request.query, "mailbox"))
         return web.json_response({"changed": deleted > 0, "deleted": deleted})
 
     async def one(request: web.Request) -> web.Response:
-        found = store.get(request.match_info["id"])
+        found = store.get(_message_id(request))
         detail = message_detail(store.raw(found.id))
         return web.json_response({**found.to_json(), **detail})
 
     async def raw(request: web.Request) -> web.Response:
-        data = store.raw(request.match_info["id"])
+        data = store.raw(_message_id(request))
         return web.Response(body=data, content_type="message/rfc822")
 
     async def delete(request: web.Request) -> web.Response:
-        store.delete(request.match_info["id"])
+        store.delete(_message_id(request))
         return web.json_response({"changed": True, "deleted": 1})
 
     async def wait(request: web.Request) -> web.Response:
         params = dict(request.query)
-        try:
-            timeout = float(params.pop("timeout", "10"))
-        except ValueError:
-            raise InvalidValue("timeout must be a number of seconds") from None
-        if not 0 <= timeout <= WAIT_MAX_S:
-            raise InvalidValue(f"timeout must be 0-{WAIT_MAX_S:.0f} seconds")
+        timeout = p.seconds(params, "timeout", 10.0, WAIT_MAX_S)
+        params.pop("timeout", None)
         query = query_from(params)
         query = Query(**{**query.__dict__, "limit": 1, "newest_first": False})
         deadline = time.monotonic() + timeout
@@ -180,17 +182,20 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
         return web.json_response({"changed": True, "fault": rule.to_json()}, status=201)
 
     async def clear_faults(request: web.Request) -> web.Response:
-        seed = request.query.get("seed")
-        if seed is not None and not seed.lstrip("-").isdigit():
-            raise InvalidValue("seed must be a whole number")
+        unknown = set(request.query) - {"seed"}
+        if unknown:
+            raise InvalidValue(f"unknown parameter {sorted(unknown)[0]!r}", hint="known: seed")
+        seed = None
+        if "seed" in request.query:
+            seed = p.whole(request.query, "seed", 0, p.SEED_MIN, p.SEED_MAX)
         had = len(server.faults.rules)
-        server.clear_faults(int(seed) if seed is not None else None)
+        server.clear_faults(seed)
         return web.json_response({"changed": had > 0, "deleted": had})
 
     async def openapi(_request: web.Request) -> web.Response:
         return web.json_response(document())
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard])
     routes = [
         web.get("/api/v1/openapi.json", openapi),
         web.get("/api/v1/health", health),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mailprov.relay.delivery import MaildirDelivery, RecipientResolver
+from mailprov.relay.throttle import AuthThrottle
 from mailprov.relay.upstream import Upstream, UpstreamError
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ class RelayContext:
 
     options: RelayOptions
     faults: FaultSet
+    #: AUTH failure accounting for this process (built from the options).
+    throttle: AuthThrottle
     store: MessageStore | None = None
     writer: StoreWriter | None = None
     authenticator: Authenticator | None = None

@@ -46,15 +46,44 @@ def _json(description: str, schema: str) -> dict[str, Any]:
     }
 
 
+REFUSED = {
+    "400": {**ERROR, "description": "Bad parameters (the message names the parameter)"},
+    "401": {
+        **ERROR,
+        "description": "relay.api_token_file is set and the bearer token is missing or wrong",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    "403": {**ERROR, "description": "An Origin header that is not an allowed host"},
+    "421": {**ERROR, "description": "A Host header this API does not answer for"},
+}
+UNSUPPORTED = {**ERROR, "description": "A write without 'Content-Type: application/json'"}
+
+
 def document() -> dict[str, Any]:
-    """The whole document."""
+    """The whole document, every operation listing the gate's refusals (relay/gate.py)."""
+    doc = _document()
+    for item in doc["paths"].values():
+        for method, operation in item.items():
+            operation["responses"] = {**REFUSED, **operation["responses"]}
+            if method in {"post", "put", "patch", "delete"}:
+                operation["responses"]["415"] = UNSUPPORTED
+    return doc
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "mailprov relay API",
             "version": __version__,
-            "description": "Read what the local relay captured, wait for mail, set fault rules.",
+            "description": (
+                "Read what the local relay captured, wait for mail, set fault rules. "
+                "Only Host headers naming the API are answered; writes need "
+                "'Content-Type: application/json'; with relay.api_token_file set, "
+                "every request needs 'Authorization: Bearer TOKEN'."
+            ),
         },
+        "security": [{}, {"bearer": []}],
         "paths": {
             "/api/v1/health": {
                 "get": {
@@ -150,6 +179,13 @@ def document() -> dict[str, Any]:
             },
         },
         "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The token in relay.api_token_file (needed when it is set).",
+                }
+            },
             "schemas": {
                 "Error": {
                     "type": "object",
@@ -199,6 +235,6 @@ def document() -> dict[str, Any]:
                         },
                     ]
                 },
-            }
+            },
         },
     }

@@ -75,6 +75,11 @@ class RelayOptions:
     tls_key_file: Path | None = None
     tls_listen: tuple[str, int] | None = None
     api: tuple[str, int] | None = _API
+    api_hosts: tuple[str, ...] = tuple(_DEFAULT.api_hosts)
+    api_token_file: Path | None = None
+    auth_max_failures: int = _DEFAULT.auth_max_failures
+    auth_lockout_s: float = _DEFAULT.auth_lockout_seconds
+    auth_failures_per_connection: int = _DEFAULT.auth_failures_per_connection
     workers: int = _DEFAULT.workers
     fsync: bool = _DEFAULT.fsync
     faults: tuple[str, ...] = tuple(_DEFAULT.faults)
@@ -98,10 +103,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def refuse_open_api(api: tuple[str, int] | None, token_file: Path | None) -> None:
+    """Refuse an API that listens beyond loopback without a bearer token.
+
+    Raises:
+        OpenRelayRefused: naming relay.api_token_file.
+    """
+    if api is not None and not is_loopback(api[0]) and token_file is None:
+        raise OpenRelayRefused(
+            f"relay.api_listen {api[0]}:{api[1]} is beyond loopback and "
+            "relay.api_token_file is not set: anyone who reaches it could read the mail",
+            hint="set relay.api_token_file (a 0600 file holding a long random token), "
+            "or keep the API on 127.0.0.1",
+        )
+
+
 #: ``relay serve`` flags whose name is not ``--KEY`` with dashes.
 _FLAG_NAMES = {"storage_dir": "--storage", "faults": "--fault"}
 #: ``relay serve`` flags that are not [relay] settings.
-_RUNTIME = ("json_log", "log_level", "api_public")
+_RUNTIME = ("json_log", "log_level")
 
 
 def options_from_settings(settings: SiteConfig, **overrides: Any) -> RelayOptions:
@@ -109,11 +129,12 @@ def options_from_settings(settings: SiteConfig, **overrides: Any) -> RelayOption
 
     Args:
         overrides: [relay] keys (``listen="127.0.0.1:0"``) checked like any flag, plus
-            ``json_log``, ``log_level`` and ``api_public``; None values are ignored.
+            ``json_log`` and ``log_level``; None values are ignored.
 
     Raises:
         ConfigInvalid: a flag's value is not usable; the message names it.
-        OpenRelayRefused: a non-loopback listener without require_auth.
+        OpenRelayRefused: a non-loopback listener without require_auth, or a
+            non-loopback API without a token.
     """
     flags = {f"relay.{k}": v for k, v in overrides.items() if k not in _RUNTIME}
     names = {f"relay.{k}": _FLAG_NAMES.get(k, "--" + k.replace("_", "-")) for k in overrides}
@@ -127,12 +148,8 @@ def options_from_settings(settings: SiteConfig, **overrides: Any) -> RelayOption
             raise OpenRelayRefused(
                 f"{what} is {where[0]}:{where[1]}, beyond loopback, and relay.require_auth is off"
             )
-    if api is not None and not is_loopback(api[0]) and not overrides.get("api_public"):
-        raise OpenRelayRefused(
-            f"relay.api_listen {api[0]}:{api[1]} is beyond loopback; the API has no authentication",
-            hint="keep the API on 127.0.0.1 and reach it through an SSH tunnel",
-        )
     path = settings.resolve_path
+    refuse_open_api(api, path(r.api_token_file) if r.api_token_file else None)
 
     def optional_path(value: str) -> Path | None:
         return path(value) if value else None
@@ -168,6 +185,11 @@ def options_from_settings(settings: SiteConfig, **overrides: Any) -> RelayOption
         tls_key_file=path(settings.tls.key_file) if site_tls else optional_path(r.tls_key_file),
         tls_listen=tls_listen,
         api=api,
+        api_hosts=tuple(r.api_hosts),
+        api_token_file=optional_path(r.api_token_file),
+        auth_max_failures=r.auth_max_failures,
+        auth_lockout_s=r.auth_lockout_seconds,
+        auth_failures_per_connection=r.auth_failures_per_connection,
         workers=r.workers,
         fsync=r.fsync,
         faults=tuple(r.faults),

@@ -38,11 +38,14 @@ from mailprov.relay.api import build_app
 from mailprov.relay.auth import FileAuthenticator, StoreAuthenticator
 from mailprov.relay.delivery import MaildirDelivery, RecipientResolver
 from mailprov.relay.faults import FaultRule, FaultSet, parse_fault
+from mailprov.relay.gate import ApiGate, allowed_hosts
 from mailprov.relay.handlers import Capture, DeliverLocal, Forward, RelayContext
 from mailprov.relay.logs import setup_logging
+from mailprov.relay.options import refuse_open_api
 from mailprov.relay.smtp import RelaySMTP
 from mailprov.relay.storage import MessageStore, Retention
 from mailprov.relay.storage.writer import StoreWriter
+from mailprov.relay.throttle import AuthThrottle
 from mailprov.relay.tls import server_context
 from mailprov.store import open_store
 from mailprov.system.files import atomic_write
@@ -59,6 +62,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("mailprov.relay")
 WORKER_START_S = 20.0
 FAULT_POLL_S = 0.25
+#: A shorter bearer token could be guessed.
+MIN_TOKEN_CHARS = 16
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -107,6 +112,7 @@ class RelayServer:
         self.faults = FaultSet.from_specs(options.faults, options.fault_seed)
         self.ctx: RelayContext | None = None
         self.api_store: MessageStore
+        self.api_gate = ApiGate(frozenset())
         self.port = options.port
         self.tls_port: int | None = None
         self.api_port: int | None = None
@@ -183,6 +189,7 @@ class RelayServer:
             authenticator=authenticator,
             resolver=RecipientResolver(self._account_store, o.local_domains),
             smarthost_password=password,
+            throttle=AuthThrottle(o.auth_max_failures, o.auth_lockout_s),
         )
 
     def _handler(self, ctx: RelayContext) -> RelayHandler:
@@ -228,6 +235,10 @@ class RelayServer:
         loop = asyncio.get_running_loop()
         shared = o.workers > 1
         socks = dict(sockets or {})
+        api_token = None
+        if o.api and self.worker == 0:
+            refuse_open_api(o.api, o.api_token_file)  # before anything listens
+            api_token = self._api_token()
         try:
             if "smtp" not in socks:
                 socks["smtp"] = (bind_shared if shared else bind_socket)(o.host, o.port)
@@ -263,7 +274,7 @@ class RelayServer:
                     )
                 )
             if api_sock is not None:
-                await self._start_api(api_sock)
+                await self._start_api(api_sock, api_token)
             if self.worker == 0 and o.workers > 1:
                 await asyncio.to_thread(self._spawn_workers)
             if self.worker > 0:
@@ -274,15 +285,31 @@ class RelayServer:
                 sock.close()
             raise
 
-    async def _start_api(self, sock: socket.socket) -> None:
+    def _api_token(self) -> Secret | None:
+        """The bearer token from relay.api_token_file (0600, via system/secrets), or None."""
+        path = self.options.api_token_file
+        if path is None:
+            return None
+        token = read_secret_text(path, SecretKind("API token file (relay.api_token_file)"))
+        if len(token.strip()) < MIN_TOKEN_CHARS:
+            raise ConfigInvalid(
+                f"relay.api_token_file {path} holds fewer than {MIN_TOKEN_CHARS} characters",
+                hint="write a long random token into it, e.g. 'openssl rand -hex 32'",
+            )
+        return Secret(token.strip())
+
+    async def _start_api(self, sock: socket.socket, token: Secret | None) -> None:
         from aiohttp import web  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
+        assert self.options.api is not None  # noqa: S101 (narrows a type)
+        self.api_port = sock.getsockname()[1]
+        hosts = allowed_hosts(self.options.api[0], self.api_port, self.options.api_hosts)
+        self.api_gate = ApiGate(hosts, token)
         runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.SockSite(runner, sock)
         await site.start()
         self._api_runner = runner
-        self.api_port = sock.getsockname()[1]
 
     def _spawn_workers(self) -> None:
         """Start workers 1..N-1 and wait (bounded) until each has bound its sockets."""

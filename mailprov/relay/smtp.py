@@ -28,6 +28,9 @@ import aiosmtpd
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, _AuthMechAttr
 
 FAST_INIT_VERSIONS = ("1.4.6",)
+INVALID = "535 5.7.8 Authentication credentials invalid"
+LOCKED_OUT = "454 4.7.0 Too many failed logins, try again later"
+TOO_MANY = "421 4.7.0 Too many failed logins, closing connection"
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 # <dot-atom@domain> followed by optional parameters: the form nearly every client sends.
 _SIMPLE_PATH = re.compile(
@@ -43,6 +46,7 @@ class RelaySMTP(SMTP):
 
     def __init__(self, handler: Any, *, relay: RelayContext, **kwargs: Any) -> None:
         self.relay = relay
+        self.auth_failures = 0
         if aiosmtpd.__version__ in FAST_INIT_VERSIONS:
             self._fast_init(handler, **kwargs)
         else:  # pragma: no cover - another aiosmtpd: its own constructor
@@ -134,13 +138,30 @@ class RelaySMTP(SMTP):
                 return AuthResult(success=False, handled=True)
             if rule.action == "reply":
                 return AuthResult(success=False, handled=False, message=rule.reply)
+        throttle = self.relay.throttle
+        ip = str(self.session.peer[0]) if self.session.peer else "?"
+        if throttle.locked(ip, name):
+            return await self._failed(LOCKED_OUT, 0.0)
         authenticator = self.relay.authenticator
         ok = authenticator is not None and await authenticator.verify(
             name, password.decode("utf-8", "replace")
         )
         if ok:
+            throttle.succeeded(ip, name)
             return AuthResult(success=True, auth_data=name)
-        return AuthResult(success=False, handled=False)
+        return await self._failed(INVALID, throttle.failed(ip, name))
+
+    async def _failed(self, reply: str, delay: float) -> AuthResult:
+        """Answer a failed AUTH after ``delay``; close after too many on one connection."""
+        self.auth_failures += 1
+        if self.auth_failures >= self.relay.options.auth_failures_per_connection:
+            await self.push(TOO_MANY)
+            if self.transport is not None:
+                self.transport.close()
+            return AuthResult(success=False, handled=True)
+        if delay:
+            await asyncio.sleep(delay)
+        return AuthResult(success=False, handled=False, message=reply)
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
         """AUTH PLAIN, initial response or challenge."""

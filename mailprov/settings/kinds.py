@@ -17,6 +17,7 @@ from mailprov.settings.checks import Range, Rule
 # -- names and addresses
 Hostname = Annotated[str, Rule(checks.fqdn)]
 OptionalHostname = Annotated[str, Rule(checks.fqdn, optional=True)]
+Host = Annotated[str, Rule(checks.host)]
 OptionalHost = Annotated[str, Rule(checks.host, optional=True)]
 IpAddress = Annotated[str, Rule(checks.ip)]
 Ipv4Address = Annotated[str, Rule(checks.ipv4)]

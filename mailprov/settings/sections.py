@@ -22,6 +22,7 @@ from mailprov.settings.kinds import (
     DovecotSize,
     Endpoint,
     HashScheme,
+    Host,
     Hostname,
     IpAddress,
     Ipv4Address,
@@ -260,8 +261,20 @@ class RelaySection:
     tls_cert_file: OptionalLocalPath = ""
     tls_key_file: OptionalLocalPath = ""
     tls_listen: OptionalEndpoint = ""
-    #: "" turns the API off.
+    #: "" turns the API off. Beyond loopback it needs api_token_file.
     api_listen: OptionalEndpoint = "127.0.0.1:8025"
+    #: Host header names the API answers besides its listen address, localhost,
+    #: 127.0.0.1 and [::1] (each with or without the port); anything else gets 421.
+    api_hosts: list[Host] = field(default_factory=list)
+    #: A 0600 file holding the API's bearer token; empty: no token (loopback only).
+    api_token_file: OptionalLocalPath = ""
+    #: AUTH failures of one client IP, or of one user, within auth_lockout_seconds that
+    #: lock it out (per process: with workers = N each worker counts on its own).
+    auth_max_failures: Positive = 10
+    #: How long a locked-out IP or user is refused (454), even with the right password.
+    auth_lockout_seconds: PositiveSeconds = 300.0
+    #: AUTH failures on one connection before the relay closes it (421).
+    auth_failures_per_connection: Positive = 3
     workers: Annotated[int, Range(1, 64)] = 1
     fsync: bool = False
     #: Fault rules; their syntax is the relay's (checked when it starts).

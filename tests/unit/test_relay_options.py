@@ -97,13 +97,24 @@ def test_defaults_come_from_the_settings_section() -> None:
 
 
 def test_open_relay_is_refused_unless_auth_is_required(tmp_path: Path) -> None:
-    """Listening beyond loopback needs require_auth; the API never leaves loopback."""
+    """Listening beyond loopback needs require_auth; the API beyond loopback needs a token."""
     settings = settings_from(tmp_path, '[relay]\nlisten = "0.0.0.0:2525"\n')
     with pytest.raises(OpenRelayRefused):
         options_from_settings(settings)
     assert options_from_settings(settings, require_auth=True).host == "0.0.0.0"  # noqa: S104
-    with pytest.raises(OpenRelayRefused):
+    with pytest.raises(OpenRelayRefused, match=r"relay\.api_token_file"):
         options_from_settings(settings, require_auth=True, api_listen="0.0.0.0:8025")
+
+
+def test_an_api_beyond_loopback_is_allowed_with_a_token_file(tmp_path: Path) -> None:
+    """With relay.api_token_file set, the API may listen beyond loopback; hosts carry over."""
+    settings = settings_from(
+        tmp_path, '[relay]\napi_token_file = "token"\napi_hosts = ["relay.lan", "10.0.0.5"]\n'
+    )
+    options = options_from_settings(settings, api_listen="0.0.0.0:8025")
+    assert options.api == ("0.0.0.0", 8025)  # noqa: S104
+    assert options.api_token_file == tmp_path / "token"
+    assert options.api_hosts == ("relay.lan", "10.0.0.5")
 
 
 def test_listen_forms() -> None:

@@ -62,6 +62,7 @@ SAMPLES = {
     "relay.smarthost_username": "relay",
     "relay.smarthost_password_file": "smarthost-password",
     "relay.smarthost_ca_file": "smarthost-ca.pem",
+    "relay.api_hosts": "relay.example.test",
     "dns.ipv4": "192.0.2.10",
     "dns.ipv6": "2001:db8::10",
     "dns.dmarc_rua": "mailto:dmarc@example.test",
