@@ -23,18 +23,20 @@ on 127.0.0.1, on a free port, in a temporary folder, in a background thread.
 
 from __future__ import annotations
 
+import asyncio
+import email.message
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    import asyncio
-    import email.message
-    import threading
-
     from mailprov.relay.options import RelayOptions
     from mailprov.relay.server import RelayServer
     from mailprov.relay.storage import MessageStore, StoredMessage
@@ -70,8 +72,6 @@ class CapturedMessage:
     @property
     def message(self) -> email.message.EmailMessage:
         """The message parsed with the modern email policy."""
-        from email import policy  # noqa: PLC0415
-        from email.parser import BytesParser  # noqa: PLC0415
 
         parsed: Any = BytesParser(policy=policy.default).parsebytes(self.raw)
         return parsed  # type: ignore[no-any-return]
@@ -95,11 +95,9 @@ class RelayRunner:
 
     def start(self, timeout: float = 15.0) -> RelayRunner:
         """Start and return once the relay listens (or raise its error)."""
-        import asyncio  # noqa: PLC0415
-        import threading  # noqa: PLC0415
 
-        from mailprov.relay.server import RelayServer  # noqa: PLC0415
-        from mailprov.relay.storage import MessageStore  # noqa: PLC0415
+        from mailprov.relay.server import RelayServer  # noqa: PLC0415  (lazy: aiosmtpd, aiohttp)
+        from mailprov.relay.storage import MessageStore  # noqa: PLC0415  (lazy: see module doc)
 
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -120,7 +118,6 @@ class RelayRunner:
 
     def stop(self) -> None:
         """Stop the relay and its thread."""
-        import asyncio  # noqa: PLC0415
 
         if self._loop is None or self.server is None:
             return
@@ -171,7 +168,7 @@ class RelayRunner:
         Other keywords are :class:`mailprov.relay.storage.Query` fields: sender,
         subject, user, since, until, header=(name, value).
         """
-        from mailprov.relay.storage import Query  # noqa: PLC0415
+        from mailprov.relay.storage import Query  # noqa: PLC0415  (lazy: see module doc)
 
         found = self.store.search(Query(mailbox=to, newest_first=False, limit=10_000, **query))
         return [CapturedMessage(m, self.store.raw(m.id)) for m in found]
@@ -180,7 +177,6 @@ class RelayRunner:
         self, to: str | None = None, timeout: float = 10.0, **query: Any
     ) -> CapturedMessage:
         """The first message matching, as soon as it is stored. Fails the test on timeout."""
-        import time  # noqa: PLC0415
 
         deadline = time.monotonic() + timeout
         while True:
@@ -212,7 +208,7 @@ class RelayRunner:
 
 def relay_options(tmp: Path, **changes: Any) -> RelayOptions:
     """Options for a test relay: loopback, free ports, storage in ``tmp``, self-signed TLS."""
-    from mailprov.relay.options import RelayOptions  # noqa: PLC0415
+    from mailprov.relay.options import RelayOptions  # noqa: PLC0415  (lazy: see module doc)
 
     base: dict[str, Any] = {
         "host": "127.0.0.1",

@@ -96,7 +96,7 @@ def sniff(data: bytes, *, request_id: str | None = None) -> str:
 
 def load_certificates(data: bytes, *, request_id: str | None = None) -> list[x509.Certificate]:
     """The certificate(s) of a ``.cer``/``.pem``/``.der`` file: leaf first (C01, C04)."""
-    from cryptography import x509  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     kind = sniff(data, request_id=request_id)
     if kind == "pkcs12":
@@ -155,7 +155,7 @@ def load_p12(data: bytes, password: Secret) -> tuple[Any, x509.Certificate, list
     Returns:
         (private key, certificate, additional certificates). The key never leaves memory.
     """
-    from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: PLC0415
+    from cryptography.hazmat.primitives.serialization import pkcs12  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     if sniff(data) != "pkcs12":
         raise idg_error("IDG-C04", hint="give a .p12/.pfx container")
@@ -186,8 +186,8 @@ def challenge_message(challenge: str) -> bytes:
 
 def sign_challenge(key: Any, challenge: str) -> bytes:
     """Sign the challenge: RSA-PSS/SHA-256, ECDSA with the curve's hash, or Ed25519."""
-    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     message = challenge_message(challenge)
     if isinstance(key, rsa.RSAPrivateKey):
@@ -201,7 +201,7 @@ def sign_challenge(key: Any, challenge: str) -> bytes:
 
 
 def _ec_hash(curve: Any) -> Any:
-    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     return hashes.SHA384() if curve.key_size >= 384 else hashes.SHA256()
 
@@ -211,7 +211,7 @@ def _ec_hash(curve: Any) -> Any:
 
 def spki_sha256(cert: x509.Certificate) -> str:
     """SHA-256 over the DER SubjectPublicKeyInfo: the same for every certificate of one key."""
-    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     spki = cert.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -221,8 +221,8 @@ def spki_sha256(cert: x509.Certificate) -> str:
 
 def check_key_algorithm(cert: x509.Certificate, *, request_id: str | None = None) -> None:
     """Check C07: RSA >= 2048, P-256/P-384, Ed25519; GOST and anything else refused by name."""
-    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa  # noqa: PLC0415
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     oid = cert.public_key_algorithm_oid.dotted_string
     if oid in GOST_OIDS:
@@ -260,8 +260,8 @@ def _chain(
     request_id: str | None,
 ) -> list[x509.Certificate]:
     """Check C10: the client verifier with our EKU policy; returns the chain, leaf first."""
-    from cryptography import x509  # noqa: PLC0415
-    from cryptography.x509.verification import (  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.x509.verification import (  # noqa: PLC0415  (lazy: a heavy import only this path needs)
         Criticality,
         ExtensionPolicy,
         PolicyBuilder,
@@ -297,7 +297,7 @@ def _chain(
 
 
 def _load_crls(anchors: Sequence[TrustAnchor]) -> list[x509.CertificateRevocationList]:
-    from cryptography import x509  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     crls = []
     for anchor in anchors:
@@ -325,7 +325,7 @@ def _check_revocation(
     request_id: str | None,
 ) -> None:
     """Checks C11 and C12 for every non-root certificate of the chain."""
-    from cryptography import x509  # noqa: PLC0415
+    from cryptography import x509  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     crls = _load_crls(anchors)
     moment = datetime.fromtimestamp(now, UTC)
@@ -360,9 +360,9 @@ def _check_revocation(
 
 def verify_possession(cert: x509.Certificate, challenge: str, signature: bytes) -> bool:
     """Check C13's signature part: the leaf's key signed the challenge."""
-    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
-    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa  # noqa: PLC0415
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     key = cert.public_key()
     message = challenge_message(challenge)
@@ -382,7 +382,7 @@ def verify_possession(cert: x509.Certificate, challenge: str, signature: bytes) 
 
 
 def _common_name(cert: x509.Certificate) -> str:
-    from cryptography.x509.oid import NameOID  # noqa: PLC0415
+    from cryptography.x509.oid import NameOID  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(names[0].value) if names else ""

@@ -136,9 +136,9 @@ def parse_jwks(text: str) -> list[tuple[str, str, Any]]:
         TrustInvalid: not JSON, private members present, ``kid``/``alg``/``use=sig`` missing,
             a symmetric or unknown algorithm, or a key that does not fit its algorithm.
     """
-    from joserfc.errors import JoseError  # noqa: PLC0415
-    from joserfc.jwk import import_key  # noqa: PLC0415
-    from joserfc.jws import JWSRegistry  # noqa: PLC0415
+    from joserfc.errors import JoseError  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from joserfc.jwk import import_key  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+    from joserfc.jws import JWSRegistry  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
     try:
         data = json.loads(text)

@@ -22,6 +22,7 @@ import fcntl
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ from mailprov.errors import (
 )
 from mailprov.model import DkimStatus, iso
 from mailprov.rules import dkim
-from mailprov.services.accounts import get_domain
+from mailprov.services.accounts import get_domain, list_domains
 from mailprov.store import audit
 from mailprov.system.files import atomic_write
 from mailprov.system.secrets import DKIM_KEY, read_secret, user_ids, write_secret
@@ -242,8 +243,6 @@ def _choose_selector(
                 hint="choose another --selector, or leave it out for a generated one",
             )
     else:
-        from datetime import UTC, datetime  # noqa: PLC0415
-
         day = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d")
         base = dkim.default_selector(settings.dkim.selector_prefix, algorithm, day)
         chosen, n = base, 1
@@ -462,7 +461,6 @@ def published(store: Store, settings: SiteConfig, domain: str) -> list[DkimKey]:
 
 def signers(store: Store, settings: SiteConfig) -> list[DkimKey]:
     """The signing keys of every domain in the store (what OpenDKIM's tables list)."""
-    from mailprov.services.accounts import list_domains  # noqa: PLC0415
 
     out: list[DkimKey] = []
     for found in list_domains(store):

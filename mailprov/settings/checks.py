@@ -351,7 +351,7 @@ def store_url(value: str, base: Path) -> str:
     """
     try:
         # Lazy: SQLAlchemy is heavy, and every command module loads settings at import.
-        from sqlalchemy.engine import make_url  # noqa: PLC0415
+        from sqlalchemy.engine import make_url  # noqa: PLC0415  (lazy: heavy)
 
         parsed = make_url(value)
     except Exception:

@@ -134,7 +134,7 @@ def shown(dotted: str, value: object) -> str:
     if dotted == "store.url" and isinstance(value, str):
         try:
             # Lazy: SQLAlchemy is heavy, and every command module loads settings at import.
-            from sqlalchemy.engine import make_url  # noqa: PLC0415
+            from sqlalchemy.engine import make_url  # noqa: PLC0415  (lazy: heavy)
 
             value = make_url(value).render_as_string(hide_password=True)
         except Exception:
