@@ -149,6 +149,7 @@ def _norm(rtype: str, value: str) -> str:  # noqa: PLR0911  (one return per reco
 _TXT_PREFIX = {
     "dns.spf": "v=spf1",
     "dns.dmarc": "v=dmarc1",
+    "dns.dmarc.report_auth": "v=dmarc1",
     "dns.mta_sts.txt": "v=stsv1",
     "dns.tls_rpt": "v=tlsrptv1",
 }
@@ -156,6 +157,7 @@ _TXT_PREFIX = {
 _TAGS = {
     "dns.dkim.selector": ("k", "p"),
     "dns.dmarc": ("p", "rua", "ruf"),
+    "dns.dmarc.report_auth": ("v",),
     "dns.mta_sts.txt": ("id",),
     "dns.tls_rpt": ("rua",),
 }
