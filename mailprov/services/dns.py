@@ -116,6 +116,13 @@ def mx_patterns(settings: SiteConfig) -> list[str]:
 def check(
     store: Store, settings: SiteConfig, domain: str, plan: CheckPlan, *, tlsa: bool = True
 ) -> list[CheckResult]:
-    """Check every expected record of ``domain`` against DNS."""
+    """Check every expected record of ``domain`` against DNS, and the mail host's PTRs."""
     rs = record_set(store, settings, domain, tlsa=tlsa)
-    return plan.run(rs.records, domain=rs.domain, mx_patterns=mx_patterns(settings))
+    ptr = [("ipv4", ip) for ip in settings.dns.ipv4] + [("ipv6", ip) for ip in settings.dns.ipv6]
+    return plan.run(
+        rs.records,
+        domain=rs.domain,
+        mx_patterns=mx_patterns(settings),
+        ptr=ptr,
+        hostname=settings.site.hostname,
+    )
