@@ -337,3 +337,17 @@ def ptr_check(
             f"{check}_not_confirmed",
         )
     return result(OK, ptr.values)
+
+
+def covers(patterns: list[str], name: str) -> bool:
+    """Does a TLS certificate with these DNS names cover ``name`` (a wildcard is one left label)?"""
+    name = name.rstrip(".").lower()
+    for raw in patterns:
+        pattern = raw.rstrip(".").lower()
+        if pattern == name:
+            return True
+        if pattern.startswith("*."):
+            head, _, tail = name.partition(".")
+            if head and tail == pattern[2:]:
+                return True
+    return False
