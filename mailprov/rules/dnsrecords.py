@@ -327,7 +327,7 @@ def in_zone(name: str, zone: str) -> bool:
     return name == zone or name.endswith("." + zone)
 
 
-def _quote_txt(text: str) -> str:
+def quote_txt(text: str) -> str:
     """A TXT value as zone-file strings of at most 255 bytes each."""
     escaped = []
     for i in range(0, len(text), _TXT_CHUNK):
@@ -339,7 +339,7 @@ def _quote_txt(text: str) -> str:
 
 
 def _zone_value(record: Record) -> str:
-    return _quote_txt(record.value) if record.rtype == "TXT" else record.value
+    return quote_txt(record.value) if record.rtype == "TXT" else record.value
 
 
 def to_zone(rs: RecordSet, *, header: str, soa: tuple[str, int] | None = None) -> str:
