@@ -386,8 +386,7 @@ def diagnose(
     steps: list[tuple[str, Any]] = [
         ("maildirs", lambda: maildirs(store, settings, now=now)),
         ("config", lambda: rendered_config(store, settings, target)),
-        ("tls", lambda: certificate(settings, now=now)),
-        ("tls_names", lambda: certificate_names(store, settings)),
+        ("tls", lambda: certificate(settings, now=now) + certificate_names(store, settings)),
         ("ports", lambda: ports(settings)),
         ("queue", lambda: queue(runner, settings, target)),
     ]
