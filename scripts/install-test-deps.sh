@@ -9,6 +9,9 @@ PACKAGES=(
   postfix postfix-sqlite postfix-pgsql postfix-pcre postfix-lmdb
   dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite dovecot-pgsql
   knot knot-dnsutils
+  # Independent judges of what mailprov publishes and serves: kzonecheck (zones),
+  # named-checkzone, nginx (the web snippet), ip (loopback in a private namespace).
+  knot-dnssecutils bind9-utils nginx-light iproute2 curl
   opendkim opendkim-tools
   swaks sqlite3 openssl
   testssl.sh  # rates the TLS of the real stack (tests/integration/render/test_render_tls.py)

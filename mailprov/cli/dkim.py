@@ -23,7 +23,10 @@ def dkim() -> None:
 
 
 def _publish_text(key: DkimKey) -> str:
-    return f'publish: {key.dns_name} TXT "{key.record}"'
+    """The record as a zone-file line: a TXT value over 255 bytes is split into strings."""
+    from mailprov.rules.dnsrecords import quote_txt
+
+    return f"publish: {key.dns_name} IN TXT {quote_txt(key.record or '')}"
 
 
 @dkim.command("keygen")

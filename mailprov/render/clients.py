@@ -168,6 +168,29 @@ def autodiscover(cs: ClientSettings, *, username: str) -> str:
     return _render(AUTODISCOVER, template_values(cs, username=username))
 
 
-def nginx(sites: list[dict[str, str]], *, cert_file: str, key_file: str) -> str:
-    """The nginx snippet serving the per-domain folders in ``sites``."""
-    return _render(NGINX, {"sites": sites, "cert_file": cert_file, "key_file": key_file})
+def nginx(
+    sites: list[dict[str, str]],
+    *,
+    cert_file: str,
+    key_file: str,
+    web_host: str,
+    http_port: int = 80,
+    https_port: int = 443,
+) -> str:
+    """The nginx snippet serving the per-domain folders in ``sites``, and ``web_host``.
+
+    ``web_host`` is the name the SRV and CNAME records point at; it serves the first
+    site's autodiscover file (the file is the same for every domain).
+    """
+    return _render(
+        NGINX,
+        {
+            "sites": sites,
+            "cert_file": cert_file,
+            "key_file": key_file,
+            "web_host": web_host,
+            "autodiscover_root": sites[0]["autodiscover_root"] if sites else "",
+            "http_port": http_port,
+            "https_port": https_port,
+        },
+    )

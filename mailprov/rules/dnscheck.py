@@ -149,6 +149,7 @@ def _norm(rtype: str, value: str) -> str:  # noqa: PLR0911  (one return per reco
 _TXT_PREFIX = {
     "dns.spf": "v=spf1",
     "dns.dmarc": "v=dmarc1",
+    "dns.dmarc.report_auth": "v=dmarc1",
     "dns.mta_sts.txt": "v=stsv1",
     "dns.tls_rpt": "v=tlsrptv1",
 }
@@ -156,6 +157,7 @@ _TXT_PREFIX = {
 _TAGS = {
     "dns.dkim.selector": ("k", "p"),
     "dns.dmarc": ("p", "rua", "ruf"),
+    "dns.dmarc.report_auth": ("v",),
     "dns.mta_sts.txt": ("id",),
     "dns.tls_rpt": ("rua",),
 }
@@ -274,3 +276,78 @@ def mx_coverage(domain: str, patterns: Sequence[str], mx_answer: Answer) -> Chec
             "dns.mta_sts.mx_not_covered",
         )
     return CheckResult(check, name, "MX", OK, expected, tuple(hosts))
+
+
+def reverse_name(address: str) -> str:
+    """The absolute PTR name of an IP address (``10.2.0.192.in-addr.arpa.``)."""
+    return ipaddress.ip_address(address).reverse_pointer + "."
+
+
+def ptr_check(
+    family: str, address: str, hostname: str, ptr: Answer, forward: Answer | None
+) -> CheckResult:
+    """Forward-confirmed reverse DNS of ``address`` (``family`` ``ipv4`` or ``ipv6``).
+
+    Ok when a PTR of the address names ``hostname`` and ``forward`` (the A or AAAA
+    records of ``hostname``; None when the PTR did not name it) holds the address:
+    receivers compare the name the mail host greets with against it, and many refuse
+    or score mail from an address without such a PTR. ``unknown`` when the reverse
+    zone could not be asked (REFUSED, SERVFAIL, timeout).
+    """
+    check = f"dns.ptr.{family}"
+    name = reverse_name(address)
+    want = hostname.rstrip(".") + "."
+
+    def result(
+        status: str, found: Sequence[str] = (), detail: str = "", finding: str = ""
+    ) -> CheckResult:
+        return CheckResult(
+            check,
+            name,
+            "PTR",
+            status,
+            want,
+            tuple(found),
+            detail,
+            finding or _finding(check, status),
+        )
+
+    if ptr.outcome is Outcome.FAILED:
+        return result(
+            UNKNOWN, detail=f"the reverse zone of {address} cannot be asked: {ptr.detail}"
+        )
+    if not ptr.values:
+        return result(MISSING, detail=ptr.detail or f"no PTR record for {address}")
+    if _norm_name(want) not in {_norm_name(v) for v in ptr.values}:
+        return result(
+            WRONG,
+            ptr.values,
+            f"{address} points to {', '.join(ptr.values)}, not to {want}",
+            f"{check}_wrong_name",
+        )
+    if forward is None or forward.outcome is Outcome.FAILED:
+        return result(UNKNOWN, ptr.values, forward.detail if forward else "no forward answer")
+    addresses = {_norm("A", v) for v in forward.values}
+    if str(ipaddress.ip_address(address)) not in addresses:
+        return result(
+            WRONG,
+            ptr.values,
+            f"{want} does not resolve back to {address} (found: "
+            f"{', '.join(forward.values) or 'nothing'})",
+            f"{check}_not_confirmed",
+        )
+    return result(OK, ptr.values)
+
+
+def covers(patterns: list[str], name: str) -> bool:
+    """Does a TLS certificate with these DNS names cover ``name`` (a wildcard is one left label)?"""
+    name = name.rstrip(".").lower()
+    for raw in patterns:
+        pattern = raw.rstrip(".").lower()
+        if pattern == name:
+            return True
+        if pattern.startswith("*."):
+            head, _, tail = name.partition(".")
+            if head and tail == pattern[2:]:
+                return True
+    return False

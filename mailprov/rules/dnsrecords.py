@@ -37,6 +37,8 @@ class Record:
     check: str
     ttl: int
     note: str = ""
+    #: The zone the record belongs in, when it is known to be another domain's zone.
+    zone: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data."""
@@ -47,6 +49,7 @@ class Record:
             "value": self.value,
             "check": self.check,
             "note": self.note,
+            "zone": self.zone or None,
         }
 
 
@@ -89,6 +92,10 @@ class RecordInput:
     ports: dict[str, int]
     dkim: Sequence[DkimPublication] = ()
     tlsa: Sequence[TlsaKey] = ()
+    #: Every domain served here (A-labels): a report domain among them authorizes the others.
+    served_domains: Sequence[str] = ()
+    #: The port the web host serves HTTPS on (the _autodiscover._tcp SRV target port).
+    web_https_port: int = 443
 
 
 @dataclass(frozen=True)
@@ -147,6 +154,60 @@ def dmarc_value(inp: RecordInput) -> str:
     return "; ".join(parts)
 
 
+def report_domains(*uri_lists: str) -> list[str]:
+    """The domains of the ``mailto:`` URIs in DMARC ``rua``/``ruf`` lists, in order, once each."""
+    out: dict[str, None] = {}
+    for uris in uri_lists:
+        for raw in uris.split(","):
+            uri = raw.strip()
+            if uri.lower().startswith("mailto:"):
+                address = uri[len("mailto:") :].partition("!")[0]
+                domain = address.rpartition("@")[2].rstrip(".").lower()
+                if domain:
+                    out[domain] = None
+    return list(out)
+
+
+def needs_report_auth(domain: str, report_domain: str) -> bool:
+    """Must ``report_domain`` authorize reports about ``domain`` (RFC 7489 section 7.1)?
+
+    Reports to the domain itself or to a name below it need no authorization. Without
+    a public suffix list the organizational domains cannot be compared exactly, so
+    anything else is authorized: an authorization record no one asks for is harmless.
+    """
+    domain, report = domain.rstrip(".").lower(), report_domain.rstrip(".").lower()
+    return not (report == domain or report.endswith("." + domain))
+
+
+def report_auth_records(inp: RecordInput) -> list[Record]:
+    """The DMARC external report authorizations ``inp.domain`` is part of.
+
+    ``DOMAIN._report._dmarc.REPORTDOMAIN TXT "v=DMARC1"`` for each report domain of
+    ``dmarc_rua``/``dmarc_ruf`` that is not this domain (they belong in the report
+    domain's zone), and, when this domain is a report domain, one for each other
+    domain served here (they belong in this zone).
+    """
+    reports = report_domains(inp.dmarc_rua, inp.dmarc_ruf)
+    me = inp.domain.rstrip(".").lower()
+    pairs = [(me, r) for r in reports if needs_report_auth(me, r)]
+    if me in reports:
+        pairs += [
+            (d.rstrip(".").lower(), me) for d in inp.served_domains if needs_report_auth(d, me)
+        ]
+    return [
+        Record(
+            f"{domain}._report._dmarc.{absolute(report)}",
+            "TXT",
+            "v=DMARC1",
+            "dns.dmarc.report_auth",
+            inp.ttl,
+            f"DMARC: {report} accepts reports about {domain}",
+            absolute(report),
+        )
+        for domain, report in dict.fromkeys(pairs)
+    ]
+
+
 def build(inp: RecordInput) -> RecordSet:
     """Every record ``inp.domain`` needs, in the order a zone file shows them."""
     domain = absolute(inp.domain)
@@ -185,6 +246,7 @@ def build(inp: RecordInput) -> RecordSet:
     out.append(
         Record(f"_dmarc.{domain}", "TXT", dmarc_value(inp), "dns.dmarc", ttl, "DMARC policy")
     )
+    out += report_auth_records(inp)
     policy = mta_sts_policy(inp)
     pid = policy_id(policy)
     out += [
@@ -249,7 +311,7 @@ def build(inp: RecordInput) -> RecordSet:
         Record(
             f"_autodiscover._tcp.{domain}",
             "SRV",
-            f"0 1 443 {web}",
+            f"0 1 {inp.web_https_port} {web}",
             "dns.srv.autodiscover",
             ttl,
             "Outlook autodiscover",
@@ -265,7 +327,7 @@ def in_zone(name: str, zone: str) -> bool:
     return name == zone or name.endswith("." + zone)
 
 
-def _quote_txt(text: str) -> str:
+def quote_txt(text: str) -> str:
     """A TXT value as zone-file strings of at most 255 bytes each."""
     escaped = []
     for i in range(0, len(text), _TXT_CHUNK):
@@ -277,7 +339,7 @@ def _quote_txt(text: str) -> str:
 
 
 def _zone_value(record: Record) -> str:
-    return _quote_txt(record.value) if record.rtype == "TXT" else record.value
+    return quote_txt(record.value) if record.rtype == "TXT" else record.value
 
 
 def to_zone(rs: RecordSet, *, header: str, soa: tuple[str, int] | None = None) -> str:
@@ -308,5 +370,13 @@ def to_zone(rs: RecordSet, *, header: str, soa: tuple[str, int] | None = None) -
         lines.append(
             "; These names are outside this zone: publish them in the zone that holds them."
         )
-        lines += [f"; {r.name} {r.ttl} IN {r.rtype} {_zone_value(r)}" for r in outside]
+        zones = dict.fromkeys(r.zone for r in outside)
+        for zone in zones:
+            if zone:
+                lines.append(f"; -- in zone {zone}")
+            lines += [
+                f"; {r.name} {r.ttl} IN {r.rtype} {_zone_value(r)}"
+                for r in outside
+                if r.zone == zone
+            ]
     return "\n".join(lines) + "\n"

@@ -76,6 +76,14 @@ class WebFiles:
         }
 
 
+def web_certificate(settings: SiteConfig) -> tuple[Path, Path]:
+    """The certificate and key the web names are served with: [dns] web_*, else [tls]."""
+    dns, tls = settings.dns, settings.tls
+    if dns.web_cert_file:
+        return settings.resolve_path(dns.web_cert_file), settings.resolve_path(dns.web_key_file)
+    return settings.resolve_path(tls.cert_file), settings.resolve_path(tls.key_file)
+
+
 def web_files(
     store: Store, settings: SiteConfig, root: Path, *, domains: list[str] | None = None
 ) -> dict[Path, str]:
@@ -112,10 +120,14 @@ def web_files(
                 "mta_sts_root": str(sts),
             }
         )
+    cert_file, key_file = web_certificate(settings)
     out[root / "nginx-mailprov.conf"] = clients.nginx(
         sites,
-        cert_file=str(settings.resolve_path(settings.tls.cert_file)),
-        key_file=str(settings.resolve_path(settings.tls.key_file)),
+        cert_file=str(cert_file),
+        key_file=str(key_file),
+        web_host=normalise_domain(settings.dns.web_host or settings.site.hostname),
+        http_port=settings.dns.web_http_port,
+        https_port=settings.dns.web_https_port,
     )
     return out
 

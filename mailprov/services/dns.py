@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import CertificateInvalid
 from mailprov.rules.dnsrecords import DkimPublication, RecordInput, RecordSet, TlsaKey, build
-from mailprov.services.accounts import get_domain
+from mailprov.services.accounts import get_domain, list_domains
 from mailprov.services.dkim import published
 
 if TYPE_CHECKING:
@@ -102,6 +102,8 @@ def record_set(store: Store, settings: SiteConfig, domain: str, *, tlsa: bool = 
         },
         dkim=dkim_keys,
         tlsa=tlsa_keys,
+        served_domains=[d.name for d in list_domains(store)],
+        web_https_port=dns.web_https_port,
     )
     return build(inp)
 
@@ -114,6 +116,13 @@ def mx_patterns(settings: SiteConfig) -> list[str]:
 def check(
     store: Store, settings: SiteConfig, domain: str, plan: CheckPlan, *, tlsa: bool = True
 ) -> list[CheckResult]:
-    """Check every expected record of ``domain`` against DNS."""
+    """Check every expected record of ``domain`` against DNS, and the mail host's PTRs."""
     rs = record_set(store, settings, domain, tlsa=tlsa)
-    return plan.run(rs.records, domain=rs.domain, mx_patterns=mx_patterns(settings))
+    ptr = [("ipv4", ip) for ip in settings.dns.ipv4] + [("ipv6", ip) for ip in settings.dns.ipv6]
+    return plan.run(
+        rs.records,
+        domain=rs.domain,
+        mx_patterns=mx_patterns(settings),
+        ptr=ptr,
+        hostname=settings.site.hostname,
+    )

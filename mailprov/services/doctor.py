@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import MailprovError
 from mailprov.render import Layout
+from mailprov.rules.dnscheck import covers
 from mailprov.services.accounts import list_domains, list_mailboxes
 from mailprov.services.checks import check_host
 from mailprov.services.deploy import plan
@@ -219,6 +220,61 @@ def certificate(settings: SiteConfig, *, now: int) -> list[Finding]:
     ]
 
 
+def _certificate_names(path: Path) -> list[str] | None:
+    """The DNS names of a PEM certificate's subjectAltName (None: not a readable certificate)."""
+    from cryptography import x509  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []  # clients match the subjectAltName only (RFC 6125 6.4.4)
+    return [str(n) for n in san.get_values_for_type(x509.DNSName)]
+
+
+def certificate_names(store: Store, settings: SiteConfig) -> list[Finding]:
+    """Every name the site publishes is covered by the certificate that serves it.
+
+    The mail host by ``[tls] cert_file`` (an error: mail clients refuse it); the web
+    names (the web host, mta-sts/autoconfig/autodiscover of each domain) by the web
+    certificate (a warning: MTA-STS senders cannot fetch the policy, RFC 8461 3.3).
+    """
+    from mailprov.rules.addresses import normalise_domain  # noqa: PLC0415
+    from mailprov.services.clientconfig import web_certificate  # noqa: PLC0415
+
+    host = normalise_domain(settings.site.hostname)
+    web_cert = web_certificate(settings)[0]
+    web = [normalise_domain(settings.dns.web_host or host)]
+    for domain in list_domains(store):
+        web += [f"{label}.{domain.name}" for label in ("mta-sts", "autoconfig", "autodiscover")]
+    mail_cert = settings.resolve_path(settings.tls.cert_file)
+    wanted = [(mail_cert, "[tls] cert_file", host, ERROR)]
+    wanted += [
+        (web_cert, "the web certificate", name, WARNING)
+        for name in dict.fromkeys(web)
+        if (web_cert, name) != (mail_cert, host)  # said once, as the error above
+    ]
+    out = []
+    for path, what, name, severity in wanted:
+        names = _certificate_names(path)
+        if names is None or covers(names, name):
+            continue  # an unreadable certificate is doctor.tls.invalid already
+        out.append(
+            Finding(
+                "doctor.tls.name_missing",
+                severity,
+                f"{path} ({what}) does not cover {name}: clients fetching it over HTTPS or TLS "
+                f"refuse the connection (the certificate names: {', '.join(names) or 'none'})",
+                f"get a certificate that names {name} ([dns] web_cert_file for the web names)",
+                name,
+            )
+        )
+    return out
+
+
 def ports(settings: SiteConfig, *, timeout: float = 1.0) -> list[Finding]:
     """Each configured port accepts a TCP connection on ``[check] host``."""
 
@@ -330,7 +386,7 @@ def diagnose(
     steps: list[tuple[str, Any]] = [
         ("maildirs", lambda: maildirs(store, settings, now=now)),
         ("config", lambda: rendered_config(store, settings, target)),
-        ("tls", lambda: certificate(settings, now=now)),
+        ("tls", lambda: certificate(settings, now=now) + certificate_names(store, settings)),
         ("ports", lambda: ports(settings)),
         ("queue", lambda: queue(runner, settings, target)),
     ]

@@ -34,6 +34,7 @@ def check(config: SiteConfig) -> None:
     _passwords(config)
     _deploy(config)
     _dkim(config)
+    _dns(config)
     _relay(config)
 
 
@@ -96,6 +97,17 @@ def _dkim(config: SiteConfig) -> None:
             dk.ed25519_milter_port,
             "is dkim.milter_port too: each signing instance needs its own port",
             hint="e.g. milter_port = 8891, ed25519_milter_port = 8892",
+        )
+
+
+def _dns(config: SiteConfig) -> None:
+    d = config.dns
+    if bool(d.web_cert_file) != bool(d.web_key_file):
+        raise Inconsistent(
+            "dns.web_cert_file" if d.web_key_file else "dns.web_key_file",
+            d.web_cert_file or d.web_key_file,
+            "the web certificate needs both dns.web_cert_file and dns.web_key_file",
+            hint="set both, or neither (then [tls] cert_file and key_file serve the web names)",
         )
 
 

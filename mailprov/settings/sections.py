@@ -320,6 +320,13 @@ class DnsSection:
     web_host: OptionalHostname = ""
     #: Where ``deploy`` writes the autoconfig/autodiscover/MTA-STS files and the nginx snippet.
     web_dir: ServerPath = "/var/lib/mailprov/www"
+    #: The certificate and key nginx serves the web names with (empty: [tls] cert_file/key_file).
+    #: It must cover mta-sts.DOMAIN, autoconfig.DOMAIN and autodiscover.DOMAIN of every domain.
+    web_cert_file: OptionalServerPath = ""
+    web_key_file: OptionalServerPath = ""
+    #: Where the nginx snippet listens (the _autodiscover._tcp SRV record names the HTTPS port).
+    web_http_port: Port = 80
+    web_https_port: Port = 443
     #: The next TLS key in a rollover (certificate or public key PEM): its TLSA is published too.
     tlsa_next_file: OptionalLocalPath = ""
     #: ``dns check`` without --nameserver asks this server (IP[:PORT]); empty = /etc/resolv.conf.

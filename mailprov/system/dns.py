@@ -20,6 +20,8 @@ from mailprov.rules.dnscheck import (
     Outcome,
     compare,
     mx_coverage,
+    ptr_check,
+    reverse_name,
 )
 from mailprov.rules.dnsrecords import Record
 
@@ -136,11 +138,34 @@ class CheckPlan:
             )
         )
 
+    def check_ptr(self, family: str, address: str, hostname: str) -> CheckResult:
+        """Forward-confirmed reverse DNS of one address of the mail host, retried."""
+
+        def attempt() -> CheckResult:
+            ptr = self.querier.query(reverse_name(address), "PTR")
+            forward = None
+            want = hostname.rstrip(".").lower()
+            if any(v.rstrip(".").lower() == want for v in ptr.values):
+                forward = self.querier.query(want + ".", "A" if family == "ipv4" else "AAAA")
+            return ptr_check(family, address, hostname, ptr, forward)
+
+        return self._retrying(attempt)
+
     def run(
-        self, records: Sequence[Record], *, domain: str, mx_patterns: Sequence[str]
+        self,
+        records: Sequence[Record],
+        *,
+        domain: str,
+        mx_patterns: Sequence[str],
+        ptr: Sequence[tuple[str, str]] = (),
+        hostname: str = "",
     ) -> list[CheckResult]:
-        """Every record's check plus MX coverage, concurrently, in the records' order."""
+        """Every record's check, MX coverage and the PTR of each ``(family, address)``.
+
+        Run concurrently; the results come in the records' order.
+        """
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             futures = [pool.submit(self.check_record, r) for r in records]
             futures.append(pool.submit(self.check_mx_coverage, domain, mx_patterns))
+            futures += [pool.submit(self.check_ptr, fam, ip, hostname) for fam, ip in ptr]
             return [f.result() for f in futures]

@@ -85,11 +85,15 @@ class Knot:
         )
 
     @classmethod
-    def start(cls, folder: Path) -> Knot:
-        """Start knotd on a free port with an empty zone list; wait until it listens."""
+    def start(cls, folder: Path, port: int | None = None) -> Knot:
+        """Start knotd on ``port`` (default: a free one) with no zones; wait until it listens.
+
+        Port 53 is for a private network namespace (``unshare -n``), where tools that
+        cannot be given a port (checkdmarc) ask it.
+        """
         for sub in ("run", "db", "zones"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        server = cls(folder, free_port())
+        server = cls(folder, port or free_port())
         server._write_config()
         with (folder / "knotd.log").open("ab") as log:
             server.process = subprocess.Popen(

@@ -11,6 +11,7 @@ import pytest
 
 from mailprov.store.migrate import upgrade
 from tests.conftest import CertAuthority, Cli, free_port
+from tests.integration.knot import Knot
 
 _SERIALS = itertools.count(1000)
 
@@ -63,3 +64,22 @@ def fixture_mp(site: Path) -> Cli:
     for domain in ("example.test", "bücher.test"):
         assert cli("domain", "add", domain).exit_code == 0
     return cli
+
+
+#: The reverse zones of the site fixture's [dns] ipv4 (192.0.2.10) and ipv6 (2001:db8::10).
+REVERSE_V4 = "2.0.192.in-addr.arpa"
+REVERSE_V6 = "8.b.d.0.1.0.0.2.ip6.arpa"
+
+
+def load_reverse(
+    knot: Knot, v4: str = "mail.example.test.", v6: str = "mail.example.test."
+) -> None:
+    """Serve PTRs of 192.0.2.10 and 2001:db8::10 naming ``v4``/``v6`` (empty: no PTR)."""
+    from mailprov.rules.dnscheck import reverse_name
+
+    for zone, address, target in (
+        (REVERSE_V4, "192.0.2.10", v4),
+        (REVERSE_V6, "2001:db8::10", v6),
+    ):
+        body = f"{reverse_name(address)} IN PTR {target}\n" if target else ""
+        knot.load_zone(zone, zone_text(zone, body))

@@ -236,3 +236,30 @@ def test_dry_run_writes_nothing(mp: Cli, site: Path) -> None:
     assert (folder / "selectors.json").read_text() == state
     assert _key(site, "s1").exists()
     assert not (site / "opendkim").exists()
+
+
+def test_rotate_prints_a_record_a_zone_accepts(mp: Cli, tmp_path: Path) -> None:
+    """rotate's RSA record is split into strings of at most 255 bytes; kzonecheck accepts it."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import require_or_skip
+    from tests.integration.dns.conftest import zone_text
+
+    result = mp("dkim", "rotate", "example.test", "--algorithm", "rsa-2048")
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stdout.splitlines() if "publish:" in x)
+    record = line.split("publish:", 1)[1].strip()
+    strings = record.split('"')[1::2]
+    assert len(strings) >= 2
+    assert all(len(s) <= 255 for s in strings)
+    exe = shutil.which("kzonecheck")
+    if exe is None:
+        require_or_skip("kzonecheck is not installed (package knot-dnssecutils)")
+    assert exe is not None
+    zone = tmp_path / "example.test.zone"
+    zone.write_text(zone_text("example.test", record + "\n", ns="ns.example.net."))
+    done = subprocess.run(
+        [exe, "-o", "example.test.", str(zone)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

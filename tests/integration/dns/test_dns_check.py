@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Cli
-from tests.integration.dns.conftest import zone_text
+from tests.integration.dns.conftest import load_reverse, zone_text
 from tests.integration.knot import Knot
 
 pytestmark = pytest.mark.requires_dns_server
@@ -39,6 +39,7 @@ def test_published_zone_checks_ok(mp: Cli, knot: Knot) -> None:
     assert mp("dkim", "rotate", "example.test").exit_code == 0
     result: Any = mp("dns", "records", "example.test", "--standalone")
     knot.load_zone("example.test", result.stdout)
+    load_reverse(knot)
     status, doc = mp.json("dns", "check", "example.test", "--nameserver", knot.address)
     assert {c["status"] for c in doc["checks"]} == {"ok"}, [
         c for c in doc["checks"] if c["status"] != "ok"
@@ -54,6 +55,7 @@ def test_fragment_loads_through_include(mp: Cli, knot: Knot, tmp_path: Any) -> N
     fragment = tmp_path / "mail-records.zone"
     fragment.write_text(_zone(mp))
     knot.load_zone("example.test", zone_text("example.test", f"$INCLUDE {fragment}\n"))
+    load_reverse(knot)
     status, doc = mp.json("dns", "check", "example.test", "--nameserver", knot.address)
     assert status == 0
     assert doc["ok"] is True
