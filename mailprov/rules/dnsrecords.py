@@ -342,6 +342,18 @@ def _zone_value(record: Record) -> str:
     return quote_txt(record.value) if record.rtype == "TXT" else record.value
 
 
+def missing_glue(rs: RecordSet, ns: str) -> bool:
+    """True when name server ``ns`` lies inside ``rs.domain``'s zone but has no A or AAAA there.
+
+    Such a zone names its own server without the address to reach it ("missing glue"):
+    name servers and ``kzonecheck`` refuse to load it.
+    """
+    origin, host = absolute(rs.domain), absolute(ns)
+    if not in_zone(host, origin):
+        return False
+    return not any(r.rtype in ("A", "AAAA") and r.name.lower() == host.lower() for r in rs.records)
+
+
 def to_zone(rs: RecordSet, *, header: str, soa: tuple[str, int] | None = None) -> str:
     """The records as a zone file for ``rs.domain``.
 
