@@ -77,6 +77,8 @@ milter_port = {milter}
 ed25519_milter_port = {milter_ed25519}
 
 [dns]
+# The mail host's address: the zone published into knot names it as its own name server.
+ipv4 = ["127.0.0.1"]
 check_nameserver = "{knot}"
 check_timeout = 0.5
 check_retries = 0

@@ -112,15 +112,21 @@ def _free_id() -> int:
     raise RuntimeError("no free uid")  # pragma: no cover
 
 
-def _interpreter_in_home() -> list[str]:
-    """The test's own Python installation when it lives under /root or /home.
+#: Folders a unit's sandbox hides: ProtectHome= (/root, /home) and PrivateTmp= (/tmp, /var/tmp).
+_HIDDEN = ("/root/", "/home/", "/tmp/", "/var/tmp/")
 
-    ProtectHome= would hide it (and /root is 0700): it stays visible, read-only, so
-    the command under test can start. Production installs mailprov outside home
-    folders (README, "File layout on a host").
+
+def _test_tree_to_keep() -> list[str]:
+    """The test's own Python installation and checkout when a sandbox would hide them.
+
+    ProtectHome= hides /root and /home (and /root is 0700), PrivateTmp= hides /tmp: a
+    venv or a clone there (as CI's fresh clone may be) stays visible, read-only, so the
+    command under test can start. Production installs mailprov outside these folders
+    (README, "File layout on a host").
     """
-    found = {str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix)}
-    return sorted(p for p in found if p.startswith(("/root/", "/home/")))
+    repo = Path(__file__).resolve().parents[2]
+    found = {str(Path(p).resolve()) for p in (sys.base_prefix, sys.prefix, repo)}
+    return sorted(p for p in found if p.startswith(_HIDDEN))
 
 
 def spec(
@@ -158,7 +164,7 @@ def spec(
         "protect_home": one.get("ProtectHome", "no"),
         "private_tmp": one.get("PrivateTmp") == "yes",
         "roles": {k: str(v) for k, v in roles.items()},
-        "keep": _interpreter_in_home(),
+        "keep": _test_tree_to_keep(),
         "read_write": [p for v in unit.get("ReadWritePaths", []) for p in v.split()],
         "dirs": dirs,
         "uid": uid,
@@ -252,6 +258,10 @@ def _stage_mounts(s: dict[str, Any]) -> None:
     if s["private_tmp"]:
         for point in ("/tmp", "/var/tmp"):
             _mount("tmpfs", point, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+            for path in s["keep"]:
+                if path.startswith(point + "/"):
+                    os.makedirs(path, exist_ok=True)
+                    _bind(f"/proc/self/fd/{fds[path]}", path, read_only=True)
     for role, path in s["roles"].items():
         os.makedirs(path, exist_ok=True)
         read_only = s["protect_system"] == "strict" or (
