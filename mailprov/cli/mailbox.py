@@ -36,32 +36,66 @@ def _show_generated(data: dict[str, object], password: str | None, address: str)
     return f"\npassword for {address} (shown once, store it now): {password}"
 
 
+def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) -> bool:
+    """Report an existing mailbox with these attributes as unchanged (``add --exist-ok``)."""
+    from mailprov.services.accounts import get_mailbox
+    from mailprov.services.mailbox_state import existing_mailbox
+
+    app = app_context()
+    if not existing_mailbox(app.store, address, display_name=name, quota_bytes=quota_bytes):
+        return False
+    found = get_mailbox(app.store, address, app.settings.passwords, now=app.actor().now)
+    emit(
+        click.get_current_context(),
+        {"changed": False, "mailbox": found.to_json()},
+        f"mailbox {found.address} exists",
+    )
+    return True
+
+
 @mailbox.command("add")
 @click.argument("address")
-@click.option("--name", default="", help="Display name.")
+@click.option("--name", help="Display name (default: none).")
 @click.option("--quota", metavar="SIZE", help="Quota such as 2G or 500M; 0 = unlimited.")
 @click.option(
     "--temporary",
     is_flag=True,
     help="The password must be changed at first login and expires (passwords.temp_password_hours).",
 )
+@click.option(
+    "--exist-ok",
+    is_flag=True,
+    help="Succeed (changed: false) if ADDRESS is a mailbox with the --name and --quota given "
+    "(those omitted are not compared; the password is never compared, read or generated); "
+    "exit 91 (conflict) if they differ.",
+)
 @password_options
 @json_option
 def mailbox_add(
     address: str,
-    name: str,
+    name: str | None,
     quota: str | None,
     temporary: bool,
+    exist_ok: bool,
     password_stdin: bool,
     generate: bool,
 ) -> None:
     """Create mailbox ADDRESS. The password comes from --password-stdin, --generate or a prompt."""
     from mailprov.rules.sizes import parse_size
-    from mailprov.services.accounts import add_mailbox, check_available, prepare_password
+    from mailprov.services.accounts import (
+        add_mailbox,
+        check_available,
+        prepare_password,
+    )
 
     app = app_context()
     settings = app.settings
-    quota_bytes = parse_size(quota if quota is not None else settings.accounts.default_quota)
+    given_quota = parse_size(quota) if quota is not None else None
+    if exist_ok and _exists_as_given(address, name, given_quota):
+        return
+    quota_bytes = (
+        given_quota if given_quota is not None else parse_size(settings.accounts.default_quota)
+    )
     parsed = check_available(app.store, address)
     given = read_password(password_stdin=password_stdin, generate=generate)
     new = prepare_password(settings.passwords, parsed, password=given)
@@ -71,7 +105,7 @@ def mailbox_add(
         address,
         new,
         actor=app.actor(),
-        display_name=name,
+        display_name=name or "",
         quota_bytes=quota_bytes,
         temporary_hours=hours,
     )
