@@ -1,4 +1,4 @@
-"""``mailprov mailbox add|list|show|passwd|disable|enable|remove|import``."""
+"""``mailprov mailbox add|list|show|passwd|set|disable|enable|remove|import``."""
 
 from __future__ import annotations
 
@@ -231,6 +231,57 @@ def mailbox_disable(address: str) -> None:
 def mailbox_enable(address: str) -> None:
     """Enable ADDRESS again."""
     _toggle(address, active=True)
+
+
+@mailbox.command("set")
+@click.argument("address")
+@click.option("--name", help="New display name ('' for none).")
+@click.option("--quota", metavar="SIZE", help="New quota such as 2G or 500M; 0 = unlimited.")
+@click.option("--active/--inactive", default=None, help="Enable or disable the mailbox.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help='Print the same report ("changed" = would change, with "dry_run": true); write nothing.',
+)
+@json_option
+def mailbox_set(
+    address: str, name: str | None, quota: str | None, active: bool | None, dry_run: bool
+) -> None:
+    """Change attributes of mailbox ADDRESS; only what differs is written.
+
+    One audit record names the attributes changed. The password is changed with
+    'mailbox passwd'.
+    """
+    from mailprov.rules.sizes import format_size, parse_size
+    from mailprov.services.mailbox_state import update_mailbox
+
+    app = app_context()
+    shown, changes = update_mailbox(
+        app.store,
+        address,
+        actor=app.actor(),
+        display_name=name,
+        quota_bytes=parse_size(quota) if quota is not None else None,
+        active=active,
+        dry_run=dry_run,
+    )
+
+    def human(attr: str, value: int | str | bool) -> str:
+        return format_size(int(value)) if attr == "quota_bytes" else repr(value)
+
+    lines = [f"{a}: {human(a, c.before)} -> {human(a, c.after)}" for a, c in changes.items()]
+    verb = "would change" if dry_run else "changed"
+    head = f"{shown}: {verb}" if changes else f"{shown}: nothing to change"
+    emit(
+        click.get_current_context(),
+        {
+            "changed": bool(changes),
+            "dry_run": dry_run,
+            "address": shown,
+            "changes": {a: c.to_json() for a, c in changes.items()},
+        },
+        "\n".join([head, *lines]),
+    )
 
 
 @mailbox.command("remove")

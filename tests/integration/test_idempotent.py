@@ -101,3 +101,67 @@ class TestAddExistOk:
         """Without --exist-ok a second add is still address-taken."""
         status, _ = site.json("mailbox", "add", "alice@example.test", "--generate")
         assert 14 == status
+
+
+class TestSet:
+    """mailbox set."""
+
+    def test_changes_only_what_differs(self, site: Any) -> None:
+        """Differing attributes are written, reported before -> after, in one audit record."""
+        before = audit_length(site)
+        status, doc = site.json(
+            "mailbox",
+            "set",
+            "alice@example.test",
+            "--name",
+            "Alice L.",
+            "--quota",
+            "1G",
+            "--inactive",
+        )
+        assert (0, True, False) == (status, doc["changed"], doc["dry_run"])
+        assert {
+            "name": {"before": "Alice", "after": "Alice L."},
+            "active": {"before": True, "after": False},
+        } == doc["changes"]
+        shown = site.json("mailbox", "show", "alice@example.test")[1]["mailbox"]
+        assert ("Alice L.", False, 1024**3) == (
+            shown["name"],
+            shown["active"],
+            shown["quota_bytes"],
+        )
+        assert before + 1 == audit_length(site)
+        record = site.json("audit", "list", "--action", "mailbox.set")[1]["records"][-1]
+        assert {"name", "active"} == set(record["details"])
+
+    def test_same_values_are_no_change(self, site: Any) -> None:
+        """Values equal to the stored ones: changed false and no audit record."""
+        before = audit_length(site)
+        status, doc = site.json(
+            "mailbox", "set", "alice@example.test", "--name", "Alice", "--quota", "1G", "--active"
+        )
+        assert (0, False, {}) == (status, doc["changed"], doc["changes"])
+        assert before == audit_length(site)
+
+    def test_dry_run_writes_nothing(self, site: Any) -> None:
+        """--dry-run reports the change but leaves the mailbox and the audit log alone."""
+        before = audit_length(site)
+        status, doc = site.json(
+            "mailbox", "set", "alice@example.test", "--quota", "2G", "--dry-run"
+        )
+        assert (0, True, True) == (status, doc["changed"], doc["dry_run"])
+        assert {"before": 1024**3, "after": 2 * 1024**3} == doc["changes"]["quota_bytes"]
+        shown = site.json("mailbox", "show", "alice@example.test")[1]["mailbox"]
+        assert 1024**3 == shown["quota_bytes"]
+        assert before == audit_length(site)
+
+    def test_human_output(self, site: Any) -> None:
+        """Without --json each changed attribute is one 'before -> after' line."""
+        result = site("mailbox", "set", "alice@example.test", "--quota", "2G")
+        assert 0 == result.exit_code, result.output
+        assert "quota_bytes: 1G -> 2G" in result.stdout
+
+    def test_unknown_mailbox(self, site: Any) -> None:
+        """Setting an absent mailbox is not-found (exit 3)."""
+        status, doc = site.json("mailbox", "set", "ghost@example.test", "--name", "Ghost")
+        assert (3, "not-found") == (status, doc["error"]["code"])
