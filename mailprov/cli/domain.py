@@ -72,15 +72,27 @@ def domain_show(name: str) -> None:
 
 @domain.command("remove")
 @click.argument("name")
+@click.option("--missing-ok", is_flag=True, help="Succeed (changed: false) if NAME is not served.")
 @json_option
-def domain_remove(name: str) -> None:
+def domain_remove(name: str, missing_ok: bool) -> None:
     """Remove domain NAME (refused while it has mailboxes or aliases)."""
+    from mailprov.errors import NotFound
     from mailprov.rules.addresses import normalise_domain
     from mailprov.services.accounts import remove_domain
 
     app = app_context()
-    remove_domain(app.store, name, actor=app.actor())
     a_label = normalise_domain(name)
+    try:
+        remove_domain(app.store, name, actor=app.actor())
+    except NotFound:
+        if not missing_ok:
+            raise
+        emit(
+            click.get_current_context(),
+            {"changed": False, "domain": a_label},
+            f"domain {a_label} does not exist (nothing to remove)",
+        )
+        return
     emit(
         click.get_current_context(),
         {"changed": True, "domain": a_label},

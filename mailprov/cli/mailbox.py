@@ -287,15 +287,29 @@ def mailbox_set(
 @mailbox.command("remove")
 @click.argument("address")
 @click.option("--force", is_flag=True, help="Also remove ADDRESS from aliases that deliver to it.")
+@click.option(
+    "--missing-ok", is_flag=True, help="Succeed (changed: false) if there is no mailbox ADDRESS."
+)
 @json_option
-def mailbox_remove(address: str, force: bool) -> None:
+def mailbox_remove(address: str, force: bool, missing_ok: bool) -> None:
     """Remove mailbox ADDRESS from the store (its Maildir on disk is left alone)."""
+    from mailprov.errors import NotFound
     from mailprov.rules.addresses import parse_address
     from mailprov.services.accounts import remove_mailbox
 
     app = app_context()
-    changed_aliases = remove_mailbox(app.store, address, actor=app.actor(), force=force)
     shown = str(parse_address(address))
+    try:
+        changed_aliases = remove_mailbox(app.store, address, actor=app.actor(), force=force)
+    except NotFound:
+        if not missing_ok:
+            raise
+        emit(
+            click.get_current_context(),
+            {"changed": False, "address": shown, "aliases_changed": []},
+            f"mailbox {shown} does not exist (nothing to remove)",
+        )
+        return
     emit(
         click.get_current_context(),
         {"changed": True, "address": shown, "aliases_changed": changed_aliases},

@@ -165,3 +165,59 @@ class TestSet:
         """Setting an absent mailbox is not-found (exit 3)."""
         status, doc = site.json("mailbox", "set", "ghost@example.test", "--name", "Ghost")
         assert (3, "not-found") == (status, doc["error"]["code"])
+
+
+class TestMissingOk:
+    """--missing-ok on mailbox, alias and domain remove."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ("mailbox", "remove", "ghost@example.test"),
+            ("alias", "remove", "ghost@example.test"),
+            ("alias", "remove", "postmaster@example.test", "--destination", "ghost@example.test"),
+            ("domain", "remove", "nowhere.test"),
+        ],
+    )
+    def test_absent_is_no_change(self, site: Any, args: tuple[str, ...]) -> None:
+        """Absent: exit 3 without the flag; exit 0, changed false and no audit record with it."""
+        before = audit_length(site)
+        status, doc = site.json(*args)
+        assert (3, "not-found") == (status, doc["error"]["code"])
+        status, doc = site.json(*args, "--missing-ok")
+        assert (0, False) == (status, doc["changed"])
+        assert before == audit_length(site)
+
+    def test_present_is_removed(self, site: Any) -> None:
+        """With --missing-ok a present object is still removed (changed true), and then absent."""
+        for args in (
+            ("alias", "remove", "postmaster@example.test"),
+            ("mailbox", "remove", "alice@example.test"),
+            ("domain", "remove", "example.test"),
+        ):
+            status, doc = site.json(*args, "--missing-ok")
+            assert (0, True) == (status, doc["changed"]), args
+            status, doc = site.json(*args, "--missing-ok")
+            assert (0, False) == (status, doc["changed"]), args
+
+    def test_alias_destination_mix(self, site: Any) -> None:
+        """Present destinations are removed even when others named are already absent."""
+        assert 0 == site("mailbox", "add", "bob@example.test", "--generate").exit_code
+        assert 0 == site("alias", "add", "postmaster@example.test", "bob@example.test").exit_code
+        status, doc = site.json(
+            "alias",
+            "remove",
+            "postmaster@example.test",
+            "--destination",
+            "bob@example.test",
+            "--destination",
+            "ghost@example.test",
+            "--missing-ok",
+        )
+        assert (0, True) == (status, doc["changed"])
+        assert ["alice@example.test"] == doc["remaining"]["destinations"]
+
+    def test_still_refused_in_use(self, site: Any) -> None:
+        """--missing-ok does not hide other errors: a domain in use is still refused (exit 22)."""
+        status, doc = site.json("domain", "remove", "example.test", "--missing-ok")
+        assert (22, "in-use") == (status, doc["error"]["code"])
