@@ -105,19 +105,24 @@ def domain_remove(name: str, missing_ok: bool) -> None:
 
 @domain.command("verify-start")
 @click.argument("name")
+@click.option(
+    "--renew", is_flag=True, help="Make a new token even if the current one is still valid."
+)
 @json_option
-def domain_verify_start(name: str) -> None:
+def domain_verify_start(name: str, renew: bool) -> None:
     """Start proving ownership of NAME: prints the TXT record to publish.
 
-    A domain not served yet is added inactive; 'domain verify' activates it.
+    A domain not served yet is added inactive; 'domain verify' activates it. Run
+    again, it prints the same record (changed: false) while the token is less than
+    30 days old, unless --renew.
     """
     from mailprov.services.ownership import start
 
     app = app_context()
-    made = start(app.store, name, actor=app.actor())
+    made = start(app.store, name, actor=app.actor(), renew=renew)
     emit(
         click.get_current_context(),
-        {"changed": True, **made.to_json()},
+        {"changed": made.changed, **made.to_json()},
         f"publish this record, then run 'mailprov domain verify {made.domain}':\n"
         f'{made.name} IN TXT "{made.value}"',
     )

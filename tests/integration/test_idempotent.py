@@ -221,3 +221,39 @@ class TestMissingOk:
         """--missing-ok does not hide other errors: a domain in use is still refused (exit 22)."""
         status, doc = site.json("domain", "remove", "example.test", "--missing-ok")
         assert (22, "in-use") == (status, doc["error"]["code"])
+
+
+class TestVerifyStart:
+    """domain verify-start keeps a valid token unless --renew."""
+
+    def test_rerun_keeps_token(self, run: Any) -> None:
+        """A second verify-start prints the same record, changed false, no audit record."""
+        status, first = run.json("domain", "verify-start", "acme.test")
+        assert (0, True, True) == (status, first["changed"], first["domain_added"])
+        before = audit_length(run)
+        status, again = run.json("domain", "verify-start", "acme.test")
+        assert (0, False, False) == (status, again["changed"], again["domain_added"])
+        assert first["record"] == again["record"]
+        assert before == audit_length(run)
+
+    def test_renew_replaces_token(self, run: Any) -> None:
+        """--renew makes a new token (changed true, one audit record)."""
+        _, first = run.json("domain", "verify-start", "acme.test")
+        before = audit_length(run)
+        status, renewed = run.json("domain", "verify-start", "acme.test", "--renew")
+        assert (0, True) == (status, renewed["changed"])
+        assert first["record"]["name"] == renewed["record"]["name"]
+        assert first["record"]["value"] != renewed["record"]["value"]
+        assert before + 1 == audit_length(run)
+
+    def test_old_token_is_replaced(self, store: Any, actor: Any) -> None:
+        """A token older than TOKEN_KEEP_SECONDS is replaced by verify-start."""
+        from mailprov.services.accounts import Actor
+        from mailprov.services.ownership import TOKEN_KEEP_SECONDS, start
+
+        first = start(store, "acme.test", actor=actor)
+        kept = start(store, "acme.test", actor=Actor(actor.name, actor.now + 60))
+        assert (False, first.value) == (kept.changed, kept.value)
+        later = Actor(actor.name, actor.now + TOKEN_KEEP_SECONDS)
+        renewed = start(store, "acme.test", actor=later)
+        assert renewed.changed and renewed.value != first.value
