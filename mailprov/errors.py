@@ -103,6 +103,7 @@ class ExitStatus(IntEnum):
 
     # -- 90-99: accounts and store, continued (20-29 is full) -----------------
     PASSWORDS_NOT_WRITTEN = 90
+    CONFLICT = 91
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -297,6 +298,14 @@ class PasswordsNotWritten(MailprovError):
         "free space on that file system (or fix the error named), or choose another "
         "--passwords-out, then run the import again"
     )
+
+
+class Conflict(MailprovError):
+    """The object exists with other attributes than the ones given; nothing was changed."""
+
+    code = "conflict"
+    exit_status = ExitStatus.CONFLICT
+    default_hint = "change the existing object with its 'set' command (e.g. 'mailprov mailbox set')"
 
 
 # -- config rendering and deploy -------------------------------------------------

@@ -62,15 +62,26 @@ def alias_list(domain: str | None) -> None:
     metavar="ADDR",
     help="Remove only this destination (repeatable); the alias goes when none is left.",
 )
+@click.option(
+    "--missing-ok",
+    is_flag=True,
+    help="Succeed (changed: false) if SOURCE, or a --destination of it, is already absent.",
+)
 @json_option
-def alias_remove(source: str, destinations: tuple[str, ...]) -> None:
+def alias_remove(source: str, destinations: tuple[str, ...], missing_ok: bool) -> None:
     """Remove alias SOURCE, or some of its destinations."""
-    from mailprov.services.accounts import remove_alias
+    from mailprov.services.accounts import remove_alias_change
 
     app = app_context()
-    left = remove_alias(app.store, source, destinations, actor=app.actor())
+    changed, left = remove_alias_change(
+        app.store, source, destinations, actor=app.actor(), missing_ok=missing_ok
+    )
+    if left:
+        human = f"{source} -> {', '.join(left.destinations)}"
+    else:
+        human = f"removed alias {source}" if changed else f"alias {source} does not exist"
     emit(
         click.get_current_context(),
-        {"changed": True, "alias": source, "remaining": left.to_json() if left else None},
-        f"{source} -> {', '.join(left.destinations)}" if left else f"removed alias {source}",
+        {"changed": changed, "alias": source, "remaining": left.to_json() if left else None},
+        human + ("" if changed else " (unchanged)"),
     )

@@ -72,15 +72,27 @@ def domain_show(name: str) -> None:
 
 @domain.command("remove")
 @click.argument("name")
+@click.option("--missing-ok", is_flag=True, help="Succeed (changed: false) if NAME is not served.")
 @json_option
-def domain_remove(name: str) -> None:
+def domain_remove(name: str, missing_ok: bool) -> None:
     """Remove domain NAME (refused while it has mailboxes or aliases)."""
+    from mailprov.errors import NotFound
     from mailprov.rules.addresses import normalise_domain
     from mailprov.services.accounts import remove_domain
 
     app = app_context()
-    remove_domain(app.store, name, actor=app.actor())
     a_label = normalise_domain(name)
+    try:
+        remove_domain(app.store, name, actor=app.actor())
+    except NotFound:
+        if not missing_ok:
+            raise
+        emit(
+            click.get_current_context(),
+            {"changed": False, "domain": a_label},
+            f"domain {a_label} does not exist (nothing to remove)",
+        )
+        return
     emit(
         click.get_current_context(),
         {"changed": True, "domain": a_label},
@@ -93,19 +105,24 @@ def domain_remove(name: str) -> None:
 
 @domain.command("verify-start")
 @click.argument("name")
+@click.option(
+    "--renew", is_flag=True, help="Make a new token even if the current one is still valid."
+)
 @json_option
-def domain_verify_start(name: str) -> None:
+def domain_verify_start(name: str, renew: bool) -> None:
     """Start proving ownership of NAME: prints the TXT record to publish.
 
-    A domain not served yet is added inactive; 'domain verify' activates it.
+    A domain not served yet is added inactive; 'domain verify' activates it. Run
+    again, it prints the same record (changed: false) while the token is less than
+    30 days old, unless --renew.
     """
     from mailprov.services.ownership import start
 
     app = app_context()
-    made = start(app.store, name, actor=app.actor())
+    made = start(app.store, name, actor=app.actor(), renew=renew)
     emit(
         click.get_current_context(),
-        {"changed": True, **made.to_json()},
+        {"changed": made.changed, **made.to_json()},
         f"publish this record, then run 'mailprov domain verify {made.domain}':\n"
         f'{made.name} IN TXT "{made.value}"',
     )

@@ -1,4 +1,4 @@
-"""``mailprov mailbox add|list|show|passwd|disable|enable|remove|import``."""
+"""``mailprov mailbox add|list|show|passwd|set|disable|enable|remove|import``."""
 
 from __future__ import annotations
 
@@ -36,32 +36,66 @@ def _show_generated(data: dict[str, object], password: str | None, address: str)
     return f"\npassword for {address} (shown once, store it now): {password}"
 
 
+def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) -> bool:
+    """Report an existing mailbox with these attributes as unchanged (``add --exist-ok``)."""
+    from mailprov.services.accounts import get_mailbox
+    from mailprov.services.mailbox_state import existing_mailbox
+
+    app = app_context()
+    if not existing_mailbox(app.store, address, display_name=name, quota_bytes=quota_bytes):
+        return False
+    found = get_mailbox(app.store, address, app.settings.passwords, now=app.actor().now)
+    emit(
+        click.get_current_context(),
+        {"changed": False, "mailbox": found.to_json()},
+        f"mailbox {found.address} exists",
+    )
+    return True
+
+
 @mailbox.command("add")
 @click.argument("address")
-@click.option("--name", default="", help="Display name.")
+@click.option("--name", help="Display name (default: none).")
 @click.option("--quota", metavar="SIZE", help="Quota such as 2G or 500M; 0 = unlimited.")
 @click.option(
     "--temporary",
     is_flag=True,
     help="The password must be changed at first login and expires (passwords.temp_password_hours).",
 )
+@click.option(
+    "--exist-ok",
+    is_flag=True,
+    help="Succeed (changed: false) if ADDRESS is a mailbox with the --name and --quota given "
+    "(those omitted are not compared; the password is never compared, read or generated); "
+    "exit 91 (conflict) if they differ.",
+)
 @password_options
 @json_option
 def mailbox_add(
     address: str,
-    name: str,
+    name: str | None,
     quota: str | None,
     temporary: bool,
+    exist_ok: bool,
     password_stdin: bool,
     generate: bool,
 ) -> None:
     """Create mailbox ADDRESS. The password comes from --password-stdin, --generate or a prompt."""
     from mailprov.rules.sizes import parse_size
-    from mailprov.services.accounts import add_mailbox, check_available, prepare_password
+    from mailprov.services.accounts import (
+        add_mailbox,
+        check_available,
+        prepare_password,
+    )
 
     app = app_context()
     settings = app.settings
-    quota_bytes = parse_size(quota if quota is not None else settings.accounts.default_quota)
+    given_quota = parse_size(quota) if quota is not None else None
+    if exist_ok and _exists_as_given(address, name, given_quota):
+        return
+    quota_bytes = (
+        given_quota if given_quota is not None else parse_size(settings.accounts.default_quota)
+    )
     parsed = check_available(app.store, address)
     given = read_password(password_stdin=password_stdin, generate=generate)
     new = prepare_password(settings.passwords, parsed, password=given)
@@ -71,7 +105,7 @@ def mailbox_add(
         address,
         new,
         actor=app.actor(),
-        display_name=name,
+        display_name=name or "",
         quota_bytes=quota_bytes,
         temporary_hours=hours,
     )
@@ -199,18 +233,83 @@ def mailbox_enable(address: str) -> None:
     _toggle(address, active=True)
 
 
+@mailbox.command("set")
+@click.argument("address")
+@click.option("--name", help="New display name ('' for none).")
+@click.option("--quota", metavar="SIZE", help="New quota such as 2G or 500M; 0 = unlimited.")
+@click.option("--active/--inactive", default=None, help="Enable or disable the mailbox.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help='Print the same report ("changed" = would change, with "dry_run": true); write nothing.',
+)
+@json_option
+def mailbox_set(
+    address: str, name: str | None, quota: str | None, active: bool | None, dry_run: bool
+) -> None:
+    """Change attributes of mailbox ADDRESS; only what differs is written.
+
+    One audit record names the attributes changed. The password is changed with
+    'mailbox passwd'.
+    """
+    from mailprov.rules.sizes import format_size, parse_size
+    from mailprov.services.mailbox_state import update_mailbox
+
+    app = app_context()
+    shown, changes = update_mailbox(
+        app.store,
+        address,
+        actor=app.actor(),
+        display_name=name,
+        quota_bytes=parse_size(quota) if quota is not None else None,
+        active=active,
+        dry_run=dry_run,
+    )
+
+    def human(attr: str, value: int | str | bool) -> str:
+        return format_size(int(value)) if attr == "quota_bytes" else repr(value)
+
+    lines = [f"{a}: {human(a, c.before)} -> {human(a, c.after)}" for a, c in changes.items()]
+    verb = "would change" if dry_run else "changed"
+    head = f"{shown}: {verb}" if changes else f"{shown}: nothing to change"
+    emit(
+        click.get_current_context(),
+        {
+            "changed": bool(changes),
+            "dry_run": dry_run,
+            "address": shown,
+            "changes": {a: c.to_json() for a, c in changes.items()},
+        },
+        "\n".join([head, *lines]),
+    )
+
+
 @mailbox.command("remove")
 @click.argument("address")
 @click.option("--force", is_flag=True, help="Also remove ADDRESS from aliases that deliver to it.")
+@click.option(
+    "--missing-ok", is_flag=True, help="Succeed (changed: false) if there is no mailbox ADDRESS."
+)
 @json_option
-def mailbox_remove(address: str, force: bool) -> None:
+def mailbox_remove(address: str, force: bool, missing_ok: bool) -> None:
     """Remove mailbox ADDRESS from the store (its Maildir on disk is left alone)."""
+    from mailprov.errors import NotFound
     from mailprov.rules.addresses import parse_address
     from mailprov.services.accounts import remove_mailbox
 
     app = app_context()
-    changed_aliases = remove_mailbox(app.store, address, actor=app.actor(), force=force)
     shown = str(parse_address(address))
+    try:
+        changed_aliases = remove_mailbox(app.store, address, actor=app.actor(), force=force)
+    except NotFound:
+        if not missing_ok:
+            raise
+        emit(
+            click.get_current_context(),
+            {"changed": False, "address": shown, "aliases_changed": []},
+            f"mailbox {shown} does not exist (nothing to remove)",
+        )
+        return
     emit(
         click.get_current_context(),
         {"changed": True, "address": shown, "aliases_changed": changed_aliases},

@@ -571,11 +571,29 @@ def remove_alias(
     store: Store, raw_source: str, raw_destinations: Sequence[str] = (), *, actor: Actor
 ) -> Alias | None:
     """Remove an alias, or only some of its destinations. Returns what is left, if anything."""
+    return remove_alias_change(store, raw_source, raw_destinations, actor=actor)[1]
+
+
+def remove_alias_change(
+    store: Store,
+    raw_source: str,
+    raw_destinations: Sequence[str] = (),
+    *,
+    actor: Actor,
+    missing_ok: bool = False,
+) -> tuple[bool, Alias | None]:
+    """``remove_alias`` that also says whether anything changed.
+
+    With ``missing_ok`` an absent alias, or destinations it does not have, are no error:
+    they are already gone (nothing is written when nothing is left to remove).
+    """
     source = str(parse_address(raw_source, allow_catch_all=True))
     drop = [parse_destination(d) for d in raw_destinations]
     with store.begin() as conn:
         row = conn.execute(select(aliases).where(aliases.c.address == source)).first()
         if row is None:
+            if missing_ok:
+                return False, None
             raise NotFound(f"alias {source} does not exist", hint="see 'mailprov alias list'")
         current = set(
             conn.execute(
@@ -585,8 +603,11 @@ def remove_alias(
             ).scalars()
         )
         unknown = [d for d in drop if d not in current]
-        if unknown:
+        if unknown and not missing_ok:
             raise NotFound(f"{unknown[0]} is not a destination of alias {source}")
+        drop = [d for d in drop if d in current]
+        if raw_destinations and not drop:
+            return False, Alias(source, tuple(sorted(current)), bool(row.active), row.created_at)
         removed = drop or sorted(current)
         conn.execute(
             delete(alias_destinations).where(
@@ -608,4 +629,4 @@ def remove_alias(
             target=source,
             details={"destinations": removed},
         )
-    return Alias(source, tuple(left), bool(row.active), row.created_at) if left else None
+    return True, (Alias(source, tuple(left), bool(row.active), row.created_at) if left else None)

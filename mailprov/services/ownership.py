@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 RECORD_PREFIX = "_mailprov-challenge"
 VALUE_PREFIX = "mailprov-verify="
+#: How long 'domain verify-start' keeps a token instead of making a new one (30 days): a
+#: re-run must not replace a record that may already be published, but a token left
+#: lying around for longer is not worth keeping. 'domain verify' does not check it.
+TOKEN_KEEP_SECONDS = 30 * 86_400
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Challenge:
     name: str
     value: str
     added: bool
+    changed: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data."""
@@ -49,12 +54,24 @@ class Challenge:
         }
 
 
-def start(store: Store, name: str, *, actor: Actor) -> Challenge:
-    """Create (or replace) the domain's ownership challenge."""
+def start(store: Store, name: str, *, actor: Actor, renew: bool = False) -> Challenge:
+    """Create the domain's ownership challenge, or return the one it has.
+
+    A token younger than ``TOKEN_KEEP_SECONDS`` is kept (it may already be
+    published), and nothing is written (``Challenge.changed`` is False); ``renew``
+    replaces it, as does its age.
+    """
     a_label = normalise_domain(name)
-    token = secrets.token_urlsafe(24)
     with store.begin() as conn:
         row = conn.execute(select(domains).where(domains.c.name == a_label)).first()
+        if (
+            row is not None
+            and row.challenge
+            and not renew
+            and actor.now - (row.challenge_created_at or 0) < TOKEN_KEEP_SECONDS
+        ):
+            return _challenge(a_label, row.challenge, added=False, changed=False)
+        token = secrets.token_urlsafe(24)
         added = row is None
         if added:
             conn.execute(
@@ -80,7 +97,11 @@ def start(store: Store, name: str, *, actor: Actor) -> Challenge:
             target=a_label,
             details={"added_inactive": added},
         )
-    return Challenge(a_label, f"{RECORD_PREFIX}.{a_label}.", VALUE_PREFIX + token, added)
+    return _challenge(a_label, token, added=added, changed=True)
+
+
+def _challenge(a_label: str, token: str, *, added: bool, changed: bool) -> Challenge:
+    return Challenge(a_label, f"{RECORD_PREFIX}.{a_label}.", VALUE_PREFIX + token, added, changed)
 
 
 def verify(store: Store, name: str, *, actor: Actor, nameserver: Nameserver | None = None) -> bool:
