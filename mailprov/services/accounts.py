@@ -160,7 +160,8 @@ def free_suggestions(conn: Connection, address: Address, count: int = SUGGESTION
     return [c for c in candidates if c not in taken][:count]
 
 
-def _taken(conn: Connection, address: Address) -> AddressTaken:
+def taken_error(conn: Connection, address: Address) -> AddressTaken:
+    """The address-taken error for ``address``: what holds it, and free suggestions."""
     kind = conn.execute(
         select(addresses.c.kind).where(addresses.c.address == str(address))
     ).scalar_one_or_none()
@@ -190,7 +191,7 @@ def check_available(store: Store, raw: str, *, for_alias: bool = False) -> Addre
         if conn.execute(
             select(addresses.c.address).where(addresses.c.address == str(address))
         ).first():
-            raise _taken(conn, address)
+            raise taken_error(conn, address)
     return address
 
 
@@ -277,7 +278,7 @@ def add_mailbox(
         AddressTaken: the address is a mailbox or alias already (with suggestions).
     """
     address = parse_address(raw_address)
-    name = _clean_name(display_name)
+    name = clean_name(display_name)
     expires = actor.now + temporary_hours * 3600 if temporary_hours else None
     values = {
         "address": str(address),
@@ -307,13 +308,14 @@ def add_mailbox(
             )
     except IntegrityError:
         with store.read() as conn:
-            raise _taken(conn, address) from None
+            raise taken_error(conn, address) from None
     return Mailbox(
         str(address), name, quota_bytes, True, expires is not None, actor.now, expires, actor.now
     )
 
 
-def _clean_name(name: str) -> str:
+def clean_name(name: str) -> str:
+    """A display name on one line, inner whitespace collapsed (at most 256 characters)."""
     cleaned = " ".join(name.split())
     if len(cleaned) > 256 or any(ord(c) < 32 for c in name if c not in "\t "):
         raise InvalidAddress(
@@ -322,7 +324,8 @@ def _clean_name(name: str) -> str:
     return cleaned
 
 
-def _mailbox_row(conn: Connection, address: str) -> Any:
+def mailbox_row(conn: Connection, address: str) -> Any:
+    """The ``mailboxes`` row of ``address``; NotFound naming it when there is none."""
     row = conn.execute(select(mailboxes).where(mailboxes.c.address == address)).first()
     if row is None:
         raise NotFound(
@@ -335,7 +338,7 @@ def get_mailbox(store: Store, raw: str, settings: PasswordsSection, *, now: int)
     """One mailbox."""
     address = str(parse_address(raw))
     with store.read() as conn:
-        row = _mailbox_row(conn, address)
+        row = mailbox_row(conn, address)
     return _mailbox(row, now=now, max_age_days=effective_max_age(settings))
 
 
@@ -354,14 +357,14 @@ def list_mailboxes(
 def current_hash(store: Store, raw: str) -> str:
     """The stored password hash of a mailbox (for verification only; never shown)."""
     with store.read() as conn:
-        return str(_mailbox_row(conn, str(parse_address(raw))).password_hash)
+        return str(mailbox_row(conn, str(parse_address(raw))).password_hash)
 
 
 def set_password(store: Store, raw: str, new_password: NewPassword, *, actor: Actor) -> None:
     """Replace a mailbox's password; a permanent password clears ``must_change``."""
     address = str(parse_address(raw))
     with store.begin() as conn:
-        _mailbox_row(conn, address)
+        mailbox_row(conn, address)
         conn.execute(
             update(mailboxes)
             .where(mailboxes.c.address == address)
@@ -387,7 +390,7 @@ def set_active(store: Store, raw: str, active: bool, *, actor: Actor) -> bool:
     """Enable or disable a mailbox; returns whether anything changed."""
     address = str(parse_address(raw))
     with store.begin() as conn:
-        row = _mailbox_row(conn, address)
+        row = mailbox_row(conn, address)
         if bool(row.active) == active:
             return False
         conn.execute(
@@ -408,7 +411,7 @@ def remove_mailbox(store: Store, raw: str, *, actor: Actor, force: bool = False)
     """
     address = str(parse_address(raw))
     with store.begin() as conn:
-        _mailbox_row(conn, address)
+        mailbox_row(conn, address)
         pointing = sorted(
             conn.execute(
                 select(aliases.c.address)
@@ -538,7 +541,7 @@ def add_alias(
                 )
     except IntegrityError:
         with store.read() as conn:
-            raise _taken(conn, source) from None
+            raise taken_error(conn, source) from None
     alias = Alias(str(source), tuple(sorted({*existing, *new})), True, created_at)
     return AliasChange(alias, tuple(new))
 

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from mailprov.errors import Conflict
 from mailprov.rules.addresses import parse_address
 from mailprov.rules.sizes import format_size
-from mailprov.services.accounts import _clean_name, _mailbox_row, _taken
+from mailprov.services.accounts import clean_name, mailbox_row, taken_error
 from mailprov.store import audit
 from mailprov.store.schema import addresses, mailboxes
 
@@ -77,14 +77,14 @@ def existing_mailbox(
     """
     address = parse_address(raw)
     wanted = {
-        "name": None if display_name is None else _clean_name(display_name),
+        "name": None if display_name is None else clean_name(display_name),
         "quota_bytes": quota_bytes,
     }
     with store.read() as conn:
         row = conn.execute(select(mailboxes).where(mailboxes.c.address == str(address))).first()
         if row is None:
             if _kind(conn, str(address)) is not None:
-                raise _taken(conn, address)
+                raise taken_error(conn, address)
             return False
     differing = _differences(row, wanted)
     if differing:
@@ -120,15 +120,15 @@ def update_mailbox(
     """
     address = str(parse_address(raw))
     wanted = {
-        "name": None if display_name is None else _clean_name(display_name),
+        "name": None if display_name is None else clean_name(display_name),
         "quota_bytes": quota_bytes,
         "active": active,
     }
     if dry_run:
         with store.read() as conn:
-            return address, _differences(_mailbox_row(conn, address), wanted)
+            return address, _differences(mailbox_row(conn, address), wanted)
     with store.begin() as conn:
-        changes = _differences(_mailbox_row(conn, address), wanted)
+        changes = _differences(mailbox_row(conn, address), wanted)
         if changes:
             conn.execute(
                 update(mailboxes)
