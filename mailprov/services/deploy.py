@@ -306,15 +306,7 @@ def _entries(planned: Plan) -> list[Entry]:
 def _in_place(state_dir: Path, entries: list[Entry]) -> bool:
     """True if the active generation is exactly ``entries`` and every path is our link."""
     active = generations.read_manifest(state_dir)
-    expected = {
-        str(e.path): {
-            "sha256": sha256(e.data),
-            "file": e.file,
-            "mode": f"{e.mode:04o}",
-            "group": e.group,
-        }
-        for e in entries
-    }
+    expected = generations.manifest_files(entries)
     return (
         active.name is not None
         and active.files == expected

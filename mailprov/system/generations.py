@@ -32,7 +32,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,19 @@ def _nothing(_step: str) -> None:
 def sha256(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def manifest_files(entries: Sequence[Entry]) -> dict[str, dict[str, Any]]:
+    """What a generation's manifest records of ``entries``: path -> checksum, file, mode, group."""
+    return {
+        str(e.path): {
+            "sha256": sha256(e.data),
+            "file": e.file,
+            "mode": f"{e.mode:04o}",
+            "group": e.group,
+        }
+        for e in entries
+    }
 
 
 @dataclass(frozen=True)
@@ -252,16 +265,7 @@ def write_generation(
                 folders.add(tmp / parent)
         atomic_write(dest, entry.data, mode=entry.mode, owner=0, group=entry.group)
         on_step(f"file:{entry.file}")
-    files = {
-        str(e.path): {
-            "sha256": sha256(e.data),
-            "file": e.file,
-            "mode": f"{e.mode:04o}",
-            "group": e.group,
-        }
-        for e in entries
-    }
-    body = {"files": files, "previous": previous}
+    body = {"files": manifest_files(entries), "previous": previous}
     atomic_write(tmp / MANIFEST, json.dumps(body, indent=1, sort_keys=True) + "\n", mode=0o644)
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         fsync_dir(folder)
