@@ -9,7 +9,8 @@ README's exit-status table is generated from this module
 Exit statuses are grouped by area so that each area owns a range:
 0-9 generic, 10-19 the provisioning errors of the SPEC's error table,
 20-29 and 90-99 accounts and store, 30-39 config rendering and deploy,
-40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure.
+40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure,
+100-129 the owner's side (``mailprov serve``).
 """
 
 from __future__ import annotations
@@ -104,6 +105,14 @@ class ExitStatus(IntEnum):
     # -- 90-99: accounts and store, continued (20-29 is full) -----------------
     PASSWORDS_NOT_WRITTEN = 90
     CONFLICT = 91
+
+    # -- 100-129: the owner's side (mailprov serve) ---------------------------
+    # 100-109 sign-in and sessions, 110-114 two-factor, 115-119 recovery and reset,
+    # 120-124 filters (Sieve), 125-129 requests over HTTP.
+    NOT_SIGNED_IN = 100
+    SIGN_IN_FAILED = 101
+    SESSION_STAGE = 102
+    CSRF_REFUSED = 103
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -612,6 +621,41 @@ class DomainNotVerified(IdentityGateError):
     code = "domain-not-verified"
     exit_status = ExitStatus.DOMAIN_NOT_VERIFIED
     default_hint = "prove it: 'domain verify-start DOMAIN', publish the TXT record, 'domain verify'"
+
+
+# -- the owner's side (mailprov serve) -------------------------------------------------
+
+
+class NotSignedIn(MailprovError):
+    """Sign in first: there is no session, or it has ended."""
+
+    code = "not-signed-in"
+    exit_status = ExitStatus.NOT_SIGNED_IN
+    default_hint = "sign in again (POST /api/v1/session)"
+
+
+class SignInFailed(MailprovError):
+    """The address or the password is wrong."""
+
+    code = "sign-in-failed"
+    exit_status = ExitStatus.SIGN_IN_FAILED
+    default_hint = "check both; after several failures sign-in is locked for a while"
+
+
+class SessionStageRefused(MailprovError):
+    """Finish signing in first."""
+
+    code = "session-stage"
+    exit_status = ExitStatus.SESSION_STAGE
+    default_hint = "give the two-factor code, or set a new password, as 'stage' says"
+
+
+class CsrfRefused(MailprovError):
+    """The request lacks the session's CSRF token."""
+
+    code = "csrf-refused"
+    exit_status = ExitStatus.CSRF_REFUSED
+    default_hint = "send the csrf_token of GET /api/v1/session in the X-CSRF-Token header"
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

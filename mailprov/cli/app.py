@@ -40,6 +40,8 @@ COMMANDS: dict[str, str] = {
     "client-config": "mailprov.cli.clientconfig:client_config",
     "check": "mailprov.cli.check:check",
     "doctor": "mailprov.cli.doctor:doctor",
+    # the owner's side
+    "serve": "mailprov.cli.serve:serve",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

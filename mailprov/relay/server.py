@@ -46,11 +46,10 @@ from mailprov.relay.smtp import RelaySMTP
 from mailprov.relay.storage import MessageStore, Retention
 from mailprov.relay.storage.writer import StoreWriter
 from mailprov.relay.throttle import AuthThrottle
-from mailprov.relay.tls import server_context
 from mailprov.store import open_store
 from mailprov.system.files import atomic_write
 from mailprov.system.secrets import SecretKind, read_secret_text
-from mailprov.system.tls import self_signed
+from mailprov.system.tls import self_signed, server_context
 
 if TYPE_CHECKING:
     import ssl
@@ -147,7 +146,9 @@ class RelayServer:
             assert o.tls_key_file is not None  # noqa: S101 (narrows a type)
             cert, key = o.tls_cert_file, o.tls_key_file
         self.cert_file = cert
-        return server_context(cert, key)
+        return server_context(
+            cert, key, hint="fix relay.tls_cert_file/tls_key_file, or set relay.tls = 'generate'"
+        )
 
     def _context(self) -> RelayContext:
 
