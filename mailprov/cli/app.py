@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import platform
 import sys
 import time
 import traceback
@@ -75,6 +77,7 @@ class MailprovGroup(click.Group):
         as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
         debug = "--debug" in argv
         extra["standalone_mode"] = False
+        self.as_json = as_json  # read by --version, which runs before --json is parsed
         try:
             result = super().main(args=argv, prog_name=prog_name or "mailprov", **extra)
             status = result if isinstance(result, int) else 0
@@ -168,8 +171,27 @@ def _report_internal(exc: BaseException, *, as_json: bool, debug: bool) -> int:
     return int(ExitStatus.INTERNAL)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    if getattr(ctx.command, "as_json", False):
+        info = {"name": "mailprov", "version": __version__, "python": platform.python_version()}
+        click.echo(json.dumps(info))
+    else:
+        click.echo(f"mailprov {__version__}")
+    ctx.exit(0)
+
+
 @click.group(cls=MailprovGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "--version", "-V", prog_name="mailprov")
+@click.option(
+    "--version",
+    "-V",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit (a JSON document with --json).",
+)
 @click.option(
     "--config",
     "config_file",

@@ -79,8 +79,11 @@ def mailbox_add(
     exist_ok: bool,
     password_stdin: bool,
     generate: bool,
+    password_hash_stdin: bool,
 ) -> None:
-    """Create mailbox ADDRESS. The password comes from --password-stdin, --generate or a prompt."""
+    """Create mailbox ADDRESS. The password comes from --password-stdin, --password-hash-stdin,
+    --generate or a prompt.
+    """
     from mailprov.rules.sizes import parse_size
     from mailprov.services.accounts import (
         add_mailbox,
@@ -97,8 +100,12 @@ def mailbox_add(
         given_quota if given_quota is not None else parse_size(settings.accounts.default_quota)
     )
     parsed = check_available(app.store, address)
-    given = read_password(password_stdin=password_stdin, generate=generate)
-    new = prepare_password(settings.passwords, parsed, password=given)
+    given = read_password(
+        password_stdin=password_stdin, generate=generate, password_hash_stdin=password_hash_stdin
+    )
+    new = prepare_password(
+        settings.passwords, parsed, password=given.clear, password_hash=given.hash
+    )
     hours = settings.passwords.temp_password_hours if temporary else None
     made = add_mailbox(
         app.store,
@@ -157,14 +164,17 @@ def mailbox_show(address: str) -> None:
 @click.argument("address")
 @password_options
 @json_option
-def mailbox_passwd(address: str, password_stdin: bool, generate: bool) -> None:
+def mailbox_passwd(
+    address: str, password_stdin: bool, generate: bool, password_hash_stdin: bool
+) -> None:
     """Set a new password for ADDRESS; this clears 'must change'.
 
-    A mailbox whose password is temporary must get a different one.
+    Giving the current password (or its very hash) again changes nothing ("changed":
+    false), so scripts may re-run it; a temporary password must get a different one.
     """
     from mailprov.errors import PasswordPolicy
     from mailprov.rules.addresses import parse_address
-    from mailprov.rules.hashing import verify_password
+    from mailprov.rules.hashing import same_secret, verify_password
     from mailprov.services.accounts import (
         current_hash,
         get_mailbox,
@@ -176,13 +186,28 @@ def mailbox_passwd(address: str, password_stdin: bool, generate: bool) -> None:
     settings = app.settings
     parsed = parse_address(address)
     existing = get_mailbox(app.store, address, settings.passwords, now=app.actor().now)
-    given = read_password(password_stdin=password_stdin, generate=generate)
-    if given is not None and verify_password(given.reveal(), current_hash(app.store, address)):
+    given = read_password(
+        password_stdin=password_stdin, generate=generate, password_hash_stdin=password_hash_stdin
+    )
+    stored = current_hash(app.store, address)
+    same = (given.clear is not None and verify_password(given.clear.reveal(), stored)) or (
+        given.hash is not None and same_secret(given.hash, stored)
+    )
+    if same and existing.must_change:
         raise PasswordPolicy(
-            f"the new password for {existing.address} is the same as the current one",
+            f"the password of {existing.address} is temporary; the new one must differ",
             hint="choose a different password",
         )
-    new = prepare_password(settings.passwords, parsed, password=given)
+    if same:
+        emit(
+            click.get_current_context(),
+            {"changed": False, "address": existing.address, "must_change": False},
+            f"{existing.address} already has that password",
+        )
+        return
+    new = prepare_password(
+        settings.passwords, parsed, password=given.clear, password_hash=given.hash
+    )
     set_password(app.store, address, new, actor=app.actor())
     data: dict[str, object] = {"changed": True, "address": existing.address, "must_change": False}
     shown = _show_generated(
@@ -369,7 +394,8 @@ def mailbox_import(
     emit(
         click.get_current_context(),
         {
-            "changed": not dry_run and result.count > 0,
+            # As everywhere with --dry-run: "changed" says what a real run would do.
+            "changed": result.count > 0,
             "dry_run": dry_run,
             "count": result.count,
             "generated": result.generated,

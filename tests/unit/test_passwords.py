@@ -57,6 +57,13 @@ class TestPolicies:
             "Alice-2026-x!", SOURCE, context=("alice",)
         )
 
+    def test_short_names_count_as_the_whole_word_only(self) -> None:
+        """A three-letter name is refused anywhere; a two-letter one only as the base word."""
+        name = "not contain the mailbox name"
+        assert name in violations("Xx-bob-2026!", SOURCE, context=("bob",))
+        assert name in violations("Jo-2026-!!", SOURCE, context=("jo",))
+        assert name not in violations("Majority-2026!", SOURCE, context=("jo",))
+
     def test_error_lists_every_rule_and_never_the_password(self) -> None:
         """PasswordPolicy carries all broken rules and not the password itself."""
         with pytest.raises(PasswordPolicy) as caught:
