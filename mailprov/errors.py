@@ -335,7 +335,7 @@ class FileEditedByHand(MailprovError):
     exit_status = ExitStatus.FILE_EDITED
     default_hint = (
         "move the change into the site config (see 'mailprov deploy plan --diff'), "
-        "or overwrite it with 'mailprov deploy apply --force'"
+        "or overwrite it with 'mailprov deploy apply --overwrite-edits'"
     )
 
 
@@ -836,7 +836,7 @@ class DkimNotPublished(MailprovError):
     exit_status = ExitStatus.DKIM_NOT_PUBLISHED
     default_hint = (
         "publish the record shown by 'mailprov dkim list DOMAIN' and wait for it to appear, "
-        "or pass --force"
+        "or pass --skip-dns-check"
     )
 
 

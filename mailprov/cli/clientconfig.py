@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option
+from mailprov.cli.options import Renamed, json_option
 from mailprov.cli.output import emit
 
 
@@ -22,8 +22,10 @@ from mailprov.cli.output import emit
     help="Settings sheet, Thunderbird, Outlook autodiscover or Apple .mobileconfig.",
 )
 @click.option(
-    "--output",
-    "-o",
+    "--out",
+    "output",
+    cls=Renamed,
+    old=("--output", "-o"),
     type=click.Path(dir_okay=False, writable=True),
     help="Write the document to this file instead of standard output.",
 )

@@ -8,7 +8,7 @@ import click
 
 from mailprov.cli.context import app_context
 from mailprov.cli.dns import check_plan, nameserver_options
-from mailprov.cli.options import json_option
+from mailprov.cli.options import Renamed, json_option
 from mailprov.cli.output import emit, table
 
 if TYPE_CHECKING:
@@ -151,7 +151,14 @@ def _signer_update(app: Any) -> dict[str, object]:
 @dkim.command("activate")
 @click.argument("domain")
 @click.argument("selector")
-@click.option("--force", is_flag=True, help="Switch even if DNS does not show the record yet.")
+@click.option(
+    "--skip-dns-check",
+    "force",
+    cls=Renamed,
+    old=("--force",),
+    is_flag=True,
+    help="Switch even if DNS does not show the record yet.",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
 @nameserver_options
 @json_option
@@ -211,7 +218,10 @@ def dkim_activate(
 @click.argument("domain")
 @click.argument("selector")
 @click.option(
-    "--force",
+    "--skip-checks",
+    "force",
+    cls=Renamed,
+    old=("--force",),
     is_flag=True,
     help="Retire even within the waiting period, or a key that still signs.",
 )
@@ -244,8 +254,10 @@ def dkim_retire(domain: str, selector: str, force: bool, dry_run: bool) -> None:
 
 @dkim.command("render")
 @click.option(
-    "--dir",
+    "--out",
     "directory",
+    cls=Renamed,
+    old=("--dir",),
     type=click.Path(file_okay=False),
     help="Write here (default: dkim.opendkim_dir).",
 )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option, password_options, read_password
+from mailprov.cli.options import Renamed, json_option, password_options, read_password
 from mailprov.cli.output import emit, table, yes_no
 from mailprov.cli.progress import progress_bar
 from mailprov.system.children import kill_self
@@ -311,7 +311,14 @@ def mailbox_set(
 
 @mailbox.command("remove")
 @click.argument("address")
-@click.option("--force", is_flag=True, help="Also remove ADDRESS from aliases that deliver to it.")
+@click.option(
+    "--from-aliases",
+    "force",
+    cls=Renamed,
+    old=("--force",),
+    is_flag=True,
+    help="Also remove ADDRESS from aliases that deliver to it.",
+)
 @click.option(
     "--missing-ok", is_flag=True, help="Succeed (changed: false) if there is no mailbox ADDRESS."
 )

@@ -98,3 +98,25 @@ def read_password(
         )
     value = click.prompt("Password", hide_input=True, confirmation_prompt="Repeat password")
     return GivenPassword(Secret(value))
+
+
+class Renamed(click.Option):
+    """An option with old spellings that still work for one release but are not in --help.
+
+    ``@click.option("--out", "out", cls=Renamed, old=("--output", "-o"))``: the parser
+    accepts every name, ``--help`` shows only the new ones. CONTRIBUTING's spelling table
+    lists each rename and the release that drops the old name.
+    """
+
+    def __init__(self, *args: Any, old: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.old = old
+        self.opts.extend(old)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown = [o for o in self.opts if o not in self.old]
+        kept, self.opts = self.opts, shown
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = kept

@@ -423,7 +423,7 @@ def remove_mailbox(store: Store, raw: str, *, actor: Actor, force: bool = False)
             raise InUse(
                 f"mailbox {address} is a destination of {len(pointing)} alias(es): "
                 + ", ".join(pointing[:5]),
-                hint="remove it from those aliases first, or use --force to do so",
+                hint="remove it from those aliases first, or use --from-aliases to do so",
                 aliases=pointing,
             )
         conn.execute(delete(alias_destinations).where(alias_destinations.c.destination == address))

@@ -425,7 +425,7 @@ def retire(
         if key.signing and not force:
             raise InUse(
                 f"DKIM selector {key.selector} still signs mail for {name}",
-                hint="activate its successor first (or pass --force to stop signing with it)",
+                hint="activate its successor first (or pass --skip-checks to stop signing with it)",
             )
         wait = settings.dkim.retire_after_days * DAY
         since = key.superseded_at
@@ -439,7 +439,7 @@ def retire(
                 f"DKIM selector {key.selector} was replaced at {iso(since)}; "
                 f"mail signed with it may "
                 f"still be in transit until {iso(since + wait)}",
-                hint="retire it after that time (dkim.retire_after_days), or pass --force",
+                hint="retire it after that time (dkim.retire_after_days), or pass --skip-checks",
             )
         done = replace(key, status=DkimStatus.RETIRED, retired_at=actor.now, signing=False)
         if dry_run:

@@ -155,7 +155,8 @@ def rendered_config(store: Store, settings: SiteConfig, target: Path | None) -> 
                     "doctor.config.edited",
                     WARNING,
                     f"{path} differs from what mailprov installed (edited by hand?)",
-                    "move the change into the site config, then 'mailprov deploy apply --force'",
+                    "move the change into the site config, then "
+                    "'mailprov deploy apply --overwrite-edits'",
                     path,
                 )
             )

@@ -290,3 +290,31 @@ def test_version_as_json_for_scripts() -> None:
         assert result.exit_code == 0
         assert json.loads(result.stdout)["version"] == __version__
     assert invoke("--version").stdout.strip() == f"mailprov {__version__}"
+
+
+RENAMED = [
+    (("mailbox", "remove"), "--from-aliases", "--force"),
+    (("deploy", "apply"), "--overwrite-edits", "--force"),
+    (("dkim", "activate"), "--skip-dns-check", "--force"),
+    (("dkim", "retire"), "--skip-checks", "--force"),
+    (("dkim", "render"), "--out", "--dir"),
+    (("client-config",), "--out", "--output"),
+]
+
+
+@pytest.mark.parametrize(("command", "new", "old"), RENAMED, ids=str)
+def test_renamed_options_show_the_new_spelling_only(
+    command: tuple[str, ...], new: str, old: str
+) -> None:
+    """--help shows the one spelling of CONTRIBUTING's table; the old one is hidden."""
+    shown = invoke(*command, "--help").stdout
+    assert new in shown
+    assert f"{old} " not in shown and f"{old}," not in shown
+
+
+def test_old_spelling_still_works_for_one_release(run: Any) -> None:
+    """'mailbox remove --force' still does what '--from-aliases' does."""
+    run("mailbox", "add", "gone@example.test", "--generate")
+    run("alias", "add", "team@example.test", "gone@example.test", "other@example.org")
+    status, data = run.json("mailbox", "remove", "gone@example.test", "--force")
+    assert (status, data["changed"]) == (0, True), data
