@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 DEMO   ?= demo
 
-.PHONY: demo test venv test-deps lint clean
+.PHONY: demo test venv test-deps lint man clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ lint: venv
 	$(VENV)/bin/ruff format --check mailprov tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+man: venv
+	$(PY) -m mailprov.cli.docs man --out build/man
 
 clean:
 	rm -rf $(VENV) $(DEMO) dist build .pytest_cache

@@ -19,6 +19,7 @@ PACKAGES=(
   # The units' emulated sandbox (tests/integration/sandbox.py): setpriv, unshare, mount(2)
   # and libseccomp for SystemCallFilter=/RestrictAddressFamilies=.
   util-linux mount libseccomp2
+  mandoc  # lints the generated man pages (tests/integration/test_manpages.py)
 )
 
 missing=()

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import Renamed, json_option
+from mailprov.cli.options import Renamed, complete_mailboxes, json_option
 from mailprov.cli.output import emit
 
 
 @click.command("client-config")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @click.option(
     "--format",
     "fmt",

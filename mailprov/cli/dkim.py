@@ -8,7 +8,7 @@ import click
 
 from mailprov.cli.context import app_context
 from mailprov.cli.dns import check_plan, nameserver_options
-from mailprov.cli.options import Renamed, json_option
+from mailprov.cli.options import Renamed, complete_domains, json_option
 from mailprov.cli.output import emit, table
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def _publish_text(key: DkimKey) -> str:
 
 
 @dkim.command("keygen")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @click.option("--selector", help="Selector name (default: dkim.selector_prefix + date + r|e).")
 @click.option(
     "--algorithm", type=ALGORITHMS, help="Key type (default: the first of dkim.algorithms)."
@@ -98,7 +98,7 @@ def dkim_list(domain: str | None) -> None:
 
 
 @dkim.command("rotate")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @click.option(
     "--algorithm",
     "algorithms",
@@ -149,7 +149,7 @@ def _signer_update(app: Any) -> dict[str, object]:
 
 
 @dkim.command("activate")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @click.argument("selector")
 @click.option(
     "--skip-dns-check",
@@ -215,7 +215,7 @@ def dkim_activate(
 
 
 @dkim.command("retire")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @click.argument("selector")
 @click.option(
     "--skip-checks",

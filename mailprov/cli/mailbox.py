@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import Renamed, json_option, password_options, read_password
+from mailprov.cli.options import (
+    Renamed,
+    complete_mailboxes,
+    json_option,
+    password_options,
+    read_password,
+)
 from mailprov.cli.output import emit, table, yes_no
 from mailprov.cli.progress import progress_bar
 from mailprov.system.children import kill_self
@@ -145,7 +151,7 @@ def mailbox_list(domain: str | None) -> None:
 
 
 @mailbox.command("show")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @json_option
 def mailbox_show(address: str) -> None:
     """Show one mailbox (never its password hash)."""
@@ -161,7 +167,7 @@ def mailbox_show(address: str) -> None:
 
 
 @mailbox.command("passwd")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @password_options
 @json_option
 def mailbox_passwd(
@@ -239,7 +245,7 @@ def _toggle(address: str, *, active: bool) -> None:
 
 
 @mailbox.command("disable")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @json_option
 def mailbox_disable(address: str) -> None:
     """Disable ADDRESS: no login, no delivery; nothing is deleted.
@@ -251,7 +257,7 @@ def mailbox_disable(address: str) -> None:
 
 
 @mailbox.command("enable")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @json_option
 def mailbox_enable(address: str) -> None:
     """Enable ADDRESS again."""
@@ -259,7 +265,7 @@ def mailbox_enable(address: str) -> None:
 
 
 @mailbox.command("set")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @click.option("--name", help="New display name ('' for none).")
 @click.option("--quota", metavar="SIZE", help="New quota such as 2G or 500M; 0 = unlimited.")
 @click.option("--active/--inactive", default=None, help="Enable or disable the mailbox.")
@@ -310,7 +316,7 @@ def mailbox_set(
 
 
 @mailbox.command("remove")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @click.option(
     "--from-aliases",
     "force",

@@ -120,3 +120,39 @@ class Renamed(click.Option):
             return super().get_help_record(ctx)
         finally:
             self.opts = kept
+
+
+def _completer(kind: str) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Shell completion of existing names of ``kind`` from the site's store.
+
+    It runs inside the user's shell on every TAB, so it never prints an error: a
+    missing config or an unreachable store simply completes nothing.
+    """
+
+    def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+        from mailprov.errors import MailprovError
+        from mailprov.services.completion import names
+        from mailprov.settings import load_settings
+        from mailprov.store import open_store
+
+        root = ctx.find_root().params
+        try:
+            settings = load_settings(
+                config_file=root.get("config_file"), flags={"store.url": root.get("store_url")}
+            )
+            store = open_store(settings.store.url)
+        except MailprovError:
+            return []
+        try:
+            return names(store, kind, incomplete)  # type: ignore[arg-type]
+        except MailprovError:
+            return []
+        finally:
+            store.close()
+
+    return complete
+
+
+complete_domains = _completer("domain")
+complete_mailboxes = _completer("mailbox")
+complete_aliases = _completer("alias")
