@@ -10,7 +10,7 @@ Exit statuses are grouped by area so that each area owns a range:
 0-9 generic, 10-19 the provisioning errors of the SPEC's error table,
 20-29 and 90-99 accounts and store, 30-39 config rendering and deploy,
 40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure,
-100-129 the owner's side (``mailprov serve``).
+100-129 the owner's side (``mailprov serve``), 130-134 the admin API's tokens.
 """
 
 from __future__ import annotations
@@ -113,6 +113,9 @@ class ExitStatus(IntEnum):
     SIGN_IN_FAILED = 101
     SESSION_STAGE = 102
     CSRF_REFUSED = 103
+    # -- 130-134: the admin API's tokens
+    ADMIN_TOKEN_REFUSED = 130
+    SCOPE_REFUSED = 131
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -656,6 +659,22 @@ class CsrfRefused(MailprovError):
     code = "csrf-refused"
     exit_status = ExitStatus.CSRF_REFUSED
     default_hint = "send the csrf_token of GET /api/v1/session in the X-CSRF-Token header"
+
+
+class AdminTokenRefused(MailprovError):
+    """A valid admin token is needed: it is missing, unknown, revoked or expired."""
+
+    code = "admin-token-refused"
+    exit_status = ExitStatus.ADMIN_TOKEN_REFUSED
+    default_hint = "send 'Authorization: Bearer TOKEN' with a token from 'mailprov token create'"
+
+
+class ScopeRefused(MailprovError):
+    """The admin token lacks the scope this needs."""
+
+    code = "scope-refused"
+    exit_status = ExitStatus.SCOPE_REFUSED
+    default_hint = "create a token with that scope: 'mailprov token create --scope SCOPE'"
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

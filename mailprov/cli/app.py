@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "mailprov.cli.doctor:doctor",
     # the owner's side
     "serve": "mailprov.cli.serve:serve",
+    "token": "mailprov.cli.token:token",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -400,3 +400,19 @@ owner_filters = Table(
     Column("spec", Text, nullable=False),  # JSON: forwarding, vacation, rules (compiled to Sieve)
     Column("updated_at", BigInteger, nullable=False),
 )
+
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    # Bearer tokens of the admin API: 'mpa_<id>_<secret>'; only the secret's SHA-256 is kept
+    # (it is 32 random bytes, so a fast hash is enough: nothing to brute-force).
+    Column("id", String(16), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", String(128), nullable=False),  # space-separated, e.g. "accounts:read deploy"
+    Column("label", String(64), nullable=False),
+    Column("actor", String(128), nullable=False),  # who created it
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)

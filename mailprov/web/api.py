@@ -20,13 +20,22 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mailprov import __version__
-from mailprov.errors import CsrfRefused, MailprovError, NotSignedIn, SessionStageRefused
+from mailprov.errors import (
+    AdminTokenRefused,
+    CsrfRefused,
+    MailprovError,
+    NotSignedIn,
+    ScopeRefused,
+    SessionStageRefused,
+)
 from mailprov.model import Secret, SessionStage
 
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from mailprov.services.accounts import Actor
     from mailprov.services.owner import OwnerSession
+    from mailprov.services.tokens import AdminToken
     from mailprov.web.app import Services
 
 Handler = Callable[["Call"], Any]
@@ -49,10 +58,23 @@ class Call:
     now: int
     session: OwnerSession | None = None
     token: Secret | None = None
+    #: The admin token of an operation declared with a scope.
+    admin: AdminToken | None = None
     #: Set by a handler: the session token to put in the cookie (None: leave it),
     #: or "" to clear the cookie.
     set_session: Secret | str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def actor(self) -> Actor:
+        """Who acts, for the audit log: ``token:ID`` or ``owner:ADDRESS``, and the time."""
+        from mailprov.services.accounts import Actor  # noqa: PLC0415  (lazy: keeps api.py light)
+
+        if self.admin is not None:
+            return Actor(f"token:{self.admin.id}", self.now)
+        if self.session is not None:
+            return Actor(f"owner:{self.session.address}", self.now)
+        return Actor("anonymous", self.now)
 
     @property
     def owner(self) -> OwnerSession:
@@ -78,6 +100,8 @@ class Operation:
     status: int
     errors: tuple[type[MailprovError], ...]
     description: str
+    #: Admin operations: the scope the bearer token needs (then ``stages`` is None).
+    scope: str | None = None
 
     @property
     def operation_id(self) -> str:
@@ -111,8 +135,15 @@ class Api:
         answer: dict[str, Any] | None = None,
         status: int = 200,
         errors: tuple[type[MailprovError], ...] = (),
+        scope: str | None = None,
     ) -> Callable[[Handler], Handler]:
-        """Declare ``handler`` as the operation ``method path``."""
+        """Declare ``handler`` as the operation ``method path``.
+
+        ``scope`` makes it an admin operation: an admin token with that scope is
+        needed (``Authorization: Bearer``), and no owner session is looked at.
+        """
+        if scope is not None:
+            stages = None
 
         def register(handler: Handler) -> Handler:
             if any(op.operation_id == handler.__name__ for op in self.operations):
@@ -131,6 +162,7 @@ class Api:
                     status,
                     errors,
                     (handler.__doc__ or summary).strip(),
+                    scope,
                 )
             )
             return handler
@@ -151,6 +183,11 @@ class Api:
                 "securitySchemes": {
                     "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
                     "bearer": {"type": "http", "scheme": "bearer"},
+                    "adminToken": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "A token from 'mailprov token create' (mpa_...).",
+                    },
                 },
             },
         }
@@ -214,7 +251,11 @@ def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -
         ok["content"] = {"application/json": {"schema": op.answer}}
     responses: dict[str, Any] = {str(op.status): ok}
     errors = list(op.errors)
-    if op.stages is not None:
+    if op.scope is not None:
+        doc["security"] = [{"adminToken": []}]
+        errors += [AdminTokenRefused, ScopeRefused]
+        doc["x-scope"] = op.scope
+    elif op.stages is not None:
         doc["security"] = [{"session": []}, {"bearer": []}]
         errors += [NotSignedIn, SessionStageRefused]
         if op.method != "GET":

@@ -37,6 +37,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from mailprov.errors import (
+    AdminTokenRefused,
     CsrfRefused,
     InvalidValue,
     MailprovError,
@@ -45,7 +46,7 @@ from mailprov.errors import (
 )
 from mailprov.model import Secret
 from mailprov.relay.gate import allowed_hosts
-from mailprov.services import owner
+from mailprov.services import owner, tokens
 from mailprov.settings.checks import parse_endpoint
 from mailprov.web.api import API, SESSION_COOKIE, Call, Operation
 from mailprov.web.errors import status_of
@@ -64,7 +65,7 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 
 def _load_operations() -> None:
     """Import the modules that declare operations (each registers itself on API)."""
-    from mailprov.web import session  # noqa: F401, PLC0415  (lazy: registers on import, after API exists)
+    from mailprov.web import admin, session  # noqa: F401, PLC0415  (lazy: registers on import, after API exists)
 
 
 @dataclass
@@ -241,7 +242,14 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
             client=client_address(request, frozenset(web_settings.trusted_proxies)),
             now=services.now(),
         )
-        if op.stages is not None:
+        if op.scope is not None:
+            presented, _ = session_token(request)
+            if presented is None or "Authorization" not in request.headers:
+                raise AdminTokenRefused
+            call.admin = await asyncio.to_thread(
+                tokens.authenticate, services.store, presented, op.scope, now=call.now
+            )
+        elif op.stages is not None:
             token, from_cookie = session_token(request)
             if token is None:
                 raise NotSignedIn

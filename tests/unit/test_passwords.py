@@ -128,6 +128,8 @@ class TestHashing:
         assert digest.startswith(prefix)
         assert hashing.verify_password("Wonder-Land-1865", digest)
         assert not hashing.verify_password("Wonder-Land-1866", digest)
+        # Found by fuzzing the sign-in API: a NUL byte made SHA512-CRYPT raise (a 500).
+        assert not hashing.verify_password("Wonder-Land-1865\0", digest)
 
     def test_bcrypt_refuses_over_72_bytes(self) -> None:
         """BLF-CRYPT refuses a password it would truncate, with a clear error."""

@@ -110,9 +110,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("address", name="pk_owner_filters"),
     )
 
+    op.create_table(
+        "admin_tokens",
+        sa.Column("id", sa.String(16), nullable=False),
+        sa.Column("secret_hash", sa.String(64), nullable=False),
+        sa.Column("scopes", sa.String(128), nullable=False),
+        sa.Column("label", sa.String(64), nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=True),
+        sa.Column("last_used_at", sa.BigInteger(), nullable=True),
+        sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_admin_tokens"),
+    )
+
 
 def downgrade() -> None:
     for table in (
+        "admin_tokens",
         "owner_filters",
         "owner_codes",
         "recovery_contacts",
