@@ -72,11 +72,11 @@ def dkim_keygen(domain: str, selector: str | None, algorithm: str | None, dry_ru
 @json_option
 def dkim_list(domain: str | None) -> None:
     """List the DKIM selectors of DOMAIN (or of every domain), with their records."""
-    from mailprov.services.accounts import list_domains
+    from mailprov.services.accounts import domain_names
     from mailprov.services.dkim import list_keys
 
     app = app_context()
-    names = [domain] if domain else [d.name for d in list_domains(app.store)]
+    names = [domain] if domain else domain_names(app.store)
     keys = [k for name in names for k in list_keys(app.store, app.settings, name)]
     table(
         click.get_current_context(),

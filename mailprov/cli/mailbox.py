@@ -129,22 +129,39 @@ def mailbox_add(
 
 @mailbox.command("list")
 @click.option("--domain", metavar="DOMAIN", help="Only mailboxes of this domain.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="At most this many (a page; default: all)."
+)
+@click.option(
+    "--after",
+    metavar="ADDRESS",
+    help="Only addresses after this one: pass the last address of a page (JSON: next_after).",
+)
 @json_option
-def mailbox_list(domain: str | None) -> None:
-    """List mailboxes."""
+def mailbox_list(domain: str | None, limit: int | None, after: str | None) -> None:
+    """List mailboxes by address; with --limit, one page (--after for the next)."""
     from mailprov.services.accounts import list_mailboxes
 
     app = app_context()
-    found = list_mailboxes(app.store, app.settings.passwords, now=app.actor().now, domain=domain)
-    rows = []
-    for m in found:
-        j = m.to_json()
-        rows.append(
-            [j["unicode"], m.display_name, j["quota"], yes_no(m.active), yes_no(m.must_change)]
-        )
+    found = list_mailboxes(
+        app.store,
+        app.settings.passwords,
+        now=app.actor().now,
+        domain=domain,
+        limit=limit,
+        after=after,
+    )
+    docs = [m.to_json() for m in found]
+    rows = [
+        [j["unicode"], j["name"], j["quota"], yes_no(j["active"]), yes_no(j["must_change"])]
+        for j in docs
+    ]
+    data: dict[str, object] = {"mailboxes": docs}
+    if limit is not None:
+        data["next_after"] = docs[-1]["address"] if len(docs) == limit else None
     table(
         click.get_current_context(),
-        {"mailboxes": [m.to_json() for m in found]},
+        data,
         ["mailbox", "name", "quota", "active", "must change"],
         rows,
     )

@@ -36,7 +36,7 @@ from mailprov.errors import (
 )
 from mailprov.model import DkimStatus, iso
 from mailprov.rules import dkim
-from mailprov.services.accounts import get_domain, list_domains
+from mailprov.services.accounts import domain_names, get_domain
 from mailprov.store import audit
 from mailprov.system.files import atomic_write
 from mailprov.system.secrets import DKIM_KEY, read_secret, user_ids, write_secret
@@ -463,9 +463,9 @@ def signers(store: Store, settings: SiteConfig) -> list[DkimKey]:
     """The signing keys of every domain in the store (what OpenDKIM's tables list)."""
 
     out: list[DkimKey] = []
-    for found in list_domains(store):
-        folder = domain_dir(settings, found.name)
-        for key in _load(folder, found.name):
+    for name in domain_names(store):
+        folder = domain_dir(settings, name)
+        for key in _load(folder, name):
             if key.signing:
                 read_secret(
                     key.key_file, DKIM_KEY

@@ -318,3 +318,19 @@ def test_old_spelling_still_works_for_one_release(run: Any) -> None:
     run("alias", "add", "team@example.test", "gone@example.test", "other@example.org")
     status, data = run.json("mailbox", "remove", "gone@example.test", "--force")
     assert (status, data["changed"]) == (0, True), data
+
+
+def test_mailbox_list_pages_by_address(run: Any) -> None:
+    """--limit/--after walk the list in pages; next_after is null on the last page."""
+    for name in ("a", "b", "c", "d", "e"):
+        run("mailbox", "add", f"{name}{name}{name}@example.test", "--generate")
+    seen, after = [], None
+    while True:
+        extra = ("--after", after) if after else ()
+        status, page = run.json("mailbox", "list", "--limit", "2", *extra)
+        assert status == 0
+        seen += [m["address"] for m in page["mailboxes"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert seen == [f"{n * 3}@example.test" for n in "abcde"]
