@@ -19,6 +19,8 @@ PACKAGES=(
   # The units' emulated sandbox (tests/integration/sandbox.py): setpriv, unshare, mount(2)
   # and libseccomp for SystemCallFilter=/RestrictAddressFamilies=.
   util-linux mount libseccomp2
+  # Node runs npm's Mailpit client (mailpit-api) against the relay's Mailpit-compatible API.
+  nodejs npm
 )
 
 missing=()

@@ -141,8 +141,8 @@ def _negated(pred: Predicate) -> Predicate:
     return lambda row: not pred(row)
 
 
-def _has(body_kinds: Callable[[str], set[str]], kind: str) -> Predicate:
-    return lambda row: kind in body_kinds(row.summary.id)
+def _has(body_kinds: Callable[[str], set[str]], kind: str, *, present: bool) -> Predicate:
+    return lambda row: (kind in body_kinds(row.summary.id)) == present
 
 
 def _tagged(tag: str) -> Predicate:
@@ -285,7 +285,9 @@ def compile_search(query: str, *, tz: str | None = None, read: set[str] | None =
             )
             args = [lower] * 4
         if negate:
-            if pred is not None:
+            if isinstance(pred, _NeedsBody):
+                search.add(None, (), _NeedsBody(pred.kind, present=False))
+            elif pred is not None:
                 search.add(None, (), _negated(pred))
             else:
                 search.add(f"NOT {sql}", args)
@@ -299,6 +301,7 @@ class _NeedsBody:
     """A predicate on the parsed body; :func:`run` supplies the body check."""
 
     kind: str
+    present: bool = True
 
     def __call__(self, row: Row) -> bool:  # pragma: no cover - replaced in run()
         raise NotImplementedError
@@ -351,7 +354,7 @@ def run(
         if isinstance(pred, _NeedsBody):
             if body_kinds is None:
                 raise InvalidValue("has: filters are not available here")
-            checks.append(_has(body_kinds, pred.kind))
+            checks.append(_has(body_kinds, pred.kind, present=pred.present))
         else:
             checks.append(pred)
     page: list[Row] = []
