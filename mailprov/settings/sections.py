@@ -256,6 +256,8 @@ class RelaySection:
     max_recipients: Positive = 100
     require_auth: bool = False
     allow_auth_without_tls: bool = False
+    #: STARTTLS before MAIL on the plain listener (530 5.7.0 otherwise); needs tls on.
+    require_tls: bool = False
     credentials_file: OptionalLocalPath = ""
     tls: RelayTls = "generate"
     tls_cert_file: OptionalLocalPath = ""

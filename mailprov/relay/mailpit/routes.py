@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 
 from mailprov import __version__
 from mailprov.errors import InvalidValue, MailprovError, NotFound
+from mailprov.relay import mime
 from mailprov.relay import params as p
 from mailprov.relay.mailpit import views
 from mailprov.relay.mailpit.openapi import document
@@ -348,7 +349,7 @@ def build_mailpit_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 
 
     async def part(request: web.Request) -> web.Response:
         row, raw = await _row_and_raw(request)
-        found = views.find_part(raw, request.match_info["part"])
+        found = mime.find_part(raw, request.match_info["part"])
         if found is None:
             raise NotFound(
                 f"message {row.summary.id} has no part {request.match_info['part']!r:.20}"
@@ -357,13 +358,13 @@ def build_mailpit_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 
         if name := found.get_filename():
             headers["Content-Disposition"] = f'attachment; filename="{name.replace(chr(34), "")}"'
         return web.Response(
-            body=views.payload(found), content_type=found.get_content_type(), headers=headers
+            body=mime.payload(found), content_type=found.get_content_type(), headers=headers
         )
 
     async def view_html(request: web.Request) -> web.Response:
         _, raw = await _row_and_raw(request)
         return web.Response(
-            text=views.parse(raw).html,
+            text=mime.parse(raw).html,
             content_type="text/html",
             # The HTML is the sender's: shown as a page, it must not run scripts or load anything.
             headers={
@@ -373,7 +374,7 @@ def build_mailpit_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 
 
     async def view_text(request: web.Request) -> web.Response:
         _, raw = await _row_and_raw(request)
-        return web.Response(text=views.parse(raw).text, content_type="text/plain")
+        return web.Response(text=mime.parse(raw).text, content_type="text/plain")
 
     async def send(request: web.Request) -> web.Response:
         writer = server.ctx.writer if server.ctx is not None else None

@@ -9,22 +9,16 @@ section numbers (``1``, ``2.1``), as Mailpit's ``PartID``.
 from __future__ import annotations
 
 import hashlib
-import html as html_lib
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
-from email.message import EmailMessage, Message
-from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
 from mailprov.relay.mailpit.search import Row, tags_of
+from mailprov.relay.mime import Part, html_to_text, parse, payload
 from mailprov.relay.storage.mailbox import header_value, parse_headers
 
 SNIPPET_CHARS = 250
-_TAG = re.compile(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", re.IGNORECASE | re.DOTALL)
 _BLANKS = re.compile(r"\s+")
 _LINK = re.compile(r"<([^>]+)>")
 _PLAIN_ENCODINGS = ("", "7bit", "8bit", "binary")
@@ -89,89 +83,6 @@ def _people(row: Row, pairs: list[tuple[str, str]]) -> dict[str, Any]:
         "Bcc": [address("", r) for r in row.summary.recipients if r.lower() not in named],
         "ReplyTo": addresses(pairs, "Reply-To"),
     }
-
-
-def html_to_text(markup: str) -> str:
-    """A plain rendering of an HTML part (tags dropped, entities decoded, blanks collapsed)."""
-    return _BLANKS.sub(" ", html_lib.unescape(_TAG.sub(" ", markup))).strip()
-
-
-@dataclass(frozen=True)
-class Part:
-    """One leaf of the MIME tree and its section number."""
-
-    part_id: str
-    part: Message
-
-
-def walk(msg: Message, prefix: str = "") -> Iterator[Part]:
-    """Leaves of the MIME tree with IMAP-style section numbers (``1``, ``2.1``)."""
-    if not msg.is_multipart():
-        yield Part(prefix or "1", msg)
-        return
-    for number, child in enumerate(msg.get_payload(), 1):
-        section = f"{prefix}.{number}" if prefix else str(number)
-        if isinstance(child, Message):
-            yield from walk(child, section)
-
-
-@dataclass
-class Parsed:
-    """A parsed message: its text and HTML bodies and the other parts."""
-
-    text: str
-    html: str
-    attachments: list[Part]
-    inline: list[Part]
-
-
-def parse(raw: bytes) -> Parsed:
-    """Bodies and parts the way Mailpit separates them."""
-    msg: Any = BytesParser(policy=policy.default).parsebytes(raw)
-    plain = _body(msg, "plain")
-    markup = _body(msg, "html")
-    attachments: list[Part] = []
-    inline: list[Part] = []
-    for leaf in walk(msg):
-        if leaf.part is plain or leaf.part is markup:
-            continue
-        disposition = leaf.part.get_content_disposition()
-        if (
-            disposition != "attachment"
-            and leaf.part.get("Content-ID")
-            and not leaf.part.get_filename()
-        ) or (disposition == "inline" and leaf.part.get("Content-ID")):
-            inline.append(leaf)
-        elif (
-            disposition == "attachment"
-            or leaf.part.get_filename()
-            or leaf.part.get_content_maintype() != "text"
-        ):
-            attachments.append(leaf)
-    text = _content(plain) if plain is not None else ""
-    html = _content(markup) if markup is not None else ""
-    return Parsed(text or html_to_text(html), html, attachments, inline)
-
-
-def _body(msg: EmailMessage, kind: str) -> Message | None:
-    try:
-        return msg.get_body(preferencelist=(kind,))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _content(part: Message) -> str:
-    try:
-        return str(part.get_content())  # type: ignore[attr-defined]
-    except (LookupError, ValueError, AssertionError):
-        payload = part.get_payload(decode=True)
-        return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-
-
-def payload(part: Message) -> bytes:
-    """A part's decoded bytes."""
-    data = part.get_payload(decode=True)
-    return data if isinstance(data, bytes) else b""
 
 
 def attachment_json(leaf: Part) -> dict[str, Any]:
@@ -257,9 +168,3 @@ def body_kinds(raw: bytes) -> set[str]:
     """Which of ``attachment`` and ``inline`` a message has (for ``has:`` searches)."""
     parsed = parse(raw)
     return {k for k, v in (("attachment", parsed.attachments), ("inline", parsed.inline)) if v}
-
-
-def find_part(raw: bytes, part_id: str) -> Message | None:
-    """The leaf with this section number, or None."""
-    msg: Any = BytesParser(policy=policy.default).parsebytes(raw)
-    return next((leaf.part for leaf in walk(msg) if leaf.part_id == part_id), None)

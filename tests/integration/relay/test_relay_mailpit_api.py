@@ -35,7 +35,8 @@ def call(
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (loopback URL)
             status, fields, body = response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
-        status, fields, body = exc.code, dict(exc.headers), exc.read()
+        with exc:  # closes its connection
+            status, fields, body = exc.code, dict(exc.headers), exc.read()
     if fields.get("Content-Type", "").startswith("application/json"):
         return status, fields, json.loads(body)
     return status, fields, body
@@ -232,3 +233,4 @@ def test_gate_host_and_token(make_relay: Callable[..., RelayRunner], tmp_path: P
     with pytest.raises(urllib.error.HTTPError) as refused:  # mailprov's own API keeps Bearer + JSON
         urllib.request.urlopen(own, timeout=10)  # noqa: S310 (loopback URL)
     assert 401 == refused.value.code
+    refused.value.close()
