@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import smtplib
 import subprocess
-import time
 import sys
+import time
 
 import pytest
 
@@ -118,7 +118,7 @@ def test_wait_for_count_and_assert_no_mail(mail_relay) -> None:
 
     sender = threading.Thread(target=late)
     sender.start()
-    with pytest.raises(pytest.fail.Exception, match="expected no mail matching to=.*'late'"):
+    with pytest.raises(pytest.fail.Exception, match=r"expected no mail matching to=.*'late'"):
         mail_relay.assert_no_mail(to=other, within=5)
     sender.join()
 
