@@ -40,6 +40,7 @@ from mailprov.relay.delivery import MaildirDelivery, RecipientResolver
 from mailprov.relay.faults import FaultRule, FaultSet, parse_fault
 from mailprov.relay.gate import ApiGate, allowed_hosts
 from mailprov.relay.handlers import Capture, DeliverLocal, Forward, RelayContext
+from mailprov.relay.lmtp import DeliverLmtp, parse_target
 from mailprov.relay.logs import setup_logging
 from mailprov.relay.options import refuse_open_api
 from mailprov.relay.smtp import RelaySMTP
@@ -201,9 +202,7 @@ class RelayServer:
 
         if self.options.mode == "deliver":
             if self.options.lmtp:
-                raise ConfigInvalid(
-                    "relay.lmtp is not supported yet; leave it empty to use the Maildir"
-                )
+                return DeliverLmtp(ctx, parse_target(self.options.lmtp))
             return DeliverLocal(ctx, MaildirDelivery(self.options.mail_root))
         if self.options.mode == "forward":
             return Forward(ctx)
@@ -291,6 +290,8 @@ class RelayServer:
             await self.stop()
             for sock in socks.values():
                 sock.close()
+            if api_sock is not None:  # bound, but the API never started
+                api_sock.close()
             raise
 
     def _api_token(self) -> Secret | None:

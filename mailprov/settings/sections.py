@@ -284,7 +284,7 @@ class RelaySection:
     fault_seed: int = 0
     local_domains: list[Hostname] = field(default_factory=list)
     mail_root: LocalPath = "/var/vmail"
-    #: Reserved: LMTP delivery is not implemented yet (the relay refuses a value).
+    #: deliver mode: HOST:PORT or socket path of Dovecot's LMTP; empty: write Maildirs.
     lmtp: Text = ""
     smarthost_host: OptionalHost = ""
     smarthost_port: Port = 587
