@@ -125,6 +125,12 @@ class RelayRunner:
         return str(api) if api else None
 
     @property
+    def mailpit_url(self) -> str | None:
+        """The base URL to give Mailpit's clients (``http://127.0.0.1:PORT/mailpit``)."""
+        api = self.api_url
+        return api.removesuffix("/api/v1") + "/mailpit" if api else None
+
+    @property
     def cert_file(self) -> Path | None:
         """The certificate STARTTLS presents (trust it in your client)."""
         assert self.server is not None  # noqa: S101 (narrows a type)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import smtplib
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -152,3 +154,30 @@ def test_marker_size_limit_and_tls_only(mail_relay) -> None:
             c.sendmail("app@rig.test", [to], b"Subject: big\r\n\r\n" + b"x" * 2048 + b"\r\n")
         assert 552 == big.value.smtp_code
     assert ["small"] == [m.subject for m in mail_relay.messages(to=to)]
+
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def readme_rig_example() -> str:
+    """The Python block after ``<!-- rig-example -->`` in the README."""
+    text = README.read_text("utf-8")
+    block = text.split("<!-- rig-example -->", 1)[1].split("```python\n", 1)[1]
+    return block.split("\n```", 1)[0] + "\n"
+
+
+def test_readme_rig_example_runs(tmp_path: Path) -> None:
+    """The README's rig example passes as it is, in its own pytest run outside the source tree."""
+    (tmp_path / "test_rig.py").write_text(readme_rig_example())
+    env = {**os.environ, "PYTHONPATH": str(README.parent)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "5 passed" in result.stdout
