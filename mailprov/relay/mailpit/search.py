@@ -49,8 +49,8 @@ MAPPING_DOC = "README.md, 'Mailpit-compatible API' (or GET /mailpit/api/v1/opena
 _ADDRESS = re.compile(r"[^@\s\"<>]+@[^@\s\"<>]+")
 _TO_EXACT = "m.seq IN (SELECT seq FROM mailbox_messages WHERE mailbox = ? AND kind = 'rcpt')"
 _ADDRESSED = (
-    "(instr(lower(m.recipients), ?) > 0 OR instr(lower(m.sender), ?) > 0"
-    " OR instr(lower(m.headers), ?) > 0)"
+    "(m.recipients LIKE ? ESCAPE '\\' OR m.sender LIKE ? ESCAPE '\\'"
+    " OR m.headers LIKE ? ESCAPE '\\')"
 )
 COLUMNS = (
     "m.seq, m.id, m.received_at, m.sender, m.recipients, m.auth_user, m.peer, m.subject,"
@@ -133,6 +133,12 @@ def _bcc(row: Row) -> list[str]:
     return [r.lower() for r in row.summary.recipients if r.lower() not in named]
 
 
+def _like(text: str) -> str:
+    """A LIKE pattern for 'contains text' (SQLite's LIKE ignores ASCII case, as Mailpit's)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def _header(name: str) -> Callable[[Row], list[str]]:
     return lambda row: header_addresses(row.headers, name)
 
@@ -190,6 +196,7 @@ def compile_search(query: str, *, tz: str | None = None, read: set[str] | None =
         lower = word.lower()
         name, sep, value = lower.partition(":")
         value = value.strip() if sep else ""
+        like = _like(value)
         sql: str | None = None
         args: list[Any] = []
         pred: Predicate | None = None
@@ -219,24 +226,24 @@ def compile_search(query: str, *, tz: str | None = None, read: set[str] | None =
                 sql = _TO_EXACT
                 args = [value]
             else:
-                sql, args = "instr(lower(m.recipients), ?) > 0", [value]
+                sql, args = "m.recipients LIKE ? ESCAPE '\\'", [like]
         elif sep and name == "from":
             sql, args = (
-                "(instr(lower(m.sender), ?) > 0 OR instr(lower(m.headers), ?) > 0)",
-                [value] * 2,
+                "(m.sender LIKE ? ESCAPE '\\' OR m.headers LIKE ? ESCAPE '\\')",
+                [like] * 2,
             )
             pred = _contains(
                 lambda r: [r.summary.sender.lower(), *header_addresses(r.headers, "from")], value
             )
         elif sep and name in {"cc", "reply-to"}:
-            sql, args = "instr(lower(m.headers), ?) > 0", [value]
+            sql, args = "m.headers LIKE ? ESCAPE '\\'", [like]
             pred = _contains(_header(name), value)
         elif sep and name == "bcc":
-            sql, args = "instr(lower(m.recipients), ?) > 0", [value]
+            sql, args = "m.recipients LIKE ? ESCAPE '\\'", [like]
             pred = _contains(_bcc, value)
         elif sep and name == "addressed":
             sql = _ADDRESSED
-            args = [value] * 3
+            args = [like] * 3
             pred = _contains(
                 lambda r: [
                     *(x.lower() for x in r.summary.recipients),
@@ -250,14 +257,14 @@ def compile_search(query: str, *, tz: str | None = None, read: set[str] | None =
                 value,
             )
         elif sep and name == "subject":
-            sql, args = "instr(lower(m.subject), ?) > 0", [word.partition(":")[2].strip().lower()]
+            sql, args = "m.subject LIKE ? ESCAPE '\\'", [_like(word.partition(":")[2].strip())]
         elif sep and name == "message-id":
-            sql, args = "instr(lower(m.message_id), ?) > 0", [value]
+            sql, args = "m.message_id LIKE ? ESCAPE '\\'", [like]
         elif sep and name == "tag":
-            sql, args = "instr(lower(m.headers), 'x-tags:') > 0", []
+            sql, args = "m.headers LIKE '%x-tags:%'", []
             pred = _tagged(value)
         elif lower == "is:tagged":
-            sql = "instr(lower(m.headers), 'x-tags:') > 0"
+            sql = "m.headers LIKE '%x-tags:%'"
             pred = lambda r: bool(tags_of(r.headers))  # noqa: E731
         elif lower in {"is:read", "is:unread"}:
             wanted = lower == "is:read"
@@ -265,7 +272,7 @@ def compile_search(query: str, *, tz: str | None = None, read: set[str] | None =
         elif lower in {"has:attachment", "has:attachments", "has:inline", "has:inlines"}:
             # Decided by the caller (it needs the body): a marker predicate.
             kind = "inline" if "inline" in lower else "attachment"
-            sql = "instr(lower(m.headers), 'multipart/') > 0"
+            sql = "m.headers LIKE '%multipart/%'"
             pred = _NeedsBody(kind)
         elif sep and name in {"larger", "smaller"}:
             try:
@@ -280,10 +287,10 @@ def compile_search(query: str, *, tz: str | None = None, read: set[str] | None =
             sql, args = ("m.received_at >= ?" if name == "after" else "m.received_at < ?"), [moment]
         else:  # any other word, "re:" or "is:unknown" included, is text (as in Mailpit)
             sql = (
-                "(instr(lower(m.subject), ?) > 0 OR instr(lower(m.sender), ?) > 0"
-                " OR instr(lower(m.recipients), ?) > 0 OR instr(lower(m.headers), ?) > 0)"
+                "(m.subject LIKE ? ESCAPE '\\' OR m.sender LIKE ? ESCAPE '\\'"
+                " OR m.recipients LIKE ? ESCAPE '\\' OR m.headers LIKE ? ESCAPE '\\')"
             )
-            args = [lower] * 4
+            args = [_like(lower)] * 4
         if negate:
             if isinstance(pred, _NeedsBody):
                 search.add(None, (), _NeedsBody(pred.kind, present=False))
@@ -342,12 +349,15 @@ def run(
     """
     where = " AND ".join(search.where) or "1"
     if not search.predicates:
-        sql = f"SELECT count(*) FROM messages m WHERE {where}"  # noqa: S608
-        count = db.execute(sql, search.args).fetchone()[0]
         rows = db.execute(
             f"SELECT {COLUMNS} FROM messages m WHERE {where} ORDER BY m.seq DESC LIMIT ? OFFSET ?",  # noqa: S608
             [*search.args, limit, start],
         ).fetchall()
+        if 0 < len(rows) < limit or (start == 0 and not rows):
+            count = start + len(rows)  # the page ended early: no second scan to count
+        else:
+            sql = f"SELECT count(*) FROM messages m WHERE {where}"  # noqa: S608
+            count = db.execute(sql, search.args).fetchone()[0]
         return [_row(r) for r in rows], int(count)
     checks: list[Predicate] = []
     for pred in search.predicates:

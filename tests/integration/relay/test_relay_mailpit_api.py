@@ -105,6 +105,7 @@ def subjects(relay: RelayRunner, query: str) -> tuple[int, list[str]]:
         ('subject:"your code"', (2, ["Your code", "Your code"])),
         ("subject:code -to:carl@example.test", (1, ["Your code"])),
         ("!subject:code", (2, ["Invoice", "Welcome, Ann"])),
+        ("subject:% subject:_", (0, [])),  # LIKE's wildcards are matched literally
         ("tag:welcome", (1, ["Welcome, Ann"])),
         ("is:tagged", (1, ["Welcome, Ann"])),
         ("has:attachment", (1, ["Invoice"])),
