@@ -235,3 +235,60 @@ def test_gate_host_and_token(make_relay: Callable[..., RelayRunner], tmp_path: P
         urllib.request.urlopen(own, timeout=10)  # noqa: S310 (loopback URL)
     assert 401 == refused.value.code
     refused.value.close()
+
+
+BROKEN = [
+    # a multipart whose boundary never ends, with a part of broken base64
+    b'Subject: broken\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n'
+    b"--x\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
+    b'Content-Disposition: attachment; filename="a.pdf"\r\n\r\n%%%not base64\r\n',
+    # 8-bit bytes that are not UTF-8 in the headers and the body; an unknown charset
+    b"Subject: caf\xe9 \xff\r\nFrom: \xe9t\xe9 <x@rig.test>\r\nContent-Type: text/plain; "
+    b"charset=x-unknown\r\n\r\nbody \xe9\xff\r\n",
+    # HTML only, with a script, a form and a remote image; no text part
+    b"Subject: html only\r\nContent-Type: text/html\r\n\r\n<script>alert(1)</script>"
+    b'<form action="https://evil.test"></form><img src="https://evil.test/p.png"><p>hi</p>\r\n',
+]
+
+
+def test_odd_messages_are_answered_not_crashed_on(make_relay: Callable[..., RelayRunner]) -> None:
+    """Broken MIME, non-UTF-8 headers and HTML-only mail: every read answers 200 (never a 5xx)."""
+    relay = make_relay()
+    with smtplib.SMTP(relay.host, relay.port, timeout=10) as c:
+        for raw in BROKEN:
+            c.sendmail("x@rig.test", ["odd@example.test"], raw)
+    status, _, listed = call(relay, "/api/v1/messages")
+    assert (200, 3) == (status, listed["total"])
+    for entry in listed["messages"]:
+        for path in ("", "/headers", "/raw"):
+            assert 200 == call(relay, f"/api/v1/message/{entry['ID']}{path}")[0], (entry, path)
+        for view in ("html", "txt"):
+            assert 200 == call(relay, f"/view/{entry['ID']}.{view}")[0]
+    html_only = next(m for m in listed["messages"] if m["Subject"] == "html only")
+    message = call(relay, f"/api/v1/message/{html_only['ID']}")[2]
+    assert "hi" in message["Text"] and "alert" not in message["Text"]  # text rendered from HTML
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        '"',
+        "-",
+        "!",
+        "to:",
+        "after:",
+        "larger:lots",
+        'subject:"open',
+        "\\",
+        "%_%",
+        "before:2024-13-45",
+        "a" * 5000,
+    ],
+)
+def test_odd_searches_get_an_answer(make_relay: Callable[..., RelayRunner], query: str) -> None:
+    """Odd search text is a 200 or a 400 naming the problem, never a 5xx."""
+    relay = make_relay()
+    status, _, body = call(relay, "/api/v1/search?" + urllib.parse.urlencode({"query": query}))
+    assert status in {200, 400}, body
+    bad_tz = call(relay, "/api/v1/search?query=after:2024-01-01&tz=Mars/Phobos")
+    assert 400 == bad_tz[0]
