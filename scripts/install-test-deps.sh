@@ -20,6 +20,8 @@ PACKAGES=(
   # and libseccomp for SystemCallFilter=/RestrictAddressFamilies=.
   util-linux mount libseccomp2
   mandoc  # lints the generated man pages (tests/integration/test_manpages.py)
+  # Node runs npm's Mailpit client (mailpit-api) against the relay's Mailpit-compatible API.
+  nodejs npm
 )
 
 missing=()

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from mailprov.errors import InvalidValue, MailprovError, NotFound
 from mailprov.relay import params as p
 from mailprov.relay.gate import REALM
+from mailprov.relay.mailpit import PREFIX as MAILPIT_PREFIX
+from mailprov.relay.mailpit import build_mailpit_app
 from mailprov.relay.openapi import document
 from mailprov.relay.storage import Query
 from mailprov.relay.storage.mailbox import message_detail
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 WAIT_POLL_S = 0.02
 WAIT_MAX_S = 300.0
 LIMIT_MAX = 10_000
+#: The Mailpit-compatible API needs JSON only on POST (DELETE and PUT are preflighted).
+MAILPIT_JSON = frozenset({"POST"})
 SEARCH_PARAMS = (
     "mailbox",
     "to",
@@ -109,7 +113,12 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        refusal = gate.check(request.method, request.headers)
+        if request.path.startswith(MAILPIT_PREFIX + "/"):
+            refusal = gate.check(
+                request.method, request.headers, json_methods=MAILPIT_JSON, basic=True
+            )
+        else:
+            refusal = gate.check(request.method, request.headers)
         if refusal is None:
             return await handler(request)
         body = {"error": {"code": refusal.code, "message": refusal.message}}
@@ -211,4 +220,5 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
         web.delete("/api/v1/faults", clear_faults),
     ]
     app.add_routes([web.route(r.method, r.path, _guard(r.handler)) for r in routes])
+    app.add_subapp(MAILPIT_PREFIX, build_mailpit_app(server))
     return app

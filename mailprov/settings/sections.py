@@ -256,6 +256,8 @@ class RelaySection:
     max_recipients: Positive = 100
     require_auth: bool = False
     allow_auth_without_tls: bool = False
+    #: STARTTLS before MAIL on the plain listener (530 5.7.0 otherwise); needs tls on.
+    require_tls: bool = False
     credentials_file: OptionalLocalPath = ""
     tls: RelayTls = "generate"
     tls_cert_file: OptionalLocalPath = ""
@@ -282,7 +284,7 @@ class RelaySection:
     fault_seed: int = 0
     local_domains: list[Hostname] = field(default_factory=list)
     mail_root: LocalPath = "/var/vmail"
-    #: Reserved: LMTP delivery is not implemented yet (the relay refuses a value).
+    #: deliver mode: HOST:PORT or socket path of Dovecot's LMTP; empty: write Maildirs.
     lmtp: Text = ""
     smarthost_host: OptionalHost = ""
     smarthost_port: Port = 587

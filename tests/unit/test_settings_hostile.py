@@ -57,7 +57,7 @@ SAMPLES = {
     "relay.faults": "rcpt:*=450 4.0.0 try later",
     "relay.local_domains": "example.org",
     "postfix.unauthenticated_sender_domains": "news.example.test",
-    "relay.lmtp": "",
+    "relay.lmtp": "127.0.0.1:24",
     "relay.smarthost_host": "smtp.example.org",
     "relay.smarthost_username": "relay",
     "relay.smarthost_password_file": "smarthost-password",
