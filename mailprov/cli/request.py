@@ -16,7 +16,7 @@ from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
 from mailprov.errors import InvalidValue, MissingOption
 from mailprov.model import RequestKind, RequestState, Secret
-from mailprov.system import notify
+from mailprov.services.request_notices import sender_for
 from mailprov.system.files import create_secret_file
 from mailprov.system.secrets import load_pepper
 
@@ -34,16 +34,21 @@ def gate(app: Any) -> tuple[bytes, Any]:
 
     settings = app.settings
     pepper = load_pepper(settings.resolve_path(settings.identity.pepper_file))
-
-    def send(message: Any) -> str:
-        return notify.send(settings.notify, message, base_dir=settings.base_dir)
-
-    return pepper, send
+    return pepper, sender_for(settings)
 
 
 def _human(req: Any) -> str:
     data = req.to_json()
     return "\n".join(f"{k}: {v}" for k, v in data.items() if v not in (None, "", {}))
+
+
+def _emit(data: dict[str, Any], human: str, warnings: tuple[str, ...]) -> None:
+    """Print a result; notices that could not be sent are ``warnings`` (and lines on stderr)."""
+    ctx = click.get_current_context()
+    emit(ctx, {**data, "warnings": list(warnings)}, human)
+    if not app_context().json:
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
 
 
 @request.command("open")
@@ -70,13 +75,14 @@ def request_open(address: str, kind: str, recovery: str, name: str, accept_terms
         recovery=recovery,
         name=name,
         accept_terms=accept_terms,
+        send=sender_for(app.settings),
         actor=app.actor(),
     )
-    emit(
-        click.get_current_context(),
+    _emit(
         {"changed": True, "request": req.to_json()},
         f"request {req.id} opened for {req.address}\nnonce: {req.nonce}\n"
         f"challenge: {req.challenge}",
+        req.warnings,
     )
 
 
@@ -152,10 +158,10 @@ def request_verify(
         req = verify_with_token(
             app.store, app.settings, rid, Secret(raw), pepper=pepper, send=send, actor=app.actor()
         )
-    emit(
-        click.get_current_context(),
+    _emit(
         {"changed": True, "request": req.to_json(), "code_sent_to": req.recovery},
         f"request {req.id}: identity verified; a code was sent to {req.recovery}",
+        req.warnings,
     )
 
 
@@ -225,15 +231,10 @@ def request_confirm(request_id: str, code_stdin: bool, password_file: Path | Non
         else f"temporary password (shown once, change it within "
         f"{app.settings.passwords.temp_password_hours} h): {done.password.reveal()}"
     )
-    notice = (
-        ""
-        if done.notice_sent
-        else "\nwarning: the notice to the recovery address could not be sent"
-    )
-    emit(
-        click.get_current_context(),
+    _emit(
         data,
-        f"request {done.request.id}: mailbox {mb.address} created\n{shown}{notice}",
+        f"request {done.request.id}: mailbox {mb.address} created\n{shown}",
+        done.request.warnings,
     )
 
 
@@ -269,22 +270,26 @@ def _simple(request_id: str, action: str) -> None:
 
     app = app_context()
     rid = provisioning.normalise_id(request_id)
-    if action == "cancel":
-        req = provisioning.cancel(app.store, rid, actor=app.actor())
-        human = f"request {req.id} cancelled"
+    if action == "unlock":
+        req = provisioning.unlock(app.store, rid, actor=app.actor())
+        human = f"request {req.id}: the requester's confirmation lock was cleared"
     elif action == "resend":
         pepper, send = gate(app)
         req = provisioning.resend(
             app.store, app.settings, rid, pepper=pepper, send=send, actor=app.actor()
         )
         human = f"request {req.id}: a new code was sent to {req.recovery}"
-    elif action == "challenge":
-        req = provisioning.renew_challenge(app.store, app.settings, rid, actor=app.actor())
-        human = f"request {req.id}\nchallenge: {req.challenge}"
     else:
-        req = provisioning.unlock(app.store, rid, actor=app.actor())
-        human = f"request {req.id}: the requester's confirmation lock was cleared"
-    emit(click.get_current_context(), {"changed": True, "request": req.to_json()}, human)
+        send = sender_for(app.settings)
+        if action == "cancel":
+            req = provisioning.cancel(app.store, app.settings, rid, send=send, actor=app.actor())
+            human = f"request {req.id} cancelled"
+        else:
+            req = provisioning.renew_challenge(
+                app.store, app.settings, rid, send=send, actor=app.actor()
+            )
+            human = f"request {req.id}\nchallenge: {req.challenge}"
+    _emit({"changed": True, "request": req.to_json()}, human, req.warnings)
 
 
 @request.command("cancel")
