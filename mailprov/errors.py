@@ -113,6 +113,7 @@ class ExitStatus(IntEnum):
     SIGN_IN_FAILED = 101
     SESSION_STAGE = 102
     CSRF_REFUSED = 103
+    REQUEST_UNKNOWN = 125
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -656,6 +657,17 @@ class CsrfRefused(MailprovError):
     code = "csrf-refused"
     exit_status = ExitStatus.CSRF_REFUSED
     default_hint = "send the csrf_token of GET /api/v1/session in the X-CSRF-Token header"
+
+
+class RequestUnknown(NotFound):
+    """No request has that number and handle."""
+
+    code = "request-unknown"
+    exit_status = ExitStatus.REQUEST_UNKNOWN
+    default_hint = (
+        "give the request's number and, in the X-Request-Handle header, the handle shown "
+        "once when it was opened"
+    )
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

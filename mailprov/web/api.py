@@ -78,6 +78,10 @@ class Operation:
     status: int
     errors: tuple[type[MailprovError], ...]
     description: str
+    #: Query parameters: name -> JSON schema (all required; the handler reads call.query).
+    query: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    #: Public, but about one provisioning request: needs its handle (HANDLE_HEADER).
+    handle: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -111,6 +115,8 @@ class Api:
         answer: dict[str, Any] | None = None,
         status: int = 200,
         errors: tuple[type[MailprovError], ...] = (),
+        query: Mapping[str, dict[str, Any]] | None = None,
+        handle: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Declare ``handler`` as the operation ``method path``."""
 
@@ -131,6 +137,8 @@ class Api:
                     status,
                     errors,
                     (handler.__doc__ or summary).strip(),
+                    dict(query or {}),
+                    handle,
                 )
             )
             return handler
@@ -151,12 +159,20 @@ class Api:
                 "securitySchemes": {
                     "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
                     "bearer": {"type": "http", "scheme": "bearer"},
+                    "requestHandle": {
+                        "type": "apiKey",
+                        "in": "header",
+                        "name": HANDLE_HEADER,
+                        "description": "The secret handle shown once when a request was opened.",
+                    },
                 },
             },
         }
 
 
 SESSION_COOKIE = "mailprov_session"
+#: The header that carries a provisioning request's secret handle (never the URL).
+HANDLE_HEADER = "X-Request-Handle"
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -201,7 +217,10 @@ def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -
     }
     if rest.strip():
         doc["description"] = " ".join(rest.split())
-    parameters = _path_parameters(op.path)
+    parameters = _path_parameters(op.path) + [
+        {"name": name, "in": "query", "required": True, "schema": schema}
+        for name, schema in op.query.items()
+    ]
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:
@@ -219,6 +238,8 @@ def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -
         errors += [NotSignedIn, SessionStageRefused]
         if op.method != "GET":
             errors.append(CsrfRefused)
+    elif op.handle:
+        doc["security"] = [{"requestHandle": []}]
     else:
         doc["security"] = []
     by_status: dict[str, list[str]] = {}
