@@ -26,7 +26,11 @@ from mailprov.system.secrets import load_pepper
 
 @click.group()
 def request() -> None:
-    """Identity-gated provisioning requests (see the README, "Identity gate")."""
+    """Identity-gated provisioning requests (see the README, "Identity gate").
+
+    Every state change is mailed to the request's recovery address; a notice that
+    cannot be sent is a warning (stderr, or "warnings" in --json), not a failure.
+    """
 
 
 def gate(app: Any) -> tuple[bytes, Any]:
@@ -63,7 +67,7 @@ def _emit(data: dict[str, Any], human: str, warnings: tuple[str, ...]) -> None:
 @click.option("--accept-terms", is_flag=True, help="Accept the terms of service (required).")
 @json_option
 def request_open(address: str, kind: str, recovery: str, name: str, accept_terms: bool) -> None:
-    """Open a request for mailbox ADDRESS; prints its ID, token nonce and certificate challenge."""
+    """Open a request for mailbox ADDRESS; prints its ID, nonce and challenge; tells --recovery."""
     from mailprov.services.provisioning import open_request
 
     app = app_context()
@@ -296,7 +300,7 @@ def _simple(request_id: str, action: str) -> None:
 @click.argument("request_id", metavar="ID")
 @json_option
 def request_cancel(request_id: str) -> None:
-    """Cancel an unfinished request."""
+    """Cancel an unfinished request (its recovery address is told)."""
     _simple(request_id, "cancel")
 
 
