@@ -116,6 +116,7 @@ class ExitStatus(IntEnum):
     # -- 130-134: the admin API's tokens
     ADMIN_TOKEN_REFUSED = 130
     SCOPE_REFUSED = 131
+    REQUEST_UNKNOWN = 125
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -675,6 +676,17 @@ class ScopeRefused(MailprovError):
     code = "scope-refused"
     exit_status = ExitStatus.SCOPE_REFUSED
     default_hint = "create a token with that scope: 'mailprov token create --scope SCOPE'"
+
+
+class RequestUnknown(NotFound):
+    """No request has that number and handle."""
+
+    code = "request-unknown"
+    exit_status = ExitStatus.REQUEST_UNKNOWN
+    default_hint = (
+        "give the request's number and, in the X-Request-Handle header, the handle shown "
+        "once when it was opened"
+    )
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

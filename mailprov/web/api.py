@@ -102,6 +102,10 @@ class Operation:
     description: str
     #: Admin operations: the scope the bearer token needs (then ``stages`` is None).
     scope: str | None = None
+    #: Query parameters: name -> JSON schema (all required; the handler reads call.query).
+    query: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    #: Public, but about one provisioning request: needs its handle (HANDLE_HEADER).
+    handle: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -136,6 +140,8 @@ class Api:
         status: int = 200,
         errors: tuple[type[MailprovError], ...] = (),
         scope: str | None = None,
+        query: Mapping[str, dict[str, Any]] | None = None,
+        handle: bool = False,
     ) -> Callable[[Handler], Handler]:
         """Declare ``handler`` as the operation ``method path``.
 
@@ -163,6 +169,8 @@ class Api:
                     errors,
                     (handler.__doc__ or summary).strip(),
                     scope,
+                    dict(query or {}),
+                    handle,
                 )
             )
             return handler
@@ -188,12 +196,20 @@ class Api:
                         "scheme": "bearer",
                         "description": "A token from 'mailprov token create' (mpa_...).",
                     },
+                    "requestHandle": {
+                        "type": "apiKey",
+                        "in": "header",
+                        "name": HANDLE_HEADER,
+                        "description": "The secret handle shown once when a request was opened.",
+                    },
                 },
             },
         }
 
 
 SESSION_COOKIE = "mailprov_session"
+#: The header that carries a provisioning request's secret handle (never the URL).
+HANDLE_HEADER = "X-Request-Handle"
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -238,7 +254,10 @@ def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -
     }
     if rest.strip():
         doc["description"] = " ".join(rest.split())
-    parameters = _path_parameters(op.path)
+    parameters = _path_parameters(op.path) + [
+        {"name": name, "in": "query", "required": True, "schema": schema}
+        for name, schema in op.query.items()
+    ]
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:
@@ -260,6 +279,8 @@ def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -
         errors += [NotSignedIn, SessionStageRefused]
         if op.method != "GET":
             errors.append(CsrfRefused)
+    elif op.handle:
+        doc["security"] = [{"requestHandle": []}]
     else:
         doc["security"] = []
     by_status: dict[str, list[str]] = {}

@@ -29,6 +29,16 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.ConfirmationLocked: 423,
     e.RateLimited: 429,
     e.IdentityGateError: 422,
+    # The gate's refusals are 422 (the proof or code was understood and refused) except
+    # where another status says more: a key or token already used elsewhere conflicts (409);
+    # a revocation status the gate cannot check now is not the requester's fault (503,
+    # retry once the administrator has a fresh CRL); broken trust settings are the
+    # server's (500). A wrong handle answers as an unknown number (404).
+    e.KeyAlreadyBound: 409,
+    e.TokenReplayed: 409,
+    e.RevocationUnknown: 503,
+    e.TrustInvalid: 500,
+    e.RequestUnknown: 404,
     e.PasswordPolicy: 422,
     e.InvalidAddress: 422,
     e.TemporaryFailure: 503,
