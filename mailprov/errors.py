@@ -294,6 +294,16 @@ class InvalidValue(MailprovError):
     exit_status = ExitStatus.INVALID_VALUE
 
 
+class MalformedRequest(InvalidValue):
+    """The request is not what the operation's schema describes.
+
+    HTTP 400; an InvalidValue otherwise (a value in the right form that a rule refuses)
+    is 422.
+    """
+
+    code = "malformed-request"
+
+
 class FileExists(MailprovError):
     """The file already exists and would be overwritten."""
 

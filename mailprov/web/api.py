@@ -287,7 +287,7 @@ def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -
     for error in errors:
         by_status.setdefault(str(status_of(error)), []).append(error.code)
     if op.body is not None:
-        by_status.setdefault("400", []).append("invalid-value")
+        by_status.setdefault("400", []).append("malformed-request")
         by_status.setdefault("415", []).append("unsupported-media-type")
     for status, codes in sorted(by_status.items()):
         responses[status] = _error_response("Refused: " + ", ".join(sorted(set(codes))))

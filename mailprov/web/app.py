@@ -39,8 +39,8 @@ from jsonschema import Draft202012Validator
 from mailprov.errors import (
     AdminTokenRefused,
     CsrfRefused,
-    InvalidValue,
     MailprovError,
+    MalformedRequest,
     NotSignedIn,
     SessionStageRefused,
 )
@@ -201,14 +201,14 @@ async def _read_body(request: web.Request, op: Operation) -> dict[str, Any]:
     try:
         body = json.loads(await request.read() or b"null")
     except (ValueError, UnicodeDecodeError):
-        raise InvalidValue(
+        raise MalformedRequest(
             "the request body is not valid JSON", hint="send a JSON object"
         ) from None
     validator = Draft202012Validator(op.body)
     error = next(iter(sorted(validator.iter_errors(body), key=lambda e: list(e.path))), None)
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the body"
-        raise InvalidValue(
+        raise MalformedRequest(
             f"{where}: {_schema_complaint(error.validator)}",
             hint=f"see the schema of {op.method} {op.path} in /api/v1/openapi.json",
             field=where,

@@ -40,6 +40,8 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.TrustInvalid: 500,
     e.RequestUnknown: 404,
     e.PasswordPolicy: 422,
+    e.MalformedRequest: 400,
+    e.InvalidValue: 422,
     e.InvalidAddress: 422,
     e.TemporaryFailure: 503,
     e.StoreUnavailable: 503,

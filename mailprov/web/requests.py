@@ -242,7 +242,7 @@ def check_address(call: Call) -> dict[str, Any]:
     """
     raw = call.query.get("address")
     if raw is None:
-        raise e.InvalidValue(
+        raise e.MalformedRequest(
             "the query parameter 'address' is missing", hint="?address=name@domain"
         )
     return _check(call, raw)

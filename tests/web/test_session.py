@@ -109,7 +109,7 @@ def test_gate_refuses_foreign_host_cross_site_writes_and_bad_bodies(owner: Owner
         assert form.status_code == 415
         missing = client.post("/api/v1/session", json={"address": "a@example.test"})
         assert missing.status_code == 400
-        assert missing.json()["error"]["code"] == "invalid-value"
+        assert missing.json()["error"]["code"] == "malformed-request"
         extra = client.post(
             "/api/v1/session",
             json={"address": "a@example.test", "password": "s3cret-value", "x": 1},
