@@ -64,7 +64,10 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 
 def _load_operations() -> None:
     """Import the modules that declare operations (each registers itself on API)."""
-    from mailprov.web import session  # noqa: F401, PLC0415  (lazy: registers on import, after API exists)
+    from mailprov.web import (  # noqa: PLC0415  (lazy: registers on import, after API exists)
+        session,  # noqa: F401
+        twofactor,  # noqa: F401
+    )
 
 
 @dataclass
