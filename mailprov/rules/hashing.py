@@ -86,7 +86,10 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if scheme == "BLF-CRYPT" and len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
         return False
-    return bool(_hasher(scheme).verify(password, digest))
+    try:
+        return bool(_hasher(scheme).verify(password, digest))
+    except ValueError:  # e.g. a NUL byte, which crypt(3) schemes refuse: it matches nothing
+        return False
 
 
 #: App passwords are 120 random bits, so a slow, salted hash buys nothing: an
