@@ -69,7 +69,7 @@ def prepare(stack: MailStack) -> dict[str, tuple[str, str]]:
     signed = owner.sign_in(store, settings, "app@example.test", Secret(PW), client="b", now=now)
     made = twofactor.start_enrolment(store, settings, PEPPER, "app@example.test", now=now)
     code = Secret(code_at(made.secret.reveal(), step_at(now)))
-    twofactor.confirm_enrolment(store, settings, PEPPER, signed.session, code, now=now)
+    twofactor.confirm_enrolment(store, settings, PEPPER, signed.session, code, Secret(PW), now=now)
     secrets = [
         app_passwords.create(store, settings, "app@example.test", f"client {i}", now=now)[1]
         for i in range(5)

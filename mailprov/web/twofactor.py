@@ -150,23 +150,27 @@ def start_two_factor(call: Call) -> dict[str, Any]:
 @API.operation(
     "POST",
     "/api/v1/account/2fa/confirm",
-    summary="Confirm the set-up with a first code; two-factor authentication is then on",
+    summary="Confirm the set-up with a first code and the password; two-factor "
+    "authentication is then on",
     tag="two-factor",
     body={
         "type": "object",
-        "required": ["code"],
+        "required": ["code", "password"],
         "additionalProperties": False,
-        "properties": {"code": CODE},
+        "properties": {"code": CODE, "password": PASSWORD},
     },
     answer={
         "type": "object",
         "required": ["enabled", "recovery_codes"],
         "properties": {"enabled": {"type": "boolean"}, "recovery_codes": RECOVERY_CODES},
     },
-    errors=(TwoFactorState, *CODE_ERRORS),
+    errors=(TwoFactorState, SignInFailed, *CODE_ERRORS),
 )
 def confirm_two_factor(call: Call) -> dict[str, Any]:
     """Turn it on; the answer holds ten recovery codes, shown only now.
+
+    The password is asked again so that a stolen session alone cannot put the mailbox
+    behind someone else's authenticator.
 
     The owner's other sessions end, and IMAP, POP3 and SMTP stop taking the main
     password: mail clients need app passwords from now on.
@@ -178,6 +182,7 @@ def confirm_two_factor(call: Call) -> dict[str, Any]:
         services.pepper,
         call.owner,
         Secret(call.body["code"]),
+        Secret(call.body["password"]),
         now=call.now,
     )
     return {"enabled": True, "recovery_codes": [c.reveal() for c in made]}

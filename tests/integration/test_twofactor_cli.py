@@ -31,7 +31,9 @@ def fixture_ann(run: Any, store: Any) -> Any:
     signed = owner.sign_in(store, settings, ADDRESS, Secret(PASSWORD), client="test", now=now)
     made = twofactor.start_enrolment(store, settings, PEPPER, ADDRESS, now=now)
     code = Secret(pyotp.TOTP(made.secret.reveal()).at(now))
-    twofactor.confirm_enrolment(store, settings, PEPPER, signed.session, code, now=now)
+    twofactor.confirm_enrolment(
+        store, settings, PEPPER, signed.session, code, Secret(PASSWORD), now=now
+    )
     for label in ("laptop", "phone"):
         app_passwords.create(store, settings, ADDRESS, label, now=now)
     return run

@@ -56,7 +56,7 @@ def turn_on(store: Any, address: str) -> None:
     signed = owner.sign_in(store, settings, address, Secret(PW), client="test", now=now)
     made = twofactor.start_enrolment(store, settings, PEPPER, address, now=now)
     code = Secret(pyotp.TOTP(made.secret.reveal()).at(now))
-    twofactor.confirm_enrolment(store, settings, PEPPER, signed.session, code, now=now)
+    twofactor.confirm_enrolment(store, settings, PEPPER, signed.session, code, Secret(PW), now=now)
 
 
 def imap_answer(stack: MailStack, user: str, password: str) -> str:

@@ -50,12 +50,15 @@ def wait_text(relay: RelayRunner, contact: str, needle: str, timeout: float = 10
         time.sleep(0.05)
 
 
-def enrol(owner: OwnerSite, client: httpx.Client) -> tuple[str, list[str]]:
+def enrol(owner: OwnerSite, client: httpx.Client, address: str) -> tuple[str, list[str]]:
     """Turn two-factor authentication on; returns the secret and the recovery codes."""
     started = client.post("/api/v1/account/2fa")
     assert started.status_code == 201, started.text
     secret = started.json()["secret"]
-    confirmed = client.post("/api/v1/account/2fa/confirm", json={"code": next_code(owner, secret)})
+    confirmed = client.post(
+        "/api/v1/account/2fa/confirm",
+        json={"code": next_code(owner, secret), "password": owner.passwords[address]},
+    )
     assert confirmed.status_code == 200, confirmed.text
     return secret, confirmed.json()["recovery_codes"]
 
@@ -81,10 +84,19 @@ def test_enrolment_turns_on_the_second_step(owner: OwnerSite, mail_relay: RelayR
         pending = client.get("/api/v1/account/2fa")
         assert pending.json()["pending"] is True
         assert secret not in pending.text
-        wrong = client.post("/api/v1/account/2fa/confirm", json={"code": "000000"})
+        wrong = client.post(
+            "/api/v1/account/2fa/confirm", json={"code": "000000", "password": password}
+        )
         assert error(wrong) == (422, "two-factor-code-invalid")
         code = next_code(owner, secret)
-        confirmed = client.post("/api/v1/account/2fa/confirm", json={"code": code})
+        no_password = client.post(
+            "/api/v1/account/2fa/confirm", json={"code": code, "password": "not-it"}
+        )
+        assert error(no_password) == (401, "sign-in-failed")
+        assert client.get("/api/v1/account/2fa").json()["enabled"] is False
+        confirmed = client.post(
+            "/api/v1/account/2fa/confirm", json={"code": code, "password": password}
+        )
         assert confirmed.status_code == 200, confirmed.text
         assert len(set(confirmed.json()["recovery_codes"])) == 10
         shown = client.get("/api/v1/account/2fa").json()
@@ -114,7 +126,7 @@ def test_old_and_reused_codes_are_refused_by_name(owner: OwnerSite) -> None:
     address, password = owner.mailbox()
     with owner.client() as client:
         owner.sign_in(client, address, password)
-        secret, _ = enrol(owner, client)
+        secret, _ = enrol(owner, client, address)
     with owner.client() as again:
         owner.sign_in(again, address, password)
         owner.clock.offset += 300
@@ -136,7 +148,7 @@ def test_recovery_code_works_once(owner: OwnerSite, mail_relay: RelayRunner) -> 
     contact = add_contact(owner, address)
     with owner.client() as client:
         owner.sign_in(client, address, password)
-        _, codes = enrol(owner, client)
+        _, codes = enrol(owner, client, address)
     with owner.client() as again:
         owner.sign_in(again, address, password)
         typed = codes[3].upper().replace("-", " ")
@@ -163,7 +175,7 @@ def test_wrong_codes_lock_the_second_step(owner: OwnerSite, mail_relay: RelayRun
     contact = add_contact(owner, address)
     with owner.client() as client:
         owner.sign_in(client, address, password)
-        secret, _ = enrol(owner, client)
+        secret, _ = enrol(owner, client, address)
     with owner.client() as again:
         owner.sign_in(again, address, password)
         answers = [
@@ -198,11 +210,11 @@ def test_turning_off_needs_a_code_or_the_password(owner: OwnerSite) -> None:
             409,
             "two-factor-state",
         )
-        assert error(client.post("/api/v1/account/2fa/confirm", json={"code": "123456"})) == (
-            409,
-            "two-factor-state",
+        unstarted = client.post(
+            "/api/v1/account/2fa/confirm", json={"code": "123456", "password": password}
         )
-        secret, _ = enrol(owner, client)
+        assert error(unstarted) == (409, "two-factor-state")
+        secret, _ = enrol(owner, client, address)
         assert error(client.post("/api/v1/account/2fa")) == (409, "two-factor-state")
         wrong = client.post("/api/v1/account/2fa/disable", json={"password": "not-it"})
         assert error(wrong) == (401, "sign-in-failed")
@@ -223,7 +235,7 @@ def test_renewed_recovery_codes_replace_the_old(owner: OwnerSite) -> None:
     address, password = owner.mailbox()
     with owner.client() as client:
         owner.sign_in(client, address, password)
-        _, old = enrol(owner, client)
+        _, old = enrol(owner, client, address)
         renewed = client.post("/api/v1/account/2fa/recovery-codes", json={"password": password})
         assert renewed.status_code == 200, renewed.text
         new = renewed.json()["recovery_codes"]
@@ -278,7 +290,7 @@ def test_no_secret_reaches_the_audit_log(owner: OwnerSite) -> None:
     address, password = owner.mailbox()
     with owner.client() as client:
         owner.sign_in(client, address, password)
-        secret, codes = enrol(owner, client)
+        secret, codes = enrol(owner, client, address)
         app = client.post("/api/v1/account/app-passwords", json={"label": "phone"}).json()
     with owner.services.store.read() as conn:
         records: list[Any] = list(
@@ -289,3 +301,21 @@ def test_no_secret_reaches_the_audit_log(owner: OwnerSite) -> None:
     dump = " ".join(str(tuple(r)) for r in records)
     for leaked in (secret, app["password"], *codes, *(c.replace("-", "") for c in codes)):
         assert leaked not in dump
+
+
+def test_wrong_passwords_count_towards_the_lock(owner: OwnerSite) -> None:
+    """Guessing the password to turn 2FA off is limited too: the fifth wrong one locks."""
+    address, password = owner.mailbox()
+    with owner.client() as client:
+        owner.sign_in(client, address, password)
+        enrol(owner, client, address)
+        answers = [
+            client.post("/api/v1/account/2fa/disable", json={"password": f"guess-{i}"})
+            for i in range(5)
+        ]
+        assert [error(a) for a in answers] == [(401, "sign-in-failed")] * 4 + [
+            (423, "two-factor-locked")
+        ]
+        right = client.post("/api/v1/account/2fa/disable", json={"password": password})
+        assert error(right) == (423, "two-factor-locked")
+        assert client.get("/api/v1/account/2fa").json()["enabled"] is True
