@@ -117,6 +117,12 @@ class ExitStatus(IntEnum):
     ADMIN_TOKEN_REFUSED = 130
     SCOPE_REFUSED = 131
     REQUEST_UNKNOWN = 125
+    # 110-114 two-factor authentication (services/twofactor.py)
+    TWO_FACTOR_CODE_INVALID = 110
+    TWO_FACTOR_CODE_EXPIRED = 111
+    TWO_FACTOR_CODE_REUSED = 112
+    TWO_FACTOR_LOCKED = 113
+    TWO_FACTOR_STATE = 114
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -697,6 +703,51 @@ class RequestUnknown(NotFound):
         "give the request's number and, in the X-Request-Handle header, the handle shown "
         "once when it was opened"
     )
+
+
+class TwoFactorCodeInvalid(MailprovError):
+    """The two-factor code is wrong."""
+
+    code = "two-factor-code-invalid"
+    exit_status = ExitStatus.TWO_FACTOR_CODE_INVALID
+    default_hint = (
+        "type the 6-digit code your authenticator app shows now, or one of your recovery codes"
+    )
+
+
+class TwoFactorCodeExpired(MailprovError):
+    """That two-factor code has expired."""
+
+    code = "two-factor-code-expired"
+    exit_status = ExitStatus.TWO_FACTOR_CODE_EXPIRED
+    default_hint = (
+        "codes change every 30 seconds: type the one shown now; if fresh codes are refused "
+        "too, set the clock of your phone to automatic time"
+    )
+
+
+class TwoFactorCodeReused(MailprovError):
+    """That two-factor code was already used."""
+
+    code = "two-factor-code-reused"
+    exit_status = ExitStatus.TWO_FACTOR_CODE_REUSED
+    default_hint = "wait for the next code (at most 30 seconds) and type that one"
+
+
+class TwoFactorLocked(MailprovError):
+    """Too many wrong two-factor codes: the second step is locked for a while."""
+
+    code = "two-factor-locked"
+    exit_status = ExitStatus.TWO_FACTOR_LOCKED
+    default_hint = "wait until the time given in 'locked_until', then sign in again"
+
+
+class TwoFactorState(MailprovError):
+    """Two-factor authentication is not in a state that allows this."""
+
+    code = "two-factor-state"
+    exit_status = ExitStatus.TWO_FACTOR_STATE
+    default_hint = "see GET /api/v1/account/2fa for whether it is on, off or being set up"
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

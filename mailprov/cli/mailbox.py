@@ -1,4 +1,5 @@
-"""``mailprov mailbox add|list|show|passwd|set|disable|enable|remove|import``."""
+"""``mailprov mailbox add|list|show|passwd|set|disable|enable|remove|import``
+(and ``2fa``, ``app-password`` from :mod:`mailprov.cli.twofactor`)."""
 
 from __future__ import annotations
 
@@ -451,3 +452,10 @@ def _crash_hook() -> Checkpoint | None:
             kill_self()
 
     return checkpoint
+
+
+# The owner's side: two-factor authentication and app passwords (cli/twofactor.py).
+from mailprov.cli.twofactor import app_password, two_factor  # noqa: E402
+
+mailbox.add_command(two_factor)
+mailbox.add_command(app_password)

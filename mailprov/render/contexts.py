@@ -21,7 +21,7 @@ from mailprov.errors import ConfigInvalid
 from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
 from mailprov.render.tls_profile import tls_profile
 from mailprov.render.units import systemd_context
-from mailprov.rules import passwords
+from mailprov.rules import hashing, passwords
 from mailprov.settings.checks import Invalid, server_path
 
 if TYPE_CHECKING:
@@ -106,6 +106,13 @@ FILES: tuple[FileSpec, ...] = (
         "dovecot",
         "dovecot-sql.conf.ext",
         "dovecot/2.3/dovecot-sql.conf.ext.j2",
+        secret=True,
+        group="dovecot",
+    ),
+    FileSpec(
+        "dovecot",
+        "dovecot-app-passwords.conf.ext",
+        "dovecot/2.3/dovecot-app-passwords.conf.ext.j2",
         secret=True,
         group="dovecot",
     ),
@@ -350,6 +357,9 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "auth_penalty": dc.auth_penalty,
             "default_pass_scheme": config.passwords.scheme,
             "sql_conf": str(layout.dovecot_dir / "dovecot-sql.conf.ext"),
+            "app_passwords_conf": str(layout.dovecot_dir / "dovecot-app-passwords.conf.ext"),
+            "app_password_scheme": hashing.APP_PASSWORD_SCHEME,
+            "app_password_prefix": "{" + hashing.APP_PASSWORD_SCHEME + "}",
             "lmtp_socket": f"{base_dir}/lmtp",
             "auth_socket": f"{base_dir}/auth-postfix",
             "quota_status_socket": f"{base_dir}/quota-status",

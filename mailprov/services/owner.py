@@ -311,6 +311,7 @@ EVENT_TEXT = {
     "password-reset": "The password of your mailbox {address} was reset.",
     "2fa-enabled": "Two-factor authentication was turned on for {address}.",
     "2fa-disabled": "Two-factor authentication was turned off for {address}.",
+    "2fa-recovery-code-used": "A two-factor recovery code of {address} was used to sign in.",
     "app-password-created": "An app password was created for {address}.",
     "app-password-revoked": "An app password of {address} was revoked.",
     "contact-added": "A recovery contact was added to {address}.",

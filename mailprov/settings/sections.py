@@ -314,6 +314,11 @@ class WebSection:
     session_max_hours: Annotated[int, Range(1, 168)] = 12
     #: X-Forwarded-For is believed only from these peers (the reverse proxy).
     trusted_proxies: list[IpAddress] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: Two-factor: this many wrong codes for one mailbox within two_factor_lock_minutes
+    #: lock its second step (sessions waiting for a code end; the owner is told) ...
+    two_factor_max_failures: Annotated[int, Range(1, 100)] = 5
+    #: ... for this many minutes.
+    two_factor_lock_minutes: Annotated[int, Range(1, 1440)] = 15
 
 
 # -- sections of DNS, DKIM and client config (issue 6) go here ------------------------

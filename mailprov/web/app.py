@@ -69,6 +69,7 @@ def _load_operations() -> None:
         admin,  # noqa: F401
         requests,  # noqa: F401
         session,  # noqa: F401
+        twofactor,  # noqa: F401
     )
 
 

@@ -46,6 +46,12 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.TemporaryFailure: 503,
     e.StoreUnavailable: 503,
     e.ConfigInvalid: 500,
+    # two-factor authentication
+    e.TwoFactorCodeInvalid: 422,
+    e.TwoFactorCodeExpired: 410,
+    e.TwoFactorCodeReused: 410,
+    e.TwoFactorLocked: 423,
+    e.TwoFactorState: 409,
 }
 
 

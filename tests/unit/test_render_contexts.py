@@ -149,6 +149,7 @@ class TestRendered:
             "sql-quota-limited.cf",
             "sql-local-sender.cf",
             "dovecot-sql.conf.ext",
+            "dovecot-app-passwords.conf.ext",
         }
         assert {(out[n].mode, out[n].group) for n in holders} == {
             (0o640, "postfix"),
