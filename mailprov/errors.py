@@ -10,7 +10,7 @@ Exit statuses are grouped by area so that each area owns a range:
 0-9 generic, 10-19 the provisioning errors of the SPEC's error table,
 20-29 and 90-99 accounts and store, 30-39 config rendering and deploy,
 40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure,
-100-129 the owner's side (``mailprov serve``), 130-134 the admin API's tokens.
+100-129 the owner's side (``mailprov serve``), 131-134 the admin API's tokens.
 """
 
 from __future__ import annotations
@@ -113,9 +113,9 @@ class ExitStatus(IntEnum):
     SIGN_IN_FAILED = 101
     SESSION_STAGE = 102
     CSRF_REFUSED = 103
-    # -- 130-134: the admin API's tokens
-    ADMIN_TOKEN_REFUSED = 130
-    SCOPE_REFUSED = 131
+    # -- 131-134: the admin API's tokens (130 is INTERRUPTED: 128 + SIGINT)
+    ADMIN_TOKEN_REFUSED = 131
+    SCOPE_REFUSED = 132
     REQUEST_UNKNOWN = 125
     # 110-114 two-factor authentication (services/twofactor.py)
     TWO_FACTOR_CODE_INVALID = 110

@@ -221,7 +221,7 @@ def test_turning_off_needs_a_code_or_the_password(owner: OwnerSite) -> None:
         both = client.post(
             "/api/v1/account/2fa/disable", json={"password": password, "code": "123456"}
         )
-        assert error(both) == (400, "invalid-value")
+        assert error(both) == (400, "malformed-request")
         assert client.get("/api/v1/account/2fa").json()["enabled"] is True
         off = client.post("/api/v1/account/2fa/disable", json={"code": next_code(owner, secret)})
         assert off.status_code == 200, off.text
@@ -268,7 +268,7 @@ def test_app_passwords_are_shown_once_listed_and_revoked(
         again = client.post("/api/v1/account/app-passwords", json={"label": "Thunderbird"})
         assert error(again) == (409, "already-exists")
         control = client.post("/api/v1/account/app-passwords", json={"label": "a\u0007b"})
-        assert error(control) == (400, "invalid-value")
+        assert error(control) == (422, "invalid-value")
         with owner.client() as stranger:
             owner.sign_in(stranger, other, other_password)
             theirs = stranger.delete(f"/api/v1/account/app-passwords/{created['id']}")
