@@ -46,6 +46,10 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.TemporaryFailure: 503,
     e.StoreUnavailable: 503,
     e.ConfigInvalid: 500,
+    e.SieveInvalid: 422,
+    e.SieveTooLarge: 422,
+    e.FiltersInvalid: 422,
+    e.FiltersNotInstalled: 503,
 }
 
 
