@@ -124,6 +124,11 @@ class ExitStatus(IntEnum):
     TWO_FACTOR_LOCKED = 113
     TWO_FACTOR_STATE = 114
 
+    SIEVE_INVALID = 120
+    SIEVE_TOO_LARGE = 121
+    FILTERS_NOT_INSTALLED = 122
+    FILTERS_INVALID = 123
+
     TEMPFAIL = 75
     INTERRUPTED = 130
 
@@ -390,7 +395,8 @@ class ServerToolMissing(MailprovError):
     exit_status = ExitStatus.SERVER_TOOL_MISSING
     default_hint = (
         "install the servers: apt-get install postfix postfix-sqlite postfix-pgsql "
-        "dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite dovecot-pgsql"
+        "dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite dovecot-pgsql "
+        "dovecot-sieve dovecot-managesieved"
     )
 
 
@@ -748,6 +754,38 @@ class TwoFactorState(MailprovError):
     code = "two-factor-state"
     exit_status = ExitStatus.TWO_FACTOR_STATE
     default_hint = "see GET /api/v1/account/2fa for whether it is on, off or being set up"
+
+
+class SieveInvalid(MailprovError):
+    """Pigeonhole refused the Sieve script; nothing was changed."""
+
+    code = "sieve-invalid"
+    exit_status = ExitStatus.SIEVE_INVALID
+    default_hint = "fix the lines named in 'problems' and send it again"
+
+
+class SieveTooLarge(MailprovError):
+    """The Sieve script is larger than this site allows; nothing was changed."""
+
+    code = "sieve-too-large"
+    exit_status = ExitStatus.SIEVE_TOO_LARGE
+    default_hint = "use fewer or shorter rules, or a shorter vacation text"
+
+
+class FiltersInvalid(InvalidValue):
+    """A field of the filter forms is not accepted; nothing was changed."""
+
+    code = "filters-invalid"
+    exit_status = ExitStatus.FILTERS_INVALID
+    default_hint = "correct the field named in 'field' and send the forms again"
+
+
+class FiltersNotInstalled(MailprovError):
+    """The filters could not be checked or written to the mail server; nothing was changed."""
+
+    code = "filters-not-installed"
+    exit_status = ExitStatus.FILTERS_NOT_INSTALLED
+    default_hint = "retry later; if it persists, the administrator should run 'mailprov doctor'"
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

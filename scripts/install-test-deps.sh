@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages mailprov's test suite runs for real: Postfix, Dovecot,
+# Install the Debian packages mailprov's test suite runs for real: Postfix, Dovecot (with Pigeonhole),
 # an authoritative DNS server (knot), OpenDKIM, swaks. Idempotent; needs root
 # (or sudo). Services are NOT started by the packages: the tests start their own
 # instances on 127.0.0.1 from the configs mailprov renders.
@@ -8,6 +8,8 @@ set -euo pipefail
 PACKAGES=(
   postfix postfix-sqlite postfix-pgsql postfix-pcre postfix-lmdb
   dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite dovecot-pgsql
+  # Pigeonhole (Sieve at delivery, ManageSieve, sievec) and a real ManageSieve client.
+  dovecot-sieve dovecot-managesieved sieve-connect
   knot knot-dnsutils
   # Independent judges of what mailprov publishes and serves: kzonecheck (zones),
   # named-checkzone, nginx (the web snippet), ip (loopback in a private namespace).

@@ -277,6 +277,29 @@ def _dkim(config: SiteConfig, layout: Layout) -> dict[str, Any]:
     }
 
 
+def submission_host(config: SiteConfig) -> str:
+    """Where Dovecot hands Postfix the mail Sieve sends (replies, redirects): HOST:PORT.
+
+    Postfix's own SMTP port on a loopback address it listens on (the first listen
+    address when none is loopback), so the sender is inside [postfix] mynetworks.
+    """
+    listen = config.deploy.listen
+    loopback = [a for a in listen if a != "all" and ipaddress.ip_address(a).is_loopback]
+    host = "127.0.0.1" if listen == ["all"] else (loopback or listen)[0]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{config.ports.smtp}"
+
+
+def _sieve(config: SiteConfig) -> dict[str, Any]:
+    dc = config.dovecot
+    return {
+        "submission_host": submission_host(config),
+        "max_script_size": dc.sieve_max_script_size,
+        "max_redirects": dc.sieve_max_redirects,
+    }
+
+
 def _service(port: int) -> str:
     return STANDARD_SERVICES.get(port, str(port))
 
@@ -309,6 +332,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
                 "pop3",
                 "pop3s",
                 "lmtp",
+                "managesieve",
             )
         },
         "master": {
@@ -364,6 +388,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "auth_socket": f"{base_dir}/auth-postfix",
             "quota_status_socket": f"{base_dir}/quota-status",
         },
+        "sieve": _sieve(config),
         "dkim": _dkim(config, layout),
         "systemd": systemd_context(
             config,

@@ -317,6 +317,7 @@ EVENT_TEXT = {
     "contact-added": "A recovery contact was added to {address}.",
     "contact-removed": "A recovery contact was removed from {address}.",
     "locked": "Sign-in to {address} was locked after too many failed attempts.",
+    "forwarding-changed": "The forwarding of mail from {address} to other addresses was changed.",
 }
 
 

@@ -115,6 +115,8 @@ class PortsSection:
     pop3: Port = 110
     pop3s: Port = 995
     lmtp: Port = 24
+    #: ManageSieve (RFC 5804): mail clients edit their filters here, STARTTLS before login.
+    managesieve: Port = 4190
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,10 @@ class DovecotSection:
     auth_worker_vsz_limit: DovecotSize = "1G"
     # Off only in test profiles: the per-IP delay after failed logins slows tests down.
     auth_penalty: bool = True
+    #: The largest Sieve script an owner may store (ManageSieve and the filters API).
+    sieve_max_script_size: DovecotSize = "64K"
+    #: Forwarding addresses (Sieve redirects) one message may go to.
+    sieve_max_redirects: Annotated[int, Range(1, 32)] = 4
 
 
 # -- sections of the identity gate (issue 4) go here -------------------------------

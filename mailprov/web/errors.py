@@ -52,6 +52,10 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.TwoFactorCodeReused: 410,
     e.TwoFactorLocked: 423,
     e.TwoFactorState: 409,
+    e.SieveInvalid: 422,
+    e.SieveTooLarge: 422,
+    e.FiltersInvalid: 422,
+    e.FiltersNotInstalled: 503,
 }
 
 

@@ -41,6 +41,7 @@ PORT_NAMES = (
     "pop3",
     "pop3s",
     "lmtp",
+    "managesieve",
     "relay",
 )
 DOMAIN = "example.test"
@@ -59,9 +60,12 @@ imaps = {imaps}
 pop3 = {pop3}
 pop3s = {pop3s}
 lmtp = {lmtp}
+managesieve = {managesieve}
 
 [deploy]
 listen = ["127.0.0.1"]
+# Where 'deploy apply --target' puts them: the filters API runs doveadm and sievec on this.
+dovecot_dir = "{root}/etc/dovecot"
 mailprov_command = "{mailprov}"
 
 [postfix]

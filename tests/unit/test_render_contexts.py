@@ -187,6 +187,30 @@ class TestRendered:
         assert "\n2525      inet" in master
         assert "\nsubmission inet" in master
 
+    def test_sieve_runs_at_delivery_and_managesieve_listens(
+        self, tls_files: tuple[str, str]
+    ) -> None:
+        """Pigeonhole runs in LMTP, ManageSieve listens on [ports] managesieve, and the
+        filters' mail goes to Postfix's own SMTP port on a loopback listen address."""
+        conf = files(
+            config(
+                tls_files,
+                MAILPROV_PORTS_MANAGESIEVE="14190",
+                MAILPROV_PORTS_SMTP="2525",
+                MAILPROV_DEPLOY_LISTEN="192.0.2.7,127.0.0.1",
+                MAILPROV_DOVECOT_SIEVE_MAX_SCRIPT_SIZE="32K",
+            )
+        )["dovecot.conf"].content  # type: ignore[attr-defined]
+        assert "protocols = imap pop3 lmtp sieve\n" in conf
+        lmtp = conf.split("protocol lmtp {", 1)[1].split("}", 1)[0]
+        assert "mail_plugins = $mail_plugins sieve" in lmtp
+        login = conf.split("service managesieve-login {", 1)[1].split("\n}", 1)[0]
+        assert "port = 14190" in login
+        assert "submission_host = 127.0.0.1:2525\n" in conf
+        assert "sieve = file:~/sieve;active=~/.dovecot.sieve\n" in conf
+        assert "sieve_max_script_size = 32K\n" in conf
+        assert "sieve_redirect_envelope_from = recipient\n" in conf
+
 
 def test_templates_load_from_the_source_tree_in_an_editable_install() -> None:
     """Without mailprov/templates (editable install) the loader uses the repository's templates/."""

@@ -108,6 +108,10 @@ sender = "mailprov@example.test"
 
 [web]
 listen = "127.0.0.1:{free_port()}"
+
+[dovecot]
+# The filters API writes Sieve scripts into the mail homes here.
+mail_root = "{folder / "mail"}"
 """,
         encoding="utf-8",
     )
@@ -139,6 +143,7 @@ def owner_site(
         url = pg.fresh()
     upgrade(url)
     config = _config(folder, url, mail_relay_server)
+    (folder / "mail").mkdir()
     settings = load_settings(config_file=str(config), flags={})
     store = open_store(url)
     accounts.add_domain(store, "example.test", actor=Actor("tester", int(time.time())))
