@@ -113,6 +113,7 @@ class ExitStatus(IntEnum):
     SIGN_IN_FAILED = 101
     SESSION_STAGE = 102
     CSRF_REFUSED = 103
+    SIGN_IN_LOCKED = 104
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -656,6 +657,16 @@ class CsrfRefused(MailprovError):
     code = "csrf-refused"
     exit_status = ExitStatus.CSRF_REFUSED
     default_hint = "send the csrf_token of GET /api/v1/session in the X-CSRF-Token header"
+
+
+class SignInLocked(MailprovError):
+    """Sign-in is locked for a while after too many failed attempts."""
+
+    code = "sign-in-locked"
+    exit_status = ExitStatus.SIGN_IN_LOCKED
+    default_hint = (
+        "wait retry_after seconds (the Retry-After header), or reset the password, which unlocks it"
+    )
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

@@ -84,6 +84,8 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if scheme == "BLF-CRYPT" and len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
         return False
+    if "\0" in password:  # no scheme can hold it (crypt(3) stops at NUL): it is never right
+        return False
     return bool(_hasher(scheme).verify(password, digest))
 
 

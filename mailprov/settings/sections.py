@@ -42,6 +42,7 @@ from mailprov.settings.kinds import (
     OptionalHostname,
     OptionalLocalPath,
     OptionalNameserver,
+    OptionalPublicUrl,
     OptionalServerPath,
     PasswordPolicy,
     PlainName,
@@ -58,6 +59,7 @@ from mailprov.settings.kinds import (
     SmtpUser,
     SpfText,
     StoreUrl,
+    TemporaryLogin,
     Text,
     Token,
     TrustedHost,
@@ -93,6 +95,12 @@ class PasswordsSection:
     enforce_max_age: bool = False
     temp_password_hours: Positive = 72
     generated_length: Annotated[int, Range(8, 128)] = 16
+    #: "portal": IMAP, POP3 and SMTP AUTH refuse a temporary password, naming where to
+    #: change it ([web] public_url); "until-expiry": it works in mail clients until it expires.
+    temporary_login: TemporaryLogin = "portal"
+    #: ``sweep`` reminds the owner this many days before the password reaches the
+    #: policy's maximum age (once per password; 0: no reminder).
+    reminder_days: Annotated[int, Range(0, 365)] = 14
 
 
 @dataclass(frozen=True)
@@ -312,6 +320,16 @@ class WebSection:
     session_max_hours: Annotated[int, Range(1, 168)] = 12
     #: X-Forwarded-For is believed only from these peers (the reverse proxy).
     trusted_proxies: list[IpAddress] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: Where people reach the portal (named in refusals of a temporary password, served by
+    #: the nginx snippet); empty: https://[site] hostname/.
+    public_url: OptionalPublicUrl = ""
+    #: Failed sign-ins of one address within signin_window_seconds that lock it ...
+    signin_max_failures: Annotated[int, Range(1, 1000)] = 5
+    #: ... and of one client IP (higher: many people may share one address behind NAT).
+    signin_max_failures_per_client: Annotated[int, Range(1, 100_000)] = 50
+    signin_window_seconds: Annotated[int, Range(1, 86_400)] = 900
+    #: How long a locked address or client is refused, even with the right password.
+    signin_lockout_seconds: Annotated[int, Range(1, 86_400)] = 900
 
 
 # -- sections of DNS, DKIM and client config (issue 6) go here ------------------------
@@ -437,6 +455,10 @@ class SiteConfig:
     config_file: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
     origins: Mapping[str, str] = field(default_factory=dict)
+
+    def portal_url(self) -> str:
+        """Where people reach the owner's portal: [web] public_url, or https://[site] hostname/."""
+        return self.web.public_url or f"https://{self.site.hostname}/"
 
     def resolve_path(self, value: str) -> Path:
         """A path setting made absolute against the config file's folder."""

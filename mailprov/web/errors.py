@@ -26,6 +26,7 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.RequestLocked: 423,
     e.ConfirmationLocked: 423,
     e.RateLimited: 429,
+    e.SignInLocked: 429,
     e.IdentityGateError: 422,
     e.PasswordPolicy: 422,
     e.InvalidAddress: 422,
