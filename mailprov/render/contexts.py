@@ -128,6 +128,7 @@ FILES: tuple[FileSpec, ...] = (
     FileSpec("systemd", "mailprov-relay.service", "systemd/mailprov-relay.service.j2"),
     FileSpec("systemd", "mailprov-sweep.service", "systemd/mailprov-sweep.service.j2"),
     FileSpec("systemd", "mailprov-sweep.timer", "systemd/mailprov-sweep.timer.j2"),
+    FileSpec("systemd", "mailprov-serve.service", "systemd/mailprov-serve.service.j2"),
 )
 
 #: The OpenDKIM units, one per [dkim] algorithm (rendered only when [dkim] sign is on).

@@ -321,7 +321,8 @@ class WebSection:
     #: X-Forwarded-For is believed only from these peers (the reverse proxy).
     trusted_proxies: list[IpAddress] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     #: Where people reach the portal (named in refusals of a temporary password, served by
-    #: the nginx snippet); empty: https://[site] hostname/.
+    #: the nginx snippet); empty: https:// [dns] web_host (default [site] hostname) on
+    #: [dns] web_https_port.
     public_url: OptionalPublicUrl = ""
     #: Failed sign-ins of one address within signin_window_seconds that lock it ...
     signin_max_failures: Annotated[int, Range(1, 1000)] = 5
@@ -457,8 +458,14 @@ class SiteConfig:
     origins: Mapping[str, str] = field(default_factory=dict)
 
     def portal_url(self) -> str:
-        """Where people reach the owner's portal: [web] public_url, or https://[site] hostname/."""
-        return self.web.public_url or f"https://{self.site.hostname}/"
+        """Where people reach the owner's portal: [web] public_url, or else the web host
+        ([dns] web_host, default [site] hostname) on [dns] web_https_port."""
+        if self.web.public_url:
+            return self.web.public_url
+        port = self.dns.web_https_port
+        return (
+            f"https://{self.dns.web_host or self.site.hostname}{'' if port == 443 else f':{port}'}/"
+        )
 
     def resolve_path(self, value: str) -> Path:
         """A path setting made absolute against the config file's folder."""

@@ -80,7 +80,7 @@ def test_sweep_reports_expired_temporary_passwords(run: Any, store: Any) -> None
 
 
 def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path, test_ca: CertAuthority) -> None:
-    """The relay service, sweep service and sweep timer pass 'systemd-analyze verify'."""
+    """The relay, sweep and serve services and the sweep timer pass 'systemd-analyze verify'."""
     if shutil.which("systemd-analyze") is None:
         require_or_skip("systemd-analyze is not installed (package systemd)")
 
@@ -102,6 +102,7 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path, test_ca: Cer
         unit.path.write_text(unit.content)
     assert sorted(u.path.name for u in units) == [
         "mailprov-relay.service",
+        "mailprov-serve.service",
         "mailprov-sweep.service",
         "mailprov-sweep.timer",
     ]
