@@ -73,9 +73,11 @@ def test_sweep_reports_expired_temporary_passwords(run: Any, store: Any) -> None
     code, data = run.json("sweep")
     assert code == 0
     assert data["changed"] is False
-    step, requests_step = data["steps"]
+    step, requests_step, reminders_step, sessions_step = data["steps"]
     assert step["step"] == "expired-temporary-passwords"
     assert (requests_step["step"], requests_step["count"]) == ("expired-requests", 0)
+    assert (reminders_step["step"], reminders_step["count"]) == ("password-reminders", 0)
+    assert (sessions_step["step"], sessions_step["count"]) == ("expired-sessions", 0)
     assert [i["address"] for i in step["items"]] == ["stale@example.test"]
 
 
