@@ -128,6 +128,7 @@ class ExitStatus(IntEnum):
     SIEVE_TOO_LARGE = 121
     FILTERS_NOT_INSTALLED = 122
     FILTERS_INVALID = 123
+    SIGN_IN_LOCKED = 104
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -786,6 +787,16 @@ class FiltersNotInstalled(MailprovError):
     code = "filters-not-installed"
     exit_status = ExitStatus.FILTERS_NOT_INSTALLED
     default_hint = "retry later; if it persists, the administrator should run 'mailprov doctor'"
+
+
+class SignInLocked(MailprovError):
+    """Sign-in is locked for a while after too many failed attempts."""
+
+    code = "sign-in-locked"
+    exit_status = ExitStatus.SIGN_IN_LOCKED
+    default_hint = (
+        "wait retry_after seconds (the Retry-After header), or reset the password, which unlocks it"
+    )
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

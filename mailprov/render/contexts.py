@@ -11,6 +11,7 @@ that the store URL is one the mail servers themselves can use.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,6 +83,13 @@ class FileSpec:
     template: str
     secret: bool = False  # names database credentials when the store URL has a password
     group: str | None = None  # group that must read it when it is 0640
+    #: Rendered only for site configs this accepts (None: always).
+    when: Callable[[SiteConfig], bool] | None = None
+
+
+def portal_login(config: SiteConfig) -> bool:
+    """``[passwords] temporary_login = "portal"``: mail clients refuse a temporary password."""
+    return config.passwords.temporary_login == "portal"
 
 
 POSTFIX_MAPS = (
@@ -116,9 +124,18 @@ FILES: tuple[FileSpec, ...] = (
         secret=True,
         group="dovecot",
     ),
+    FileSpec(
+        "dovecot",
+        "dovecot-sql-temporary.conf.ext",
+        "dovecot/2.3/dovecot-sql-temporary.conf.ext.j2",
+        secret=True,
+        group="dovecot",
+        when=portal_login,
+    ),
     FileSpec("systemd", "mailprov-relay.service", "systemd/mailprov-relay.service.j2"),
     FileSpec("systemd", "mailprov-sweep.service", "systemd/mailprov-sweep.service.j2"),
     FileSpec("systemd", "mailprov-sweep.timer", "systemd/mailprov-sweep.timer.j2"),
+    FileSpec("systemd", "mailprov-serve.service", "systemd/mailprov-serve.service.j2"),
 )
 
 #: The OpenDKIM units, one per [dkim] algorithm (rendered only when [dkim] sign is on).
@@ -264,7 +281,18 @@ def _sql(config: SiteConfig, backend: str) -> dict[str, Any]:
         "base_local_part": base,
         "max_age_days": max_age_days or 0,
         "max_age_seconds": (max_age_days or 0) * DAY,
+        "temporary_reason": _temporary_reason(config) if portal_login(config) else "",
     }
+
+
+def _temporary_reason(config: SiteConfig) -> str:
+    """What a mail client shows for a temporary password, as a Dovecot SQL string literal.
+
+    The URL was checked when it loaded (no quote, '%' or backslash can be in it);
+    quoting here keeps the literal safe regardless.
+    """
+    text = f"Your password is temporary: set your own at {config.portal_url()} first"
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
 
 
 def _dkim(config: SiteConfig, layout: Layout) -> dict[str, Any]:
@@ -384,6 +412,8 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "app_passwords_conf": str(layout.dovecot_dir / "dovecot-app-passwords.conf.ext"),
             "app_password_scheme": hashing.APP_PASSWORD_SCHEME,
             "app_password_prefix": "{" + hashing.APP_PASSWORD_SCHEME + "}",
+            "temporary_login": portal_login(config),
+            "temporary_sql_conf": str(layout.dovecot_dir / "dovecot-sql-temporary.conf.ext"),
             "lmtp_socket": f"{base_dir}/lmtp",
             "auth_socket": f"{base_dir}/auth-postfix",
             "quota_status_socket": f"{base_dir}/quota-status",

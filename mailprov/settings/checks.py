@@ -390,3 +390,47 @@ def store_url(value: str, base: Path) -> str:
             hint="choose a database password of printable ASCII without those characters",
         )
     return value
+
+
+# Path characters safe in a Dovecot SQL literal, an nginx config and a mail client's
+# message: no quotes, '%' (Dovecot's variables), '\', spaces, '?' or '#'.
+_URL_PATH_RE = re.compile(r"/[A-Za-z0-9._~/-]*")
+
+
+def public_url(value: str, base: Path) -> str:
+    """The address people use for the owner's portal: ``https://HOST[:PORT][/PATH]``.
+
+    ``http://`` only for a loopback host (a test site); no user, query or fragment.
+    Returns it normalised (host in lower case, a path of at least ``/``).
+    """
+    hint = "e.g. https://mail.example.org/ (letters, digits, '.', '_', '~', '-', '/' in the path)"
+    scheme, sep, rest = value.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or scheme not in {"https", "http"}:
+        raise Invalid("not an https:// URL", hint=hint)
+    if slash and not _URL_PATH_RE.fullmatch(slash + path):
+        raise Invalid("the path holds characters a config file cannot carry", hint=hint)
+    if authority.startswith("["):
+        name, _, after = authority[1:].partition("]")
+        port = after.removeprefix(":") if after.startswith(":") else after or ""
+        ok = not after or after.startswith(":")
+    else:
+        name, _, port = authority.partition(":")
+        ok = True
+    if not ok or (port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536)):
+        raise Invalid("the port is not a number from 1 to 65535", hint=hint)
+    try:
+        name = host(name, base)
+    except Invalid:
+        raise Invalid("the host is not a host name or IP address", hint=hint) from None
+    if scheme == "http" and name != "localhost" and not _is_loopback(name):
+        raise Invalid("plain http:// only for a loopback host", hint=hint)
+    shown = f"[{name}]" if ":" in name else name
+    return f"{scheme}://{shown}{f':{int(port)}' if port else ''}{slash + path or '/'}"
+
+
+def _is_loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

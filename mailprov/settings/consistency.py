@@ -7,6 +7,7 @@ two ports that must differ, a mode that needs another setting.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
 
 from mailprov.errors import MailprovError
@@ -36,6 +37,7 @@ def check(config: SiteConfig) -> None:
     _dkim(config)
     _dns(config)
     _relay(config)
+    _web(config)
 
 
 def _site(config: SiteConfig) -> None:
@@ -133,4 +135,22 @@ def _relay(config: SiteConfig) -> None:
             "",
             "relay.smarthost_username is set but relay.smarthost_password_file is not",
             hint="put the password alone in a file readable only by the relay (0600)",
+        )
+
+
+def _web(config: SiteConfig) -> None:
+    w = config.web
+    host, _ = checks.parse_endpoint(w.listen)
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not w.tls:
+        raise Inconsistent(
+            "web.listen",
+            w.listen,
+            "serves plain HTTP beyond loopback: passwords and session cookies would cross "
+            "the network in clear",
+            hint="listen on 127.0.0.1 behind the nginx snippet 'deploy' renders "
+            "(nginx-mailprov.conf), or set [web] tls = true to serve HTTPS directly",
         )

@@ -42,6 +42,7 @@ from mailprov.settings.kinds import (
     OptionalHostname,
     OptionalLocalPath,
     OptionalNameserver,
+    OptionalPublicUrl,
     OptionalServerPath,
     PasswordPolicy,
     PlainName,
@@ -58,6 +59,7 @@ from mailprov.settings.kinds import (
     SmtpUser,
     SpfText,
     StoreUrl,
+    TemporaryLogin,
     Text,
     Token,
     TrustedHost,
@@ -93,6 +95,12 @@ class PasswordsSection:
     enforce_max_age: bool = False
     temp_password_hours: Positive = 72
     generated_length: Annotated[int, Range(8, 128)] = 16
+    #: "portal": IMAP, POP3 and SMTP AUTH refuse a temporary password, naming where to
+    #: change it ([web] public_url); "until-expiry": it works in mail clients until it expires.
+    temporary_login: TemporaryLogin = "portal"
+    #: ``sweep`` reminds the owner this many days before the password reaches the
+    #: policy's maximum age (once per password; 0: no reminder).
+    reminder_days: Annotated[int, Range(0, 365)] = 14
 
 
 @dataclass(frozen=True)
@@ -325,6 +333,17 @@ class WebSection:
     two_factor_max_failures: Annotated[int, Range(1, 100)] = 5
     #: ... for this many minutes.
     two_factor_lock_minutes: Annotated[int, Range(1, 1440)] = 15
+    #: Where people reach the portal (named in refusals of a temporary password, served by
+    #: the nginx snippet); empty: https:// [dns] web_host (default [site] hostname) on
+    #: [dns] web_https_port.
+    public_url: OptionalPublicUrl = ""
+    #: Failed sign-ins of one address within signin_window_seconds that lock it ...
+    signin_max_failures: Annotated[int, Range(1, 1000)] = 5
+    #: ... and of one client IP (higher: many people may share one address behind NAT).
+    signin_max_failures_per_client: Annotated[int, Range(1, 100_000)] = 50
+    signin_window_seconds: Annotated[int, Range(1, 86_400)] = 900
+    #: How long a locked address or client is refused, even with the right password.
+    signin_lockout_seconds: Annotated[int, Range(1, 86_400)] = 900
 
 
 # -- sections of DNS, DKIM and client config (issue 6) go here ------------------------
@@ -450,6 +469,16 @@ class SiteConfig:
     config_file: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
     origins: Mapping[str, str] = field(default_factory=dict)
+
+    def portal_url(self) -> str:
+        """Where people reach the owner's portal: [web] public_url, or else the web host
+        ([dns] web_host, default [site] hostname) on [dns] web_https_port."""
+        if self.web.public_url:
+            return self.web.public_url
+        port = self.dns.web_https_port
+        return (
+            f"https://{self.dns.web_host or self.site.hostname}{'' if port == 443 else f':{port}'}/"
+        )
 
     def resolve_path(self, value: str) -> Path:
         """A path setting made absolute against the config file's folder."""

@@ -91,8 +91,12 @@ class Services:
 
 
 def error_response(exc: MailprovError) -> web.Response:
-    """The JSON error document of ``exc`` with its HTTP status."""
-    return web.json_response(exc.to_json(), status=status_of(type(exc)), dumps=_dumps)
+    """The JSON error document of ``exc`` with its HTTP status (and Retry-After when it says)."""
+    response = web.json_response(exc.to_json(), status=status_of(type(exc)), dumps=_dumps)
+    retry_after = exc.details.get("retry_after")
+    if isinstance(retry_after, int) and retry_after > 0:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _dumps(value: Any) -> str:
@@ -309,9 +313,12 @@ SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 
 
 def hosts_for(settings: SiteConfig, port: int | None = None) -> frozenset[str]:
-    """Every Host header value the service answers (listen address, loopback, [web] hosts)."""
+    """Every Host header value the service answers (listen address, loopback, [web] hosts,
+    and the host of the portal's public URL, which the reverse proxy passes on)."""
     host, listen_port = parse_endpoint(settings.web.listen)
-    return allowed_hosts(host, listen_port if port is None else port, settings.web.hosts)
+    public = urlsplit(settings.portal_url())
+    names = [*settings.web.hosts, public.hostname or ""]
+    return allowed_hosts(host, listen_port if port is None else port, names) | {public.netloc}
 
 
 def build_app(services: Services, *, port: int | None = None) -> web.Application:

@@ -28,6 +28,7 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.RequestLocked: 423,
     e.ConfirmationLocked: 423,
     e.RateLimited: 429,
+    e.SignInLocked: 429,
     e.IdentityGateError: 422,
     # The gate's refusals are 422 (the proof or code was understood and refused) except
     # where another status says more: a key or token already used elsewhere conflicts (409);

@@ -150,6 +150,7 @@ class TestRendered:
             "sql-local-sender.cf",
             "dovecot-sql.conf.ext",
             "dovecot-app-passwords.conf.ext",
+            "dovecot-sql-temporary.conf.ext",
         }
         assert {(out[n].mode, out[n].group) for n in holders} == {
             (0o640, "postfix"),
@@ -169,6 +170,21 @@ class TestRendered:
         off = files(config(tls_files))["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
         assert "password_changed_at > CAST(strftime('%%s', 'now') AS INTEGER) - 2592000" in on
         assert "password_changed_at" not in off
+
+    def test_temporary_login_portal_names_the_public_url(self, tls_files: tuple[str, str]) -> None:
+        """ "portal" (default) adds the reason with [web] public_url and the refusing passdb;
+        "until-expiry" renders neither (and no second SQL file)."""
+        portal = files(config(tls_files, MAILPROV_WEB_PUBLIC_URL="https://portal.example.test/me"))
+        lenient = files(config(tls_files, MAILPROV_PASSWORDS_TEMPORARY_LOGIN="until-expiry"))
+        query = portal["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
+        assert "set your own at https://portal.example.test/me first' END AS reason" in query
+        assert "AS nologin" in query
+        conf = portal["dovecot.conf"].content  # type: ignore[attr-defined]
+        assert "result_success = continue-ok" in conf
+        assert "dovecot-sql-temporary.conf.ext\n  skip = unauthenticated" in conf
+        assert "dovecot-sql-temporary.conf.ext" not in lenient
+        assert "AS reason" not in lenient["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
+        assert "continue-ok" not in lenient["dovecot.conf"].content  # type: ignore[attr-defined]
 
     def test_test_profile_knob_disables_auth_penalty_only_when_asked(
         self, tls_files: tuple[str, str]

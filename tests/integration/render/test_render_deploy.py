@@ -107,8 +107,8 @@ def test_render_writes_files_for_review_without_a_manifest(site: Path, tmp_path:
     """deploy render writes every file into DIR (no manifest), and a second run writes none."""
     out = tmp_path / "review"
     first = mailprov(site, "deploy", "render", "--out", str(out), "--json").data
-    # 15 server files, and for each domain autoconfig + autodiscover + MTA-STS, plus nginx.
-    assert (first["changed"], len(first["written"])) == (True, 15 + 3 + 1)
+    # 17 server files, and for each domain autoconfig + autodiscover + MTA-STS, plus nginx.
+    assert (first["changed"], len(first["written"])) == (True, 17 + 3 + 1)
     assert any(str(path).endswith("sql-quota-limited.cf") for path in first["written"])
     assert any(str(path).endswith("sql-local-sender.cf") for path in first["written"])
     assert str(out / "web" / "nginx-mailprov.conf") in first["written"]
