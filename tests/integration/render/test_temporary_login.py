@@ -53,7 +53,12 @@ async def _aioimap(stack: MailStack, user: str, password: str) -> tuple[str, str
     try:
         answer = await client.login(user, password)
     finally:
-        await client.logout()  # LOGOUT is valid in every state; it closes the connection
+        transport = client.protocol.transport
+        await client.logout()  # LOGOUT is valid in every state
+        # aioimaplib may leave the TLS transport open after LOGOUT: close it for good before
+        # asyncio.run ends, or its ResourceWarning lands in some later test.
+        if transport is not None:
+            transport.abort()
     text = b" ".join(line for line in answer.lines if isinstance(line, bytes)).decode()
     return answer.result, text
 
