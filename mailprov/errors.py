@@ -113,6 +113,11 @@ class ExitStatus(IntEnum):
     SIGN_IN_FAILED = 101
     SESSION_STAGE = 102
     CSRF_REFUSED = 103
+    RESET_ROUTE_DISABLED = 115
+    IDENTITY_MISMATCH = 116
+    RESET_ENDED = 117
+    LAST_CONTACT = 118
+    CONTACT_NOT_PENDING = 119
     # -- 130-134: the admin API's tokens
     ADMIN_TOKEN_REFUSED = 130
     SCOPE_REFUSED = 131
@@ -697,6 +702,49 @@ class RequestUnknown(NotFound):
         "give the request's number and, in the X-Request-Handle header, the handle shown "
         "once when it was opened"
     )
+
+
+class ResetRouteDisabled(MailprovError):
+    """That way of resetting a password is not enabled on this site."""
+
+    code = "reset-route-disabled"
+    exit_status = ExitStatus.RESET_ROUTE_DISABLED
+    default_hint = "use a route [passwords] reset_via allows, or ask the administrator"
+
+
+class IdentityMismatch(MailprovError):
+    """The verified identity is not the one this mailbox was provisioned for."""
+
+    code = "identity-mismatch"
+    exit_status = ExitStatus.IDENTITY_MISMATCH
+    default_hint = (
+        "prove the identity you had when the mailbox was created, or reset through a recovery "
+        "contact"
+    )
+
+
+class ResetEnded(MailprovError):
+    """This password reset is unknown, used or expired."""
+
+    code = "reset-ended"
+    exit_status = ExitStatus.RESET_ENDED
+    default_hint = "start a new password reset (POST /api/v1/password-reset)"
+
+
+class LastRecoveryContact(MailprovError):
+    """The last verified recovery contact cannot be removed."""
+
+    code = "last-contact"
+    exit_status = ExitStatus.LAST_CONTACT
+    default_hint = "add and confirm another recovery contact first, then remove this one"
+
+
+class ContactNotPending(MailprovError):
+    """That recovery contact is not waiting for confirmation."""
+
+    code = "contact-not-pending"
+    exit_status = ExitStatus.CONTACT_NOT_PENDING
+    default_hint = "add the contact first (a code is sent to it), then confirm it with that code"
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

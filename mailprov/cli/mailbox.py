@@ -1,4 +1,4 @@
-"""``mailprov mailbox add|list|show|passwd|set|disable|enable|remove|import``."""
+"""``mailprov mailbox add|list|show|passwd|set|disable|enable|remove|import`` (and ``contact``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mailprov.cli.contact import contact
 from mailprov.cli.context import app_context
 from mailprov.cli.options import (
     Renamed,
@@ -32,6 +33,9 @@ KILL_AT_ENV = "MAILPROV_TEST_KILL_AT"
 @click.group()
 def mailbox() -> None:
     """Mailboxes: addresses that store mail and log in."""
+
+
+mailbox.add_command(contact)
 
 
 def _show_generated(data: dict[str, object], password: str | None, address: str) -> str:

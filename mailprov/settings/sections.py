@@ -52,6 +52,7 @@ from mailprov.settings.kinds import (
     RelayMode,
     RelayTls,
     ReportUriList,
+    ResetRoute,
     SelectorPrefix,
     ServerPath,
     Size,
@@ -93,6 +94,11 @@ class PasswordsSection:
     enforce_max_age: bool = False
     temp_password_hours: Positive = 72
     generated_length: Annotated[int, Range(8, 128)] = 16
+    #: Password reset without the old password: by a code to a verified recovery contact
+    #: ("contact"), or by proving the provisioning identity again plus that code ("identity").
+    reset_via: list[ResetRoute] = field(default_factory=lambda: ["contact", "identity"])
+    #: Reset starts one client IP may make per hour (per address: the [identity] code limits).
+    reset_per_client_hour: Annotated[int, Range(1, 1000)] = 20
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ def _load_operations() -> None:
     """Import the modules that declare operations (each registers itself on API)."""
     from mailprov.web import (  # noqa: PLC0415  (lazy: registers on import, after API exists)
         admin,  # noqa: F401
+        recovery,  # noqa: F401
         requests,  # noqa: F401
         session,  # noqa: F401
     )
