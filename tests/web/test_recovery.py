@@ -266,14 +266,19 @@ class TestNoEnumeration:
     def test_same_answer_for_unknown_and_known(
         self, owner: OwnerSite, mail_relay: RelayRunner
     ) -> None:
-        """Status and document are the same for a mailbox with a contact, one without, and no
-        mailbox; so are the rate limit's refusal and a wrong code's."""
+        """Status and document are the same for a mailbox with a contact, one without, a
+        disabled one, and no mailbox; so are the rate limit's refusal and a wrong code's."""
+        from mailprov.services.accounts import Actor, set_active
+
         known, _, contact = with_contact(owner)
         bare, _ = owner.mailbox()
+        disabled, _, disabled_contact = with_contact(owner)
+        set_active(owner.services.store, disabled, False, actor=Actor("tester", int(time.time())))
         unknown = f"nobody-{time.time_ns()}@example.test"
+        everyone = (known, bare, disabled, unknown)
         answers: dict[str, list[object]] = {}
         with anonymous(owner) as client:
-            for address in (known, bare, unknown):
+            for address in everyone:
                 body = {"address": address, "via": "contact"}
                 first = client.post("/api/v1/password-reset", json=body)
                 second = client.post("/api/v1/password-reset", json=body)
@@ -290,16 +295,18 @@ class TestNoEnumeration:
                     wrong.json()["error"]["idg"],
                 ]
             owner.clock.offset = 61
-            for address in (known, bare, unknown):
+            for address in everyone:
                 ident = client.post(
                     "/api/v1/password-reset", json={"address": address, "via": "identity"}
                 )
                 answers[address] += [ident.status_code, sorted(ident.json())]
                 answers[address] += [ident.json()["message"], len(ident.json()["nonce"])]
-        assert answers[known] == answers[bare] == answers[unknown]
+        assert answers[known] == answers[bare] == answers[disabled] == answers[unknown]
         assert answers[known][0] == 202
         assert answers[known][3] == 429
         code_in(mail_relay, contact, RESET_SUBJECT)
+        time.sleep(1)  # the other deliveries had their time
+        assert mail_relay.messages(to=disabled_contact, subject=RESET_SUBJECT) == []
 
     def test_per_client_limit(self, owner: OwnerSite) -> None:
         """One client may start 20 resets an hour, whatever the addresses."""

@@ -261,6 +261,13 @@ def test_phone_contacts_through_the_sms_hook(
     while not any(RESET_SUBJECT in t for _, t in _texts(out, phone)):
         assert time.monotonic() < deadline, "the reset code did not reach the phone's hook"
         time.sleep(0.05)
+    with owner.client() as client:
+        owner.sign_in(client, address, password)
+        # '+' stands for itself in a URL path (and may be sent as %2B).
+        removed = client.delete(f"/api/v1/account/contacts/{phone.replace('+', '%2B')}")
+        assert removed.status_code == 200, removed.text
+        assert removed.json()["removed"]["contact"] == phone
+        assert client.delete(f"/api/v1/account/contacts/{phone}").status_code == 404
 
 
 def test_request_takes_a_phone_only_with_a_hook(owner: OwnerSite, tmp_path: Path) -> None:
