@@ -101,14 +101,19 @@ def contact_add(address: str, contact_value: str, verified: bool, dry_run: bool)
 @click.argument("address")
 @click.argument("contact_value", metavar="CONTACT")
 @click.option(
-    "--force",
+    "--allow-last",
     is_flag=True,
-    help="Remove it even if it is the last verified contact (then only you can reset the "
-    "password).",
+    help="Remove it even if it is the last verified contact (then only an administrator can "
+    "reset the password).",
+)
+@click.option(
+    "--missing-ok", is_flag=True, help="Succeed (changed: false) if CONTACT is not a contact."
 )
 @click.option("--dry-run", is_flag=True, help="Check and report; change nothing.")
 @json_option
-def contact_remove(address: str, contact_value: str, force: bool, dry_run: bool) -> None:
+def contact_remove(
+    address: str, contact_value: str, allow_last: bool, missing_ok: bool, dry_run: bool
+) -> None:
     """Remove CONTACT from mailbox ADDRESS; a verified one is told, and the others too."""
     from mailprov.services.contacts import remove_contact
 
@@ -121,9 +126,17 @@ def contact_remove(address: str, contact_value: str, force: bool, dry_run: bool)
         contact_value,
         now=actor.now,
         actor=actor.name,
-        allow_last=force,
+        allow_last=allow_last,
+        missing_ok=missing_ok,
         dry_run=dry_run,
     )
+    if change is None:
+        emit(
+            click.get_current_context(),
+            {"changed": False, "dry_run": dry_run, "address": address, "removed": None},
+            f"{contact_value} is not a recovery contact of {address} (nothing to remove)",
+        )
+        return
     verb = "would remove" if dry_run else "removed"
     emit(
         click.get_current_context(),

@@ -320,12 +320,15 @@ def remove_contact(
     now: int,
     actor: str | None = None,
     allow_last: bool = False,
+    missing_ok: bool = False,
     dry_run: bool = False,
-) -> ContactChange:
+) -> ContactChange | None:
     """Remove a recovery contact; a verified one is a security event (notified to it too).
 
+    Returns None when it is no contact and ``missing_ok``.
+
     Raises:
-        NotFound: it is not a contact of the mailbox.
+        NotFound: it is not a contact of the mailbox (or there is no such mailbox).
         LastRecoveryContact: it is the last verified one (and not ``allow_last``).
     """
     address = str(parse_address(raw_address))
@@ -333,6 +336,8 @@ def remove_contact(
     with store.begin() as conn:
         mailbox_row(conn, address)
         row = _row(conn, address, contact)
+        if row is None and missing_ok:
+            return None
         if row is None:
             raise NotFound(
                 f"{contact} is not a recovery contact of {address}",

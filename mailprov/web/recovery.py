@@ -180,6 +180,7 @@ def remove_contact(call: Call) -> dict[str, Any]:
     done = contacts.remove_contact(
         services.store, services.settings, call.owner.address, call.path["contact"], now=call.now
     )
+    assert done is not None  # noqa: S101  (None only with missing_ok)
     return {"removed": done.contact.to_json()}
 
 

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
-from mailprov.errors import RecoveryInvalid
 from mailprov.model import Secret
 from mailprov.services import contacts, provisioning
 from mailprov.services.accounts import Actor
@@ -79,6 +79,7 @@ def provision(
         kind="personal",
         recovery=contact,
         accept_terms=True,
+        send=send,
         actor=actor,
     )
     token = Secret(issuer.token(request.nonce, sub=sub))
@@ -271,32 +272,35 @@ def test_phone_contacts_through_the_sms_hook(
 
 
 def test_request_takes_a_phone_only_with_a_hook(owner: OwnerSite, tmp_path: Path) -> None:
-    """A request's recovery contact may be a phone number when an SMS hook is set (issue 11)."""
-    services = owner.services
-    actor = Actor("tester", services.now())
+    """A request's recovery contact may be a phone number when an SMS hook is set (issue 11):
+    refused without one, accepted (normalised) with one, and its notices go to the hook."""
     phone = f"+4915{secrets.randbelow(10**8):08d}"
+    typed = f"{phone[:3]} {phone[3:7]} {phone[7:]}"
 
-    def open_with(settings: object) -> provisioning.Request:
-        return provisioning.open_request(
-            services.store,
-            settings,  # type: ignore[arg-type]
-            address=f"req-{secrets.token_hex(4)}@example.test",
-            kind="personal",
-            recovery=phone,
-            accept_terms=True,
-            actor=actor,
-        )
+    def open_request(client: httpx.Client) -> httpx.Response:
+        body = {
+            "address": f"req-{secrets.token_hex(4)}@example.test",
+            "kind": "personal",
+            "recovery": typed,
+            "accept_terms": True,
+        }
+        return client.post("/api/v1/requests", json=body)
 
-    with pytest.raises(RecoveryInvalid, match="no SMS gateway"):
-        open_with(services.settings)
-    hook, _ = _hook(tmp_path)
-    with site_settings(owner, notify={"hook": hook}) as settings:
-        assert open_with(settings).recovery == phone
+    with anonymous(owner) as client:
+        refused = open_request(client)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "recovery-invalid")
+        assert "no SMS gateway" in refused.json()["error"]["message"]
+        hook, out = _hook(tmp_path)
+        with site_settings(owner, notify={"hook": hook}):
+            opened = open_request(client)
+        assert opened.status_code == 201, opened.text
+        assert opened.json()["request"]["recovery"] == phone
+    assert _texts(out, phone), "the 'opened' notice did not reach the hook"
 
 
 def test_admin_contact_commands(owner: OwnerSite, mail_relay: RelayRunner, tmp_path: Path) -> None:
     """list, add (with a code, or --verified, audited as the admin), remove (not the last
-    verified one without --force), each with --json."""
+    verified one without --allow-last; --missing-ok), each with --json."""
     cli = Cli(tmp_path / "state", config=owner.config)
     address, _ = owner.mailbox()
     first, second = new_contact(), new_contact()
@@ -319,7 +323,10 @@ def test_admin_contact_commands(owner: OwnerSite, mail_relay: RelayRunner, tmp_p
     status, data = cli.json("mailbox", "contact", "remove", address, second, "--dry-run")
     assert (status, data["changed"], data["dry_run"]) == (0, False, True)
     assert cli.json("mailbox", "contact", "remove", address, second)[0] == 0
-    assert cli.json("mailbox", "contact", "remove", address, first, "--force")[0] == 0
+    assert cli.json("mailbox", "contact", "remove", address, first, "--allow-last")[0] == 0
+    status, data = cli.json("mailbox", "contact", "remove", address, first, "--missing-ok")
+    assert (status, data["changed"]) == (0, False)
+    assert cli.json("mailbox", "contact", "remove", address, first)[0] == 3
     assert cli.json("mailbox", "contact", "list", address)[1]["contacts"] == []
     text = audit_text(owner, address)
     assert "'actor': 'admin-ann', 'action': 'owner.contact-added'" in text
