@@ -45,6 +45,7 @@ from mailprov.errors import (
 )
 from mailprov.identity import codes
 from mailprov.identity.tokens import TokenPolicy, verify_token
+from mailprov.model import CodeState
 from mailprov.rules.addresses import parse_address
 from mailprov.rules.contacts import mask
 from mailprov.services import accounts, owner, owner_codes
@@ -73,6 +74,7 @@ ANSWER = (
     "If {address} is a mailbox here with a verified recovery contact, a code was sent to "
     "its recovery contacts."
 )
+CODE_SENT = "Identity proven: a code was sent to the recovery contacts of {address}."
 IDENTITY_ANSWER = (
     "Have your identity provider issue a token with this nonce, then send it with the address."
 )
@@ -262,7 +264,7 @@ def verify_identity(
     address = str(parse_address(raw_address))
     with store.read() as conn:
         row = owner_codes.newest(conn, address, owner_codes.RESET_NONCE)
-    if row is None or row.state != "live" or now > row.expires_at:
+    if row is None or row.state != CodeState.LIVE or now > row.expires_at:
         raise ResetEnded(f"no password reset by identity is waiting for {address}")
     verified = _check_token(
         store, settings, token, reset_nonce(pepper, row.id, address), address, now
@@ -313,7 +315,8 @@ def verify_identity(
     messages = _code_messages(
         address, contacts, issued.secret.reveal(), ident.code_ttl_seconds // 60
     )
-    return ResetStarted(IDENTITY, ANSWER.format(address=address), issued.expires_at, None, messages)
+    sent = CODE_SENT.format(address=address)
+    return ResetStarted(IDENTITY, sent, issued.expires_at, None, messages)
 
 
 def confirm(

@@ -35,6 +35,7 @@ from mailprov.errors import (
     ResetEnded,
     ResetRouteDisabled,
     TemporaryFailure,
+    TokenReplayed,
 )
 from mailprov.model import Secret
 from mailprov.services import contacts, reset
@@ -284,6 +285,7 @@ def _deliver_later(settings: SiteConfig, found: reset.ResetStarted) -> None:
         InvalidAddress,
         ResetEnded,
         IdentityGateError,
+        TokenReplayed,
         IdentityMismatch,
         RecoveryUnreachable,
     ),
