@@ -113,22 +113,29 @@ class ExitStatus(IntEnum):
     SIGN_IN_FAILED = 101
     SESSION_STAGE = 102
     CSRF_REFUSED = 103
-    # -- 131-134: the admin API's tokens (130 is INTERRUPTED: 128 + SIGINT)
-    ADMIN_TOKEN_REFUSED = 131
-    SCOPE_REFUSED = 132
-    REQUEST_UNKNOWN = 125
+    SIGN_IN_LOCKED = 104
     # 110-114 two-factor authentication (services/twofactor.py)
     TWO_FACTOR_CODE_INVALID = 110
     TWO_FACTOR_CODE_EXPIRED = 111
     TWO_FACTOR_CODE_REUSED = 112
     TWO_FACTOR_LOCKED = 113
     TWO_FACTOR_STATE = 114
-
+    # 115-119 recovery contacts and password reset
+    RESET_ROUTE_DISABLED = 115
+    IDENTITY_MISMATCH = 116
+    RESET_ENDED = 117
+    LAST_CONTACT = 118
+    CONTACT_NOT_PENDING = 119
+    # 120-124 filters (Sieve)
     SIEVE_INVALID = 120
     SIEVE_TOO_LARGE = 121
     FILTERS_NOT_INSTALLED = 122
     FILTERS_INVALID = 123
-    SIGN_IN_LOCKED = 104
+    # 125-129 requests over HTTP
+    REQUEST_UNKNOWN = 125
+    # -- 131-134: the admin API's tokens (130 is INTERRUPTED: 128 + SIGINT)
+    ADMIN_TOKEN_REFUSED = 131
+    SCOPE_REFUSED = 132
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -797,6 +804,49 @@ class SignInLocked(MailprovError):
     default_hint = (
         "wait retry_after seconds (the Retry-After header), or reset the password, which unlocks it"
     )
+
+
+class ResetRouteDisabled(MailprovError):
+    """That way of resetting a password is not enabled on this site."""
+
+    code = "reset-route-disabled"
+    exit_status = ExitStatus.RESET_ROUTE_DISABLED
+    default_hint = "use a route [passwords] reset_via allows, or ask the administrator"
+
+
+class IdentityMismatch(MailprovError):
+    """The verified identity is not the one this mailbox was provisioned for."""
+
+    code = "identity-mismatch"
+    exit_status = ExitStatus.IDENTITY_MISMATCH
+    default_hint = (
+        "prove the identity you had when the mailbox was created, or reset through a recovery "
+        "contact"
+    )
+
+
+class ResetEnded(MailprovError):
+    """This password reset is unknown, used or expired."""
+
+    code = "reset-ended"
+    exit_status = ExitStatus.RESET_ENDED
+    default_hint = "start a new password reset (POST /api/v1/password-reset)"
+
+
+class LastRecoveryContact(MailprovError):
+    """The last verified recovery contact cannot be removed."""
+
+    code = "last-contact"
+    exit_status = ExitStatus.LAST_CONTACT
+    default_hint = "add and confirm another recovery contact first, then remove this one"
+
+
+class ContactNotPending(MailprovError):
+    """That recovery contact is not waiting for confirmation."""
+
+    code = "contact-not-pending"
+    exit_status = ExitStatus.CONTACT_NOT_PENDING
+    default_hint = "add the contact first (a code is sent to it), then confirm it with that code"
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

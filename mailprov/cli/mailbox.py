@@ -1,5 +1,5 @@
 """``mailprov mailbox add|list|show|passwd|set|disable|enable|remove|import``
-(and ``2fa``, ``app-password`` from :mod:`mailprov.cli.twofactor`)."""
+(and ``2fa``, ``app-password`` from :mod:`mailprov.cli.twofactor`, ``contact``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mailprov.cli.contact import contact
 from mailprov.cli.context import app_context
 from mailprov.cli.options import (
     Renamed,
@@ -33,6 +34,9 @@ KILL_AT_ENV = "MAILPROV_TEST_KILL_AT"
 @click.group()
 def mailbox() -> None:
     """Mailboxes: addresses that store mail and log in."""
+
+
+mailbox.add_command(contact)
 
 
 def _show_generated(data: dict[str, object], password: str | None, address: str) -> str:

@@ -17,7 +17,6 @@ a warning on the result (``Request.warnings``) or on the error raised
 
 from __future__ import annotations
 
-import re
 import secrets
 import unicodedata
 from collections.abc import Callable
@@ -34,7 +33,6 @@ from mailprov.errors import (
     InvalidValue,
     MailprovError,
     NotFound,
-    RecoveryInvalid,
     RequestExpired,
     TermsNotAccepted,
     UnknownDomain,
@@ -44,9 +42,10 @@ from mailprov.errors import (
 from mailprov.identity.certificates import CHALLENGE_PREFIX, verify_certificate
 from mailprov.identity.tokens import TokenPolicy, normalise_name, owner_matches, verify_token
 from mailprov.model import LIVE_REQUEST_STATES, RequestKind, RequestState, Secret, iso
-from mailprov.rules.addresses import normalise_domain, parse_address
+from mailprov.rules.addresses import parse_address
+from mailprov.rules.contacts import parse_contact
 from mailprov.rules.sizes import parse_size
-from mailprov.services import accounts, confirmation, request_notices
+from mailprov.services import accounts, confirmation, contacts, request_notices
 from mailprov.services.request_notices import Notice
 from mailprov.services.trust import load_anchors, load_keys
 from mailprov.store import audit
@@ -66,7 +65,6 @@ if TYPE_CHECKING:
 Sender = request_notices.Sender
 LIVE = LIVE_REQUEST_STATES
 ID_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: safe to read aloud
-_RECOVERY_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[^@\s]{1,253}")
 LEEWAY = 60
 
 
@@ -206,20 +204,9 @@ def _audit_failure(
         )
 
 
-def _check_recovery(raw: str, address: str) -> str:
-    value = raw.strip()
-    if not _RECOVERY_RE.fullmatch(value) or len(value) > 254:
-        raise RecoveryInvalid(f"'{value[:64]}' is not a valid recovery address")
-    local, _, domain = value.partition("@")
-    try:
-        value = f"{local}@{normalise_domain(domain)}"
-    except MailprovError:
-        raise RecoveryInvalid(f"'{value[:64]}' is not a valid recovery address") from None
-    if "." not in value.partition("@")[2]:
-        raise RecoveryInvalid(f"the recovery address {value} has no domain part with a dot")
-    if value.lower() == address:
-        raise RecoveryInvalid("the recovery address must not be the mailbox being requested")
-    return value
+def _check_recovery(raw: str, address: str, *, phones: bool) -> str:
+    """A request's recovery contact: a mail address, or a phone number when SMS can be sent."""
+    return parse_contact(raw, phones=phones, mailbox=address).value
 
 
 def open_request(
@@ -247,7 +234,7 @@ def open_request(
     kind = RequestKind(kind)
     display = _check_name(name)
     parsed = accounts.check_available(store, address)
-    recovery = _check_recovery(recovery, str(parsed))
+    recovery = _check_recovery(recovery, str(parsed), phones=bool(settings.notify.hook))
     request_id = _new_id()
     with store.begin() as conn:
         domain = conn.execute(select(domains).where(domains.c.name == parsed.domain)).one()
@@ -811,6 +798,11 @@ def _provision(
             actor,
             "request.provision",
             details={"address": row.address, **evidence},
+        )
+        # The owner's side: the gate account proven here can reset the password later, and
+        # the request's contact (it received the code) is the mailbox's first recovery contact.
+        contacts.bind_provisioned(
+            conn, row.address, identity=row.account, contact=row.recovery, now=actor.now
         )
     warnings = request_notices.announce(settings, send, [_notice(row, "provisioned")])
     assert new.generated is not None  # noqa: S101  (prepare_password generated it)

@@ -53,6 +53,7 @@ from mailprov.settings.kinds import (
     RelayMode,
     RelayTls,
     ReportUriList,
+    ResetRoute,
     SelectorPrefix,
     ServerPath,
     Size,
@@ -101,6 +102,11 @@ class PasswordsSection:
     #: ``sweep`` reminds the owner this many days before the password reaches the
     #: policy's maximum age (once per password; 0: no reminder).
     reminder_days: Annotated[int, Range(0, 365)] = 14
+    #: Password reset without the old password: by a code to a verified recovery contact
+    #: ("contact"), or by proving the provisioning identity again plus that code ("identity").
+    reset_via: list[ResetRoute] = field(default_factory=lambda: ["contact", "identity"])
+    #: Reset starts one client IP may make per hour (per address: the [identity] code limits).
+    reset_per_client_hour: Annotated[int, Range(1, 1000)] = 20
 
 
 @dataclass(frozen=True)

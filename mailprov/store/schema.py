@@ -385,6 +385,8 @@ owner_codes = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    # The client IP that asked for a reset code: the per-client rate limit counts these.
+    Column("client", String(64), nullable=True),
     CheckConstraint(one_of("state", CodeState), name="state"),
 )
 

@@ -68,6 +68,7 @@ def _load_operations() -> None:
     from mailprov.web import (  # noqa: PLC0415  (lazy: registers on import, after API exists)
         admin,  # noqa: F401
         filters,  # noqa: F401
+        recovery,  # noqa: F401
         requests,  # noqa: F401
         session,  # noqa: F401
         twofactor,  # noqa: F401

@@ -95,6 +95,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.Column("client", sa.String(64), nullable=True),
         sa.CheckConstraint(
             "state IN ('live', 'used', 'locked', 'expired', 'superseded', 'undelivered')",
             name="ck_owner_codes_state",
