@@ -162,6 +162,9 @@ class TestResetByContact:
 
         address, password, contact = with_contact(owner)
         mail_relay.purge()
+        old = owner.client()
+        owner.sign_in(old, address, password)
+        # Then sign-in gets locked (as by failed attempts): the reset must lift the lock.
         with owner.services.store.begin() as conn:
             conn.execute(
                 insert(login_failures).values(
@@ -171,8 +174,6 @@ class TestResetByContact:
                     locked_until=int(time.time()) + 900,
                 )
             )
-        old = owner.client()
-        owner.sign_in(old, address, password)
         grant = _reset_to_grant(owner, mail_relay, address, contact)
         with anonymous(owner) as client:
             weak = client.put(
