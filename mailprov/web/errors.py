@@ -46,6 +46,15 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.TemporaryFailure: 503,
     e.StoreUnavailable: 503,
     e.ConfigInvalid: 500,
+    # Identity by redirect: a state this browser cannot use is a bad request (unknown, or
+    # another browser's: the same answer), gone when stale, a conflict when used; what the
+    # provider refused is the requester's to retry (400); a provider we cannot reach, or no
+    # [oidc] at all, is 503.
+    e.OidcStateInvalid: 400,
+    e.OidcStateExpired: 410,
+    e.OidcStateUsed: 409,
+    e.OidcProviderRefused: 400,
+    e.OidcUnavailable: 503,
 }
 
 
