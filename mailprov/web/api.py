@@ -121,7 +121,8 @@ class Operation:
     description: str
     #: Admin operations: the scope the bearer token needs (then ``stages`` is None).
     scope: str | None = None
-    #: Query parameters: name -> JSON schema (all required; the handler reads call.query).
+    #: Query parameters: name -> JSON schema (required unless in ``optional``; the handler
+    #: reads call.query and checks them).
     query: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     #: Public, but about one provisioning request: needs its handle (HANDLE_HEADER).
     handle: bool = False
@@ -129,6 +130,8 @@ class Operation:
     form: bool = False
     #: May answer 303 See Other (the handler sets ``call.redirect``): browser flows.
     redirect: bool = False
+    #: Query parameters that may be left out.
+    optional: frozenset[str] = frozenset()
 
     @property
     def operation_id(self) -> str:
@@ -167,6 +170,7 @@ class Api:
         handle: bool = False,
         form: bool = False,
         redirect: bool = False,
+        optional: frozenset[str] = frozenset(),
     ) -> Callable[[Handler], Handler]:
         """Declare ``handler`` as the operation ``method path``.
 
@@ -198,6 +202,7 @@ class Api:
                     handle,
                     form,
                     redirect,
+                    optional,
                 )
             )
             return handler
@@ -305,7 +310,7 @@ def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -
     if rest.strip():
         doc["description"] = " ".join(rest.split())
     parameters = _path_parameters(op.path) + [
-        {"name": name, "in": "query", "required": True, "schema": schema}
+        {"name": name, "in": "query", "required": name not in op.optional, "schema": schema}
         for name, schema in op.query.items()
     ]
     if parameters:

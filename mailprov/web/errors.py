@@ -46,14 +46,14 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.TemporaryFailure: 503,
     e.StoreUnavailable: 503,
     e.ConfigInvalid: 500,
-    # Identity by redirect: a state this browser cannot use is a bad request (unknown, or
-    # another browser's: the same answer), gone when stale, a conflict when used; what the
-    # provider refused is the requester's to retry (400); a provider we cannot reach, or no
-    # [oidc] at all, is 503.
-    e.OidcStateInvalid: 400,
+    # Identity by redirect: a sign-in this browser cannot use is unknown (404: unknown, or
+    # another browser's, the same answer), gone when stale, a conflict when used; a proof
+    # the provider refused is refused like the gate's (422); a provider we cannot reach,
+    # or no [oidc] at all, is 503.
+    e.OidcStateInvalid: 404,
     e.OidcStateExpired: 410,
     e.OidcStateUsed: 409,
-    e.OidcProviderRefused: 400,
+    e.OidcProviderRefused: 422,
     e.OidcUnavailable: 503,
 }
 

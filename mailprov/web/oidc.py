@@ -148,6 +148,13 @@ def start_identity_redirect(call: Call) -> dict[str, Any]:
     tag=TAG,
     stages=None,
     redirect=True,
+    query={
+        "state": {"type": "string", "maxLength": 512},
+        "code": {"type": "string", "maxLength": 4096},
+        "error": {"type": "string", "maxLength": 512},
+        "error_description": {"type": "string", "maxLength": 4096},
+    },
+    optional=frozenset({"code", "error", "error_description"}),
     answer=_answer(
         {"return_url": {"type": "string", "description": "Where a browser is sent."}},
         "return_url",
@@ -161,6 +168,7 @@ def start_identity_redirect(call: Call) -> dict[str, Any]:
         e.RequestExpired,
         e.WrongRequestState,
         e.ConfigInvalid,
+        e.MalformedRequest,
         *_GATE,
         *_SENDING,
     ),
@@ -177,7 +185,13 @@ def finish_identity_redirect(call: Call) -> dict[str, Any]:
     """
     services = call.services
     query = call.query
-    browser = _wants_html(call) or "application/json" not in call.request.headers.get("Accept", "")
+    if "state" not in query:
+        raise e.MalformedRequest(
+            "the query parameter 'state' is missing",
+            hint="this is where the identity provider sends you back, with code and state",
+        )
+    accept = call.request.headers.get("Accept", "")
+    browser = _wants_html(call) or "application/json" not in accept
     try:
         request = oidc.finish(
             services.store,

@@ -244,6 +244,11 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
         },
         # So that relay.smarthost_username's sample value is a consistent config.
         "relay": {"smarthost_password_file": "smarthost-password"},
+        # So that oidc.issuer's sample value is too.
+        "oidc": {
+            "client_id": "mailprov",
+            "redirect_url": "https://mail.example.test/api/v1/identity/oidc/callback",
+        },
     }
     config = load_settings(
         config_file=write_config(root / "base.toml", base), env={"MAILPROV_CONFIG": ""}

@@ -267,7 +267,7 @@ def test_a_callback_in_another_browser_is_refused_and_does_not_burn_the_sign_in(
         forged = stranger.get(
             "/api/v1/identity/oidc/callback", params={"state": "x" * 43, "code": "y"}
         )
-    assert refused.status_code == forged.status_code == 400
+    assert refused.status_code == forged.status_code == 404
     assert refused.json()["error"]["code"] == forged.json()["error"]["code"] == "oidc-state-invalid"
     assert "request_id" not in refused.json()["error"]
     assert applicant.state()["state"] == "open"
@@ -278,7 +278,7 @@ def test_a_callback_in_another_browser_is_refused_and_does_not_burn_the_sign_in(
 
 def test_a_provider_error_is_refused_and_audited(applicant: Applicant) -> None:
     """The person denies at the provider: the mock's error redirect carries no state (RFC 6749
-    §4.1.2.1 wants it), so it is oidc-state-invalid; a conformant one (error=access_denied
+    §4.1.2.1 wants it), so it is a malformed callback; a conformant one (error=access_denied
     with the state) sends the browser back with error=oidc-provider-refused. The request
     stays open; the audit names the error only; the sign-in is used up."""
     applicant.open()
@@ -287,7 +287,7 @@ def test_a_provider_error_is_refused_and_audited(applicant: Applicant) -> None:
     denied = applicant.authorize(page, deny=True)
     assert urlsplit(str(denied.url)).path == "/api/v1/identity/oidc/callback"
     assert "state" not in parse_qs(urlsplit(str(denied.url)).query)
-    assert (denied.status_code, denied.json()["error"]["code"]) == (400, "oidc-state-invalid")
+    assert (denied.status_code, denied.json()["error"]["code"]) == (400, "malformed-request")
 
     state = parse_qs(urlsplit(str(page.url)).query)["state"][0]
     conformant = {"error": "access_denied", "error_description": "<b>phish</b>", "state": state}
@@ -375,7 +375,7 @@ def test_a_code_swapped_into_another_sign_in_fails_pkce(applicant: Applicant) ->
         params={"state": state_a, "code": code_b},
         headers={"Accept": "application/json"},
     )
-    assert swapped.status_code == 400, swapped.text
+    assert swapped.status_code == 422, swapped.text
     assert swapped.json()["error"]["code"] == "oidc-provider-refused"
     assert swapped.json()["error"]["provider_error"] == "invalid_grant"
     assert swapped.json()["error"]["request_id"] == first
