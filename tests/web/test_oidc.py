@@ -14,13 +14,14 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from mailprov.errors import OidcUnavailable
 from mailprov.testing import RelayRunner
 from tests.web.conftest import OidcProvider, OwnerSite
 
@@ -427,3 +428,55 @@ def test_start_needs_the_handle_and_a_same_site_form(applicant: Applicant) -> No
         applicant.start_path, json={}, headers={HANDLE: applicant.handle}
     )
     assert (closed.status_code, closed.json()["error"]["code"]) == (409, "request-state")
+
+
+def test_two_requests_in_one_browser_share_its_binding(applicant: Applicant) -> None:
+    """Two tabs, two requests: the second start keeps the browser's binding cookie, so the
+    first request's sign-in still finishes in that browser."""
+    applicant.open()
+    applicant.at_provider()
+    first, first_handle = applicant.number, applicant.handle
+    page_a = applicant.start()
+    cookie = applicant.client.cookies.get("mailprov_oidc")
+    applicant.local += "b"
+    applicant.open()
+    applicant.start()
+    assert cookie == applicant.client.cookies.get("mailprov_oidc")
+    done = applicant.authorize(page_a)
+    assert returned_to(done) == (f"/requests/{first}", {"identity": ["verified"]})
+    applicant.number, applicant.handle = first, first_handle
+    assert applicant.state()["state"] == "identity-verified"
+
+
+def test_start_fails_clearly_without_a_usable_provider(applicant: Applicant) -> None:
+    """No [oidc] issuer, a provider that does not answer, a discovery document of another
+    issuer: oidc-unavailable (503) saying which, and nothing is started."""
+    from mailprov.services import oidc
+    from mailprov.services.accounts import Actor
+    from mailprov.services.request_notices import sender_for
+    from mailprov.web.errors import status_of
+    from tests.conftest import free_port
+
+    applicant.open()
+    services = applicant.site.services
+    settings = services.settings
+    cases = {
+        "": "not set up on this server",
+        f"http://127.0.0.1:{free_port()}": "could not be used: ConnectionError",
+        applicant.provider.url + "/": "names another issuer",
+    }
+    for issuer, words in cases.items():
+        changed = replace(settings, oidc=replace(settings.oidc, issuer=issuer))
+        with pytest.raises(OidcUnavailable) as refused:
+            oidc.start(
+                services.store,
+                changed,
+                services.pepper,
+                applicant.number,
+                binding=None,
+                send=sender_for(changed),
+                actor=Actor("tester", int(time.time())),
+            )
+        assert words in refused.value.message
+        assert 503 == status_of(type(refused.value))
+    assert audit_details(applicant.site, applicant.number, "request.identity-redirect") == []
