@@ -280,6 +280,7 @@ def finish(
     """The provider's callback: consume the sign-in, exchange the code, run the gate.
 
     Raises:
+        ConfigInvalid: the client secret file is missing or readable by others.
         OidcStateInvalid: unknown state, or not this browser's (the same answer).
         OidcStateUsed, OidcStateExpired: a replayed, superseded or stale sign-in.
         OidcProviderRefused: the provider sent an error, or refused the code.
@@ -287,6 +288,12 @@ def finish(
         IdentityGateError: the ID token failed a check of the gate (its IDG code).
     """
     o = section(settings)
+    # Read first: a broken secret file (an administrator's fault) must not use up the sign-in.
+    secret = (
+        Secret(read_secret_text(settings.resolve_path(o.client_secret_file), _SECRET))
+        if o.client_secret_file
+        else None
+    )
     request_id = _claim(store, pepper, state, binding, actor.now)
     assert state is not None  # noqa: S101  (_claim refuses a missing state)
     _open_request(store, settings, request_id, send=send, actor=actor)
@@ -299,11 +306,6 @@ def finish(
         if code is None or not 1 <= len(code.reveal()) <= MAX_CODE:
             raise OidcProviderRefused("the identity provider sent back no usable sign-in code")
         conn = _connection(settings)
-        secret = (
-            Secret(read_secret_text(settings.resolve_path(o.client_secret_file), _SECRET))
-            if o.client_secret_file
-            else None
-        )
         answer = provider_http.exchange_code(
             conn,
             provider_http.discover(conn),

@@ -480,3 +480,54 @@ def test_start_fails_clearly_without_a_usable_provider(applicant: Applicant) -> 
         assert words in refused.value.message
         assert 503 == status_of(type(refused.value))
     assert audit_details(applicant.site, applicant.number, "request.identity-redirect") == []
+
+
+def test_the_client_secret_file_is_checked_and_sent(applicant: Applicant) -> None:
+    """A secret file others may read is a config error that leaves the sign-in usable; a
+    wrong secret is refused by the provider (invalid_client); the request stays open."""
+    from mailprov.errors import ConfigInvalid, OidcProviderRefused
+    from mailprov.model import Secret
+    from mailprov.services import oidc
+    from mailprov.services.accounts import Actor
+    from mailprov.services.request_notices import sender_for
+
+    applicant.open()
+    applicant.at_provider()
+    back = applicant.client.post(
+        str(applicant.start().url), data={"sub": applicant.sub}, follow_redirects=False
+    )
+    sent = parse_qs(urlsplit(back.headers["location"]).query)
+    services = applicant.site.services
+    folder = applicant.site.folder
+
+    def finish(secret_file: str) -> Any:
+        settings = replace(
+            services.settings,
+            oidc=replace(services.settings.oidc, client_secret_file=secret_file),
+        )
+        return oidc.finish(
+            services.store,
+            settings,
+            services.pepper,
+            state=sent["state"][0],
+            code=Secret(sent["code"][0]),
+            error=None,
+            binding=Secret(applicant.client.cookies["mailprov_oidc"]),
+            send=sender_for(settings),
+            actor=Actor("tester", int(time.time())),
+        )
+
+    shared = folder / f"shared-secret-{applicant.local}"
+    shared.write_text(applicant.provider.secret)
+    shared.chmod(0o644)
+    with pytest.raises(ConfigInvalid) as unsafe:
+        finish(str(shared))
+    assert "readable by others" in unsafe.value.message
+    assert applicant.provider.secret not in unsafe.value.message
+    wrong = folder / f"wrong-secret-{applicant.local}"
+    wrong.touch(mode=0o600)
+    wrong.write_text("not-the-secret\n")
+    with pytest.raises(OidcProviderRefused) as refused:
+        finish(str(wrong))
+    assert refused.value.details["provider_error"] == "invalid_client"
+    assert applicant.state()["state"] == "open"
