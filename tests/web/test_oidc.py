@@ -413,6 +413,10 @@ def test_start_needs_the_handle_and_a_same_site_form(applicant: Applicant) -> No
         applicant.start_path, data={"handle": "not-it"}, headers={"Origin": applicant.site.url}
     )
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (404, "request-unknown")
+    form = {"Content-Type": "application/x-www-form-urlencoded", "Origin": applicant.site.url}
+    for raw in (b"handle=%ff%fe", b"handle=\xff\xfe", b"handle=a&handle=b", b"other=1"):
+        odd = applicant.client.post(applicant.start_path, content=raw, headers=form)
+        assert odd.status_code in {400, 404}, (raw, odd.text)
     foreign = applicant.client.post(
         applicant.start_path,
         data={"handle": applicant.handle},
