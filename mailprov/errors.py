@@ -11,6 +11,8 @@ Exit statuses are grouped by area so that each area owns a range:
 20-29 and 90-99 accounts and store, 30-39 config rendering and deploy,
 40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure,
 100-129 the owner's side (``mailprov serve``), 131-134 the admin API's tokens.
+100-129 the owner's side (``mailprov serve``), 130-134 the admin API's tokens,
+140-144 identity by redirect (OpenID Connect).
 """
 
 from __future__ import annotations
@@ -136,6 +138,13 @@ class ExitStatus(IntEnum):
     # -- 131-134: the admin API's tokens (130 is INTERRUPTED: 128 + SIGINT)
     ADMIN_TOKEN_REFUSED = 131
     SCOPE_REFUSED = 132
+    # -- 140-144: identity by redirect (OpenID Connect); the token it brings is checked by
+    # the gate itself, so its refusals keep the gate's IDG codes and statuses (40-59).
+    OIDC_STATE_INVALID = 140
+    OIDC_STATE_EXPIRED = 141
+    OIDC_STATE_USED = 142
+    OIDC_PROVIDER_REFUSED = 143
+    OIDC_UNAVAILABLE = 144
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -847,6 +856,58 @@ class ContactNotPending(MailprovError):
     code = "contact-not-pending"
     exit_status = ExitStatus.CONTACT_NOT_PENDING
     default_hint = "add the contact first (a code is sent to it), then confirm it with that code"
+
+
+# -- identity by redirect (OpenID Connect) -------------------------------------------
+
+
+class OidcStateInvalid(MailprovError):
+    """This sign-in at the identity provider is unknown here, or was started in another browser."""
+
+    code = "oidc-state-invalid"
+    exit_status = ExitStatus.OIDC_STATE_INVALID
+    default_hint = (
+        "start again from your request (in this browser): POST "
+        "/api/v1/requests/NUMBER/identity/oidc"
+    )
+
+
+class OidcStateExpired(MailprovError):
+    """This sign-in at the identity provider took too long and has expired."""
+
+    code = "oidc-state-expired"
+    exit_status = ExitStatus.OIDC_STATE_EXPIRED
+    default_hint = "start the sign-in with the identity provider again"
+
+
+class OidcStateUsed(MailprovError):
+    """This sign-in at the identity provider has already been used (or a newer one replaced it)."""
+
+    code = "oidc-state-used"
+    exit_status = ExitStatus.OIDC_STATE_USED
+    default_hint = "each sign-in works once: start it again, and use only the newest"
+
+
+class OidcProviderRefused(MailprovError):
+    """The identity provider did not sign you in."""
+
+    code = "oidc-provider-refused"
+    exit_status = ExitStatus.OIDC_PROVIDER_REFUSED
+    default_hint = (
+        "sign in at the identity provider and allow the request, then try again; or prove "
+        "who you are with an identity token or a certificate"
+    )
+
+
+class OidcUnavailable(MailprovError):
+    """Identity by redirect is not available now."""
+
+    code = "oidc-unavailable"
+    exit_status = ExitStatus.OIDC_UNAVAILABLE
+    default_hint = (
+        "retry later, or prove who you are with an identity token or a certificate; "
+        "administrators: check [oidc] and that the provider answers"
+    )
 
 
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.

@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mailprov.errors import MailprovError
 from mailprov.rules.addresses import normalise_domain
@@ -342,6 +343,56 @@ def text(value: str, _base: Path) -> str:
     return value
 
 
+def _loopback(name: str) -> bool:
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def web_url(value: str, _base: Path) -> str:
+    """An https URL (http only to a loopback host), with no user, query or fragment.
+
+    Kept exactly as written: an OpenID Connect issuer is compared as a string.
+    """
+    try:
+        parts = urlsplit(value)
+        name = parts.hostname or ""
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise Invalid("not a URL", hint="e.g. https://id.example.org") from None
+    if not name or not port_ok or any(c.isspace() for c in value):
+        raise Invalid("not a URL with a host", hint="e.g. https://id.example.org")
+    if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(name)):
+        raise Invalid(
+            "must be an https URL (plain http only to 127.0.0.1, ::1 or localhost)",
+            hint="e.g. https://id.example.org",
+        )
+    if parts.username is not None or parts.query or parts.fragment or "#" in value:
+        raise Invalid(
+            "must not carry a user, a query or a fragment", hint="e.g. https://id.example.org"
+        )
+    return value
+
+
+def return_url(value: str, base: Path) -> str:
+    """Where a browser is sent back to: a path on this server (``/…``) or a :func:`web_url`;
+    ``{number}`` (a request number) may appear once, no other braces."""
+    bare = value.replace("{number}", "", 1)
+    if "{" in bare or "}" in bare:
+        raise Invalid(
+            "may hold '{number}' once and no other braces", hint="e.g. /requests/{number}"
+        )
+    if value.startswith("/") and not value.startswith("//"):
+        if any(c.isspace() or c in "\\#" for c in value):
+            raise Invalid("not a plain path", hint="e.g. /requests/{number}")
+        return value
+    web_url(bare, base)
+    return value
+
+
 def store_url(value: str, base: Path) -> str:
     """The account store: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST:PORT/DB``.
 
@@ -404,10 +455,9 @@ def public_url(value: str, base: Path) -> str:
     Returns it normalised (host in lower case, a path of at least ``/``).
     """
     hint = "e.g. https://mail.example.org/ (letters, digits, '.', '_', '~', '-', '/' in the path)"
-    scheme, sep, rest = value.partition("://")
+    web_url(value, base)  # the rules every URL of the site config keeps (scheme, no user, ...)
+    scheme, _, rest = value.partition("://")
     authority, slash, path = rest.partition("/")
-    if not sep or scheme not in {"https", "http"}:
-        raise Invalid("not an https:// URL", hint=hint)
     if slash and not _URL_PATH_RE.fullmatch(slash + path):
         raise Invalid("the path holds characters a config file cannot carry", hint=hint)
     if authority.startswith("["):
@@ -423,8 +473,6 @@ def public_url(value: str, base: Path) -> str:
         name = host(name, base)
     except Invalid:
         raise Invalid("the host is not a host name or IP address", hint=hint) from None
-    if scheme == "http" and name != "localhost" and not _is_loopback(name):
-        raise Invalid("plain http:// only for a loopback host", hint=hint)
     shown = f"[{name}]" if ":" in name else name
     return f"{scheme}://{shown}{f':{int(port)}' if port else ''}{slash + path or '/'}"
 

@@ -11,6 +11,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from mailprov.errors import MailprovError
+from mailprov.rules.assurance import FRAMEWORK_LEVELS
 from mailprov.rules.passwords import get_policy
 from mailprov.settings import checks
 from mailprov.settings.checks import Invalid
@@ -38,6 +39,7 @@ def check(config: SiteConfig) -> None:
     _dns(config)
     _relay(config)
     _web(config)
+    _oidc(config)
 
 
 def _site(config: SiteConfig) -> None:
@@ -154,3 +156,40 @@ def _web(config: SiteConfig) -> None:
             hint="listen on 127.0.0.1 behind the nginx snippet 'deploy' renders "
             "(nginx-mailprov.conf), or set [web] tls = true to serve HTTPS directly",
         )
+
+
+def _oidc(config: SiteConfig) -> None:
+    o = config.oidc
+    if o.issuer:
+        for name in ("client_id", "redirect_url"):
+            if not getattr(o, name):
+                raise Inconsistent(
+                    f"oidc.{name}",
+                    "",
+                    f"oidc.issuer is set but oidc.{name} is not",
+                    hint="register mailprov at the provider and copy its client id and the "
+                    "callback URL (…/api/v1/identity/oidc/callback) here",
+                )
+        if "openid" not in o.scopes:
+            raise Inconsistent(
+                "oidc.scopes",
+                o.scopes,
+                "must include 'openid' (without it the provider sends no ID token)",
+                hint='e.g. scopes = ["openid"]',
+            )
+    if o.min_assurance_level:
+        if not o.trust_framework:
+            raise Inconsistent(
+                "oidc.min_assurance_level",
+                o.min_assurance_level,
+                "needs oidc.trust_framework (a level means something only in its framework)",
+                hint='e.g. trust_framework = "ru_esia", min_assurance_level = "confirmed"',
+            )
+        levels = FRAMEWORK_LEVELS[o.trust_framework]
+        if o.min_assurance_level not in levels:
+            raise Inconsistent(
+                "oidc.min_assurance_level",
+                o.min_assurance_level,
+                f"is not a level of {o.trust_framework}",
+                hint="levels, lowest first: " + ", ".join(levels),
+            )

@@ -35,6 +35,8 @@ ReportUriList = Annotated[str, Rule(records.report_uri_list, optional=True)]
 MxPattern = Annotated[str, Rule(records.mx_pattern)]
 StoreUrl = Annotated[str, Rule(checks.text, optional=True)]  # checked once resolved: loader
 OptionalPublicUrl = Annotated[str, Rule(checks.public_url, optional=True)]
+OptionalWebUrl = Annotated[str, Rule(checks.web_url, optional=True)]
+ReturnUrl = Annotated[str, Rule(checks.return_url)]
 
 # -- paths: written into servers' configs and units, or opened by mailprov only
 ServerPath = Annotated[str, Rule(checks.server_path)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mailprov.settings.checks import Range
 from mailprov.settings.kinds import (
@@ -44,6 +44,7 @@ from mailprov.settings.kinds import (
     OptionalNameserver,
     OptionalPublicUrl,
     OptionalServerPath,
+    OptionalWebUrl,
     PasswordPolicy,
     PlainName,
     Port,
@@ -54,6 +55,7 @@ from mailprov.settings.kinds import (
     RelayTls,
     ReportUriList,
     ResetRoute,
+    ReturnUrl,
     SelectorPrefix,
     ServerPath,
     Size,
@@ -231,6 +233,54 @@ class IdentitySection:
     match_yo_as_ye: bool = True
     extra_ekus: list[Oid] = field(default_factory=list)
     max_chain_depth: Annotated[int, Range(1, 16)] = 4
+
+
+#: JWS algorithms a provider key may use (asymmetric only, as the gate's allow-list).
+OidcAlgorithm = Literal[
+    "ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
+]
+#: Every level of rules/assurance.py's frameworks; which fits which framework: consistency.py.
+AssuranceLevel = Literal[
+    "", "simplified", "standard", "confirmed", "low", "substantial", "high", "ial1", "ial2", "ial3"
+]
+
+
+@dataclass(frozen=True)
+class OidcSection:
+    """[oidc]: identity by redirect — ``mailprov serve`` as an OpenID Connect relying party.
+
+    The provider's ID token goes through the identity gate's own checks (table (A) of
+    docs/identity-gate.md) with the provider's keys (from its discovery document and
+    JWKS), ``client_id`` as the audience and this section's trust framework and level.
+    """
+
+    #: The provider's issuer, exactly as its discovery document and its tokens write it
+    #: (https; plain http only on loopback). Empty: identity by redirect is off.
+    issuer: OptionalWebUrl = ""
+    #: This service's client id at the provider (the ID token's audience).
+    client_id: Text = ""
+    #: The client secret (0600 file); empty: a public client (PKCE alone).
+    client_secret_file: OptionalLocalPath = ""
+    #: The callback URL registered at the provider: this service's
+    #: /api/v1/identity/oidc/callback as browsers reach it.
+    redirect_url: OptionalWebUrl = ""
+    scopes: list[Token] = field(default_factory=lambda: ["openid"])
+    #: The trust framework asked for and accepted ("": any the gate knows, each at its
+    #: default minimum) and the minimum assurance level in it ("": its default).
+    trust_framework: Literal["", "ru_esia", "eidas", "nist_800_63A"] = ""
+    min_assurance_level: AssuranceLevel = ""
+    #: The ID token's JOSE "typ" header as the provider writes it.
+    token_type: Token = "JWT"  # noqa: S105  (a JWT "typ", not a secret)
+    #: The algorithm of provider keys whose JWK names none (the JWKS "alg" is optional).
+    key_algorithm: OidcAlgorithm = "RS256"
+    #: How long a started sign-in may take at the provider.
+    state_ttl_seconds: Annotated[int, Range(60, 1800)] = 600
+    #: Where the browser goes when the callback is done: a path here or an https URL;
+    #: {number} is the request's number; '?identity=verified' or '?error=CODE' is added.
+    return_url: ReturnUrl = "/requests/{number}"
+    #: CA certificates for the provider's https (empty: the system's).
+    ca_file: OptionalLocalPath = ""
+    timeout_seconds: PositiveSeconds = 10.0
 
 
 @dataclass(frozen=True)
@@ -459,6 +509,7 @@ class SiteConfig:
 
     # -- identity (issue 4) sections
     identity: IdentitySection = field(default_factory=IdentitySection)
+    oidc: OidcSection = field(default_factory=OidcSection)
     notify: NotifySection = field(default_factory=NotifySection)
 
     # -- relay (issue 5) sections

@@ -7,6 +7,7 @@ Every request passes, in order:
    defeats DNS rebinding (the same rule as the relay's API, ``relay/gate.py``).
 2. **Origin** — a write whose ``Origin`` is not this service is refused (403).
 3. **Body** — an operation with a body needs ``Content-Type: application/json``
+   (or, where declared for browser forms, ``application/x-www-form-urlencoded``)
    (415), valid JSON (400) that its declared schema accepts (400, naming the field,
    never echoing the value).
 4. **Session** — from the ``mailprov_session`` cookie or ``Authorization: Bearer``;
@@ -48,7 +49,7 @@ from mailprov.model import Secret
 from mailprov.relay.gate import allowed_hosts
 from mailprov.services import owner, tokens
 from mailprov.settings.checks import parse_endpoint
-from mailprov.web.api import API, SESSION_COOKIE, Call, Operation
+from mailprov.web.api import API, FORM, SESSION_COOKIE, Call, Operation
 from mailprov.web.errors import status_of
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def _load_operations() -> None:
     from mailprov.web import (  # noqa: PLC0415  (lazy: registers on import, after API exists)
         admin,  # noqa: F401
         filters,  # noqa: F401
+        oidc,  # noqa: F401
         recovery,  # noqa: F401
         requests,  # noqa: F401
         session,  # noqa: F401
@@ -201,16 +203,26 @@ async def _read_body(request: web.Request, op: Operation) -> dict[str, Any]:
     if op.body is None:
         return {}
     kind = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if kind != "application/json":
+    body: Any
+    if op.form and kind == FORM:
+        try:
+            fields = await request.post()
+        except ValueError:  # UnicodeDecodeError included
+            raise MalformedRequest("the form is not valid UTF-8", hint="send UTF-8") from None
+        body = {}
+        for name, value in fields.items():
+            body.setdefault(name, value)  # a field given twice: the first counts
+    elif kind != "application/json":
         raise web.HTTPUnsupportedMediaType(
             reason=f"{op.method} {op.path} needs 'Content-Type: application/json'"
         )
-    try:
-        body = json.loads(await request.read() or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedRequest(
-            "the request body is not valid JSON", hint="send a JSON object"
-        ) from None
+    else:
+        try:
+            body = json.loads(await request.read() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedRequest(
+                "the request body is not valid JSON", hint="send a JSON object"
+            ) from None
     validator = Draft202012Validator(op.body)
     error = next(iter(sorted(validator.iter_errors(body), key=lambda e: list(e.path))), None)
     if error is not None:
@@ -278,11 +290,15 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
                     raise CsrfRefused
             call.session, call.token = session, token
         result = await asyncio.to_thread(op.handler, call)
-        if op.status == 204:
-            response: web.Response = web.Response(status=204)
+        if op.redirect and call.redirect is not None:
+            response: web.Response = web.Response(status=303)
+            response.headers["Location"] = call.redirect
+        elif op.status == 204:
+            response = web.Response(status=204)
         else:
             response = web.json_response(result, status=op.status, dumps=_dumps)
         response.headers.update(call.headers)
+        _set_cookies(response, call, secure=_secure_request(request, services))
         if isinstance(call.set_session, Secret):
             response.set_cookie(
                 SESSION_COOKIE,
@@ -298,6 +314,24 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
 
     dispatch.__name__ = op.operation_id
     return dispatch
+
+
+def _set_cookies(response: web.Response, call: Call, *, secure: bool) -> None:
+    """The cookies a handler asked for (not the session's): HttpOnly, Secure over HTTPS."""
+    for cookie in call.cookies:
+        if cookie.value == "":
+            response.del_cookie(cookie.name, path=cookie.path)
+            continue
+        value = cookie.value.reveal() if isinstance(cookie.value, Secret) else cookie.value
+        response.set_cookie(
+            cookie.name,
+            value,
+            httponly=True,
+            secure=secure,
+            samesite=cookie.samesite,
+            path=cookie.path,
+            max_age=cookie.max_age,
+        )
 
 
 def _secure_request(request: web.Request, services: Services) -> bool:

@@ -62,6 +62,15 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.SieveTooLarge: 422,
     e.FiltersInvalid: 422,
     e.FiltersNotInstalled: 503,
+    # Identity by redirect: a sign-in this browser cannot use is unknown (404: unknown, or
+    # another browser's, the same answer), gone when stale, a conflict when used; a proof
+    # the provider refused is refused like the gate's (422); a provider we cannot reach,
+    # or no [oidc] at all, is 503.
+    e.OidcStateInvalid: 404,
+    e.OidcStateExpired: 410,
+    e.OidcStateUsed: 409,
+    e.OidcProviderRefused: 422,
+    e.OidcUnavailable: 503,
 }
 
 

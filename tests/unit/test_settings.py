@@ -176,10 +176,10 @@ class TestChecks:
             ("tls.cert_file", "/etc/ssl/my cert.pem", "holds characters"),
             ("web.listen", "0.0.0.0:8080", "beyond loopback"),
             ("web.listen", "192.0.2.1:8080", "[web] tls = true"),
-            ("web.public_url", "http://mail.example.org/", "only for a loopback host"),
+            ("web.public_url", "http://mail.example.org/", "plain http only to"),
             ("web.public_url", "https://mail.example.org/it's", "cannot carry"),
             ("web.public_url", "https://mail.example.org/%27", "cannot carry"),
-            ("web.public_url", "https://u@mail.example.org/", "not a host name"),
+            ("web.public_url", "https://u@mail.example.org/", "must not carry a user"),
             ("passwords.temporary_login", "never", "portal, until-expiry"),
         ],
     )

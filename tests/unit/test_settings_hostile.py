@@ -78,6 +78,11 @@ SAMPLES = {
     "dns.check_nameserver": "127.0.0.1:5353",
     "dkim.trusted_hosts": "192.0.2.0/24",
     "identity.extra_ekus": "1.3.6.1.5.5.7.3.4",
+    "oidc.issuer": "https://id.example.test",
+    "oidc.client_id": "mailprov",
+    "oidc.client_secret_file": "oidc-client-secret",
+    "oidc.redirect_url": "https://mail.example.test/api/v1/identity/oidc/callback",
+    "oidc.ca_file": "oidc-ca.pem",
     "check.host": "127.0.0.1",
     "check.server_name": "mail.example.test",
     "check.ca_file": "ca.pem",
@@ -240,6 +245,11 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
         },
         # So that relay.smarthost_username's sample value is a consistent config.
         "relay": {"smarthost_password_file": "smarthost-password"},
+        # So that oidc.issuer's sample value is too.
+        "oidc": {
+            "client_id": "mailprov",
+            "redirect_url": "https://mail.example.test/api/v1/identity/oidc/callback",
+        },
     }
     config = load_settings(
         config_file=write_config(root / "base.toml", base), env={"MAILPROV_CONFIG": ""}
