@@ -129,18 +129,29 @@ def update_mailbox(
             return address, _differences(mailbox_row(conn, address), wanted)
     with store.begin() as conn:
         changes = _differences(mailbox_row(conn, address), wanted)
-        if changes:
-            conn.execute(
-                update(mailboxes)
-                .where(mailboxes.c.address == address)
-                .values(updated_at=actor.now, **{COLUMNS[a]: c.after for a, c in changes.items()})
-            )
-            audit.append(
-                conn,
-                at=actor.now,
-                actor=actor.name,
-                action="mailbox.set",
-                target=address,
-                details={a: c.to_json() for a, c in changes.items()},
-            )
+        write_changes(conn, address, changes, actor=actor)
     return address, changes
+
+
+def write_changes(
+    conn: Connection, address: str, changes: dict[str, Change], *, actor: Actor
+) -> None:
+    """Write ``changes`` (attribute -> before/after, keys of :data:`COLUMNS`) of mailbox
+    ``address`` in the caller's transaction, with one ``mailbox.set`` audit record naming them;
+    nothing when there are none.
+    """
+    if not changes:
+        return
+    conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.address == address)
+        .values(updated_at=actor.now, **{COLUMNS[a]: c.after for a, c in changes.items()})
+    )
+    audit.append(
+        conn,
+        at=actor.now,
+        actor=actor.name,
+        action="mailbox.set",
+        target=address,
+        details={a: c.to_json() for a, c in changes.items()},
+    )
