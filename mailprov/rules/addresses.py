@@ -241,3 +241,13 @@ def suggest(address: Address) -> Iterator[Address]:
         option = Address(candidate, address.domain)
         if len(str(option)) <= MAX_ADDRESS:
             yield option
+
+
+def clean_name(name: str) -> str:
+    """A display name on one line, inner whitespace collapsed (at most 256 characters)."""
+    cleaned = " ".join(name.split())
+    if len(cleaned) > 256 or any(ord(c) < 32 for c in name if c not in "\t "):
+        raise InvalidAddress(
+            "a display name must be one line of at most 256 characters", hint="shorten --name"
+        )
+    return cleaned

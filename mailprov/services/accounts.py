@@ -27,6 +27,7 @@ from mailprov.model import AddressKind, Alias, Domain, Mailbox, Secret
 from mailprov.rules import hashing, passwords
 from mailprov.rules.addresses import (
     Address,
+    clean_name,
     normalise_domain,
     parse_address,
     parse_destination,
@@ -383,16 +384,6 @@ def add_mailbox(
     )
 
 
-def clean_name(name: str) -> str:
-    """A display name on one line, inner whitespace collapsed (at most 256 characters)."""
-    cleaned = " ".join(name.split())
-    if len(cleaned) > 256 or any(ord(c) < 32 for c in name if c not in "\t "):
-        raise InvalidAddress(
-            "a display name must be one line of at most 256 characters", hint="shorten --name"
-        )
-    return cleaned
-
-
 def mailbox_row(conn: Connection, address: str) -> Any:
     """The ``mailboxes`` row of ``address``; NotFound naming it when there is none."""
     row = conn.execute(select(mailboxes).where(mailboxes.c.address == address)).first()
@@ -592,9 +583,17 @@ def add_alias(
 
 
 def add_destinations(
-    conn: Connection, source: Address, targets: Sequence[str], *, actor: Actor
+    conn: Connection,
+    source: Address,
+    targets: Sequence[str],
+    *,
+    actor: Actor,
+    checked: bool = False,
 ) -> AliasChange:
     """``add_alias`` in the caller's transaction (``targets`` parsed, without duplicates).
+
+    ``checked``: the caller has made sure that local destinations exist (or will, when its
+    transaction ends), so they are not looked up here.
 
     Raises:
         IntegrityError: the source is a mailbox (the caller turns it into its error).
@@ -603,7 +602,8 @@ def add_destinations(
         raise InvalidAddress("an alias needs at least one destination")
     if str(source) in targets:
         raise InvalidAddress(f"alias {source} cannot deliver to itself")
-    _check_local_destinations(conn, targets)
+    if not checked:
+        _check_local_destinations(conn, targets)
     row = conn.execute(select(aliases).where(aliases.c.address == str(source))).first()
     existing: list[str] = []
     if row is None:

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from mailprov.errors import Conflict
-from mailprov.rules.addresses import parse_address
+from mailprov.rules.addresses import clean_name, parse_address
 from mailprov.rules.sizes import format_size
-from mailprov.services.accounts import clean_name, mailbox_row, taken_error
+from mailprov.services.accounts import mailbox_row, taken_error
 from mailprov.store import audit
 from mailprov.store.schema import addresses, mailboxes
 
