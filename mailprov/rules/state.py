@@ -456,3 +456,23 @@ def _deletions(current: Current, wanted: Declared) -> list[Change]:
     for name in sorted(current.domains - set(wanted.domains)):
         out.append(Change("domain", name, "delete", {}))
     return out
+
+
+def to_document(current: Current, *, with_hashes: bool = False) -> dict[str, Any]:
+    """What ``export`` writes: the state that declares ``current`` exactly."""
+    doc: dict[str, Any] = {"version": VERSION, "domains": {}, "mailboxes": {}, "aliases": {}}
+    for name in sorted(current.domains):
+        keys = [{"selector": s, "algorithm": a} for s, a in current.dkim.get(name, {}).items()]
+        doc["domains"][name] = {"dkim": keys} if keys else {}
+    for address, box in sorted(current.mailboxes.items()):
+        entry: dict[str, Any] = {
+            "name": box.name,
+            "quota": show_quota(box.quota_bytes),
+            "active": box.active,
+        }
+        if with_hashes:
+            entry["password_hash"] = box.password_hash
+        doc["mailboxes"][address] = entry
+    for address, targets in sorted(current.aliases.items()):
+        doc["aliases"][address] = {"destinations": list(targets)}
+    return doc

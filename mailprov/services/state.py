@@ -23,7 +23,6 @@ from mailprov.rules import passwords, statefile
 from mailprov.rules.addresses import parse_address
 from mailprov.rules.sizes import parse_size
 from mailprov.rules.state import (
-    VERSION,
     Current,
     Declared,
     MailboxNow,
@@ -31,7 +30,7 @@ from mailprov.rules.state import (
     Plan,
     declared,
     diff,
-    show_quota,
+    to_document,
 )
 from mailprov.services import dkim
 from mailprov.services.accounts import (
@@ -290,24 +289,9 @@ def _update_mailbox(
 def export(store: Store, settings: SiteConfig, *, with_hashes: bool = False) -> dict[str, Any]:
     """The store as a state document (what ``apply`` reads); hashes only ``with_hashes``."""
     with store.read() as conn:
-        current = snapshot(conn, {})
-    dkim_now = _dkim_now(settings, current.domains)
-    doc: dict[str, Any] = {"version": VERSION, "domains": {}, "mailboxes": {}, "aliases": {}}
-    for name in sorted(current.domains):
-        keys = [{"selector": s, "algorithm": a} for s, a in dkim_now.get(name, {}).items()]
-        doc["domains"][name] = {"dkim": keys} if keys else {}
-    for address, box in sorted(current.mailboxes.items()):
-        entry: dict[str, Any] = {
-            "name": box.name,
-            "quota": show_quota(box.quota_bytes),
-            "active": box.active,
-        }
-        if with_hashes:
-            entry["password_hash"] = box.password_hash
-        doc["mailboxes"][address] = entry
-    for address, targets in sorted(current.aliases.items()):
-        doc["aliases"][address] = {"destinations": list(targets)}
-    return doc
+        names = set(conn.execute(select(domains.c.name)).scalars())
+        current = snapshot(conn, _dkim_now(settings, names))
+    return to_document(current, with_hashes=with_hashes)
 
 
 def export_lines(doc: dict[str, Any], fmt: str) -> Iterator[str]:

@@ -440,3 +440,36 @@ class TestDkim:
         assert (0, False) == (status, doc["changed"])
         exported = run("export", env=env).stdout
         assert 'dkim = [{ selector = "s2026", algorithm = "ed25519" }]' in exported
+
+
+class TestExportProperty:
+    """Random sites on a real store: apply, export, and apply --check of the export."""
+
+    def test_export_then_check_is_no_change(self, run: Cli) -> None:
+        """For random sites (IDN domains, catch-alls, forwards, odd names), on both backends."""
+        from dataclasses import replace
+
+        from hypothesis import HealthCheck, given, settings
+
+        from mailprov.rules import statefile
+        from mailprov.rules.state import to_document
+        from tests.unit.test_state import sites
+
+        @settings(
+            max_examples=12,
+            deadline=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        )
+        @given(sites())
+        def check(current: Any) -> None:
+            doc = to_document(replace(current, dkim={}), with_hashes=True)
+            text = "".join(statefile.to_toml_lines(doc))
+            status, applied = run.json("apply", "-", "--prune", input=text)
+            assert 0 == status, applied
+            for fmt in ("toml", "json"):
+                exported = run("export", "--with-hashes", "--format", fmt)
+                assert 0 == exported.exit_code, exported.output
+                status, doc_ = run.json("apply", "-", "--check", "--prune", input=exported.stdout)
+                assert (0, False) == (status, doc_["changed"]), doc_
+
+        check()
