@@ -334,7 +334,7 @@ class BackupInvalid(MailprovError):
 
     code = "backup-invalid"
     exit_status = ExitStatus.BACKUP_INVALID
-    default_hint = "nothing was restored; use another copy of the backup (or the right passphrase)"
+    default_hint = "use another copy of the backup, or the right passphrase"
 
 
 class RestoreRefused(MailprovError):

@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     # configuration management: the site as one declared state, backup and restore
     "apply": "mailprov.cli.apply:apply",
     "export": "mailprov.cli.apply:export",
+    "backup": "mailprov.cli.backup:backup",
+    "restore": "mailprov.cli.backup:restore",
     # config rendering and deploy
     "deploy": "mailprov.cli.deploy:deploy",
     "tls": "mailprov.cli.tls:tls",
