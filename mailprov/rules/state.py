@@ -194,7 +194,10 @@ def declared(doc: Mapping[str, Any]) -> tuple[Declared, list[Problem]]:
         path = ("mailboxes", raw)
         address = check(path, _mailbox_address, raw)
         name = check((*path, "name"), clean_name, body["name"]) if "name" in body else None
-        quota = check((*path, "quota"), parse_size, body["quota"]) if "quota" in body else None
+        raw_quota = body.get("quota")
+        if isinstance(raw_quota, float):  # JSON Schema counts 1.0 as an integer
+            raw_quota = int(raw_quota)
+        quota = check((*path, "quota"), parse_size, raw_quota) if "quota" in body else None
         digest = body.get("password_hash")
         if digest is not None and check((*path, "password_hash"), _check_hash, digest) is None:
             continue

@@ -13,7 +13,7 @@ import copy
 import json
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -61,7 +61,99 @@ def _validator() -> Any:
             return [inline(v) for v in node]
         return node
 
-    return jsonschema.Draft202012Validator(inline(schema))
+    flat = inline(schema)
+    return jsonschema.Draft202012Validator(flat), quick_check(flat)
+
+
+@cache
+def _toml() -> Any:
+    """tomli where its compiled build is installed (the same parser as tomllib, 3x faster)."""
+    try:
+        import tomli  # noqa: PLC0415  (lazy: only state files need it)
+    except ImportError:  # pragma: no cover - tomli is a dependency; tomllib is the same parser
+        return tomllib
+    return tomli
+
+
+_ANNOTATIONS = frozenset({"description", "title", "$schema", "$id", "$comment", "default"})
+_TYPES: dict[str, Any] = {
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+}
+Check = Callable[[Any], bool]
+
+
+def _never(_value: Any) -> bool:
+    return False
+
+
+def quick_check(schema: Any) -> Check:
+    """A fast "certainly valid" test compiled from ``schema``, for the keywords it uses.
+
+    jsonschema checks a 10k-mailbox state in about 0.4 s; the compiled test takes a
+    tenth of that. It never decides alone that a value is *invalid*: False (also for
+    any keyword it does not know) sends the document to jsonschema, which stays the
+    authority and says what is wrong. A Hypothesis test holds it to "True implies
+    jsonschema agrees".
+    """
+    if not isinstance(schema, dict):
+        return (lambda _v: True) if schema is True else _never
+    checks = []
+    for keyword, expected in schema.items():
+        if keyword in _ANNOTATIONS:
+            continue
+        check = _keyword(keyword, expected, schema)
+        if check is None:
+            return _never  # a keyword this fast path does not know: let jsonschema decide
+        checks.append(check)
+    return lambda value: all(check(value) for check in checks)
+
+
+def _keyword(keyword: str, expected: Any, schema: dict[str, Any]) -> Check | None:  # noqa: PLR0911
+    if keyword == "type":
+        kinds = [
+            _TYPES.get(k, _never) for k in (expected if isinstance(expected, list) else [expected])
+        ]
+        return lambda v: any(kind(v) for kind in kinds)
+    if keyword == "properties":
+        subs = {k: quick_check(sub) for k, sub in expected.items()}
+        return lambda v: (
+            not isinstance(v, dict) or all(sub(v[k]) for k, sub in subs.items() if k in v)
+        )
+    if keyword == "additionalProperties":
+        known, sub = set(schema.get("properties", {})), quick_check(expected)
+        return lambda v: (
+            not isinstance(v, dict) or all(sub(x) for k, x in v.items() if k not in known)
+        )
+    if keyword == "required":
+        return lambda v: not isinstance(v, dict) or all(k in v for k in expected)
+    if keyword == "items":
+        item = quick_check(expected)
+        return lambda v: not isinstance(v, list) or all(item(x) for x in v)
+    if keyword == "pattern":
+        search = re.compile(expected).search
+        return lambda v: not isinstance(v, str) or search(v) is not None
+    if keyword in ("maxLength", "minLength", "minItems", "minimum"):
+        kind = list if keyword == "minItems" else str
+        if keyword == "minimum":
+            return lambda v: not _TYPES["integer"](v) or v >= expected
+        if keyword == "maxLength":
+            return lambda v: not isinstance(v, kind) or len(v) <= expected
+        return lambda v: not isinstance(v, kind) or len(v) >= expected
+    if keyword == "uniqueItems":
+        return lambda v: (
+            not isinstance(v, list)
+            or (all(isinstance(x, str) for x in v) and len(set(v)) == len(v))
+        )
+    if keyword in ("const", "enum"):
+        allowed = [expected] if keyword == "const" else list(expected)
+        return lambda v: (
+            type(v) in (str, int) and any(type(v) is type(a) and v == a for a in allowed)
+        )
+    return None
 
 
 def detect_format(text: str, name: str) -> str:
@@ -109,14 +201,15 @@ def parse(text: str, *, fmt: str, source: str) -> dict[str, Any]:
     Raises:
         StateInvalid: a syntax error (with its line) or every schema problem (with theirs).
     """
+    toml = _toml()
     try:
-        doc: Any = tomllib.loads(text) if fmt == "toml" else json.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        doc: Any = toml.loads(text) if fmt == "toml" else json.loads(text)
+    except toml.TOMLDecodeError as exc:
         raise StateInvalid(f"{source} is not valid TOML: {exc}") from None
     except json.JSONDecodeError as exc:
         raise StateInvalid(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    validator = _validator()
-    if not validator.is_valid(doc):
+    validator, certainly_valid = _validator()
+    if not certainly_valid(doc) and not validator.is_valid(doc):
         errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path])
         problems = [Problem(tuple(e.absolute_path), _message(e)) for e in errors]
         raise fail(problems, text=text, fmt=fmt, source=source)

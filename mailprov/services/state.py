@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from mailprov.errors import TemporaryFailure
 from mailprov.model import DkimStatus, Secret
 from mailprov.rules import passwords, statefile
-from mailprov.rules.addresses import parse_address
+from mailprov.rules.addresses import Address, parse_address
 from mailprov.rules.sizes import parse_size
 from mailprov.rules.state import (
     Current,
@@ -165,14 +165,20 @@ def apply(
         StateInvalid: as :func:`plan`; nothing was changed.
         TemporaryFailure: another writer took an address meanwhile; nothing was changed.
     """
-    first = plan(store, settings, state, prune=prune)
-    generated = _generate(settings, state.wanted, first)
+    generated: dict[str, tuple[str, Secret]] = {}
+    if any(m.generate_password for m in state.wanted.mailboxes.values()):
+        # Hash new passwords before taking the write lock (ARGON2ID takes a while).
+        generated = _generate(settings, state.wanted, plan(store, settings, state, prune=prune))
     dkim_now = _dkim_now(settings, set(state.wanted.domains))
     try:
         with store.begin() as conn:
             planned = _diff(state, snapshot(conn, dkim_now), settings, prune)
-            missing = [c.key for c in planned.of("mailbox", "create") if c.key not in generated]
-            if missing:  # created as generated since the first look: rare, hash them now
+            missing = [
+                c.key
+                for c in planned.of("mailbox", "create")
+                if c.key not in generated and state.wanted.mailboxes[c.key].password_hash is None
+            ]
+            if missing:  # removed by someone else since the first look: rare, hash them now
                 generated.update(_generate(settings, state.wanted, planned))
             _carry_out(conn, planned, state, actor, {a: h for a, (h, _) in generated.items()})
             if planned.changed:
@@ -240,7 +246,7 @@ def _carry_out(
         quota = parse_size(str(change.attributes["quota"][1]))
         new.append(
             NewMailbox(
-                parse_address(spec.address),
+                Address(spec.local, spec.domain),
                 spec.password_hash or hashes[spec.address],
                 spec.name or "",
                 quota,

@@ -216,3 +216,83 @@ class TestExportRoundTrip:
         current = Current({"example.test"}, {"a@example.test": box}, {}, {})
         _round_trip(current, "toml")
         _round_trip(current, "json")
+
+
+# -- the schema's fast path ---------------------------------------------------------------
+
+JSONISH = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+FIELDS = {
+    "name": st.one_of(st.text(max_size=3), st.integers(), st.text(min_size=250, max_size=260)),
+    "quota": st.one_of(
+        st.sampled_from(["2G", "0", "1.5 GiB", "lots", "-1", ""]), st.integers(-2, 3), st.floats()
+    ),
+    "active": st.one_of(st.booleans(), st.integers(0, 1), st.none()),
+    "password_hash": st.sampled_from(["{SHA512-CRYPT}$6$x", "{X}", "nohash", "{A} b"]),
+    "generate_password": st.one_of(st.booleans(), st.just("yes")),
+    "extra": JSONISH,
+}
+
+
+@st.composite
+def near_valid_documents(draw: Any) -> Any:
+    """State documents that are valid, or nearly so (a wrong type, value or key here and there)."""
+    doc: dict[str, Any] = {"version": draw(st.sampled_from([1, 1, 1, 2, "1", True, 1.0]))}
+    mailboxes = {}
+    for n in range(draw(st.integers(0, 3))):
+        keys = draw(st.sets(st.sampled_from(sorted(FIELDS)), max_size=4))
+        mailboxes[f"u{n}@example.test"] = {k: draw(FIELDS[k]) for k in keys}
+    doc["mailboxes"] = draw(st.one_of(st.just(mailboxes), JSONISH))
+    doc["aliases"] = {
+        "a@example.test": {
+            "destinations": draw(
+                st.one_of(st.lists(st.sampled_from(["x@y.z", "w@v.u"]), max_size=3), JSONISH)
+            )
+        }
+    }
+    doc["domains"] = draw(
+        st.one_of(
+            st.just({"example.test": {}}),
+            st.just({"example.test": {"dkim": [{"selector": "s1", "algorithm": "ed25519"}]}}),
+            st.just({"example.test": {"dkim": [{"selector": "-bad", "algorithm": "dsa"}]}}),
+            JSONISH,
+        )
+    )
+    if draw(st.booleans()):
+        doc[draw(st.sampled_from(["colour", "version"]))] = draw(JSONISH)
+    return doc
+
+
+class TestQuickCheck:
+    """The compiled fast path never accepts what jsonschema refuses."""
+
+    @settings(max_examples=400, deadline=None)
+    @given(near_valid_documents())
+    def test_quick_valid_implies_valid(self, doc: Any) -> None:
+        """quick_check(schema)(doc) is True only for documents jsonschema finds valid."""
+        validator, quick = statefile._validator()
+        if quick(doc):
+            assert validator.is_valid(doc)
+
+    def test_accepts_a_typical_state(self) -> None:
+        """The fast path does accept a valid state (else it would be no fast path)."""
+        _, quick = statefile._validator()
+        doc = to_document(
+            Current(
+                {"example.test"},
+                {"a@example.test": MailboxNow("A", 0, True, "{X}y")},
+                {"@example.test": ("a@example.test",)},
+                {},
+            ),
+            with_hashes=True,
+        )
+        assert quick(doc)
