@@ -154,7 +154,8 @@ def apply(
                 if deployed["changed"]
                 else "nothing to change"
             )
-    data = {"changed": changed, **data, "plan": planned.to_json()}
+    if app.json:  # 10k objects: build the document only when it is printed
+        data = {"changed": changed, **data, "plan": planned.to_json()}
     emit(click.get_current_context(), data, human)
     return 2 if detailed_exitcode and changed else 0
 

@@ -43,13 +43,10 @@ def schema_text() -> str:
 
 
 @cache
-def _validator() -> Any:
-    import jsonschema  # noqa: PLC0415  (lazy: 140 ms to import, only apply needs it)
-
+def _schema() -> dict[str, Any]:
+    """The shipped schema with its local $refs resolved (the validators then follow none
+    per value, which makes a 10k-mailbox state about a third quicker to check)."""
     schema = json.loads(schema_text())
-    jsonschema.Draft202012Validator.check_schema(schema)
-    # Local $refs are resolved once here: the validator then follows none per value,
-    # which makes a 10k-mailbox state about a third quicker to check.
     defs = schema.pop("$defs", {})
 
     def inline(node: Any) -> Any:
@@ -61,18 +58,20 @@ def _validator() -> Any:
             return [inline(v) for v in node]
         return node
 
-    flat = inline(schema)
-    return jsonschema.Draft202012Validator(flat), quick_check(flat)
+    return dict(inline(schema))
 
 
 @cache
-def _toml() -> Any:
-    """tomli where its compiled build is installed (the same parser as tomllib, 3x faster)."""
-    try:
-        import tomli  # noqa: PLC0415  (lazy: only state files need it)
-    except ImportError:  # pragma: no cover - tomli is a dependency; tomllib is the same parser
-        return tomllib
-    return tomli
+def _quick() -> Check:
+    return quick_check(_schema())
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema  # noqa: PLC0415  (lazy: 140 ms to import, needed only for errors)
+
+    jsonschema.Draft202012Validator.check_schema(json.loads(schema_text()))
+    return jsonschema.Draft202012Validator(_schema())
 
 
 _ANNOTATIONS = frozenset({"description", "title", "$schema", "$id", "$comment", "default"})
@@ -156,6 +155,16 @@ def _keyword(keyword: str, expected: Any, schema: dict[str, Any]) -> Check | Non
     return None
 
 
+@cache
+def _toml() -> Any:
+    """tomli where its compiled build is installed (the same parser as tomllib, 3x faster)."""
+    try:
+        import tomli  # noqa: PLC0415  (lazy: only state files need it)
+    except ImportError:  # pragma: no cover - tomli is a dependency; tomllib is the same parser
+        return tomllib
+    return tomli
+
+
 def detect_format(text: str, name: str) -> str:
     """``json`` for a ``.json`` name or text starting with ``{``; ``toml`` otherwise."""
     if name.endswith(".json") or text.lstrip().startswith("{"):
@@ -208,8 +217,7 @@ def parse(text: str, *, fmt: str, source: str) -> dict[str, Any]:
         raise StateInvalid(f"{source} is not valid TOML: {exc}") from None
     except json.JSONDecodeError as exc:
         raise StateInvalid(f"{source} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    validator, certainly_valid = _validator()
-    if not certainly_valid(doc) and not validator.is_valid(doc):
+    if not _quick()(doc) and not (validator := _validator()).is_valid(doc):
         errors = sorted(validator.iter_errors(doc), key=lambda e: [str(p) for p in e.path])
         problems = [Problem(tuple(e.absolute_path), _message(e)) for e in errors]
         raise fail(problems, text=text, fmt=fmt, source=source)

@@ -44,7 +44,6 @@ from mailprov.services.accounts import (
     write_password,
 )
 from mailprov.services.accounts import NewPassword as NewPasswordValue
-from mailprov.services.bulk import hash_parallel
 from mailprov.services.mailbox_state import Change as AttributeChange
 from mailprov.services.mailbox_state import write_changes
 from mailprov.store import audit
@@ -227,6 +226,8 @@ def _generate(
         settings.passwords.policy, min_length=settings.passwords.min_length or None
     )
     clear = [passwords.generate_password(policy, settings.passwords.generated_length) for _ in new]
+    from mailprov.services.bulk import hash_parallel  # noqa: PLC0415  (lazy: its process pool is needed only to hash)
+
     hashes = hash_parallel(clear, settings.passwords.scheme)
     return {a: (h, Secret(c)) for a, h, c in zip(new, hashes, clear, strict=True)}
 
@@ -243,7 +244,11 @@ def _carry_out(
     new = []
     for change in planned.of("mailbox", "create"):
         spec = wanted.mailboxes[change.key]
-        quota = parse_size(str(change.attributes["quota"][1]))
+        quota = (
+            spec.quota_bytes
+            if spec.quota_bytes is not None
+            else parse_size(str(change.attributes["quota"][1]))
+        )
         new.append(
             NewMailbox(
                 Address(spec.local, spec.domain),
