@@ -99,7 +99,8 @@ def plan_text(planned: Plan, *, diff: bool, check: bool) -> str:
     "--deploy",
     "do_deploy",
     is_flag=True,
-    help="Then render and install the server config through 'deploy apply' (same checks).",
+    help="Then render and install the server config through 'deploy apply' (same checks; "
+    "not with --check).",
 )
 @click.option(
     "--target",

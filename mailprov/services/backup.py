@@ -120,6 +120,10 @@ def _site_files(settings: SiteConfig) -> dict[str, bytes]:
 def make(store: Store, settings: SiteConfig, *, now: int, passphrase: bytes | None) -> Made:
     """The backup of ``store`` and the site's files (encrypted when a passphrase is given)."""
     with store.read() as conn:
+        if conn.dialect.name == "postgresql":
+            # One snapshot for every table (READ COMMITTED would let each SELECT see a later
+            # commit); SQLite's read transaction holds its shared lock to the end already.
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         revision = current_revision(conn)
         files = _dump(conn)
         tables = {
