@@ -21,14 +21,12 @@ from mailprov.errors import TemporaryFailure
 from mailprov.model import DkimStatus, Secret
 from mailprov.rules import passwords, statefile
 from mailprov.rules.addresses import Address, parse_address
+from mailprov.rules.declared import Declared, MailboxSpec, declared
 from mailprov.rules.sizes import parse_size
 from mailprov.rules.state import (
     Current,
-    Declared,
     MailboxNow,
-    MailboxSpec,
     Plan,
-    declared,
     diff,
     to_document,
 )

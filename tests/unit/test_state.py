@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from mailprov.errors import StateInvalid
 from mailprov.rules import statefile
+from mailprov.rules.declared import declared
 from mailprov.rules.positions import json_lines, line_of, toml_lines
-from mailprov.rules.state import Current, MailboxNow, declared, diff, to_document
+from mailprov.rules.state import Current, MailboxNow, diff, to_document
 
 TOML = """\
 # a comment [not.a.table]
