@@ -29,7 +29,7 @@ PLAYBOOK = """\
     - name: site
       mailprov.site.mailprov_site:
         config: "{config}"
-        src: "{src}"
+        {given}
         executable: {executable}
 """
 STATE = """\
@@ -54,14 +54,19 @@ class Run:
     result: dict[str, Any]
 
 
-def _playbook(site: Path, name: str, state: str, *args: str) -> Run:
+def _playbook(site: Path, name: str, state: str | dict[str, Any], *args: str) -> Run:
+    """Run a one-task playbook with the state as a file (TOML text) or inline (a mapping)."""
     tree = site / f"tree-{name}"
-    (site / f"{name}.toml").write_text(state)
+    if isinstance(state, str):
+        (site / f"{name}.toml").write_text(state)
+        given = f'src: "{site / f"{name}.toml"}"'
+    else:
+        given = f"state: {json.dumps(state)}"  # JSON is YAML's flow style
     book = site / f"{name}.yml"
     book.write_text(
         PLAYBOOK.format(
             config=site / "mailprov.toml",
-            src=site / f"{name}.toml",
+            given=given,
             executable=json.dumps([sys.executable, "-m", "mailprov"]),
         )
     )
@@ -117,7 +122,11 @@ def fixture_runs(site: Path) -> dict[str, Run]:
     changed_state = STATE.replace('quota = "1G"', 'quota = "2G"') + (
         '[aliases."info@example.test"]\ndestinations = ["alice@example.test"]\n'
     )
-    bad_state = STATE + '[mailboxes."bob@nowhere.test"]\ngenerate_password = true\n'
+    bad_state = {
+        "version": 1,
+        "domains": {"example.test": {}},
+        "mailboxes": {"bob@nowhere.test": {"generate_password": True}},
+    }
     return {
         "first": _playbook(site, "first", STATE),
         "second": _playbook(site, "second", STATE),
@@ -159,11 +168,11 @@ def test_check_diff_shows_the_plan(runs: dict[str, Run], site: Path) -> None:
 
 
 def test_failing_state_reports_the_error(runs: dict[str, Run]) -> None:
-    """A state that breaks a rule fails the task with mailprov's message, code and line."""
+    """An inline state that breaks a rule fails the task with mailprov's message, code and line."""
     run = runs["failing"]
     assert 2 == run.returncode, run.output
     assert 1 == run.recap["failed"]
     assert "state-invalid" == run.result["error"]["code"]
     assert 92 == run.result["rc"]
-    assert run.result["error"]["problems"][0].startswith("line 9: ")
+    assert run.result["error"]["problems"][0].startswith('line 1: mailboxes."bob@nowhere.test"')
     assert "nowhere.test is not a domain served here" in run.result["msg"]

@@ -285,6 +285,23 @@ class TestBadInput:
         assert "Clear-Text-99!" not in json.dumps(doc)
         assert before == audit_length(run)
 
+    def test_json_state_problems_have_lines_too(self, run: Cli) -> None:
+        """A JSON state on stdin: its problems name their lines as well."""
+        text = (
+            "{\n"  # 1
+            '  "version": 1,\n'  # 2
+            '  "mailboxes": {\n'  # 3
+            '    "carol@example.test": {\n'  # 4
+            '      "quota": -5,\n'  # 5
+            '      "generate_password": true\n'  # 6
+            "    }\n  }\n}\n"
+        )
+        status, doc = run.json("apply", "-", input=text)
+        assert 92 == status
+        assert ['line 5: mailboxes."carol@example.test".quota: cannot be negative'] == doc["error"][
+            "problems"
+        ]
+
     def test_syntax_error_names_the_line(self, run: Cli, tmp_path: Path) -> None:
         """A TOML syntax error is state-invalid with tomllib's line and column."""
         bad = tmp_path / "bad.toml"

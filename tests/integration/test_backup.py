@@ -272,6 +272,12 @@ class TestRefusals:
         target = Cli(tmp_path / "state2", store_url=url, env=site_env(tmp_path / "target"))
         status, doc = target.json("restore", str(newer))
         assert (95, "backup-too-new") == (status, doc["error"]["code"])
+        older = tmp_path / "older.backup"
+        older.write_bytes(archive.pack(opened.files, {**meta, "schema": "0002"}, mtime=0))
+        status, doc = target.json("restore", str(older))
+        assert (94, "restore-refused") == (status, doc["error"]["code"])
+        assert "older" in doc["error"]["message"]
+        assert not (tmp_path / "target.sqlite").exists()
 
     def test_backup_never_overwrites(self, source: Cli, tmp_path: Path) -> None:
         """--out names a new file: an existing one is file-exists (29), unchanged."""
@@ -310,3 +316,33 @@ class TestEncryption:
         )
         assert 0 == status, doc
         assert "alice@example.test" in json.dumps(target.json("mailbox", "list")[1])
+
+
+def test_site_config_is_kept_and_written_only_when_asked(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """The site config goes into the backup; restore writes it only to --site-config-out (0600)."""
+    import shutil
+
+    source_db = tmp_path / "source.sqlite"
+    shutil.copyfile(sqlite_template, source_db)
+    config = tmp_path / "mailprov.toml"
+    config.write_text(f'# the site\n[store]\nurl = "sqlite:///{source_db}"\n')
+    source = Cli(tmp_path / "state1", config=config, env=site_env(tmp_path / "source"))
+    assert 0 == source("domain", "add", "example.test").exit_code
+    out = tmp_path / "site.backup"
+    status, doc = source.json("backup", "--out", str(out))
+    assert 0 == status, doc
+    assert "site/mailprov.toml" in doc["files"]
+    target = Cli(
+        tmp_path / "state2",
+        store_url=f"sqlite:///{tmp_path / 'target.sqlite'}",
+        env=site_env(tmp_path / "target"),
+    )
+    status, doc = target.json("restore", str(out))
+    assert (0, ["site/mailprov.toml"]) == (status, doc["kept_in_backup"])
+    written = tmp_path / "restored.toml"
+    status, doc = target.json("restore", str(out), "--force", "--site-config-out", str(written))
+    assert 0 == status, doc
+    assert config.read_bytes() == written.read_bytes()
+    assert 0o600 == written.stat().st_mode & 0o777
