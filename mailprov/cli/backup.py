@@ -74,7 +74,13 @@ def backup(out: Path, passphrase_stdin: bool) -> None:
 
 @click.command("restore")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--check", is_flag=True, help="Verify the backup and say what would be restored.")
+@click.option(
+    "--check",
+    "--dry-run",
+    "check",
+    is_flag=True,
+    help="Verify the backup and say what would be restored; write nothing.",
+)
 @click.option(
     "--force",
     is_flag=True,
