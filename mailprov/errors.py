@@ -107,6 +107,10 @@ class ExitStatus(IntEnum):
     # -- 90-99: accounts and store, continued (20-29 is full) -----------------
     PASSWORDS_NOT_WRITTEN = 90
     CONFLICT = 91
+    STATE_INVALID = 92
+    BACKUP_INVALID = 93
+    RESTORE_REFUSED = 94
+    BACKUP_TOO_NEW = 95
 
     # -- 100-129: the owner's side (mailprov serve) ---------------------------
     # 100-109 sign-in and sessions, 110-114 two-factor, 115-119 recovery and reset,
@@ -357,6 +361,38 @@ class Conflict(MailprovError):
     code = "conflict"
     exit_status = ExitStatus.CONFLICT
     default_hint = "change the existing object with its 'set' command (e.g. 'mailprov mailbox set')"
+
+
+class StateInvalid(MailprovError):
+    """The state file is not valid; nothing was changed."""
+
+    code = "state-invalid"
+    exit_status = ExitStatus.STATE_INVALID
+    default_hint = "fix the problems listed (each names its line) and run again"
+
+
+class BackupInvalid(MailprovError):
+    """The backup cannot be used: it is damaged, changed, or the passphrase is wrong."""
+
+    code = "backup-invalid"
+    exit_status = ExitStatus.BACKUP_INVALID
+    default_hint = "use another copy of the backup, or the right passphrase"
+
+
+class RestoreRefused(MailprovError):
+    """The restore would overwrite data that is there; nothing was restored."""
+
+    code = "restore-refused"
+    exit_status = ExitStatus.RESTORE_REFUSED
+    default_hint = "restore into an empty store, or pass --force to replace what is there"
+
+
+class BackupTooNew(MailprovError):
+    """The backup was made with a newer store schema than this mailprov knows."""
+
+    code = "backup-too-new"
+    exit_status = ExitStatus.BACKUP_TOO_NEW
+    default_hint = "restore it with the mailprov version that made it (or a newer one)"
 
 
 # -- config rendering and deploy -------------------------------------------------

@@ -55,6 +55,8 @@ def test_wheel_ships_exactly_the_tracked_templates(wheel: Path) -> None:
         for name in tracked:
             assert (REPO / name).read_bytes() == zf.read(f"mailprov/{name}")
         assert any(n == "mailprov/data/common-passwords.txt" for n in zf.namelist())
+        schema = zf.read("mailprov/data/state.schema.json")
+        assert (REPO / "mailprov/data/state.schema.json").read_bytes() == schema
     assert sorted(tracked) == shipped
 
 
