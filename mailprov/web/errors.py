@@ -12,6 +12,7 @@ from mailprov import errors as e
 STATUS: dict[type[e.MailprovError], int] = {
     e.NotSignedIn: 401,
     e.AdminTokenRefused: 401,
+    e.StateInvalid: 422,
     e.ScopeRefused: 403,
     e.SignInFailed: 401,
     e.SessionStageRefused: 403,
