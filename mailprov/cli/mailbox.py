@@ -14,6 +14,7 @@ from mailprov.cli.context import app_context
 from mailprov.cli.options import (
     Renamed,
     complete_mailboxes,
+    dry_run_option,
     json_option,
     password_options,
     read_password,
@@ -81,6 +82,7 @@ def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) ->
     "exit 91 (conflict) if they differ.",
 )
 @password_options
+@dry_run_option
 @json_option
 def mailbox_add(
     address: str,
@@ -191,6 +193,7 @@ def mailbox_show(address: str) -> None:
 @mailbox.command("passwd")
 @click.argument("address", shell_complete=complete_mailboxes)
 @password_options
+@dry_run_option
 @json_option
 def mailbox_passwd(
     address: str, password_stdin: bool, generate: bool, password_hash_stdin: bool
@@ -268,6 +271,7 @@ def _toggle(address: str, *, active: bool) -> None:
 
 @mailbox.command("disable")
 @click.argument("address", shell_complete=complete_mailboxes)
+@dry_run_option
 @json_option
 def mailbox_disable(address: str) -> None:
     """Disable ADDRESS: no login, no delivery; nothing is deleted.
@@ -280,6 +284,7 @@ def mailbox_disable(address: str) -> None:
 
 @mailbox.command("enable")
 @click.argument("address", shell_complete=complete_mailboxes)
+@dry_run_option
 @json_option
 def mailbox_enable(address: str) -> None:
     """Enable ADDRESS again."""
@@ -350,6 +355,7 @@ def mailbox_set(
 @click.option(
     "--missing-ok", is_flag=True, help="Succeed (changed: false) if there is no mailbox ADDRESS."
 )
+@dry_run_option
 @json_option
 def mailbox_remove(address: str, force: bool, missing_ok: bool) -> None:
     """Remove mailbox ADDRESS from the store (its Maildir on disk is left alone)."""
