@@ -16,11 +16,17 @@ Why each check exists (issue 10, item 9):
   preflight the API never grants.
 - **Token.** With ``[relay] api_token_file`` every request needs
   ``Authorization: Bearer TOKEN`` (compared in constant time; 401 with
-  ``WWW-Authenticate: Bearer``). The token is never logged or echoed.
+  ``WWW-Authenticate: Bearer``). The token is never logged or echoed. A browser
+  cannot add a bearer header to a page it navigates to, so the web inbox
+  answers 401 with ``WWW-Authenticate: Basic``: the browser asks for a user
+  name (any) and a password (the token) and sends them as
+  ``Authorization: Basic``, which is accepted everywhere the bearer form is.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +37,8 @@ from mailprov.model import Secret
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 REALM = 'Bearer realm="mailprov relay"'
+#: The challenge of the web inbox's pages: the browser asks for the token as a password.
+INBOX_REALM = 'Basic realm="mailprov relay inbox (password: the API token)", charset="UTF-8"'
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,13 @@ class ApiGate:
     def _token_ok(self, header: str) -> bool:
         assert self.token is not None  # noqa: S101 (narrows a type)
         scheme, _, given = header.strip().partition(" ")
-        if scheme.lower() != "bearer":
+        candidate = given.strip().encode("utf-8", "replace")
+        if scheme.lower() == "basic":  # base64("any user:TOKEN")
+            try:
+                decoded = base64.b64decode(candidate, validate=True)
+            except (binascii.Error, ValueError):
+                return False
+            candidate = decoded.partition(b":")[2]
+        elif scheme.lower() != "bearer":
             return False
-        expected = self.token.reveal().encode()
-        return hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected)
+        return hmac.compare_digest(candidate, self.token.reveal().encode())
