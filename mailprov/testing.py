@@ -28,7 +28,7 @@ import email.message
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -178,11 +178,17 @@ class RelayRunner:
     ) -> CapturedMessage:
         """The first message matching, as soon as it is stored. Fails the test on timeout."""
 
+        from mailprov.relay.storage import Query  # noqa: PLC0415  (lazy: see module doc)
+
+        wanted = Query(mailbox=to, newest_first=False, limit=1, **query)
         deadline = time.monotonic() + timeout
+        seen = 0  # each look covers what arrived since the last one, and reads one message
         while True:
-            found = self.messages(to, **query)
+            newest = self.store.last_seq()
+            found = self.store.search(replace(wanted, after_seq=seen))
             if found:
-                return found[0]
+                return CapturedMessage(found[0], self.store.raw(found[0].id))
+            seen = newest
             if time.monotonic() >= deadline:
                 shown = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **query}.items() if v)
                 pytest.fail(

@@ -512,7 +512,8 @@ class MessageStore:
             query.mailbox or "", SMALL_MAILBOX
         )
         in_python = bool(query.header or query.text)
-        found_plan = plan(query, small_mailbox=small, limit=None if in_python else query.limit)
+        # One row more than the page shows whether another page follows.
+        found_plan = plan(query, small_mailbox=small, limit=None if in_python else query.limit + 1)
         exact = True
         if in_python:
             reader = _RawReader(self)
@@ -521,12 +522,15 @@ class MessageStore:
                 found, total, exact = rows_in_python(rows, query, _stored, reader.raw, count=count)
             finally:
                 reader.close()
+            more = total > len(found)
+            exact = exact and query.before_seq is None  # counted from this page on only
         else:
             found = [_stored(r) for r in self.db.execute(found_plan.sql, found_plan.args)]
+            more = len(found) > query.limit
+            del found[query.limit :]
             total = len(found)
-            if count and len(found) >= query.limit:
-                total, exact = self._total(query, found_plan)
-        more = len(found) >= query.limit and (total > len(found) or not exact)
+            if count and (more or query.before_seq is not None):
+                total, exact = self._total(query, small)
         last = found[-1].seq if found and more else None
         return Page(
             found,
@@ -534,16 +538,16 @@ class MessageStore:
             exact,
             next_before=last if query.newest_first else None,
             next_after=last if not query.newest_first else None,
-            scanned_all=exact,
             extra={"via": found_plan.via},
         )
 
-    def _total(self, query: Query, found_plan: Any) -> tuple[int, bool]:
-        """How many match (exact, or COUNT_MAX and False beyond it)."""
+    def _total(self, query: Query, small: bool) -> tuple[int, bool]:
+        """How many match, on every page (exact, or COUNT_MAX and False beyond it)."""
         db = self.db
-        if not query.filtered and query.after_seq == 0 and query.before_seq is None:
+        if not query.filtered and query.after_seq == 0:
             return self.count(query.mailbox), True
-        sql, args = found_plan.count_sql(COUNT_MAX + 1)
+        whole = plan(replace(query, before_seq=None), small_mailbox=small)
+        sql, args = whole.count_sql(COUNT_MAX + 1)
         total = int(db.execute(sql, args).fetchone()[0])
         return (COUNT_MAX, False) if total > COUNT_MAX else (total, True)
 

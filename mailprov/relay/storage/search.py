@@ -113,7 +113,6 @@ class Page:
     total_exact: bool = True
     next_before: int | None = None
     next_after: int | None = None
-    scanned_all: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
