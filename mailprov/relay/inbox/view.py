@@ -31,6 +31,8 @@ from email.parser import BytesParser
 from html.parser import HTMLParser
 from typing import Any
 
+from mailprov.relay.storage.search import part_text
+
 #: Characters of the text part and of the raw source put on the page.
 TEXT_MAX = 512 * 1024
 RAW_MAX = 256 * 1024
@@ -99,11 +101,8 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def _content(part: Message) -> str:
-    """A text part's content, decoded by its charset, or as UTF-8 when that fails."""
-    with contextlib.suppress(Exception):
-        return printable(str(part.get_content()))  # type: ignore[attr-defined]
-    payload = part.get_payload(decode=True)
-    return printable(payload.decode("utf-8", "replace")) if isinstance(payload, bytes) else ""
+    """A text part's content (see :func:`~mailprov.relay.storage.search.part_text`), printable."""
+    return printable(part_text(part))
 
 
 def _header_value(value: Any) -> str:

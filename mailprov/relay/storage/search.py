@@ -27,11 +27,11 @@ candidates; the page then says its total is not exact.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email import policy
+from email.message import Message
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 
@@ -238,6 +238,7 @@ def matches(
 
 _CHARSET = re.compile(rb'charset\s*=\s*"?([a-z0-9_.:\-]+)')
 _PLAIN_CHARSETS = {b"utf-8", b"utf8", b"us-ascii", b"ascii"}
+_PLAIN_CHARSETS_TEXT = {c.decode() for c in _PLAIN_CHARSETS}
 
 
 def body_text(raw: bytes) -> str:
@@ -249,17 +250,29 @@ def body_text(raw: bytes) -> str:
         end = raw.find(b"\r\n\r\n")
         return raw[end + 4 if end >= 0 else 0 :].decode("utf-8", "replace")
     message = BytesParser(policy=policy.default).parsebytes(raw)
-    texts: list[str] = []
-    for part in message.walk():
-        if part.get_content_maintype() != "text" or part.is_multipart():
-            continue
-        with contextlib.suppress(Exception):
-            texts.append(str(part.get_content()))
-            continue
-        payload = part.get_payload(decode=True)
-        if isinstance(payload, bytes):
-            texts.append(payload.decode("utf-8", "replace"))
-    return "\n".join(texts)
+    return "\n".join(
+        part_text(part)
+        for part in message.walk()
+        if part.get_content_maintype() == "text" and not part.is_multipart()
+    )
+
+
+def part_text(part: Message) -> str:
+    """A text part decoded: by its charset, as UTF-8 when it names none (or ASCII, or one unknown).
+
+    Mail often declares no charset (or us-ascii) and sends UTF-8 anyway; UTF-8
+    decodes ASCII the same, so it is the better guess. Undecodable bytes become U+FFFD.
+    """
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = (part.get_content_charset() or "utf-8").lower()
+    if charset in _PLAIN_CHARSETS_TEXT:
+        charset = "utf-8"
+    try:
+        return payload.decode(charset, "replace")
+    except LookupError:
+        return payload.decode("utf-8", "replace")
 
 
 def text_contains(raw: bytes, needle: str) -> bool:
