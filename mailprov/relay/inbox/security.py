@@ -11,8 +11,8 @@ Three kinds of response, three policies:
   cannot navigate the inbox, and it has an opaque origin, so it cannot read
   the inbox or the API. The response repeats this with CSP's ``sandbox``
   directive (opened directly, the part is still sandboxed) and allows no
-  request to anywhere: images only from ``data:`` and the message's own parts
-  (``cid:`` references, rewritten to the part's URL). Only after the user
+  request to anywhere: images only from ``data:`` (``cid:`` references are
+  inlined as ``data:`` URIs). Only after the user
   clicks "load remote content" does the policy allow images, styles, fonts and
   media from ``http:``/``https:``. CSS in the part cannot cover the inbox: it
   styles only the iframe's own document.
@@ -53,7 +53,7 @@ _PART_COMMON = (
 HTML_CSP = "; ".join(
     (
         "default-src 'none'",
-        "img-src data: 'self'",
+        "img-src data:",
         "style-src 'unsafe-inline'",
         "font-src data:",
         "media-src data:",
@@ -63,7 +63,7 @@ HTML_CSP = "; ".join(
 HTML_REMOTE_CSP = "; ".join(
     (
         "default-src 'none'",
-        "img-src data: 'self' http: https:",
+        "img-src data: http: https:",
         "style-src 'unsafe-inline' http: https:",
         "font-src data: http: https:",
         "media-src data: http: https:",
