@@ -88,7 +88,7 @@ def _document() -> dict[str, Any]:
                 "every request needs 'Authorization: Bearer TOKEN'."
             ),
         },
-        "security": [{}, {"bearer": []}],
+        "security": [{}, {"bearer": []}, {"basic": []}],
         "paths": {
             "/api/v1/health": {
                 "get": {
@@ -189,7 +189,12 @@ def _document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "The token in relay.api_token_file (needed when it is set).",
-                }
+                },
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Any user name, the token as the password (what browsers send).",
+                },
             },
             "schemas": {
                 "Error": {
