@@ -200,13 +200,16 @@ def test_count_and_bytes_never_exceed_the_bound(tmp_path: Path) -> None:
     assert store.totals() == (3, 3 * size)
 
 
-def test_the_bound_removes_segments_it_empties(tmp_path: Path, monkeypatch) -> None:
+def test_the_bound_removes_segments_it_empties(tmp_path: Path) -> None:
     """Segment files whose messages all went to retention are removed at once."""
-    monkeypatch.setattr("mailprov.relay.storage.mailbox.SEGMENT_BYTES", 200)
     store = MessageStore(tmp_path / "r", Retention(max_messages=2, max_age_s=0, max_bytes=0)).open()
-    for n in range(8):
-        store.add(raw(f"m{n}", "x" * 150), sender="s@x.test", recipients=["r@x.test"])
-    assert len(list((store.root / "messages").glob("*.seg"))) <= 3
+    big = "x" * (6 << 20)  # three fill a 16 MiB segment
+    for n in range(7):
+        store.add(raw(f"m{n}", big), sender="s@x.test", recipients=["r@x.test"])
+    segments = list((store.root / "messages").glob("*.seg"))  # m0-m2 | m3-m5 | m6
+    assert len(segments) == 2  # the first one went with m2
+    assert sum(p.stat().st_size for p in segments) < 30 << 20
+    assert [m.subject for m in store.search(Query())] == ["m6", "m5"]
 
 
 def test_an_older_store_is_upgraded_on_open(tmp_path: Path) -> None:
