@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -91,7 +92,7 @@ def _event(message: StoredMessage) -> bytes:
         "subject": message.subject,
         "size": pages.size(message.size),
     }
-    return f"event: message\ndata: {json.dumps(data)}\n\n".encode()
+    return f"id: {message.seq}\nevent: message\ndata: {json.dumps(data)}\n\n".encode()
 
 
 def add_inbox_routes(app: web.Application, server: RelayServer, guard: Guard) -> None:  # noqa: PLR0915 (one closure per route)
@@ -169,6 +170,9 @@ def add_inbox_routes(app: web.Application, server: RelayServer, guard: Guard) ->
 
     async def events(request: web.Request) -> web.StreamResponse:
         query = inbox_query(request.query, "after", newest_first=False, limit=PAGE_SIZE)
+        # A reconnecting EventSource says what it saw last: go on from there.
+        last = p.whole(request.headers, "Last-Event-ID", 0, 0, p.SEQ_MAX)
+        query = replace(query, after_seq=max(query.after_seq, last))
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",

@@ -250,3 +250,28 @@ def test_the_event_stream_sends_matching_arrivals_and_ends_when_the_relay_stops(
         assert response.read().strip() == b""  # the stream ended: read() returned
     finally:
         conn.close()
+
+
+def test_a_reconnecting_stream_goes_on_from_its_last_event(capture: RelayRunner) -> None:
+    """Events carry their seq as id; with Last-Event-ID the stream resends only newer messages."""
+    to = address()
+    send(capture, to, b"Subject: one\r\n\r\nx\r\n")
+    send(capture, to, b"Subject: two\r\n\r\nx\r\n")
+    assert capture.server is not None and capture.server.api_port is not None
+    conn = http.client.HTTPConnection("127.0.0.1", capture.server.api_port, timeout=10)
+    try:
+        conn.request("GET", f"/inbox/events?mailbox={to}&after=0")
+        first = read_events(conn.getresponse(), 2)
+    finally:
+        conn.close()
+    assert [e["subject"] for e in first] == ["one", "two"]
+    conn = http.client.HTTPConnection("127.0.0.1", capture.server.api_port, timeout=10)
+    try:
+        headers = {"Last-Event-ID": str(first[0]["seq"])}
+        conn.request("GET", f"/inbox/events?mailbox={to}&after=0", headers=headers)
+        response = conn.getresponse()
+        assert [e["subject"] for e in read_events(response, 1)] == ["two"]
+        send(capture, to, b"Subject: three\r\n\r\nx\r\n")
+        assert [e["subject"] for e in read_events(response, 1)] == ["three"]
+    finally:
+        conn.close()
