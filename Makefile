@@ -6,13 +6,13 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 DEMO   ?= demo
 
-.PHONY: demo test venv test-deps lint clean
+.PHONY: demo test venv test-deps lint man clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e . --group tests --group lint 2>/dev/null || \
-	  $(PY) -m pip install -q -e . pytest pytest-randomly hypothesis time-machine trustme dkimpy pynacl checkdmarc playwright build hatchling ruff mypy import-linter
+	  $(PY) -m pip install -q -e . pytest pytest-randomly hypothesis time-machine trustme dkimpy pynacl checkdmarc mailpit-api-client==1.0.0 playwright build hatchling ruff mypy import-linter
 	touch $@
 
 venv: $(VENV)/.installed
@@ -31,6 +31,9 @@ lint: venv
 	$(VENV)/bin/ruff format --check mailprov tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+man: venv
+	$(PY) -m mailprov.cli.docs man --out build/man
 
 clean:
 	rm -rf $(VENV) $(DEMO) dist build .pytest_cache

@@ -134,6 +134,7 @@ def bench_flow(flows: int) -> tuple[float, float]:
             kind="personal",
             recovery=f"r{index}@home.example",
             accept_terms=True,
+            send=send,
             actor=actor,
         )
         claims = {

@@ -2,9 +2,11 @@
 
 (a) ``mailprov relay serve`` in capture mode (storing every message to disk),
 (b) a bare aiosmtpd sink that discards (the baseline of the goal a/b >= 1.0),
-(c) Postfix's ``smtp-sink -u postfix``.
+(c) Postfix's ``smtp-sink -u postfix`` (the ceiling),
+(d) MailDev 3.0.0 (npm ``maildev``, the peer; messages kept in a folder, as the relay does),
+    installed on first use into ``build/npm-maildev``; ``--no-maildev`` skips it.
 
-Prints msg/s for each, the ratios a/b and a/c, stored vs sent for (a), and the
+Prints msg/s for each, the ratios a/b, a/c and a/d, stored vs sent for (a), and the
 relay's RSS (all its processes) after 20k messages and after 100k.
 
     .venv/bin/python bench/relay.py                     # workers 1 and 2
@@ -168,6 +170,38 @@ def run_server(cmd: list[str], port: int, messages: int, sessions: int) -> float
         stop(proc)
 
 
+MAILDEV_DIR = ROOT / "build" / "npm-maildev"
+
+
+def maildev_command(smtp_port: int, mail_dir: Path) -> list[str]:
+    """(d): MailDev on 127.0.0.1 (installed into build/npm-maildev once)."""
+    exe = MAILDEV_DIR / "node_modules" / ".bin" / "maildev"
+    if not exe.exists():
+        MAILDEV_DIR.mkdir(parents=True, exist_ok=True)
+        (MAILDEV_DIR / "package.json").write_text(
+            '{"private": true, "dependencies": {"maildev": "3.0.0"}}\n'
+        )
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"],
+            cwd=MAILDEV_DIR,
+            check=True,
+        )
+    return [
+        str(exe),
+        "--smtp",
+        str(smtp_port),
+        "--ip",
+        "127.0.0.1",
+        "--web",
+        str(free_port()),
+        "--web-ip",
+        "127.0.0.1",
+        "--mail-directory",
+        str(mail_dir),
+        "--silent",
+    ]
+
+
 def aiosmtpd_sink(port: int) -> None:
     """(b): the bare aiosmtpd sink of real-stack.md §10 (hostname= given, handle_DATA -> 250)."""
     from aiosmtpd.smtp import SMTP
@@ -200,6 +234,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="relay worker counts to try, e.g. 1,2")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--no-100k", action="store_true", help="skip the RSS run to 100k messages")
+    parser.add_argument("--no-maildev", action="store_true", help="skip the MailDev peer (d)")
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:
@@ -218,7 +253,15 @@ def main() -> None:
             args.messages,
             args.sessions,
         )
-        print(f"round {round_no}: (c) smtp-sink -u postfix {c:7.0f} msg/s")
+        print(f"round {round_no}: (c) smtp-sink -u postfix {c:7.0f} msg/s", flush=True)
+        d = None
+        if not args.no_maildev:
+            port = free_port()
+            with tempfile.TemporaryDirectory(prefix="maildev-") as mail_dir:
+                d = run_server(
+                    maildev_command(port, Path(mail_dir)), port, args.messages, args.sessions
+                )
+            print(f"round {round_no}: (d) MailDev 3.0.0 {d:13.0f} msg/s", flush=True)
         for workers in [int(w) for w in args.workers.split(",")]:
             # The baseline is measured right before each relay run: other work on the
             # machine changes by the minute, and a/b should compare like with like.
@@ -226,9 +269,11 @@ def main() -> None:
             b = run_server([PY, __file__, "--sink", str(port)], port, args.messages, args.sessions)
             print(f"round {round_no}: (b) bare aiosmtpd sink {b:8.0f} msg/s", flush=True)
             a = run_relay(workers, args.messages, args.sessions, big=not args.no_100k)
+            vs_maildev = f"  a/d {a['rate'] / d:.1f}" if d else ""
             line = (
                 f"round {round_no}: (a) relay capture, workers={workers}: {a['rate']:6.0f} msg/s"
                 f"  a/b {a['rate'] / b:.2f}  a/c {a['rate'] / c:.3f}"
+                f"{vs_maildev}"
                 f"  stored {a['stored']}/{args.messages}"
                 f"{' OK' if a['stored'] == args.messages else ' MISMATCH'}"
                 f"  RSS@20k {a['rss20k_kib'] / 1024:.1f} MiB"

@@ -9,7 +9,8 @@ README's exit-status table is generated from this module
 Exit statuses are grouped by area so that each area owns a range:
 0-9 generic, 10-19 the provisioning errors of the SPEC's error table,
 20-29 and 90-99 accounts and store, 30-39 config rendering and deploy,
-40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure.
+40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure,
+100-129 the owner's side (``mailprov serve``), 130-134 the admin API's tokens.
 """
 
 from __future__ import annotations
@@ -104,6 +105,18 @@ class ExitStatus(IntEnum):
     # -- 90-99: accounts and store, continued (20-29 is full) -----------------
     PASSWORDS_NOT_WRITTEN = 90
     CONFLICT = 91
+
+    # -- 100-129: the owner's side (mailprov serve) ---------------------------
+    # 100-109 sign-in and sessions, 110-114 two-factor, 115-119 recovery and reset,
+    # 120-124 filters (Sieve), 125-129 requests over HTTP.
+    NOT_SIGNED_IN = 100
+    SIGN_IN_FAILED = 101
+    SESSION_STAGE = 102
+    CSRF_REFUSED = 103
+    # -- 130-134: the admin API's tokens
+    ADMIN_TOKEN_REFUSED = 130
+    SCOPE_REFUSED = 131
+    REQUEST_UNKNOWN = 125
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -281,6 +294,16 @@ class InvalidValue(MailprovError):
     exit_status = ExitStatus.INVALID_VALUE
 
 
+class MalformedRequest(InvalidValue):
+    """The request is not what the operation's schema describes.
+
+    HTTP 400; an InvalidValue otherwise (a value in the right form that a rule refuses)
+    is 422.
+    """
+
+    code = "malformed-request"
+
+
 class FileExists(MailprovError):
     """The file already exists and would be overwritten."""
 
@@ -326,7 +349,7 @@ class FileEditedByHand(MailprovError):
     exit_status = ExitStatus.FILE_EDITED
     default_hint = (
         "move the change into the site config (see 'mailprov deploy plan --diff'), "
-        "or overwrite it with 'mailprov deploy apply --force'"
+        "or overwrite it with 'mailprov deploy apply --overwrite-edits'"
     )
 
 
@@ -614,6 +637,68 @@ class DomainNotVerified(IdentityGateError):
     default_hint = "prove it: 'domain verify-start DOMAIN', publish the TXT record, 'domain verify'"
 
 
+# -- the owner's side (mailprov serve) -------------------------------------------------
+
+
+class NotSignedIn(MailprovError):
+    """Sign in first: there is no session, or it has ended."""
+
+    code = "not-signed-in"
+    exit_status = ExitStatus.NOT_SIGNED_IN
+    default_hint = "sign in again (POST /api/v1/session)"
+
+
+class SignInFailed(MailprovError):
+    """The address or the password is wrong."""
+
+    code = "sign-in-failed"
+    exit_status = ExitStatus.SIGN_IN_FAILED
+    default_hint = "check both; after several failures sign-in is locked for a while"
+
+
+class SessionStageRefused(MailprovError):
+    """Finish signing in first."""
+
+    code = "session-stage"
+    exit_status = ExitStatus.SESSION_STAGE
+    default_hint = "give the two-factor code, or set a new password, as 'stage' says"
+
+
+class CsrfRefused(MailprovError):
+    """The request lacks the session's CSRF token."""
+
+    code = "csrf-refused"
+    exit_status = ExitStatus.CSRF_REFUSED
+    default_hint = "send the csrf_token of GET /api/v1/session in the X-CSRF-Token header"
+
+
+class AdminTokenRefused(MailprovError):
+    """A valid admin token is needed: it is missing, unknown, revoked or expired."""
+
+    code = "admin-token-refused"
+    exit_status = ExitStatus.ADMIN_TOKEN_REFUSED
+    default_hint = "send 'Authorization: Bearer TOKEN' with a token from 'mailprov token create'"
+
+
+class ScopeRefused(MailprovError):
+    """The admin token lacks the scope this needs."""
+
+    code = "scope-refused"
+    exit_status = ExitStatus.SCOPE_REFUSED
+    default_hint = "create a token with that scope: 'mailprov token create --scope SCOPE'"
+
+
+class RequestUnknown(NotFound):
+    """No request has that number and handle."""
+
+    code = "request-unknown"
+    exit_status = ExitStatus.REQUEST_UNKNOWN
+    default_hint = (
+        "give the request's number and, in the X-Request-Handle header, the handle shown "
+        "once when it was opened"
+    )
+
+
 #: IDG code -> (error class, message template) — the tables of docs/identity-gate.md.
 IDG_TABLE: dict[str, tuple[type[IdentityGateError], str]] = {
     "IDG-T01": (TokenRejected, "identity token is malformed"),
@@ -792,7 +877,7 @@ class DkimNotPublished(MailprovError):
     exit_status = ExitStatus.DKIM_NOT_PUBLISHED
     default_hint = (
         "publish the record shown by 'mailprov dkim list DOMAIN' and wait for it to appear, "
-        "or pass --force"
+        "or pass --skip-dns-check"
     )
 
 

@@ -176,3 +176,23 @@ class Alias:
             "active": self.active,
             "created_at": iso(self.created_at),
         }
+
+
+class SessionStage(StrEnum):
+    """What an owner's session may do (``owner_sessions.stage``).
+
+    A session starts at ``second-factor`` when two-factor authentication is on
+    (only the code may be given), at ``change-password`` when the password is
+    temporary (only a new password may be set), and otherwise at ``full``.
+    """
+
+    SECOND_FACTOR = "second-factor"
+    CHANGE_PASSWORD = "change-password"  # noqa: S105  (a stage name, not a secret)
+    FULL = "full"
+
+
+class ContactKind(StrEnum):
+    """Kinds of recovery contact (``recovery_contacts.kind``)."""
+
+    EMAIL = "email"
+    PHONE = "phone"

@@ -19,68 +19,38 @@ Usage (no conftest needed; the plugin is registered by installing mailprov)::
 ``mail_relay`` is function-scoped: every test starts with no messages and no
 fault rules. The relay itself (``mail_relay_server``) runs once per session,
 on 127.0.0.1, on a free port, in a temporary folder, in a background thread.
+
+Options: ``@pytest.mark.mail_relay(auth=("user", "pw"), size_limit="1M", tls_only=True)``
+on a test, or ``mail_relay_auth = user:pw``, ``mail_relay_size_limit = 1M``,
+``mail_relay_tls_only = true`` in the ini file (the marker wins). Each distinct
+set of options gets its own relay, started once per session.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.message
+import itertools
+import re
+import secrets
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pytest
 
+from mailprov.relay.captured import Attachment, CapturedMessage
+
 if TYPE_CHECKING:
+    from mailprov.relay.auth import Authenticator
     from mailprov.relay.options import RelayOptions
     from mailprov.relay.server import RelayServer
     from mailprov.relay.storage import MessageStore, StoredMessage
 
-
-@dataclass
-class CapturedMessage:
-    """A message the relay stored: envelope, summary and the parsed message."""
-
-    summary: StoredMessage
-    raw: bytes
-
-    @property
-    def id(self) -> str:
-        """The relay's id for it."""
-        return self.summary.id
-
-    @property
-    def sender(self) -> str:
-        """The envelope sender (MAIL FROM)."""
-        return self.summary.sender
-
-    @property
-    def recipients(self) -> tuple[str, ...]:
-        """The envelope recipients (RCPT TO)."""
-        return self.summary.recipients
-
-    @property
-    def subject(self) -> str:
-        """The decoded Subject header."""
-        return self.summary.subject
-
-    @property
-    def message(self) -> email.message.EmailMessage:
-        """The message parsed with the modern email policy."""
-
-        parsed: Any = BytesParser(policy=policy.default).parsebytes(self.raw)
-        return parsed  # type: ignore[no-any-return]
-
-    @property
-    def text(self) -> str:
-        """The plain-text body (the first text/plain part), or ''."""
-        part = self.message.get_body(preferencelist=("plain",))
-        return str(part.get_content()) if part is not None else ""
+__all__ = ["Attachment", "CapturedMessage", "RelayRunner", "RigOptions", "relay_options"]
 
 
 @dataclass
@@ -89,6 +59,10 @@ class RelayRunner:
 
     options: RelayOptions
     server: RelayServer | None = None
+    authenticator: Authenticator | None = None
+    #: Who ``address()`` names addresses after (the fixture sets it for each test).
+    test_name: str = "test"
+    _addresses: Iterator[int] = field(default_factory=itertools.count, repr=False)
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _reader: MessageStore | None = field(default=None, repr=False)
@@ -104,7 +78,7 @@ class RelayRunner:
             target=self._loop.run_forever, name="mail-relay", daemon=True
         )
         self._thread.start()
-        self.server = RelayServer(self.options)
+        self.server = RelayServer(self.options, authenticator=self.authenticator)
         try:
             asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(timeout)
         except BaseException:
@@ -151,6 +125,12 @@ class RelayRunner:
         return str(api) if api else None
 
     @property
+    def mailpit_url(self) -> str | None:
+        """The base URL to give Mailpit's clients (``http://127.0.0.1:PORT/mailpit``)."""
+        api = self.api_url
+        return api.removesuffix("/api/v1") + "/mailpit" if api else None
+
+    @property
     def cert_file(self) -> Path | None:
         """The certificate STARTTLS presents (trust it in your client)."""
         assert self.server is not None  # noqa: S101 (narrows a type)
@@ -173,29 +153,69 @@ class RelayRunner:
         found = self.store.search(Query(mailbox=to, newest_first=False, limit=10_000, **query))
         return [CapturedMessage(m, self.store.raw(m.id)) for m in found]
 
+    @overload
     def wait_for(
-        self, to: str | None = None, timeout: float = 10.0, **query: Any
-    ) -> CapturedMessage:
-        """The first message matching, as soon as it is stored. Fails the test on timeout."""
+        self, to: str | None = None, timeout: float = 10.0, count: None = None, **query: Any
+    ) -> CapturedMessage: ...
+    @overload
+    def wait_for(
+        self, to: str | None = None, timeout: float = 10.0, *, count: int, **query: Any
+    ) -> list[CapturedMessage]: ...
+    def wait_for(
+        self, to: str | None = None, timeout: float = 10.0, count: int | None = None, **query: Any
+    ) -> CapturedMessage | list[CapturedMessage]:
+        """The first message matching, as soon as it is stored. Fails the test on timeout.
 
+        With ``count=N``: once N messages match, the first N of them (oldest first).
+        Each look reads only what arrived since the previous one, and only the
+        matches returned are read from disk.
+        """
         from mailprov.relay.storage import Query  # noqa: PLC0415  (lazy: see module doc)
 
-        wanted = Query(mailbox=to, newest_first=False, limit=1, **query)
+        wanted = 1 if count is None else count
+        base = Query(mailbox=to, newest_first=False, limit=min(wanted, 10_000), **query)
         deadline = time.monotonic() + timeout
-        seen = 0  # each look covers what arrived since the last one, and reads one message
+        matched: list[StoredMessage] = []
+        seen = 0
         while True:
             newest = self.store.last_seq()
-            found = self.store.search(replace(wanted, after_seq=seen))
-            if found:
-                return CapturedMessage(found[0], self.store.raw(found[0].id))
-            seen = newest
+            fresh = self.store.search(replace(base, after_seq=seen))
+            matched += fresh[: wanted - len(matched)]
+            if len(matched) >= wanted:
+                found = [CapturedMessage(m, self.store.raw(m.id)) for m in matched]
+                return found[0] if count is None else found
+            seen = fresh[-1].seq if len(fresh) == base.limit else newest
             if time.monotonic() >= deadline:
                 shown = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **query}.items() if v)
                 pytest.fail(
-                    f"no message matching {shown} arrived within {timeout:g} s "
+                    f"{'no message' if count is None else f'{len(matched)} of {wanted} messages'}"
+                    f" matching {shown} arrived within {timeout:g} s "
                     f"({self.store.count()} stored in all)"
                 )
             time.sleep(0.02)
+
+    def assert_no_mail(self, to: str | None = None, within: float = 1.0, **query: Any) -> None:
+        """Fail the test if a matching message is stored now or arrives within ``within`` s."""
+        deadline = time.monotonic() + within
+        while True:
+            found = self.messages(to, **query)
+            if found:
+                shown = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **query}.items() if v)
+                subjects = ", ".join(repr(m.subject) for m in found[:5])
+                pytest.fail(f"expected no mail matching {shown or 'anything'}, got {subjects}")
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.02)
+
+    def address(self, local: str | None = None, domain: str = "example.test") -> str:
+        """An address no other test uses: ``TESTNAME-N-RANDOM@example.test`` (or ``LOCAL-…``)."""
+        stem = re.sub(r"[^a-z0-9]+", "-", (local or self.test_name).lower()).strip("-")[:40]
+        return f"{stem or 'rig'}-{next(self._addresses)}-{secrets.token_hex(3)}@{domain}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client context that trusts the relay's STARTTLS certificate."""
+        assert self.cert_file is not None, "this relay runs without TLS"  # noqa: S101 (narrows)
+        return ssl.create_default_context(cafile=str(self.cert_file))
 
     def fault(self, rule: str) -> None:
         """Add a fault rule, e.g. ``'rcpt:bounce-*@example.test=550 5.1.1 no such user'``."""
@@ -228,17 +248,117 @@ def relay_options(tmp: Path, **changes: Any) -> RelayOptions:
     return RelayOptions(**{**base, **changes})
 
 
+@dataclass(frozen=True)
+class RigOptions:
+    """How a test wants its relay: AUTH with these credentials, a size limit, TLS only."""
+
+    auth: tuple[str, str] | None = None
+    size_limit: int | None = None
+    tls_only: bool = False
+
+    @classmethod
+    def from_request(cls, request: pytest.FixtureRequest) -> RigOptions:
+        """The ini settings, overridden by the test's ``mail_relay`` marker."""
+        from mailprov.rules.sizes import parse_size  # noqa: PLC0415  (lazy: see module doc)
+
+        config = request.config
+        found: dict[str, Any] = {
+            "auth": config.getini("mail_relay_auth") or None,
+            "size_limit": config.getini("mail_relay_size_limit") or None,
+            "tls_only": bool(config.getini("mail_relay_tls_only")),
+        }
+        marker = request.node.get_closest_marker("mail_relay")
+        if marker is not None:
+            unknown = set(marker.kwargs) - set(found)
+            if marker.args or unknown:
+                pytest.fail(
+                    f"mail_relay marker: unknown {sorted(unknown) or marker.args}; "
+                    "use auth=(user, password), size_limit='1M', tls_only=True"
+                )
+            found.update(marker.kwargs)
+        auth = found["auth"]
+        if isinstance(auth, str):
+            user, sep, password = auth.partition(":")
+            if not sep or not user:
+                pytest.fail("mail_relay_auth must be USER:PASSWORD")
+            auth = (user, password)
+        size = found["size_limit"]
+        return cls(
+            auth=tuple(auth) if auth else None,
+            size_limit=parse_size(size) if size not in (None, "") else None,
+            tls_only=bool(found["tls_only"]),
+        )
+
+
+class RelayPool:
+    """One relay per distinct set of RigOptions, started when first needed, for the session."""
+
+    def __init__(self, factory: pytest.TempPathFactory) -> None:
+        self.factory = factory
+        self.relays: dict[RigOptions, RelayRunner] = {}
+
+    def get(self, rig: RigOptions) -> RelayRunner:
+        """The running relay for these options."""
+        if rig not in self.relays:
+            from mailprov.model import Secret  # noqa: PLC0415  (lazy: see module doc)
+            from mailprov.relay.auth import PlainAuthenticator  # noqa: PLC0415  (lazy: as above)
+
+            changes: dict[str, Any] = {}
+            authenticator = None
+            if rig.auth:
+                user, password = rig.auth
+                authenticator = PlainAuthenticator({user.lower(): Secret(password)})
+                # Rigs often AUTH on plain localhost connections; tls_only puts TLS back first.
+                changes.update(require_auth=True, allow_auth_without_tls=not rig.tls_only)
+            if rig.size_limit is not None:
+                changes["size_limit"] = rig.size_limit
+            if rig.tls_only:
+                changes["require_tls"] = True
+            options = relay_options(self.factory.mktemp("mail-relay"), **changes)
+            self.relays[rig] = RelayRunner(options, authenticator=authenticator).start()
+        return self.relays[rig]
+
+    def stop(self) -> None:
+        """Stop every relay."""
+        for runner in self.relays.values():
+            runner.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The ini settings of the ``mail_relay`` fixture."""
+    parser.addini("mail_relay_auth", "USER:PASSWORD the mail_relay fixture's relay requires")
+    parser.addini("mail_relay_size_limit", "SIZE (e.g. 1M) above which mail_relay refuses (552)")
+    parser.addini("mail_relay_tls_only", "mail_relay requires STARTTLS first", type="bool")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``mail_relay`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "mail_relay(auth=(user, password), size_limit='1M', tls_only=True): "
+        "options of this test's relay (mailprov.testing)",
+    )
+
+
 @pytest.fixture(scope="session")
-def mail_relay_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayRunner]:
-    """One capture relay for the session (127.0.0.1, free port, temporary folder)."""
-    runner = RelayRunner(relay_options(tmp_path_factory.mktemp("mail-relay"))).start()
-    yield runner
-    runner.stop()
+def mail_relay_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayPool]:
+    """The session's relays, one per set of options."""
+    pool = RelayPool(tmp_path_factory)
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture(scope="session")
+def mail_relay_server(mail_relay_pool: RelayPool, request: pytest.FixtureRequest) -> RelayRunner:
+    """The session's capture relay with the ini's options (127.0.0.1, free port, temp folder)."""
+    return mail_relay_pool.get(RigOptions.from_request(request))
 
 
 @pytest.fixture
-def mail_relay(mail_relay_server: RelayRunner) -> RelayRunner:
-    """The session's relay, emptied and without fault rules for this test."""
-    mail_relay_server.purge()
-    mail_relay_server.clear_faults(seed=0)
-    return mail_relay_server
+def mail_relay(mail_relay_pool: RelayPool, request: pytest.FixtureRequest) -> RelayRunner:
+    """This test's relay (ini options, then its marker), emptied and without fault rules."""
+    runner = mail_relay_pool.get(RigOptions.from_request(request))
+    runner.purge()
+    runner.clear_faults(seed=0)
+    runner.test_name = request.node.name
+    return runner

@@ -62,8 +62,8 @@ NONCE=$(mailprov --json request show "$RID" | python3 -c 'import json,sys; print
 say "mailprov identity test-issuer token --dir test-issuer --nonce $NONCE --sub demo-1 --level ial2 > token.jwt"
 mailprov identity test-issuer token --dir test-issuer --nonce "$NONCE" --sub demo-1 --level ial2 > token.jwt
 run mailprov request verify "$RID" --token-file token.jwt
-say "mailprov relay wait --to carol@home.example --storage relay   (the code, as a test rig would read it)"
-MSG=$(mailprov relay wait --to carol@home.example --storage relay --timeout 10 --json \
+say "mailprov relay wait --mailbox carol@home.example --subject 'Confirmation code' --storage relay   (the code, as a test rig would read it)"
+MSG=$(mailprov relay wait --mailbox carol@home.example --subject 'Confirmation code' --storage relay --timeout 10 --json \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["message"]["id"])')
 run mailprov relay show "$MSG" --storage relay
 CODE=$(mailprov relay show "$MSG" --storage relay --raw | grep -o 'is [0-9]\{6\}\.' | head -1 | cut -c4-9)

@@ -20,6 +20,9 @@ PACKAGES=(
   # The units' emulated sandbox (tests/integration/sandbox.py): setpriv, unshare, mount(2)
   # and libseccomp for SystemCallFilter=/RestrictAddressFamilies=.
   util-linux mount libseccomp2
+  mandoc  # lints the generated man pages (tests/integration/test_manpages.py)
+  # Node runs npm's Mailpit client (mailpit-api) against the relay's Mailpit-compatible API.
+  nodejs npm
 )
 
 missing=()

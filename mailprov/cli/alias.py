@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option
+from mailprov.cli.options import complete_aliases, json_option
 from mailprov.cli.output import emit, table
 
 
@@ -54,7 +54,7 @@ def alias_list(domain: str | None) -> None:
 
 
 @alias.command("remove")
-@click.argument("source")
+@click.argument("source", shell_complete=complete_aliases)
 @click.option(
     "--destination",
     "destinations",

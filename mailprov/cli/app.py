@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import platform
 import sys
 import time
 import traceback
@@ -40,6 +42,9 @@ COMMANDS: dict[str, str] = {
     "client-config": "mailprov.cli.clientconfig:client_config",
     "check": "mailprov.cli.check:check",
     "doctor": "mailprov.cli.doctor:doctor",
+    # the owner's side
+    "serve": "mailprov.cli.serve:serve",
+    "token": "mailprov.cli.token:token",
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -73,6 +78,7 @@ class MailprovGroup(click.Group):
         as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
         debug = "--debug" in argv
         extra["standalone_mode"] = False
+        self.as_json = as_json  # read by --version, which runs before --json is parsed
         try:
             result = super().main(args=argv, prog_name=prog_name or "mailprov", **extra)
             status = result if isinstance(result, int) else 0
@@ -166,8 +172,27 @@ def _report_internal(exc: BaseException, *, as_json: bool, debug: bool) -> int:
     return int(ExitStatus.INTERNAL)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    if getattr(ctx.command, "as_json", False):
+        info = {"name": "mailprov", "version": __version__, "python": platform.python_version()}
+        click.echo(json.dumps(info))
+    else:
+        click.echo(f"mailprov {__version__}")
+    ctx.exit(0)
+
+
 @click.group(cls=MailprovGroup, lazy=COMMANDS, context_settings=CONTEXT_SETTINGS)
-@click.version_option(__version__, "--version", "-V", prog_name="mailprov")
+@click.option(
+    "--version",
+    "-V",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and exit (a JSON document with --json).",
+)
 @click.option(
     "--config",
     "config_file",

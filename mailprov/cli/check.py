@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option
+from mailprov.cli.options import complete_mailboxes, json_option
 from mailprov.cli.output import emit
 
 
@@ -15,7 +15,7 @@ def check() -> None:
 
 
 @check.command("delivery")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @click.option(
     "--password-stdin",
     is_flag=True,

@@ -7,12 +7,12 @@ from pathlib import Path
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option
+from mailprov.cli.options import Renamed, complete_mailboxes, json_option
 from mailprov.cli.output import emit
 
 
 @click.command("client-config")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @click.option(
     "--format",
     "fmt",
@@ -22,8 +22,10 @@ from mailprov.cli.output import emit
     help="Settings sheet, Thunderbird, Outlook autodiscover or Apple .mobileconfig.",
 )
 @click.option(
-    "--output",
-    "-o",
+    "--out",
+    "output",
+    cls=Renamed,
+    old=("--output", "-o"),
     type=click.Path(dir_okay=False, writable=True),
     help="Write the document to this file instead of standard output.",
 )

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option
+from mailprov.cli.options import Renamed, json_option
 from mailprov.cli.output import emit
 
 #: Test hook (the only one): ``deploy apply`` SIGKILLs itself right after the step of that
@@ -85,7 +85,14 @@ def deploy_plan(target: Path | None, show_diff: bool, no_check: bool) -> None:
 @click.option(
     "--reload", "do_reload", is_flag=True, help="Reload Postfix/Dovecot if their files changed."
 )
-@click.option("--force", is_flag=True, help="Overwrite files that were edited by hand.")
+@click.option(
+    "--overwrite-edits",
+    "force",
+    cls=Renamed,
+    old=("--force",),
+    is_flag=True,
+    help="Overwrite files that were edited by hand.",
+)
 @json_option
 def deploy_apply(target: Path | None, do_reload: bool, force: bool) -> None:
     """Check the rendered files with Postfix and Dovecot, then switch to them all at once.

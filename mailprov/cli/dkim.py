@@ -8,7 +8,7 @@ import click
 
 from mailprov.cli.context import app_context
 from mailprov.cli.dns import check_plan, nameserver_options
-from mailprov.cli.options import json_option
+from mailprov.cli.options import Renamed, complete_domains, json_option
 from mailprov.cli.output import emit, table
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def _publish_text(key: DkimKey) -> str:
 
 
 @dkim.command("keygen")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @click.option("--selector", help="Selector name (default: dkim.selector_prefix + date + r|e).")
 @click.option(
     "--algorithm", type=ALGORITHMS, help="Key type (default: the first of dkim.algorithms)."
@@ -72,11 +72,11 @@ def dkim_keygen(domain: str, selector: str | None, algorithm: str | None, dry_ru
 @json_option
 def dkim_list(domain: str | None) -> None:
     """List the DKIM selectors of DOMAIN (or of every domain), with their records."""
-    from mailprov.services.accounts import list_domains
+    from mailprov.services.accounts import domain_names
     from mailprov.services.dkim import list_keys
 
     app = app_context()
-    names = [domain] if domain else [d.name for d in list_domains(app.store)]
+    names = [domain] if domain else domain_names(app.store)
     keys = [k for name in names for k in list_keys(app.store, app.settings, name)]
     table(
         click.get_current_context(),
@@ -98,7 +98,7 @@ def dkim_list(domain: str | None) -> None:
 
 
 @dkim.command("rotate")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @click.option(
     "--algorithm",
     "algorithms",
@@ -149,9 +149,16 @@ def _signer_update(app: Any) -> dict[str, object]:
 
 
 @dkim.command("activate")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @click.argument("selector")
-@click.option("--force", is_flag=True, help="Switch even if DNS does not show the record yet.")
+@click.option(
+    "--skip-dns-check",
+    "force",
+    cls=Renamed,
+    old=("--force",),
+    is_flag=True,
+    help="Switch even if DNS does not show the record yet.",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
 @nameserver_options
 @json_option
@@ -208,10 +215,13 @@ def dkim_activate(
 
 
 @dkim.command("retire")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @click.argument("selector")
 @click.option(
-    "--force",
+    "--skip-checks",
+    "force",
+    cls=Renamed,
+    old=("--force",),
     is_flag=True,
     help="Retire even within the waiting period, or a key that still signs.",
 )
@@ -244,8 +254,10 @@ def dkim_retire(domain: str, selector: str, force: bool, dry_run: bool) -> None:
 
 @dkim.command("render")
 @click.option(
-    "--dir",
+    "--out",
     "directory",
+    cls=Renamed,
+    old=("--dir",),
     type=click.Path(file_okay=False),
     help="Write here (default: dkim.opendkim_dir).",
 )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option
+from mailprov.cli.options import complete_domains, json_option
 from mailprov.cli.output import dump_json, emit, table
 from mailprov.errors import InvalidValue
 
@@ -26,7 +26,7 @@ def dns() -> None:
 
 
 @dns.command("records")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @click.option(
     "--format",
     "fmt",
@@ -105,7 +105,7 @@ def nameserver_options(func: F) -> F:
 
 
 @dns.command("check")
-@click.argument("domain")
+@click.argument("domain", shell_complete=complete_domains)
 @nameserver_options
 @click.option("--no-tlsa", is_flag=True, help="Do not check DANE TLSA records.")
 @json_option

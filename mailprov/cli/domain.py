@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option
+from mailprov.cli.options import complete_domains, json_option
 from mailprov.cli.output import emit, table, yes_no
 
 
@@ -59,7 +59,7 @@ def domain_list() -> None:
 
 
 @domain.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_domains)
 @json_option
 def domain_show(name: str) -> None:
     """Show one domain."""
@@ -71,7 +71,7 @@ def domain_show(name: str) -> None:
 
 
 @domain.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_domains)
 @click.option("--missing-ok", is_flag=True, help="Succeed (changed: false) if NAME is not served.")
 @json_option
 def domain_remove(name: str, missing_ok: bool) -> None:
@@ -104,7 +104,7 @@ def domain_remove(name: str, missing_ok: bool) -> None:
 
 
 @domain.command("verify-start")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_domains)
 @click.option(
     "--renew", is_flag=True, help="Make a new token even if the current one is still valid."
 )
@@ -129,7 +129,7 @@ def domain_verify_start(name: str, renew: bool) -> None:
 
 
 @domain.command("verify")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_domains)
 @click.option(
     "--nameserver", metavar="IP[:PORT]", help="Ask this DNS server (default: the system resolver)."
 )

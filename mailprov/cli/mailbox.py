@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option, password_options, read_password
+from mailprov.cli.options import (
+    Renamed,
+    complete_mailboxes,
+    json_option,
+    password_options,
+    read_password,
+)
 from mailprov.cli.output import emit, table, yes_no
 from mailprov.cli.progress import progress_bar
 from mailprov.system.children import kill_self
@@ -79,8 +85,11 @@ def mailbox_add(
     exist_ok: bool,
     password_stdin: bool,
     generate: bool,
+    password_hash_stdin: bool,
 ) -> None:
-    """Create mailbox ADDRESS. The password comes from --password-stdin, --generate or a prompt."""
+    """Create mailbox ADDRESS. The password comes from --password-stdin, --password-hash-stdin,
+    --generate or a prompt.
+    """
     from mailprov.rules.sizes import parse_size
     from mailprov.services.accounts import (
         add_mailbox,
@@ -97,8 +106,12 @@ def mailbox_add(
         given_quota if given_quota is not None else parse_size(settings.accounts.default_quota)
     )
     parsed = check_available(app.store, address)
-    given = read_password(password_stdin=password_stdin, generate=generate)
-    new = prepare_password(settings.passwords, parsed, password=given)
+    given = read_password(
+        password_stdin=password_stdin, generate=generate, password_hash_stdin=password_hash_stdin
+    )
+    new = prepare_password(
+        settings.passwords, parsed, password=given.clear, password_hash=given.hash
+    )
     hours = settings.passwords.temp_password_hours if temporary else None
     made = add_mailbox(
         app.store,
@@ -116,29 +129,46 @@ def mailbox_add(
 
 @mailbox.command("list")
 @click.option("--domain", metavar="DOMAIN", help="Only mailboxes of this domain.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="At most this many (a page; default: all)."
+)
+@click.option(
+    "--after",
+    metavar="ADDRESS",
+    help="Only addresses after this one: pass the last address of a page (JSON: next_after).",
+)
 @json_option
-def mailbox_list(domain: str | None) -> None:
-    """List mailboxes."""
+def mailbox_list(domain: str | None, limit: int | None, after: str | None) -> None:
+    """List mailboxes by address; with --limit, one page (--after for the next)."""
     from mailprov.services.accounts import list_mailboxes
 
     app = app_context()
-    found = list_mailboxes(app.store, app.settings.passwords, now=app.actor().now, domain=domain)
-    rows = []
-    for m in found:
-        j = m.to_json()
-        rows.append(
-            [j["unicode"], m.display_name, j["quota"], yes_no(m.active), yes_no(m.must_change)]
-        )
+    found = list_mailboxes(
+        app.store,
+        app.settings.passwords,
+        now=app.actor().now,
+        domain=domain,
+        limit=limit,
+        after=after,
+    )
+    docs = [m.to_json() for m in found]
+    rows = [
+        [j["unicode"], j["name"], j["quota"], yes_no(j["active"]), yes_no(j["must_change"])]
+        for j in docs
+    ]
+    data: dict[str, object] = {"mailboxes": docs}
+    if limit is not None:
+        data["next_after"] = docs[-1]["address"] if len(docs) == limit else None
     table(
         click.get_current_context(),
-        {"mailboxes": [m.to_json() for m in found]},
+        data,
         ["mailbox", "name", "quota", "active", "must change"],
         rows,
     )
 
 
 @mailbox.command("show")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @json_option
 def mailbox_show(address: str) -> None:
     """Show one mailbox (never its password hash)."""
@@ -154,17 +184,20 @@ def mailbox_show(address: str) -> None:
 
 
 @mailbox.command("passwd")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @password_options
 @json_option
-def mailbox_passwd(address: str, password_stdin: bool, generate: bool) -> None:
+def mailbox_passwd(
+    address: str, password_stdin: bool, generate: bool, password_hash_stdin: bool
+) -> None:
     """Set a new password for ADDRESS; this clears 'must change'.
 
-    A mailbox whose password is temporary must get a different one.
+    Giving the current password (or its very hash) again changes nothing ("changed":
+    false), so scripts may re-run it; a temporary password must get a different one.
     """
     from mailprov.errors import PasswordPolicy
     from mailprov.rules.addresses import parse_address
-    from mailprov.rules.hashing import verify_password
+    from mailprov.rules.hashing import same_secret, verify_password
     from mailprov.services.accounts import (
         current_hash,
         get_mailbox,
@@ -176,13 +209,28 @@ def mailbox_passwd(address: str, password_stdin: bool, generate: bool) -> None:
     settings = app.settings
     parsed = parse_address(address)
     existing = get_mailbox(app.store, address, settings.passwords, now=app.actor().now)
-    given = read_password(password_stdin=password_stdin, generate=generate)
-    if given is not None and verify_password(given.reveal(), current_hash(app.store, address)):
+    given = read_password(
+        password_stdin=password_stdin, generate=generate, password_hash_stdin=password_hash_stdin
+    )
+    stored = current_hash(app.store, address)
+    same = (given.clear is not None and verify_password(given.clear.reveal(), stored)) or (
+        given.hash is not None and same_secret(given.hash, stored)
+    )
+    if same and existing.must_change:
         raise PasswordPolicy(
-            f"the new password for {existing.address} is the same as the current one",
+            f"the password of {existing.address} is temporary; the new one must differ",
             hint="choose a different password",
         )
-    new = prepare_password(settings.passwords, parsed, password=given)
+    if same:
+        emit(
+            click.get_current_context(),
+            {"changed": False, "address": existing.address, "must_change": False},
+            f"{existing.address} already has that password",
+        )
+        return
+    new = prepare_password(
+        settings.passwords, parsed, password=given.clear, password_hash=given.hash
+    )
     set_password(app.store, address, new, actor=app.actor())
     data: dict[str, object] = {"changed": True, "address": existing.address, "must_change": False}
     shown = _show_generated(
@@ -214,7 +262,7 @@ def _toggle(address: str, *, active: bool) -> None:
 
 
 @mailbox.command("disable")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @json_option
 def mailbox_disable(address: str) -> None:
     """Disable ADDRESS: no login, no delivery; nothing is deleted.
@@ -226,7 +274,7 @@ def mailbox_disable(address: str) -> None:
 
 
 @mailbox.command("enable")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @json_option
 def mailbox_enable(address: str) -> None:
     """Enable ADDRESS again."""
@@ -234,7 +282,7 @@ def mailbox_enable(address: str) -> None:
 
 
 @mailbox.command("set")
-@click.argument("address")
+@click.argument("address", shell_complete=complete_mailboxes)
 @click.option("--name", help="New display name ('' for none).")
 @click.option("--quota", metavar="SIZE", help="New quota such as 2G or 500M; 0 = unlimited.")
 @click.option("--active/--inactive", default=None, help="Enable or disable the mailbox.")
@@ -285,8 +333,15 @@ def mailbox_set(
 
 
 @mailbox.command("remove")
-@click.argument("address")
-@click.option("--force", is_flag=True, help="Also remove ADDRESS from aliases that deliver to it.")
+@click.argument("address", shell_complete=complete_mailboxes)
+@click.option(
+    "--from-aliases",
+    "force",
+    cls=Renamed,
+    old=("--force",),
+    is_flag=True,
+    help="Also remove ADDRESS from aliases that deliver to it.",
+)
 @click.option(
     "--missing-ok", is_flag=True, help="Succeed (changed: false) if there is no mailbox ADDRESS."
 )
@@ -369,7 +424,8 @@ def mailbox_import(
     emit(
         click.get_current_context(),
         {
-            "changed": not dry_run and result.count > 0,
+            # As everywhere with --dry-run: "changed" says what a real run would do.
+            "changed": result.count > 0,
             "dry_run": dry_run,
             "count": result.count,
             "generated": result.generated,

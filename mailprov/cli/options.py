@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
@@ -35,7 +36,15 @@ def json_option(func: F) -> F:
 
 
 def password_options(func: F) -> F:
-    """``--password-stdin`` / ``--generate``: the two ways to give a password besides the prompt."""
+    """``--password-stdin`` / ``--password-hash-stdin`` / ``--generate``: the ways to give a
+    password besides the prompt.
+    """
+    func = click.option(
+        "--password-hash-stdin",
+        is_flag=True,
+        help="Read a ready {SCHEME}hash (Dovecot's form, e.g. {ARGON2ID}$argon2id$...) "
+        "from the first line of standard input; it is checked, not re-hashed.",
+    )(func)
     func = click.option(
         "--generate",
         is_flag=True,
@@ -48,27 +57,102 @@ def password_options(func: F) -> F:
     )(func)
 
 
-def read_password(*, password_stdin: bool, generate: bool) -> Secret | None:
-    """The password the user gave: from stdin, a hidden prompt typed twice, or None to generate.
+@dataclass(frozen=True)
+class GivenPassword:
+    """What the user gave: a clear password, a ready hash, or neither (generate one)."""
+
+    clear: Secret | None = None
+    hash: str | None = None
+
+
+def _stdin_line(what: str) -> str:
+    line = sys.stdin.readline()
+    value = (line[:-1] if line.endswith("\n") else line).removesuffix("\r")
+    if not value:
+        raise PasswordPolicy(f"no {what} was given on standard input")
+    return value
+
+
+def read_password(
+    *, password_stdin: bool, generate: bool, password_hash_stdin: bool = False
+) -> GivenPassword:
+    """The password the user gave: from stdin (clear or hashed), a hidden prompt typed
+    twice, or neither to generate one.
 
     Raises:
-        MissingOption: no TTY (or --non-interactive) and neither flag given.
+        MissingOption: no TTY (or --non-interactive) and no flag given.
     """
-    if password_stdin and generate:
-        raise click.UsageError("use either --password-stdin or --generate, not both")
+    if password_stdin + generate + password_hash_stdin > 1:
+        raise click.UsageError("use one of --password-stdin, --password-hash-stdin and --generate")
     if generate:
-        return None
+        return GivenPassword()
+    if password_hash_stdin:
+        return GivenPassword(hash=_stdin_line("password hash"))
     if password_stdin:
-        line = sys.stdin.readline()
-        value = line[:-1] if line.endswith("\n") else line
-        value = value.removesuffix("\r")
-        if not value:
-            raise PasswordPolicy("no password was given on standard input")
-        return Secret(value)
+        return GivenPassword(Secret(_stdin_line("password")))
     if not app_context().interactive:
         raise MissingOption(
             "a password is needed and there is no terminal to ask on",
-            hint="pass --password-stdin (and the password on stdin) or --generate",
+            hint="pass --password-stdin (and the password on stdin), --password-hash-stdin "
+            "or --generate",
         )
     value = click.prompt("Password", hide_input=True, confirmation_prompt="Repeat password")
-    return Secret(value)
+    return GivenPassword(Secret(value))
+
+
+class Renamed(click.Option):
+    """An option with old spellings that still work for one release but are not in --help.
+
+    ``@click.option("--out", "out", cls=Renamed, old=("--output", "-o"))``: the parser
+    accepts every name, ``--help`` shows only the new ones. CONTRIBUTING's spelling table
+    lists each rename and the release that drops the old name.
+    """
+
+    def __init__(self, *args: Any, old: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.old = old
+        self.opts.extend(old)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown = [o for o in self.opts if o not in self.old]
+        kept, self.opts = self.opts, shown
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = kept
+
+
+def _completer(kind: str) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Shell completion of existing names of ``kind`` from the site's store.
+
+    It runs inside the user's shell on every TAB, so it never prints an error: a
+    missing config or an unreachable store simply completes nothing.
+    """
+
+    def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+        from mailprov.errors import MailprovError
+        from mailprov.services.completion import names
+        from mailprov.settings import load_settings
+        from mailprov.store import open_store
+
+        root = ctx.find_root().params
+        try:
+            settings = load_settings(
+                config_file=root.get("config_file"), flags={"store.url": root.get("store_url")}
+            )
+            store = open_store(settings.store.url)
+        except MailprovError:
+            return []
+        try:
+            return names(store, kind, incomplete)  # type: ignore[arg-type]
+        except MailprovError:
+            return []
+        finally:
+            store.close()
+
+    return complete
+
+
+complete_domains = _completer("domain")
+complete_mailboxes = _completer("mailbox")
+complete_aliases = _completer("alias")

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option
+from mailprov.cli.options import Renamed, json_option
 from mailprov.cli.output import emit, table
 
 
@@ -105,7 +105,7 @@ def _query(**given: Any) -> Any:
 
 
 @relay.command("messages")
-@click.option("--mailbox", "--to", "mailbox", metavar="ADDRESS", help="Only this mailbox.")
+@click.option("--mailbox", cls=Renamed, old=("--to",), metavar="ADDRESS", help="Only this mailbox.")
 @click.option("--from", "sender", metavar="TEXT", help="Sender contains TEXT.")
 @click.option("--subject", metavar="TEXT", help="Subject contains TEXT.")
 @click.option(
@@ -191,7 +191,13 @@ def relay_show(message_id: str, raw: bool, storage: str | None) -> None:
 
 
 @relay.command("wait")
-@click.option("--to", "mailbox", metavar="ADDRESS", help="A message for this mailbox.")
+@click.option(
+    "--mailbox",
+    cls=Renamed,
+    old=("--to",),
+    metavar="ADDRESS",
+    help="A message for this mailbox.",
+)
 @click.option("--from", "sender", metavar="TEXT", help="Sender contains TEXT.")
 @click.option("--subject", metavar="TEXT", help="Subject contains TEXT.")
 @click.option("--timeout", type=click.FloatRange(0, 3600), default=10.0, show_default=True)

@@ -16,7 +16,7 @@ from mailprov.cli.options import json_option
 from mailprov.cli.output import emit, table
 from mailprov.errors import InvalidValue, MissingOption
 from mailprov.model import RequestKind, RequestState, Secret
-from mailprov.system import notify
+from mailprov.services.request_notices import sender_for
 from mailprov.system.files import create_secret_file
 from mailprov.system.secrets import load_pepper
 
@@ -26,7 +26,11 @@ from mailprov.system.secrets import load_pepper
 
 @click.group()
 def request() -> None:
-    """Identity-gated provisioning requests (see the README, "Identity gate")."""
+    """Identity-gated provisioning requests (see the README, "Identity gate").
+
+    Every state change is mailed to the request's recovery address; a notice that
+    cannot be sent is a warning (stderr, or "warnings" in --json), not a failure.
+    """
 
 
 def gate(app: Any) -> tuple[bytes, Any]:
@@ -34,16 +38,21 @@ def gate(app: Any) -> tuple[bytes, Any]:
 
     settings = app.settings
     pepper = load_pepper(settings.resolve_path(settings.identity.pepper_file))
-
-    def send(message: Any) -> str:
-        return notify.send(settings.notify, message, base_dir=settings.base_dir)
-
-    return pepper, send
+    return pepper, sender_for(settings)
 
 
 def _human(req: Any) -> str:
     data = req.to_json()
     return "\n".join(f"{k}: {v}" for k, v in data.items() if v not in (None, "", {}))
+
+
+def _emit(data: dict[str, Any], human: str, warnings: tuple[str, ...]) -> None:
+    """Print a result; notices that could not be sent are ``warnings`` (and lines on stderr)."""
+    ctx = click.get_current_context()
+    emit(ctx, {**data, "warnings": list(warnings)}, human)
+    if not app_context().json:
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
 
 
 @request.command("open")
@@ -58,7 +67,7 @@ def _human(req: Any) -> str:
 @click.option("--accept-terms", is_flag=True, help="Accept the terms of service (required).")
 @json_option
 def request_open(address: str, kind: str, recovery: str, name: str, accept_terms: bool) -> None:
-    """Open a request for mailbox ADDRESS; prints its ID, token nonce and certificate challenge."""
+    """Open a request for mailbox ADDRESS; prints its ID, nonce and challenge; tells --recovery."""
     from mailprov.services.provisioning import open_request
 
     app = app_context()
@@ -70,13 +79,14 @@ def request_open(address: str, kind: str, recovery: str, name: str, accept_terms
         recovery=recovery,
         name=name,
         accept_terms=accept_terms,
+        send=sender_for(app.settings),
         actor=app.actor(),
     )
-    emit(
-        click.get_current_context(),
+    _emit(
         {"changed": True, "request": req.to_json()},
         f"request {req.id} opened for {req.address}\nnonce: {req.nonce}\n"
         f"challenge: {req.challenge}",
+        req.warnings,
     )
 
 
@@ -152,10 +162,10 @@ def request_verify(
         req = verify_with_token(
             app.store, app.settings, rid, Secret(raw), pepper=pepper, send=send, actor=app.actor()
         )
-    emit(
-        click.get_current_context(),
+    _emit(
         {"changed": True, "request": req.to_json(), "code_sent_to": req.recovery},
         f"request {req.id}: identity verified; a code was sent to {req.recovery}",
+        req.warnings,
     )
 
 
@@ -225,15 +235,10 @@ def request_confirm(request_id: str, code_stdin: bool, password_file: Path | Non
         else f"temporary password (shown once, change it within "
         f"{app.settings.passwords.temp_password_hours} h): {done.password.reveal()}"
     )
-    notice = (
-        ""
-        if done.notice_sent
-        else "\nwarning: the notice to the recovery address could not be sent"
-    )
-    emit(
-        click.get_current_context(),
+    _emit(
         data,
-        f"request {done.request.id}: mailbox {mb.address} created\n{shown}{notice}",
+        f"request {done.request.id}: mailbox {mb.address} created\n{shown}",
+        done.request.warnings,
     )
 
 
@@ -269,29 +274,33 @@ def _simple(request_id: str, action: str) -> None:
 
     app = app_context()
     rid = provisioning.normalise_id(request_id)
-    if action == "cancel":
-        req = provisioning.cancel(app.store, rid, actor=app.actor())
-        human = f"request {req.id} cancelled"
+    if action == "unlock":
+        req = provisioning.unlock(app.store, rid, actor=app.actor())
+        human = f"request {req.id}: the requester's confirmation lock was cleared"
     elif action == "resend":
         pepper, send = gate(app)
         req = provisioning.resend(
             app.store, app.settings, rid, pepper=pepper, send=send, actor=app.actor()
         )
         human = f"request {req.id}: a new code was sent to {req.recovery}"
-    elif action == "challenge":
-        req = provisioning.renew_challenge(app.store, app.settings, rid, actor=app.actor())
-        human = f"request {req.id}\nchallenge: {req.challenge}"
     else:
-        req = provisioning.unlock(app.store, rid, actor=app.actor())
-        human = f"request {req.id}: the requester's confirmation lock was cleared"
-    emit(click.get_current_context(), {"changed": True, "request": req.to_json()}, human)
+        send = sender_for(app.settings)
+        if action == "cancel":
+            req = provisioning.cancel(app.store, app.settings, rid, send=send, actor=app.actor())
+            human = f"request {req.id} cancelled"
+        else:
+            req = provisioning.renew_challenge(
+                app.store, app.settings, rid, send=send, actor=app.actor()
+            )
+            human = f"request {req.id}\nchallenge: {req.challenge}"
+    _emit({"changed": True, "request": req.to_json()}, human, req.warnings)
 
 
 @request.command("cancel")
 @click.argument("request_id", metavar="ID")
 @json_option
 def request_cancel(request_id: str) -> None:
-    """Cancel an unfinished request."""
+    """Cancel an unfinished request (its recovery address is told)."""
     _simple(request_id, "cancel")
 
 

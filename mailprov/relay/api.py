@@ -23,6 +23,8 @@ from mailprov.errors import InvalidValue, MailprovError, NotFound
 from mailprov.relay import params as p
 from mailprov.relay.gate import INBOX_REALM, REALM
 from mailprov.relay.inbox import INBOX_PATH, add_inbox_routes
+from mailprov.relay.mailpit import PREFIX as MAILPIT_PREFIX
+from mailprov.relay.mailpit import build_mailpit_app
 from mailprov.relay.openapi import document
 from mailprov.relay.storage import MessageStore, Page, Query
 from mailprov.relay.storage.mailbox import message_detail
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
     from mailprov.relay.server import RelayServer
 
 WAIT_MAX_S = 300.0
+#: The Mailpit-compatible API needs JSON only on POST (DELETE and PUT are preflighted).
+MAILPIT_JSON = frozenset({"POST"})
 SEARCH_PARAMS = (
     "mailbox",
     "to",
@@ -130,13 +134,19 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        refusal = gate.check(request.method, request.headers)
+        # The inbox is opened by a browser, which can send the token only as Basic.
+        inbox = request.path == "/" or request.path.startswith(INBOX_PATH)
+        if request.path.startswith(MAILPIT_PREFIX + "/"):
+            refusal = gate.check(
+                request.method, request.headers, json_methods=MAILPIT_JSON, basic=True
+            )
+        else:
+            refusal = gate.check(request.method, request.headers, basic=inbox)
         if refusal is None:
             return await handler(request)
         body = {"error": {"code": refusal.code, "message": refusal.message}}
         headers = None
-        if refusal.status == 401:  # a browser asks for the token only where a person looks
-            inbox = request.path == "/" or request.path.startswith(INBOX_PATH)
+        if refusal.status == 401:  # the browser asks for the token only where a person looks
             headers = {"WWW-Authenticate": INBOX_REALM if inbox else REALM}
         return web.json_response(body, status=refusal.status, headers=headers)
 
@@ -251,4 +261,5 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
         web.delete("/api/v1/faults", clear_faults),
     ]
     app.add_routes([web.route(r.method, r.path, _guard(r.handler)) for r in routes])
+    app.add_subapp(MAILPIT_PREFIX, build_mailpit_app(server))
     return app

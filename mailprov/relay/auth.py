@@ -1,4 +1,4 @@
-"""AUTH back-ends for the relay: the account store's mailboxes, or a credentials file.
+"""AUTH back-ends for the relay: the account store's mailboxes, a credentials file, or a test's.
 
 Both check passwords with :func:`mailprov.rules.hashing.verify_password` (Dovecot's
 ``{SCHEME}hash`` forms). Hashing is slow on purpose (Argon2id), so the check runs
@@ -8,14 +8,15 @@ in a worker thread and never blocks the event loop. Passwords are never logged.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from mailprov.errors import ConfigInvalid
+from mailprov.model import Secret
 from mailprov.rules.hashing import verify_password
-from mailprov.store.schema import mailboxes
 
 if TYPE_CHECKING:
     from mailprov.store import Store
@@ -37,6 +38,8 @@ class StoreAuthenticator:
 
     def _check(self, user: str, password: str) -> bool:
         from sqlalchemy import select  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+
+        from mailprov.store.schema import mailboxes  # noqa: PLC0415  (lazy: SQLAlchemy, see above)
 
         with self.store.read() as conn:
             row = conn.execute(
@@ -93,3 +96,24 @@ class FileAuthenticator:
         if stored is None:
             return False
         return await asyncio.to_thread(verify_password, password, stored)
+
+
+@dataclass
+class PlainAuthenticator:
+    """Users and passwords a test rig gives (the ``mail_relay`` fixture's ``auth`` option).
+
+    Kept in memory as :class:`~mailprov.model.Secret` and compared in constant time;
+    nothing is hashed, because nothing is stored and the light install (``mailprov-relay``)
+    carries no hashing library.
+    """
+
+    users: dict[str, Secret]
+
+    async def verify(self, user: str, password: str) -> bool:
+        """True if ``password`` is this user's."""
+        expected = self.users.get(user.strip().lower())
+        given = password.encode("utf-8", "replace")
+        if expected is None:
+            hmac.compare_digest(given, given)  # same work either way
+            return False
+        return hmac.compare_digest(given, expected.reveal().encode("utf-8"))

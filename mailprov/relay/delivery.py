@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mailprov.store.schema import alias_destinations, aliases, domains, mailboxes
-
 if TYPE_CHECKING:
     from mailprov.store import Store
 
@@ -39,6 +37,8 @@ class RecipientResolver:
 
     def _store_domains(self) -> frozenset[str]:
         from sqlalchemy import select  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+
+        from mailprov.store.schema import domains  # noqa: PLC0415  (lazy: SQLAlchemy)
 
         if self.store is None:
             return frozenset()
@@ -59,6 +59,12 @@ class RecipientResolver:
 
     def _lookup(self, address: str) -> list[str]:
         from sqlalchemy import select  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+
+        from mailprov.store.schema import (  # noqa: PLC0415  (lazy: SQLAlchemy)
+            alias_destinations,
+            aliases,
+            mailboxes,
+        )
 
         if self.store is None:
             return []

@@ -16,11 +16,13 @@ Why each check exists (issue 10, item 9):
   preflight the API never grants.
 - **Token.** With ``[relay] api_token_file`` every request needs
   ``Authorization: Bearer TOKEN`` (compared in constant time; 401 with
-  ``WWW-Authenticate: Bearer``). The token is never logged or echoed. A browser
-  cannot add a bearer header to a page it navigates to, so the web inbox
-  answers 401 with ``WWW-Authenticate: Basic``: the browser asks for a user
-  name (any) and a password (the token) and sends them as
-  ``Authorization: Basic``, which is accepted everywhere the bearer form is.
+  ``WWW-Authenticate: Bearer``). The token is never logged or echoed. The
+  Mailpit-compatible API also takes it as the password of ``Basic`` (what
+  Mailpit's clients send), and needs JSON only on POST: a browser sends
+  DELETE and PUT cross-site only after a CORS preflight, which is never granted.
+  So does the web inbox: a browser cannot add a bearer header to a page it
+  navigates to, so the inbox answers 401 with ``WWW-Authenticate: Basic`` and
+  the browser asks for a user name (any) and a password (the token).
 """
 
 from __future__ import annotations
@@ -69,8 +71,20 @@ class ApiGate:
     hosts: frozenset[str]
     token: Secret | None = None
 
-    def check(self, method: str, headers: Mapping[str, str]) -> Refusal | None:
-        """None if the request may pass, else the first reason to refuse it."""
+    def check(
+        self,
+        method: str,
+        headers: Mapping[str, str],
+        *,
+        json_methods: frozenset[str] = WRITE_METHODS,
+        basic: bool = False,
+    ) -> Refusal | None:
+        """None if the request may pass, else the first reason to refuse it.
+
+        ``json_methods`` need ``Content-Type: application/json``. ``basic`` also
+        accepts the token as the password of ``Authorization: Basic`` (any user),
+        the form Mailpit's clients send.
+        """
         host = headers.get("Host", "").strip().lower()
         if host not in self.hosts:
             return Refusal(
@@ -81,9 +95,9 @@ class ApiGate:
         origin = headers.get("Origin")
         if origin is not None and not self._origin_ok(origin):
             return Refusal(403, "origin-refused", "cross-site requests are refused")
-        if self.token is not None and not self._token_ok(headers.get("Authorization", "")):
+        if self.token is not None and not self._token_ok(headers.get("Authorization", ""), basic):
             return Refusal(401, "unauthorized", "a valid 'Authorization: Bearer TOKEN' is needed")
-        if method.upper() in WRITE_METHODS:
+        if method.upper() in json_methods:
             kind = headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
             if kind != "application/json":
                 return Refusal(
@@ -105,16 +119,16 @@ class ApiGate:
             and "@" not in parts.netloc
         )
 
-    def _token_ok(self, header: str) -> bool:
+    def _token_ok(self, header: str, basic: bool = False) -> bool:
         assert self.token is not None  # noqa: S101 (narrows a type)
         scheme, _, given = header.strip().partition(" ")
-        candidate = given.strip().encode("utf-8", "replace")
-        if scheme.lower() == "basic":  # base64("any user:TOKEN")
+        if basic and scheme.lower() == "basic":
             try:
-                decoded = base64.b64decode(candidate, validate=True)
-            except (binascii.Error, ValueError):
+                given = base64.b64decode(given.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
                 return False
-            candidate = decoded.partition(b":")[2]
+            given = given.partition(":")[2]
         elif scheme.lower() != "bearer":
             return False
-        return hmac.compare_digest(candidate, self.token.reveal().encode())
+        expected = self.token.reveal().encode()
+        return hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected)

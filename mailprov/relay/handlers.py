@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from mailprov.relay.auth import Authenticator
     from mailprov.relay.faults import FaultSet
+    from mailprov.relay.lmtp import LmtpSession
     from mailprov.relay.options import RelayOptions
     from mailprov.relay.storage import MessageStore
     from mailprov.relay.storage.writer import StoreWriter
@@ -48,7 +49,8 @@ class RelayContext:
     smarthost_password: Any = None
     counters: dict[str, int] = field(default_factory=lambda: {"accepted": 0, "refused": 0})
     closing: set[asyncio.Task[None]] = field(default_factory=set)
-    upstreams: set[Upstream] = field(default_factory=set)
+    #: Connections onward (smarthost, LMTP) that stop() cuts.
+    upstreams: set[Upstream | LmtpSession] = field(default_factory=set)
 
 
 def auth_user(session: Session) -> str | None:

@@ -85,7 +85,9 @@ def _document() -> dict[str, Any]:
                 "Read what the local relay captured, wait for mail, set fault rules. "
                 "Only Host headers naming the API are answered; writes need "
                 "'Content-Type: application/json'; with relay.api_token_file set, "
-                "every request needs 'Authorization: Bearer TOKEN'."
+                "every request needs 'Authorization: Bearer TOKEN'. Mailpit's clients use "
+                "the Mailpit-compatible API under /mailpit, described at "
+                "/mailpit/api/v1/openapi.json."
             ),
         },
         "security": [{}, {"bearer": []}, {"basic": []}],

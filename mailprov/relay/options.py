@@ -68,6 +68,7 @@ class RelayOptions:
     max_recipients: int = _DEFAULT.max_recipients
     require_auth: bool = _DEFAULT.require_auth
     allow_auth_without_tls: bool = _DEFAULT.allow_auth_without_tls
+    require_tls: bool = _DEFAULT.require_tls
     credentials_file: Path | None = None
     store_url: str = ""
     tls: RelayTls = _DEFAULT.tls
@@ -178,6 +179,7 @@ def options_from_settings(settings: SiteConfig, **overrides: Any) -> RelayOption
         max_recipients=r.max_recipients,
         require_auth=r.require_auth,
         allow_auth_without_tls=r.allow_auth_without_tls,
+        require_tls=r.require_tls,
         credentials_file=optional_path(r.credentials_file),
         store_url=settings.store.url,
         tls=r.tls,

@@ -41,6 +41,7 @@ from mailprov.relay.delivery import MaildirDelivery, RecipientResolver
 from mailprov.relay.faults import FaultRule, FaultSet, parse_fault
 from mailprov.relay.gate import ApiGate, allowed_hosts
 from mailprov.relay.handlers import Capture, DeliverLocal, Forward, RelayContext
+from mailprov.relay.lmtp import DeliverLmtp, parse_target
 from mailprov.relay.logs import setup_logging
 from mailprov.relay.options import refuse_open_api
 from mailprov.relay.reader import StoreReader
@@ -48,15 +49,14 @@ from mailprov.relay.smtp import RelaySMTP
 from mailprov.relay.storage import MessageStore, Retention
 from mailprov.relay.storage.writer import StoreWriter
 from mailprov.relay.throttle import AuthThrottle
-from mailprov.relay.tls import server_context
-from mailprov.store import open_store
 from mailprov.system.files import atomic_write
 from mailprov.system.secrets import SecretKind, read_secret_text
-from mailprov.system.tls import self_signed
+from mailprov.system.tls import self_signed, server_context
 
 if TYPE_CHECKING:
     import ssl
 
+    from mailprov.relay.auth import Authenticator
     from mailprov.relay.handlers import RelayContext, RelayHandler
     from mailprov.relay.options import RelayOptions
     from mailprov.relay.storage import MessageStore
@@ -108,8 +108,11 @@ def bind_shared(host: str, port: int) -> socket.socket:
 class RelayServer:
     """One relay process: SMTP listeners (and, in the first process, the API and workers)."""
 
-    def __init__(self, options: RelayOptions, *, worker: int = 0) -> None:
+    def __init__(
+        self, options: RelayOptions, *, worker: int = 0, authenticator: Authenticator | None = None
+    ) -> None:
         self.options = options
+        self._authenticator = authenticator
         self.worker = worker
         self.faults = FaultSet.from_specs(options.faults, options.fault_seed)
         self.ctx: RelayContext | None = None
@@ -153,7 +156,9 @@ class RelayServer:
             assert o.tls_key_file is not None  # noqa: S101 (narrows a type)
             cert, key = o.tls_cert_file, o.tls_key_file
         self.cert_file = cert
-        return server_context(cert, key)
+        return server_context(
+            cert, key, hint="fix relay.tls_cert_file/tls_key_file, or set relay.tls = 'generate'"
+        )
 
     def _context(self) -> RelayContext:
 
@@ -169,13 +174,15 @@ class RelayServer:
             or (o.mode == "forward" and o.store_url)
         )
         if needs_accounts and o.store_url:
+            from mailprov.store import open_store  # noqa: PLC0415  (lazy: SQLAlchemy, only with a store)
+
             self._account_store = open_store(o.store_url)
         if o.mode == "deliver" and self._account_store is None:
             raise ConfigInvalid("relay.mode = 'deliver' needs the account store (store.url)")
-        authenticator: Any = None
-        if o.credentials_file is not None:
+        authenticator: Any = self._authenticator  # a test rig's (mailprov.testing), if given
+        if authenticator is None and o.credentials_file is not None:
             authenticator = FileAuthenticator(o.credentials_file).load()
-        elif self._account_store is not None:
+        elif authenticator is None and self._account_store is not None:
             authenticator = StoreAuthenticator(self._account_store)
         if o.require_auth and authenticator is None:
             raise ConfigInvalid(
@@ -207,9 +214,7 @@ class RelayServer:
 
         if self.options.mode == "deliver":
             if self.options.lmtp:
-                raise ConfigInvalid(
-                    "relay.lmtp is not supported yet; leave it empty to use the Maildir"
-                )
+                return DeliverLmtp(ctx, parse_target(self.options.lmtp))
             return DeliverLocal(ctx, MaildirDelivery(self.options.mail_root))
         if self.options.mode == "forward":
             return Forward(ctx)
@@ -230,6 +235,7 @@ class RelayServer:
             "tls_context": None if implicit else tls,
             "auth_required": o.require_auth,
             "auth_require_tls": not (o.allow_auth_without_tls or implicit),
+            "require_starttls": o.require_tls and not implicit and tls is not None,
             "auth_exclude_mechanism": exclude,
         }
 
@@ -266,6 +272,8 @@ class RelayServer:
         try:
             self.ctx = self._context()
             tls = self._tls()
+            if o.require_tls and tls is None:
+                raise ConfigInvalid("relay.require_tls needs TLS: relay.tls must not be 'off'")
             handler = self._handler(self.ctx)
             if self.ctx.writer is not None:
                 self.ctx.writer.start()
@@ -294,6 +302,8 @@ class RelayServer:
             await self.stop()
             for sock in socks.values():
                 sock.close()
+            if api_sock is not None:  # bound, but the API never started
+                api_sock.close()
             raise
 
     def _api_token(self) -> Secret | None:

@@ -66,6 +66,7 @@ class RelaySMTP(SMTP):
         auth_required: bool,
         auth_require_tls: bool,
         auth_exclude_mechanism: list[str],
+        require_starttls: bool,
     ) -> None:
         """aiosmtpd 1.4.6's ``SMTP.__init__`` for our fixed arguments, minus the introspection."""
         self.__ident__ = ident
@@ -83,7 +84,7 @@ class RelaySMTP(SMTP):
         self.command_size_limits.clear()
         self.hostname = hostname
         self.tls_context = tls_context
-        self.require_starttls = False
+        self.require_starttls = require_starttls
         self._timeout_duration = timeout
         self._timeout_handle = None
         self._tls_handshake_okay = True

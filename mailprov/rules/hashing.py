@@ -84,7 +84,10 @@ def verify_password(password: str, stored: str) -> bool:
         return False
     if scheme == "BLF-CRYPT" and len(password.encode("utf-8")) > BCRYPT_MAX_BYTES:
         return False
-    return bool(_hasher(scheme).verify(password, digest))
+    try:
+        return bool(_hasher(scheme).verify(password, digest))
+    except ValueError:  # a password the scheme cannot take (a NUL byte in crypt's) never matches
+        return False
 
 
 def same_secret(a: str, b: str) -> bool:

@@ -115,6 +115,10 @@ def _blocklist() -> frozenset[str]:
     return frozenset(line for line in text.splitlines() if line and not line.startswith("#"))
 
 
+#: A name at least this long must not appear anywhere in the password (see violations).
+MIN_NAME_IN_PASSWORD = 3
+
+
 def _base_word(password: str) -> str:
     """The password without leading/trailing digits and symbols: 'Password1!' -> 'password'."""
     return password.lower().strip(string.digits + string.punctuation + " ")
@@ -149,9 +153,13 @@ def violations(
     lowered = password.lower()
     if lowered in _blocklist() or _base_word(password) in _blocklist():
         broken.append("not a commonly used password")
-    words = {w for c in context for w in (c.lower(), *re.split(r"[^a-z]+", c.lower()))}
+    # A name of three or more letters must not appear anywhere in the password. A
+    # shorter one ("al", "jo") turns up by chance in strong passwords, so it is refused
+    # only as the password's whole word ("Jo2024!!").
+    words = {w for c in context for w in (c.lower(), *re.split(r"[^a-z]+", c.lower())) if w}
+    base = _base_word(password)
     for word in sorted(words):
-        if len(word) >= 4 and word in lowered:
+        if base == word or (len(word) >= MIN_NAME_IN_PASSWORD and word in lowered):
             broken.append("not contain the mailbox name")
             break
     return broken

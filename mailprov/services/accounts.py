@@ -105,6 +105,13 @@ def list_domains(store: Store) -> list[Domain]:
     ]
 
 
+def domain_names(store: Store) -> list[str]:
+    """Every domain's name (A-label), in order: what callers need that do not show counts."""
+    with store.read() as conn:
+        query = select(domains.c.name).order_by(domains.c.name)
+        return [str(n) for n in conn.execute(query).scalars()]
+
+
 def get_domain(store: Store, name: str) -> Domain:
     """One domain with its counts."""
     a_label = normalise_domain(name)
@@ -343,15 +350,35 @@ def get_mailbox(store: Store, raw: str, settings: PasswordsSection, *, now: int)
 
 
 def list_mailboxes(
-    store: Store, settings: PasswordsSection, *, now: int, domain: str | None = None
+    store: Store,
+    settings: PasswordsSection,
+    *,
+    now: int,
+    domain: str | None = None,
+    limit: int | None = None,
+    after: str | None = None,
 ) -> list[Mailbox]:
-    """Mailboxes by address, optionally of one domain."""
+    """Mailboxes by address, optionally of one domain; a page: at most ``limit`` after ``after``.
+
+    Paging is by key (the address), so a page costs the same however deep it is.
+    """
     query = select(mailboxes).order_by(mailboxes.c.address)
     if domain:
         query = query.where(mailboxes.c.domain == normalise_domain(domain))
+    if after:
+        query = query.where(mailboxes.c.address > after.lower())
+    if limit is not None:
+        query = query.limit(limit)
     max_age = effective_max_age(settings)
     with store.read() as conn:
         return [_mailbox(r, now=now, max_age_days=max_age) for r in conn.execute(query)]
+
+
+def mailbox_addresses(store: Store) -> list[str]:
+    """Every mailbox's address, in order (no other column read)."""
+    with store.read() as conn:
+        query = select(mailboxes.c.address).order_by(mailboxes.c.address)
+        return [str(a) for a in conn.execute(query).scalars()]
 
 
 def current_hash(store: Store, raw: str) -> str:
@@ -423,7 +450,7 @@ def remove_mailbox(store: Store, raw: str, *, actor: Actor, force: bool = False)
             raise InUse(
                 f"mailbox {address} is a destination of {len(pointing)} alias(es): "
                 + ", ".join(pointing[:5]),
-                hint="remove it from those aliases first, or use --force to do so",
+                hint="remove it from those aliases first, or use --from-aliases to do so",
                 aliases=pointing,
             )
         conn.execute(delete(alias_destinations).where(alias_destinations.c.destination == address))

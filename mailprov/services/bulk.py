@@ -250,7 +250,7 @@ def import_mailboxes(
     removed = bulk_passwords.resolve(store, passwords_out, dry_run=dry_run) if passwords_out else []
     rows = _validate(store, path)
     to_generate = [r for r in rows if r.password_hash is None]
-    if to_generate and passwords_out is None:
+    if to_generate and passwords_out is None and not dry_run:
         raise MissingOption(
             f"{len(to_generate)} row(s) have no password hash, and generated passwords need a file",
             hint="pass --passwords-out FILE (a new file, created 0600)",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from mailprov.render import clients
 from mailprov.render.clients import EMAIL_PLACEHOLDER, ClientSettings, mobileconfig, sheet
 from mailprov.rules.addresses import normalise_domain
-from mailprov.services.accounts import get_domain, get_mailbox, list_domains
+from mailprov.services.accounts import domain_names, get_domain, get_mailbox
 from mailprov.system.files import write_changed
 
 if TYPE_CHECKING:
@@ -95,11 +95,7 @@ def web_files(
     """
     from mailprov.services.dns import record_set  # noqa: PLC0415
 
-    names = (
-        [get_domain(store, d).name for d in domains]
-        if domains
-        else [d.name for d in list_domains(store)]
-    )
+    names = [get_domain(store, d).name for d in domains] if domains else domain_names(store)
     out: dict[Path, str] = {}
     sites = []
     for name in names:

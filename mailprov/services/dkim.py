@@ -36,7 +36,7 @@ from mailprov.errors import (
 )
 from mailprov.model import DkimStatus, iso
 from mailprov.rules import dkim
-from mailprov.services.accounts import get_domain, list_domains
+from mailprov.services.accounts import domain_names, get_domain
 from mailprov.store import audit
 from mailprov.system.files import atomic_write
 from mailprov.system.secrets import DKIM_KEY, read_secret, user_ids, write_secret
@@ -425,7 +425,7 @@ def retire(
         if key.signing and not force:
             raise InUse(
                 f"DKIM selector {key.selector} still signs mail for {name}",
-                hint="activate its successor first (or pass --force to stop signing with it)",
+                hint="activate its successor first (or pass --skip-checks to stop signing with it)",
             )
         wait = settings.dkim.retire_after_days * DAY
         since = key.superseded_at
@@ -439,7 +439,7 @@ def retire(
                 f"DKIM selector {key.selector} was replaced at {iso(since)}; "
                 f"mail signed with it may "
                 f"still be in transit until {iso(since + wait)}",
-                hint="retire it after that time (dkim.retire_after_days), or pass --force",
+                hint="retire it after that time (dkim.retire_after_days), or pass --skip-checks",
             )
         done = replace(key, status=DkimStatus.RETIRED, retired_at=actor.now, signing=False)
         if dry_run:
@@ -463,9 +463,9 @@ def signers(store: Store, settings: SiteConfig) -> list[DkimKey]:
     """The signing keys of every domain in the store (what OpenDKIM's tables list)."""
 
     out: list[DkimKey] = []
-    for found in list_domains(store):
-        folder = domain_dir(settings, found.name)
-        for key in _load(folder, found.name):
+    for name in domain_names(store):
+        folder = domain_dir(settings, name)
+        for key in _load(folder, name):
             if key.signing:
                 read_secret(
                     key.key_file, DKIM_KEY

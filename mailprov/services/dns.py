@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import CertificateInvalid
 from mailprov.rules.dnsrecords import DkimPublication, RecordInput, RecordSet, TlsaKey, build
-from mailprov.services.accounts import get_domain, list_domains
+from mailprov.services.accounts import domain_names, get_domain
 from mailprov.services.dkim import published
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def record_set(store: Store, settings: SiteConfig, domain: str, *, tlsa: bool = 
         },
         dkim=dkim_keys,
         tlsa=tlsa_keys,
-        served_domains=[d.name for d in list_domains(store)],
+        served_domains=domain_names(store),
         web_https_port=dns.web_https_port,
     )
     return build(inp)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from mailprov.errors import MailprovError
 from mailprov.render import Layout
 from mailprov.rules.dnscheck import covers
-from mailprov.services.accounts import list_domains, list_mailboxes
+from mailprov.services.accounts import domain_names, mailbox_addresses
 from mailprov.services.checks import check_host
 from mailprov.services.deploy import plan
 from mailprov.services.dns import check
@@ -83,12 +83,16 @@ class Report:
         }
 
 
+#: Up to this many mailboxes that never received mail are each a finding; more are one.
+NEVER_RECEIVED_LISTED = 20
+
+
 def maildirs(store: Store, settings: SiteConfig, *, now: int) -> list[Finding]:
     """Store vs ``[dovecot] mail_root``: orphan folders, and mailboxes never delivered to."""
 
     root = settings.resolve_path(settings.dovecot.mail_root)
-    domains = {d.name for d in list_domains(store)}
-    boxes = {m.address for m in list_mailboxes(store, settings.passwords, now=now)}
+    domains = set(domain_names(store))
+    boxes = set(mailbox_addresses(store))
     out = []
     if not root.is_dir():
         return [
@@ -100,11 +104,14 @@ def maildirs(store: Store, settings: SiteConfig, *, now: int) -> list[Finding]:
                 str(root),
             )
         ]
+    delivered = set()
     for domain_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         known_domain = domain_dir.name in domains
         for home in sorted(p for p in domain_dir.iterdir() if p.is_dir()):
             address = f"{home.name}@{domain_dir.name}"
-            if address not in boxes:
+            if address in boxes:
+                delivered.add(address)
+            else:
                 out.append(
                     Finding(
                         "doctor.maildir.orphan",
@@ -116,19 +123,35 @@ def maildirs(store: Store, settings: SiteConfig, *, now: int) -> list[Finding]:
                         address,
                     )
                 )
-    for address in sorted(boxes):
-        local, _, domain = address.partition("@")
-        if not (root / domain / local / "Maildir").is_dir():
-            out.append(
-                Finding(
-                    "doctor.maildir.never_received",
-                    INFO,
-                    f"{address} has no Maildir yet: it never received mail "
-                    "(Dovecot creates it on first delivery)",
-                    "nothing to do; 'mailprov check delivery ADDRESS' proves it works",
-                    address,
-                )
+    # A mailbox's home appears with its first delivery: the folders listed above are
+    # the ones that received mail (no stat per mailbox). Many new mailboxes make one
+    # finding, not one line each.
+    never = sorted(boxes - delivered)
+    hint = "nothing to do; 'mailprov check delivery ADDRESS' proves it works"
+    if len(never) > NEVER_RECEIVED_LISTED:
+        shown = ", ".join(never[:NEVER_RECEIVED_LISTED])
+        out.append(
+            Finding(
+                "doctor.maildir.never_received",
+                INFO,
+                f"{len(never)} mailboxes have no Maildir yet: they never received mail "
+                f"(Dovecot creates it on first delivery); the first: {shown}",
+                hint,
+                never[0],
             )
+        )
+        return out
+    out += [
+        Finding(
+            "doctor.maildir.never_received",
+            INFO,
+            f"{address} has no Maildir yet: it never received mail "
+            "(Dovecot creates it on first delivery)",
+            hint,
+            address,
+        )
+        for address in never
+    ]
     return out
 
 
@@ -155,7 +178,8 @@ def rendered_config(store: Store, settings: SiteConfig, target: Path | None) -> 
                     "doctor.config.edited",
                     WARNING,
                     f"{path} differs from what mailprov installed (edited by hand?)",
-                    "move the change into the site config, then 'mailprov deploy apply --force'",
+                    "move the change into the site config, then "
+                    "'mailprov deploy apply --overwrite-edits'",
                     path,
                 )
             )
@@ -248,8 +272,8 @@ def certificate_names(store: Store, settings: SiteConfig) -> list[Finding]:
     host = normalise_domain(settings.site.hostname)
     web_cert = web_certificate(settings)[0]
     web = [normalise_domain(settings.dns.web_host or host)]
-    for domain in list_domains(store):
-        web += [f"{label}.{domain.name}" for label in ("mta-sts", "autoconfig", "autodiscover")]
+    for name in domain_names(store):
+        web += [f"{label}.{name}" for label in ("mta-sts", "autoconfig", "autodiscover")]
     mail_cert = settings.resolve_path(settings.tls.cert_file)
     wanted = [(mail_cert, "[tls] cert_file", host, ERROR)]
     wanted += [
@@ -327,16 +351,12 @@ def queue(runner: Runner, settings: SiteConfig, target: Path | None) -> list[Fin
 
 def dns_summary(store: Store, settings: SiteConfig, plan: Any) -> list[Finding]:
     """The DNS checks of every domain, summarised per domain."""
-    from mailprov.services.accounts import list_domains  # noqa: PLC0415
-
     out = []
-    for domain in list_domains(store):
+    for name in domain_names(store):
         try:
-            results = check(store, settings, domain.name, plan)
+            results = check(store, settings, name, plan)
         except MailprovError as exc:
-            out.append(
-                Finding("doctor.dns.unchecked", WARNING, exc.message, exc.hint or "", domain.name)
-            )
+            out.append(Finding("doctor.dns.unchecked", WARNING, exc.message, exc.hint or "", name))
             continue
         bad = [r for r in results if r.status in ("missing", "wrong")]
         unknown = [r for r in results if r.status == "unknown"]
@@ -345,11 +365,10 @@ def dns_summary(store: Store, settings: SiteConfig, plan: Any) -> list[Finding]:
                 Finding(
                     "doctor.dns.problems",
                     WARNING,
-                    f"{len(bad)} of {len(results)} DNS check(s) for {domain.name} failed: "
+                    f"{len(bad)} of {len(results)} DNS check(s) for {name} failed: "
                     + ", ".join(sorted({r.finding or r.check for r in bad})),
-                    f"run 'mailprov dns check {domain.name}' and publish "
-                    f"'mailprov dns records {domain.name}'",
-                    domain.name,
+                    f"run 'mailprov dns check {name}' and publish 'mailprov dns records {name}'",
+                    name,
                 )
             )
         if unknown:
@@ -357,17 +376,13 @@ def dns_summary(store: Store, settings: SiteConfig, plan: Any) -> list[Finding]:
                 Finding(
                     "doctor.dns.unknown",
                     INFO,
-                    f"{len(unknown)} DNS check(s) for {domain.name} got no answer",
+                    f"{len(unknown)} DNS check(s) for {name} got no answer",
                     "check the name server ([dns] check_nameserver) and try again",
-                    domain.name,
+                    name,
                 )
             )
         if not bad and not unknown:
-            out.append(
-                Finding(
-                    "doctor.dns.ok", INFO, f"all DNS checks for {domain.name} pass", "", domain.name
-                )
-            )
+            out.append(Finding("doctor.dns.ok", INFO, f"all DNS checks for {name} pass", "", name))
     return out
 
 

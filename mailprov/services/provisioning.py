@@ -8,14 +8,20 @@ Every transition is audited with evidence (``iss``/``sub``/``jti`` or the key's
 SPKI fingerprint), never the token, the code or personal data. Every error
 names the request ID. Codes and notices go out through ``send`` (see
 :mod:`mailprov.system.notify`), after the transaction that created them commits.
+Every state change the requester must know of (opened, identity-verified,
+locked, rejected, expired, cancelled, provisioned) is a notice to the recovery
+contact (:mod:`mailprov.services.request_notices`); one that cannot be sent is
+a warning on the result (``Request.warnings``) or on the error raised
+(``details["warnings"]``), never a reason to undo the change.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
@@ -40,7 +46,8 @@ from mailprov.identity.tokens import TokenPolicy, normalise_name, owner_matches,
 from mailprov.model import LIVE_REQUEST_STATES, RequestKind, RequestState, Secret, iso
 from mailprov.rules.addresses import normalise_domain, parse_address
 from mailprov.rules.sizes import parse_size
-from mailprov.services import accounts, confirmation
+from mailprov.services import accounts, confirmation, request_notices
+from mailprov.services.request_notices import Notice
 from mailprov.services.trust import load_anchors, load_keys
 from mailprov.store import audit
 from mailprov.store.schema import domains, key_bindings, requests, seen_token
@@ -56,7 +63,7 @@ if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
 
-Sender = Callable[[Message], str]
+Sender = request_notices.Sender
 LIVE = LIVE_REQUEST_STATES
 ID_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: safe to read aloud
 _RECOVERY_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[^@\s]{1,253}")
@@ -81,6 +88,8 @@ class Request:
     created_at: int
     updated_at: int
     expires_at: int
+    #: Notices to the recovery contact that could not be sent (interfaces show them).
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data."""
@@ -169,6 +178,24 @@ def _transition(
     )
 
 
+def _notice(row: Any, event: str, reason: str | None = None) -> Notice:
+    return Notice(event, row.id, row.address, row.recovery, reason)
+
+
+def _warn(exc: MailprovError, warnings: list[str]) -> MailprovError:
+    """Add notice warnings to an error about to be raised (its JSON shows them)."""
+    if warnings:
+        exc.details.setdefault("warnings", []).extend(warnings)
+    return exc
+
+
+def _check_name(name: str) -> str:
+    display = " ".join(name.split())[:256]
+    if any(unicodedata.category(c) in {"Cc", "Cs"} for c in display):
+        raise InvalidValue("the name holds control characters", hint="give the name as plain text")
+    return display
+
+
 def _audit_failure(
     store: Store, request_id: str, exc: MailprovError, actor: Actor, action: str
 ) -> None:
@@ -204,17 +231,23 @@ def open_request(
     recovery: str,
     name: str = "",
     accept_terms: bool,
+    send: Sender,
     actor: Actor,
+    handle_mac: str | None = None,
 ) -> Request:
-    """Open a request: check terms, recovery address, the address and (corporate) the domain."""
+    """Open a request: check terms, recovery address, the address and (corporate) the domain.
+
+    ``handle_mac`` is the stored form of the requester's secret handle (see
+    :mod:`mailprov.services.requester`); the recovery contact is told ("opened").
+    """
     if not accept_terms:
         raise TermsNotAccepted("the terms of service were not accepted; nothing was requested")
     if kind not in tuple(RequestKind):
         raise InvalidValue(f"--kind must be {' or '.join(RequestKind)}, not {kind!r:.20}")
     kind = RequestKind(kind)
+    display = _check_name(name)
     parsed = accounts.check_available(store, address)
     recovery = _check_recovery(recovery, str(parsed))
-    display = " ".join(name.split())[:256]
     request_id = _new_id()
     with store.begin() as conn:
         domain = conn.execute(select(domains).where(domains.c.name == parsed.domain)).one()
@@ -253,6 +286,7 @@ def open_request(
                 created_at=actor.now,
                 updated_at=actor.now,
                 expires_at=actor.now + settings.identity.request_ttl_hours * 3600,
+                handle_mac=handle_mac,
             )
         )
         audit.append(
@@ -263,7 +297,9 @@ def open_request(
             target=request_id,
             details={"address": str(parsed), "kind": kind, "state": RequestState.OPEN},
         )
-        return _request(_row(conn, request_id))
+        row = _row(conn, request_id)
+    warnings = request_notices.announce(settings, send, [_notice(row, "opened")])
+    return replace(_request(row), warnings=tuple(warnings))
 
 
 def _live_row(
@@ -280,21 +316,43 @@ def _live_row(
     return row
 
 
-def _expire_now(store: Store, request_id: str, actor: Actor) -> None:
+def _expire_now(
+    store: Store, settings: SiteConfig, request_id: str, actor: Actor, send: Sender
+) -> list[str]:
     with store.begin() as conn:
         row = _row(conn, request_id)
-        if row.state in LIVE:
-            _transition(conn, row, RequestState.EXPIRED, actor, "request.expire", reason="expired")
+        if row.state not in LIVE:
+            return []
+        _transition(conn, row, RequestState.EXPIRED, actor, "request.expire", reason="expired")
+    return request_notices.announce(settings, send, [_notice(row, "expired")])
+
+
+def expire_if_late(
+    store: Store, settings: SiteConfig, request_id: str, *, send: Sender, actor: Actor
+) -> list[str]:
+    """Expire the request if it is unfinished past its time (telling its recovery contact);
+    returns notice warnings. A request already past that stage is left alone.
+    """
+    with store.read() as conn:
+        row = _row(conn, request_id)
+    late = row.state in LIVE and row.state != RequestState.CONFIRMED and actor.now > row.expires_at
+    return _expire_now(store, settings, request_id, actor, send) if late else []
 
 
 def _guard(
-    store: Store, request_id: str, actor: Actor, action: str, func: Callable[[], Any]
+    store: Store,
+    settings: SiteConfig,
+    request_id: str,
+    actor: Actor,
+    action: str,
+    func: Callable[[], Any],
+    send: Sender,
 ) -> Any:
     """Run a step; name the request in any error, audit gate failures, expire late requests."""
     try:
         return func()
-    except RequestExpired:
-        _expire_now(store, request_id, actor)
+    except RequestExpired as exc:
+        _warn(exc, _expire_now(store, settings, request_id, actor, send))
         raise
     except MailprovError as exc:
         if exc.request_id is None:
@@ -364,13 +422,13 @@ def verify_with_token(
         if row.requested_name and not owner_matches(
             row.requested_name, verified.claims, yo_as_ye=ident.match_yo_as_ye
         ):
-            _reject(store, request_id, "IDG-V05", actor)
-            raise idg_error("IDG-V05", request_id=request_id)
+            warnings = _reject(store, settings, request_id, "IDG-V05", actor, send)
+            raise _warn(idg_error("IDG-V05", request_id=request_id), warnings)
         return _mark_verified(
             store, settings, row, verified, None, pepper=pepper, send=send, actor=actor
         )
 
-    return _guard(store, request_id, actor, "request.verify", step)  # type: ignore[no-any-return]
+    return _guard(store, settings, request_id, actor, "request.verify", step, send)  # type: ignore[no-any-return]
 
 
 def verify_with_certificate(
@@ -410,28 +468,33 @@ def verify_with_certificate(
         if row.requested_name and normalise_name(
             row.requested_name, yo_as_ye=ident.match_yo_as_ye
         ) != normalise_name(cert.common_name, yo_as_ye=ident.match_yo_as_ye):
-            _reject(store, request_id, "IDG-C15", actor)
-            raise idg_error("IDG-C15", request_id=request_id)
+            warnings = _reject(store, settings, request_id, "IDG-C15", actor, send)
+            raise _warn(idg_error("IDG-C15", request_id=request_id), warnings)
         return _mark_verified(
             store, settings, row, None, cert, pepper=pepper, send=send, actor=actor
         )
 
-    return _guard(store, request_id, actor, "request.verify", step)  # type: ignore[no-any-return]
+    return _guard(store, settings, request_id, actor, "request.verify", step, send)  # type: ignore[no-any-return]
 
 
-def _reject(store: Store, request_id: str, idg: str, actor: Actor) -> None:
+def _reject(
+    store: Store, settings: SiteConfig, request_id: str, idg: str, actor: Actor, send: Sender
+) -> list[str]:
+    """Reject a live request for check ``idg``; tell the recovery contact; return warnings."""
     with store.begin() as conn:
         row = _row(conn, request_id)
-        if row.state in LIVE:
-            _transition(
-                conn,
-                row,
-                RequestState.REJECTED,
-                actor,
-                "request.reject",
-                reason=idg,
-                details={"idg": idg},
-            )
+        if row.state not in LIVE:
+            return []
+        _transition(
+            conn,
+            row,
+            RequestState.REJECTED,
+            actor,
+            "request.reject",
+            reason=idg,
+            details={"idg": idg},
+        )
+    return request_notices.announce(settings, send, [_notice(row, "rejected", idg)])
 
 
 def _mark_verified(
@@ -527,10 +590,23 @@ def _mark_verified(
             )
     except IntegrityError:
         raise idg_error("IDG-T14", request_id=rid) from None
-    _send_code(
-        store, settings, send, request_id=rid, issued=issued, destination=row.recovery, actor=actor
-    )
-    return get_request(store, rid)
+    # The notice first: the code is the message the requester acts on (and, with an SMS
+    # hook, the last one the gateway sees).
+    warnings = request_notices.announce(settings, send, [_notice(row, "identity-verified")])
+    try:
+        _send_code(
+            store,
+            settings,
+            send,
+            request_id=rid,
+            issued=issued,
+            destination=row.recovery,
+            actor=actor,
+        )
+    except MailprovError as exc:
+        _warn(exc, warnings)
+        raise
+    return replace(get_request(store, rid), warnings=tuple(warnings))
 
 
 def resend(
@@ -583,7 +659,7 @@ def resend(
         )
         return get_request(store, request_id)
 
-    return _guard(store, request_id, actor, "request.resend", step)  # type: ignore[no-any-return]
+    return _guard(store, settings, request_id, actor, "request.resend", step, send)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -672,14 +748,19 @@ def confirm(
                         )
                     )
         if result.error is not None:
-            raise result.error
+            warnings = (
+                request_notices.announce(settings, send, [_notice(row, "locked", "IDG-K05")])
+                if result.locked_now
+                else []
+            )
+            raise _warn(result.error, warnings)
         return _provision(store, settings, row, send=send, actor=actor)
 
     try:
-        return _guard(store, request_id, actor, "request.confirm", step)  # type: ignore[no-any-return]
+        return _guard(store, settings, request_id, actor, "request.confirm", step, send)  # type: ignore[no-any-return]
     except IntegrityError:
-        _reject(store, request_id, "IDG-C14", actor)
-        raise idg_error("IDG-C14", request_id=request_id) from None
+        warnings = _reject(store, settings, request_id, "IDG-C14", actor, send)
+        raise _warn(idg_error("IDG-C14", request_id=request_id), warnings) from None
 
 
 def _provision(
@@ -710,6 +791,7 @@ def _provision(
                 reason=exc.code[:16],
                 details={"error": exc.code},
             )
+        _warn(exc, request_notices.announce(settings, send, [_notice(row, "rejected", exc.code)]))
         raise
     with store.begin() as conn:
         evidence = {
@@ -730,36 +812,20 @@ def _provision(
             "request.provision",
             details={"address": row.address, **evidence},
         )
-    body = client_settings_notice(settings, row.address, row.id)
-    try:
-        send(Message(row.recovery, f"Your mailbox {row.address} is ready", body))
-        sent = True
-    except MailprovError:
-        sent = False
+    warnings = request_notices.announce(settings, send, [_notice(row, "provisioned")])
     assert new.generated is not None  # noqa: S101  (prepare_password generated it)
-    return Provisioned(get_request(store, row.id), mailbox, new.generated, sent)
+    request = replace(get_request(store, row.id), warnings=tuple(warnings))
+    return Provisioned(request, mailbox, new.generated, not warnings)
 
 
 def _quota(settings: SiteConfig) -> int:
     return parse_size(settings.accounts.default_quota)
 
 
-def client_settings_notice(settings: SiteConfig, address: str, request_id: str) -> str:
-    """The notice mailed after provisioning: client settings, never the password."""
-    host, ports = settings.site.hostname, settings.ports
-    hours = settings.passwords.temp_password_hours
-    return (
-        f"Request {request_id}: your mailbox {address} has been created.\n\n"
-        f"Log in with the user name {address} and the temporary password you were shown.\n"
-        f"Change it within {hours} hours ('mailprov mailbox passwd' or your mail client).\n\n"
-        f"IMAP:  {host}, port {ports.imaps}, SSL/TLS\n"
-        f"POP3:  {host}, port {ports.pop3s}, SSL/TLS\n"
-        f"SMTP:  {host}, port {ports.submission}, STARTTLS, password authentication\n"
-    )
-
-
-def cancel(store: Store, request_id: str, *, actor: Actor) -> Request:
-    """Cancel a request that is not finished."""
+def cancel(
+    store: Store, settings: SiteConfig, request_id: str, *, send: Sender, actor: Actor
+) -> Request:
+    """Cancel a request that is not finished; the recovery contact is told."""
 
     def step() -> Request:
         with store.begin() as conn:
@@ -772,13 +838,14 @@ def cancel(store: Store, request_id: str, *, actor: Actor) -> Request:
             _transition(
                 conn, row, RequestState.CANCELLED, actor, "request.cancel", reason="cancelled"
             )
-        return get_request(store, request_id)
+        warnings = request_notices.announce(settings, send, [_notice(row, "cancelled")])
+        return replace(get_request(store, request_id), warnings=tuple(warnings))
 
-    return _guard(store, request_id, actor, "request.cancel", step)  # type: ignore[no-any-return]
+    return _guard(store, settings, request_id, actor, "request.cancel", step, send)  # type: ignore[no-any-return]
 
 
 def renew_challenge(
-    store: Store, settings: SiteConfig, request_id: str, *, actor: Actor
+    store: Store, settings: SiteConfig, request_id: str, *, send: Sender, actor: Actor
 ) -> Request:
     """A fresh certificate challenge for an open request (the old one stops working)."""
 
@@ -799,7 +866,7 @@ def renew_challenge(
             )
         return get_request(store, request_id)
 
-    return _guard(store, request_id, actor, "request.challenge", step)  # type: ignore[no-any-return]
+    return _guard(store, settings, request_id, actor, "request.challenge", step, send)  # type: ignore[no-any-return]
 
 
 def unlock(store: Store, request_id: str, *, actor: Actor) -> Request:
@@ -832,8 +899,12 @@ def list_requests(store: Store, *, state: RequestState | None = None) -> list[Re
         return [_request(r) for r in conn.execute(query)]
 
 
-def expire_requests(store: Store, *, now: int, actor_name: str = "sweep") -> list[str]:
-    """Sweep step: expire unfinished requests past their time; purge old replay rows."""
+def expire_requests(
+    store: Store, settings: SiteConfig, *, now: int, send: Sender, actor_name: str = "sweep"
+) -> list[Request]:
+    """Sweep step: expire unfinished requests past their time (each recovery contact is
+    told); purge old replay rows. Returns the expired requests, with notice warnings.
+    """
     actor = accounts.Actor(actor_name, now)
     with store.begin() as conn:
         rows = conn.execute(
@@ -842,4 +913,8 @@ def expire_requests(store: Store, *, now: int, actor_name: str = "sweep") -> lis
         for row in rows:
             _transition(conn, row, RequestState.EXPIRED, actor, "request.expire", reason="expired")
         conn.execute(delete(seen_token).where(seen_token.c.exp < now - LEEWAY))
-    return [r.id for r in rows]
+    done = []
+    for row in rows:
+        warnings = request_notices.announce(settings, send, [_notice(row, "expired")])
+        done.append(replace(get_request(store, row.id), warnings=tuple(warnings)))
+    return done

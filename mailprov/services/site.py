@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING
 from mailprov.errors import AlreadyExists, FileExists, InvalidValue
 from mailprov.render.units import CONFIG_GROUP
 from mailprov.rules.addresses import normalise_domain
+from mailprov.rules.tomledit import set_keys, toml_string
 from mailprov.services.accounts import add_domain
 from mailprov.settings import CONFIG_NAME, load_settings
 from mailprov.store import open_store, redact_url
@@ -34,12 +34,6 @@ domain = {domain}
 # A relative sqlite path is relative to this file's folder.
 url = {store_url}
 """
-
-
-def _toml_string(value: str) -> str:
-    """A TOML basic string (JSON's escaping is valid TOML)."""
-
-    return json.dumps(value, ensure_ascii=False)
 
 
 @dataclass(frozen=True)
@@ -95,11 +89,11 @@ def init_site(
         except OSError as exc:
             raise InvalidValue(f"cannot create {directory}: {exc.strerror}") from None
         text = CONFIG_TEMPLATE.format(
-            hostname=_toml_string(
+            hostname=toml_string(
                 hostname or (f"mail.{a_label}" if a_label else "mail.example.test")
             ),
-            domain=_toml_string(a_label or ""),
-            store_url=_toml_string(store_url or DEFAULT_STORE),
+            domain=toml_string(a_label or ""),
+            store_url=toml_string(store_url or DEFAULT_STORE),
         )
         # Validate what we are about to write before touching the store.
         atomic_write(config_path, text, mode=0o640)
@@ -128,3 +122,23 @@ def init_site(
         finally:
             store.close()
     return InitResult(config_path, written, url, result, a_label, added, group)
+
+
+def set_config_values(config_path: Path, section: str, values: dict[str, str]) -> bool:
+    """Set ``[section]`` keys in the config file, keeping its comments; True if it changed.
+
+    The new text is loaded and validated before it replaces the file (atomically, with
+    the file's mode), so a value the settings refuse leaves the file as it was.
+    """
+    old = config_path.read_text(encoding="utf-8")
+    new = set_keys(old, section, values)
+    if new == old:
+        return False
+    staged = config_path.with_name(f".{config_path.name}.new")
+    try:
+        atomic_write(staged, new, mode=0o600)
+        load_settings(config_file=staged, env={})
+        atomic_write(config_path, new, mode=config_path.stat().st_mode & 0o777)
+    finally:
+        staged.unlink(missing_ok=True)
+    return True

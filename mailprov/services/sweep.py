@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from mailprov.model import iso
 from mailprov.services.provisioning import expire_requests
+from mailprov.services.request_notices import sender_for
 from mailprov.store.schema import mailboxes
 
 if TYPE_CHECKING:
@@ -60,11 +61,14 @@ def expired_temporary_passwords(store: Store, settings: SiteConfig, now: int) ->
 
 
 def expired_requests(store: Store, settings: SiteConfig, now: int) -> StepResult:
-    """Expire provisioning requests past their time (identity's ``expire_requests``)."""
-    del settings
-
-    ids = expire_requests(store, now=now)
-    return StepResult("expired-requests", changed=bool(ids), items=[{"request": i} for i in ids])
+    """Expire provisioning requests past their time (identity's ``expire_requests``); each
+    recovery contact is told, and a notice that could not be sent is a warning on its item.
+    """
+    done = expire_requests(store, settings, now=now, send=sender_for(settings))
+    items = [
+        {"request": r.id, **({"warnings": list(r.warnings)} if r.warnings else {})} for r in done
+    ]
+    return StepResult("expired-requests", changed=bool(done), items=items)
 
 
 Step = Callable[["Store", "SiteConfig", int], StepResult]

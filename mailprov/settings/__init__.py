@@ -40,6 +40,7 @@ from mailprov.settings.sections import (
     SiteSection,
     StoreSection,
     TlsSection,
+    WebSection,
 )
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "SiteSection",
     "StoreSection",
     "TlsSection",
+    "WebSection",
     "as_dict",
     "find_config_file",
     "load_settings",

@@ -256,6 +256,8 @@ class RelaySection:
     max_recipients: Positive = 100
     require_auth: bool = False
     allow_auth_without_tls: bool = False
+    #: STARTTLS before MAIL on the plain listener (530 5.7.0 otherwise); needs tls on.
+    require_tls: bool = False
     credentials_file: OptionalLocalPath = ""
     tls: RelayTls = "generate"
     tls_cert_file: OptionalLocalPath = ""
@@ -282,7 +284,7 @@ class RelaySection:
     fault_seed: int = 0
     local_domains: list[Hostname] = field(default_factory=list)
     mail_root: LocalPath = "/var/vmail"
-    #: Reserved: LMTP delivery is not implemented yet (the relay refuses a value).
+    #: deliver mode: HOST:PORT or socket path of Dovecot's LMTP; empty: write Maildirs.
     lmtp: Text = ""
     smarthost_host: OptionalHost = ""
     smarthost_port: Port = 587
@@ -290,6 +292,28 @@ class RelaySection:
     smarthost_username: SmtpUser = ""
     smarthost_password_file: OptionalLocalPath = ""
     smarthost_ca_file: OptionalLocalPath = ""
+
+
+# -- sections of the owner's side (issue 11) go here ----------------------------------
+
+
+@dataclass(frozen=True)
+class WebSection:
+    """[web]: ``mailprov serve``, the HTTP service of the mailbox owner's side (API, portal)."""
+
+    #: HOST:PORT. Plain HTTP belongs on loopback, behind a reverse proxy that adds TLS.
+    listen: Endpoint = "127.0.0.1:8080"
+    #: Host header names answered besides the listen address and the loopback names
+    #: (the public name, e.g. mail.example.org); anything else gets 421.
+    hosts: list[Host] = field(default_factory=list)
+    #: Serve HTTPS itself with [tls] cert_file/key_file (off: plain HTTP behind a proxy).
+    tls: bool = False
+    #: A session ends after this many minutes without a request ...
+    session_idle_minutes: Annotated[int, Range(1, 1440)] = 30
+    #: ... and at the latest this many hours after sign-in.
+    session_max_hours: Annotated[int, Range(1, 168)] = 12
+    #: X-Forwarded-For is believed only from these peers (the reverse proxy).
+    trusted_proxies: list[IpAddress] = field(default_factory=lambda: ["127.0.0.1", "::1"])
 
 
 # -- sections of DNS, DKIM and client config (issue 6) go here ------------------------
@@ -403,6 +427,9 @@ class SiteConfig:
 
     # -- relay (issue 5) sections
     relay: RelaySection = field(default_factory=RelaySection)
+
+    # -- the owner's side (issue 11) sections
+    web: WebSection = field(default_factory=WebSection)
 
     # -- dns/dkim (issue 6) sections
     dns: DnsSection = field(default_factory=DnsSection)

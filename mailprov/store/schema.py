@@ -32,7 +32,14 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from mailprov.model import AddressKind, CodeState, RequestKind, RequestState
+from mailprov.model import (
+    AddressKind,
+    CodeState,
+    ContactKind,
+    RequestKind,
+    RequestState,
+    SessionStage,
+)
 
 
 def one_of(column: str, values: type[StrEnum]) -> str:
@@ -41,7 +48,7 @@ def one_of(column: str, values: type[StrEnum]) -> str:
 
 
 #: The Alembic revision this code expects; ``open_store`` refuses an older store.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 metadata = MetaData(
     naming_convention={
@@ -262,4 +269,150 @@ trusted_cas = Table(
     Column("pem", Text, nullable=False),
     Column("crl_files", Text, nullable=False, default=""),  # one path per line, read at use
     Column("created_at", BigInteger, nullable=False),
+)
+
+
+# -- the mailbox owner's side (revision 0003) ------------------------------------------
+
+
+def _owner() -> Column[str]:
+    """The owning mailbox's address: the owner's rows go when the mailbox goes."""
+    return Column(
+        "address",
+        String(254),
+        ForeignKey("mailboxes.address", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
+mailboxes.append_column(Column("identity", String(600), nullable=True))  # gate account bound
+requests.append_column(Column("handle_mac", String(64), nullable=True))  # HMAC of the handle
+
+owner_sessions = Table(
+    "owner_sessions",
+    metadata,
+    # SHA-256 of the session token: a stolen store copy opens no session.
+    Column("id_hash", String(64), primary_key=True),
+    _owner(),
+    Column("stage", String(16), nullable=False),
+    Column("client", String(64), nullable=False),  # the client IP that signed in
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
+    Index(None, "address"),
+    CheckConstraint(one_of("stage", SessionStage), name="stage"),
+)
+
+login_failures = Table(
+    "login_failures",
+    metadata,
+    # 'account:ADDRESS' or 'client:IP': failures in the current window, and the lock.
+    Column("key", String(320), primary_key=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("window_start", BigInteger, nullable=False),
+    Column("locked_until", BigInteger, nullable=True),
+)
+
+owner_totp = Table(
+    "owner_totp",
+    metadata,
+    Column(
+        "address",
+        String(254),
+        ForeignKey("mailboxes.address", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("secret", String(64), nullable=False),  # base32; enabled once a first code is given
+    Column("enabled_at", BigInteger, nullable=True),
+    Column("last_step", BigInteger, nullable=True),  # the last accepted time step: no reuse
+    Column("created_at", BigInteger, nullable=False),
+)
+
+owner_recovery_codes = Table(
+    "owner_recovery_codes",
+    metadata,
+    Column(
+        "address",
+        String(254),
+        ForeignKey("mailboxes.address", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("code_hash", String(128), primary_key=True),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+app_passwords = Table(
+    "app_passwords",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _owner(),
+    Column("label", String(64), nullable=False),
+    Column("password_hash", String(255), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Index(None, "address"),
+    UniqueConstraint("address", "label"),
+)
+
+recovery_contacts = Table(
+    "recovery_contacts",
+    metadata,
+    Column(
+        "address",
+        String(254),
+        ForeignKey("mailboxes.address", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("contact", String(254), primary_key=True),  # an e-mail address or E.164 number
+    Column("kind", String(8), nullable=False),
+    Column("verified_at", BigInteger, nullable=True),  # only verified contacts are used
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint(one_of("kind", ContactKind), name="kind"),
+)
+
+owner_codes = Table(
+    "owner_codes",
+    metadata,
+    # One-time codes of the owner's side (contact verification, reset), like
+    # code_challenges but not tied to a request. No foreign key: a reset for an
+    # unknown address must look the same from outside.
+    Column("id", String(32), primary_key=True),
+    Column("address", String(254), nullable=False, index=True),
+    Column("purpose", String(32), nullable=False),
+    Column("destination", String(254), nullable=False),
+    Column("mac", String(64), nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    CheckConstraint(one_of("state", CodeState), name="state"),
+)
+
+owner_filters = Table(
+    "owner_filters",
+    metadata,
+    Column(
+        "address",
+        String(254),
+        ForeignKey("mailboxes.address", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("spec", Text, nullable=False),  # JSON: forwarding, vacation, rules (compiled to Sieve)
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+admin_tokens = Table(
+    "admin_tokens",
+    metadata,
+    # Bearer tokens of the admin API: 'mpa_<id>_<secret>'; only the secret's SHA-256 is kept
+    # (it is 32 random bytes, so a fast hash is enough: nothing to brute-force).
+    Column("id", String(16), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", String(128), nullable=False),  # space-separated, e.g. "accounts:read deploy"
+    Column("label", String(64), nullable=False),
+    Column("actor", String(128), nullable=False),  # who created it
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
 )

@@ -1,4 +1,5 @@
-"""The one maker of self-signed certificates (tests, first runs, the relay's STARTTLS).
+"""The one maker of self-signed certificates (tests, first runs, the relay's STARTTLS),
+and the one maker of server-side TLS contexts (the relay, ``mailprov serve``).
 
 Production points ``[tls]`` at real certificates (e.g. Let's Encrypt's
 ``fullchain.pem``/``privkey.pem``). The key is EC P-256, written 0600 through
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from mailprov.errors import FileExists, InvalidValue
+from mailprov.errors import ConfigInvalid, FileExists, InvalidValue
 from mailprov.rules.addresses import normalise_domain
 from mailprov.system.files import atomic_write
 from mailprov.system.secrets import replace_secret, write_secret
@@ -105,3 +107,21 @@ def self_signed(
 
 def _stamp(cert: x509.Certificate) -> str:
     return cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def server_context(cert_file: Path, key_file: Path, *, hint: str) -> ssl.SSLContext:
+    """A server-side TLS context (TLS 1.2 or newer) from a certificate chain and its key.
+
+    Raises:
+        ConfigInvalid: the files cannot be read or do not match; ``hint`` says which
+            settings to fix.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigInvalid(
+            f"the TLS certificate {cert_file} / key {key_file} cannot be used: {exc}", hint=hint
+        ) from None
+    return context

@@ -193,11 +193,37 @@ class TestPasswords:
         assert 26 == result.exit_code
         assert "--password-stdin" in result.stderr
 
-    def test_passwd_refuses_same_password(self, site: Any) -> None:
-        """Setting the current password again is refused."""
-        result = site("mailbox", "passwd", "alice@example.test", "--password-stdin", input=PASSWORD)
-        assert 13 == result.exit_code
-        assert "same as the current" in result.stderr
+    def test_passwd_with_the_same_password_changes_nothing(self, site: Any) -> None:
+        """Setting the current password again is a no-op a script may repeat (changed: false)."""
+        status, data = site.json(
+            "mailbox", "passwd", "alice@example.test", "--password-stdin", input=PASSWORD
+        )
+        assert (status, data["changed"]) == (0, False)
+
+    def test_password_hash_on_stdin(self, run: Any) -> None:
+        """A ready {SCHEME}hash is stored as given and works; the same hash again changes
+        nothing; a malformed one is refused without echoing it and nothing is created.
+        """
+        from mailprov.rules.hashing import hash_password
+
+        ready = hash_password("Hashed-Ahead-2026!", "SHA512-CRYPT")
+        status, data = run.json(
+            "mailbox", "add", "pre@example.test", "--password-hash-stdin", input=ready + "\n"
+        )
+        assert (status, data["changed"]) == (0, True)
+        assert "password" not in data
+        again = run.json(
+            "mailbox", "passwd", "pre@example.test", "--password-hash-stdin", input=ready + "\n"
+        )
+        assert (again[0], again[1]["changed"]) == (0, False)
+        bad = run("mailbox", "add", "bad@example.test", "--password-hash-stdin", input="{MD5}abc\n")
+        assert bad.exit_code == 28
+        assert "abc" not in bad.stderr
+        assert run("mailbox", "show", "bad@example.test").exit_code == 3
+        both = run(
+            "mailbox", "add", "x@example.test", "--password-hash-stdin", "--generate", input="\n"
+        )
+        assert both.exit_code == 2
 
     def test_passwd_clears_must_change(self, run: Any) -> None:
         """A temporary password is replaced and must_change cleared."""
@@ -253,3 +279,58 @@ class TestSite:
         result = invoke("--config", str(cfg), "domain", "list", state_dir=tmp_path / "state")
         assert 23 == result.exit_code
         assert str(cfg) in result.stderr and "line 2" in result.stderr
+
+
+def test_version_as_json_for_scripts() -> None:
+    """'--json --version' (either order) prints a JSON document; plain --version one line."""
+    from mailprov import __version__
+
+    for argv in (("--json", "--version"), ("--version", "--json")):
+        result = invoke(*argv)
+        assert result.exit_code == 0
+        assert json.loads(result.stdout)["version"] == __version__
+    assert invoke("--version").stdout.strip() == f"mailprov {__version__}"
+
+
+RENAMED = [
+    (("mailbox", "remove"), "--from-aliases", "--force"),
+    (("deploy", "apply"), "--overwrite-edits", "--force"),
+    (("dkim", "activate"), "--skip-dns-check", "--force"),
+    (("dkim", "retire"), "--skip-checks", "--force"),
+    (("dkim", "render"), "--out", "--dir"),
+    (("client-config",), "--out", "--output"),
+]
+
+
+@pytest.mark.parametrize(("command", "new", "old"), RENAMED, ids=str)
+def test_renamed_options_show_the_new_spelling_only(
+    command: tuple[str, ...], new: str, old: str
+) -> None:
+    """--help shows the one spelling of CONTRIBUTING's table; the old one is hidden."""
+    shown = invoke(*command, "--help").stdout
+    assert new in shown
+    assert f"{old} " not in shown and f"{old}," not in shown
+
+
+def test_old_spelling_still_works_for_one_release(run: Any) -> None:
+    """'mailbox remove --force' still does what '--from-aliases' does."""
+    run("mailbox", "add", "gone@example.test", "--generate")
+    run("alias", "add", "team@example.test", "gone@example.test", "other@example.org")
+    status, data = run.json("mailbox", "remove", "gone@example.test", "--force")
+    assert (status, data["changed"]) == (0, True), data
+
+
+def test_mailbox_list_pages_by_address(run: Any) -> None:
+    """--limit/--after walk the list in pages; next_after is null on the last page."""
+    for name in ("a", "b", "c", "d", "e"):
+        run("mailbox", "add", f"{name}{name}{name}@example.test", "--generate")
+    seen, after = [], None
+    while True:
+        extra = ("--after", after) if after else ()
+        status, page = run.json("mailbox", "list", "--limit", "2", *extra)
+        assert status == 0
+        seen += [m["address"] for m in page["mailboxes"]]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert seen == [f"{n * 3}@example.test" for n in "abcde"]

@@ -108,8 +108,16 @@ class TestImport:
         status, doc = run.json(
             "mailbox", "import", str(src), "--dry-run", "--passwords-out", str(out)
         )
-        assert (0, 2, False) == (status, doc["count"], doc["changed"])
+        assert (0, 2, True, True) == (status, doc["count"], doc["changed"], doc["dry_run"])
         assert not out.exists()
+        assert before == snapshot(run.store_url)
+
+    def test_dry_run_needs_no_passwords_file(self, run: Any, tmp_path: Path) -> None:
+        """A dry run generates nothing, so it does not ask for --passwords-out."""
+        src = write_csv(tmp_path / "in.csv", [["a@example.test", "", "", ""]])
+        before = snapshot(run.store_url)
+        status, doc = run.json("mailbox", "import", str(src), "--dry-run")
+        assert (0, 1, 1) == (status, doc["count"], doc["generated"])
         assert before == snapshot(run.store_url)
 
     def test_generated_needs_a_file(self, run: Any, tmp_path: Path) -> None:

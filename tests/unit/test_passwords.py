@@ -57,6 +57,13 @@ class TestPolicies:
             "Alice-2026-x!", SOURCE, context=("alice",)
         )
 
+    def test_short_names_count_as_the_whole_word_only(self) -> None:
+        """A three-letter name is refused anywhere; a two-letter one only as the base word."""
+        name = "not contain the mailbox name"
+        assert name in violations("Xx-bob-2026!", SOURCE, context=("bob",))
+        assert name in violations("Jo-2026-!!", SOURCE, context=("jo",))
+        assert name not in violations("Majority-2026!", SOURCE, context=("jo",))
+
     def test_error_lists_every_rule_and_never_the_password(self) -> None:
         """PasswordPolicy carries all broken rules and not the password itself."""
         with pytest.raises(PasswordPolicy) as caught:
@@ -121,6 +128,8 @@ class TestHashing:
         assert digest.startswith(prefix)
         assert hashing.verify_password("Wonder-Land-1865", digest)
         assert not hashing.verify_password("Wonder-Land-1866", digest)
+        # Found by fuzzing the sign-in API: a NUL byte made SHA512-CRYPT raise (a 500).
+        assert not hashing.verify_password("Wonder-Land-1865\0", digest)
 
     def test_bcrypt_refuses_over_72_bytes(self) -> None:
         """BLF-CRYPT refuses a password it would truncate, with a clear error."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -32,7 +33,7 @@ from urllib.parse import quote, urlencode
 
 from mailprov.errors import InvalidValue, MailprovError, NotFound
 from mailprov.relay import params as p
-from mailprov.relay.inbox import pages, security, view
+from mailprov.relay.inbox import security, view
 from mailprov.relay.storage import MessageStore, Query, StoredMessage
 
 if TYPE_CHECKING:
@@ -90,14 +91,41 @@ def _event(message: StoredMessage) -> bytes:
         "from": message.sender,
         "to": list(message.recipients),
         "subject": message.subject,
-        "size": pages.size(message.size),
+        "size": view.size(message.size),
     }
     return f"id: {message.seq}\nevent: message\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def available() -> bool:
+    """True if Jinja2 and the templates are installed (not in the light mailprov-relay)."""
+    return all(importlib.util.find_spec(name) for name in ("jinja2", "mailprov.render"))
+
+
+def add_unavailable_routes(app: web.Application) -> None:
+    """Without Jinja2 (the light install), the inbox's paths say where to get it."""
+    from aiohttp import web  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+
+    async def missing(_request: web.Request) -> web.StreamResponse:
+        body = {
+            "error": {
+                "code": "inbox-not-installed",
+                "message": "the web inbox is not part of the mailprov-relay distribution",
+                "hint": "install mailprov (it has the inbox) instead of mailprov-relay",
+            }
+        }
+        return web.json_response(body, status=501)
+
+    app.add_routes([web.get("/", missing), web.get(INBOX_PATH + "{tail:.*}", missing)])
 
 
 def add_inbox_routes(app: web.Application, server: RelayServer, guard: Guard) -> None:  # noqa: PLR0915 (one closure per route)
     """Add the inbox's routes to the API's application."""
     from aiohttp import web  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+
+    if not available():
+        add_unavailable_routes(app)
+        return
+    from mailprov.relay.inbox import pages  # noqa: PLC0415  (lazy: Jinja2, absent in the light install)
 
     reader = server.reader
     arrivals = server.arrivals
@@ -163,7 +191,7 @@ def add_inbox_routes(app: web.Application, server: RelayServer, guard: Guard) ->
                 faults=server.faults.to_json(),
                 seed=server.faults.seed,
                 options=server.options,
-                size=pages.size,
+                size=view.size,
                 message_url=message_url,
             )
         )
@@ -221,7 +249,7 @@ def add_inbox_routes(app: web.Application, server: RelayServer, guard: Guard) ->
                 remote=remote,
                 html_url=html_url,
                 message_url=message_url,
-                size=pages.size,
+                size=view.size,
             )
         )
 

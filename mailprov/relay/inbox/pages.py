@@ -47,13 +47,3 @@ def static(name: str) -> bytes | None:
     if name not in STATIC:
         return None
     return (templates_dir() / "inbox" / "static" / name).read_bytes()
-
-
-def size(n: int) -> str:
-    """A byte count for people: 512 B, 3.4 KB, 12.0 MB."""
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover - the loop always returns

@@ -94,6 +94,16 @@ class MessageView:
     defects: list[str] = field(default_factory=list)
 
 
+def size(n: int) -> str:
+    """A byte count for people: 512 B, 3.4 KB, 12.0 MB."""
+    value = float(n)
+    for unit in ("B", "KB", "MB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GB"
+
+
 def parse(raw: bytes) -> EmailMessage:
     """The message, parsed leniently (the modern policy)."""
     parsed: Any = BytesParser(policy=policy.default).parsebytes(raw)

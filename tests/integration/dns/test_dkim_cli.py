@@ -135,7 +135,7 @@ def test_activate_without_dns_is_refused(mp: Cli, silent_port: int) -> None:
 def test_force_activate_renders_signer_tables(mp: Cli, site: Path) -> None:
     """activate --force switches signing and writes KeyTable/SigningTable naming the key."""
     assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
-    status, doc = mp.json("dkim", "activate", "example.test", "s1", "--force")
+    status, doc = mp.json("dkim", "activate", "example.test", "s1", "--skip-dns-check")
     assert status == 0
     assert doc["key"]["signing"] is True
     assert "KeyTable" in doc["signer"]["changed_files"]
@@ -145,7 +145,7 @@ def test_force_activate_renders_signer_tables(mp: Cli, site: Path) -> None:
         "*@example.test s1._domainkey.example.test"
         in (site / "opendkim" / "SigningTable").read_text()
     )
-    status, again = mp.json("dkim", "activate", "example.test", "s1", "--force")
+    status, again = mp.json("dkim", "activate", "example.test", "s1", "--skip-dns-check")
     assert (status, again["changed"]) == (0, False)
 
 
@@ -153,17 +153,17 @@ def test_retire_rules(mp: Cli, site: Path) -> None:
     """A signing key cannot retire; a replaced one waits; --force retires and deletes the key."""
     for sel in ("s1", "s2"):
         assert mp("dkim", "keygen", "example.test", "--selector", sel).exit_code == 0
-        assert mp("dkim", "activate", "example.test", sel, "--force").exit_code == 0
+        assert mp("dkim", "activate", "example.test", sel, "--skip-dns-check").exit_code == 0
     status, doc = mp.json("dkim", "retire", "example.test", "s2")
     assert (status, doc["error"]["code"]) == (22, "in-use")
     status, doc = mp.json("dkim", "retire", "example.test", "s1")
     assert status == 22
     assert "in transit" in doc["error"]["message"]
-    status, doc = mp.json("dkim", "retire", "example.test", "s1", "--force")
+    status, doc = mp.json("dkim", "retire", "example.test", "s1", "--skip-checks")
     assert status == 0
     assert doc["key"]["status"] == "retired"
     assert not _key(site, "s1").exists()
-    status, doc = mp.json("dkim", "activate", "example.test", "s1", "--force")
+    status, doc = mp.json("dkim", "activate", "example.test", "s1", "--skip-dns-check")
     assert status == 28
 
 
@@ -210,7 +210,7 @@ def test_certificate_file_that_is_not_a_certificate(mp: Cli, site: Path) -> None
 def test_audit_log_records_dkim_changes(mp: Cli) -> None:
     """keygen and activate are recorded in the audit log without any key material."""
     assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
-    assert mp("dkim", "activate", "example.test", "s1", "--force").exit_code == 0
+    assert mp("dkim", "activate", "example.test", "s1", "--skip-dns-check").exit_code == 0
     result: Any = mp("audit", "list", "--json")
     text = result.stdout
     assert "dkim.keygen" in text
@@ -229,7 +229,7 @@ def test_dry_run_writes_nothing(mp: Cli, site: Path) -> None:
     assert not folder.exists()
     assert mp("dkim", "keygen", "example.test", "--selector", "s1").exit_code == 0
     state = (folder / "selectors.json").read_text()
-    status, doc = mp.json("dkim", "activate", "example.test", "s1", "--force", "--dry-run")
+    status, doc = mp.json("dkim", "activate", "example.test", "s1", "--skip-dns-check", "--dry-run")
     assert (status, doc["would_change"], doc["key"]["signing"]) == (0, True, True)
     status, doc = mp.json("dkim", "retire", "example.test", "s1", "--dry-run")
     assert (status, doc["would_change"]) == (0, True)

@@ -199,12 +199,19 @@ def test_k07_account_lock_after_ten_failures(flow: Flow) -> None:
 
 
 def test_request_expiry(flow: Flow) -> None:
-    """An unfinished request expires (sweep step); a confirm after that is refused."""
+    """An unfinished request expires (sweep step), its recovery contact is told (no code in
+    the notice); a confirm after that is refused."""
     from mailprov.services.provisioning import expire_requests
 
     rid, code, now = verified(flow)
-    assert expire_requests(flow.store, now=now + 25 * 3600) == [rid]
+    done = expire_requests(flow.store, flow.settings, now=now + 25 * 3600, send=flow.send)
+    assert [(r.id, r.warnings) for r in done] == [(rid, ())]
     assert flow.gate.state(rid) == "expired"
+    notice = flow.gate.relay.wait_for(
+        to="anna@recovery.example", subject=f"Mail request {rid} expired", timeout=5
+    )
+    assert "has expired" in notice.text
+    assert code not in notice.text
     err = flow.error(flow.confirm, rid, code, now + 25 * 3600)
     assert int(err.exit_status) == 57
     assert flow.gate.mailboxes() == []
@@ -295,4 +302,20 @@ def test_sweep_expires_requests(flow: Flow) -> None:
     late = {r.name: r for r in sweep(flow.store, flow.settings, now=now + 25 * 3600)}
     assert late["expired-requests"].changed is True
     assert late["expired-requests"].items == [{"request": rid}]
+    assert flow.gate.state(rid) == "expired"
+    flow.gate.relay.wait_for(to="anna@recovery.example", subject="expired", timeout=5)
+
+
+def test_sweep_reports_a_notice_it_could_not_send(flow: Flow) -> None:
+    """The recovery contact refusing the 'expired' notice leaves the request expired; the
+    sweep's item carries the warning."""
+    from mailprov.services.sweep import sweep
+
+    rid, _code, now = verified(flow)
+    flow.gate.relay.fault("rcpt:anna@recovery.example=550 5.1.1 no such user")
+
+    late = {r.name: r for r in sweep(flow.store, flow.settings, now=now + 25 * 3600)}
+    [item] = late["expired-requests"].items
+    assert item["request"] == rid
+    assert "recovery-unreachable" in item["warnings"][0]
     assert flow.gate.state(rid) == "expired"

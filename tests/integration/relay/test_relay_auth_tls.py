@@ -30,7 +30,7 @@ def account_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     add_domain(store, "example.test", actor=actor)
     settings = PasswordsSection(policy="source")
     for address in ("ann@example.test", "off@example.test"):
-        new = prepare_password(settings, parse_address(address), password=Secret("Ann-pass-1x!"))
+        new = prepare_password(settings, parse_address(address), password=Secret("Bright-pass-1x!"))
         add_mailbox(store, address, new, actor=actor)
     set_active(store, "off@example.test", False, actor=actor)
     store.close()
@@ -57,10 +57,10 @@ def login(relay: RelayRunner, user: str, password: str, *, mechanism: str = "PLA
 def test_auth_against_the_account_store(make_relay, account_store: str) -> None:
     """PLAIN and LOGIN succeed with the store's password; wrong or inactive accounts get 535."""
     relay = make_relay(store_url=account_store)
-    assert login(relay, "ann@example.test", "Ann-pass-1x!") == 235
-    assert login(relay, "ann@example.test", "Ann-pass-1x!", mechanism="LOGIN") == 235
+    assert login(relay, "ann@example.test", "Bright-pass-1x!") == 235
+    assert login(relay, "ann@example.test", "Bright-pass-1x!", mechanism="LOGIN") == 235
     assert login(relay, "ann@example.test", "wrong") == 535
-    assert login(relay, "off@example.test", "Ann-pass-1x!") == 535
+    assert login(relay, "off@example.test", "Bright-pass-1x!") == 535
     assert login(relay, "nobody@example.test", "x") == 535
 
 

@@ -91,7 +91,14 @@ def test_serve_reports_ready_and_the_cli_reads_what_arrived(served: Served, tmp_
     with smtplib.SMTP("127.0.0.1", served.port, local_hostname="c.test", timeout=10) as c:
         c.sendmail("s@client.test", ["cli@example.test"], b"Subject: from cli test\r\n\r\nbody\r\n")
     listed = mailprov(
-        tmp_path, "relay", "messages", "--storage", "store", "--to", "cli@example.test", "--json"
+        tmp_path,
+        "relay",
+        "messages",
+        "--storage",
+        "store",
+        "--mailbox",
+        "cli@example.test",
+        "--json",
     )
     assert listed.returncode == 0, listed.stderr
     messages = json.loads(listed.stdout)["messages"]
@@ -102,7 +109,7 @@ def test_serve_reports_ready_and_the_cli_reads_what_arrived(served: Served, tmp_
         tmp_path,
         "relay",
         "wait",
-        "--to",
+        "--mailbox",
         "cli@example.test",
         "--subject",
         "cli",
@@ -126,7 +133,7 @@ def test_wait_times_out_with_its_exit_status(served: Served, tmp_path: Path) -> 
         tmp_path,
         "relay",
         "wait",
-        "--to",
+        "--mailbox",
         "never@example.test",
         "--timeout",
         "0.2",

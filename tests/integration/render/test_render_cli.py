@@ -17,7 +17,7 @@ from sqlalchemy import update
 from mailprov.render import Layout, render_bundle
 from mailprov.settings import load_settings
 from mailprov.store.schema import mailboxes
-from tests.conftest import CertAuthority, require_or_skip
+from tests.conftest import CertAuthority, Cli, invoke, require_or_skip
 
 
 def test_self_signed_makes_private_key_and_matching_certificate(run: Any, tmp_path: Path) -> None:
@@ -149,3 +149,42 @@ def test_opendkim_units_pass_systemd_analyze_verify(tmp_path: Path, test_ca: Cer
         check=False,
     )
     assert (res.returncode, res.stderr) == (0, "")
+
+
+def test_self_signed_configure_wires_the_site_config(tmp_path: Path) -> None:
+    """--configure points [tls] at the new files, keeps the file's comments, and a re-run
+    with --keep-existing changes nothing; the settings then name the new files.
+    """
+    from mailprov.settings import load_settings
+
+    site = tmp_path / "site"
+    assert invoke("init", "--dir", str(site), "--domain", "example.test").exit_code == 0
+    config = site / "mailprov.toml"
+    config.write_text(config.read_text() + "# kept: a comment of the admin\n")
+    cli = Cli(tmp_path / "state", config=config)
+    args = ("tls", "self-signed", "--host", "mail.example.test", "--out", str(site / "tls"))
+    code, data = cli.json(*args, "--configure")
+    assert (code, data["changed"], data["configured"]) == (0, True, True), data
+    text = config.read_text()
+    assert "# kept: a comment of the admin" in text
+    settings = load_settings(config_file=config, env={})
+    assert Path(settings.tls.cert_file) == (site / "tls" / "cert.pem").resolve()
+    assert Path(settings.tls.key_file) == (site / "tls" / "key.pem").resolve()
+    code, again = cli.json(*args, "--configure", "--keep-existing")
+    assert (code, again["changed"], again["configured"]) == (0, False, False)
+    assert config.read_text() == text
+
+
+def test_self_signed_configure_needs_a_config(tmp_path: Path) -> None:
+    """Without a config file --configure is refused before any file is made."""
+    result = invoke(
+        "tls",
+        "self-signed",
+        "--host",
+        "h.example.test",
+        "--out",
+        str(tmp_path / "t"),
+        "--configure",
+    )
+    assert result.exit_code == 26
+    assert not (tmp_path / "t").exists()

@@ -149,7 +149,9 @@ class TestApply:
         assert refused.exit_code == 31
         assert refused.data["error"]["code"] == "file-edited"
         assert main.read_text().endswith("# local tweak\n")
-        forced = mailprov(site, "deploy", "apply", "--target", str(target), "--force", env=env)
+        forced = mailprov(
+            site, "deploy", "apply", "--target", str(target), "--overwrite-edits", env=env
+        )
         assert forced.exit_code == 0, forced.output
         assert "message_size_limit = 2097152" in main.read_text()
 

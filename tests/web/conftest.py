@@ -1,0 +1,177 @@
+"""Fixtures for ``mailprov serve``: one real server per store backend, per session.
+
+``owner_site`` is a site folder (config, store, pepper) with domain example.test,
+its server listening on 127.0.0.1 (a real aiohttp server on a free port, run in a
+background thread so tests can move its clock), and codes and notices going by
+SMTP to the session's ``mail_relay_server``. Tests share the site: each makes its
+own mailboxes (``owner_site.mailbox()``, unique addresses) and must not depend on
+another test's changes. ``owner_site.client()`` is a real HTTP client (httpx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mailprov.testing import RelayRunner
+from tests.conftest import PgSchema, free_port
+
+_counter = itertools.count(1)
+
+
+@dataclass
+class Clock:
+    """The server's clock: real time plus an offset tests may move."""
+
+    offset: float = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@dataclass
+class OwnerSite:
+    """A site with a running ``mailprov serve``."""
+
+    folder: Path
+    config: Path
+    store_url: str
+    url: str
+    services: Any
+    clock: Clock
+    stop: Any = None
+    thread: threading.Thread | None = None
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        """A fresh HTTP client (its own cookie jar) for this server."""
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def mailbox(self, *, temporary: bool = False, password: str | None = None) -> tuple[str, str]:
+        """A new mailbox with a unique address; returns (address, password)."""
+        from mailprov.rules import hashing
+        from mailprov.services import accounts
+        from mailprov.services.accounts import Actor
+
+        address = f"owner{next(_counter)}-{secrets.token_hex(3)}@example.test"
+        clear = password or f"Pw-{secrets.token_hex(6)}!a1"
+        prepared = accounts.NewPassword(hashing.hash_password(clear, "SHA512-CRYPT"), None)
+        accounts.add_mailbox(
+            self.services.store,
+            address,
+            prepared,
+            actor=Actor("tester", int(self.clock())),
+            temporary_hours=72 if temporary else None,
+        )
+        self.passwords[address] = clear
+        return address, clear
+
+    def sign_in(self, client: httpx.Client, address: str, password: str) -> dict[str, Any]:
+        """POST /api/v1/session; returns the answer (fails the test unless 201)."""
+        answer = client.post("/api/v1/session", json={"address": address, "password": password})
+        assert answer.status_code == 201, answer.text
+        data: dict[str, Any] = answer.json()
+        client.headers["X-CSRF-Token"] = data["csrf_token"]
+        return data
+
+
+def _config(folder: Path, store_url: str, relay: RelayRunner) -> Path:
+    config = folder / "mailprov.toml"
+    config.write_text(
+        f"""
+[site]
+hostname = "mail.example.test"
+
+[store]
+url = "{store_url}"
+
+[passwords]
+scheme = "SHA512-CRYPT"
+
+[identity]
+pepper_file = "{folder / "pepper"}"
+
+[notify]
+smarthost = "127.0.0.1"
+port = {relay.port}
+sender = "mailprov@example.test"
+
+[web]
+listen = "127.0.0.1:{free_port()}"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture(
+    scope="session",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.requires_postgres)],
+)
+def owner_site(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    mail_relay_server: RelayRunner,
+) -> Iterator[OwnerSite]:
+    """A site with domain example.test and its ``mailprov serve`` on 127.0.0.1."""
+    from mailprov.services import accounts
+    from mailprov.services.accounts import Actor
+    from mailprov.settings import load_settings
+    from mailprov.store import open_store
+    from mailprov.store.migrate import upgrade
+    from mailprov.web.server import make_services, serve
+
+    folder = tmp_path_factory.mktemp(f"owner-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'mailprov.sqlite'}"
+    else:
+        pg: PgSchema = request.getfixturevalue("pg")
+        url = pg.fresh()
+    upgrade(url)
+    config = _config(folder, url, mail_relay_server)
+    settings = load_settings(config_file=str(config), flags={})
+    store = open_store(url)
+    accounts.add_domain(store, "example.test", actor=Actor("tester", int(time.time())))
+    clock = Clock()
+    services = make_services(settings, store)
+    services.clock = clock
+    ready = threading.Event()
+    urls: list[str] = []
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def ready_at(url: str) -> None:
+        urls.append(url)
+        ready.set()
+
+    def main() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(
+            serve(services, listen=settings.web.listen, ready=ready_at, stop=stop)
+        )
+
+    thread = threading.Thread(target=main, name="mailprov-serve", daemon=True)
+    thread.start()
+    assert ready.wait(30), "mailprov serve did not start"
+    site = OwnerSite(folder, config, url, urls[0], services, clock, stop, thread)
+    yield site
+    loop.call_soon_threadsafe(stop.set)
+    thread.join(30)
+    store.close()
+
+
+@pytest.fixture
+def owner(owner_site: OwnerSite) -> Iterator[OwnerSite]:
+    """The session's site with its clock back at real time after the test."""
+    yield owner_site
+    owner_site.clock.offset = 0.0
