@@ -90,7 +90,7 @@ def _document() -> dict[str, Any]:
                 "/mailpit/api/v1/openapi.json."
             ),
         },
-        "security": [{}, {"bearer": []}, {"basic": []}],
+        "security": [{}, {"bearer": []}],
         "paths": {
             "/api/v1/health": {
                 "get": {
@@ -191,12 +191,7 @@ def _document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "The token in relay.api_token_file (needed when it is set).",
-                },
-                "basic": {
-                    "type": "http",
-                    "scheme": "basic",
-                    "description": "Any user name, the token as the password (what browsers send).",
-                },
+                }
             },
             "schemas": {
                 "Error": {

@@ -38,23 +38,3 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayRunner]:
     runner = RelayRunner(relay_options(tmp_path_factory.mktemp("capture"))).start()
     yield runner
     runner.stop()
-
-
-@pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright: one browser for the whole session."""
-    import shutil
-
-    from tests.conftest import require_or_skip
-
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        require_or_skip("chromium is not installed (scripts/install-test-deps.sh installs it)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        require_or_skip("playwright is not installed (it is in the tests dependency group)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, headless=True)
-        yield browser
-        browser.close()

@@ -9,6 +9,7 @@ script ran" are checked from outside the page, not by asking it.
 from __future__ import annotations
 
 import base64
+import shutil
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from mailprov.testing import RelayRunner
+from tests.conftest import require_or_skip
 from tests.integration.relay.relay_helpers import client, eventually
 
 PNG = base64.b64decode(
@@ -62,6 +64,27 @@ def lure() -> Iterator[Lure]:
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright: one browser for all of this module.
+
+    Module-scoped, not session-scoped: Playwright's sync API keeps an asyncio loop
+    running in the main thread while it is open, and later tests that call
+    ``asyncio.run()`` there (the LMTP and IMAP checks) would fail.
+    """
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        require_or_skip("chromium is not installed (scripts/install-test-deps.sh installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_or_skip("playwright is not installed (it is in the tests dependency group)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, headless=True)
+        yield browser
+        browser.close()
 
 
 def base_url(relay: RelayRunner) -> str:
