@@ -124,7 +124,7 @@ def ascii_lower(text: str) -> str:
     return text.translate(_ASCII_LOWER)
 
 
-def _like_superset(value: str) -> str:
+def like_superset(value: str) -> str:
     """A LIKE pattern matching at least every text that contains ``value``.
 
     A literal ``%`` or ``_`` becomes ``_`` (any one character): the index can
@@ -166,7 +166,7 @@ def plan(query: Query, *, small_mailbox: bool = False, limit: int | None = None)
             args.append(query.mailbox.lower())
         for column, value in terms:
             where.append(f"s.{column} LIKE ?")
-            args.append(_like_superset(value))
+            args.append(like_superset(value))
     elif query.mailbox:
         via, key = "mailbox", "b.seq"
         source = "mailbox_messages b CROSS JOIN messages m ON m.seq = b.seq"
