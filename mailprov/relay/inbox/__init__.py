@@ -13,7 +13,7 @@ Routes (all behind the API's gate: Host, Origin, token, JSON-only writes)::
     GET    /inbox/events?mailbox=&from=&subject=&text=&after=   text/event-stream
     GET    /inbox/messages/{id}[?remote=1]    one message
     GET    /inbox/messages/{id}/html[?remote=1]   its HTML part (sandboxed)
-    GET    /inbox/messages/{id}/parts/{index}   a part (download)
+    GET    /inbox/messages/{id}/parts/{part}    a part by MIME section, 2 or 2.1 (download)
     GET    /inbox/messages/{id}/raw           the message as received (download)
     DELETE /inbox/messages/{id}               delete one
     DELETE /inbox/messages[?mailbox=]         delete all (of a mailbox)
@@ -268,11 +268,15 @@ def add_inbox_routes(app: web.Application, server: RelayServer, guard: Guard) ->
 
     async def part(request: web.Request) -> web.StreamResponse:
         found_id = message_id(request)
-        index = p.whole(request.match_info, "index", 0, 0, 100_000)
-        found = await reader.run(lambda store: view.part_bytes(store.raw(found_id), index))
+        part_id = request.match_info["part"]
+        if not view.PART_ID.fullmatch(part_id):
+            raise InvalidValue(
+                f"part must be a MIME section number such as 2 or 2.1, not {part_id!r:.20}"
+            )
+        found = await reader.run(lambda store: view.part_bytes(store.raw(found_id), part_id))
         if found is None:
-            raise NotFound(f"message {found_id} has no part {index}")
-        data, _kind, name = found
+            raise NotFound(f"message {found_id} has no part {part_id}")
+        data, name = found
         return web.Response(
             body=data,
             content_type="application/octet-stream",
@@ -317,7 +321,7 @@ def add_inbox_routes(app: web.Application, server: RelayServer, guard: Guard) ->
             web.get(f"{base}/events", guard(events)),
             web.get(f"{base}/messages/{{id}}", page_guard(message_page)),
             web.get(f"{base}/messages/{{id}}/html", page_guard(html_part)),
-            web.get(f"{base}/messages/{{id}}/parts/{{index}}", page_guard(part)),
+            web.get(f"{base}/messages/{{id}}/parts/{{part}}", page_guard(part)),
             web.get(f"{base}/messages/{{id}}/raw", page_guard(raw)),
             web.delete(f"{base}/messages/{{id}}", guard(delete)),
             web.delete(f"{base}/messages", guard(delete_all)),

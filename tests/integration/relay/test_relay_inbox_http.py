@@ -110,6 +110,7 @@ def test_downloads_are_attachments_that_never_render(capture: RelayRunner) -> No
     assert headers["Content-Disposition"].startswith(f'attachment; filename="{msg_id}.eml"')
     assert body.startswith(b"Subject: att\r\n")
     assert get(capture, f"/inbox/messages/{msg_id}/parts/9")[0] == 404
+    assert get(capture, f"/inbox/messages/{msg_id}/parts/..%2F1")[0] == 400
 
 
 BAD_INPUT = {
