@@ -36,7 +36,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from mailprov.relay.auth import Authenticator
     from mailprov.relay.options import RelayOptions
     from mailprov.relay.server import RelayServer
-    from mailprov.relay.storage import MessageStore
+    from mailprov.relay.storage import MessageStore, StoredMessage
 
 __all__ = ["Attachment", "CapturedMessage", "RelayRunner", "RigOptions", "relay_options"]
 
@@ -167,17 +167,28 @@ class RelayRunner:
         """The first message matching, as soon as it is stored. Fails the test on timeout.
 
         With ``count=N``: once N messages match, the first N of them (oldest first).
+        Each look reads only what arrived since the previous one, and only the
+        matches returned are read from disk.
         """
+        from mailprov.relay.storage import Query  # noqa: PLC0415  (lazy: see module doc)
+
         wanted = 1 if count is None else count
+        base = Query(mailbox=to, newest_first=False, limit=min(wanted, 10_000), **query)
         deadline = time.monotonic() + timeout
+        matched: list[StoredMessage] = []
+        seen = 0
         while True:
-            found = self.messages(to, **query)
-            if len(found) >= wanted:
-                return found[0] if count is None else found[:wanted]
+            newest = self.store.last_seq()
+            fresh = self.store.search(replace(base, after_seq=seen))
+            matched += fresh[: wanted - len(matched)]
+            if len(matched) >= wanted:
+                found = [CapturedMessage(m, self.store.raw(m.id)) for m in matched]
+                return found[0] if count is None else found
+            seen = fresh[-1].seq if len(fresh) == base.limit else newest
             if time.monotonic() >= deadline:
                 shown = ", ".join(f"{k}={v!r}" for k, v in {"to": to, **query}.items() if v)
                 pytest.fail(
-                    f"{'no message' if count is None else f'{len(found)} of {wanted} messages'}"
+                    f"{'no message' if count is None else f'{len(matched)} of {wanted} messages'}"
                     f" matching {shown} arrived within {timeout:g} s "
                     f"({self.store.count()} stored in all)"
                 )

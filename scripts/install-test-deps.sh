@@ -18,6 +18,7 @@ PACKAGES=(
   swaks sqlite3 openssl
   testssl.sh  # rates the TLS of the real stack (tests/integration/render/test_render_tls.py)
   systemd  # systemd-analyze verify/security for the rendered units (no systemd needs to run)
+  chromium  # the relay's web inbox in a real browser, driven by Playwright (its own download is not used)
   # The units' emulated sandbox (tests/integration/sandbox.py): setpriv, unshare, mount(2)
   # and libseccomp for SystemCallFilter=/RestrictAddressFamilies=.
   util-linux mount libseccomp2
