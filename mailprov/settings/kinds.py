@@ -34,6 +34,7 @@ MailtoList = Annotated[str, Rule(records.mailto_list, optional=True)]
 ReportUriList = Annotated[str, Rule(records.report_uri_list, optional=True)]
 MxPattern = Annotated[str, Rule(records.mx_pattern)]
 StoreUrl = Annotated[str, Rule(checks.text, optional=True)]  # checked once resolved: loader
+DbHost = Annotated[str, Rule(checks.db_host)]
 
 # -- paths: written into servers' configs and units, or opened by mailprov only
 ServerPath = Annotated[str, Rule(checks.server_path)]
