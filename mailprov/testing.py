@@ -16,6 +16,14 @@ Usage (no conftest needed; the plugin is registered by installing mailprov)::
         mail_relay.fault("rcpt:*@example.test=450 4.7.1 greylisted@times=1")
         ...
 
+A real Postfix + Dovecot, rendered by mailprov (``mail_stack``, session-scoped; needs
+root and the Debian packages; skipped when they are missing, failed under ``CI=true``)::
+
+    def test_welcome_mail_arrives(mail_stack):
+        mail_stack.add_mailbox("ann@example.test", "Rig-pass-42!x")
+        my_app.send_welcome("ann@example.test", smtp=(mail_stack.host, mail_stack.ports["smtp"]))
+        msg = mail_stack.wait_for_message("ann@example.test", "Rig-pass-42!x", "Welcome")
+
 ``mail_relay`` is function-scoped: every test starts with no messages and no
 fault rules. The relay itself (``mail_relay_server``) runs once per session,
 on 127.0.0.1, on a free port, in a temporary folder, in a background thread.
@@ -30,8 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
 import secrets
+import shutil
 import ssl
 import threading
 import time
@@ -45,6 +55,7 @@ import pytest
 from mailprov.relay.captured import Attachment, CapturedMessage
 
 if TYPE_CHECKING:
+    from mailprov.mailstack import MailStack
     from mailprov.relay.auth import Authenticator
     from mailprov.relay.options import RelayOptions
     from mailprov.relay.server import RelayServer
@@ -351,3 +362,29 @@ def mail_relay(mail_relay_pool: RelayPool, request: pytest.FixtureRequest) -> Re
     runner.clear_faults(seed=0)
     runner.test_name = request.node.name
     return runner
+
+
+@pytest.fixture(scope="session")
+def mail_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MailStack]:
+    """A real Postfix + Dovecot from mailprov's rendered configs, on 127.0.0.1 and free ports,
+    on a SQLite store in a temporary folder, for the whole session (stopped by PID)."""
+    # Lazy: the harness pulls in the store and TLS code; only rigs that use it pay for it.
+    from mailprov import mailstack  # noqa: PLC0415  (lazy: heavy, see the module docstring)
+
+    missing = mailstack.missing_tools()
+    if missing:
+        reason = (
+            f"mail_stack needs Postfix and Dovecot: {', '.join(missing)} not installed "
+            "(apt install postfix postfix-sqlite dovecot-imapd dovecot-pop3d dovecot-lmtpd "
+            "dovecot-sqlite)"
+        )
+        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+            pytest.fail(f"{reason} (CI=true: this must run)")
+        pytest.skip(reason)
+    store = tmp_path_factory.mktemp("mail_stack") / "mailprov.sqlite"
+    stack: MailStack = mailstack.start_stack(f"sqlite:///{store}", name="rig")
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.root, ignore_errors=True)
