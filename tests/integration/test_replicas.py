@@ -3,16 +3,22 @@
 One private primary (127.0.0.2) and one replica made with ``pg_basebackup -R`` (127.0.0.3),
 a real stack rendered with ``[store] read_hosts = [replica, primary]``: mailprov writes to
 the primary, the servers look up from either, and keep working while the primary is down.
+
+The tests run in file order (the suite disables pytest-randomly): the failover test,
+which stops the primary and promotes the replica, is the module's last.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import smtplib
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -56,10 +62,12 @@ def fixture_stack(cluster: Cluster) -> Iterator[MailStack]:
         shutil.rmtree(stack.root, ignore_errors=True)
 
 
-def postmap_q(stack: MailStack, key: str, table: str = "sql-mailboxes.cf") -> str:
-    """What Postfix's rendered pgsql map answers for ``key`` ('' when not found)."""
+def postmap_q(stack: MailStack, key: str, table: Path | None = None) -> str:
+    """What Postfix's rendered pgsql map (default: sql-mailboxes.cf) answers for ``key``
+    ('' when not found)."""
+    table = table or stack.postfix_dir / "sql-mailboxes.cf"
     res = subprocess.run(
-        ["postmap", "-c", str(stack.postfix_dir), "-q", key, f"pgsql:{stack.postfix_dir / table}"],
+        ["postmap", "-c", str(stack.postfix_dir), "-q", key, f"pgsql:{table}"],
         capture_output=True,
         text=True,
         check=False,
@@ -119,6 +127,35 @@ def test_account_added_on_the_primary_is_live_through_the_replica(
     assert not auth_test(stack, address, PW + "x")
     send(stack, address, "via-replica")
     assert b"over the replica" in imap_read(stack, address, "via-replica", password=PW)
+
+
+def test_replica_lag_is_a_short_user_unknown_window(cluster: Cluster, stack: MailStack) -> None:
+    """While the replica has not replayed a new mailbox, a map reading only the replica does
+    not find it (Postfix would answer 'User unknown'); once replayed, it does."""
+    port = cluster.replica.port
+    only_replica = stack.root / "replica-only-mailboxes.cf"
+    rendered = (stack.postfix_dir / "sql-mailboxes.cf").read_text()
+    only_replica.write_text(
+        re.sub(r"^hosts = .*$", f"hosts = {cluster.replica.host}:{port}", rendered, flags=re.M)
+    )
+    address = new_address("lag")
+    cluster.replica.scalar("SELECT pg_wal_replay_pause()")
+    try:
+        # The pause is a request: wait until replay has really stopped.
+        deadline = time.monotonic() + 10
+        while cluster.replica.scalar("SELECT pg_get_wal_replay_pause_state()") != "paused":
+            assert time.monotonic() < deadline, "the replica never paused its replay"
+            time.sleep(0.05)
+        stack.add_mailbox(address, PW)
+        assert (
+            cluster.primary.scalar(f"SELECT count(*) FROM mailboxes WHERE address = '{address}'")
+            == 1
+        )
+        assert "" == postmap_q(stack, address, only_replica)
+    finally:
+        cluster.replica.scalar("SELECT pg_wal_replay_resume()")
+    cluster.wait_replayed()
+    assert address == postmap_q(stack, address, only_replica)
 
 
 def test_lookups_survive_the_primary_then_writes_go_to_the_promoted_replica(
