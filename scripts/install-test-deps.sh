@@ -16,6 +16,9 @@ PACKAGES=(
   knot-dnssecutils bind9-utils nginx-light iproute2 curl
   opendkim opendkim-tools
   swaks sqlite3 openssl
+  # A private primary + streaming replica (tests/integration/pgcluster.py): initdb, pg_ctl,
+  # pg_basebackup; the system cluster is not started or touched.
+  postgresql-15 postgresql-client-15
   testssl.sh  # rates the TLS of the real stack (tests/integration/render/test_render_tls.py)
   systemd  # systemd-analyze verify/security for the rendered units (no systemd needs to run)
   chromium  # the relay's web inbox in a real browser, driven by Playwright (its own download is not used)

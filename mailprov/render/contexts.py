@@ -23,7 +23,7 @@ from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
 from mailprov.render.tls_profile import tls_profile
 from mailprov.render.units import systemd_context
 from mailprov.rules import hashing, passwords
-from mailprov.settings.checks import Invalid, server_path
+from mailprov.settings.checks import Invalid, parse_db_host, server_path
 
 if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
@@ -246,12 +246,17 @@ def _store(config: SiteConfig) -> dict[str, Any]:
     user, dbname = str(parsed.username), str(parsed.database)
     password = str(parsed.password or "")
     port = parsed.port or 5432
-    connect = f"host={host} port={port} dbname={dbname} user={user}"
+    # Reads go to [store] read_hosts (replicas) when set; the consistency check made their
+    # ports equal, since Dovecot's connect string has one port= for all its host= entries.
+    reads = [parse_db_host(h, port) for h in config.store.read_hosts] or [(host, port)]
+    port = reads[0][1]
+    connect = " ".join(f"host={h}" for h, _ in reads) + f" port={port} dbname={dbname} user={user}"
     if password:
         connect += f" password={password}"
     return {
         "backend": "postgresql",
-        "pg_hosts": f"{host}:{port}",
+        # Postfix tries these in random order and skips one that is down (pgsql_table(5)).
+        "pg_hosts": " ".join(f"{h}:{p}" for h, p in reads),
         "pg_dbname": dbname,
         "pg_user": user,
         "pg_password": password,

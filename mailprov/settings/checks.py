@@ -214,6 +214,28 @@ def endpoint(value: str, _base: Path) -> str:
     return value
 
 
+def parse_db_host(value: str, default_port: int = 5432) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` of a PostgreSQL server -> (host, port)."""
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    try:
+        return host(value, Path()), default_port
+    except Invalid:
+        pass
+    try:
+        return parse_endpoint(value)
+    except Invalid:
+        raise Invalid(
+            "not a database server as HOST or HOST:PORT", hint="e.g. 127.0.0.1:5433 or db2:5432"
+        ) from None
+
+
+def db_host(value: str, _base: Path) -> str:
+    """A PostgreSQL server the mail servers read from: ``HOST[:PORT]`` (checked; kept as given)."""
+    parse_db_host(value)
+    return value
+
+
 def nameserver(value: str, _base: Path) -> str:
     """A name server as ``IP[:PORT]``."""
     try:

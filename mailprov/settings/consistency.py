@@ -61,6 +61,34 @@ def _store(config: SiteConfig) -> None:
             checks.store_url(url, config.base_dir)
         except Invalid as exc:
             raise Inconsistent("store.url", url, exc.why, exc.hint) from None
+    _read_hosts(config)
+
+
+def _read_hosts(config: SiteConfig) -> None:
+    hosts = config.store.read_hosts
+    if not hosts:
+        return
+    if not config.store.url.startswith("postgresql"):
+        raise Inconsistent(
+            "store.read_hosts",
+            hosts,
+            "only a PostgreSQL store has replicas to read from; this store.url is not PostgreSQL",
+            hint="remove store.read_hosts, or move the store to PostgreSQL",
+        )
+    # Lazy: SQLAlchemy is heavy, and every command module loads settings at import.
+    from sqlalchemy.engine import make_url  # noqa: PLC0415  (lazy: heavy)
+
+    default_port = make_url(config.store.url).port or 5432
+    ports = {checks.parse_db_host(h, default_port)[1] for h in hosts}
+    if len(ports) > 1:
+        # Dovecot's connect string takes several host= but one port= for all of them.
+        raise Inconsistent(
+            "store.read_hosts",
+            hosts,
+            "the read hosts listen on different ports, and Dovecot's connect string has one "
+            "port for all hosts",
+            hint="run the replicas on one port (e.g. 5432 on each host)",
+        )
 
 
 def _passwords(config: SiteConfig) -> None:

@@ -37,6 +37,7 @@ StoreUrl = Annotated[str, Rule(checks.text, optional=True)]  # checked once reso
 OptionalPublicUrl = Annotated[str, Rule(checks.public_url, optional=True)]
 OptionalWebUrl = Annotated[str, Rule(checks.web_url, optional=True)]
 ReturnUrl = Annotated[str, Rule(checks.return_url)]
+DbHost = Annotated[str, Rule(checks.db_host)]
 
 # -- paths: written into servers' configs and units, or opened by mailprov only
 ServerPath = Annotated[str, Rule(checks.server_path)]

@@ -16,6 +16,7 @@ from mailprov.settings.checks import Range
 from mailprov.settings.kinds import (
     ClaimName,
     Command,
+    DbHost,
     DkimAlgorithm,
     DmarcPolicy,
     DovecotBaseDir,
@@ -84,6 +85,11 @@ class StoreSection:
     """[store]: where the account store lives."""
 
     url: StoreUrl = ""
+    #: PostgreSQL servers (``HOST[:PORT]``, e.g. a streaming replica on this host) that the
+    #: rendered Postfix maps and Dovecot read accounts from, with fall-over between them;
+    #: same database, user and password as ``url``. Empty: they read from ``url``.
+    #: mailprov itself always writes to ``url`` (the primary).
+    read_hosts: list[DbHost] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

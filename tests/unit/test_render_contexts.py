@@ -267,3 +267,51 @@ def test_any_hostname_is_refused_or_renders_files_the_servers_accept(
         check=False,
     )
     assert (dc.returncode, dc.stderr) == (0, "")
+
+
+class TestReadHosts:
+    """[store] read_hosts: the servers read from replicas, mailprov writes to store.url."""
+
+    PG = "postgresql+psycopg://mp@db1.example.test:5433/mail"
+
+    def test_maps_and_dovecot_list_every_read_host(self, tls_files: tuple[str, str]) -> None:
+        """Postfix's hosts and Dovecot's host= list the replicas (default port: the URL's)."""
+        out = files(
+            config(
+                tls_files,
+                MAILPROV_STORE_URL=self.PG,
+                MAILPROV_STORE_READ_HOSTS="127.0.0.1, db2.example.test:5433",
+            )
+        )
+        assert "hosts = 127.0.0.1:5433 db2.example.test:5433\n" in out["sql-mailboxes.cf"].content  # type: ignore[attr-defined]
+        assert (
+            "connect = host=127.0.0.1 host=db2.example.test port=5433 dbname=mail user=mp\n"
+            in out["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
+        )
+
+    def test_without_read_hosts_the_servers_read_from_the_url(
+        self, tls_files: tuple[str, str]
+    ) -> None:
+        """No read hosts: the maps name the store.url host, as before."""
+        out = files(config(tls_files, MAILPROV_STORE_URL=self.PG))
+        assert "hosts = db1.example.test:5433\n" in out["sql-domains.cf"].content  # type: ignore[attr-defined]
+
+    def test_refused_with_sqlite(self, tls_files: tuple[str, str]) -> None:
+        """Read hosts with a SQLite store are refused at load, naming the setting."""
+        with pytest.raises(ConfigInvalid, match=r"store\.read_hosts.*only a PostgreSQL store"):
+            config(tls_files, MAILPROV_STORE_READ_HOSTS="127.0.0.1")
+
+    def test_refused_with_different_ports(self, tls_files: tuple[str, str]) -> None:
+        """Read hosts on different ports are refused: Dovecot has one port= for all hosts."""
+        with pytest.raises(ConfigInvalid, match=r"store\.read_hosts.*different ports"):
+            config(
+                tls_files,
+                MAILPROV_STORE_URL=self.PG,
+                MAILPROV_STORE_READ_HOSTS="127.0.0.1:5432, db2.example.test:5433",
+            )
+
+    @pytest.mark.parametrize("bad", ["db 2", "db2:99999", "db2:", "host=evil"])
+    def test_bad_read_host(self, tls_files: tuple[str, str], bad: str) -> None:
+        """A read host that is not HOST[:PORT] is refused by name."""
+        with pytest.raises(ConfigInvalid, match=r"store\.read_hosts"):
+            config(tls_files, MAILPROV_STORE_URL=self.PG, MAILPROV_STORE_READ_HOSTS=bad)

@@ -86,6 +86,12 @@ SAMPLES = {
     "check.host": "127.0.0.1",
     "check.server_name": "mail.example.test",
     "check.ca_file": "ca.pem",
+    "store.read_hosts": "db2.example.test:5432",
+}
+#: Settings that need others to make sense, and those others (read hosts need PostgreSQL;
+#: rendering only writes the URL into the maps, so no server is needed).
+COMPANIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "store.read_hosts": {"store": {"url": "postgresql+psycopg://mailprov@db.example.test/mp"}},
 }
 #: Line breaks and other control characters: refused in every string setting.
 CONTROLS = ["\n", "\r", "\x00", "\t", "\x0b", "\x85", "\u2028"]
@@ -178,6 +184,8 @@ def load(site: Site, setting: Setting, value: str, layer: str) -> SiteConfig:
     env = {"MAILPROV_CONFIG": ""}
     flags: dict[str, Any] = {}
     given: Any = [value] if setting.is_list else value
+    for section, values in COMPANIONS.get(setting.dotted, {}).items():
+        data.setdefault(section, {}).update(values)
     if layer == "file":
         data.setdefault(setting.section, {})[setting.key] = given
     elif layer == "env":
@@ -187,6 +195,8 @@ def load(site: Site, setting: Setting, value: str, layer: str) -> SiteConfig:
     config = site.root / "base.toml"
     if layer == "file":
         config = write_config(site.root / "file.toml", data)
+    elif setting.dotted in COMPANIONS:
+        config = write_config(site.root / "companion.toml", data)
     return load_settings(config_file=config, env=env, flags=flags)
 
 
