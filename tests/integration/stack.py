@@ -5,7 +5,8 @@ Reusable by every area: ``start_stack(root, store_url)`` renders a site into
 folders, a server certificate from the test CA), starts
 Postfix and Dovecot on 127.0.0.1, waits until every port greets, and returns a
 :class:`MailStack`; ``MailStack.stop()`` stops both by PID. With ``[dkim] sign``
-in ``extra_toml``, the OpenDKIM instance(s) deploy rendered run too, before Postfix.
+in ``extra_toml``, the OpenDKIM instance(s) deploy rendered run too, before Postfix;
+with ``[rspamd] enabled``, the rspamd deploy rendered (its Redis is the caller's).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from mailprov.store.migrate import upgrade
+from mailprov.system import rspamd
 from tests.conftest import Cli, free_ports, session_ca
 
 HOST = "127.0.0.1"
@@ -183,10 +185,14 @@ class MailStack:
             engine.dispose()
 
     def log(self) -> str:
-        """Both servers' logs so far (for assertion messages)."""
+        """The servers' logs so far (for assertion messages; rspamd's when it runs)."""
         return "".join(
             p.read_text("utf-8", "replace")[-4000:]
-            for p in (self.root / "log" / "postfix.log", self.root / "log" / "dovecot.log")
+            for p in (
+                self.root / "log" / "postfix.log",
+                self.root / "log" / "dovecot.log",
+                self.root / "rspamd-run" / "rspamd.log",
+            )
             if p.exists()
         )
 
@@ -223,12 +229,58 @@ class MailStack:
             self.pids[conf.stem] = int(pid_file.read_text().split()[0])
             _wait(lambda p=port: _listens(p), f"opendkim on {port}")
 
+    def start_filter(self) -> None:
+        """Start the rspamd deploy rendered (none unless [rspamd] enabled), as _rspamd.
+
+        Its state and PID folders must exist, owned by _rspamd (``prepare`` makes them).
+        """
+        conf = self.target / "rspamd" / "rspamd.conf"
+        if not conf.exists():
+            return
+        pid_file = rspamd.pid_file_of(conf)
+        assert pid_file is not None
+        pid_file.unlink(missing_ok=True)
+        db_dir = self.root / "rspamd-db"
+        with tempfile.TemporaryFile("w+") as err:
+            res = subprocess.run(
+                [
+                    "rspamd",
+                    "-c",
+                    str(conf),
+                    *rspamd.variables(str(conf.parent), str(db_dir)),
+                    "-u",
+                    "_rspamd",
+                    "-g",
+                    "_rspamd",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                check=False,
+            )
+            if res.returncode != 0:
+                err.seek(0)
+                raise RuntimeError(f"rspamd did not start: {err.read()}")
+        _wait(pid_file.exists, f"rspamd pid file {pid_file}", 60)
+        self.pids["rspamd"] = int(pid_file.read_text().split()[0])
+        port = self.ports["rspamd_milter"]
+        _wait(lambda: _listens(port), f"rspamd milter on {port}", 60)
+
+    def stop_filter(self) -> None:
+        """Stop rspamd (SIGTERM by PID) and wait until it has exited."""
+        pid = self.pids.pop("rspamd", None)
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            _wait(lambda: not alive(pid), "rspamd to stop", 30)
+
     def start(self, greet: tuple[str, ...] = ("smtp", "submission", "imap", "pop3")) -> None:
-        """Start Dovecot, the signers (if any), then Postfix, and wait until ``greet`` ports greet.
+        """Start the signers and rspamd (if any), Dovecot, then Postfix, and wait until
+        ``greet`` ports greet.
 
         (The TLS-only ports greet only after a handshake, so they are not polled.)
         """
         self.start_signers()
+        self.start_filter()
         run = self.root / "run"
         # A pid file left by an earlier instance would name the wrong process.
         for stale in (run / "master.pid", self.root / "spool" / "pid" / "master.pid"):
@@ -296,16 +348,19 @@ def render_site(
     name: str,
     extra_toml: str = "",
     prepare: Callable[[MailStack], None] | None = None,
+    extra_ports: tuple[str, ...] = (),
 ) -> MailStack:
     """Create a site in ``root`` and render it with ``mailprov deploy apply --target``.
 
-    ``extra_toml`` is appended to the config (``{root}`` and ``{<port name>}`` are filled in);
-    ``prepare`` runs before the deploy (e.g. to make and publish DKIM keys).
+    ``extra_toml`` is appended to the config (``{root}`` and ``{<port name>}`` are filled in,
+    also for each of ``extra_ports``); ``prepare`` runs before the deploy (e.g. to make and
+    publish DKIM keys).
     """
 
     upgrade(store_url)
     # A differently configured stack (the DKIM one) also gets ports for the OpenDKIM milters.
     names = (*PORT_NAMES, "milter", "milter_ed25519") if extra_toml else PORT_NAMES
+    names = (*names, *extra_ports)
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     mailprov = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))
     stack = MailStack(name, root, ports, store_url, root / "mailprov.toml", root / "etc")
@@ -329,12 +384,20 @@ def start_stack(
     base: str = "/tmp",
     extra_toml: str = "",
     prepare: Callable[[MailStack], None] | None = None,
+    extra_ports: tuple[str, ...] = (),
 ) -> MailStack:
     """Render a site in a new short folder under ``base`` and start its servers."""
     # Short root: unix socket paths must stay under 108 bytes.
     root = Path(tempfile.mkdtemp(prefix=f"mp-{name}-", dir=base))
     os.chmod(root, 0o755)
-    stack = render_site(root, store_url, name=name, extra_toml=extra_toml, prepare=prepare)
+    stack = render_site(
+        root,
+        store_url,
+        name=name,
+        extra_toml=extra_toml,
+        prepare=prepare,
+        extra_ports=extra_ports,
+    )
     try:
         stack.start()
     except BaseException:

@@ -76,6 +76,8 @@ SAMPLES = {
     "dns.tlsa_next_file": "tls/cert.pem",  # relative to the site folder
     "dns.check_nameserver": "127.0.0.1:5353",
     "dkim.trusted_hosts": "192.0.2.0/24",
+    "rspamd.nameservers": "127.0.0.1:5353",
+    "rspamd.log_file": "/var/log/rspamd.log",
     "identity.extra_ekus": "1.3.6.1.5.5.7.3.4",
     "check.host": "127.0.0.1",
     "check.server_name": "mail.example.test",
@@ -221,7 +223,8 @@ def line_counts(files: dict[str, str]) -> dict[str, int]:
 
 @pytest.fixture(scope="module", name="site")
 def fixture_site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Site:
-    """The site every hostile value is tried on: dual signing on, an active Ed25519 key."""
+    """The site every hostile value is tried on: dual signing on, an active Ed25519 key,
+    rspamd on."""
     root = tmp_path_factory.mktemp("hostile")
     tls = self_signed("mail.example.test", root / "tls", ips=["127.0.0.1"], now=NOW)
     database = root / "mailprov.sqlite"
@@ -239,6 +242,8 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
         },
         # So that relay.smarthost_username's sample value is a consistent config.
         "relay": {"smarthost_password_file": "smarthost-password"},
+        # rspamd's files are rendered too, so its settings reach its templates.
+        "rspamd": {"enabled": True},
     }
     config = load_settings(
         config_file=write_config(root / "base.toml", base), env={"MAILPROV_CONFIG": ""}

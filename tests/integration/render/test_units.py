@@ -299,3 +299,27 @@ def test_opendkim_units_start_as_the_signer_user(tmp_path: Path) -> None:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "nameservers", ["", "nameservers = ['127.0.0.1:5353']\n"], ids=["resolv.conf", "loopback"]
+)
+def test_rspamd_unit_scores_ok_in_systemd_analyze_security(
+    tmp_path: Path, nameservers: str
+) -> None:
+    """mailprov-rspamd.service has an exposure of at most 3.0, with or without an IP allow-list."""
+    _require_tools()
+    site = make_site(tmp_path, extra_toml=f"[rspamd]\nenabled = true\n{nameservers}")
+    unit = site.units["mailprov-rspamd.service"]
+    assert ("IPAddressAllow=localhost\n" in unit) == bool(nameservers)
+    path = tmp_path / "mailprov-rspamd.service"
+    path.write_text(unit)
+    res = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--threshold=30", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = EXPOSURE_RE.search(res.stdout)
+    assert found, res.stdout + res.stderr
+    assert float(found.group(1)) <= MAX_EXPOSURE, res.stdout
