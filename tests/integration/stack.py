@@ -297,8 +297,12 @@ class MailStack:
             if res.returncode != 0:
                 err.seek(0)
                 raise RuntimeError(f"dovecot did not start: {err.read()}")
+        # master.pid can exist before Dovecot has written its number into it.
         _wait(
-            lambda: all((run / n).exists() for n in ("auth-postfix", "lmtp", "master.pid")),
+            lambda: (
+                all((run / n).exists() for n in ("auth-postfix", "lmtp", "master.pid"))
+                and bool((run / "master.pid").read_text().strip())
+            ),
             "dovecot sockets",
         )
         self.pids["dovecot"] = int((run / "master.pid").read_text().split()[0])

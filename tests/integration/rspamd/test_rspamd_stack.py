@@ -69,9 +69,11 @@ def fixture_sender_key(knot: Knot) -> bytes:
     )
 
 
-def _message(to: str, subject: str, *, sign_with: bytes | None = None) -> bytes:
+def _message(
+    to: str, subject: str, *, sign_with: bytes | None = None, domain: str = SENDER
+) -> bytes:
     msg = EmailMessage()
-    msg["From"] = f"ceo@{SENDER}"
+    msg["From"] = f"ceo@{domain}"
     msg["To"] = to
     msg["Subject"] = subject
     msg["Date"] = formatdate()
@@ -92,8 +94,8 @@ def _message(to: str, subject: str, *, sign_with: bytes | None = None) -> bytes:
     return raw
 
 
-def _send(stack: MailStack, to: str, raw: bytes, source: str) -> None:
-    """Send ``raw`` to port 25 from ``source`` as ceo@sender.test (raises on refusal)."""
+def _send(stack: MailStack, to: str, raw: bytes, source: str, domain: str = SENDER) -> None:
+    """Send ``raw`` to port 25 from ``source`` as ceo@``domain`` (raises on refusal)."""
     with smtplib.SMTP(
         stack.host,
         stack.ports["smtp"],
@@ -101,7 +103,7 @@ def _send(stack: MailStack, to: str, raw: bytes, source: str) -> None:
         source_address=(source, 0),
         timeout=30,
     ) as c:
-        c.sendmail(f"ceo@{SENDER}", [to], raw)
+        c.sendmail(f"ceo@{domain}", [to], raw)
 
 
 def test_signed_message_from_an_spf_listed_host_passes_dkim_spf_and_dmarc(
@@ -136,6 +138,29 @@ def test_forged_from_of_a_p_reject_domain_is_refused_at_smtp_time(
         _send(rspamd_stack, to, _message(to, "forged"), "127.0.0.3")
     assert refused.value.smtp_code == 554, refused.value
     assert b"5.7.1" in refused.value.smtp_error, refused.value
+
+
+def test_forged_from_of_a_p_quarantine_domain_is_delivered_marked_as_spam(
+    rspamd_stack: MailStack, knot: Knot
+) -> None:
+    """The same forgery of a domain whose DMARC says p=quarantine is delivered, with
+    dmarc=fail in Authentication-Results and X-Spam: Yes (for a Junk rule to act on)."""
+    domain = "quarantine.test"
+    knot.load_zone(
+        domain,
+        f"$ORIGIN {domain}.\n$TTL 60\n@ IN SOA ns admin 1 60 60 600 60\n@ IN NS ns\n"
+        'ns IN A 127.0.0.1\n@ IN TXT "v=spf1 ip4:127.0.0.2 -all"\n'
+        '_dmarc IN TXT "v=DMARC1; p=quarantine"\n',
+    )
+    to = fresh(rspamd_stack, "quar")
+    subject = f"t-{uuid.uuid4().hex[:10]}"
+    _send(rspamd_stack, to, _message(to, subject, domain=domain), "127.0.0.3", domain)
+    got = email.message_from_bytes(imap_read(rspamd_stack, to, subject))
+    results = " ".join(got.get_all("Authentication-Results") or [])
+    assert "dmarc=fail" in results, results
+    assert "(policy=quarantine)" in results, results
+    assert "spf=fail" in results, results
+    assert got["X-Spam"] == "Yes", got.items()
 
 
 def test_while_rspamd_is_down_port_25_defers_and_submission_still_sends(
