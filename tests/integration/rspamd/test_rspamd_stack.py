@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import base64
 import email
+import os
 import smtplib
+import time
 import uuid
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from pathlib import Path
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mailprov.system import rspamd
 from tests.integration.knot import Knot
 from tests.integration.render.test_render_stack import PW, fresh, imap_read, submit
-from tests.integration.stack import MailStack
+from tests.integration.stack import MailStack, alive
 
 SENDER = "sender.test"
 SELECTOR = b"t1"
@@ -161,6 +165,81 @@ def test_forged_from_of_a_p_quarantine_domain_is_delivered_marked_as_spam(
     assert "(policy=quarantine)" in results, results
     assert "spf=fail" in results, results
     assert got["X-Spam"] == "Yes", got.items()
+
+
+def test_arc_sealed_message_shows_arc_pass(rspamd_stack: MailStack, sender_key: bytes) -> None:
+    """A message sealed by an intermediary (ARC, RFC 8617) whose key knot serves is
+    delivered with arc=pass in Authentication-Results."""
+    to = fresh(rspamd_stack, "arc")
+    subject = f"t-{uuid.uuid4().hex[:10]}"
+    raw = (
+        f"Authentication-Results: lists.{SENDER}; dkim=pass header.d={SENDER}\r\n".encode()
+        + _message(to, subject, sign_with=sender_key)
+    )
+    seal = dkim.arc_sign(
+        raw,
+        SELECTOR,
+        SENDER.encode(),
+        sender_key,
+        f"lists.{SENDER}".encode(),
+        include_headers=[b"from", b"to", b"subject", b"date", b"message-id"],
+    )
+    _send(rspamd_stack, to, b"".join(seal) + raw, "127.0.0.2")
+    got = email.message_from_bytes(imap_read(rspamd_stack, to, subject))
+    results = " ".join(got.get_all("Authentication-Results") or [])
+    assert "arc=pass" in results, results
+
+
+def test_malformed_message_is_scored_not_crashed_on(
+    rspamd_stack: MailStack, sender_key: bytes
+) -> None:
+    """Broken MIME (no closing boundary), 8-bit bytes in headers and a 20 kB header are
+    scored and delivered; rspamd keeps running."""
+    del sender_key
+    to = fresh(rspamd_stack, "broken")
+    subject = f"t-{uuid.uuid4().hex[:10]}"
+    raw = (
+        f"From: ceo@{SENDER}\r\nTo: {to}\r\nSubject: {subject}\r\n".encode()
+        + b"X-Eight-Bit: caf\xe9 \xff\xfe\r\n"
+        + b"X-Huge: "
+        + b"a" * 20_000
+        + b"\r\n"
+        + b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        + b"--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\n"
+        + b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + b"!!!not base64!!!\r\n"
+    )
+    _send(rspamd_stack, to, raw, "127.0.0.2")
+    got = email.message_from_bytes(imap_read(rspamd_stack, to, subject))
+    assert str(got["X-Spam-Status"]).startswith(("No, score=", "Yes, score=")), got.items()
+    assert alive(rspamd_stack.pids["rspamd"])
+
+
+def test_reload_signals_the_running_rspamd_only(
+    rspamd_stack: MailStack, sender_key: bytes, tmp_path: Path
+) -> None:
+    """deploy's reload sends SIGHUP to the rspamd its config names, which keeps answering;
+    a PID file naming another process signals nothing."""
+    del sender_key  # the zone must be served
+    conf = rspamd_stack.target / "rspamd" / "rspamd.conf"
+    pid_file = rspamd.pid_file_of(conf)
+    assert pid_file is not None
+    assert rspamd.reload(pid_file)
+    stale = tmp_path / "stale.pid"
+    stale.write_text(f"{os.getpid()}\n")
+    assert not rspamd.reload(stale)
+    to = fresh(rspamd_stack, "hup")
+    subject = f"t-{uuid.uuid4().hex[:10]}"
+    deadline = time.monotonic() + 30
+    while True:  # the workers restart after SIGHUP; the milter answers again shortly
+        try:
+            _send(rspamd_stack, to, _message(to, subject), "127.0.0.2")
+            break
+        except smtplib.SMTPResponseException:
+            assert time.monotonic() < deadline, rspamd_stack.log()[-2000:]
+            time.sleep(0.5)
+    assert subject.encode() in imap_read(rspamd_stack, to, subject)
+    assert alive(rspamd_stack.pids["rspamd"])
 
 
 def test_while_rspamd_is_down_port_25_defers_and_submission_still_sends(
