@@ -413,7 +413,7 @@ class RspamdSection:
     #: rspamd's state (hyperscan cache, stats) and PID folder.
     db_dir: ServerPath = "/var/lib/mailprov/rspamd"
     run_dir: ServerPath = "/run/mailprov-rspamd"
-    #: Empty: rspamd logs to stderr (the journal under systemd).
+    #: Empty: rspamd logs to syslog, facility mail (the journal under systemd).
     log_file: OptionalServerPath = ""
     #: The user rspamd's workers run as (Debian's package makes _rspamd).
     user: UserName = "_rspamd"

@@ -68,7 +68,7 @@ def test_on_renders_its_files_and_unit(tls_env: dict[str, str]) -> None:
     assert sorted(p for p in out if p.startswith("rspamd/")) == sorted(f"rspamd/{f}" for f in FILES)
     unit = out["systemd/mailprov-rspamd.service"]
     assert (
-        "ExecStart=/usr/bin/rspamd -f -c /srv/t/rspamd/rspamd.conf "
+        "ExecStart=/usr/bin/rspamd -c /srv/t/rspamd/rspamd.conf "
         "--var=LOCAL_CONFDIR=/srv/t/rspamd --var=DBDIR=/var/lib/mailprov/rspamd\n"
     ) in unit
     assert "StateDirectory=mailprov/rspamd\nRuntimeDirectory=mailprov-rspamd\n" in unit
