@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mailprov.store.migrate import upgrade
+from mailprov.system import rspamd
 from mailprov.system.tls import self_signed
 
 HOST = "127.0.0.1"
@@ -270,10 +271,14 @@ class MailStack:
             engine.dispose()
 
     def log(self) -> str:
-        """Both servers' logs so far (for assertion messages)."""
+        """The servers' logs so far (for assertion messages; rspamd's when it runs)."""
         return "".join(
             p.read_text("utf-8", "replace")[-4000:]
-            for p in (self.root / "log" / "postfix.log", self.root / "log" / "dovecot.log")
+            for p in (
+                self.root / "log" / "postfix.log",
+                self.root / "log" / "dovecot.log",
+                self.root / "rspamd-run" / "rspamd.log",
+            )
             if p.exists()
         )
 
@@ -288,19 +293,54 @@ class MailStack:
             self.pids[conf.stem] = int(pid_file.read_text().split()[0])
             _wait(functools.partial(_listens, port), f"opendkim on {port}")
 
+    def start_filter(self) -> None:
+        """Start the rspamd deploy rendered (none unless [rspamd] enabled), as _rspamd.
+
+        Its state and PID folders must exist, owned by _rspamd (``prepare`` makes them);
+        its Redis is the caller's.
+        """
+        conf = self.target / "rspamd" / "rspamd.conf"
+        if not conf.exists():
+            return
+        pid_file = rspamd.pid_file_of(conf)
+        if pid_file is None:
+            msg = f"{conf} names no pid file"
+            raise RuntimeError(msg)
+        pid_file.unlink(missing_ok=True)
+        db_dir = self.root / "rspamd-db"
+        argv = ["rspamd", "-c", str(conf), *rspamd.variables(str(conf.parent), str(db_dir))]
+        _start_daemon([*argv, "-u", "_rspamd", "-g", "_rspamd"], "rspamd")
+        _wait(pid_file.exists, f"rspamd pid file {pid_file}", 60)
+        self.pids["rspamd"] = int(pid_file.read_text().split()[0])
+        port = self.ports["rspamd_milter"]
+        _wait(functools.partial(_listens, port), f"rspamd milter on {port}", 60)
+
+    def stop_filter(self) -> None:
+        """Stop rspamd (SIGTERM by PID) and wait until it has exited."""
+        pid = self.pids.pop("rspamd", None)
+        if pid is not None and alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            _wait(lambda: not alive(pid), "rspamd to stop", 30)
+
     def start(self, greet: tuple[str, ...] = ("smtp", "submission", "imap", "pop3")) -> None:
-        """Start Dovecot, the signers (if any), then Postfix, and wait until ``greet`` ports greet.
+        """Start the signers and rspamd (if any), Dovecot, then Postfix, and wait until
+        ``greet`` ports greet.
 
         (The TLS-only ports greet only after a handshake, so they are not polled.)
         """
         self.start_signers()
+        self.start_filter()
         run = self.root / "run"
         # A pid file left by an earlier instance would name the wrong process.
         for stale in (run / "master.pid", self.root / "spool" / "pid" / "master.pid"):
             stale.unlink(missing_ok=True)
         _start_daemon(["dovecot", "-c", str(self.dovecot_conf)], "dovecot")
+        # master.pid can exist before Dovecot has written its number into it.
         _wait(
-            lambda: all((run / n).exists() for n in ("auth-postfix", "lmtp", "master.pid")),
+            lambda: (
+                all((run / n).exists() for n in ("auth-postfix", "lmtp", "master.pid"))
+                and bool((run / "master.pid").read_text().strip())
+            ),
             "dovecot sockets",
         )
         self.pids["dovecot"] = int((run / "master.pid").read_text().split()[0])
@@ -363,11 +403,13 @@ def render_site(
     prepare: Callable[[S], None] | None = None,
     issue_tls: Callable[[Path], None] = self_signed_tls,
     factory: Callable[..., S] = MailStack,  # type: ignore[assignment]
+    extra_ports: tuple[str, ...] = (),
 ) -> S:
     """Create a site in ``root`` and render it with ``mailprov deploy apply --target``.
 
     Args:
-        extra_toml: appended to the config; ``{root}`` and ``{<port name>}`` are filled in.
+        extra_toml: appended to the config; ``{root}`` and ``{<port name>}`` are filled in
+            (also for each of ``extra_ports``, free ports chosen like the others).
         prepare: runs before the deploy (e.g. to make and publish DKIM keys).
         issue_tls: writes ``cert.pem``, ``key.pem`` and ``ca.pem`` into the folder it is given.
         factory: the :class:`MailStack` (sub)class to make.
@@ -377,6 +419,7 @@ def render_site(
     names: tuple[str, ...] = (*PORT_NAMES, *EXTRA_PORTS)
     if extra_toml:
         names = (*names, "milter", "milter_ed25519")
+    names = (*names, *extra_ports)
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     command = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))
     stack = factory(name, root, ports, store_url, root / "mailprov.toml", root / "etc")
@@ -406,6 +449,7 @@ def start_stack(
     prepare: Callable[[S], None] | None = None,
     issue_tls: Callable[[Path], None] = self_signed_tls,
     factory: Callable[..., S] = MailStack,  # type: ignore[assignment]
+    extra_ports: tuple[str, ...] = (),
 ) -> S:
     """Render a site in a new short folder under ``base`` and start its servers."""
     root = Path(tempfile.mkdtemp(prefix=f"mp-{name}-", dir=base))
@@ -418,6 +462,7 @@ def start_stack(
         prepare=prepare,
         issue_tls=issue_tls,
         factory=factory,
+        extra_ports=extra_ports,
     )
     try:
         stack.start()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages mailprov's test suite runs for real: Postfix, Dovecot (with Pigeonhole),
-# an authoritative DNS server (knot), OpenDKIM, swaks. Idempotent; needs root
+# an authoritative DNS server (knot), OpenDKIM, rspamd and Redis, swaks. Idempotent; needs root
 # (or sudo). Services are NOT started by the packages: the tests start their own
 # instances on 127.0.0.1 from the configs mailprov renders.
 set -euo pipefail
@@ -15,6 +15,8 @@ PACKAGES=(
   # named-checkzone, nginx (the web snippet), ip (loopback in a private namespace).
   knot-dnssecutils bind9-utils nginx-light iproute2 curl
   opendkim opendkim-tools
+  # rspamd (the inbound filter milter) and the private Redis its tests start on loopback.
+  rspamd redis-server
   swaks sqlite3 openssl
   # A private primary + streaming replica (tests/integration/pgcluster.py): initdb, pg_ctl,
   # pg_basebackup; the system cluster is not started or touched.

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 from mailprov import __version__
 from mailprov.render.contexts import FILES, OPENDKIM_UNIT, Layout, build_context, signer_units
 from mailprov.render.environment import environment
+from mailprov.render.rspamd import FILES as RSPAMD_FILES
+from mailprov.render.rspamd import UNIT as RSPAMD_UNIT
 
 if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
@@ -64,5 +66,19 @@ def render_bundle(config: SiteConfig, layout: Layout) -> list[RenderedFile]:
         text = env.get_template(OPENDKIM_UNIT).render(context, header=header, unit=values)
         out.append(
             RenderedFile("systemd", layout.systemd_dir / name, OPENDKIM_UNIT, text, 0o644, None)
+        )
+    if context["rspamd"]["enabled"]:
+        for name in RSPAMD_FILES:
+            template = f"rspamd/{name}.j2"
+            header = HEADER.format(version=__version__, template=template)
+            text = env.get_template(template).render(context, header=header)
+            out.append(
+                RenderedFile("rspamd", layout.rspamd_dir / name, template, text, 0o644, None)
+            )
+        template = f"systemd/{RSPAMD_UNIT}.j2"
+        header = HEADER.format(version=__version__, template=template)
+        text = env.get_template(template).render(context, header=header)
+        out.append(
+            RenderedFile("systemd", layout.systemd_dir / RSPAMD_UNIT, template, text, 0o644, None)
         )
     return out

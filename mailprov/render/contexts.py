@@ -20,6 +20,9 @@ from sqlalchemy.engine import make_url
 
 from mailprov.errors import ConfigInvalid
 from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
+from mailprov.render.rspamd import context as rspamd_context
+from mailprov.render.rspamd import milter as rspamd_milter
+from mailprov.render.rspamd import unit_context as rspamd_unit_context
 from mailprov.render.tls_profile import tls_profile
 from mailprov.render.units import systemd_context
 from mailprov.rules import hashing, passwords
@@ -42,10 +45,11 @@ class Layout:
     systemd_dir: Path
     opendkim_dir: Path
     web_dir: Path
+    rspamd_dir: Path
 
     @classmethod
     def for_target(cls, config: SiteConfig, target: Path | None) -> Layout:
-        """The layout under ``target`` (postfix/, dovecot/, systemd/, opendkim/, web/),
+        """The layout under ``target`` (postfix/, dovecot/, systemd/, opendkim/, web/, rspamd/),
         or the configured dirs."""
         if target is not None:
             root = check_target(target)
@@ -57,6 +61,7 @@ class Layout:
             config.resolve_path(d.systemd_dir),
             config.resolve_path(config.dkim.opendkim_dir),
             config.resolve_path(config.dns.web_dir),
+            config.resolve_path(config.rspamd.config_dir),
         )
 
     def directory(self, component: str) -> Path:
@@ -67,11 +72,12 @@ class Layout:
             "systemd": self.systemd_dir,
             "opendkim": self.opendkim_dir,
             "web": self.web_dir,
+            "rspamd": self.rspamd_dir,
         }[component]
 
 
 #: Every folder deploy writes, in Layout order.
-COMPONENTS = ("postfix", "dovecot", "systemd", "opendkim", "web")
+COMPONENTS = ("postfix", "dovecot", "systemd", "opendkim", "web", "rspamd")
 
 
 @dataclass(frozen=True)
@@ -333,6 +339,24 @@ def _sieve(config: SiteConfig) -> dict[str, Any]:
     }
 
 
+def _milters(config: SiteConfig, dkim: dict[str, Any]) -> dict[str, str]:
+    """Postfix's milter lists when rspamd is on (empty strings when it is off).
+
+    Port 25 (``smtpd``): rspamd first, with default_action = tempfail (README, "Inbound
+    protection (rspamd)"), then the signers. Submission: rspamd with default_action =
+    accept, then the signers. Local submission (``non_smtpd``): the signers only.
+    """
+    if not config.rspamd.enabled:
+        return {"smtpd": "", "submission": "", "non_smtpd": ""}
+    socket = rspamd_milter(config)
+    signers = f", {dkim['milters']}" if dkim["milters"] else ""
+    return {
+        "smtpd": f"{{ {socket}, default_action=tempfail }}{signers}",
+        "submission": f"{{ {socket}, default_action=accept }}{signers}",
+        "non_smtpd": dkim["milters"],
+    }
+
+
 def _service(port: int) -> str:
     return STANDARD_SERVICES.get(port, str(port))
 
@@ -352,6 +376,8 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
     maillog = str(path(pf.maillog_file)) if pf.maillog_file else ""
     base_dir = str(path(dc.base_dir))
     config_file = str(config.config_file or "/etc/mailprov/mailprov.toml")
+    dkim = _dkim(config, layout)
+    rspamd = rspamd_context(config, str(layout.rspamd_dir))
     return {
         "site": {"hostname": hostname, "domain": domain},
         "ports": {
@@ -424,12 +450,17 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "quota_status_socket": f"{base_dir}/quota-status",
         },
         "sieve": _sieve(config),
-        "dkim": _dkim(config, layout),
-        "systemd": systemd_context(
-            config,
-            store,
-            mailprov_command=str(path(config.deploy.mailprov_command)),
-            config_file=config_file,
-            signer_user=config.dkim.signer_user if config.dkim.sign else "",
-        ),
+        "dkim": dkim,
+        "rspamd": rspamd,
+        "milters": _milters(config, dkim),
+        "systemd": {
+            **systemd_context(
+                config,
+                store,
+                mailprov_command=str(path(config.deploy.mailprov_command)),
+                config_file=config_file,
+                signer_user=config.dkim.signer_user if config.dkim.sign else "",
+            ),
+            "rspamd": rspamd_unit_context(config, rspamd),
+        },
     }

@@ -35,7 +35,7 @@ from mailprov.render import Layout, RenderedFile, render_bundle
 from mailprov.render.contexts import COMPONENTS
 from mailprov.render.opendkim import render as render_opendkim
 from mailprov.services import clientconfig, signer
-from mailprov.system import dovecot, generations, opendkim, postfix
+from mailprov.system import dovecot, generations, opendkim, postfix, rspamd
 from mailprov.system.files import ensure_dir, read_bytes, write_changed
 from mailprov.system.generations import Checkpoint, Entry, sha256
 
@@ -215,7 +215,7 @@ def render_to(config: SiteConfig, out: Path, store: Store | None = None) -> list
 
 
 def validate(config: SiteConfig, runner: Runner, *, full: bool, store: Store | None = None) -> None:
-    """Render into a private staging folder and have Postfix, Dovecot (and OpenDKIM) check it.
+    """Render into a private staging folder and have Postfix, Dovecot (OpenDKIM, rspamd) check it.
 
     ``full`` adds ``postfix check``, which creates missing queue folders (apply only).
 
@@ -236,6 +236,9 @@ def validate(config: SiteConfig, runner: Runner, *, full: bool, store: Store | N
         problems += dovecot.check(runner, layout.dovecot_dir / "dovecot.conf")
         for conf in sorted(layout.opendkim_dir.glob("*.conf")):
             problems += opendkim.check(runner, conf)
+        if config.rspamd.enabled:
+            db_dir = str(config.resolve_path(config.rspamd.db_dir))
+            problems += rspamd.check(runner, layout.rspamd_dir, db_dir)
         if problems:
             shown = [p.replace(tmp, "<staging>") for p in problems]
             raise ConfigCheckFailed(
@@ -436,6 +439,11 @@ def _reload(runner: Runner, layout: Layout, components: set[str]) -> tuple[list[
         pids = [opendkim.pid_file_of(c) for c in sorted(layout.opendkim_dir.glob("*.conf"))]
         if any(opendkim.reload(p) for p in pids if p is not None):
             done.append("opendkim")
+    if "rspamd" in components:
+        # Not running yet (its unit starts it): nothing to re-read.
+        pid_file = rspamd.pid_file_of(layout.rspamd_dir / "rspamd.conf")
+        if pid_file is not None and rspamd.reload(pid_file):
+            done.append("rspamd")
     return done, None
 
 

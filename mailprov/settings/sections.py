@@ -34,6 +34,7 @@ from mailprov.settings.kinds import (
     MailtoList,
     MtaStsMode,
     MxPattern,
+    Nameserver,
     Network,
     NonNegative,
     NonNegativeSeconds,
@@ -57,6 +58,7 @@ from mailprov.settings.kinds import (
     ReportUriList,
     ResetRoute,
     ReturnUrl,
+    Score,
     SelectorPrefix,
     ServerPath,
     Size,
@@ -483,6 +485,45 @@ class DkimSection:
 
 
 @dataclass(frozen=True)
+class RspamdSection:
+    """[rspamd]: inbound filtering (SPF, DKIM, DMARC, ARC, scores) by rspamd as a Postfix milter."""
+
+    #: ``deploy`` renders rspamd's files and unit and wires its milter into Postfix.
+    #: Off by default: Postfix would defer inbound mail while no rspamd answers.
+    enabled: bool = False
+    #: Where rspamd.conf and the local.d/ and override.d/ folders are written.
+    config_dir: ServerPath = "/etc/mailprov/rspamd"
+    #: rspamd's workers listen on this address (Postfix connects to the milter port).
+    host: IpAddress = "127.0.0.1"
+    milter_port: Port = 11332
+    normal_port: Port = 11333
+    controller_port: Port = 11334
+    #: The Redis rspamd keeps its state in (greylisting, Bayes, rate limits): HOST:PORT.
+    redis: Endpoint = "127.0.0.1:6379"
+    #: rspamd's own resolvers (IP[:PORT]); empty: /etc/resolv.conf.
+    nameservers: list[Nameserver] = field(default_factory=list)
+    #: rspamd's state (hyperscan cache, stats) and PID folder.
+    db_dir: ServerPath = "/var/lib/mailprov/rspamd"
+    run_dir: ServerPath = "/run/mailprov-rspamd"
+    #: Empty: rspamd logs to syslog, facility mail (the journal under systemd).
+    log_file: OptionalServerPath = ""
+    #: The user rspamd's workers run as (Debian's package makes _rspamd).
+    user: UserName = "_rspamd"
+    #: Also check SPF, DKIM and DMARC of mail from mynetworks and loopback (normally our own
+    #: hosts, skipped): for sites where a relay on this host hands on mail from outside.
+    check_local: bool = False
+    #: DNS block lists (Spamhaus and others): off, since they need the network and some
+    #: forbid use through public resolvers.
+    rbl: bool = False
+    #: Greylisting: a first message scoring above greylist_score is deferred (4xx) once.
+    greylist: bool = False
+    greylist_score: Score = 4.0
+    #: Spam at or above this score gets the X-Spam header; at reject_score it is refused.
+    add_header_score: Score = 6.0
+    reject_score: Score = 15.0
+
+
+@dataclass(frozen=True)
 class CheckSection:
     """[check]: where ``check delivery`` and ``doctor`` connect, and what they trust."""
 
@@ -528,6 +569,7 @@ class SiteConfig:
     dns: DnsSection = field(default_factory=DnsSection)
     dkim: DkimSection = field(default_factory=DkimSection)
     check: CheckSection = field(default_factory=CheckSection)
+    rspamd: RspamdSection = field(default_factory=RspamdSection)
 
     config_file: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)

@@ -1,17 +1,21 @@
 """Fixtures shared by the integration areas: a private authoritative DNS server (knot), the
-rendered Postfix + Dovecot stack (one per store backend), and one more SQLite stack whose
-deploy wires in DKIM signing (OpenDKIM milters, keys published in knot)."""
+rendered Postfix + Dovecot stack (one per store backend), one more SQLite stack whose
+deploy wires in DKIM signing (OpenDKIM milters, keys published in knot), and one whose
+deploy wires in rspamd (with a private Redis; rspamd resolves through knot only)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import pg_base_url, require_or_skip
+from tests.conftest import free_port, pg_base_url, require_or_skip
 from tests.integration.knot import Knot
 from tests.integration.stack import (
     MailStack,
@@ -134,6 +138,92 @@ def fixture_dkim_stack(knot: Knot, tmp_path_factory: pytest.TempPathFactory) -> 
         base=base,
         extra_toml=DKIM_TOML.replace("{knot}", knot.address),
         prepare=prepare,
+    )
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.root, ignore_errors=True)
+
+
+RSPAMD_TOML = """
+[rspamd]
+enabled = true
+milter_port = {rspamd_milter}
+normal_port = {rspamd_normal}
+controller_port = {rspamd_controller}
+redis = "127.0.0.1:{redis}"
+# rspamd's resolver asks the private knot only: no query leaves 127.0.0.1.
+nameservers = ["{knot}"]
+# 127.0.0.2 plays "the internet" here, and loopback is always local to rspamd.
+check_local = true
+db_dir = "{root}/rspamd-db"
+run_dir = "{root}/rspamd-run"
+log_file = "{root}/rspamd-run/rspamd.log"
+"""
+RSPAMD_PORTS = ("rspamd_milter", "rspamd_normal", "rspamd_controller", "redis")
+
+
+@pytest.fixture(scope="session", name="redis")
+def fixture_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A private redis-server on a free 127.0.0.1 port (no persistence), stopped by PID."""
+    if shutil.which("redis-server") is None:
+        require_or_skip("redis-server not installed (scripts/install-test-deps.sh)")
+    port = free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+            "--daemonize",
+            "no",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert proc.poll() is None, "redis-server exited"
+                assert time.monotonic() < deadline, "redis-server did not listen"
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session", name="rspamd_stack")
+def fixture_rspamd_stack(
+    knot: Knot, redis: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MailStack]:
+    """A SQLite stack with '[rspamd] enabled': rspamd (as _rspamd, resolving through knot,
+    state in the private Redis) as the milter of port 25 and submission."""
+    _require_servers("rspamd", "rspamadm")
+    url = f"sqlite:///{tmp_path_factory.mktemp('rspamdstore')}/mailprov.sqlite"
+
+    def prepare(stack: MailStack) -> None:
+        for sub in ("rspamd-db", "rspamd-run"):
+            (stack.root / sub).mkdir()
+            shutil.chown(stack.root / sub, "_rspamd", "_rspamd")
+
+    toml = RSPAMD_TOML.replace("{knot}", knot.address).replace("{redis}", str(redis))
+    stack = start_stack(
+        url, name="rs", extra_toml=toml, prepare=prepare, extra_ports=RSPAMD_PORTS[:3]
     )
     try:
         yield stack

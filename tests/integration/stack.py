@@ -50,6 +50,7 @@ def render_site(
     name: str,
     extra_toml: str = "",
     prepare: Callable[[MailStack], None] | None = None,
+    extra_ports: tuple[str, ...] = (),
 ) -> MailStack:
     """:func:`mailprov.mailstack.render_site` with the test CA's certificate."""
     return mailstack.render_site(
@@ -60,6 +61,7 @@ def render_site(
         prepare=prepare,
         issue_tls=_test_ca_tls,
         factory=MailStack,
+        extra_ports=extra_ports,
     )
 
 
@@ -70,6 +72,7 @@ def start_stack(
     base: str = "/tmp",
     extra_toml: str = "",
     prepare: Callable[[MailStack], None] | None = None,
+    extra_ports: tuple[str, ...] = (),
 ) -> MailStack:
     """:func:`mailprov.mailstack.start_stack` with the test CA's certificate."""
     return mailstack.start_stack(
@@ -80,6 +83,7 @@ def start_stack(
         prepare=prepare,
         issue_tls=_test_ca_tls,
         factory=MailStack,
+        extra_ports=extra_ports,
     )
 
 

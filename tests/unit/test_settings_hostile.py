@@ -77,6 +77,8 @@ SAMPLES = {
     "dns.tlsa_next_file": "tls/cert.pem",  # relative to the site folder
     "dns.check_nameserver": "127.0.0.1:5353",
     "dkim.trusted_hosts": "192.0.2.0/24",
+    "rspamd.nameservers": "127.0.0.1:5353",
+    "rspamd.log_file": "/var/log/rspamd.log",
     "identity.extra_ekus": "1.3.6.1.5.5.7.3.4",
     "oidc.issuer": "https://id.example.test",
     "oidc.client_id": "mailprov",
@@ -237,7 +239,8 @@ def line_counts(files: dict[str, str]) -> dict[str, int]:
 
 @pytest.fixture(scope="module", name="site")
 def fixture_site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Site:
-    """The site every hostile value is tried on: dual signing on, an active Ed25519 key."""
+    """The site every hostile value is tried on: dual signing on, an active Ed25519 key,
+    rspamd on."""
     root = tmp_path_factory.mktemp("hostile")
     tls = self_signed("mail.example.test", root / "tls", ips=["127.0.0.1"], now=NOW)
     database = root / "mailprov.sqlite"
@@ -260,6 +263,8 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
             "client_id": "mailprov",
             "redirect_url": "https://mail.example.test/api/v1/identity/oidc/callback",
         },
+        # rspamd's files are rendered too, so its settings reach its templates.
+        "rspamd": {"enabled": True},
     }
     config = load_settings(
         config_file=write_config(root / "base.toml", base), env={"MAILPROV_CONFIG": ""}

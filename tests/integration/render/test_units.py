@@ -347,3 +347,100 @@ def test_opendkim_units_start_as_the_signer_user(tmp_path: Path) -> None:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "nameservers", ["", "nameservers = ['127.0.0.1:5353']\n"], ids=["resolv.conf", "loopback"]
+)
+def test_rspamd_unit_scores_ok_in_systemd_analyze_security(
+    tmp_path: Path, nameservers: str
+) -> None:
+    """mailprov-rspamd.service has an exposure of at most 3.0, with or without an IP allow-list."""
+    _require_tools()
+    site = make_site(tmp_path, extra_toml=f"[rspamd]\nenabled = true\n{nameservers}")
+    unit = site.units["mailprov-rspamd.service"]
+    assert ("IPAddressAllow=localhost\n" in unit) == bool(nameservers)
+    path = tmp_path / "mailprov-rspamd.service"
+    path.write_text(unit)
+    res = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--threshold=30", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = EXPOSURE_RE.search(res.stdout)
+    assert found, res.stdout + res.stderr
+    assert float(found.group(1)) <= MAX_EXPOSURE, res.stdout
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_rspamd_unit_serves_the_milter_in_its_sandbox(tmp_path: Path) -> None:
+    """As _rspamd with no capabilities, on a read-only system, the unit's rspamd reads our
+    rspamd.conf and local.d/, writes only its own folders and answers on the milter port."""
+    _require_tools()
+    if shutil.which("rspamd") is None:
+        require_or_skip("rspamd is not installed (scripts/install-test-deps.sh)")
+    port = _free_port()
+    roles = {name: tmp_path / "host" / name.strip("/") for name in ("/etc", "/var/lib", "/run")}
+    folders = {
+        "config_dir": roles["/etc"] / "mailprov" / "rspamd",
+        "db_dir": roles["/var/lib"] / "mailprov-rspamd",
+        "run_dir": roles["/run"] / "mailprov-rspamd",
+    }
+    toml = "".join(f'{key} = "{path}"\n' for key, path in folders.items())
+    # No DNS traffic leaves 127.0.0.1: a resolver port nothing listens on.
+    site = make_site(
+        tmp_path,
+        extra_toml=f"[rspamd]\nenabled = true\nmilter_port = {port}\n"
+        f"normal_port = {_free_port()}\ncontroller_port = {_free_port()}\n"
+        f"nameservers = ['127.0.0.1:{_free_port()}']\n{toml}",
+    )
+    cfg = load_settings(
+        config_file=site.config_file,
+        env={
+            "MAILPROV_TLS_CERT_FILE": str(tmp_path / "tls" / "cert.pem"),
+            "MAILPROV_TLS_KEY_FILE": str(tmp_path / "tls" / "key.pem"),
+        },
+    )
+    for f in render_bundle(cfg, Layout.for_target(cfg, None)):
+        if f.component == "rspamd":
+            f.path.parent.mkdir(parents=True, exist_ok=True)
+            f.path.write_text(f.content)
+    for key in ("db_dir", "run_dir"):
+        folders[key].mkdir(parents=True)
+        shutil.chown(folders[key], "_rspamd", "_rspamd")
+    unit = site.units["mailprov-rspamd.service"]
+    assert f"ReadWritePaths={folders['db_dir']} {folders['run_dir']}\n" in unit
+    # Type=forking: the started process exits once rspamd has detached and written its
+    # PID file; rspamd is then stopped by that PID, as systemd does.
+    err = tmp_path / "stderr"
+    with err.open("w") as stderr:
+        proc = sandbox.popen(unit, roles, stdout=subprocess.DEVNULL, stderr=stderr)
+        assert proc.wait(timeout=60) == 0, err.read_text()
+    pid_file = folders["run_dir"] / "rspamd.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists():
+        assert time.monotonic() < deadline, "no PID file"
+        time.sleep(0.2)
+    pid = int(pid_file.read_text().split()[0])
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "rspamd did not listen"
+                time.sleep(0.2)
+        owners = {p.stat().st_uid for p in [pid_file, *folders["db_dir"].iterdir()]}
+        assert owners == {pwd.getpwnam("_rspamd").pw_uid}
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        while Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+            assert time.monotonic() < deadline + 30, "rspamd did not stop"
+            time.sleep(0.2)

@@ -1,0 +1,148 @@
+"""rspamd's rendering: nothing changes while it is off; when on, its files, Postfix's milter
+lists (tempfail on port 25, accept on submission) and the unit's sandbox follow the settings,
+and rspamd's own checker (rspamadm configtest) accepts the render and refuses a broken one."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mailprov.errors import ConfigInvalid
+from mailprov.render import Layout, render_bundle
+from mailprov.render.rspamd import FILES
+from mailprov.settings import SiteConfig, load_settings
+from mailprov.system import rspamd
+from mailprov.system.run import SubprocessRunner
+from tests.conftest import CertAuthority, require_or_skip
+
+TARGET = Path("/srv/t")
+
+
+@pytest.fixture(scope="module", name="tls_env")
+def fixture_tls_env(
+    tmp_path_factory: pytest.TempPathFactory, test_ca: CertAuthority
+) -> dict[str, str]:
+    """MAILPROV_TLS_* naming a certificate and key from the test CA."""
+    made = test_ca.issue(tmp_path_factory.mktemp("tls"), "mail.example.test", "127.0.0.1")
+    return {
+        "MAILPROV_CONFIG": "",
+        "MAILPROV_TLS_CERT_FILE": str(made.cert_file),
+        "MAILPROV_TLS_KEY_FILE": str(made.key_file),
+        "MAILPROV_STORE_URL": "sqlite:////var/lib/mailprov/mailprov.sqlite",
+    }
+
+
+def render(tls_env: dict[str, str], target: Path = TARGET, **env: str) -> dict[str, str]:
+    """Every rendered file (path relative to ``target`` -> text) for defaults plus ``env``."""
+    cfg: SiteConfig = load_settings(env={**tls_env, **env})
+    return {
+        str(f.path.relative_to(target)): f.content
+        for f in render_bundle(cfg, Layout.for_target(cfg, target))
+    }
+
+
+ON = {"MAILPROV_RSPAMD_ENABLED": "true"}
+
+
+def test_off_by_default_renders_nothing_of_rspamd(tls_env: dict[str, str]) -> None:
+    """The default site renders no rspamd file or unit and Postfix names no milter."""
+    out = render(tls_env)
+    assert [p for p in out if "rspamd" in p] == []
+    assert "milters" not in out["postfix/main.cf"]
+    assert "smtpd_milters" not in out["postfix/master.cf"]
+
+
+def test_off_with_signing_keeps_the_opendkim_only_milters(tls_env: dict[str, str]) -> None:
+    """[dkim] sign without rspamd: the OpenDKIM milters everywhere, as before."""
+    main = render(tls_env, MAILPROV_DKIM_SIGN="true")["postfix/main.cf"]
+    assert "smtpd_milters = inet:127.0.0.1:8891\n" in main
+    assert "non_smtpd_milters = $smtpd_milters\n" in main
+    assert "mailprov_submission_milters" not in main
+
+
+def test_on_renders_its_files_and_unit(tls_env: dict[str, str]) -> None:
+    """rspamd.conf, the local.d/ and override.d/ files and mailprov-rspamd.service."""
+    out = render(tls_env, **ON)
+    assert sorted(p for p in out if p.startswith("rspamd/")) == sorted(f"rspamd/{f}" for f in FILES)
+    unit = out["systemd/mailprov-rspamd.service"]
+    assert (
+        "ExecStart=/usr/bin/rspamd -c /srv/t/rspamd/rspamd.conf "
+        "--var=LOCAL_CONFDIR=/srv/t/rspamd --var=DBDIR=/var/lib/mailprov/rspamd\n"
+    ) in unit
+    assert "StateDirectory=mailprov/rspamd\nRuntimeDirectory=mailprov-rspamd\n" in unit
+    # The resolvers come from /etc/resolv.conf (no [rspamd] nameservers): no IP allow-list.
+    assert "IPAddressAllow" not in unit
+
+
+def test_port_25_defers_and_submission_accepts_while_rspamd_is_down(
+    tls_env: dict[str, str],
+) -> None:
+    """Port 25: rspamd with default_action=tempfail, then the signers; submission: accept;
+    local submission: the signers only (not scanned)."""
+    out = render(tls_env, MAILPROV_DKIM_SIGN="true", **ON)
+    main, master = out["postfix/main.cf"], out["postfix/master.cf"]
+    assert (
+        "smtpd_milters = { inet:127.0.0.1:11332, default_action=tempfail }, inet:127.0.0.1:8891\n"
+    ) in main
+    assert (
+        "mailprov_submission_milters = "
+        "{ inet:127.0.0.1:11332, default_action=accept }, inet:127.0.0.1:8891\n"
+    ) in main
+    assert "non_smtpd_milters = inet:127.0.0.1:8891\n" in main
+    assert master.count("-o smtpd_milters=$mailprov_submission_milters\n") == 2
+    # Port 25's service keeps main.cf's list.
+    smtp_service = master.split("\nsubmission ")[0]
+    assert "smtpd_milters" not in smtp_service
+
+
+def test_settings_reach_the_files(tls_env: dict[str, str]) -> None:
+    """Resolvers, Redis, scores, RBLs and greylisting come from [rspamd]."""
+    out = render(
+        tls_env,
+        MAILPROV_RSPAMD_NAMESERVERS="127.0.0.1:5353",
+        MAILPROV_RSPAMD_REDIS="127.0.0.1:6380",
+        MAILPROV_RSPAMD_RBL="true",
+        MAILPROV_RSPAMD_GREYLIST="true",
+        MAILPROV_RSPAMD_REJECT_SCORE="20",
+        **ON,
+    )
+    assert 'nameserver = ["127.0.0.1:5353"];' in out["rspamd/local.d/options.inc"]
+    assert 'servers = "127.0.0.1:6380";' in out["rspamd/local.d/redis.conf"]
+    assert "reject = 20.0;\ngreylist = 4.0;\n" in out["rspamd/local.d/actions.conf"]
+    assert "enabled = true;" in out["rspamd/override.d/rbl.conf"]
+    assert "enabled = true;" in out["rspamd/local.d/greylist.conf"]
+    # Every peer on loopback: the unit may talk to localhost only.
+    assert "IPAddressAllow=localhost\n" in out["systemd/mailprov-rspamd.service"]
+    default = render(tls_env, **ON)
+    assert "enabled = false;" in default["rspamd/override.d/rbl.conf"]
+    assert "greylist = null;" in default["rspamd/local.d/actions.conf"]
+    assert "dns {" not in default["rspamd/local.d/options.inc"]
+
+
+def test_scores_out_of_order_are_refused(tls_env: dict[str, str]) -> None:
+    """add_header_score at or above reject_score cannot be rendered."""
+    with pytest.raises(ConfigInvalid, match="out of order") as refused:
+        render(tls_env, MAILPROV_RSPAMD_ADD_HEADER_SCORE="15", **ON)
+    assert "greylist_score < add_header_score < reject_score" in str(refused.value.hint)
+
+
+def test_rspamadm_configtest_accepts_the_render_and_refuses_a_broken_file(
+    tls_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The real 'rspamadm configtest' passes what we render; a broken local.d file is named."""
+    if shutil.which("rspamadm") is None:
+        require_or_skip("rspamadm is not installed (scripts/install-test-deps.sh)")
+    out = render(tls_env, tmp_path, MAILPROV_RSPAMD_NAMESERVERS="127.0.0.1:5353", **ON)
+    for name, text in out.items():
+        if name.startswith("rspamd/"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(text)
+    conf_dir, db_dir = tmp_path / "rspamd", str(tmp_path / "db")
+    runner = SubprocessRunner()
+    assert rspamd.check(runner, conf_dir, db_dir) == []
+    with (conf_dir / "local.d" / "dmarc.conf").open("a") as f:
+        f.write("actions {{ broken\n")
+    problems = rspamd.check(runner, conf_dir, db_dir)
+    assert any("local.d/dmarc.conf" in p for p in problems), problems
