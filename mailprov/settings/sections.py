@@ -314,6 +314,10 @@ class WebSection:
     session_max_hours: Annotated[int, Range(1, 168)] = 12
     #: X-Forwarded-For is believed only from these peers (the reverse proxy).
     trusted_proxies: list[IpAddress] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: DEMOS AND TEST RIGS ONLY: a folder made by 'mailprov identity test-issuer init'. The
+    #: portal then offers a TEST identity provider that signs whatever identity is typed
+    #: into it (trusted only if its JWKS was added with 'identity trust add-issuer').
+    test_issuer: OptionalLocalPath = ""
 
 
 # -- sections of DNS, DKIM and client config (issue 6) go here ------------------------

@@ -48,7 +48,7 @@ from mailprov.model import Secret
 from mailprov.relay.gate import allowed_hosts
 from mailprov.services import owner, tokens
 from mailprov.settings.checks import parse_endpoint
-from mailprov.web.api import API, SESSION_COOKIE, Call, Operation
+from mailprov.web.api import API, HANDLE_HEADER, SESSION_COOKIE, Call, Operation
 from mailprov.web.errors import status_of
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def _load_operations() -> None:
     from mailprov.web import (  # noqa: PLC0415  (lazy: registers on import, after API exists)
         admin,  # noqa: F401
         requests,  # noqa: F401
+        security_events,  # noqa: F401
         session,  # noqa: F401
     )
 
@@ -175,7 +176,9 @@ def _secure_headers(response: web.StreamResponse, *, tls: bool) -> None:
     headers["Cache-Control"] = "no-store"
     headers.setdefault("Content-Security-Policy", API_CSP)
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
+    # Pages may say "same-origin": with "no-referrer" browsers send "Origin: null" with a
+    # form, which the Origin check above rightly refuses.
+    headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "DENY")
     if tls:
         headers["Strict-Transport-Security"] = "max-age=31536000"
@@ -204,6 +207,17 @@ async def _read_body(request: web.Request, op: Operation) -> dict[str, Any]:
         raise MalformedRequest(
             "the request body is not valid JSON", hint="send a JSON object"
         ) from None
+    return check_body(op, body)
+
+
+def check_body(op: Operation, body: object) -> dict[str, Any]:
+    """``body`` if the operation's declared schema accepts it (the API's and the portal's check).
+
+    Raises:
+        MalformedRequest: naming the first field refused, never echoing its value.
+    """
+    if op.body is None:
+        return {}
     validator = Draft202012Validator(op.body)
     error = next(iter(sorted(validator.iter_errors(body), key=lambda e: list(e.path))), None)
     if error is not None:
@@ -213,7 +227,7 @@ async def _read_body(request: web.Request, op: Operation) -> dict[str, Any]:
             hint=f"see the schema of {op.method} {op.path} in /api/v1/openapi.json",
             field=where,
         )
-    return dict(body)
+    return dict(body)  # type: ignore[call-overload]
 
 
 def _schema_complaint(keyword: object) -> str:
@@ -255,21 +269,15 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
             )
         elif op.stages is not None:
             token, from_cookie = session_token(request)
-            if token is None:
-                raise NotSignedIn
-            session = await asyncio.to_thread(
-                owner.session_for, services.store, services.settings, token, now=call.now
-            )
-            if session.stage not in op.stages:
-                raise SessionStageRefused(
-                    f"this needs a signed-in session; yours is at stage '{session.stage}'",
-                    stage=session.stage.value,
-                )
+            session = await owner_session(services, op, token, now=call.now)
             if from_cookie and request.method in WRITE_METHODS:
                 given = request.headers.get("X-CSRF-Token", "")
                 if not owner.csrf_ok(services.pepper, token, given):
                     raise CsrfRefused
             call.session, call.token = session, token
+        if op.handle:
+            raw = request.headers.get(HANDLE_HEADER)
+            call.handle = Secret(raw) if raw is not None else None
         result = await asyncio.to_thread(op.handler, call)
         if op.status == 204:
             response: web.Response = web.Response(status=204)
@@ -281,7 +289,7 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
                 SESSION_COOKIE,
                 call.set_session.reveal(),
                 httponly=True,
-                secure=_secure_request(request, services),
+                secure=secure_request(request, services),
                 samesite="Strict",
                 path="/",
             )
@@ -293,7 +301,29 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
     return dispatch
 
 
-def _secure_request(request: web.Request, services: Services) -> bool:
+async def owner_session(
+    services: Services, op: Operation, token: Secret | None, *, now: int
+) -> owner.OwnerSession:
+    """The live session of ``token`` if its stage may call ``op`` (the API's and the portal's check).
+
+    Raises:
+        NotSignedIn: no token, or no live session for it.
+        SessionStageRefused: the session is at a stage ``op`` does not allow.
+    """
+    if token is None:
+        raise NotSignedIn
+    session = await asyncio.to_thread(
+        owner.session_for, services.store, services.settings, token, now=now
+    )
+    if op.stages is not None and session.stage not in op.stages:
+        raise SessionStageRefused(
+            f"this needs a signed-in session; yours is at stage '{session.stage}'",
+            stage=session.stage.value,
+        )
+    return session
+
+
+def secure_request(request: web.Request, services: Services) -> bool:
     """Whether the client reached us over HTTPS (directly, or through a trusted proxy)."""
     if services.settings.web.tls or request.secure:
         return True
@@ -329,4 +359,7 @@ def build_app(services: Services, *, port: int | None = None) -> web.Application
         return web.json_response(document, dumps=_dumps)
 
     app.router.add_get("/api/v1/openapi.json", openapi)
+    from mailprov.web import portal  # noqa: PLC0415  (the portal builds on this module)
+
+    portal.setup(app)
     return app

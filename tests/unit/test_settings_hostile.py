@@ -66,6 +66,7 @@ SAMPLES = {
     "web.listen": "127.0.0.1:8443",
     "web.hosts": "mail.example.test",
     "web.trusted_proxies": "127.0.0.1",
+    "web.test_issuer": "test-issuer",
     "dns.ipv4": "192.0.2.10",
     "dns.ipv6": "2001:db8::10",
     "dns.dmarc_rua": "mailto:dmarc@example.test",
