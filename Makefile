@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 DEMO   ?= demo
 
-.PHONY: demo test venv test-deps lint man clean
+.PHONY: demo test venv test-deps lint man messages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ lint: venv
 	$(VENV)/bin/ruff format --check mailprov tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+# The portal's Russian catalogue: extract the messages of the pages and their Python, merge them
+# into the .po (translate what is new there), compile the .mo (both are committed and shipped).
+LOCALE = mailprov/web/portal/locale
+messages: venv
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o $(LOCALE)/messages.pot .
+	$(VENV)/bin/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages --no-location --width 100
+	$(VENV)/bin/pybabel compile -d $(LOCALE) -D messages --statistics
 
 man: venv
 	$(PY) -m mailprov.cli.docs man --out build/man
