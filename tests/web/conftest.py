@@ -108,10 +108,32 @@ sender = "mailprov@example.test"
 
 [web]
 listen = "127.0.0.1:{free_port()}"
+test_issuer = "{folder / "test-issuer"}"
 """,
         encoding="utf-8",
     )
     return config
+
+
+#: The audience of the site's TEST issuer (the portal's TEST identity provider signs with it).
+TEST_AUDIENCE = "urn:mailprov:owner-site"
+
+
+def _trust_test_issuer(store: Any, folder: Path) -> None:
+    """A TEST issuer in ``folder`` (``[web] test_issuer``), trusted for NIST 800-63A (ial2+)."""
+    from mailprov.services import testissuer, trust
+    from mailprov.services.accounts import Actor
+
+    issuer = testissuer.init_issuer(folder, audience=TEST_AUDIENCE)
+    trust.add_issuer(
+        store,
+        iss=issuer.iss,
+        jwks_file=issuer.jwks_file,
+        audience=TEST_AUDIENCE,
+        actor=Actor("tester", int(time.time())),
+        framework="nist_800_63A",
+        min_level="ial2",
+    )
 
 
 @pytest.fixture(
@@ -142,6 +164,7 @@ def owner_site(
     settings = load_settings(config_file=str(config), flags={})
     store = open_store(url)
     accounts.add_domain(store, "example.test", actor=Actor("tester", int(time.time())))
+    _trust_test_issuer(store, folder / "test-issuer")
     clock = Clock()
     services = make_services(settings, store)
     services.clock = clock
