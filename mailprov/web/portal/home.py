@@ -20,7 +20,7 @@ async def language_switch(visit: Visit) -> web.StreamResponse:
     """Remember the chosen language (a cookie) and go back to the page it was chosen on."""
     chosen = visit.request.query.get("to", "")
     back = local_path(visit.request.query.get("next", "/"))
-    response = web.HTTPSeeOther(back)
+    response = web.Response(status=303, headers={"Location": back})
     if chosen in i18n.LANGUAGES:
         response.set_cookie(
             i18n.LANG_COOKIE,
