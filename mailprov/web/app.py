@@ -227,7 +227,7 @@ def check_body(op: Operation, body: object) -> dict[str, Any]:
             hint=f"see the schema of {op.method} {op.path} in /api/v1/openapi.json",
             field=where,
         )
-    return dict(body)  # type: ignore[call-overload]
+    return dict(body) if isinstance(body, dict) else {}
 
 
 def _schema_complaint(keyword: object) -> str:
@@ -270,7 +270,7 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
         elif op.stages is not None:
             token, from_cookie = session_token(request)
             session = await owner_session(services, op, token, now=call.now)
-            if from_cookie and request.method in WRITE_METHODS:
+            if token is not None and from_cookie and request.method in WRITE_METHODS:
                 given = request.headers.get("X-CSRF-Token", "")
                 if not owner.csrf_ok(services.pepper, token, given):
                     raise CsrfRefused
@@ -304,7 +304,7 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
 async def owner_session(
     services: Services, op: Operation, token: Secret | None, *, now: int
 ) -> owner.OwnerSession:
-    """The live session of ``token`` if its stage may call ``op`` (the API's and the portal's check).
+    """The live session of ``token`` if its stage may call ``op`` (the API's and portal's check).
 
     Raises:
         NotSignedIn: no token, or no live session for it.

@@ -47,7 +47,7 @@ def _load_pages() -> None:
 async def _pages(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """The portal's error boundary: outside /api, every error is a page in the visitor's language."""
+    """The portal's error boundary: outside /api, every error is a page in the visitor's words."""
     if request.path.startswith("/api/"):
         return await handler(request)
     try:

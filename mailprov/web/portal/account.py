@@ -28,7 +28,11 @@ if TYPE_CHECKING:
 
 #: Sections of the account page whose API is still to come, in the page's order.
 COMING = (
-    ("two-factor", N_("Two-factor authentication"), N_("One-time codes from an app on your phone.")),
+    (
+        "two-factor",
+        N_("Two-factor authentication"),
+        N_("One-time codes from an app on your phone."),
+    ),
     ("app-passwords", N_("App passwords"), N_("Separate passwords for your mail programs.")),
     ("recovery", N_("Recovery contacts"), N_("Where codes go when you lose your password.")),
     ("filters", N_("Forwarding, vacation reply and filters"), N_("Rules for incoming mail.")),

@@ -63,9 +63,7 @@ async def apply_page(visit: Visit) -> web.StreamResponse:
     """The application form: kind, address (checked while typing), recovery contact, terms."""
     import asyncio  # noqa: PLC0415  (keeps the module's top to what every page needs)
 
-    domains = await asyncio.to_thread(
-        accounts.domain_names, visit.services.store, active_only=True
-    )
+    domains = await asyncio.to_thread(accounts.domain_names, visit.services.store, active_only=True)
     values = {"kind": "personal", "local": "", "domain": domains[0] if domains else ""}
     values.update(visit.flash_values())
     return render(
@@ -101,7 +99,10 @@ async def apply_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
     number = answer["request"]["id"]
     return Outcome(
         "/application",
-        (_app_cookie(number, answer["handle"]), flash(visit, opened=True, warnings=answer["warnings"])),
+        (
+            _app_cookie(number, answer["handle"]),
+            flash(visit, opened=True, warnings=answer["warnings"]),
+        ),
     )
 
 
@@ -135,7 +136,7 @@ async def application_page(visit: Visit) -> web.StreamResponse:
         return error_page(visit, explain(exc.to_json()["error"]), 404)
     if current is None:
         raise web.HTTPSeeOther("/status")
-    number, handle, view = current
+    _number, handle, view = current
     state = str(view["state"])
     reason = view.get("reason") or {}
     code = str(reason.get("code") or "")

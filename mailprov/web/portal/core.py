@@ -241,9 +241,10 @@ class Visit:
         if session:
             token = self.session_token
             return token is not None and owner.csrf_ok(self.services.pepper, token, given)
-        return hmac.compare_digest(
-            self.form_token().encode(), given.encode("utf-8", "replace")
-        ) and self.request.cookies.get(FORM_COOKIE) == self.form_cookie
+        return (
+            hmac.compare_digest(self.form_token().encode(), given.encode("utf-8", "replace"))
+            and self.request.cookies.get(FORM_COOKIE) == self.form_cookie
+        )
 
     def flash_error(self) -> Explanation | None:
         """The error the previous form left for this page, if any."""
@@ -276,9 +277,7 @@ def _unseal(pepper: bytes, raw: str) -> dict[str, Any]:
 def flash(visit: Visit, *, error: dict[str, Any] | None = None, **data: Any) -> tuple[str, str]:
     """The cookie that carries ``error`` and ``data`` to the next page (secrets dropped)."""
     values = {
-        k: str(v)[:256]
-        for k, v in dict(data.pop("values", {})).items()
-        if k not in SECRET_FIELDS
+        k: str(v)[:256] for k, v in dict(data.pop("values", {})).items() if k not in SECRET_FIELDS
     }
     content: dict[str, Any] = {**data, "values": values}
     if error is not None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from mailprov.web.portal import i18n
 from mailprov.web.app import secure_request
+from mailprov.web.portal import i18n
 from mailprov.web.portal.core import Visit, local_path, page, render
 
 

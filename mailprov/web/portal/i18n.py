@@ -32,7 +32,7 @@ LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
 
 
-def N_(message: str) -> str:  # noqa: N802  (gettext's name for "mark only")
+def N_(message: str) -> str:
     """Mark ``message`` for extraction; it is translated where it is shown."""
     return message
 
@@ -86,7 +86,7 @@ def format_datetime(value: int | float | str | None, lang: str) -> str:
     moment = _moment(value)
     if moment is None:
         return ""
-    pattern = "d MMM y, HH:mm" if lang == "en" else "d MMMM y 'г.', HH:mm"
+    pattern = "d MMM y, HH:mm" if lang == "en" else "d MMMM y 'г.', HH:mm"  # noqa: RUF001  (Russian)
     return babel_datetime(moment, pattern, tzinfo=UTC, locale=lang) + " UTC"
 
 

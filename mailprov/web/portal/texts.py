@@ -316,7 +316,12 @@ def explain(document: dict[str, Any]) -> Explanation:
         details["suggestions"] = [str(s)[:254] for s in details["suggestions"][:8]]
     request_id = document.get("request_id")
     return Explanation(
-        code, title, what, str(request_id) if request_id else None, str(idg) if idg else None, details
+        code,
+        title,
+        what,
+        str(request_id) if request_id else None,
+        str(idg) if idg else None,
+        details,
     )
 
 

@@ -130,9 +130,11 @@ def visit(owner: OwnerSite, browser: Any) -> Iterator[Any]:
         page.on("request", lambda request: visitor.urls.append(request.url))
         page.on(
             "console",
-            lambda message: visitor.problems.append(message.text)
-            if re.search(r"Content.Security.Policy|Refused to", message.text)
-            else None,
+            lambda message: (
+                visitor.problems.append(message.text)
+                if re.search(r"Content.Security.Policy|Refused to", message.text)
+                else None
+            ),
         )
         page.on("pageerror", lambda error: visitor.problems.append(str(error)))
         return visitor

@@ -45,24 +45,13 @@ PEOPLE = {
 }
 
 
-@pytest.mark.parametrize(
-    ("lang", "phone"),
-    [("en", False), ("ru", False), ("en", True), ("ru", True)],
-    ids=["en-desktop", "ru-desktop", "en-phone", "ru-phone"],
-)
-def test_personal_mailbox_journey(
-    visit: Any, owner: OwnerSite, mail_relay: RelayRunner, lang: str, phone: bool
-) -> None:
-    """Apply → taken address → suggestion → TEST provider → code → credentials once →
-    forced change → account; axe on every page, no secret in any URL, no CSP violation."""
-    person = visit(lang, phone=phone)
-    words = WORDS[lang]
-    page = person.page
-    taken, _ = owner.mailbox()
-    recovery = f"portal-{secrets.token_hex(4)}@home.example"
+def _apply_with_a_suggestion(person: Any, taken: str, recovery: str) -> tuple[str, str, str]:
+    """Type a taken address, see it refused live, pick a suggestion, apply.
 
+    Returns the chosen address, the application's number and its key (shown once)."""
+    page, words = person.page, WORDS[person.lang]
     person.open("/")
-    assert page.locator("html").get_attribute("lang") == lang
+    assert page.locator("html").get_attribute("lang") == person.lang
     person.shot("home")
     person.open("/apply")
     page.fill("#local", taken.partition("@")[0])
@@ -78,7 +67,6 @@ def test_personal_mailbox_journey(
     page.fill("#recovery", recovery)
     page.check("#accept_terms")
     person.submit("button[value=apply]")
-
     assert page.url.endswith("/application")
     number = NUMBER.search(person.text("h1"))
     assert number is not None
@@ -87,47 +75,62 @@ def test_personal_mailbox_journey(
     person.shot("identity")
     page.reload()
     assert 0 == page.locator(".keep").count()  # the key is shown once
+    return chosen, number.group(0), handle
 
+
+def _prove_and_confirm(
+    person: Any, relay: RelayRunner, recovery: str, name: tuple[str, str]
+) -> str:
+    """The TEST identity provider, then the code from the relay; returns the code."""
+    page = person.page
     person.submit("a[href='/identity/test-provider']")
     person.shot("test-provider")
-    given, family = PEOPLE[lang, phone]
-    page.fill("#given_name", given)
-    page.fill("#family_name", family)
+    page.fill("#given_name", name[0])
+    page.fill("#family_name", name[1])
     person.submit("main button[type=submit]")
-    assert words["verified"] in person.text()
-    assert f"{given} {family}" in person.text(".facts >> nth=1")
+    assert WORDS[person.lang]["verified"] in person.text()
+    assert f"{name[0]} {name[1]}" in person.text(".facts >> nth=1")
     assert page.locator("input[name=name]").count() == 0  # the verified name is read-only
     person.shot("confirm")
-
-    code = mail_relay.wait_for(to=recovery, subject="Confirmation code").code(r"is (\d{6})\.")
+    code: str = relay.wait_for(to=recovery, subject="Confirmation code").code(r"is (\d{6})\.")
     page.fill("#code", code)
     person.submit("form[action='/application/confirm'] button")
+    return code
+
+
+def _credentials_once(person: Any, chosen: str, number: str) -> str:
+    """The credentials page with the client settings and profiles, then never again."""
+    page = person.page
     assert page.url.endswith("/application/credentials")
-    password = person.text("#temporary-password")
+    password: str = person.text("#temporary-password")
     shown = person.text()
     assert chosen in shown
     for port in ("993", "995", "465", "587", "mail.example.test"):
         assert port in shown
     assert "autoconfig.example.test/mail/config-v1.1.xml" in shown
-    assert words["once"] in shown
+    assert WORDS[person.lang]["once"] in shown
     person.shot("credentials")
-
     with page.expect_download() as download:
         page.click("a[href='/profile/apple.mobileconfig']")
     profile = Path(download.value.path()).read_bytes()
     assert chosen in str(plistlib.loads(profile))
     assert password.encode() not in profile
-
     again = page.reload()
     assert 410 == again.status
     assert password not in page.content()
-    assert number.group(0) in person.text()  # the error names the application
+    assert number in person.text()  # the error names the application
     person.check_accessible()
     page.go_back()
     assert password not in page.content()
-
     person.open("/application")
-    assert words["provisioned"] in person.text()
+    assert WORDS[person.lang]["provisioned"] in person.text()
+    return password
+
+
+def _first_sign_in(person: Any, chosen: str, password: str) -> str:
+    """Sign in with the temporary password: only the password page opens until it is changed;
+    then the account page shows the events. Returns the new password."""
+    page, words = person.page, WORDS[person.lang]
     person.open("/signin")
     page.fill("#address", chosen)
     page.fill("#password", password)
@@ -137,7 +140,6 @@ def test_personal_mailbox_journey(
     person.shot("forced-change")
     person.open("/account")
     assert page.url.endswith("/account/password")  # nothing else until the change
-
     own = f"Own-{secrets.token_hex(4)}-Pass!7"
     page.fill("#current", password)
     page.fill("#new", own)
@@ -148,4 +150,24 @@ def test_personal_mailbox_journey(
     for event in words["events"]:
         assert event in events
     person.shot("account")
+    return own
+
+
+@pytest.mark.parametrize(
+    ("lang", "phone"),
+    [("en", False), ("ru", False), ("en", True), ("ru", True)],
+    ids=["en-desktop", "ru-desktop", "en-phone", "ru-phone"],
+)
+def test_personal_mailbox_journey(
+    visit: Any, owner: OwnerSite, mail_relay: RelayRunner, lang: str, phone: bool
+) -> None:
+    """Apply → taken address → suggestion → TEST provider → code → credentials once →
+    forced change → account; axe on every page, no secret in any URL, no CSP violation."""
+    person = visit(lang, phone=phone)
+    taken, _ = owner.mailbox()
+    recovery = f"portal-{secrets.token_hex(4)}@home.example"
+    chosen, number, handle = _apply_with_a_suggestion(person, taken, recovery)
+    code = _prove_and_confirm(person, mail_relay, recovery, PEOPLE[lang, phone])
+    password = _credentials_once(person, chosen, number)
+    own = _first_sign_in(person, chosen, password)
     person.assert_clean(handle, password, code, own)

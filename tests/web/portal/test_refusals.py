@@ -34,7 +34,9 @@ def _apply(person: Any, recovery: str, *, local: str | None = None, name: str = 
     return found.group(0)
 
 
-def _prove(person: Any, *, given: str = "Test", family: str = "Person", level: str = "ial2") -> None:
+def _prove(
+    person: Any, *, given: str = "Test", family: str = "Person", level: str = "ial2"
+) -> None:
     """Go through the TEST identity provider."""
     person.submit("a[href='/identity/test-provider']")
     person.page.fill("#given_name", given)
@@ -166,8 +168,6 @@ def test_taken_address_and_terms_without_javascript(
     """Without JavaScript: the server checks the address, offers suggestions as buttons, keeps
     the form's fields after a refusal (unaccepted terms, a taken address), and the whole way
     to the account works with plain forms and a pasted token."""
-    from mailprov.services import testissuer
-
     person = visit("en", javascript=False)
     page = person.page
     taken, _ = owner.mailbox()
@@ -197,6 +197,23 @@ def test_taken_address_and_terms_without_javascript(
     person.submit("button[value=apply]")
     assert page.url.endswith("/application")
 
+    token, code, password, own = _rest_without_javascript(
+        person, owner, mail_relay, chosen, recovery
+    )
+    assert page.url.endswith("/account")
+    assert re.search(r"Password changed", person.text())
+    person.assert_clean(token, password, code, own)
+
+
+def _rest_without_javascript(
+    person: Any, owner: OwnerSite, mail_relay: RelayRunner, chosen: str, recovery: str
+) -> tuple[str, str, str, str]:
+    """A pasted token, the code, the credentials, the first sign-in's change, without scripts.
+
+    Returns the token, the code, the temporary password and the new one."""
+    from mailprov.services import testissuer
+
+    page = person.page
     nonce = person.page.locator("#token-hint code").text_content()
     token = testissuer.issue_token(
         owner.folder / "test-issuer",
@@ -227,6 +244,4 @@ def test_taken_address_and_terms_without_javascript(
     page.fill("#new", own)
     page.fill("#repeat", own)
     person.submit("main button[type=submit]")
-    assert page.url.endswith("/account")
-    assert re.search(r"Password changed", person.text())
-    person.assert_clean(token, password, code, own)
+    return token, code, password, own

@@ -127,7 +127,12 @@ def test_a_session_token_does_not_outlive_its_session(owner: OwnerSite) -> None:
         client.post("/signin", data={**again, "address": address, "password": password})
         replayed = client.post(
             "/account/password",
-            data={**old, "current": password, "new": "Other-Pass-99!x", "repeat": "Other-Pass-99!x"},
+            data={
+                **old,
+                "current": password,
+                "new": "Other-Pass-99!x",
+                "repeat": "Other-Pass-99!x",
+            },
         )
         assert replayed.status_code == 403
         assert "This form was not accepted" in replayed.text
@@ -172,7 +177,11 @@ def test_double_submits_create_nothing_twice_and_credentials_show_once(
         with ThreadPoolExecutor(2) as pool:
             answers = list(pool.map(lambda _: client.post("/apply", data=form), range(2)))
         assert [a.status_code for a in answers] == [303, 303]
-        cookies = {a.headers["set-cookie"].split(";")[0] for a in answers if "mailprov_application" in a.headers.get("set-cookie", "")}
+        cookies = {
+            a.headers["set-cookie"].split(";")[0]
+            for a in answers
+            if "mailprov_application" in a.headers.get("set-cookie", "")
+        }
         assert len(cookies) == 1
         assert len(_requests_for(owner, f"{local}@example.test")) == 1
         handle = cookies.pop().partition(":")[2]
@@ -192,7 +201,9 @@ def test_double_submits_create_nothing_twice_and_credentials_show_once(
         code = mail_relay.wait_for(to=recovery, subject="Confirmation code").code(r"is (\d{6})\.")
         confirm = {**_fields(client.get("/application").text, "/application/confirm"), "code": code}
         with ThreadPoolExecutor(2) as pool:
-            confirmed = list(pool.map(lambda _: client.post("/application/confirm", data=confirm), range(2)))
+            confirmed = list(
+                pool.map(lambda _: client.post("/application/confirm", data=confirm), range(2))
+            )
         assert [a.headers["location"] for a in confirmed] == ["/application/credentials"] * 2
         first = client.get("/application/credentials")
         assert first.status_code == 200
@@ -222,7 +233,8 @@ def test_language_switch_and_its_redirect_stay_on_this_site(owner: OwnerSite) ->
 
 def test_static_files_ship_in_the_package_tree() -> None:
     """The portal's templates, style sheet and script are where the wheel takes them from."""
-    from mailprov.web.portal.core import STATIC, TEMPLATES as LOADED
+    from mailprov.web.portal.core import STATIC
+    from mailprov.web.portal.core import TEMPLATES as LOADED
 
     assert Path(LOADED).is_dir()
     assert {"portal.css", "portal.js"} <= {p.name for p in Path(STATIC).iterdir()}
