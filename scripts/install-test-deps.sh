@@ -22,6 +22,8 @@ PACKAGES=(
   mandoc  # lints the generated man pages (tests/integration/test_manpages.py)
   # Node runs npm's Mailpit client (mailpit-api) against the relay's Mailpit-compatible API.
   nodejs npm
+  # The portal's tests drive Debian's Chromium with Playwright (tests/web/portal/).
+  chromium
 )
 
 missing=()

@@ -315,6 +315,15 @@ async def owner_session(
     session = await asyncio.to_thread(
         owner.session_for, services.store, services.settings, token, now=now
     )
+    return check_stage(op, session)
+
+
+def check_stage(op: Operation, session: owner.OwnerSession) -> owner.OwnerSession:
+    """``session`` if its stage may call ``op``.
+
+    Raises:
+        SessionStageRefused: naming the session's stage.
+    """
     if op.stages is not None and session.stage not in op.stages:
         raise SessionStageRefused(
             f"this needs a signed-in session; yours is at stage '{session.stage}'",

@@ -19,7 +19,17 @@ from aiohttp import web
 from mailprov.errors import MailprovError, NotSignedIn, RequestUnknown, SessionStageRefused
 from mailprov.model import RequestState, SessionStage
 from mailprov.services import clientconfig
-from mailprov.web.portal.core import Outcome, Visit, flash, form, invoke, page, render
+from mailprov.web.portal.core import (
+    Outcome,
+    Step,
+    Visit,
+    flash,
+    form,
+    invoke,
+    invoke_all,
+    page,
+    render,
+)
 from mailprov.web.portal.i18n import N_
 from mailprov.web.portal.texts import SECURITY_EVENTS
 
@@ -88,8 +98,9 @@ async def password_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
 async def account_page(visit: Visit) -> web.StreamResponse:
     """The owner's account: the mailbox, the password, the sections to come, recent events."""
     try:
-        mailbox, _ = await invoke(visit, "show_account")
-        events, _ = await invoke(visit, "security_events")
+        (mailbox, _), (events, _) = await invoke_all(
+            visit, Step("show_account"), Step("security_events")
+        )
     except NotSignedIn:
         raise web.HTTPSeeOther("/signin") from None
     except SessionStageRefused as exc:

@@ -58,8 +58,8 @@ from mailprov.web.api import API, SESSION_COOKIE, Call
 from mailprov.web.app import (
     SERVICES,
     check_body,
+    check_stage,
     client_address,
-    owner_session,
     secure_request,
 )
 from mailprov.web.portal import i18n
@@ -100,6 +100,7 @@ def environment(lang: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
+        auto_reload=False,  # templates ship with the code: no stat() of each file per page
     )
     env.install_gettext_translations(i18n.translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = lambda value: i18n.format_datetime(value, lang)
@@ -189,6 +190,8 @@ class Visit:
     form_cookie: str
     flash: dict[str, Any]
     cookies: list[tuple[str, str | None]] = field(default_factory=list)
+    #: The owner's session once an operation of this visit has looked it up.
+    session: owner.OwnerSession | None = None
 
     @classmethod
     def of(cls, request: web.Request) -> Visit:
@@ -364,28 +367,67 @@ async def invoke(
     Raises:
         MailprovError: what the operation raises (the API's refusals, unchanged).
     """
-    op = API.find(operation_id)
-    services = visit.services
-    call = Call(
-        services=services,
-        request=visit.request,
-        body=check_body(op, body or {}),
-        path=dict(path or {}),
-        query=dict(query or {}),
-        client=client_address(visit.request, frozenset(services.settings.web.trusted_proxies)),
-        now=services.now(),
-        handle=handle,
+    ((answer, call),) = await invoke_all(
+        visit, Step(operation_id, body, path=path, query=query, handle=handle)
     )
-    if op.stages is not None:
-        token = visit.session_token
-        call.session = await owner_session(services, op, token, now=call.now)
-        call.token = token
-    result = await asyncio.to_thread(op.handler, call)
-    if isinstance(call.set_session, Secret):
-        visit.cookies.append((SESSION_COOKIE, call.set_session.reveal()))
-    elif call.set_session == "":
-        visit.cookies.append((SESSION_COOKIE, None))
-    return result, call
+    return answer, call
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation for :func:`invoke_all`: its id and what :func:`invoke` takes."""
+
+    operation_id: str
+    body: dict[str, Any] | None = None
+    path: Mapping[str, str] | None = None
+    query: Mapping[str, str] | None = None
+    handle: Secret | None = None
+
+
+async def invoke_all(visit: Visit, *steps: Step) -> list[tuple[Any, Call]]:
+    """Run operations one after the other in one worker thread (a page that shows the answers
+    of several: one trip to the thread pool, one session lookup). Stops at the first error.
+    """
+    services = visit.services
+    trusted = frozenset(services.settings.web.trusted_proxies)
+    now = services.now()
+    prepared = []
+    for step in steps:
+        op = API.find(step.operation_id)
+        call = Call(
+            services=services,
+            request=visit.request,
+            body=check_body(op, step.body or {}),
+            path=dict(step.path or {}),
+            query=dict(step.query or {}),
+            client=client_address(visit.request, trusted),
+            now=now,
+            handle=step.handle,
+        )
+        prepared.append((op, call))
+
+    def run() -> list[tuple[Any, Call]]:
+        done = []
+        for op, call in prepared:
+            if op.stages is not None:
+                if visit.session is None:  # looked up once a visit
+                    token = visit.session_token
+                    if token is None:
+                        raise NotSignedIn
+                    visit.session = owner.session_for(
+                        services.store, services.settings, token, now=now
+                    )
+                call.session, call.token = check_stage(op, visit.session), visit.session_token
+            done.append((op.handler(call), call))
+        return done
+
+    results = await asyncio.to_thread(run)
+    for _, call in results:
+        if isinstance(call.set_session, Secret):
+            visit.cookies.append((SESSION_COOKIE, call.set_session.reveal()))
+        elif call.set_session == "":
+            visit.cookies.append((SESSION_COOKIE, None))
+    return results
 
 
 # -- registering pages and forms ---------------------------------------------------------
