@@ -16,6 +16,7 @@ finds them gone and says so.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +62,6 @@ def _app_cookie(number: str, handle: str) -> tuple[str, str]:
 @page("/apply")
 async def apply_page(visit: Visit) -> web.StreamResponse:
     """The application form: kind, address (checked while typing), recovery contact, terms."""
-    import asyncio  # noqa: PLC0415  (keeps the module's top to what every page needs)
-
     domains = await asyncio.to_thread(accounts.domain_names, visit.services.store, active_only=True)
     values = {"kind": "personal", "local": "", "domain": domains[0] if domains else ""}
     values.update(visit.flash_values())
@@ -267,8 +266,6 @@ def _autoconfig_links(address: str) -> list[str]:
 @page("/application/credentials")
 async def credentials_page(visit: Visit) -> web.StreamResponse:
     """The login and the temporary password, shown this once, with the client settings."""
-    import asyncio  # noqa: PLC0415  (keeps the module's top to what every page needs)
-
     followed = visit.application()
     number = followed[0] if followed else None
     credentials = visit.portal.take_credentials(number) if number else None

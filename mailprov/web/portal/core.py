@@ -475,7 +475,9 @@ def form(
                 try:
                     return await handler(visit, data)
                 except (NotSignedIn, SessionStageRefused) as exc:
-                    return Outcome("/signin", (flash(visit, error=error_document(exc)),))
+                    stage = exc.details.get("stage")
+                    where = "/account/password" if stage == "change-password" else "/signin"
+                    return Outcome(where, (flash(visit, error=error_document(exc)),))
                 except MailprovError as exc:
                     values = {k: str(data.get(k, "")) for k in keep}
                     return Outcome(back, (flash(visit, error=error_document(exc), values=values),))

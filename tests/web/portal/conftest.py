@@ -1,6 +1,6 @@
 """The portal in a real browser: Debian's Chromium driven by Playwright, judged by axe-core.
 
-One browser per session (``browser``); each test opens visitors (``visit(...)``), each a
+One browser for the package (``browser``); each test opens visitors (``visit(...)``), each a
 fresh browser context with its own cookies, language and screen. A visitor records
 every URL the browser asked for (no secret may ever be in one), fails the test on a
 Content-Security-Policy violation or a script error, checks pages with axe-core (no
@@ -36,9 +36,13 @@ ACCEPT = {"en": "en-GB,en;q=0.9", "ru": "ru-RU,ru;q=0.9,en;q=0.5"}
 PHONE_SHOTS = frozenset({"apply-taken", "confirm", "credentials", "account"})
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (Debian's), launched once for the session."""
+    """Headless Chromium (Debian's), launched once for these tests.
+
+    Package scope, not session: while Playwright's sync API lives it keeps an event loop
+    running in the main thread, and the suite's other tests call ``asyncio.run()`` there.
+    """
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
