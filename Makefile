@@ -37,7 +37,7 @@ lint: venv
 LOCALE = mailprov/web/portal/locale
 messages: venv
 	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o $(LOCALE)/messages.pot .
-	$(VENV)/bin/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages --no-location --width 100
+	$(VENV)/bin/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages --width 100 --ignore-obsolete
 	$(VENV)/bin/pybabel compile -d $(LOCALE) -D messages --statistics
 
 man: venv

@@ -177,7 +177,7 @@ async def challenge_send(visit: Visit, _data: MultiDictProxy[Any]) -> Outcome:
     """A fresh challenge to sign with the certificate's key."""
     path, handle = _followed(visit)
     await invoke(visit, "new_challenge", path=path, handle=handle)
-    return Outcome("/application#certificate", (flash(visit, certificate=True),))
+    return Outcome("/application#certificate-route", (flash(visit, certificate=True),))
 
 
 def _upload(data: MultiDictProxy[Any], name: str) -> bytes:
@@ -209,7 +209,7 @@ def _signature_text(data: MultiDictProxy[Any]) -> str:
     return text
 
 
-@form("/application/certificate", back="/application#certificate")
+@form("/application/certificate", back="/application#certificate-route")
 async def certificate_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
     """Prove identity with a certificate and a signature over the challenge."""
     path, handle = _followed(visit)

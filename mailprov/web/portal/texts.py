@@ -133,6 +133,20 @@ WORDS: dict[str, tuple[str, str]] = {
             "your private key must stay on your computer."
         ),
     ),
+    "container-password": (
+        N_("The certificate container's password is wrong, or the file is damaged."),
+        N_(
+            "Here, send the certificate itself (a .pem, .cer or .crt file), not a .p12 "
+            "container: your private key must stay on your computer."
+        ),
+    ),
+    "container-refused": (
+        N_("The certificate container cannot be used."),
+        N_(
+            "Here, send the certificate itself (a .pem, .cer or .crt file), not a .p12 "
+            "container: your private key must stay on your computer."
+        ),
+    ),
     "certificate-algorithm": (
         N_("The certificate's key type is not supported."),
         N_("Use a certificate with an RSA (2048 bits or more), P-256, P-384 or Ed25519 key."),

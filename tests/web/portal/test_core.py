@@ -1,0 +1,73 @@
+"""The portal's machinery without a server: signed flash cookies, no secret kept in them,
+error words for every error the gate can raise, safe redirect targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mailprov.errors import IDG_TABLE
+from mailprov.web.portal import core
+from mailprov.web.portal.texts import GENERAL, WORDS, explain
+
+PEPPER = b"p" * 32
+
+
+class _Visit:
+    """What :func:`core.flash` reads of a visit."""
+
+    class services:  # noqa: N801  (stands in for the Services attribute)
+        pepper = PEPPER
+
+
+def test_flash_is_signed_and_keeps_no_secret() -> None:
+    """A flash cookie reads back only with its signature; password, code, token and handle
+    fields are dropped whatever a handler passes."""
+    visit: Any = _Visit()
+    name, sealed = core.flash(
+        visit,
+        error={"code": "code-invalid", "attempts_left": 3},
+        values={"address": "a@example.test", "password": "hunter2", "code": "123456", "token": "t"},
+    )
+    assert name == core.FLASH_COOKIE
+    data = core._unseal(PEPPER, sealed)
+    assert {"address": "a@example.test"} == data["values"]
+    assert 3 == data["error"]["attempts_left"]
+    payload, _, mac = sealed.partition(".")
+    assert {} == core._unseal(PEPPER, payload + "." + "0" * len(mac))
+    assert {} == core._unseal(b"q" * 32, sealed)
+    assert {} == core._unseal(PEPPER, "not-a-cookie")
+
+
+@pytest.mark.parametrize("idg", sorted(IDG_TABLE))
+def test_every_gate_check_has_words(idg: str) -> None:
+    """Every IDG check of the gate gets specific words (its own or its error class's)."""
+    cls = IDG_TABLE[idg][0]
+    explanation = explain({"code": cls.code, "idg": idg, "request_id": "ABCD-EFGH"})
+    assert (explanation.title, explanation.what_to_do) != GENERAL
+    assert "ABCD-EFGH" == explanation.request_id
+
+
+def test_unknown_errors_fall_back_to_general_words() -> None:
+    """An error without words of its own still gets a page that names its code."""
+    explanation = explain({"code": "something-new"})
+    assert GENERAL == (explanation.title, explanation.what_to_do)
+    assert "something-new" == explanation.code
+    assert "sign-in-failed" in WORDS
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/apply", "/apply"),
+        ("/account/password", "/account/password"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("", "/"),
+    ],
+)
+def test_redirects_stay_on_this_site(target: str, expected: str) -> None:
+    """Only a path of this site is a place to go back to."""
+    assert expected == core.local_path(target)
