@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.web.conftest import OwnerSite
+from tests.web.test_requests import trust  # noqa: F401  (a fixture: the site's test CA and issuer)
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[3]

@@ -11,7 +11,7 @@ from typing import Any
 
 from mailprov.testing import RelayRunner
 from tests.integration.identity.test_certificate_rows import ec_key, leaf, pem, sign
-from tests.web.test_requests import Trust, trust  # noqa: F401  (the site's test CA, a fixture)
+from tests.web.test_requests import Trust
 
 
 def test_certificate_and_signature_files_prove_identity(

@@ -17,7 +17,7 @@ PEPPER = b"p" * 32
 class _Visit:
     """What :func:`core.flash` reads of a visit."""
 
-    class services:  # noqa: N801  (stands in for the Services attribute)
+    class services:  # stands in for the Services attribute
         pepper = PEPPER
 
 
