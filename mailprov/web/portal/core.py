@@ -83,6 +83,8 @@ FLASH_COOKIE = "mailprov_flash"
 APPLICATION_COOKIE = "mailprov_application"
 #: How long a form's outcome is kept for a second sending of the same form.
 ONCE_SECONDS = 120
+#: At most this many outcomes are kept (a flood of forms must not fill the memory).
+ONCE_KEPT = 10_000
 #: How long the credentials wait, in this process's memory only, to be shown once.
 SHOWN_SECONDS = 600
 #: Form fields never kept in a flash cookie (secrets), whatever a handler asks.
@@ -130,9 +132,12 @@ class Portal:
     shown: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
     def prune(self, now: float) -> None:
-        """Forget what has outlived its time."""
+        """Forget what has outlived its time (and the oldest outcomes beyond ONCE_KEPT)."""
         for key in [k for k, (until, _) in self.once.items() if until <= now]:
             del self.once[key]
+        for key in list(self.once)[: max(0, len(self.once) - ONCE_KEPT)]:
+            if self.once[key][1].done():  # one still running stays: its twin waits on it
+                del self.once[key]
         for key in [k for k, (until, _) in self.shown.items() if until <= now]:
             del self.shown[key]
 

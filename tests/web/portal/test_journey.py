@@ -115,15 +115,18 @@ def _credentials_once(person: Any, chosen: str, number: str) -> str:
     profile = Path(download.value.path()).read_bytes()
     assert chosen in str(plistlib.loads(profile))
     assert password.encode() not in profile
-    again = page.reload()
-    assert 410 == again.status
+    page.go_back()  # the back button: the application's page, without the password
+    assert page.url.endswith("/application")
+    assert WORDS[person.lang]["provisioned"] in person.text()
+    assert password not in page.content()
+    forward = page.go_forward()  # and forward again: not shown a second time
+    assert 410 == forward.status
     assert password not in page.content()
     assert number in person.text()  # the error names the application
     person.check_accessible()
-    page.go_back()
+    again = page.reload()
+    assert 410 == again.status
     assert password not in page.content()
-    person.open("/application")
-    assert WORDS[person.lang]["provisioned"] in person.text()
     return password
 
 
