@@ -39,6 +39,12 @@ def serve(listen: str | None, openapi: bool) -> None:
         return
     app = app_context()
     services = make_services(app.settings, app.store)
+    if app.settings.web.test_issuer:
+        click.echo(
+            "warning: [web] test_issuer is set: the portal offers a TEST identity provider "
+            "that confirms anyone (demos and test rigs only)",
+            err=True,
+        )
 
     def ready(url: str) -> None:
         info: dict[str, Any] = {"ready": True, "url": url, "openapi": f"{url}/api/v1/openapi.json"}

@@ -3,6 +3,7 @@ error words for every error the gate can raise, safe redirect targets."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -71,3 +72,38 @@ def test_unknown_errors_fall_back_to_general_words() -> None:
 def test_redirects_stay_on_this_site(target: str, expected: str) -> None:
     """Only a path of this site is a place to go back to."""
     assert expected == core.local_path(target)
+
+
+def test_a_form_sent_twice_runs_once() -> None:
+    """Two sendings of one form at the same time run its handler once and both get its
+    outcome; a failed sending is forgotten, so the form can be sent again; credentials are
+    taken once."""
+    import asyncio
+
+    portal = core.Portal(services=None)  # type: ignore[arg-type]
+    runs: list[int] = []
+
+    async def handler() -> core.Outcome:
+        runs.append(1)
+        await asyncio.sleep(0.05)
+        return core.Outcome("/application", (("c", "v"),))
+
+    async def failing() -> core.Outcome:
+        raise RuntimeError("boom")
+
+    async def main() -> None:
+        first, second = await asyncio.gather(
+            portal.run_once("k", handler), portal.run_once("k", handler)
+        )
+        assert first == second == core.Outcome("/application", (("c", "v"),))
+        assert [1] == runs
+        with pytest.raises(RuntimeError):
+            await portal.run_once("f", failing)
+        assert "/application" == (await portal.run_once("f", handler)).location
+
+    # In a thread of its own: the browser tests' Playwright keeps a loop running in this one.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, main()).result()
+    portal.keep_credentials("ABCD-EFGH", {"login": "a@example.test"})
+    assert {"login": "a@example.test"} == portal.take_credentials("ABCD-EFGH")
+    assert portal.take_credentials("ABCD-EFGH") is None
