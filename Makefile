@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e . --group tests --group lint 2>/dev/null || \
-	  $(PY) -m pip install -q -e . pytest pytest-randomly hypothesis time-machine trustme dkimpy pynacl checkdmarc mailpit-api-client==1.0.0 playwright axe-playwright-python build hatchling ruff mypy import-linter
+	  $(PY) -m pip install -q -e . pytest pytest-randomly hypothesis time-machine trustme dkimpy pynacl checkdmarc openapi-spec-validator schemathesis mailpit-api-client==1.0.0 oidc-provider-mock ansible-core playwright axe-playwright-python build hatchling ruff mypy import-linter
 	touch $@
 
 venv: $(VENV)/.installed

@@ -10,7 +10,9 @@ Exit statuses are grouped by area so that each area owns a range:
 0-9 generic, 10-19 the provisioning errors of the SPEC's error table,
 20-29 and 90-99 accounts and store, 30-39 config rendering and deploy,
 40-59 identity gate, 60-69 relay, 70-74 and 76-89 DNS/DKIM/checks, 75 temporary failure,
-100-129 the owner's side (``mailprov serve``), 130-134 the admin API's tokens.
+100-129 the owner's side (``mailprov serve``), 131-134 the admin API's tokens.
+100-129 the owner's side (``mailprov serve``), 130-134 the admin API's tokens,
+140-144 identity by redirect (OpenID Connect).
 """
 
 from __future__ import annotations
@@ -105,6 +107,10 @@ class ExitStatus(IntEnum):
     # -- 90-99: accounts and store, continued (20-29 is full) -----------------
     PASSWORDS_NOT_WRITTEN = 90
     CONFLICT = 91
+    STATE_INVALID = 92
+    BACKUP_INVALID = 93
+    RESTORE_REFUSED = 94
+    BACKUP_TOO_NEW = 95
 
     # -- 100-129: the owner's side (mailprov serve) ---------------------------
     # 100-109 sign-in and sessions, 110-114 two-factor, 115-119 recovery and reset,
@@ -113,10 +119,36 @@ class ExitStatus(IntEnum):
     SIGN_IN_FAILED = 101
     SESSION_STAGE = 102
     CSRF_REFUSED = 103
-    # -- 130-134: the admin API's tokens
-    ADMIN_TOKEN_REFUSED = 130
-    SCOPE_REFUSED = 131
+    SIGN_IN_LOCKED = 104
+    # 110-114 two-factor authentication (services/twofactor.py)
+    TWO_FACTOR_CODE_INVALID = 110
+    TWO_FACTOR_CODE_EXPIRED = 111
+    TWO_FACTOR_CODE_REUSED = 112
+    TWO_FACTOR_LOCKED = 113
+    TWO_FACTOR_STATE = 114
+    # 115-119 recovery contacts and password reset
+    RESET_ROUTE_DISABLED = 115
+    IDENTITY_MISMATCH = 116
+    RESET_ENDED = 117
+    LAST_CONTACT = 118
+    CONTACT_NOT_PENDING = 119
+    # 120-124 filters (Sieve)
+    SIEVE_INVALID = 120
+    SIEVE_TOO_LARGE = 121
+    FILTERS_NOT_INSTALLED = 122
+    FILTERS_INVALID = 123
+    # 125-129 requests over HTTP
     REQUEST_UNKNOWN = 125
+    # -- 131-134: the admin API's tokens (130 is INTERRUPTED: 128 + SIGINT)
+    ADMIN_TOKEN_REFUSED = 131
+    SCOPE_REFUSED = 132
+    # -- 140-144: identity by redirect (OpenID Connect); the token it brings is checked by
+    # the gate itself, so its refusals keep the gate's IDG codes and statuses (40-59).
+    OIDC_STATE_INVALID = 140
+    OIDC_STATE_EXPIRED = 141
+    OIDC_STATE_USED = 142
+    OIDC_PROVIDER_REFUSED = 143
+    OIDC_UNAVAILABLE = 144
 
     TEMPFAIL = 75
     INTERRUPTED = 130
@@ -331,6 +363,38 @@ class Conflict(MailprovError):
     default_hint = "change the existing object with its 'set' command (e.g. 'mailprov mailbox set')"
 
 
+class StateInvalid(MailprovError):
+    """The state file is not valid; nothing was changed."""
+
+    code = "state-invalid"
+    exit_status = ExitStatus.STATE_INVALID
+    default_hint = "fix the problems listed (each names its line) and run again"
+
+
+class BackupInvalid(MailprovError):
+    """The backup cannot be used: it is damaged, changed, or the passphrase is wrong."""
+
+    code = "backup-invalid"
+    exit_status = ExitStatus.BACKUP_INVALID
+    default_hint = "use another copy of the backup, or the right passphrase"
+
+
+class RestoreRefused(MailprovError):
+    """The restore would overwrite data that is there; nothing was restored."""
+
+    code = "restore-refused"
+    exit_status = ExitStatus.RESTORE_REFUSED
+    default_hint = "restore into an empty store, or pass --force to replace what is there"
+
+
+class BackupTooNew(MailprovError):
+    """The backup was made with a newer store schema than this mailprov knows."""
+
+    code = "backup-too-new"
+    exit_status = ExitStatus.BACKUP_TOO_NEW
+    default_hint = "restore it with the mailprov version that made it (or a newer one)"
+
+
 # -- config rendering and deploy -------------------------------------------------
 
 
@@ -384,7 +448,8 @@ class ServerToolMissing(MailprovError):
     exit_status = ExitStatus.SERVER_TOOL_MISSING
     default_hint = (
         "install the servers: apt-get install postfix postfix-sqlite postfix-pgsql "
-        "dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite dovecot-pgsql"
+        "dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite dovecot-pgsql "
+        "dovecot-sieve dovecot-managesieved"
     )
 
 
@@ -696,6 +761,188 @@ class RequestUnknown(NotFound):
     default_hint = (
         "give the request's number and, in the X-Request-Handle header, the handle shown "
         "once when it was opened"
+    )
+
+
+class TwoFactorCodeInvalid(MailprovError):
+    """The two-factor code is wrong."""
+
+    code = "two-factor-code-invalid"
+    exit_status = ExitStatus.TWO_FACTOR_CODE_INVALID
+    default_hint = (
+        "type the 6-digit code your authenticator app shows now, or one of your recovery codes"
+    )
+
+
+class TwoFactorCodeExpired(MailprovError):
+    """That two-factor code has expired."""
+
+    code = "two-factor-code-expired"
+    exit_status = ExitStatus.TWO_FACTOR_CODE_EXPIRED
+    default_hint = (
+        "codes change every 30 seconds: type the one shown now; if fresh codes are refused "
+        "too, set the clock of your phone to automatic time"
+    )
+
+
+class TwoFactorCodeReused(MailprovError):
+    """That two-factor code was already used."""
+
+    code = "two-factor-code-reused"
+    exit_status = ExitStatus.TWO_FACTOR_CODE_REUSED
+    default_hint = "wait for the next code (at most 30 seconds) and type that one"
+
+
+class TwoFactorLocked(MailprovError):
+    """Too many wrong two-factor codes: the second step is locked for a while."""
+
+    code = "two-factor-locked"
+    exit_status = ExitStatus.TWO_FACTOR_LOCKED
+    default_hint = "wait until the time given in 'locked_until', then sign in again"
+
+
+class TwoFactorState(MailprovError):
+    """Two-factor authentication is not in a state that allows this."""
+
+    code = "two-factor-state"
+    exit_status = ExitStatus.TWO_FACTOR_STATE
+    default_hint = "see GET /api/v1/account/2fa for whether it is on, off or being set up"
+
+
+class SieveInvalid(MailprovError):
+    """Pigeonhole refused the Sieve script; nothing was changed."""
+
+    code = "sieve-invalid"
+    exit_status = ExitStatus.SIEVE_INVALID
+    default_hint = "fix the lines named in 'problems' and send it again"
+
+
+class SieveTooLarge(MailprovError):
+    """The Sieve script is larger than this site allows; nothing was changed."""
+
+    code = "sieve-too-large"
+    exit_status = ExitStatus.SIEVE_TOO_LARGE
+    default_hint = "use fewer or shorter rules, or a shorter vacation text"
+
+
+class FiltersInvalid(InvalidValue):
+    """A field of the filter forms is not accepted; nothing was changed."""
+
+    code = "filters-invalid"
+    exit_status = ExitStatus.FILTERS_INVALID
+    default_hint = "correct the field named in 'field' and send the forms again"
+
+
+class FiltersNotInstalled(MailprovError):
+    """The filters could not be checked or written to the mail server; nothing was changed."""
+
+    code = "filters-not-installed"
+    exit_status = ExitStatus.FILTERS_NOT_INSTALLED
+    default_hint = "retry later; if it persists, the administrator should run 'mailprov doctor'"
+
+
+class SignInLocked(MailprovError):
+    """Sign-in is locked for a while after too many failed attempts."""
+
+    code = "sign-in-locked"
+    exit_status = ExitStatus.SIGN_IN_LOCKED
+    default_hint = (
+        "wait retry_after seconds (the Retry-After header), or reset the password, which unlocks it"
+    )
+
+
+class ResetRouteDisabled(MailprovError):
+    """That way of resetting a password is not enabled on this site."""
+
+    code = "reset-route-disabled"
+    exit_status = ExitStatus.RESET_ROUTE_DISABLED
+    default_hint = "use a route [passwords] reset_via allows, or ask the administrator"
+
+
+class IdentityMismatch(MailprovError):
+    """The verified identity is not the one this mailbox was provisioned for."""
+
+    code = "identity-mismatch"
+    exit_status = ExitStatus.IDENTITY_MISMATCH
+    default_hint = (
+        "prove the identity you had when the mailbox was created, or reset through a recovery "
+        "contact"
+    )
+
+
+class ResetEnded(MailprovError):
+    """This password reset is unknown, used or expired."""
+
+    code = "reset-ended"
+    exit_status = ExitStatus.RESET_ENDED
+    default_hint = "start a new password reset (POST /api/v1/password-reset)"
+
+
+class LastRecoveryContact(MailprovError):
+    """The last verified recovery contact cannot be removed."""
+
+    code = "last-contact"
+    exit_status = ExitStatus.LAST_CONTACT
+    default_hint = "add and confirm another recovery contact first, then remove this one"
+
+
+class ContactNotPending(MailprovError):
+    """That recovery contact is not waiting for confirmation."""
+
+    code = "contact-not-pending"
+    exit_status = ExitStatus.CONTACT_NOT_PENDING
+    default_hint = "add the contact first (a code is sent to it), then confirm it with that code"
+
+
+# -- identity by redirect (OpenID Connect) -------------------------------------------
+
+
+class OidcStateInvalid(MailprovError):
+    """This sign-in at the identity provider is unknown here, or was started in another browser."""
+
+    code = "oidc-state-invalid"
+    exit_status = ExitStatus.OIDC_STATE_INVALID
+    default_hint = (
+        "start again from your request (in this browser): POST "
+        "/api/v1/requests/NUMBER/identity/oidc"
+    )
+
+
+class OidcStateExpired(MailprovError):
+    """This sign-in at the identity provider took too long and has expired."""
+
+    code = "oidc-state-expired"
+    exit_status = ExitStatus.OIDC_STATE_EXPIRED
+    default_hint = "start the sign-in with the identity provider again"
+
+
+class OidcStateUsed(MailprovError):
+    """This sign-in at the identity provider has already been used (or a newer one replaced it)."""
+
+    code = "oidc-state-used"
+    exit_status = ExitStatus.OIDC_STATE_USED
+    default_hint = "each sign-in works once: start it again, and use only the newest"
+
+
+class OidcProviderRefused(MailprovError):
+    """The identity provider did not sign you in."""
+
+    code = "oidc-provider-refused"
+    exit_status = ExitStatus.OIDC_PROVIDER_REFUSED
+    default_hint = (
+        "sign in at the identity provider and allow the request, then try again; or prove "
+        "who you are with an identity token or a certificate"
+    )
+
+
+class OidcUnavailable(MailprovError):
+    """Identity by redirect is not available now."""
+
+    code = "oidc-unavailable"
+    exit_status = ExitStatus.OIDC_UNAVAILABLE
+    default_hint = (
+        "retry later, or prove who you are with an identity token or a certificate; "
+        "administrators: check [oidc] and that the provider answers"
     )
 
 

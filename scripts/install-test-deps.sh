@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages mailprov's test suite runs for real: Postfix, Dovecot,
+# Install the Debian packages mailprov's test suite runs for real: Postfix, Dovecot (with Pigeonhole),
 # an authoritative DNS server (knot), OpenDKIM, swaks. Idempotent; needs root
 # (or sudo). Services are NOT started by the packages: the tests start their own
 # instances on 127.0.0.1 from the configs mailprov renders.
@@ -8,22 +8,26 @@ set -euo pipefail
 PACKAGES=(
   postfix postfix-sqlite postfix-pgsql postfix-pcre postfix-lmdb
   dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-sqlite dovecot-pgsql
+  # Pigeonhole (Sieve at delivery, ManageSieve, sievec) and a real ManageSieve client.
+  dovecot-sieve dovecot-managesieved sieve-connect
   knot knot-dnsutils
   # Independent judges of what mailprov publishes and serves: kzonecheck (zones),
   # named-checkzone, nginx (the web snippet), ip (loopback in a private namespace).
   knot-dnssecutils bind9-utils nginx-light iproute2 curl
   opendkim opendkim-tools
   swaks sqlite3 openssl
+  # A private primary + streaming replica (tests/integration/pgcluster.py): initdb, pg_ctl,
+  # pg_basebackup; the system cluster is not started or touched.
+  postgresql-15 postgresql-client-15
   testssl.sh  # rates the TLS of the real stack (tests/integration/render/test_render_tls.py)
   systemd  # systemd-analyze verify/security for the rendered units (no systemd needs to run)
+  chromium  # the relay's web inbox and the portal in a real browser, driven by Playwright (its own download is not used)
   # The units' emulated sandbox (tests/integration/sandbox.py): setpriv, unshare, mount(2)
   # and libseccomp for SystemCallFilter=/RestrictAddressFamilies=.
   util-linux mount libseccomp2
   mandoc  # lints the generated man pages (tests/integration/test_manpages.py)
   # Node runs npm's Mailpit client (mailpit-api) against the relay's Mailpit-compatible API.
   nodejs npm
-  # The portal's tests drive Debian's Chromium with Playwright (tests/web/portal/).
-  chromium
 )
 
 missing=()

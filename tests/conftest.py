@@ -281,12 +281,10 @@ def free_port() -> int:
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on 127.0.0.1 (all held open while they are chosen)."""
-    with contextlib.ExitStack() as held:
-        socks = [held.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+    """``count`` distinct free TCP ports on 127.0.0.1 (the shipped harness's one helper)."""
+    from mailprov.mailstack import free_ports as shipped
+
+    return shipped(count)
 
 
 # -- the test CA ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import complete_aliases, json_option
+from mailprov.cli.options import complete_aliases, dry_run_option, json_option
 from mailprov.cli.output import emit, table
 
 
@@ -17,6 +17,7 @@ def alias() -> None:
 @alias.command("add")
 @click.argument("source")
 @click.argument("destinations", nargs=-1, required=True)
+@dry_run_option
 @json_option
 def alias_add(source: str, destinations: tuple[str, ...]) -> None:
     """Make SOURCE deliver to DESTINATIONS (adds to an existing alias).
@@ -67,6 +68,7 @@ def alias_list(domain: str | None) -> None:
     is_flag=True,
     help="Succeed (changed: false) if SOURCE, or a --destination of it, is already absent.",
 )
+@dry_run_option
 @json_option
 def alias_remove(source: str, destinations: tuple[str, ...], missing_ok: bool) -> None:
     """Remove alias SOURCE, or some of its destinations."""

@@ -27,6 +27,11 @@ COMMANDS: dict[str, str] = {
     "mailbox": "mailprov.cli.mailbox:mailbox",
     "alias": "mailprov.cli.alias:alias",
     "audit": "mailprov.cli.audit:audit",
+    # configuration management: the site as one declared state, backup and restore
+    "apply": "mailprov.cli.apply:apply",
+    "export": "mailprov.cli.apply:export",
+    "backup": "mailprov.cli.backup:backup",
+    "restore": "mailprov.cli.backup:restore",
     # config rendering and deploy
     "deploy": "mailprov.cli.deploy:deploy",
     "tls": "mailprov.cli.tls:tls",

@@ -30,6 +30,8 @@ class AppContext:
     json: bool = False
     debug: bool = False
     non_interactive: bool = False
+    #: ``--dry-run`` of a store command: its write transactions are rolled back.
+    rehearsal: bool = False
     _settings: SiteConfig | None = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
 
@@ -51,6 +53,7 @@ class AppContext:
             from mailprov.store import open_store
 
             self._store = open_store(self.settings.store.url)
+            self._store.rehearsal = self.rehearsal
         return self._store
 
     def actor(self) -> Actor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import complete_domains, json_option
+from mailprov.cli.options import complete_domains, dry_run_option, json_option
 from mailprov.cli.output import emit, table, yes_no
 
 
@@ -17,6 +17,7 @@ def domain() -> None:
 @domain.command("add")
 @click.argument("name")
 @click.option("--exist-ok", is_flag=True, help="Succeed (changed: false) if NAME already exists.")
+@dry_run_option
 @json_option
 def domain_add(name: str, exist_ok: bool) -> None:
     """Add domain NAME (an IDN is stored as its A-label)."""
@@ -73,6 +74,7 @@ def domain_show(name: str) -> None:
 @domain.command("remove")
 @click.argument("name", shell_complete=complete_domains)
 @click.option("--missing-ok", is_flag=True, help="Succeed (changed: false) if NAME is not served.")
+@dry_run_option
 @json_option
 def domain_remove(name: str, missing_ok: bool) -> None:
     """Remove domain NAME (refused while it has mailboxes or aliases)."""
@@ -108,6 +110,7 @@ def domain_remove(name: str, missing_ok: bool) -> None:
 @click.option(
     "--renew", is_flag=True, help="Make a new token even if the current one is still valid."
 )
+@dry_run_option
 @json_option
 def domain_verify_start(name: str, renew: bool) -> None:
     """Start proving ownership of NAME: prints the TXT record to publish.
@@ -133,6 +136,7 @@ def domain_verify_start(name: str, renew: bool) -> None:
 @click.option(
     "--nameserver", metavar="IP[:PORT]", help="Ask this DNS server (default: the system resolver)."
 )
+@dry_run_option
 @json_option
 def domain_verify(name: str, nameserver: str | None) -> None:
     """Check the TXT record and mark NAME verified (and active)."""

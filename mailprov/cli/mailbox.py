@@ -1,4 +1,5 @@
-"""``mailprov mailbox add|list|show|passwd|set|disable|enable|remove|import``."""
+"""``mailprov mailbox add|list|show|passwd|set|disable|enable|remove|import``
+(and ``2fa``, ``app-password`` from :mod:`mailprov.cli.twofactor`, ``contact``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from mailprov.cli.contact import contact
 from mailprov.cli.context import app_context
 from mailprov.cli.options import (
     Renamed,
     complete_mailboxes,
+    dry_run_option,
     json_option,
     password_options,
     read_password,
@@ -32,6 +35,9 @@ KILL_AT_ENV = "MAILPROV_TEST_KILL_AT"
 @click.group()
 def mailbox() -> None:
     """Mailboxes: addresses that store mail and log in."""
+
+
+mailbox.add_command(contact)
 
 
 def _show_generated(data: dict[str, object], password: str | None, address: str) -> str:
@@ -76,6 +82,7 @@ def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) ->
     "exit 91 (conflict) if they differ.",
 )
 @password_options
+@dry_run_option
 @json_option
 def mailbox_add(
     address: str,
@@ -186,6 +193,7 @@ def mailbox_show(address: str) -> None:
 @mailbox.command("passwd")
 @click.argument("address", shell_complete=complete_mailboxes)
 @password_options
+@dry_run_option
 @json_option
 def mailbox_passwd(
     address: str, password_stdin: bool, generate: bool, password_hash_stdin: bool
@@ -263,6 +271,7 @@ def _toggle(address: str, *, active: bool) -> None:
 
 @mailbox.command("disable")
 @click.argument("address", shell_complete=complete_mailboxes)
+@dry_run_option
 @json_option
 def mailbox_disable(address: str) -> None:
     """Disable ADDRESS: no login, no delivery; nothing is deleted.
@@ -275,6 +284,7 @@ def mailbox_disable(address: str) -> None:
 
 @mailbox.command("enable")
 @click.argument("address", shell_complete=complete_mailboxes)
+@dry_run_option
 @json_option
 def mailbox_enable(address: str) -> None:
     """Enable ADDRESS again."""
@@ -345,6 +355,7 @@ def mailbox_set(
 @click.option(
     "--missing-ok", is_flag=True, help="Succeed (changed: false) if there is no mailbox ADDRESS."
 )
+@dry_run_option
 @json_option
 def mailbox_remove(address: str, force: bool, missing_ok: bool) -> None:
     """Remove mailbox ADDRESS from the store (its Maildir on disk is left alone)."""
@@ -451,3 +462,10 @@ def _crash_hook() -> Checkpoint | None:
             kill_self()
 
     return checkpoint
+
+
+# The owner's side: two-factor authentication and app passwords (cli/twofactor.py).
+from mailprov.cli.twofactor import app_password, two_factor  # noqa: E402
+
+mailbox.add_command(two_factor)
+mailbox.add_command(app_password)

@@ -23,6 +23,29 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
             app.json = True
 
 
+def _set_rehearsal(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        app = ctx.find_object(AppContext)
+        if app is not None:
+            app.rehearsal = True
+
+
+def dry_run_option(func: F) -> F:
+    """``--dry-run`` for a command that only changes the store: it runs every check and
+    reports what it would change ("changed" as a real run would say, "dry_run": true), and
+    its transactions are rolled back (``Store.rehearsal``), so nothing is kept.
+    """
+    return click.option(
+        "--dry-run",
+        "_dry_run",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_rehearsal,
+        help="Check and report what would change; keep nothing.",
+    )(func)
+
+
 def json_option(func: F) -> F:
     """``--json``: print exactly one JSON document on stdout (errors too)."""
     return click.option(

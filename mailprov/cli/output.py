@@ -20,10 +20,15 @@ def dump_json(data: Any) -> str:
 def emit(ctx: click.Context, data: Any, human: str | None = None) -> None:
     """Print a result: ``data`` as JSON with --json, else ``human`` (if any) on stdout."""
     app = ctx.find_object(AppContext)
+    rehearsal = app is not None and app.rehearsal
+    if rehearsal and isinstance(data, dict):
+        # A rehearsal keeps nothing, so a password or token it made up is not shown.
+        data = {k: v for k, v in data.items() if k not in {"password", "passwords", "token"}}
+        data["dry_run"] = True
     if app is not None and app.json:
         click.echo(dump_json(data))
     elif human:
-        click.echo(human)
+        click.echo(f"(dry run: nothing was kept) {human}" if rehearsal else human)
 
 
 def table(

@@ -108,25 +108,59 @@ def _query(**given: Any) -> Any:
 @click.option("--mailbox", cls=Renamed, old=("--to",), metavar="ADDRESS", help="Only this mailbox.")
 @click.option("--from", "sender", metavar="TEXT", help="Sender contains TEXT.")
 @click.option("--subject", metavar="TEXT", help="Subject contains TEXT.")
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    help="Messages per page.",
+)
+@click.option(
+    "--before", type=click.IntRange(1), metavar="SEQ", help="The page after one that ended at SEQ."
+)
+@click.option("--all", "all_pages", is_flag=True, help="Every matching message, page after page.")
 @storage_option
 @json_option
 def relay_messages(
-    mailbox: str | None, sender: str | None, subject: str | None, limit: int, storage: str | None
+    mailbox: str | None,
+    sender: str | None,
+    subject: str | None,
+    limit: int,
+    before: int | None,
+    all_pages: bool,
+    storage: str | None,
 ) -> None:
-    """List captured messages, newest first."""
+    """List captured messages, newest first, a page at a time (with the total).
+
+    The next page is --before the last SEQ shown (the JSON's "next_before");
+    --all walks every page.
+    """
     store = _storage(storage)
-    found = store.search(_query(mailbox=mailbox, sender=sender, subject=subject, limit=limit))
+    query = _query(mailbox=mailbox, sender=sender, subject=subject, limit=limit, before_seq=before)
+    page = store.page(query)
+    found = list(page.messages)
+    while all_pages and page.next_before is not None:
+        page = store.page(_query(**{**query.__dict__, "before_seq": page.next_before}))
+        found += page.messages
+    total, exact, after = page.total, page.total_exact, page.next_before
+    if all_pages:
+        total, exact = len(found), True
+    ctx = click.get_current_context()
     rows = [
-        [m.id, m.to_json()["received_at"], m.sender, ",".join(m.recipients), m.subject]
+        [m.seq, m.id, m.to_json()["received_at"], m.sender, ",".join(m.recipients), m.subject]
         for m in found
     ]
-    table(
-        click.get_current_context(),
-        {"messages": [m.to_json() for m in found]},
-        ["ID", "RECEIVED", "FROM", "TO", "SUBJECT"],
-        rows,
-    )
+    data = {
+        "messages": [m.to_json() for m in found],
+        "count": len(found),
+        "total": total,
+        "total_exact": exact,
+        "next_before": after,
+    }
+    table(ctx, data, ["SEQ", "ID", "RECEIVED", "FROM", "TO", "SUBJECT"], rows)
+    if not app_context().json and found:
+        more = f"; next page: --before {after}" if after is not None else ""
+        click.echo(f"{len(found)} of {total:,}{'' if exact else '+'} message(s){more}", err=True)
 
 
 @relay.command("show")
@@ -184,7 +218,13 @@ def relay_wait(
     store = _storage(storage)
     query = _query(mailbox=mailbox, sender=sender, subject=subject, limit=1, newest_first=False)
     deadline = time.monotonic() + timeout
-    while not (found := store.search(query)):
+    # Each look covers only what arrived since the last one (after_seq), never all again.
+    seen = 0
+    while True:
+        newest = store.last_seq()
+        if found := store.search(_query(**{**query.__dict__, "after_seq": seen})):
+            break
+        seen = newest
         if time.monotonic() >= deadline:
             raise WaitTimedOut(f"no matching message arrived within {timeout:g} s")
         time.sleep(0.05)

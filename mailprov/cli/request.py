@@ -61,7 +61,11 @@ def _emit(data: dict[str, Any], human: str, warnings: tuple[str, ...]) -> None:
     "--kind", type=click.Choice([k.value for k in RequestKind]), required=True, help="Mailbox kind."
 )
 @click.option(
-    "--recovery", metavar="EMAIL", required=True, help="Recovery address: codes go there."
+    "--recovery",
+    metavar="CONTACT",
+    required=True,
+    help="Recovery contact, where codes go: a mail address, or a +phone number when "
+    "[notify] hook (an SMS gateway) is set. It becomes the mailbox's first recovery contact.",
 )
 @click.option("--name", default="", help="Owner's name; must match the verified identity.")
 @click.option("--accept-terms", is_flag=True, help="Accept the terms of service (required).")

@@ -12,7 +12,9 @@ from mailprov.cli.output import emit
 @click.command()
 @json_option
 def sweep() -> None:
-    """Run the expiry sweep: expired temporary passwords, stale provisioning requests."""
+    """Run the periodic sweep: expired temporary passwords, stale provisioning requests,
+    password-age reminders ([passwords] reminder_days, once per password) and the owners'
+    ended sessions."""
     from mailprov.services.sweep import sweep as run_sweep
 
     app = app_context()

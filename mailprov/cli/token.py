@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import json_option
+from mailprov.cli.options import dry_run_option, json_option
 from mailprov.cli.output import emit, table
 
 SCOPES = ("accounts:read", "accounts:write", "deploy")
@@ -88,6 +88,7 @@ def token_list() -> None:
 @click.option(
     "--missing-ok", is_flag=True, help="Succeed (changed: false) if there is no such token."
 )
+@dry_run_option
 @json_option
 def token_revoke(token_id: str, missing_ok: bool) -> None:
     """Revoke token ID at once; requests with it are refused from now on."""

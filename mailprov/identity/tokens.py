@@ -3,8 +3,10 @@
 :func:`verify_token` runs checks 1-17 of table (A) in order and stops at the
 first failure with its IDG code; the caller (the provisioning service) adds
 the owner match (18) and the replay insert (19) in its transaction. Keys come
-only from local JWKS data, one algorithm per key, asymmetric algorithms only;
-``jku``/``x5u``/``jwk``/``x5c`` are never followed, they are refused.
+only from JWKS data the site chose — a trusted issuer's local JWKS file, or the
+configured OpenID Connect provider's ``jwks_uri`` (identity by redirect) — one
+algorithm per key, asymmetric algorithms only; ``jku``/``x5u``/``jwk``/``x5c`` are
+never followed, they are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailprov.errors import TrustInvalid, idg_error
+from mailprov.rules.assurance import FRAMEWORK_LEVELS, framework_name
 
 MAX_TOKEN = 8192
 LEEWAY = 60
@@ -47,14 +50,6 @@ _COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 FORBIDDEN_HEADERS = ("crit", "jku", "x5u", "jwk", "x5c", "zip")
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
-#: Assurance levels of each trust framework, lowest first, and the default minimum.
-FRAMEWORK_LEVELS: dict[str, tuple[str, ...]] = {
-    "ru_esia": ("simplified", "standard", "confirmed"),
-    "eidas": ("low", "substantial", "high"),
-    "nist_800_63A": ("ial1", "ial2", "ial3"),
-}
-DEFAULT_MIN_LEVEL = {"ru_esia": "confirmed", "eidas": "substantial", "nist_800_63A": "ial2"}
-
 
 @dataclass(frozen=True)
 class TrustedIssuer:
@@ -80,6 +75,10 @@ class TrustedKeys:
     """The trusted key set, by ``kid`` (unique across issuers)."""
 
     by_kid: Mapping[str, TrustedKey] = field(default_factory=dict)
+    #: The key a token without ``kid`` is checked with: set only for an OpenID Connect
+    #: provider whose key set holds one signing key (OpenID Connect Core §10.1 lets its
+    #: ID tokens leave ``kid`` out); None everywhere else, so check 4 refuses them.
+    sole: TrustedKey | None = None
 
     @classmethod
     def build(cls, issuers: Sequence[tuple[TrustedIssuer, str]]) -> TrustedKeys:
@@ -263,7 +262,7 @@ def verify_token(  # noqa: PLR0912  (the check list is one ordered sequence)
         if name in header:
             raise idg_error("IDG-T03", name=name, **rid)
     kid = header.get("kid")
-    trusted = keys.by_kid.get(kid) if isinstance(kid, str) else None
+    trusted = keys.by_kid.get(kid) if isinstance(kid, str) else keys.sole if kid is None else None
     if trusted is None:
         raise idg_error("IDG-T04", kid=kid, **rid)
     alg = header.get("alg")
@@ -310,14 +309,6 @@ def verify_token(  # noqa: PLR0912  (the check list is one ordered sequence)
         level=level,
         claims=verified,
     )
-
-
-def framework_name(value: object) -> str | None:
-    """``https://op/trust_framework/ru_esia`` or ``ru_esia`` -> ``ru_esia``; unknown -> None."""
-    if not isinstance(value, str):
-        return None
-    name = value.rstrip("/").rsplit("/", 1)[-1]
-    return name if name in FRAMEWORK_LEVELS else None
 
 
 def _verified_claims(

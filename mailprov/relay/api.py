@@ -5,33 +5,37 @@ Errors are ``{"error": {"code", "message"}}`` with 400 for bad parameters, 404
 for an unknown message and 408 when ``wait`` times out. Unknown query
 parameters are refused (a typo must not silently widen a search). Before any
 handler, :mod:`mailprov.relay.gate` checks Host, Origin, the bearer token and a
-write's Content-Type (421, 403, 401, 415).
+write's Content-Type (421, 403, 401, 415). The same listener serves the web
+inbox under ``/inbox/`` (:mod:`mailprov.relay.inbox`), behind the same gate.
+
+Store queries run in :class:`~mailprov.relay.reader.StoreReader`'s threads,
+never on the event loop SMTP shares; ``wait`` subscribes to
+:class:`~mailprov.relay.arrivals.Arrivals` and is woken by the message itself.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import InvalidValue, MailprovError, NotFound
 from mailprov.relay import params as p
-from mailprov.relay.gate import REALM
+from mailprov.relay.gate import INBOX_REALM, REALM
+from mailprov.relay.inbox import INBOX_PATH, add_inbox_routes
 from mailprov.relay.mailpit import PREFIX as MAILPIT_PREFIX
 from mailprov.relay.mailpit import build_mailpit_app
 from mailprov.relay.openapi import document
-from mailprov.relay.storage import Query
+from mailprov.relay.storage import MessageStore, Page, Query
 from mailprov.relay.storage.mailbox import message_detail
+from mailprov.relay.storage.search import LIMIT_MAX
 
 if TYPE_CHECKING:
     from aiohttp import web
 
     from mailprov.relay.server import RelayServer
 
-WAIT_POLL_S = 0.02
 WAIT_MAX_S = 300.0
-LIMIT_MAX = 10_000
 #: The Mailpit-compatible API needs JSON only on POST (DELETE and PUT are preflighted).
 MAILPIT_JSON = frozenset({"POST"})
 SEARCH_PARAMS = (
@@ -45,6 +49,7 @@ SEARCH_PARAMS = (
     "header",
     "limit",
     "after",
+    "before",
 )
 
 
@@ -69,7 +74,20 @@ def query_from(params: Any, *, allowed: tuple[str, ...] = SEARCH_PARAMS) -> Quer
         header=header,
         limit=p.whole(params, "limit", 100, 1, LIMIT_MAX),
         after_seq=p.whole(params, "after", 0, 0, p.SEQ_MAX),
+        before_seq=p.whole(params, "before", 0, 1, p.SEQ_MAX) if "before" in params else None,
     )
+
+
+def page_json(page: Page) -> dict[str, Any]:
+    """A page of messages as the API answers it (``total`` is a lower bound unless exact)."""
+    return {
+        "messages": [m.to_json() for m in page.messages],
+        "count": len(page.messages),
+        "total": page.total,
+        "total_exact": page.total_exact,
+        "next_before": page.next_before,
+        "next_after": page.next_after,
+    }
 
 
 def _error(status: int, exc: MailprovError) -> web.Response:
@@ -108,72 +126,94 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
     """The aiohttp application for one relay."""
     from aiohttp import web  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
-    store = server.api_store
     gate = server.api_gate
+    reader = server.reader
+    arrivals = server.arrivals
+    assert reader is not None  # noqa: S101 (narrows a type)
+    assert arrivals is not None  # noqa: S101 (narrows a type)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # The inbox is opened by a browser, which can send the token only as Basic.
+        inbox = request.path == "/" or request.path.startswith(INBOX_PATH)
         if request.path.startswith(MAILPIT_PREFIX + "/"):
             refusal = gate.check(
                 request.method, request.headers, json_methods=MAILPIT_JSON, basic=True
             )
         else:
-            refusal = gate.check(request.method, request.headers)
+            refusal = gate.check(request.method, request.headers, basic=inbox)
         if refusal is None:
             return await handler(request)
         body = {"error": {"code": refusal.code, "message": refusal.message}}
-        headers = {"WWW-Authenticate": REALM} if refusal.status == 401 else None
+        headers = None
+        if refusal.status == 401:  # the browser asks for the token only where a person looks
+            headers = {"WWW-Authenticate": INBOX_REALM if inbox else REALM}
         return web.json_response(body, status=refusal.status, headers=headers)
 
     async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok", **server.describe(), "messages": store.count()})
+        count = await reader.run(MessageStore.count)
+        return web.json_response({"status": "ok", **server.describe(), "messages": count})
 
     async def mailboxes(_request: web.Request) -> web.Response:
-        return web.json_response({"mailboxes": store.mailboxes()})
+        found = await reader.run(lambda store: store.mailboxes())
+        return web.json_response({"mailboxes": found})
 
     async def messages(request: web.Request) -> web.Response:
-        found = store.search(query_from(request.query))
-        return web.json_response({"messages": [m.to_json() for m in found], "count": len(found)})
+        query = query_from(request.query)
+        found = await reader.run(lambda store: store.page(query))
+        return web.json_response(page_json(found))
 
     async def purge(request: web.Request) -> web.Response:
         unknown = set(request.query) - {"mailbox"}
         if unknown:
             raise InvalidValue(f"unknown parameter {sorted(unknown)[0]!r}", hint="known: mailbox")
-        deleted = store.purge(p.text(request.query, "mailbox"))
+        mailbox = p.text(request.query, "mailbox")
+        deleted = await reader.run(lambda store: store.purge(mailbox))
         return web.json_response({"changed": deleted > 0, "deleted": deleted})
 
     async def one(request: web.Request) -> web.Response:
-        found = store.get(_message_id(request))
-        detail = message_detail(store.raw(found.id))
-        return web.json_response({**found.to_json(), **detail})
+        message_id = _message_id(request)
+
+        def read(store: MessageStore) -> dict[str, Any]:
+            found = store.get(message_id)
+            return {**found.to_json(), **message_detail(store.raw(found.id))}
+
+        return web.json_response(await reader.run(read))
 
     async def raw(request: web.Request) -> web.Response:
-        data = store.raw(_message_id(request))
+        message_id = _message_id(request)
+        data = await reader.run(lambda store: store.raw(message_id))
         return web.Response(body=data, content_type="message/rfc822")
 
     async def delete(request: web.Request) -> web.Response:
-        store.delete(_message_id(request))
+        message_id = _message_id(request)
+        await reader.run(lambda store: store.delete(message_id))
         return web.json_response({"changed": True, "deleted": 1})
 
     async def wait(request: web.Request) -> web.Response:
         params = dict(request.query)
         timeout = p.seconds(params, "timeout", 10.0, WAIT_MAX_S)
         params.pop("timeout", None)
-        query = query_from(params)
-        query = Query(**{**query.__dict__, "limit": 1, "newest_first": False})
-        deadline = time.monotonic() + timeout
-        while True:
-            found = store.search(query)
-            if found:
-                detail = message_detail(store.raw(found[0].id))
-                return web.json_response({**found[0].to_json(), **detail})
-            if time.monotonic() >= deadline:
-                body = {
-                    "code": "wait-timed-out",
-                    "message": f"no matching message arrived within {timeout:g} s",
-                }
-                return web.json_response({"error": body}, status=408)
-            await asyncio.sleep(WAIT_POLL_S)
+        query = replace(query_from(params), limit=1, newest_first=False)
+        # Subscribe first, then look at what is stored: a message stored in between is
+        # found by one or the other, never by neither.
+        with arrivals.subscribed(query) as subscription:
+            found = await reader.run(lambda store: store.search(query))
+            message = found[0] if found else None
+            if message is None:
+                try:
+                    message = await subscription.next(timeout)
+                except TimeoutError:
+                    message = None
+        if message is None:
+            body = {
+                "code": "wait-timed-out",
+                "message": f"no matching message arrived within {timeout:g} s",
+            }
+            return web.json_response({"error": body}, status=408)
+        found_id = message.id
+        detail = await reader.run(lambda store: message_detail(store.raw(found_id)))
+        return web.json_response({**message.to_json(), **detail})
 
     async def faults(_request: web.Request) -> web.Response:
         return web.json_response({"faults": server.faults.to_json(), "seed": server.faults.seed})
@@ -205,6 +245,7 @@ def build_app(server: RelayServer) -> web.Application:  # noqa: PLR0915 (one clo
         return web.json_response(document())
 
     app = web.Application(middlewares=[guard])
+    add_inbox_routes(app, server, _guard)
     routes = [
         web.get("/api/v1/openapi.json", openapi),
         web.get("/api/v1/health", health),

@@ -20,6 +20,9 @@ Why each check exists (issue 10, item 9):
   Mailpit-compatible API also takes it as the password of ``Basic`` (what
   Mailpit's clients send), and needs JSON only on POST: a browser sends
   DELETE and PUT cross-site only after a CORS preflight, which is never granted.
+  So does the web inbox: a browser cannot add a bearer header to a page it
+  navigates to, so the inbox answers 401 with ``WWW-Authenticate: Basic`` and
+  the browser asks for a user name (any) and a password (the token).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from mailprov.model import Secret
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 REALM = 'Bearer realm="mailprov relay"'
+#: The challenge of the web inbox's pages: the browser asks for the token as a password.
+INBOX_REALM = 'Basic realm="mailprov relay inbox (password: the API token)", charset="UTF-8"'
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,11 @@ SEARCH = [
     _param("limit", "At most this many (1-10000, default 100).", "integer"),
     _param("after", "Only messages with seq greater than this.", "integer"),
 ]
+BEFORE = _param(
+    "before",
+    "Paging: only messages with seq below this (the previous page's next_before).",
+    "integer",
+)
 ERROR = {
     "description": "Bad parameters",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
@@ -101,8 +106,8 @@ def _document() -> dict[str, Any]:
             },
             "/api/v1/messages": {
                 "get": {
-                    "summary": "List or search messages, newest first",
-                    "parameters": SEARCH,
+                    "summary": "List or search messages, newest first, a page at a time",
+                    "parameters": [*SEARCH, BEFORE],
                     "responses": {"200": _json("Messages", "MessageList"), "400": ERROR},
                 },
                 "delete": {
@@ -222,7 +227,20 @@ def _document() -> dict[str, Any]:
                             "type": "array",
                             "items": {"$ref": "#/components/schemas/MessageSummary"},
                         },
-                        "count": {"type": "integer"},
+                        "count": {"type": "integer", "description": "Messages on this page."},
+                        "total": {
+                            "type": "integer",
+                            "description": "Messages matching on all pages (at least, if inexact).",
+                        },
+                        "total_exact": {
+                            "type": "boolean",
+                            "description": "False when counting stopped (at 1000 for searches).",
+                        },
+                        "next_before": {
+                            "type": ["integer", "null"],
+                            "description": "'before' of the next (older) page; null on the last.",
+                        },
+                        "next_after": {"type": ["integer", "null"]},
                     },
                 },
                 "Message": {

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from mailprov.errors import ConfigInvalid, MailprovError, PortInUse
 from mailprov.model import Secret
 from mailprov.relay.api import build_app
+from mailprov.relay.arrivals import Arrivals
 from mailprov.relay.auth import FileAuthenticator, StoreAuthenticator
 from mailprov.relay.delivery import MaildirDelivery, RecipientResolver
 from mailprov.relay.faults import FaultRule, FaultSet, parse_fault
@@ -43,6 +44,7 @@ from mailprov.relay.handlers import Capture, DeliverLocal, Forward, RelayContext
 from mailprov.relay.lmtp import DeliverLmtp, parse_target
 from mailprov.relay.logs import setup_logging
 from mailprov.relay.options import refuse_open_api
+from mailprov.relay.reader import StoreReader
 from mailprov.relay.smtp import RelaySMTP
 from mailprov.relay.storage import MessageStore, Retention
 from mailprov.relay.storage.writer import StoreWriter
@@ -116,6 +118,10 @@ class RelayServer:
         self.ctx: RelayContext | None = None
         self.api_store: MessageStore
         self.api_gate = ApiGate(frozenset())
+        #: Stored messages handed to waiters (the API's process only).
+        self.arrivals: Arrivals | None = None
+        #: The API's store queries, off the event loop (the API's process only).
+        self.reader: StoreReader | None = None
         self.port = options.port
         self.tls_port: int | None = None
         self.api_port: int | None = None
@@ -188,11 +194,16 @@ class RelayServer:
             kind = SecretKind("relay.smarthost_password_file")
             password = Secret(read_secret_text(o.smarthost.password_file, kind))
 
+        if o.api and self.worker == 0:
+            self.arrivals = Arrivals()
+        # One process: each stored batch is handed to the waiters at once. Several: the
+        # others' messages are read from the index by Arrivals.follow, so all of them are.
+        announce = self.arrivals.publish if self.arrivals and o.workers == 1 else None
         return RelayContext(
             options=o,
             faults=self.faults,
             store=store,
-            writer=StoreWriter(store) if o.mode == "capture" else None,
+            writer=StoreWriter(store, announce) if o.mode == "capture" else None,
             authenticator=authenticator,
             resolver=RecipientResolver(self._account_store, o.local_domains),
             smarthost_password=password,
@@ -315,6 +326,10 @@ class RelayServer:
         self.api_port = sock.getsockname()[1]
         hosts = allowed_hosts(self.options.api[0], self.api_port, self.options.api_hosts)
         self.api_gate = ApiGate(hosts, token)
+        self.reader = StoreReader(self.options.storage_dir)
+        if self.arrivals is not None and self.options.workers > 1:
+            loop = asyncio.get_running_loop()
+            self._tasks.append(loop.create_task(self.arrivals.follow(self.reader)))
         runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.SockSite(runner, sock)
@@ -392,9 +407,14 @@ class RelayServer:
                 proc.kill()
                 await asyncio.to_thread(proc.wait)
         self._workers.clear()
+        if self.arrivals is not None:  # ends open inbox pages and pending waits
+            self.arrivals.close()
         if self._api_runner is not None:
             await self._api_runner.cleanup()
             self._api_runner = None
+        if self.reader is not None:
+            await asyncio.to_thread(self.reader.close)
+            self.reader = None
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2)

@@ -44,6 +44,8 @@ def render_bundle(config: SiteConfig, layout: Layout) -> list[RenderedFile]:
     env = environment()
     out = []
     for spec in FILES:
+        if spec.when is not None and not spec.when(config):
+            continue
         header = HEADER.format(version=__version__, template=spec.template)
         text = env.get_template(spec.template).render(context, header=header)
         private = spec.secret and secret

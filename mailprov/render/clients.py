@@ -12,11 +12,18 @@ from __future__ import annotations
 import plistlib
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from mailprov import __version__
+from mailprov.errors import ConfigInvalid
 from mailprov.render.environment import environment
+from mailprov.render.tls_profile import LOGIN_CIPHERS
+from mailprov.settings.checks import parse_endpoint
+
+if TYPE_CHECKING:
+    from mailprov.settings import SiteConfig
 
 #: Namespace for the stable payload UUIDs of .mobileconfig profiles (same input, same file).
 _PROFILE_NS = uuid.UUID("0f3c2a8e-6d5b-4c1e-9a7f-4b2d8e6c1a90")
@@ -168,6 +175,34 @@ def autodiscover(cs: ClientSettings, *, username: str) -> str:
     return _render(AUTODISCOVER, template_values(cs, username=username))
 
 
+def serve_proxy(config: SiteConfig) -> dict[str, Any] | None:
+    """How nginx reaches ``mailprov serve``: the public name and port it answers on (from
+    [web] public_url) and the upstream ([web] listen); None when serve does HTTPS itself.
+
+    Raises:
+        ConfigInvalid: [web] listen asks for any free port (0): nginx needs a fixed one.
+    """
+    if config.web.tls:
+        return None
+    host, port = parse_endpoint(config.web.listen)
+    if port == 0:
+        raise ConfigInvalid(
+            f"web.listen = {config.web.listen!r}: nginx cannot proxy to 'any free port'",
+            hint="give [web] listen a fixed port, e.g. 127.0.0.1:8080",
+        )
+    public = urlsplit(config.portal_url())
+    https = public.scheme == "https"
+    public_port = public.port or (443 if https else 80)
+    return {
+        "host": public.hostname,
+        "port": public_port,
+        "https": https,
+        "redirect_port": "" if public_port == 443 else f":{public_port}",
+        "upstream": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "ciphers": LOGIN_CIPHERS,
+    }
+
+
 def nginx(
     sites: list[dict[str, str]],
     *,
@@ -176,12 +211,23 @@ def nginx(
     web_host: str,
     http_port: int = 80,
     https_port: int = 443,
+    serve: dict[str, Any] | None = None,
 ) -> str:
     """The nginx snippet serving the per-domain folders in ``sites``, and ``web_host``.
 
     ``web_host`` is the name the SRV and CNAME records point at; it serves the first
-    site's autodiscover file (the file is the same for every domain).
+    site's autodiscover file (the file is the same for every domain). ``serve``
+    (:func:`serve_proxy`) adds the reverse proxy to ``mailprov serve``: inside the
+    ``web_host`` server when the portal has the same name and HTTPS port (one
+    ``server_name`` may have only one server per port), else in a server of its own.
     """
+    merged = bool(
+        serve
+        and sites
+        and serve["https"]
+        and serve["host"] == web_host
+        and serve["port"] == https_port
+    )
     return _render(
         NGINX,
         {
@@ -192,5 +238,7 @@ def nginx(
             "autodiscover_root": sites[0]["autodiscover_root"] if sites else "",
             "http_port": http_port,
             "https_port": https_port,
+            "serve": serve,
+            "serve_merged": merged,
         },
     )

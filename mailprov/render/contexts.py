@@ -11,6 +11,7 @@ that the store URL is one the mail servers themselves can use.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +22,8 @@ from mailprov.errors import ConfigInvalid
 from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
 from mailprov.render.tls_profile import tls_profile
 from mailprov.render.units import systemd_context
-from mailprov.rules import passwords
-from mailprov.settings.checks import Invalid, server_path
+from mailprov.rules import hashing, passwords
+from mailprov.settings.checks import Invalid, parse_db_host, server_path
 
 if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
@@ -82,6 +83,13 @@ class FileSpec:
     template: str
     secret: bool = False  # names database credentials when the store URL has a password
     group: str | None = None  # group that must read it when it is 0640
+    #: Rendered only for site configs this accepts (None: always).
+    when: Callable[[SiteConfig], bool] | None = None
+
+
+def portal_login(config: SiteConfig) -> bool:
+    """``[passwords] temporary_login = "portal"``: mail clients refuse a temporary password."""
+    return config.passwords.temporary_login == "portal"
 
 
 POSTFIX_MAPS = (
@@ -109,9 +117,25 @@ FILES: tuple[FileSpec, ...] = (
         secret=True,
         group="dovecot",
     ),
+    FileSpec(
+        "dovecot",
+        "dovecot-app-passwords.conf.ext",
+        "dovecot/2.3/dovecot-app-passwords.conf.ext.j2",
+        secret=True,
+        group="dovecot",
+    ),
+    FileSpec(
+        "dovecot",
+        "dovecot-sql-temporary.conf.ext",
+        "dovecot/2.3/dovecot-sql-temporary.conf.ext.j2",
+        secret=True,
+        group="dovecot",
+        when=portal_login,
+    ),
     FileSpec("systemd", "mailprov-relay.service", "systemd/mailprov-relay.service.j2"),
     FileSpec("systemd", "mailprov-sweep.service", "systemd/mailprov-sweep.service.j2"),
     FileSpec("systemd", "mailprov-sweep.timer", "systemd/mailprov-sweep.timer.j2"),
+    FileSpec("systemd", "mailprov-serve.service", "systemd/mailprov-serve.service.j2"),
 )
 
 #: The OpenDKIM units, one per [dkim] algorithm (rendered only when [dkim] sign is on).
@@ -222,12 +246,17 @@ def _store(config: SiteConfig) -> dict[str, Any]:
     user, dbname = str(parsed.username), str(parsed.database)
     password = str(parsed.password or "")
     port = parsed.port or 5432
-    connect = f"host={host} port={port} dbname={dbname} user={user}"
+    # Reads go to [store] read_hosts (replicas) when set; the consistency check made their
+    # ports equal, since Dovecot's connect string has one port= for all its host= entries.
+    reads = [parse_db_host(h, port) for h in config.store.read_hosts] or [(host, port)]
+    port = reads[0][1]
+    connect = " ".join(f"host={h}" for h, _ in reads) + f" port={port} dbname={dbname} user={user}"
     if password:
         connect += f" password={password}"
     return {
         "backend": "postgresql",
-        "pg_hosts": f"{host}:{port}",
+        # Postfix tries these in random order and skips one that is down (pgsql_table(5)).
+        "pg_hosts": " ".join(f"{h}:{p}" for h, p in reads),
         "pg_dbname": dbname,
         "pg_user": user,
         "pg_password": password,
@@ -257,7 +286,18 @@ def _sql(config: SiteConfig, backend: str) -> dict[str, Any]:
         "base_local_part": base,
         "max_age_days": max_age_days or 0,
         "max_age_seconds": (max_age_days or 0) * DAY,
+        "temporary_reason": _temporary_reason(config) if portal_login(config) else "",
     }
+
+
+def _temporary_reason(config: SiteConfig) -> str:
+    """What a mail client shows for a temporary password, as a Dovecot SQL string literal.
+
+    The URL was checked when it loaded (no quote, '%' or backslash can be in it);
+    quoting here keeps the literal safe regardless.
+    """
+    text = f"Your password is temporary: set your own at {config.portal_url()} first"
+    return "'" + text.replace("'", "''").replace("%", "%%") + "'"
 
 
 def _dkim(config: SiteConfig, layout: Layout) -> dict[str, Any]:
@@ -267,6 +307,29 @@ def _dkim(config: SiteConfig, layout: Layout) -> dict[str, Any]:
     return {
         "milters": ", ".join(postfix_milters(config)),
         "opendkim_dir": str(layout.opendkim_dir),
+    }
+
+
+def submission_host(config: SiteConfig) -> str:
+    """Where Dovecot hands Postfix the mail Sieve sends (replies, redirects): HOST:PORT.
+
+    Postfix's own SMTP port on a loopback address it listens on (the first listen
+    address when none is loopback), so the sender is inside [postfix] mynetworks.
+    """
+    listen = config.deploy.listen
+    loopback = [a for a in listen if a != "all" and ipaddress.ip_address(a).is_loopback]
+    host = "127.0.0.1" if listen == ["all"] else (loopback or listen)[0]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{config.ports.smtp}"
+
+
+def _sieve(config: SiteConfig) -> dict[str, Any]:
+    dc = config.dovecot
+    return {
+        "submission_host": submission_host(config),
+        "max_script_size": dc.sieve_max_script_size,
+        "max_redirects": dc.sieve_max_redirects,
     }
 
 
@@ -302,6 +365,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
                 "pop3",
                 "pop3s",
                 "lmtp",
+                "managesieve",
             )
         },
         "master": {
@@ -350,10 +414,16 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "auth_penalty": dc.auth_penalty,
             "default_pass_scheme": config.passwords.scheme,
             "sql_conf": str(layout.dovecot_dir / "dovecot-sql.conf.ext"),
+            "app_passwords_conf": str(layout.dovecot_dir / "dovecot-app-passwords.conf.ext"),
+            "app_password_scheme": hashing.APP_PASSWORD_SCHEME,
+            "app_password_prefix": "{" + hashing.APP_PASSWORD_SCHEME + "}",
+            "temporary_login": portal_login(config),
+            "temporary_sql_conf": str(layout.dovecot_dir / "dovecot-sql-temporary.conf.ext"),
             "lmtp_socket": f"{base_dir}/lmtp",
             "auth_socket": f"{base_dir}/auth-postfix",
             "quota_status_socket": f"{base_dir}/quota-status",
         },
+        "sieve": _sieve(config),
         "dkim": _dkim(config, layout),
         "systemd": systemd_context(
             config,

@@ -6,9 +6,9 @@ each setting); the parts that depend on the site config are computed here:
 
 * The site config stays 0640. The relay (a ``DynamicUser``) reads it through the
   group :data:`CONFIG_GROUP` (``SupplementaryGroups=``; ``mailprov init`` gives the
-  config that group). The sweep runs as root, the store's owner, with no
-  capabilities, so it can write only files root owns, and only in
-  ``ReadWritePaths=``: the SQLite store's folder.
+  config that group). The sweep and ``serve`` run as root, the store's owner, with no
+  capabilities, so they can write only files root owns, and only in
+  ``ReadWritePaths=``: the SQLite store's folder (``serve`` also reads the 0600 pepper).
 * Network: a unit whose peers are all on this host gets ``IPAddressAllow=localhost``;
   a PostgreSQL store or smarthost given by IP address is added to that list. A peer
   given by name needs DNS and an address known only at run time, so that unit gets
@@ -71,6 +71,22 @@ def _relay_peers(config: SiteConfig, store: dict[str, Any]) -> list[str | None]:
     return peers
 
 
+def _notify_peers(config: SiteConfig) -> list[str | None]:
+    """Where notices go: the smarthost, or (a hook) anywhere the hook may reach."""
+    if config.notify.hook:
+        return [None]
+    return [_peer(config.notify.smarthost)] if config.notify.smarthost else []
+
+
+def _serve_peers(config: SiteConfig, store: dict[str, Any]) -> list[str | None]:
+    # Clients: the reverse proxy on loopback, or anyone when it serves HTTPS itself.
+    peer = _peer(_listen_host(config.web.listen))
+    peers: list[str | None] = [LOOPBACK, peer if peer == LOOPBACK else None]
+    if store["backend"] == "postgresql":
+        peers.append(_peer(store["pg_hosts"].rpartition(":")[0]))
+    return peers + _notify_peers(config)
+
+
 def systemd_context(
     config: SiteConfig,
     store: dict[str, Any],
@@ -87,6 +103,8 @@ def systemd_context(
         read_write.append(str(PurePosixPath(store["sqlite_path"]).parent))
     else:
         sweep_peers.append(_peer(store["pg_hosts"].rpartition(":")[0]))
+    # The sweep mails password-age reminders.
+    sweep_peers += _notify_peers(config)
     milter = _peer(config.dkim.milter_host)
     return {
         "mailprov_command": mailprov_command,
@@ -94,6 +112,7 @@ def systemd_context(
         "config_group": CONFIG_GROUP,
         "relay": {"network": _network(_relay_peers(config, store))},
         "sweep": {"read_write": read_write, "network": _network(sweep_peers)},
+        "serve": {"read_write": read_write, "network": _network(_serve_peers(config, store))},
         # Postfix connects to the signer's milter port; only a loopback one can be fenced.
         "signer": {
             "user": signer_user,

@@ -9,6 +9,7 @@ the domain stored as its IDNA A-label and shown as its U-label. Role addresses
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,8 +67,11 @@ class Address:
         return f"{self.local}@{domain_to_unicode(self.domain)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise_domain(raw: str) -> str:
     """Return the IDNA A-label (ASCII, lower-case) form of a domain name.
+
+    Cached: a bulk file names the same few domains thousands of times (IDNA is slow).
 
     Raises:
         InvalidAddress: the name is empty, too long, or not a valid host name.
@@ -241,3 +245,13 @@ def suggest(address: Address) -> Iterator[Address]:
         option = Address(candidate, address.domain)
         if len(str(option)) <= MAX_ADDRESS:
             yield option
+
+
+def clean_name(name: str) -> str:
+    """A display name on one line, inner whitespace collapsed (at most 256 characters)."""
+    cleaned = " ".join(name.split())
+    if len(cleaned) > 256 or any(ord(c) < 32 for c in name if c not in "\t "):
+        raise InvalidAddress(
+            "a display name must be one line of at most 256 characters", hint="shorten --name"
+        )
+    return cleaned

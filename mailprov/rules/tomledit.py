@@ -17,8 +17,8 @@ _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?$")
 
 
 def toml_string(value: str) -> str:
-    """A TOML basic string (JSON's escaping is valid TOML)."""
-    return json.dumps(value, ensure_ascii=False)
+    """A TOML basic string (JSON's escaping is valid TOML; DEL must be escaped too)."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def set_keys(text: str, section: str, values: dict[str, str]) -> str:

@@ -8,7 +8,7 @@ the same transaction as its change. Nothing here prints or reads the environment
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +23,11 @@ from mailprov.errors import (
     NotFound,
     UnknownDomain,
 )
-from mailprov.model import Alias, Domain, Mailbox, Secret
+from mailprov.model import AddressKind, Alias, Domain, Mailbox, Secret
 from mailprov.rules import hashing, passwords
 from mailprov.rules.addresses import (
     Address,
+    clean_name,
     normalise_domain,
     parse_address,
     parse_destination,
@@ -65,13 +66,19 @@ def _domain_row(conn: Connection, name: str) -> Any:
     return row
 
 
+def insert_domain(conn: Connection, a_label: str, *, actor: Actor) -> Domain:
+    """Add domain ``a_label`` (normalised) in the caller's transaction, with its audit record."""
+    conn.execute(insert(domains).values(name=a_label, active=True, created_at=actor.now))
+    audit.append(conn, at=actor.now, actor=actor.name, action="domain.add", target=a_label)
+    return Domain(a_label, active=True, created_at=actor.now)
+
+
 def add_domain(store: Store, name: str, *, actor: Actor) -> Domain:
     """Add a domain to serve. Refuses a duplicate."""
     a_label = normalise_domain(name)
     try:
         with store.begin() as conn:
-            conn.execute(insert(domains).values(name=a_label, active=True, created_at=actor.now))
-            audit.append(conn, at=actor.now, actor=actor.name, action="domain.add", target=a_label)
+            insert_domain(conn, a_label, actor=actor)
     except IntegrityError:
         raise AlreadyExists(
             f"domain {a_label} already exists", hint="see it with 'mailprov domain show'"
@@ -136,17 +143,22 @@ def remove_domain(store: Store, name: str, *, actor: Actor) -> None:
     """Remove a domain that has no mailboxes and no aliases left."""
     a_label = normalise_domain(name)
     with store.begin() as conn:
-        row = _domain_row(conn, a_label)
-        counts = _counts(conn, row.id)
-        used = sum(counts.values())
-        if used:
-            raise InUse(
-                f"domain {a_label} still has {counts.get((row.id, 'mailbox'), 0)} mailbox(es) "
-                f"and {counts.get((row.id, 'alias'), 0)} alias(es)",
-                hint="remove them first ('mailprov mailbox list --domain', 'mailprov alias list')",
-            )
-        conn.execute(delete(domains).where(domains.c.id == row.id))
-        audit.append(conn, at=actor.now, actor=actor.name, action="domain.remove", target=a_label)
+        delete_domain(conn, a_label, actor=actor)
+
+
+def delete_domain(conn: Connection, a_label: str, *, actor: Actor) -> None:
+    """``remove_domain`` in the caller's transaction (``a_label`` normalised)."""
+    row = _domain_row(conn, a_label)
+    counts = _counts(conn, row.id)
+    used = sum(counts.values())
+    if used:
+        raise InUse(
+            f"domain {a_label} still has {counts.get((row.id, 'mailbox'), 0)} mailbox(es) "
+            f"and {counts.get((row.id, 'alias'), 0)} alias(es)",
+            hint="remove them first ('mailprov mailbox list --domain', 'mailprov alias list')",
+        )
+    conn.execute(delete(domains).where(domains.c.id == row.id))
+    audit.append(conn, at=actor.now, actor=actor.name, action="domain.remove", target=a_label)
 
 
 # -- the address namespace -----------------------------------------------------
@@ -274,6 +286,79 @@ def prepare_password(
     return NewPassword(hashing.hash_password(clear, settings.scheme), None)
 
 
+@dataclass(frozen=True)
+class NewMailbox:
+    """One mailbox to insert: the row's values, checked by the caller (``clean_name`` etc.)."""
+
+    address: Address
+    password_hash: str
+    display_name: str = ""
+    quota_bytes: int = 0
+    active: bool = True
+    temp_expires_at: int | None = None  # a temporary password (must be changed) expires then
+    details: Mapping[str, Any] | None = None  # the audit record's details
+
+
+def insert_mailboxes(conn: Connection, new: Sequence[NewMailbox], *, actor: Actor) -> None:
+    """The one mailbox writer: claim each address, insert the rows and one ``mailbox.add``
+    audit record each, in the caller's transaction (three statements for any number).
+
+    Raises:
+        UnknownDomain: a domain is not served here.
+        IntegrityError: an address is taken (the caller turns it into its error).
+    """
+    if not new:
+        return
+    wanted = {m.address.domain for m in new}
+    domain_ids = dict(
+        conn.execute(select(domains.c.name, domains.c.id).where(domains.c.name.in_(wanted))).all()
+    )
+    now = actor.now
+    address_rows, mailbox_rows, audit_rows = [], [], []
+    for m in new:
+        domain_id = domain_ids.get(m.address.domain)
+        if domain_id is None:
+            raise UnknownDomain(f"{m.address.domain} is not a domain served here ({m.address})")
+        address = str(m.address)
+        address_rows.append(
+            {
+                "address": address,
+                "domain_id": domain_id,
+                "kind": AddressKind.MAILBOX,
+                "created_at": now,
+            }
+        )
+        mailbox_rows.append(
+            {
+                "address": address,
+                "domain_id": domain_id,
+                "local_part": m.address.local,
+                "domain": m.address.domain,
+                "display_name": m.display_name,
+                "password_hash": m.password_hash,
+                "quota_bytes": m.quota_bytes,
+                "active": m.active,
+                "must_change": m.temp_expires_at is not None,
+                "password_changed_at": now,
+                "temp_password_expires_at": m.temp_expires_at,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        audit_rows.append(
+            {
+                "at": now,
+                "actor": actor.name,
+                "action": "mailbox.add",
+                "target": address,
+                "details": m.details,
+            }
+        )
+    conn.execute(insert(addresses), address_rows)
+    conn.execute(insert(mailboxes), mailbox_rows)
+    audit.append_many(conn, audit_rows)
+
+
 def add_mailbox(
     store: Store,
     raw_address: str,
@@ -292,48 +377,23 @@ def add_mailbox(
     address = parse_address(raw_address)
     name = clean_name(display_name)
     expires = actor.now + temporary_hours * 3600 if temporary_hours else None
-    values = {
-        "address": str(address),
-        "local_part": address.local,
-        "domain": address.domain,
-        "display_name": name,
-        "password_hash": new_password.hash,
-        "quota_bytes": quota_bytes,
-        "active": True,
-        "must_change": expires is not None,
-        "password_changed_at": actor.now,
-        "temp_password_expires_at": expires,
-        "created_at": actor.now,
-        "updated_at": actor.now,
-    }
+    row = NewMailbox(
+        address,
+        new_password.hash,
+        name,
+        quota_bytes,
+        temp_expires_at=expires,
+        details={"quota_bytes": quota_bytes, "temporary": expires is not None},
+    )
     try:
         with store.begin() as conn:
-            values["domain_id"] = _claim(conn, address, "mailbox", actor.now)
-            conn.execute(insert(mailboxes).values(**values))
-            audit.append(
-                conn,
-                at=actor.now,
-                actor=actor.name,
-                action="mailbox.add",
-                target=str(address),
-                details={"quota_bytes": quota_bytes, "temporary": expires is not None},
-            )
+            insert_mailboxes(conn, [row], actor=actor)
     except IntegrityError:
         with store.read() as conn:
             raise taken_error(conn, address) from None
     return Mailbox(
         str(address), name, quota_bytes, True, expires is not None, actor.now, expires, actor.now
     )
-
-
-def clean_name(name: str) -> str:
-    """A display name on one line, inner whitespace collapsed (at most 256 characters)."""
-    cleaned = " ".join(name.split())
-    if len(cleaned) > 256 or any(ord(c) < 32 for c in name if c not in "\t "):
-        raise InvalidAddress(
-            "a display name must be one line of at most 256 characters", hint="shorten --name"
-        )
-    return cleaned
 
 
 def mailbox_row(conn: Connection, address: str) -> Any:
@@ -397,25 +457,32 @@ def set_password(store: Store, raw: str, new_password: NewPassword, *, actor: Ac
     address = str(parse_address(raw))
     with store.begin() as conn:
         mailbox_row(conn, address)
-        conn.execute(
-            update(mailboxes)
-            .where(mailboxes.c.address == address)
-            .values(
-                password_hash=new_password.hash,
-                password_changed_at=actor.now,
-                must_change=False,
-                temp_password_expires_at=None,
-                updated_at=actor.now,
-            )
+        write_password(conn, address, new_password, actor=actor)
+
+
+def write_password(
+    conn: Connection, address: str, new_password: NewPassword, *, actor: Actor
+) -> None:
+    """``set_password`` in the caller's transaction, for an existing mailbox ``address``."""
+    conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.address == address)
+        .values(
+            password_hash=new_password.hash,
+            password_changed_at=actor.now,
+            must_change=False,
+            temp_password_expires_at=None,
+            updated_at=actor.now,
         )
-        audit.append(
-            conn,
-            at=actor.now,
-            actor=actor.name,
-            action="mailbox.passwd",
-            target=address,
-            details={"generated": new_password.generated is not None},
-        )
+    )
+    audit.append(
+        conn,
+        at=actor.now,
+        actor=actor.name,
+        action="mailbox.passwd",
+        target=address,
+        details={"generated": new_password.generated is not None},
+    )
 
 
 def set_active(store: Store, raw: str, active: bool, *, actor: Actor) -> bool:
@@ -443,33 +510,40 @@ def remove_mailbox(store: Store, raw: str, *, actor: Actor, force: bool = False)
     """
     address = str(parse_address(raw))
     with store.begin() as conn:
-        mailbox_row(conn, address)
-        pointing = sorted(
-            conn.execute(
-                select(aliases.c.address)
-                .join(alias_destinations, alias_destinations.c.alias_id == aliases.c.id)
-                .where(alias_destinations.c.destination == address)
-            ).scalars()
+        return delete_mailbox(conn, address, actor=actor, force=force)
+
+
+def delete_mailbox(
+    conn: Connection, address: str, *, actor: Actor, force: bool = False
+) -> list[str]:
+    """``remove_mailbox`` in the caller's transaction (``address`` normalised)."""
+    mailbox_row(conn, address)
+    pointing = sorted(
+        conn.execute(
+            select(aliases.c.address)
+            .join(alias_destinations, alias_destinations.c.alias_id == aliases.c.id)
+            .where(alias_destinations.c.destination == address)
+        ).scalars()
+    )
+    if pointing and not force:
+        raise InUse(
+            f"mailbox {address} is a destination of {len(pointing)} alias(es): "
+            + ", ".join(pointing[:5]),
+            hint="remove it from those aliases first, or use --from-aliases to do so",
+            aliases=pointing,
         )
-        if pointing and not force:
-            raise InUse(
-                f"mailbox {address} is a destination of {len(pointing)} alias(es): "
-                + ", ".join(pointing[:5]),
-                hint="remove it from those aliases first, or use --from-aliases to do so",
-                aliases=pointing,
-            )
-        conn.execute(delete(alias_destinations).where(alias_destinations.c.destination == address))
-        _drop_empty_aliases(conn, pointing)
-        conn.execute(delete(mailboxes).where(mailboxes.c.address == address))
-        conn.execute(delete(addresses).where(addresses.c.address == address))
-        audit.append(
-            conn,
-            at=actor.now,
-            actor=actor.name,
-            action="mailbox.remove",
-            target=address,
-            details={"aliases_changed": pointing} if pointing else None,
-        )
+    conn.execute(delete(alias_destinations).where(alias_destinations.c.destination == address))
+    _drop_empty_aliases(conn, pointing)
+    conn.execute(delete(mailboxes).where(mailboxes.c.address == address))
+    conn.execute(delete(addresses).where(addresses.c.address == address))
+    audit.append(
+        conn,
+        at=actor.now,
+        actor=actor.name,
+        action="mailbox.remove",
+        target=address,
+        details={"aliases_changed": pointing} if pointing else None,
+    )
     return pointing
 
 
@@ -532,48 +606,68 @@ def add_alias(
     """
     source = parse_address(raw_source, allow_catch_all=True)
     targets = list(dict.fromkeys(parse_destination(d) for d in raw_destinations))
+    try:
+        with store.begin() as conn:
+            return add_destinations(conn, source, targets, actor=actor)
+    except IntegrityError:
+        with store.read() as conn:
+            raise taken_error(conn, source) from None
+
+
+def add_destinations(
+    conn: Connection,
+    source: Address,
+    targets: Sequence[str],
+    *,
+    actor: Actor,
+    checked: bool = False,
+) -> AliasChange:
+    """``add_alias`` in the caller's transaction (``targets`` parsed, without duplicates).
+
+    ``checked``: the caller has made sure that local destinations exist (or will, when its
+    transaction ends), so they are not looked up here.
+
+    Raises:
+        IntegrityError: the source is a mailbox (the caller turns it into its error).
+    """
     if not targets:
         raise InvalidAddress("an alias needs at least one destination")
     if str(source) in targets:
         raise InvalidAddress(f"alias {source} cannot deliver to itself")
-    try:
-        with store.begin() as conn:
-            _check_local_destinations(conn, targets)
-            row = conn.execute(select(aliases).where(aliases.c.address == str(source))).first()
-            if row is None:
-                domain_id = _claim(conn, source, "alias", actor.now)
-                alias_id = conn.execute(
-                    insert(aliases).values(
-                        address=str(source), domain_id=domain_id, active=True, created_at=actor.now
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-                created_at, existing = actor.now, []
-            else:
-                alias_id, created_at = row.id, row.created_at
-                existing = list(
-                    conn.execute(
-                        select(alias_destinations.c.destination).where(
-                            alias_destinations.c.alias_id == alias_id
-                        )
-                    ).scalars()
+    if not checked:
+        _check_local_destinations(conn, targets)
+    row = conn.execute(select(aliases).where(aliases.c.address == str(source))).first()
+    existing: list[str] = []
+    if row is None:
+        domain_id = _claim(conn, source, "alias", actor.now)
+        alias_id = conn.execute(
+            insert(aliases).values(
+                address=str(source), domain_id=domain_id, active=True, created_at=actor.now
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        created_at = actor.now
+    else:
+        alias_id, created_at = row.id, row.created_at
+        existing = list(
+            conn.execute(
+                select(alias_destinations.c.destination).where(
+                    alias_destinations.c.alias_id == alias_id
                 )
-            new = [t for t in targets if t not in existing]
-            if new:
-                conn.execute(
-                    insert(alias_destinations),
-                    [{"alias_id": alias_id, "destination": t} for t in new],
-                )
-                audit.append(
-                    conn,
-                    at=actor.now,
-                    actor=actor.name,
-                    action="alias.add",
-                    target=str(source),
-                    details={"destinations": new},
-                )
-    except IntegrityError:
-        with store.read() as conn:
-            raise taken_error(conn, source) from None
+            ).scalars()
+        )
+    new = [t for t in targets if t not in existing]
+    if new:
+        conn.execute(
+            insert(alias_destinations), [{"alias_id": alias_id, "destination": t} for t in new]
+        )
+        audit.append(
+            conn,
+            at=actor.now,
+            actor=actor.name,
+            action="alias.add",
+            target=str(source),
+            details={"destinations": new},
+        )
     alias = Alias(str(source), tuple(sorted({*existing, *new})), True, created_at)
     return AliasChange(alias, tuple(new))
 
@@ -625,43 +719,56 @@ def remove_alias_change(
     source = str(parse_address(raw_source, allow_catch_all=True))
     drop = [parse_destination(d) for d in raw_destinations]
     with store.begin() as conn:
-        row = conn.execute(select(aliases).where(aliases.c.address == source)).first()
-        if row is None:
-            if missing_ok:
-                return False, None
-            raise NotFound(f"alias {source} does not exist", hint="see 'mailprov alias list'")
-        current = set(
-            conn.execute(
-                select(alias_destinations.c.destination).where(
-                    alias_destinations.c.alias_id == row.id
-                )
-            ).scalars()
+        return remove_destinations(
+            conn, source, drop, actor=actor, missing_ok=missing_ok, whole=not raw_destinations
         )
-        unknown = [d for d in drop if d not in current]
-        if unknown and not missing_ok:
-            raise NotFound(f"{unknown[0]} is not a destination of alias {source}")
-        drop = [d for d in drop if d in current]
-        if raw_destinations and not drop:
-            return False, Alias(source, tuple(sorted(current)), bool(row.active), row.created_at)
-        removed = drop or sorted(current)
+
+
+def remove_destinations(
+    conn: Connection,
+    source: str,
+    drop: Sequence[str],
+    *,
+    actor: Actor,
+    missing_ok: bool = False,
+    whole: bool = False,
+) -> tuple[bool, Alias | None]:
+    """``remove_alias_change`` in the caller's transaction: ``whole`` removes the alias."""
+    row = conn.execute(select(aliases).where(aliases.c.address == source)).first()
+    if row is None:
+        if missing_ok:
+            return False, None
+        raise NotFound(f"alias {source} does not exist", hint="see 'mailprov alias list'")
+    current = set(
         conn.execute(
-            delete(alias_destinations).where(
-                and_(
-                    alias_destinations.c.alias_id == row.id,
-                    alias_destinations.c.destination.in_(removed),
-                )
+            select(alias_destinations.c.destination).where(alias_destinations.c.alias_id == row.id)
+        ).scalars()
+    )
+    unknown = [d for d in drop if d not in current]
+    if unknown and not missing_ok:
+        raise NotFound(f"{unknown[0]} is not a destination of alias {source}")
+    drop = [d for d in drop if d in current]
+    if not whole and not drop:
+        return False, Alias(source, tuple(sorted(current)), bool(row.active), row.created_at)
+    removed = drop or sorted(current)
+    conn.execute(
+        delete(alias_destinations).where(
+            and_(
+                alias_destinations.c.alias_id == row.id,
+                alias_destinations.c.destination.in_(removed),
             )
         )
-        left = sorted(current - set(removed))
-        if not left:
-            conn.execute(delete(aliases).where(aliases.c.id == row.id))
-            conn.execute(delete(addresses).where(addresses.c.address == source))
-        audit.append(
-            conn,
-            at=actor.now,
-            actor=actor.name,
-            action="alias.remove",
-            target=source,
-            details={"destinations": removed},
-        )
+    )
+    left = sorted(current - set(removed))
+    if not left:
+        conn.execute(delete(aliases).where(aliases.c.id == row.id))
+        conn.execute(delete(addresses).where(addresses.c.address == source))
+    audit.append(
+        conn,
+        at=actor.now,
+        actor=actor.name,
+        action="alias.remove",
+        target=source,
+        details={"destinations": removed},
+    )
     return True, (Alias(source, tuple(left), bool(row.active), row.created_at) if left else None)

@@ -16,19 +16,18 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mailprov.errors import ImportInvalid, InvalidValue, MailprovError, MissingOption
-from mailprov.model import AddressKind
 from mailprov.rules import hashing, passwords
-from mailprov.rules.addresses import parse_address
+from mailprov.rules.addresses import Address, parse_address
 from mailprov.rules.sizes import parse_size
 from mailprov.services import bulk_passwords
-from mailprov.store import audit
-from mailprov.store.schema import addresses, domains, mailboxes
+from mailprov.services.accounts import NewMailbox, insert_mailboxes
+from mailprov.store.schema import addresses, domains
 from mailprov.system.children import die_with_parent, exit_if_orphaned
 
 if TYPE_CHECKING:
@@ -307,52 +306,19 @@ def _insert(
     path: Path,
     checkpoint: Checkpoint,
 ) -> None:
-    now = actor.now
+    new = [
+        NewMailbox(
+            Address(r.local, r.domain),
+            final[r.address],
+            " ".join(r.name.split())[:256],
+            r.quota_bytes,
+            details={"via": "import", "file": path.name, "line": r.line},
+        )
+        for r in rows
+    ]
     try:
         with store.begin() as conn:
-            domain_ids = dict(conn.execute(select(domains.c.name, domains.c.id)).all())
-            address_rows: list[dict[str, Any]] = []
-            mailbox_rows: list[dict[str, Any]] = []
-            audit_rows: list[dict[str, Any]] = []
-            for r in rows:
-                domain_id = domain_ids[r.domain]
-                address_rows.append(
-                    {
-                        "address": r.address,
-                        "domain_id": domain_id,
-                        "kind": AddressKind.MAILBOX,
-                        "created_at": now,
-                    }
-                )
-                mailbox_rows.append(
-                    {
-                        "address": r.address,
-                        "domain_id": domain_id,
-                        "local_part": r.local,
-                        "domain": r.domain,
-                        "display_name": " ".join(r.name.split())[:256],
-                        "password_hash": final[r.address],
-                        "quota_bytes": r.quota_bytes,
-                        "active": True,
-                        "must_change": False,
-                        "password_changed_at": now,
-                        "temp_password_expires_at": None,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-                audit_rows.append(
-                    {
-                        "at": now,
-                        "actor": actor.name,
-                        "action": "mailbox.add",
-                        "target": r.address,
-                        "details": {"via": "import", "file": path.name, "line": r.line},
-                    }
-                )
-            conn.execute(insert(addresses), address_rows)
-            conn.execute(insert(mailboxes), mailbox_rows)
-            audit.append_many(conn, audit_rows)
+            insert_mailboxes(conn, new, actor=actor)
             checkpoint("inserted")
     except IntegrityError:
         raise ImportInvalid(

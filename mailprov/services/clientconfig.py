@@ -124,6 +124,7 @@ def web_files(
         web_host=normalise_domain(settings.dns.web_host or settings.site.hostname),
         http_port=settings.dns.web_http_port,
         https_port=settings.dns.web_https_port,
+        serve=clients.serve_proxy(settings),
     )
     return out
 

@@ -192,6 +192,11 @@ def list_keys(
     return [with_record(k) for k in keys] if records else keys
 
 
+def keys_of(settings: SiteConfig, domain: str) -> list[DkimKey]:
+    """A domain's selectors from its key folder (``domain`` an A-label; no store lookup)."""
+    return _load(domain_dir(settings, domain), domain)
+
+
 def _audit(store: Store, actor: Actor, action: str, domain: str, key: DkimKey) -> None:
     with store.begin() as conn:
         audit.append(

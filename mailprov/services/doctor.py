@@ -36,7 +36,7 @@ EXPIRY_WARNING_DAYS = 21
 QUEUE_WARNING = 50
 DAY = 86_400
 #: The ports doctor expects to answer (lmtp is a unix socket in the rendered config).
-PORTS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+PORTS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "managesieve")
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from mailprov.errors import Conflict
-from mailprov.rules.addresses import parse_address
+from mailprov.rules.addresses import clean_name, parse_address
 from mailprov.rules.sizes import format_size
-from mailprov.services.accounts import clean_name, mailbox_row, taken_error
+from mailprov.services.accounts import mailbox_row, taken_error
 from mailprov.store import audit
 from mailprov.store.schema import addresses, mailboxes
 
@@ -129,18 +129,29 @@ def update_mailbox(
             return address, _differences(mailbox_row(conn, address), wanted)
     with store.begin() as conn:
         changes = _differences(mailbox_row(conn, address), wanted)
-        if changes:
-            conn.execute(
-                update(mailboxes)
-                .where(mailboxes.c.address == address)
-                .values(updated_at=actor.now, **{COLUMNS[a]: c.after for a, c in changes.items()})
-            )
-            audit.append(
-                conn,
-                at=actor.now,
-                actor=actor.name,
-                action="mailbox.set",
-                target=address,
-                details={a: c.to_json() for a, c in changes.items()},
-            )
+        write_changes(conn, address, changes, actor=actor)
     return address, changes
+
+
+def write_changes(
+    conn: Connection, address: str, changes: dict[str, Change], *, actor: Actor
+) -> None:
+    """Write ``changes`` (attribute -> before/after, keys of :data:`COLUMNS`) of mailbox
+    ``address`` in the caller's transaction, with one ``mailbox.set`` audit record naming them;
+    nothing when there are none.
+    """
+    if not changes:
+        return
+    conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.address == address)
+        .values(updated_at=actor.now, **{COLUMNS[a]: c.after for a, c in changes.items()})
+    )
+    audit.append(
+        conn,
+        at=actor.now,
+        actor=actor.name,
+        action="mailbox.set",
+        target=address,
+        details={a: c.to_json() for a, c in changes.items()},
+    )

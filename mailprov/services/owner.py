@@ -9,7 +9,10 @@ check the stage an operation needs; this module moves sessions between stages.
 
 Sign-in never tells whether an address exists: an unknown address, a disabled
 mailbox and a wrong password get the same answer after the same work (the
-password is checked against a stand-in hash of the configured scheme).
+password is checked against a stand-in hash of the configured scheme). Failures
+are counted per address and per client IP (:mod:`mailprov.services.lockout`);
+past the limit both are refused for a while, the same way for unknown addresses,
+and the owner of a real mailbox is told.
 
 Security events (password changed, two-factor on/off, app password created or
 revoked, contact added or removed, lockout) go through :func:`security_event`:
@@ -23,17 +26,24 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import and_, delete, insert, select, update
 
-from mailprov.errors import MailprovError, NotSignedIn, PasswordPolicy, SignInFailed
+from mailprov.errors import (
+    MailprovError,
+    NotSignedIn,
+    PasswordPolicy,
+    SignInFailed,
+    SignInLocked,
+)
 from mailprov.model import Secret, SessionStage
 from mailprov.rules import hashing
 from mailprov.rules.addresses import parse_address
-from mailprov.services import accounts
+from mailprov.services import accounts, lockout
 from mailprov.store import audit
 from mailprov.store.schema import (
     domains,
@@ -125,28 +135,31 @@ def sign_in(
     """Check address and password; open a session at its first stage.
 
     Raises:
+        SignInLocked: too many failures of this address or this client lately; the
+            same for every address, known or not, and even with the right password.
         SignInFailed: the same for an unknown address, a disabled mailbox or domain,
             and a wrong password.
         PasswordPolicy: the password was right but is a temporary one that expired.
     """
-    try:
-        address = str(parse_address(raw_address))
-    except MailprovError:
-        address = ""
+    address, account = lockout.account_for(raw_address)
+    keys = [account, lockout.client_key(client)]
     with store.read() as conn:
+        wait = lockout.locked_for(conn, keys, now=now)
         row = (
             conn.execute(
                 select(mailboxes)
                 .join(domains, domains.c.id == mailboxes.c.domain_id)
                 .where(and_(mailboxes.c.address == address, mailboxes.c.active, domains.c.active))
             ).first()
-            if address
+            if address and not wait
             else None
         )
+    if wait:
+        raise SignInLocked(retry_after=wait)
     stored = row.password_hash if row is not None else _stand_in_hash(settings.passwords.scheme)
     good = hashing.verify_password(password.reveal(), stored)
     if row is None or not good:
-        raise SignInFailed
+        _failed(store, settings, keys, address if row is not None else "", client, now)
     if row.temp_password_expires_at is not None and row.temp_password_expires_at <= now:
         raise PasswordPolicy(
             "the temporary password has expired",
@@ -170,6 +183,7 @@ def sign_in(
             )
         )
         conn.execute(delete(owner_sessions).where(owner_sessions.c.expires_at <= now))
+        lockout.clear_failures(conn, address)
         audit.append(
             conn,
             at=now,
@@ -179,6 +193,50 @@ def sign_in(
             details={"client": client[:64], "stage": stage.value},
         )
     return SignedIn(token, session)
+
+
+def _failed(
+    store: Store, settings: SiteConfig, keys: list[str], address: str, client: str, now: int
+) -> NoReturn:
+    """Count a failed sign-in; tell a real mailbox's owner when it locks. Always raises.
+
+    ``address`` is empty unless a mailbox has it. The notice goes out in the
+    background, so the answer takes no longer for a real address than for an unknown one.
+    """
+    contacts: list[str] = []
+    with store.begin() as conn:
+        failure = lockout.record_failure(
+            conn, settings.web, account=keys[0], client=keys[1], now=now
+        )
+        if failure.account_locked and address:
+            contacts = security_event(
+                conn,
+                address,
+                "locked",
+                now=now,
+                actor=f"client:{client[:64]}",
+                details={"client": client[:64], "seconds": failure.retry_after},
+            )
+    if failure.client_locked:
+        log.warning("sign-in locked for client %s after too many failures", client[:64])
+    if contacts:
+        threading.Thread(
+            target=send_security_notices,
+            args=(settings, address, "locked", contacts),
+            name="security-notice",
+            daemon=True,
+        ).start()
+    if failure.retry_after:
+        raise SignInLocked(retry_after=failure.retry_after)
+    raise SignInFailed
+
+
+def clear_failures(conn: Connection, address: str) -> int:
+    """Unlock sign-in for ``address`` and forget its failures, in the caller's transaction.
+
+    A password reset calls this: the lockout ends when the owner proves it is them.
+    """
+    return lockout.clear_failures(conn, address)
 
 
 def session_for(store: Store, settings: SiteConfig, token: Secret, *, now: int) -> OwnerSession:
@@ -311,11 +369,13 @@ EVENT_TEXT = {
     "password-reset": "The password of your mailbox {address} was reset.",
     "2fa-enabled": "Two-factor authentication was turned on for {address}.",
     "2fa-disabled": "Two-factor authentication was turned off for {address}.",
+    "2fa-recovery-code-used": "A two-factor recovery code of {address} was used to sign in.",
     "app-password-created": "An app password was created for {address}.",
     "app-password-revoked": "An app password of {address} was revoked.",
     "contact-added": "A recovery contact was added to {address}.",
     "contact-removed": "A recovery contact was removed from {address}.",
     "locked": "Sign-in to {address} was locked after too many failed attempts.",
+    "forwarding-changed": "The forwarding of mail from {address} to other addresses was changed.",
 }
 
 

@@ -17,7 +17,6 @@ a warning on the result (``Request.warnings``) or on the error raised
 
 from __future__ import annotations
 
-import re
 import secrets
 import unicodedata
 from collections.abc import Callable
@@ -34,7 +33,6 @@ from mailprov.errors import (
     InvalidValue,
     MailprovError,
     NotFound,
-    RecoveryInvalid,
     RequestExpired,
     TermsNotAccepted,
     UnknownDomain,
@@ -42,11 +40,19 @@ from mailprov.errors import (
     idg_error,
 )
 from mailprov.identity.certificates import CHALLENGE_PREFIX, verify_certificate
-from mailprov.identity.tokens import TokenPolicy, normalise_name, owner_matches, verify_token
+from mailprov.identity.tokens import (
+    TokenPolicy,
+    TrustedKeys,
+    VerifiedIdentity,
+    normalise_name,
+    owner_matches,
+    verify_token,
+)
 from mailprov.model import LIVE_REQUEST_STATES, RequestKind, RequestState, Secret, iso
-from mailprov.rules.addresses import normalise_domain, parse_address
+from mailprov.rules.addresses import parse_address
+from mailprov.rules.contacts import parse_contact
 from mailprov.rules.sizes import parse_size
-from mailprov.services import accounts, confirmation, request_notices
+from mailprov.services import accounts, confirmation, contacts, request_notices
 from mailprov.services.request_notices import Notice
 from mailprov.services.trust import load_anchors, load_keys
 from mailprov.store import audit
@@ -57,7 +63,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from mailprov.identity.certificates import CertificateIdentity
-    from mailprov.identity.tokens import VerifiedIdentity
     from mailprov.model import Mailbox
     from mailprov.services.accounts import Actor
     from mailprov.settings import SiteConfig
@@ -66,7 +71,6 @@ if TYPE_CHECKING:
 Sender = request_notices.Sender
 LIVE = LIVE_REQUEST_STATES
 ID_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: safe to read aloud
-_RECOVERY_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[^@\s]{1,253}")
 LEEWAY = 60
 
 
@@ -206,20 +210,9 @@ def _audit_failure(
         )
 
 
-def _check_recovery(raw: str, address: str) -> str:
-    value = raw.strip()
-    if not _RECOVERY_RE.fullmatch(value) or len(value) > 254:
-        raise RecoveryInvalid(f"'{value[:64]}' is not a valid recovery address")
-    local, _, domain = value.partition("@")
-    try:
-        value = f"{local}@{normalise_domain(domain)}"
-    except MailprovError:
-        raise RecoveryInvalid(f"'{value[:64]}' is not a valid recovery address") from None
-    if "." not in value.partition("@")[2]:
-        raise RecoveryInvalid(f"the recovery address {value} has no domain part with a dot")
-    if value.lower() == address:
-        raise RecoveryInvalid("the recovery address must not be the mailbox being requested")
-    return value
+def _check_recovery(raw: str, address: str, *, phones: bool) -> str:
+    """A request's recovery contact: a mail address, or a phone number when SMS can be sent."""
+    return parse_contact(raw, phones=phones, mailbox=address).value
 
 
 def open_request(
@@ -247,7 +240,7 @@ def open_request(
     kind = RequestKind(kind)
     display = _check_name(name)
     parsed = accounts.check_available(store, address)
-    recovery = _check_recovery(recovery, str(parsed))
+    recovery = _check_recovery(recovery, str(parsed), phones=bool(settings.notify.hook))
     request_id = _new_id()
     with store.begin() as conn:
         domain = conn.execute(select(domains).where(domains.c.name == parsed.domain)).one()
@@ -392,6 +385,21 @@ def _send_code(
         raise
 
 
+@dataclass(frozen=True)
+class TokenSource:
+    """Where a token's checks take their keys, policy and nonce from, when the token did
+    not come to ``request verify`` but from an OpenID Connect provider's token endpoint
+    (:mod:`mailprov.services.oidc`): that provider's keys, ``[oidc]``'s policy, and the
+    nonce of the sign-in. The checks themselves are the same."""
+
+    keys: TrustedKeys
+    policy: TokenPolicy
+    nonce: str
+    via: str
+    #: The provider's keys fetched again (key rotation): tried once on IDG-T04/T06.
+    refresh: Callable[[], TrustedKeys] | None = None
+
+
 def verify_with_token(
     store: Store,
     settings: SiteConfig,
@@ -401,31 +409,60 @@ def verify_with_token(
     pepper: bytes,
     send: Sender,
     actor: Actor,
+    source: TokenSource | None = None,
 ) -> Request:
-    """Checks (A) 1-19 for the request, then send a code to the recovery address."""
+    """Checks (A) 1-19 for the request, then send a code to the recovery address.
+
+    Without ``source`` the token was given by the requester: the trust store's keys,
+    ``[identity]``'s policy and the request's nonce. With one (identity by redirect),
+    its keys, policy and nonce.
+    """
 
     def step() -> Request:
         with store.read() as conn:
             row = _live_row(conn, request_id, actor.now, (RequestState.OPEN,))
         ident = settings.identity
-        policy = TokenPolicy(
-            ident.token_type, ident.max_verification_age_days, tuple(ident.required_claims)
-        )
-        verified = verify_token(
-            raw.reveal(),
-            keys=load_keys(store),
-            now=actor.now,
-            nonce=row.nonce,
-            policy=policy,
-            request_id=request_id,
-        )
+        if source is None:
+            keys, nonce = load_keys(store), row.nonce
+            policy = TokenPolicy(
+                ident.token_type, ident.max_verification_age_days, tuple(ident.required_claims)
+            )
+        else:
+            keys, nonce, policy = source.keys, source.nonce, source.policy
+
+        def check(keys: TrustedKeys) -> VerifiedIdentity:
+            return verify_token(
+                raw.reveal(),
+                keys=keys,
+                now=actor.now,
+                nonce=nonce,
+                policy=policy,
+                request_id=request_id,
+            )
+
+        try:
+            verified = check(keys)
+        except IdentityGateError as exc:
+            if source is None or source.refresh is None:
+                raise
+            if exc.details.get("idg") not in {"IDG-T04", "IDG-T06"}:
+                raise
+            verified = check(source.refresh())
         if row.requested_name and not owner_matches(
             row.requested_name, verified.claims, yo_as_ye=ident.match_yo_as_ye
         ):
             warnings = _reject(store, settings, request_id, "IDG-V05", actor, send)
             raise _warn(idg_error("IDG-V05", request_id=request_id), warnings)
         return _mark_verified(
-            store, settings, row, verified, None, pepper=pepper, send=send, actor=actor
+            store,
+            settings,
+            row,
+            verified,
+            None,
+            pepper=pepper,
+            send=send,
+            actor=actor,
+            via=source.via if source else "token",
         )
 
     return _guard(store, settings, request_id, actor, "request.verify", step, send)  # type: ignore[no-any-return]
@@ -507,8 +544,12 @@ def _mark_verified(
     pepper: bytes,
     send: Sender,
     actor: Actor,
+    via: str | None = None,
 ) -> Request:
-    """Consume the proof (replay insert / challenge) and issue the first code, in one go."""
+    """Consume the proof (replay insert / challenge) and issue the first code, in one go.
+
+    ``via`` names the route a token came by in the audit record (``token``, ``oidc``).
+    """
     account = token.account if token else cert.account  # type: ignore[union-attr]
     rid = row.id
     try:
@@ -527,6 +568,7 @@ def _mark_verified(
                     "kid": token.kid,
                     "framework": token.framework,
                     "level": token.level,
+                    "via": via or "token",
                 }
                 values = {
                     "evidence_iss": token.iss,
@@ -811,6 +853,11 @@ def _provision(
             actor,
             "request.provision",
             details={"address": row.address, **evidence},
+        )
+        # The owner's side: the gate account proven here can reset the password later, and
+        # the request's contact (it received the code) is the mailbox's first recovery contact.
+        contacts.bind_provisioned(
+            conn, row.address, identity=row.account, contact=row.recovery, now=actor.now
         )
     warnings = request_notices.announce(settings, send, [_notice(row, "provisioned")])
     assert new.generated is not None  # noqa: S101  (prepare_password generated it)

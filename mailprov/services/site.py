@@ -15,6 +15,7 @@ from mailprov.settings import CONFIG_NAME, load_settings
 from mailprov.store import open_store, redact_url
 from mailprov.store.migrate import UpgradeResult, upgrade
 from mailprov.system.files import atomic_write, share_with_group
+from mailprov.system.secrets import load_pepper
 
 if TYPE_CHECKING:
     from mailprov.services.accounts import Actor
@@ -111,6 +112,10 @@ def init_site(
         if written:
             config_path.unlink()
         raise
+    # The pepper now, while the folder is writable: 'mailprov serve' runs with the
+    # config's folder read-only (ProtectSystem=strict) and could not create it.
+    settings = load_settings(config_file=config_path, env={})
+    load_pepper(settings.resolve_path(settings.identity.pepper_file))
     added = False
     if a_label:
         store = open_store(url)

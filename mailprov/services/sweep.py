@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from mailprov.model import iso
+from mailprov.services import reminders
 from mailprov.services.provisioning import expire_requests
 from mailprov.services.request_notices import sender_for
 from mailprov.store.schema import mailboxes
@@ -71,9 +72,29 @@ def expired_requests(store: Store, settings: SiteConfig, now: int) -> StepResult
     return StepResult("expired-requests", changed=bool(done), items=items)
 
 
+def password_reminders(store: Store, settings: SiteConfig, now: int) -> StepResult:
+    """Remind owners [passwords] reminder_days before their password's maximum age, once
+    per password, at their verified recovery contacts (:mod:`~mailprov.services.reminders`)."""
+    items = reminders.send_reminders(store, settings, now)
+    return StepResult(
+        "password-reminders", changed=any(i["result"] == "sent" for i in items), items=items
+    )
+
+
+def expired_sessions(store: Store, settings: SiteConfig, now: int) -> StepResult:
+    """Delete the owners' ended sessions (and sign-in failure counts that are over)."""
+    items, pruned = reminders.end_sessions(store, settings, now)
+    return StepResult("expired-sessions", changed=bool(items or pruned), items=items)
+
+
 Step = Callable[["Store", "SiteConfig", int], StepResult]
 
-SWEEP_STEPS: list[Step] = [expired_temporary_passwords, expired_requests]
+SWEEP_STEPS: list[Step] = [
+    expired_temporary_passwords,
+    expired_requests,
+    password_reminders,
+    expired_sessions,
+]
 
 
 def sweep(store: Store, settings: SiteConfig, *, now: int) -> list[StepResult]:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mailprov.errors import FileExists, InvalidValue
-from mailprov.identity.tokens import DEFAULT_TYPE, framework_name
+from mailprov.identity.tokens import DEFAULT_TYPE
+from mailprov.rules.assurance import framework_name
 from mailprov.system.files import atomic_write
 from mailprov.system.secrets import SecretKind, read_secret, write_secret
 

@@ -19,13 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from mailprov.errors import InvalidValue, NotFound, TrustInvalid
 from mailprov.identity.certificates import TrustAnchor
-from mailprov.identity.tokens import (
-    DEFAULT_MIN_LEVEL,
-    FRAMEWORK_LEVELS,
-    TrustedIssuer,
-    TrustedKeys,
-    parse_jwks,
-)
+from mailprov.identity.tokens import TrustedIssuer, TrustedKeys, parse_jwks
+from mailprov.rules.assurance import DEFAULT_MIN_LEVEL, FRAMEWORK_LEVELS
 from mailprov.store import audit
 from mailprov.store.schema import trusted_cas, trusted_issuers, trusted_keys
 

@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mailprov.errors import MailprovError
 from mailprov.rules.addresses import normalise_domain
@@ -213,6 +214,28 @@ def endpoint(value: str, _base: Path) -> str:
     return value
 
 
+def parse_db_host(value: str, default_port: int = 5432) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` of a PostgreSQL server -> (host, port)."""
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    try:
+        return host(value, Path()), default_port
+    except Invalid:
+        pass
+    try:
+        return parse_endpoint(value)
+    except Invalid:
+        raise Invalid(
+            "not a database server as HOST or HOST:PORT", hint="e.g. 127.0.0.1:5433 or db2:5432"
+        ) from None
+
+
+def db_host(value: str, _base: Path) -> str:
+    """A PostgreSQL server the mail servers read from: ``HOST[:PORT]`` (checked; kept as given)."""
+    parse_db_host(value)
+    return value
+
+
 def nameserver(value: str, _base: Path) -> str:
     """A name server as ``IP[:PORT]``."""
     try:
@@ -342,6 +365,56 @@ def text(value: str, _base: Path) -> str:
     return value
 
 
+def _loopback(name: str) -> bool:
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def web_url(value: str, _base: Path) -> str:
+    """An https URL (http only to a loopback host), with no user, query or fragment.
+
+    Kept exactly as written: an OpenID Connect issuer is compared as a string.
+    """
+    try:
+        parts = urlsplit(value)
+        name = parts.hostname or ""
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise Invalid("not a URL", hint="e.g. https://id.example.org") from None
+    if not name or not port_ok or any(c.isspace() for c in value):
+        raise Invalid("not a URL with a host", hint="e.g. https://id.example.org")
+    if parts.scheme != "https" and not (parts.scheme == "http" and _loopback(name)):
+        raise Invalid(
+            "must be an https URL (plain http only to 127.0.0.1, ::1 or localhost)",
+            hint="e.g. https://id.example.org",
+        )
+    if parts.username is not None or parts.query or parts.fragment or "#" in value:
+        raise Invalid(
+            "must not carry a user, a query or a fragment", hint="e.g. https://id.example.org"
+        )
+    return value
+
+
+def return_url(value: str, base: Path) -> str:
+    """Where a browser is sent back to: a path on this server (``/…``) or a :func:`web_url`;
+    ``{number}`` (a request number) may appear once, no other braces."""
+    bare = value.replace("{number}", "", 1)
+    if "{" in bare or "}" in bare:
+        raise Invalid(
+            "may hold '{number}' once and no other braces", hint="e.g. /requests/{number}"
+        )
+    if value.startswith("/") and not value.startswith("//"):
+        if any(c.isspace() or c in "\\#" for c in value):
+            raise Invalid("not a plain path", hint="e.g. /requests/{number}")
+        return value
+    web_url(bare, base)
+    return value
+
+
 def store_url(value: str, base: Path) -> str:
     """The account store: ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST:PORT/DB``.
 
@@ -390,3 +463,44 @@ def store_url(value: str, base: Path) -> str:
             hint="choose a database password of printable ASCII without those characters",
         )
     return value
+
+
+# Path characters safe in a Dovecot SQL literal, an nginx config and a mail client's
+# message: no quotes, '%' (Dovecot's variables), '\', spaces, '?' or '#'.
+_URL_PATH_RE = re.compile(r"/[A-Za-z0-9._~/-]*")
+
+
+def public_url(value: str, base: Path) -> str:
+    """The address people use for the owner's portal: ``https://HOST[:PORT][/PATH]``.
+
+    ``http://`` only for a loopback host (a test site); no user, query or fragment.
+    Returns it normalised (host in lower case, a path of at least ``/``).
+    """
+    hint = "e.g. https://mail.example.org/ (letters, digits, '.', '_', '~', '-', '/' in the path)"
+    web_url(value, base)  # the rules every URL of the site config keeps (scheme, no user, ...)
+    scheme, _, rest = value.partition("://")
+    authority, slash, path = rest.partition("/")
+    if slash and not _URL_PATH_RE.fullmatch(slash + path):
+        raise Invalid("the path holds characters a config file cannot carry", hint=hint)
+    if authority.startswith("["):
+        name, _, after = authority[1:].partition("]")
+        port = after.removeprefix(":") if after.startswith(":") else after or ""
+        ok = not after or after.startswith(":")
+    else:
+        name, _, port = authority.partition(":")
+        ok = True
+    if not ok or (port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536)):
+        raise Invalid("the port is not a number from 1 to 65535", hint=hint)
+    try:
+        name = host(name, base)
+    except Invalid:
+        raise Invalid("the host is not a host name or IP address", hint=hint) from None
+    shown = f"[{name}]" if ":" in name else name
+    return f"{scheme}://{shown}{f':{int(port)}' if port else ''}{slash + path or '/'}"
+
+
+def _is_loopback(name: str) -> bool:
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

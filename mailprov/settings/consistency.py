@@ -7,9 +7,11 @@ two ports that must differ, a mode that needs another setting.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
 
 from mailprov.errors import MailprovError
+from mailprov.rules.assurance import FRAMEWORK_LEVELS
 from mailprov.rules.passwords import get_policy
 from mailprov.settings import checks
 from mailprov.settings.checks import Invalid
@@ -36,6 +38,8 @@ def check(config: SiteConfig) -> None:
     _dkim(config)
     _dns(config)
     _relay(config)
+    _web(config)
+    _oidc(config)
 
 
 def _site(config: SiteConfig) -> None:
@@ -57,6 +61,34 @@ def _store(config: SiteConfig) -> None:
             checks.store_url(url, config.base_dir)
         except Invalid as exc:
             raise Inconsistent("store.url", url, exc.why, exc.hint) from None
+    _read_hosts(config)
+
+
+def _read_hosts(config: SiteConfig) -> None:
+    hosts = config.store.read_hosts
+    if not hosts:
+        return
+    if not config.store.url.startswith("postgresql"):
+        raise Inconsistent(
+            "store.read_hosts",
+            hosts,
+            "only a PostgreSQL store has replicas to read from; this store.url is not PostgreSQL",
+            hint="remove store.read_hosts, or move the store to PostgreSQL",
+        )
+    # Lazy: SQLAlchemy is heavy, and every command module loads settings at import.
+    from sqlalchemy.engine import make_url  # noqa: PLC0415  (lazy: heavy)
+
+    default_port = make_url(config.store.url).port or 5432
+    ports = {checks.parse_db_host(h, default_port)[1] for h in hosts}
+    if len(ports) > 1:
+        # Dovecot's connect string takes several host= but one port= for all of them.
+        raise Inconsistent(
+            "store.read_hosts",
+            hosts,
+            "the read hosts listen on different ports, and Dovecot's connect string has one "
+            "port for all hosts",
+            hint="run the replicas on one port (e.g. 5432 on each host)",
+        )
 
 
 def _passwords(config: SiteConfig) -> None:
@@ -134,3 +166,58 @@ def _relay(config: SiteConfig) -> None:
             "relay.smarthost_username is set but relay.smarthost_password_file is not",
             hint="put the password alone in a file readable only by the relay (0600)",
         )
+
+
+def _web(config: SiteConfig) -> None:
+    w = config.web
+    host, _ = checks.parse_endpoint(w.listen)
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback and not w.tls:
+        raise Inconsistent(
+            "web.listen",
+            w.listen,
+            "serves plain HTTP beyond loopback: passwords and session cookies would cross "
+            "the network in clear",
+            hint="listen on 127.0.0.1 behind the nginx snippet 'deploy' renders "
+            "(nginx-mailprov.conf), or set [web] tls = true to serve HTTPS directly",
+        )
+
+
+def _oidc(config: SiteConfig) -> None:
+    o = config.oidc
+    if o.issuer:
+        for name in ("client_id", "redirect_url"):
+            if not getattr(o, name):
+                raise Inconsistent(
+                    f"oidc.{name}",
+                    "",
+                    f"oidc.issuer is set but oidc.{name} is not",
+                    hint="register mailprov at the provider and copy its client id and the "
+                    "callback URL (…/api/v1/identity/oidc/callback) here",
+                )
+        if "openid" not in o.scopes:
+            raise Inconsistent(
+                "oidc.scopes",
+                o.scopes,
+                "must include 'openid' (without it the provider sends no ID token)",
+                hint='e.g. scopes = ["openid"]',
+            )
+    if o.min_assurance_level:
+        if not o.trust_framework:
+            raise Inconsistent(
+                "oidc.min_assurance_level",
+                o.min_assurance_level,
+                "needs oidc.trust_framework (a level means something only in its framework)",
+                hint='e.g. trust_framework = "ru_esia", min_assurance_level = "confirmed"',
+            )
+        levels = FRAMEWORK_LEVELS[o.trust_framework]
+        if o.min_assurance_level not in levels:
+            raise Inconsistent(
+                "oidc.min_assurance_level",
+                o.min_assurance_level,
+                f"is not a level of {o.trust_framework}",
+                hint="levels, lowest first: " + ", ".join(levels),
+            )

@@ -34,6 +34,10 @@ MailtoList = Annotated[str, Rule(records.mailto_list, optional=True)]
 ReportUriList = Annotated[str, Rule(records.report_uri_list, optional=True)]
 MxPattern = Annotated[str, Rule(records.mx_pattern)]
 StoreUrl = Annotated[str, Rule(checks.text, optional=True)]  # checked once resolved: loader
+OptionalPublicUrl = Annotated[str, Rule(checks.public_url, optional=True)]
+OptionalWebUrl = Annotated[str, Rule(checks.web_url, optional=True)]
+ReturnUrl = Annotated[str, Rule(checks.return_url)]
+DbHost = Annotated[str, Rule(checks.db_host)]
 
 # -- paths: written into servers' configs and units, or opened by mailprov only
 ServerPath = Annotated[str, Rule(checks.server_path)]
@@ -72,3 +76,5 @@ RelayTls = Literal["generate", "files", "site", "off"]
 DmarcPolicy = Literal["none", "quarantine", "reject"]
 MtaStsMode = Literal["enforce", "testing", "none"]
 DkimAlgorithm = Literal["rsa-2048", "ed25519"]
+TemporaryLogin = Literal["portal", "until-expiry"]
+ResetRoute = Literal["contact", "identity"]

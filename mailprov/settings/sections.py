@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mailprov.settings.checks import Range
 from mailprov.settings.kinds import (
     ClaimName,
     Command,
+    DbHost,
     DkimAlgorithm,
     DmarcPolicy,
     DovecotBaseDir,
@@ -42,7 +43,9 @@ from mailprov.settings.kinds import (
     OptionalHostname,
     OptionalLocalPath,
     OptionalNameserver,
+    OptionalPublicUrl,
     OptionalServerPath,
+    OptionalWebUrl,
     PasswordPolicy,
     PlainName,
     Port,
@@ -52,12 +55,15 @@ from mailprov.settings.kinds import (
     RelayMode,
     RelayTls,
     ReportUriList,
+    ResetRoute,
+    ReturnUrl,
     SelectorPrefix,
     ServerPath,
     Size,
     SmtpUser,
     SpfText,
     StoreUrl,
+    TemporaryLogin,
     Text,
     Token,
     TrustedHost,
@@ -79,6 +85,11 @@ class StoreSection:
     """[store]: where the account store lives."""
 
     url: StoreUrl = ""
+    #: PostgreSQL servers (``HOST[:PORT]``, e.g. a streaming replica on this host) that the
+    #: rendered Postfix maps and Dovecot read accounts from, with fall-over between them;
+    #: same database, user and password as ``url``. Empty: they read from ``url``.
+    #: mailprov itself always writes to ``url`` (the primary).
+    read_hosts: list[DbHost] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,17 @@ class PasswordsSection:
     enforce_max_age: bool = False
     temp_password_hours: Positive = 72
     generated_length: Annotated[int, Range(8, 128)] = 16
+    #: "portal": IMAP, POP3 and SMTP AUTH refuse a temporary password, naming where to
+    #: change it ([web] public_url); "until-expiry": it works in mail clients until it expires.
+    temporary_login: TemporaryLogin = "portal"
+    #: ``sweep`` reminds the owner this many days before the password reaches the
+    #: policy's maximum age (once per password; 0: no reminder).
+    reminder_days: Annotated[int, Range(0, 365)] = 14
+    #: Password reset without the old password: by a code to a verified recovery contact
+    #: ("contact"), or by proving the provisioning identity again plus that code ("identity").
+    reset_via: list[ResetRoute] = field(default_factory=lambda: ["contact", "identity"])
+    #: Reset starts one client IP may make per hour (per address: the [identity] code limits).
+    reset_per_client_hour: Annotated[int, Range(1, 1000)] = 20
 
 
 @dataclass(frozen=True)
@@ -115,6 +137,8 @@ class PortsSection:
     pop3: Port = 110
     pop3s: Port = 995
     lmtp: Port = 24
+    #: ManageSieve (RFC 5804): mail clients edit their filters here, STARTTLS before login.
+    managesieve: Port = 4190
 
 
 @dataclass(frozen=True)
@@ -184,6 +208,10 @@ class DovecotSection:
     auth_worker_vsz_limit: DovecotSize = "1G"
     # Off only in test profiles: the per-IP delay after failed logins slows tests down.
     auth_penalty: bool = True
+    #: The largest Sieve script an owner may store (ManageSieve and the filters API).
+    sieve_max_script_size: DovecotSize = "64K"
+    #: Forwarding addresses (Sieve redirects) one message may go to.
+    sieve_max_redirects: Annotated[int, Range(1, 32)] = 4
 
 
 # -- sections of the identity gate (issue 4) go here -------------------------------
@@ -211,6 +239,54 @@ class IdentitySection:
     match_yo_as_ye: bool = True
     extra_ekus: list[Oid] = field(default_factory=list)
     max_chain_depth: Annotated[int, Range(1, 16)] = 4
+
+
+#: JWS algorithms a provider key may use (asymmetric only, as the gate's allow-list).
+OidcAlgorithm = Literal[
+    "ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
+]
+#: Every level of rules/assurance.py's frameworks; which fits which framework: consistency.py.
+AssuranceLevel = Literal[
+    "", "simplified", "standard", "confirmed", "low", "substantial", "high", "ial1", "ial2", "ial3"
+]
+
+
+@dataclass(frozen=True)
+class OidcSection:
+    """[oidc]: identity by redirect — ``mailprov serve`` as an OpenID Connect relying party.
+
+    The provider's ID token goes through the identity gate's own checks (table (A) of
+    docs/identity-gate.md) with the provider's keys (from its discovery document and
+    JWKS), ``client_id`` as the audience and this section's trust framework and level.
+    """
+
+    #: The provider's issuer, exactly as its discovery document and its tokens write it
+    #: (https; plain http only on loopback). Empty: identity by redirect is off.
+    issuer: OptionalWebUrl = ""
+    #: This service's client id at the provider (the ID token's audience).
+    client_id: Text = ""
+    #: The client secret (0600 file); empty: a public client (PKCE alone).
+    client_secret_file: OptionalLocalPath = ""
+    #: The callback URL registered at the provider: this service's
+    #: /api/v1/identity/oidc/callback as browsers reach it.
+    redirect_url: OptionalWebUrl = ""
+    scopes: list[Token] = field(default_factory=lambda: ["openid"])
+    #: The trust framework asked for and accepted ("": any the gate knows, each at its
+    #: default minimum) and the minimum assurance level in it ("": its default).
+    trust_framework: Literal["", "ru_esia", "eidas", "nist_800_63A"] = ""
+    min_assurance_level: AssuranceLevel = ""
+    #: The ID token's JOSE "typ" header as the provider writes it.
+    token_type: Token = "JWT"  # noqa: S105  (a JWT "typ", not a secret)
+    #: The algorithm of provider keys whose JWK names none (the JWKS "alg" is optional).
+    key_algorithm: OidcAlgorithm = "RS256"
+    #: How long a started sign-in may take at the provider.
+    state_ttl_seconds: Annotated[int, Range(60, 1800)] = 600
+    #: Where the browser goes when the callback is done: a path here or an https URL;
+    #: {number} is the request's number; '?identity=verified' or '?error=CODE' is added.
+    return_url: ReturnUrl = "/requests/{number}"
+    #: CA certificates for the provider's https (empty: the system's).
+    ca_file: OptionalLocalPath = ""
+    timeout_seconds: PositiveSeconds = 10.0
 
 
 @dataclass(frozen=True)
@@ -314,6 +390,22 @@ class WebSection:
     session_max_hours: Annotated[int, Range(1, 168)] = 12
     #: X-Forwarded-For is believed only from these peers (the reverse proxy).
     trusted_proxies: list[IpAddress] = field(default_factory=lambda: ["127.0.0.1", "::1"])
+    #: Two-factor: this many wrong codes for one mailbox within two_factor_lock_minutes
+    #: lock its second step (sessions waiting for a code end; the owner is told) ...
+    two_factor_max_failures: Annotated[int, Range(1, 100)] = 5
+    #: ... for this many minutes.
+    two_factor_lock_minutes: Annotated[int, Range(1, 1440)] = 15
+    #: Where people reach the portal (named in refusals of a temporary password, served by
+    #: the nginx snippet); empty: https:// [dns] web_host (default [site] hostname) on
+    #: [dns] web_https_port.
+    public_url: OptionalPublicUrl = ""
+    #: Failed sign-ins of one address within signin_window_seconds that lock it ...
+    signin_max_failures: Annotated[int, Range(1, 1000)] = 5
+    #: ... and of one client IP (higher: many people may share one address behind NAT).
+    signin_max_failures_per_client: Annotated[int, Range(1, 100_000)] = 50
+    signin_window_seconds: Annotated[int, Range(1, 86_400)] = 900
+    #: How long a locked address or client is refused, even with the right password.
+    signin_lockout_seconds: Annotated[int, Range(1, 86_400)] = 900
     #: DEMOS AND TEST RIGS ONLY: a folder made by 'mailprov identity test-issuer init'. The
     #: portal then offers a TEST identity provider that signs whatever identity is typed
     #: into it (trusted only if its JWKS was added with 'identity trust add-issuer').
@@ -427,6 +519,7 @@ class SiteConfig:
 
     # -- identity (issue 4) sections
     identity: IdentitySection = field(default_factory=IdentitySection)
+    oidc: OidcSection = field(default_factory=OidcSection)
     notify: NotifySection = field(default_factory=NotifySection)
 
     # -- relay (issue 5) sections
@@ -443,6 +536,16 @@ class SiteConfig:
     config_file: Path | None = None
     base_dir: Path = field(default_factory=Path.cwd)
     origins: Mapping[str, str] = field(default_factory=dict)
+
+    def portal_url(self) -> str:
+        """Where people reach the owner's portal: [web] public_url, or else the web host
+        ([dns] web_host, default [site] hostname) on [dns] web_https_port."""
+        if self.web.public_url:
+            return self.web.public_url
+        port = self.dns.web_https_port
+        return (
+            f"https://{self.dns.web_host or self.site.hostname}{'' if port == 443 else f':{port}'}/"
+        )
 
     def resolve_path(self, value: str) -> Path:
         """A path setting made absolute against the config file's folder."""

@@ -35,6 +35,9 @@ class Store:
 
     engine: Engine
     url: str
+    #: A rehearsal (``--dry-run``): every write transaction is rolled back at its end, so a
+    #: command runs all its checks and reports what it would change, and nothing is kept.
+    rehearsal: bool = False
 
     @property
     def dialect(self) -> str:
@@ -47,6 +50,14 @@ class Store:
         from sqlalchemy.exc import OperationalError  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
         try:
+            if self.rehearsal:
+                with self.engine.connect() as conn:
+                    transaction = conn.begin()
+                    try:
+                        yield conn
+                    finally:
+                        transaction.rollback()
+                return
             with self.engine.begin() as conn:
                 yield conn
         except OperationalError as exc:

@@ -387,6 +387,8 @@ owner_codes = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
+    # The client IP that asked for a reset code: the per-client rate limit counts these.
+    Column("client", String(64), nullable=True),
     CheckConstraint(one_of("state", CodeState), name="state"),
 )
 
@@ -417,4 +419,24 @@ admin_tokens = Table(
     Column("expires_at", BigInteger, nullable=True),
     Column("last_used_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
+)
+
+oidc_flows = Table(
+    "oidc_flows",
+    metadata,
+    # Identity by redirect: one started sign-in at the OpenID Connect provider. Only HMACs
+    # (with the site pepper) of the state and of the browser's binding cookie are kept; the
+    # nonce and the PKCE verifier are derived from the state and the pepper, never stored.
+    Column("state_hash", String(64), primary_key=True),
+    Column(
+        "request_id",
+        String(16),
+        ForeignKey("requests.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("browser_hash", String(64), nullable=False),
+    Column("outcome", String(12), nullable=True),  # NULL while live; 'used' or 'superseded'
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False, index=True),
 )

@@ -1,6 +1,7 @@
 """Sending codes and notices to a recovery contact: SMTP through the smarthost, or a hook.
 
-With ``notify.hook`` set, the hook command (an SMS gateway script, say) is run
+Phone numbers go to the hook; mail addresses go by SMTP when a smarthost is set, and
+to the hook otherwise. The hook command (an SMS gateway script, say) is run
 with the destination on the first line of its stdin and the message after it;
 neither ever appears in its argv, so the process list never shows a code. Exit
 status 75 (EX_TEMPFAIL) means "try again later"; any other failure means the
@@ -18,6 +19,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from mailprov.errors import ConfigInvalid, RecoveryUnreachable, TemporaryFailure
+from mailprov.rules.contacts import is_phone, mask
 from mailprov.settings import NotifySection
 from mailprov.system.run import SubprocessRunner
 from mailprov.system.secrets import SecretKind, read_secret_text
@@ -37,17 +39,29 @@ class Message:
 def send(settings: NotifySection, message: Message, *, base_dir: Path | None = None) -> str:
     """Deliver ``message``; return the channel used (``hook`` or ``smtp``).
 
+    Phone numbers (``+`` and digits) go to the hook, the SMS gateway; mail addresses go
+    to the smarthost, or to the hook when no smarthost is set.
+
     Raises:
-        RecoveryUnreachable: the destination was refused (or the hook failed).
+        RecoveryUnreachable: the destination was refused (or the hook failed), or it is a
+            phone number and no hook is set.
         TemporaryFailure: the smarthost or hook could not be reached; retry later.
         ConfigInvalid: neither a smarthost nor a hook is configured.
     """
-    if settings.hook:
+    if is_phone(message.destination):
+        if not settings.hook:
+            raise RecoveryUnreachable(
+                f"{mask(message.destination)} is a phone number and [notify] hook is not set",
+                hint="set [notify] hook to an SMS gateway command, or use a mail address",
+            )
         _send_hook(settings, message)
         return "hook"
     if settings.smarthost:
         _send_smtp(settings, message, base_dir=base_dir)
         return "smtp"
+    if settings.hook:
+        _send_hook(settings, message)
+        return "hook"
     raise ConfigInvalid(
         "no way to deliver codes: neither notify.smarthost nor notify.hook is set",
         hint='set [notify] smarthost = "127.0.0.1" (and port), or hook = "/path/to/sms-gateway"',

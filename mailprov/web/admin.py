@@ -8,6 +8,7 @@ one generated here, shown once in the answer that made it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from mailprov.errors import (
@@ -19,10 +20,14 @@ from mailprov.errors import (
     InvalidValue,
     NotFound,
     PasswordPolicy,
+    ScopeRefused,
+    StateInvalid,
+    TemporaryFailure,
     UnknownDomain,
 )
 from mailprov.rules.sizes import parse_size
-from mailprov.services import accounts, mailbox_state
+from mailprov.services import accounts, deploy, mailbox_state, state
+from mailprov.system.run import SubprocessRunner
 from mailprov.web.api import API, Call
 
 READ, WRITE = "accounts:read", "accounts:write"
@@ -316,3 +321,89 @@ def admin_remove_alias(call: Call) -> dict[str, Any]:
         call.services.store, call.path["source"], (), actor=call.actor
     )
     return {"changed": changed}
+
+
+# -- the declared state ------------------------------------------------------------------
+
+
+@API.operation(
+    "POST",
+    "/api/v1/admin/apply",
+    summary="Make the site what a state document declares (as 'mailprov apply')",
+    tag=TAG,
+    scope=WRITE,
+    body={
+        "type": "object",
+        "required": ["state"],
+        "additionalProperties": False,
+        "properties": {
+            "state": {
+                "type": "object",
+                "description": "A state document, as 'mailprov export --format json' prints "
+                "(its schema: mailprov/data/state.schema.json).",
+            },
+            "check": {"type": "boolean", "default": False, "description": "Plan only."},
+            "prune": {"type": "boolean", "default": False},
+            "deploy": {
+                "type": "boolean",
+                "default": False,
+                "description": "Then install the rendered config (needs the 'deploy' scope).",
+            },
+        },
+    },
+    answer={
+        "type": "object",
+        "required": ["changed", "plan"],
+        "properties": {
+            "changed": CHANGED,
+            "plan": ANY_OBJECT,
+            "passwords": {
+                "type": "object",
+                "description": "Generated passwords of new mailboxes, only here, only once.",
+            },
+            "deploy": ANY_OBJECT,
+        },
+    },
+    errors=(StateInvalid, ScopeRefused, TemporaryFailure),
+)
+def admin_apply(call: Call) -> dict[str, Any]:
+    """Apply a declared state: the same plan, one transaction and report as the CLI's.
+
+    A second call with the same document is 'changed: false'. With 'check' nothing is
+    written; with 'deploy' the rendered config is installed after the store commit.
+    """
+    body, services = call.body, call.services
+    if body.get("deploy") and not (call.admin is not None and call.admin.allows("deploy")):
+        raise ScopeRefused("'deploy': true needs the scope 'deploy'", scope="deploy")
+    read = state.read(json.dumps(body["state"]), source="request body", fmt="json")
+    if body.get("check"):
+        planned = state.plan(
+            services.store, services.settings, read, prune=body.get("prune", False)
+        )
+        return {"changed": planned.changed, "check": True, "plan": planned.to_json()}
+    done = state.apply(
+        services.store, services.settings, read, actor=call.actor, prune=body.get("prune", False)
+    )
+    answer: dict[str, Any] = {"changed": done.plan.changed, "plan": done.plan.to_json()}
+    if done.generated:
+        answer["passwords"] = {a: s.reveal() for a, s in sorted(done.generated.items())}
+    if body.get("deploy"):
+        result = deploy.apply(services.settings, runner=SubprocessRunner(), store=services.store)
+        answer["deploy"] = {"changed": result.changed, "generation": result.generation}
+        answer["changed"] = answer["changed"] or result.changed
+    return answer
+
+
+@API.operation(
+    "GET",
+    "/api/v1/admin/export",
+    summary="The site as a state document (as 'mailprov export --format json')",
+    tag=TAG,
+    scope=READ,
+    answer={"type": "object", "required": ["mailboxes"], "properties": {}},
+)
+def admin_export(call: Call) -> dict[str, Any]:
+    """Domains, mailboxes and aliases, without password hashes (those need the CLI's
+    '--with-hashes', where the output is a file made 0600).
+    """
+    return state.export(call.services.store, call.services.settings, with_hashes=False)

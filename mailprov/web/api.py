@@ -40,6 +40,22 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Call"], Any]
 
+
+@dataclass(frozen=True)
+class Cookie:
+    """A cookie a handler sets besides the session's (always HttpOnly; Secure over HTTPS).
+
+    ``value`` "" deletes it.
+    """
+
+    name: str
+    value: Secret | str
+    path: str = "/"
+    max_age: int | None = None
+    #: "Lax" where a provider's redirect back must carry it (a cross-site navigation).
+    samesite: str = "Strict"
+
+
 #: Who may call: None = anyone; otherwise the session stages allowed.
 FULL = frozenset({SessionStage.FULL})
 ANY_STAGE = frozenset(SessionStage)
@@ -67,6 +83,9 @@ class Call:
     #: or "" to clear the cookie.
     set_session: Secret | str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: Set by a handler of a ``redirect`` operation: answer 303 to this URL instead.
+    redirect: str | None = None
+    cookies: list[Cookie] = field(default_factory=list)
 
     @property
     def actor(self) -> Actor:
@@ -105,10 +124,17 @@ class Operation:
     description: str
     #: Admin operations: the scope the bearer token needs (then ``stages`` is None).
     scope: str | None = None
-    #: Query parameters: name -> JSON schema (all required; the handler reads call.query).
+    #: Query parameters: name -> JSON schema (required unless in ``optional``; the handler
+    #: reads call.query and checks them).
     query: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     #: Public, but about one provisioning request: needs its handle (HANDLE_HEADER).
     handle: bool = False
+    #: The body may also come as an HTML form (application/x-www-form-urlencoded).
+    form: bool = False
+    #: May answer 303 See Other (the handler sets ``call.redirect``): browser flows.
+    redirect: bool = False
+    #: Query parameters that may be left out.
+    optional: frozenset[str] = frozenset()
 
     @property
     def operation_id(self) -> str:
@@ -145,6 +171,9 @@ class Api:
         scope: str | None = None,
         query: Mapping[str, dict[str, Any]] | None = None,
         handle: bool = False,
+        form: bool = False,
+        redirect: bool = False,
+        optional: frozenset[str] = frozenset(),
     ) -> Callable[[Handler], Handler]:
         """Declare ``handler`` as the operation ``method path``.
 
@@ -174,6 +203,9 @@ class Api:
                     scope,
                     dict(query or {}),
                     handle,
+                    form,
+                    redirect,
+                    optional,
                 )
             )
             return handler
@@ -219,6 +251,8 @@ class Api:
 
 
 SESSION_COOKIE = "mailprov_session"
+#: The media type of an HTML form's body (operations declared with ``form=True``).
+FORM = "application/x-www-form-urlencoded"
 #: The header that carries a provisioning request's secret handle (never the URL).
 HANDLE_HEADER = "X-Request-Handle"
 
@@ -256,6 +290,27 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
     ]
 
 
+def _request_body(op: Operation) -> dict[str, Any]:
+    content = {"application/json": {"schema": op.body}}
+    if op.form:
+        content[FORM] = {"schema": op.body}
+    return {"required": True, "content": content}
+
+
+def _success(op: Operation) -> dict[str, Any]:
+    """The answers of an operation that did what was asked."""
+    ok: dict[str, Any] = {"description": "Done"}
+    if op.answer is not None:
+        ok["content"] = {"application/json": {"schema": op.answer}}
+    responses: dict[str, Any] = {str(op.status): ok}
+    if op.redirect:
+        responses["303"] = {
+            "description": "For a browser: go on at the Location",
+            "headers": {"Location": {"required": True, "schema": {"type": "string"}}},
+        }
+    return responses
+
+
 def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -> dict[str, Any]:
     _, _, rest = op.description.partition("\n\n")
     doc: dict[str, Any] = {
@@ -266,20 +321,14 @@ def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -
     if rest.strip():
         doc["description"] = " ".join(rest.split())
     parameters = _path_parameters(op.path) + [
-        {"name": name, "in": "query", "required": True, "schema": schema}
+        {"name": name, "in": "query", "required": name not in op.optional, "schema": schema}
         for name, schema in op.query.items()
     ]
     if parameters:
         doc["parameters"] = parameters
     if op.body is not None:
-        doc["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": op.body}},
-        }
-    ok: dict[str, Any] = {"description": "Done"}
-    if op.answer is not None:
-        ok["content"] = {"application/json": {"schema": op.answer}}
-    responses: dict[str, Any] = {str(op.status): ok}
+        doc["requestBody"] = _request_body(op)
+    responses = _success(op)
     errors = list(op.errors)
     if op.scope is not None:
         doc["security"] = [{"adminToken": []}]

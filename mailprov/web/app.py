@@ -7,6 +7,7 @@ Every request passes, in order:
    defeats DNS rebinding (the same rule as the relay's API, ``relay/gate.py``).
 2. **Origin** — a write whose ``Origin`` is not this service is refused (403).
 3. **Body** — an operation with a body needs ``Content-Type: application/json``
+   (or, where declared for browser forms, ``application/x-www-form-urlencoded``)
    (415), valid JSON (400) that its declared schema accepts (400, naming the field,
    never echoing the value).
 4. **Session** — from the ``mailprov_session`` cookie or ``Authorization: Bearer``;
@@ -48,7 +49,7 @@ from mailprov.model import Secret
 from mailprov.relay.gate import allowed_hosts
 from mailprov.services import owner, tokens
 from mailprov.settings.checks import parse_endpoint
-from mailprov.web.api import API, HANDLE_HEADER, SESSION_COOKIE, Call, Operation
+from mailprov.web.api import API, FORM, HANDLE_HEADER, SESSION_COOKIE, Call, Operation
 from mailprov.web.errors import status_of
 
 if TYPE_CHECKING:
@@ -67,9 +68,13 @@ def _load_operations() -> None:
     """Import the modules that declare operations (each registers itself on API)."""
     from mailprov.web import (  # noqa: PLC0415  (lazy: registers on import, after API exists)
         admin,  # noqa: F401
+        filters,  # noqa: F401
+        oidc,  # noqa: F401
+        recovery,  # noqa: F401
         requests,  # noqa: F401
         security_events,  # noqa: F401
         session,  # noqa: F401
+        twofactor,  # noqa: F401
     )
 
 
@@ -90,8 +95,12 @@ class Services:
 
 
 def error_response(exc: MailprovError) -> web.Response:
-    """The JSON error document of ``exc`` with its HTTP status."""
-    return web.json_response(exc.to_json(), status=status_of(type(exc)), dumps=_dumps)
+    """The JSON error document of ``exc`` with its HTTP status (and Retry-After when it says)."""
+    response = web.json_response(exc.to_json(), status=status_of(type(exc)), dumps=_dumps)
+    retry_after = exc.details.get("retry_after")
+    if isinstance(retry_after, int) and retry_after > 0:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _dumps(value: Any) -> str:
@@ -197,16 +206,26 @@ async def _read_body(request: web.Request, op: Operation) -> dict[str, Any]:
     if op.body is None:
         return {}
     kind = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if kind != "application/json":
+    body: Any
+    if op.form and kind == FORM:
+        try:
+            fields = await request.post()
+        except ValueError:  # UnicodeDecodeError included
+            raise MalformedRequest("the form is not valid UTF-8", hint="send UTF-8") from None
+        body = {}
+        for name, value in fields.items():
+            body.setdefault(name, value)  # a field given twice: the first counts
+    elif kind != "application/json":
         raise web.HTTPUnsupportedMediaType(
             reason=f"{op.method} {op.path} needs 'Content-Type: application/json'"
         )
-    try:
-        body = json.loads(await request.read() or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedRequest(
-            "the request body is not valid JSON", hint="send a JSON object"
-        ) from None
+    else:
+        try:
+            body = json.loads(await request.read() or b"null")
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedRequest(
+                "the request body is not valid JSON", hint="send a JSON object"
+            ) from None
     return check_body(op, body)
 
 
@@ -279,11 +298,15 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
             raw = request.headers.get(HANDLE_HEADER)
             call.handle = Secret(raw) if raw is not None else None
         result = await asyncio.to_thread(op.handler, call)
-        if op.status == 204:
-            response: web.Response = web.Response(status=204)
+        if op.redirect and call.redirect is not None:
+            response: web.Response = web.Response(status=303)
+            response.headers["Location"] = call.redirect
+        elif op.status == 204:
+            response = web.Response(status=204)
         else:
             response = web.json_response(result, status=op.status, dumps=_dumps)
         response.headers.update(call.headers)
+        _set_cookies(response, call, secure=secure_request(request, services))
         if isinstance(call.set_session, Secret):
             response.set_cookie(
                 SESSION_COOKIE,
@@ -299,6 +322,24 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
 
     dispatch.__name__ = op.operation_id
     return dispatch
+
+
+def _set_cookies(response: web.Response, call: Call, *, secure: bool) -> None:
+    """The cookies a handler asked for (not the session's): HttpOnly, Secure over HTTPS."""
+    for cookie in call.cookies:
+        if cookie.value == "":
+            response.del_cookie(cookie.name, path=cookie.path)
+            continue
+        value = cookie.value.reveal() if isinstance(cookie.value, Secret) else cookie.value
+        response.set_cookie(
+            cookie.name,
+            value,
+            httponly=True,
+            secure=secure,
+            samesite=cookie.samesite,
+            path=cookie.path,
+            max_age=cookie.max_age,
+        )
 
 
 async def owner_session(
@@ -346,9 +387,12 @@ SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 
 
 def hosts_for(settings: SiteConfig, port: int | None = None) -> frozenset[str]:
-    """Every Host header value the service answers (listen address, loopback, [web] hosts)."""
+    """Every Host header value the service answers (listen address, loopback, [web] hosts,
+    and the host of the portal's public URL, which the reverse proxy passes on)."""
     host, listen_port = parse_endpoint(settings.web.listen)
-    return allowed_hosts(host, listen_port if port is None else port, settings.web.hosts)
+    public = urlsplit(settings.portal_url())
+    names = [*settings.web.hosts, public.hostname or ""]
+    return allowed_hosts(host, listen_port if port is None else port, names) | {public.netloc}
 
 
 def build_app(services: Services, *, port: int | None = None) -> web.Application:

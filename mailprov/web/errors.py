@@ -12,22 +12,29 @@ from mailprov import errors as e
 STATUS: dict[type[e.MailprovError], int] = {
     e.NotSignedIn: 401,
     e.AdminTokenRefused: 401,
+    e.StateInvalid: 422,
     e.ScopeRefused: 403,
     e.SignInFailed: 401,
     e.SessionStageRefused: 403,
     e.CsrfRefused: 403,
+    e.ResetRouteDisabled: 403,
+    e.IdentityMismatch: 403,
     e.NotFound: 404,
     e.AddressTaken: 409,
     e.AlreadyExists: 409,
     e.Conflict: 409,
     e.InUse: 409,
+    e.LastRecoveryContact: 409,
+    e.ContactNotPending: 409,
     e.WrongRequestState: 409,
     e.CodeExpired: 410,
     e.RequestExpired: 410,
     e.CodeUsed: 410,
+    e.ResetEnded: 410,
     e.RequestLocked: 423,
     e.ConfirmationLocked: 423,
     e.RateLimited: 429,
+    e.SignInLocked: 429,
     e.IdentityGateError: 422,
     # The gate's refusals are 422 (the proof or code was understood and refused) except
     # where another status says more: a key or token already used elsewhere conflicts (409);
@@ -46,6 +53,25 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.TemporaryFailure: 503,
     e.StoreUnavailable: 503,
     e.ConfigInvalid: 500,
+    # two-factor authentication
+    e.TwoFactorCodeInvalid: 422,
+    e.TwoFactorCodeExpired: 410,
+    e.TwoFactorCodeReused: 410,
+    e.TwoFactorLocked: 423,
+    e.TwoFactorState: 409,
+    e.SieveInvalid: 422,
+    e.SieveTooLarge: 422,
+    e.FiltersInvalid: 422,
+    e.FiltersNotInstalled: 503,
+    # Identity by redirect: a sign-in this browser cannot use is unknown (404: unknown, or
+    # another browser's, the same answer), gone when stale, a conflict when used; a proof
+    # the provider refused is refused like the gate's (422); a provider we cannot reach,
+    # or no [oidc] at all, is 503.
+    e.OidcStateInvalid: 404,
+    e.OidcStateExpired: 410,
+    e.OidcStateUsed: 409,
+    e.OidcProviderRefused: 422,
+    e.OidcUnavailable: 503,
 }
 
 

@@ -284,7 +284,8 @@ def check_address_body(call: Call) -> dict[str, Any]:
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 254,
-                "description": "An address you can read: codes and notices go there.",
+                "description": "Where codes and notices go: a mail address you can read, or a "
+                "phone number (+79161234567) where the site has an SMS gateway ([notify] hook).",
             },
             "name": {
                 "type": "string",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailprov.errors import PasswordPolicy, SignInFailed
+from mailprov.errors import PasswordPolicy, SignInFailed, SignInLocked
 from mailprov.model import Secret, SessionStage
 from mailprov.services import accounts, owner
 from mailprov.web.api import ANY_STAGE, API, Call
@@ -69,13 +69,17 @@ def _session_answer(call: Call, session: owner.OwnerSession, token: Secret) -> d
     },
     answer=SESSION,
     status=201,
-    errors=(SignInFailed, PasswordPolicy),
+    errors=(SignInFailed, SignInLocked, PasswordPolicy),
 )
 def sign_in(call: Call) -> dict[str, Any]:
     """Sign in; the session cookie is set (HttpOnly, SameSite=Strict).
 
     The answer's stage says what the session may do. The same refusal comes for an
-    unknown address, a disabled mailbox and a wrong password.
+    unknown address, a disabled mailbox and a wrong password. After [web]
+    signin_max_failures failures of one address (or signin_max_failures_per_client of
+    one client) within signin_window_seconds, sign-in is refused with 429
+    'sign-in-locked' and Retry-After for signin_lockout_seconds, for known and
+    unknown addresses alike; the owner of a real mailbox is notified.
     """
     services = call.services
     signed = owner.sign_in(

@@ -257,3 +257,36 @@ class TestVerifyStart:
         later = Actor(actor.name, actor.now + TOKEN_KEEP_SECONDS)
         renewed = start(store, "acme.test", actor=later)
         assert renewed.changed and renewed.value != first.value
+
+
+REHEARSED = [
+    ("domain", "add", "new.example.test"),
+    ("domain", "remove", "empty.example.test"),
+    ("domain", "verify-start", "example.test"),
+    ("mailbox", "add", "fresh@example.test", "--generate"),
+    ("mailbox", "passwd", "kept@example.test", "--generate"),
+    ("mailbox", "disable", "kept@example.test"),
+    ("mailbox", "remove", "kept@example.test", "--from-aliases"),
+    ("alias", "add", "team@example.test", "kept@example.test", "x@example.org"),
+    ("alias", "remove", "old@example.test"),
+]
+
+
+@pytest.mark.parametrize("argv", REHEARSED, ids=lambda a: " ".join(a[:2]))
+def test_dry_run_runs_every_check_and_keeps_nothing(run: Any, argv: tuple[str, ...]) -> None:
+    """--dry-run reports the change a real run makes ("changed": true, "dry_run": true, no
+    made-up password) and the store, audit log included, is exactly as it was; a refused
+    change is refused in the dry run too.
+    """
+    from tests.integration.test_cli import snapshot
+
+    run("domain", "add", "empty.example.test")
+    run("mailbox", "add", "kept@example.test", "--generate")
+    run("alias", "add", "old@example.test", "kept@example.test")
+    before = snapshot(run.store_url)
+    status, data = run.json(*argv, "--dry-run")
+    assert (status, data["changed"], data["dry_run"]) == (0, True, True), data
+    assert "password" not in data
+    assert snapshot(run.store_url) == before
+    refused = run.json("mailbox", "add", "kept@example.test", "--generate", "--dry-run")
+    assert (refused[0], refused[1]["error"]["code"]) == (14, "address-taken")

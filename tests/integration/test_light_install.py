@@ -99,3 +99,24 @@ def test_rig_example_passes_in_the_light_venv(light_venv: Path, tmp_path: Path) 
         check=False,
     )
     assert "No module named 'sqlalchemy'" in probe.stderr
+
+
+@pytest.mark.parametrize("ci", ["", "true"])
+def test_mail_stack_is_skipped_in_the_light_venv(light_venv: Path, tmp_path: Path, ci: str) -> None:
+    """mail_stack in the light install says it needs the full package: a skip, or under
+    CI=true a failure."""
+    (tmp_path / "test_stack.py").write_text("def test_it(mail_stack):\n    pass\n")
+    result = subprocess.run(
+        [str(light_venv / "bin" / "python"), "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        env={"PATH": f"{light_venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "CI": ci},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert "mail_stack needs the full mailprov package" in result.stdout, result.stdout[-3000:]
+    if ci:
+        assert 0 != result.returncode and "CI=true: this must run" in result.stdout
+    else:
+        assert 0 == result.returncode and "1 skipped" in result.stdout

@@ -62,21 +62,30 @@ def test_wheel_ships_exactly_the_tracked_templates(wheel: Path) -> None:
             "mailprov/templates/portal/static/portal.css",
             "mailprov/templates/portal/static/portal.js",
         } <= names
+        schema = zf.read("mailprov/data/state.schema.json")
+        assert (REPO / "mailprov/data/state.schema.json").read_bytes() == schema
     assert sorted(tracked) == shipped
 
 
-@pytest.mark.slow
-def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> None:
-    """A fresh venv with only the wheel runs --version, init, and a mailbox add from another folder."""
-    env_dir = tmp_path / "venv"
+@pytest.fixture(scope="module", name="wheel_venv")
+def fixture_wheel_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel (its dependencies from the index) and pytest."""
+    env_dir = tmp_path_factory.mktemp("wheelvenv") / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
-    py = env_dir / "bin" / "python"
     subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", str(wheel)],
+        [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel), "pytest"],
         check=True,
         capture_output=True,
         timeout=600,
     )
+    return env_dir
+
+
+@pytest.mark.slow
+def test_installed_wheel_runs_outside_the_source_tree(wheel_venv: Path, tmp_path: Path) -> None:
+    """A fresh venv with only the wheel runs --version, init, and a mailbox add from another folder."""
+    env_dir = wheel_venv
+    py = env_dir / "bin" / "python"
     exe = env_dir / "bin" / "mailprov"
     work = tmp_path / "elsewhere"
     work.mkdir()
@@ -133,3 +142,26 @@ def test_installed_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Pat
     ).stdout.splitlines()
     assert "Подать заявку" == portal[0]  # the compiled catalogue ships in the wheel
     assert portal[1].startswith(str(env_dir))
+
+
+@pytest.mark.slow
+@pytest.mark.requires_postfix
+@pytest.mark.requires_dovecot
+def test_mail_stack_fixture_runs_from_the_installed_wheel(wheel_venv: Path, tmp_path: Path) -> None:
+    """The README's mail_stack example passes in the wheel's venv, outside the source tree:
+    the plugin, the harness and the templates all come from the installed wheel."""
+    text = (REPO / "README.md").read_text("utf-8")
+    block = text.split("<!-- stack-example -->", 1)[1].split("```python\n", 1)[1]
+    (tmp_path / "test_rig_stack.py").write_text(block.split("\n```", 1)[0] + "\n")
+    result = subprocess.run(
+        [str(wheel_venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        # /usr/sbin: Postfix and Dovecot; no PYTHONPATH: mailprov comes from the venv only.
+        env={"PATH": f"{wheel_venv / 'bin'}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert 0 == result.returncode, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "1 passed" in result.stdout

@@ -17,6 +17,12 @@ def test_codes_are_unique_kebab_case() -> None:
     assert all(code == code.lower() and " " not in code and "_" not in code for code in codes)
 
 
+def test_exit_statuses_are_unique() -> None:
+    """No two ExitStatus names share a value (an IntEnum would silently make one an alias)."""
+    values = [member.value for member in ExitStatus.__members__.values()]
+    assert len(values) == len(set(values)), sorted(v for v in values if values.count(v) > 1)
+
+
 def test_every_leaf_has_a_real_exit_status_and_message() -> None:
     """Every leaf has an ExitStatus other than INTERNAL and a one-line default message."""
     for cls in all_errors():

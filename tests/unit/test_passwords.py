@@ -131,6 +131,12 @@ class TestHashing:
         # Found by fuzzing the sign-in API: a NUL byte made SHA512-CRYPT raise (a 500).
         assert not hashing.verify_password("Wonder-Land-1865\0", digest)
 
+    @pytest.mark.parametrize("scheme", ["ARGON2ID", "SHA512-CRYPT", "BLF-CRYPT"])
+    def test_a_nul_byte_matches_nothing(self, scheme: str) -> None:
+        """A typed password with a NUL byte is a mismatch, never an exception (sign-in fuzz)."""
+        digest = hashing.hash_password("Wonder-Land-1865", scheme)
+        assert not hashing.verify_password("Wonder-Land-1865\x00", digest)
+
     def test_bcrypt_refuses_over_72_bytes(self) -> None:
         """BLF-CRYPT refuses a password it would truncate, with a clear error."""
         with pytest.raises(PasswordTooLong, match="72 bytes"):

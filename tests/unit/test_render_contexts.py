@@ -149,6 +149,8 @@ class TestRendered:
             "sql-quota-limited.cf",
             "sql-local-sender.cf",
             "dovecot-sql.conf.ext",
+            "dovecot-app-passwords.conf.ext",
+            "dovecot-sql-temporary.conf.ext",
         }
         assert {(out[n].mode, out[n].group) for n in holders} == {
             (0o640, "postfix"),
@@ -169,6 +171,21 @@ class TestRendered:
         assert "password_changed_at > CAST(strftime('%%s', 'now') AS INTEGER) - 2592000" in on
         assert "password_changed_at" not in off
 
+    def test_temporary_login_portal_names_the_public_url(self, tls_files: tuple[str, str]) -> None:
+        """ "portal" (default) adds the reason with [web] public_url and the refusing passdb;
+        "until-expiry" renders neither (and no second SQL file)."""
+        portal = files(config(tls_files, MAILPROV_WEB_PUBLIC_URL="https://portal.example.test/me"))
+        lenient = files(config(tls_files, MAILPROV_PASSWORDS_TEMPORARY_LOGIN="until-expiry"))
+        query = portal["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
+        assert "set your own at https://portal.example.test/me first' END AS reason" in query
+        assert "AS nologin" in query
+        conf = portal["dovecot.conf"].content  # type: ignore[attr-defined]
+        assert "result_success = continue-ok" in conf
+        assert "dovecot-sql-temporary.conf.ext\n  skip = unauthenticated" in conf
+        assert "dovecot-sql-temporary.conf.ext" not in lenient
+        assert "AS reason" not in lenient["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
+        assert "continue-ok" not in lenient["dovecot.conf"].content  # type: ignore[attr-defined]
+
     def test_test_profile_knob_disables_auth_penalty_only_when_asked(
         self, tls_files: tuple[str, str]
     ) -> None:
@@ -185,6 +202,30 @@ class TestRendered:
         master = files(config(tls_files, MAILPROV_PORTS_SMTP="2525"))["master.cf"].content  # type: ignore[attr-defined]
         assert "\n2525      inet" in master
         assert "\nsubmission inet" in master
+
+    def test_sieve_runs_at_delivery_and_managesieve_listens(
+        self, tls_files: tuple[str, str]
+    ) -> None:
+        """Pigeonhole runs in LMTP, ManageSieve listens on [ports] managesieve, and the
+        filters' mail goes to Postfix's own SMTP port on a loopback listen address."""
+        conf = files(
+            config(
+                tls_files,
+                MAILPROV_PORTS_MANAGESIEVE="14190",
+                MAILPROV_PORTS_SMTP="2525",
+                MAILPROV_DEPLOY_LISTEN="192.0.2.7,127.0.0.1",
+                MAILPROV_DOVECOT_SIEVE_MAX_SCRIPT_SIZE="32K",
+            )
+        )["dovecot.conf"].content  # type: ignore[attr-defined]
+        assert "protocols = imap pop3 lmtp sieve\n" in conf
+        lmtp = conf.split("protocol lmtp {", 1)[1].split("}", 1)[0]
+        assert "mail_plugins = $mail_plugins sieve" in lmtp
+        login = conf.split("service managesieve-login {", 1)[1].split("\n}", 1)[0]
+        assert "port = 14190" in login
+        assert "submission_host = 127.0.0.1:2525\n" in conf
+        assert "sieve = file:~/sieve;active=~/.dovecot.sieve\n" in conf
+        assert "sieve_max_script_size = 32K\n" in conf
+        assert "sieve_redirect_envelope_from = recipient\n" in conf
 
 
 def test_templates_load_from_the_source_tree_in_an_editable_install() -> None:
@@ -226,3 +267,51 @@ def test_any_hostname_is_refused_or_renders_files_the_servers_accept(
         check=False,
     )
     assert (dc.returncode, dc.stderr) == (0, "")
+
+
+class TestReadHosts:
+    """[store] read_hosts: the servers read from replicas, mailprov writes to store.url."""
+
+    PG = "postgresql+psycopg://mp@db1.example.test:5433/mail"
+
+    def test_maps_and_dovecot_list_every_read_host(self, tls_files: tuple[str, str]) -> None:
+        """Postfix's hosts and Dovecot's host= list the replicas (default port: the URL's)."""
+        out = files(
+            config(
+                tls_files,
+                MAILPROV_STORE_URL=self.PG,
+                MAILPROV_STORE_READ_HOSTS="127.0.0.1, db2.example.test:5433",
+            )
+        )
+        assert "hosts = 127.0.0.1:5433 db2.example.test:5433\n" in out["sql-mailboxes.cf"].content  # type: ignore[attr-defined]
+        assert (
+            "connect = host=127.0.0.1 host=db2.example.test port=5433 dbname=mail user=mp\n"
+            in out["dovecot-sql.conf.ext"].content  # type: ignore[attr-defined]
+        )
+
+    def test_without_read_hosts_the_servers_read_from_the_url(
+        self, tls_files: tuple[str, str]
+    ) -> None:
+        """No read hosts: the maps name the store.url host, as before."""
+        out = files(config(tls_files, MAILPROV_STORE_URL=self.PG))
+        assert "hosts = db1.example.test:5433\n" in out["sql-domains.cf"].content  # type: ignore[attr-defined]
+
+    def test_refused_with_sqlite(self, tls_files: tuple[str, str]) -> None:
+        """Read hosts with a SQLite store are refused at load, naming the setting."""
+        with pytest.raises(ConfigInvalid, match=r"store\.read_hosts.*only a PostgreSQL store"):
+            config(tls_files, MAILPROV_STORE_READ_HOSTS="127.0.0.1")
+
+    def test_refused_with_different_ports(self, tls_files: tuple[str, str]) -> None:
+        """Read hosts on different ports are refused: Dovecot has one port= for all hosts."""
+        with pytest.raises(ConfigInvalid, match=r"store\.read_hosts.*different ports"):
+            config(
+                tls_files,
+                MAILPROV_STORE_URL=self.PG,
+                MAILPROV_STORE_READ_HOSTS="127.0.0.1:5432, db2.example.test:5433",
+            )
+
+    @pytest.mark.parametrize("bad", ["db 2", "db2:99999", "db2:", "host=evil"])
+    def test_bad_read_host(self, tls_files: tuple[str, str], bad: str) -> None:
+        """A read host that is not HOST[:PORT] is refused by name."""
+        with pytest.raises(ConfigInvalid, match=r"store\.read_hosts"):
+            config(tls_files, MAILPROV_STORE_URL=self.PG, MAILPROV_STORE_READ_HOSTS=bad)

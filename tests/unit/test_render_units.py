@@ -24,7 +24,7 @@ def fixture_tls_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 CASES = {
     "sqlite": (
         {},
-        {"relay": "localhost", "sweep": None, "signer": "localhost"},
+        {"relay": "localhost", "sweep": None, "signer": "localhost", "serve": "localhost"},
     ),
     "postgresql by IP, smarthost by IP": (
         {
@@ -36,11 +36,12 @@ CASES = {
             "relay": "localhost 192.0.2.10 198.51.100.7",
             "sweep": "192.0.2.10",
             "signer": "localhost",
+            "serve": "localhost 192.0.2.10",
         },
     ),
     "postgresql on loopback": (
         {"MAILPROV_STORE_URL": "postgresql+psycopg://mp@127.0.0.1:5432/mp"},
-        {"relay": "localhost", "sweep": "localhost", "signer": "localhost"},
+        {"relay": "localhost", "sweep": "localhost", "signer": "localhost", "serve": "localhost"},
     ),
     "postgresql by name, relay and milter beyond loopback": (
         {
@@ -48,7 +49,19 @@ CASES = {
             "MAILPROV_RELAY_LISTEN": "0.0.0.0:2525",
             "MAILPROV_DKIM_MILTER_HOST": "192.0.2.1",
         },
-        {"relay": "", "sweep": "", "signer": ""},
+        {"relay": "", "sweep": "", "signer": "", "serve": ""},
+    ),
+    "notices by a smarthost at an IP, serve with its own HTTPS": (
+        {
+            "MAILPROV_NOTIFY_SMARTHOST": "192.0.2.25",
+            "MAILPROV_WEB_LISTEN": "0.0.0.0:8443",
+            "MAILPROV_WEB_TLS": "true",
+        },
+        {"relay": "localhost", "sweep": "192.0.2.25", "signer": "localhost", "serve": ""},
+    ),
+    "notices by a hook": (
+        {"MAILPROV_NOTIFY_HOOK": "/usr/local/bin/sms-gateway"},
+        {"relay": "localhost", "sweep": "", "signer": "localhost", "serve": ""},
     ),
 }
 
@@ -66,11 +79,12 @@ def test_ip_allow_lists_follow_the_peers_each_unit_needs(
         "relay": units["relay"]["network"]["ip_allow"],
         "sweep": None if sweep["private"] else sweep["ip_allow"],
         "signer": units["signer"]["network"]["ip_allow"],
+        "serve": units["serve"]["network"]["ip_allow"],
     }
 
 
 def test_sweep_may_write_only_the_sqlite_store_folder(tls_env: dict[str, str]) -> None:
-    """On SQLite the sweep's one writable folder is the store's; on PostgreSQL it has none."""
+    """On SQLite the sweep's and serve's one writable folder is the store's; on PostgreSQL none."""
     sqlite = load_settings(
         env={"MAILPROV_CONFIG": "", "MAILPROV_STORE_URL": "sqlite:////srv/site/m.sqlite", **tls_env}
     )
@@ -82,7 +96,10 @@ def test_sweep_may_write_only_the_sqlite_store_folder(tls_env: dict[str, str]) -
         }
     )
     got = [
-        build_context(c, Layout.for_target(c, None))["systemd"]["sweep"]["read_write"]
-        for c in (sqlite, pg)
+        [
+            build_context(c, Layout.for_target(c, None))["systemd"][u]["read_write"]
+            for c in (sqlite, pg)
+        ]
+        for u in ("sweep", "serve")
     ]
-    assert [["/srv/site"], []] == got
+    assert [[["/srv/site"], []]] * 2 == got

@@ -174,6 +174,13 @@ class TestChecks:
             ("store.url", "postgresql+psycopg://u:p%20w@db.example.org/mail", "password"),
             ("store.url", "sqlite:////srv/mail box/m.sqlite", "holds characters"),
             ("tls.cert_file", "/etc/ssl/my cert.pem", "holds characters"),
+            ("web.listen", "0.0.0.0:8080", "beyond loopback"),
+            ("web.listen", "192.0.2.1:8080", "[web] tls = true"),
+            ("web.public_url", "http://mail.example.org/", "plain http only to"),
+            ("web.public_url", "https://mail.example.org/it's", "cannot carry"),
+            ("web.public_url", "https://mail.example.org/%27", "cannot carry"),
+            ("web.public_url", "https://u@mail.example.org/", "must not carry a user"),
+            ("passwords.temporary_login", "never", "portal, until-expiry"),
         ],
     )
     def test_bad_values_are_refused_at_load(self, key: str, value: object, words: str) -> None:
@@ -227,6 +234,26 @@ class TestChecks:
         assert "forward" == config.relay.mode
         assert "smtp.example.org" == config.relay.smarthost_host
         assert "mail.xn--bcher-kva.example" == config.site.hostname
+
+    def test_portal_url_and_https_listeners(self) -> None:
+        """[web] public_url is normalised; without it the portal is the web host's HTTPS port;
+        a listener beyond loopback is fine with [web] tls."""
+        given = load_settings(
+            env={"MAILPROV_CONFIG": "", "MAILPROV_WEB_PUBLIC_URL": "https://Portal.Example.ORG"}
+        )
+        assert "https://portal.example.org/" == given.portal_url()
+        derived = load_settings(
+            env={
+                "MAILPROV_CONFIG": "",
+                "MAILPROV_DNS_WEB_HOST": "www.example.org",
+                "MAILPROV_DNS_WEB_HTTPS_PORT": "8443",
+            }
+        )
+        assert "https://www.example.org:8443/" == derived.portal_url()
+        public = load_settings(
+            env={"MAILPROV_CONFIG": "", "MAILPROV_WEB_LISTEN": "[::]:443", "MAILPROV_WEB_TLS": "1"}
+        )
+        assert "[::]:443" == public.web.listen
 
     def test_closed_sets_match_the_rules(self) -> None:
         """The Literal types list exactly what the rules modules know."""

@@ -66,6 +66,7 @@ SAMPLES = {
     "web.listen": "127.0.0.1:8443",
     "web.hosts": "mail.example.test",
     "web.trusted_proxies": "127.0.0.1",
+    "web.public_url": "https://portal.example.test/",
     "web.test_issuer": "test-issuer",
     "dns.ipv4": "192.0.2.10",
     "dns.ipv6": "2001:db8::10",
@@ -78,9 +79,20 @@ SAMPLES = {
     "dns.check_nameserver": "127.0.0.1:5353",
     "dkim.trusted_hosts": "192.0.2.0/24",
     "identity.extra_ekus": "1.3.6.1.5.5.7.3.4",
+    "oidc.issuer": "https://id.example.test",
+    "oidc.client_id": "mailprov",
+    "oidc.client_secret_file": "oidc-client-secret",
+    "oidc.redirect_url": "https://mail.example.test/api/v1/identity/oidc/callback",
+    "oidc.ca_file": "oidc-ca.pem",
     "check.host": "127.0.0.1",
     "check.server_name": "mail.example.test",
     "check.ca_file": "ca.pem",
+    "store.read_hosts": "db2.example.test:5432",
+}
+#: Settings that need others to make sense, and those others (read hosts need PostgreSQL;
+#: rendering only writes the URL into the maps, so no server is needed).
+COMPANIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "store.read_hosts": {"store": {"url": "postgresql+psycopg://mailprov@db.example.test/mp"}},
 }
 #: Line breaks and other control characters: refused in every string setting.
 CONTROLS = ["\n", "\r", "\x00", "\t", "\x0b", "\x85", "\u2028"]
@@ -173,6 +185,8 @@ def load(site: Site, setting: Setting, value: str, layer: str) -> SiteConfig:
     env = {"MAILPROV_CONFIG": ""}
     flags: dict[str, Any] = {}
     given: Any = [value] if setting.is_list else value
+    for section, values in COMPANIONS.get(setting.dotted, {}).items():
+        data.setdefault(section, {}).update(values)
     if layer == "file":
         data.setdefault(setting.section, {})[setting.key] = given
     elif layer == "env":
@@ -182,6 +196,8 @@ def load(site: Site, setting: Setting, value: str, layer: str) -> SiteConfig:
     config = site.root / "base.toml"
     if layer == "file":
         config = write_config(site.root / "file.toml", data)
+    elif setting.dotted in COMPANIONS:
+        config = write_config(site.root / "companion.toml", data)
     return load_settings(config_file=config, env=env, flags=flags)
 
 
@@ -240,6 +256,11 @@ def fixture_site(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
         },
         # So that relay.smarthost_username's sample value is a consistent config.
         "relay": {"smarthost_password_file": "smarthost-password"},
+        # So that oidc.issuer's sample value is too.
+        "oidc": {
+            "client_id": "mailprov",
+            "redirect_url": "https://mail.example.test/api/v1/identity/oidc/callback",
+        },
     }
     config = load_settings(
         config_file=write_config(root / "base.toml", base), env={"MAILPROV_CONFIG": ""}

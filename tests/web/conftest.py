@@ -3,7 +3,8 @@
 ``owner_site`` is a site folder (config, store, pepper) with domain example.test,
 its server listening on 127.0.0.1 (a real aiohttp server on a free port, run in a
 background thread so tests can move its clock), and codes and notices going by
-SMTP to the session's ``mail_relay_server``. Tests share the site: each makes its
+SMTP to the session's ``mail_relay_server``, and identity by redirect ([oidc]) going to
+the session's ``oidc_provider``. Tests share the site: each makes its
 own mailboxes (``owner_site.mailbox()``, unique addresses) and must not depend on
 another test's changes. ``owner_site.client()`` is a real HTTP client (httpx).
 """
@@ -12,7 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -85,8 +89,64 @@ class OwnerSite:
         return data
 
 
-def _config(folder: Path, store_url: str, relay: RelayRunner) -> Path:
+@dataclass
+class OidcProvider:
+    """The session's third-party OpenID Connect provider (``oidc-provider-mock``, its own
+    process on 127.0.0.1; see ``tests/web/oidc_provider.py``)."""
+
+    url: str
+    client_id: str
+    secret: str
+    process: subprocess.Popen[bytes]
+
+    def set_user(self, sub: str, claims: dict[str, Any]) -> None:
+        """Give user ``sub`` these claims (its user API): they go into its ID tokens."""
+        answer = httpx.put(f"{self.url}/users/{sub}", json=claims, timeout=10)
+        assert answer.status_code == 204, answer.text
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """oidc-provider-mock on a free loopback port, PKCE and the client secret enforced."""
+    folder = tmp_path_factory.mktemp("oidc-provider")
+    port, secret = free_port(), secrets.token_urlsafe(18)
+    script = Path(__file__).with_name("oidc_provider.py")
+    with (folder / "provider.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(script), str(port)],
+            stdout=log,
+            stderr=log,
+            env={**os.environ, "MOCK_CLIENT_SECRET": secret},  # never on argv
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/.well-known/openid-configuration", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(
+                "oidc-provider-mock did not start: " + (folder / "provider.log").read_text()
+            )
+        time.sleep(0.1)
+    yield OidcProvider(url, "mailprov-test", secret, process)
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
+def _config(folder: Path, store_url: str, relay: RelayRunner, provider: OidcProvider) -> Path:
     config = folder / "mailprov.toml"
+    port = free_port()
+    secret_file = folder / "oidc-client-secret"
+    secret_file.touch(mode=0o600)
+    secret_file.write_text(provider.secret + "\n", encoding="utf-8")
     config.write_text(
         f"""
 [site]
@@ -106,9 +166,22 @@ smarthost = "127.0.0.1"
 port = {relay.port}
 sender = "mailprov@example.test"
 
+[oidc]
+issuer = "{provider.url}"
+client_id = "{provider.client_id}"
+client_secret_file = "{secret_file}"
+redirect_url = "http://127.0.0.1:{port}/api/v1/identity/oidc/callback"
+
 [web]
-listen = "127.0.0.1:{free_port()}"
+listen = "127.0.0.1:{port}"
 test_issuer = "{folder / "test-issuer"}"
+# Every test (and the fuzzer) signs in from 127.0.0.1: a per-client lock would spill from
+# one test into the next. test_lockout.py checks that limit with its own settings.
+signin_max_failures_per_client = 100000
+
+[dovecot]
+# The filters API writes Sieve scripts into the mail homes here.
+mail_root = "{folder / "mail"}"
 """,
         encoding="utf-8",
     )
@@ -144,6 +217,7 @@ def owner_site(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     mail_relay_server: RelayRunner,
+    oidc_provider: OidcProvider,
 ) -> Iterator[OwnerSite]:
     """A site with domain example.test and its ``mailprov serve`` on 127.0.0.1."""
     from mailprov.services import accounts
@@ -160,7 +234,8 @@ def owner_site(
         pg: PgSchema = request.getfixturevalue("pg")
         url = pg.fresh()
     upgrade(url)
-    config = _config(folder, url, mail_relay_server)
+    config = _config(folder, url, mail_relay_server, oidc_provider)
+    (folder / "mail").mkdir()
     settings = load_settings(config_file=str(config), flags={})
     store = open_store(url)
     accounts.add_domain(store, "example.test", actor=Actor("tester", int(time.time())))

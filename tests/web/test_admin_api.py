@@ -126,4 +126,45 @@ def test_token_cli_create_list_revoke(run: Cli) -> None:
     bad = run("token", "create", "--scope", "everything")
     assert bad.exit_code == 2
     audit = run.json("audit", "list")[1]
-    assert made["token"].split("_")[2] not in str(audit)
+    assert made["token"].split("_", 2)[2] not in str(audit)
+
+
+def _state(domain: str) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "domains": {domain: {}},
+        "mailboxes": {f"ann@{domain}": {"name": "Ann", "quota": "1G", "generate_password": True}},
+        "aliases": {f"postmaster@{domain}": {"destinations": [f"ann@{domain}"]}},
+    }
+
+
+def test_apply_and_export_over_http(owner: OwnerSite) -> None:
+    """apply plans, applies once (a generated password once), then is changed: false; the
+    export applies back with no change; deploy needs its own scope; read cannot apply.
+    """
+    domain = _domain()
+    with _client(owner, _token(owner, "accounts:write")) as api:
+        check = api.post("/api/v1/admin/apply", json={"state": _state(domain), "check": True})
+        assert (check.status_code, check.json()["changed"]) == (200, True), check.text
+        assert api.get(f"/api/v1/admin/mailboxes/ann@{domain}").status_code == 404
+        done = api.post("/api/v1/admin/apply", json={"state": _state(domain)})
+        assert done.json()["changed"] is True
+        generated = done.json()["passwords"][f"ann@{domain}"]
+        again = api.post("/api/v1/admin/apply", json={"state": _state(domain)})
+        assert again.json()["changed"] is False and "passwords" not in again.json()
+        exported = api.get("/api/v1/admin/export")
+        assert exported.status_code == 200
+        assert generated not in exported.text and "password_hash" not in exported.text
+        back = api.post("/api/v1/admin/apply", json={"state": exported.json(), "check": True})
+        assert back.json()["changed"] is False, back.json()["plan"]
+        bad = api.post(
+            "/api/v1/admin/apply",
+            json={"state": {"version": 1, "mailboxes": {"x@nowhere.test": {"quota": "lots"}}}},
+        )
+        assert (bad.status_code, bad.json()["error"]["code"]) == (422, "state-invalid")
+        deploy = api.post("/api/v1/admin/apply", json={"state": _state(domain), "deploy": True})
+        assert (deploy.status_code, deploy.json()["error"]["code"]) == (403, "scope-refused")
+    with _client(owner, _token(owner, "accounts:read")) as reader:
+        assert reader.get("/api/v1/admin/export").status_code == 200
+        refused = reader.post("/api/v1/admin/apply", json={"state": _state(domain)})
+        assert refused.status_code == 403

@@ -129,3 +129,6 @@ def test_server_keeps_to_its_document(
         check()
         checked.append(operation.label)
     assert "POST /api/v1/session" in checked
+    assert {"POST /api/v1/password-reset", "DELETE /api/v1/account/contacts/{contact}"} <= set(
+        checked
+    )

@@ -167,7 +167,10 @@ def _count_read(store: MessageStore, search: Search, state: MailpitState) -> int
     """How many matches are marked read."""
     read = compile_search("is:read", read=state.read)
     both = Search(
-        search.where + read.where, search.args + read.args, search.predicates + read.predicates
+        search.where + read.where,
+        search.args + read.args,
+        search.predicates + read.predicates,
+        search.hints + read.hints,
     )
     _, count = run(
         store.db, both, start=0, limit=1, body_kinds=lambda mid: views.body_kinds(store.raw(mid))

@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailprov.errors import InvalidValue
 from mailprov.relay.storage.mailbox import StoredMessage, header_value, parse_headers
+from mailprov.relay.storage.search import TRIGRAM, like_superset
 from mailprov.rules.sizes import parse_size
 
 #: Where a search or unknown-endpoint error sends people.
@@ -52,6 +53,12 @@ _ADDRESSED = (
     "(m.recipients LIKE ? ESCAPE '\\' OR m.sender LIKE ? ESCAPE '\\'"
     " OR m.headers LIKE ? ESCAPE '\\')"
 )
+#: ``subject:X``'s candidates in the store's trigram index (issue 14, item 7): a superset
+#: of its matches, used by run() when it is small (see SELECTIVE).
+_SUBJECT_CANDIDATES = "SELECT rowid FROM message_search WHERE subject LIKE ?"
+#: A hint with at most this many candidates narrows the search; more, and scanning in
+#: seq order (which stops at the page) costs less than probing and sorting them all.
+SELECTIVE = 500
 COLUMNS = (
     "m.seq, m.id, m.received_at, m.sender, m.recipients, m.auth_user, m.peer, m.subject,"
     " m.message_id, m.size, m.headers"
@@ -76,6 +83,8 @@ class Search:
     where: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
     predicates: list[Predicate] = field(default_factory=list)
+    #: Index lookups (SQL selecting seqs, its argument) whose result holds every match.
+    hints: list[tuple[str, Any]] = field(default_factory=list)
 
     def add(
         self, sql: str | None, args: Iterable[Any] = (), predicate: Predicate | None = None
@@ -257,7 +266,10 @@ def compile_search(query: str, *, tz: str | None = None, read: set[str] | None =
                 value,
             )
         elif sep and name == "subject":
-            sql, args = "m.subject LIKE ? ESCAPE '\\'", [_like(word.partition(":")[2].strip())]
+            term = word.partition(":")[2].strip()
+            sql, args = "m.subject LIKE ? ESCAPE '\\'", [_like(term)]
+            if not negate and len(term) >= TRIGRAM:
+                search.hints.append((_SUBJECT_CANDIDATES, like_superset(term)))
         elif sep and name == "message-id":
             sql, args = "m.message_id LIKE ? ESCAPE '\\'", [like]
         elif sep and name == "tag":
@@ -347,17 +359,23 @@ def run(
     ``body_kinds(id)`` returns which of ``{'attachment', 'inline'}`` a message has
     (it reads the body); it is needed only for ``has:`` filters.
     """
-    where = " AND ".join(search.where) or "1"
+    clauses, args = list(search.where), list(search.args)
+    for lookup, value in search.hints:
+        probe = f"SELECT count(*) FROM ({lookup} LIMIT ?)"  # noqa: S608
+        if db.execute(probe, (value, SELECTIVE + 1)).fetchone()[0] <= SELECTIVE:
+            clauses.append(f"m.seq IN ({lookup})")
+            args.append(value)
+    where = " AND ".join(clauses) or "1"
     if not search.predicates:
         rows = db.execute(
             f"SELECT {COLUMNS} FROM messages m WHERE {where} ORDER BY m.seq DESC LIMIT ? OFFSET ?",  # noqa: S608
-            [*search.args, limit, start],
+            [*args, limit, start],
         ).fetchall()
         if 0 < len(rows) < limit or (start == 0 and not rows):
             count = start + len(rows)  # the page ended early: no second scan to count
         else:
             sql = f"SELECT count(*) FROM messages m WHERE {where}"  # noqa: S608
-            count = db.execute(sql, search.args).fetchone()[0]
+            count = db.execute(sql, args).fetchone()[0]
         return [_row(r) for r in rows], int(count)
     checks: list[Predicate] = []
     for pred in search.predicates:
@@ -371,7 +389,7 @@ def run(
     count = 0
     cursor = db.execute(
         f"SELECT {COLUMNS} FROM messages m WHERE {where} ORDER BY m.seq DESC",  # noqa: S608
-        search.args,
+        args,
     )
     for values in cursor:
         row = _row(values)

@@ -25,7 +25,9 @@ Several relay processes (the SO_REUSEPORT workers) share one store: SQLite in
 WAL mode serialises their short write transactions. This index is the relay's
 own file (Postfix and Dovecot never open it), so WAL is fine here, unlike the
 account store. Retention is bounded by message count, age and total bytes; the
-oldest messages go first. Each process enforces it at most once a second.
+oldest messages go first (:mod:`.retention`: count and bytes inside every
+commit, age at most once a second). Searches are planned in :mod:`.search`;
+the tables are in :mod:`.schema`.
 """
 
 from __future__ import annotations
@@ -36,56 +38,44 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from email import policy
-from email.header import decode_header, make_header
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-from mailprov.errors import InvalidValue, NotFound, RelayStorageUnavailable
+from mailprov.errors import NotFound, RelayStorageUnavailable
 from mailprov.model import iso
+from mailprov.relay.storage import retention as bound
+from mailprov.relay.storage.headers import header_value, parse_headers
+from mailprov.relay.storage.retention import Retention
+from mailprov.relay.storage.schema import empty, upgrade
+from mailprov.relay.storage.search import (
+    COLUMNS,
+    COUNT_MAX,
+    SMALL_MAILBOX,
+    Page,
+    Query,
+    plan,
+    rows_in_python,
+)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    id          TEXT NOT NULL UNIQUE,
-    received_at REAL NOT NULL,
-    sender      TEXT NOT NULL,
-    recipients  TEXT NOT NULL,           -- JSON list, in RCPT order
-    auth_user   TEXT,
-    peer        TEXT NOT NULL,
-    subject     TEXT NOT NULL,
-    message_id  TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    segment     TEXT NOT NULL,           -- file under messages/
-    offset      INTEGER NOT NULL,        -- where the message starts in it
-    headers     TEXT NOT NULL            -- the raw header block, for header search
-);
-CREATE INDEX IF NOT EXISTS ix_messages_segment ON messages (segment);
-CREATE TABLE IF NOT EXISTS mailbox_messages (
-    mailbox TEXT NOT NULL,
-    seq     INTEGER NOT NULL,
-    kind    TEXT NOT NULL,               -- 'rcpt' or 'user'
-    PRIMARY KEY (mailbox, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ix_mailbox_messages_seq ON mailbox_messages (seq);
-CREATE INDEX IF NOT EXISTS ix_messages_received_at ON messages (received_at);
-"""
+__all__ = [
+    "MessageStore",
+    "Page",
+    "Pending",
+    "Query",
+    "Retention",
+    "StoredMessage",
+    "header_value",
+    "message_detail",
+    "parse_headers",
+]
 
 RETENTION_INTERVAL_S = 1.0
 SEGMENT_BYTES = 16 << 20
 _counter = itertools.count()
-
-
-@dataclass(frozen=True)
-class Retention:
-    """How much the store keeps; 0 means no limit of that kind."""
-
-    max_messages: int = 50_000
-    max_age_s: float = 7 * 86_400
-    max_bytes: int = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -132,57 +122,6 @@ class Pending:
     offset: int = 0
 
 
-@dataclass(frozen=True)
-class Query:
-    """What to look for; every given field must match (subject/sender: substring, no case)."""
-
-    mailbox: str | None = None
-    sender: str | None = None
-    subject: str | None = None
-    user: str | None = None
-    since: float | None = None
-    until: float | None = None
-    header: tuple[str, str] | None = None
-    after_seq: int = 0
-    limit: int = 100
-    newest_first: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0 < self.limit <= 10_000:
-            raise InvalidValue(f"limit must be 1-10000, not {self.limit}")
-        if self.header is not None and not self.header[0].strip():
-            raise InvalidValue("a header query needs a header name, as NAME:VALUE")
-
-
-def parse_headers(raw: bytes) -> tuple[str, list[tuple[str, str]]]:
-    """The header block as text, and its (name, unfolded value) pairs. Cheap: no email parser."""
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    block = (raw if end < 0 else raw[:end]).decode("utf-8", "replace")
-    pairs: list[tuple[str, str]] = []
-    for line in block.splitlines():
-        if line[:1] in (" ", "\t") and pairs:
-            name, value = pairs[-1]
-            pairs[-1] = (name, value + " " + line.strip())
-        elif ":" in line:
-            name, _, value = line.partition(":")
-            pairs.append((name.strip(), value.strip()))
-    return block, pairs
-
-
-def header_value(pairs: Sequence[tuple[str, str]], name: str) -> str:
-    """The first value of header ``name`` (RFC 2047 words decoded), or ''."""
-    lname = name.lower()
-    for key, value in pairs:
-        if key.lower() == lname:
-            if "=?" in value:
-                with contextlib.suppress(Exception):
-                    return str(make_header(decode_header(value)))
-            return value
-    return ""
-
-
 @dataclass
 class MessageStore:
     """A storage folder opened by one process (each worker opens its own)."""
@@ -223,7 +162,7 @@ class MessageStore:
             probe.unlink()
             db = self.connect()
             db.execute("PRAGMA journal_mode = WAL")
-            db.executescript(SCHEMA)
+            upgrade(db)
             if writer:  # checkpoints run in a thread instead (StoreWriter), never inside a commit
                 db.execute("PRAGMA wal_autocheckpoint = 0")
         except (OSError, sqlite3.Error) as exc:
@@ -231,6 +170,8 @@ class MessageStore:
                 f"cannot use the relay storage folder {self.root}: {exc}"
             ) from None
         self._db = db
+        if writer:  # segments a crash left without messages (deleted, never indexed)
+            self._drop_segments({p.name for p in (self.root / "messages").glob("*.seg")})
         return self
 
     @property
@@ -414,74 +355,68 @@ class MessageStore:
                     [(box, seq, kind) for box, kind in boxes.items()],
                 )
                 stored.append(replace(m, seq=seq))
+            doomed = bound.over_bound(db, self.retention)
+            if doomed:
+                bound.delete_rows(db, [seq for seq, _ in doomed])
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        if doomed:
+            self._drop_segments({segment for _, segment in doomed})
         now = time.time()
         if now - self._last_retention >= RETENTION_INTERVAL_S:
             self.enforce_retention(now=now)
         return stored
 
     def enforce_retention(self, *, now: float | None = None) -> int:
-        """Drop the oldest messages beyond the limits; return how many went."""
+        """Drop messages past ``max_age``, then the oldest beyond the bound; return how many."""
         now = time.time() if now is None else now
         self._last_retention = now
-        r = self.retention
-        doomed: list[tuple[int, str]] = []
-        db = self.db
-        if r.max_age_s:
-            doomed += db.execute(
-                "SELECT seq, id FROM messages WHERE received_at < ?", (now - r.max_age_s,)
-            ).fetchall()
-        count, total = db.execute("SELECT count(*), total(size) FROM messages").fetchone()
-        count -= len(doomed)
-        skip = {seq for seq, _ in doomed}
-        if (r.max_messages and count > r.max_messages) or (r.max_bytes and total > r.max_bytes):
-            for seq, mid, size in db.execute("SELECT seq, id, size FROM messages ORDER BY seq"):
-                over_count = r.max_messages and count > r.max_messages
-                over_bytes = r.max_bytes and total > r.max_bytes
-                if not (over_count or over_bytes):
-                    break
-                if seq in skip:
-                    continue
-                doomed.append((seq, mid))
-                count -= 1
-                total -= size
-        if doomed:
-            self._delete([seq for seq, _ in doomed])
-        return len(doomed)
-
-    def _delete(self, seqs: list[int], _ids: list[str] | None = None) -> None:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for chunk in range(0, len(seqs), 500):
-                part = seqs[chunk : chunk + 500]
-                marks = ",".join("?" * len(part))
-                db.execute(f"DELETE FROM mailbox_messages WHERE seq IN ({marks})", part)  # noqa: S608
-                db.execute(f"DELETE FROM messages WHERE seq IN ({marks})", part)  # noqa: S608
+            doomed = bound.expired(db, self.retention, now)
+            bound.delete_rows(db, [seq for seq, _ in doomed])
+            more = bound.over_bound(db, self.retention)
+            bound.delete_rows(db, [seq for seq, _ in more])
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        self._drop_segments()
+        doomed += more
+        if doomed:
+            self._drop_segments({segment for _, segment in doomed})
+        return len(doomed)
 
-    def _drop_segments(self) -> None:
-        """Remove segments without indexed messages (never another live process's current one)."""
-        used = {r[0] for r in self.db.execute("SELECT DISTINCT segment FROM messages")}
-        files = [p.name for p in (self.root / "messages").glob("*.seg")]
+    def _delete(self, rows: list[tuple[int, str]]) -> None:
+        """Delete messages given as (seq, segment), then the segment files left empty."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            bound.delete_rows(db, [seq for seq, _ in rows])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._drop_segments({segment for _, segment in rows})
+
+    def _drop_segments(self, candidates: set[str]) -> None:
+        """Remove those segments no indexed message is in (never a live process's current one)."""
+        names = {p.name for p in (self.root / "messages").glob("*.seg")}
         newest: dict[str, tuple[int, int, str]] = {}
-        for name in files:
+        for name in names:
             parts = name.removesuffix(".seg").split("-")
             with contextlib.suppress(ValueError, IndexError):
                 key = (int(parts[1], 16), int(parts[2]), name)
                 newest[parts[0]] = max(newest.get(parts[0], key), key)
         own = f"{os.getpid():x}"
-        for name in files:
-            if name in used:
+        for name in sorted(candidates & names):
+            in_use = "SELECT 1 FROM messages WHERE segment = ? LIMIT 1"
+            if self.db.execute(in_use, (name,)).fetchone() is not None:
                 continue
             pid = name.split("-", 1)[0]
             current = newest.get(pid, (0, 0, ""))[2] == name
@@ -492,34 +427,61 @@ class MessageStore:
 
     def delete(self, message_id: str) -> None:
         """Delete one message. Raises NotFound if it is not stored."""
-        row = self.db.execute("SELECT seq FROM messages WHERE id = ?", (message_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT seq, segment FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
         if row is None:
             raise NotFound(f"no message {message_id} in the relay's storage")
-        self._delete([row[0]], [message_id])
+        self._delete([(row[0], row[1])])
 
     def purge(self, mailbox: str | None = None) -> int:
         """Delete every message (or those of one mailbox); return how many."""
         if mailbox is None:
-            rows = self.db.execute("SELECT seq, id FROM messages").fetchall()
-        else:
-            rows = self.db.execute(
-                "SELECT m.seq, m.id FROM messages m JOIN mailbox_messages b ON b.seq = m.seq"
-                " WHERE b.mailbox = ?",
-                (mailbox.lower(),),
-            ).fetchall()
+            return self._empty()
+        rows = self.db.execute(
+            "SELECT m.seq, m.segment FROM mailbox_messages b"
+            " CROSS JOIN messages m ON m.seq = b.seq WHERE b.mailbox = ?",
+            (mailbox.lower(),),
+        ).fetchall()
         if rows:
-            self._delete([r[0] for r in rows], [r[1] for r in rows])
+            self._delete(rows)
         return len(rows)
+
+    def _empty(self) -> int:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            count = bound.totals(db)[0]
+            segments = {r[0] for r in db.execute("SELECT DISTINCT segment FROM messages")}
+            empty(db)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self._drop_segments(segments)
+        return count
 
     # -- reading -------------------------------------------------------------
 
-    def mailboxes(self) -> list[dict[str, Any]]:
-        """Every mailbox with its kind and message count."""
-        rows = self.db.execute(
-            "SELECT mailbox, kind, count(*) FROM mailbox_messages"
-            " GROUP BY mailbox, kind ORDER BY mailbox"
-        ).fetchall()
+    def mailboxes(self, *, recent: int | None = None) -> list[dict[str, Any]]:
+        """Every mailbox with its kind and message count (or the ``recent`` most recently used)."""
+        sql = "SELECT mailbox, kind, messages FROM mailbox_totals ORDER BY mailbox"
+        args: tuple[Any, ...] = ()
+        if recent is not None:
+            sql = (
+                "SELECT mailbox, kind, messages FROM (SELECT * FROM mailbox_totals"
+                " ORDER BY last_seq DESC LIMIT ?) ORDER BY mailbox"
+            )
+            args = (recent,)
+        rows = self.db.execute(sql, args).fetchall()
         return [{"mailbox": m, "kind": k, "messages": n} for m, k, n in rows]
+
+    def mailbox_count(self) -> int:
+        """How many mailboxes have messages."""
+        return int(
+            self.db.execute("SELECT count(DISTINCT mailbox) FROM mailbox_totals").fetchone()[0]
+        )
 
     def last_seq(self) -> int:
         """The newest message's sequence number (0 when empty)."""
@@ -530,53 +492,76 @@ class MessageStore:
         if mailbox is not None:
             return int(
                 self.db.execute(
-                    "SELECT count(*) FROM mailbox_messages WHERE mailbox = ?", (mailbox.lower(),)
+                    "SELECT coalesce(sum(messages), 0) FROM mailbox_totals WHERE mailbox = ?",
+                    (mailbox.lower(),),
                 ).fetchone()[0]
             )
-        return int(self.db.execute("SELECT count(*) FROM messages").fetchone()[0])
+        return bound.totals(self.db)[0]
+
+    def totals(self) -> tuple[int, int]:
+        """(messages, bytes) stored: what retention compares with its limits."""
+        return bound.totals(self.db)
 
     def search(self, query: Query) -> list[StoredMessage]:
-        """Messages matching ``query``, newest first unless asked otherwise."""
-        where: list[str] = ["m.seq > ?"]
-        args: list[Any] = [query.after_seq]
-        join = ""
-        if query.mailbox:
-            join = " JOIN mailbox_messages b ON b.seq = m.seq"
-            where.append("b.mailbox = ?")
-            args.append(query.mailbox.lower())
-        for column, value in (("m.sender", query.sender), ("m.subject", query.subject)):
-            if value:
-                where.append(f"instr(lower({column}), ?) > 0")
-                args.append(value.lower())
-        if query.user:
-            where.append("lower(m.auth_user) = ?")
-            args.append(query.user.lower())
-        if query.since is not None:
-            where.append("m.received_at >= ?")
-            args.append(query.since)
-        if query.until is not None:
-            where.append("m.received_at <= ?")
-            args.append(query.until)
-        if query.header:
-            where.append("instr(lower(m.headers), ?) > 0")
-            args.append(query.header[1].lower())
-        order = "DESC" if query.newest_first else "ASC"
-        sql = (
-            "SELECT m.seq, m.id, m.received_at, m.sender, m.recipients, m.auth_user, m.peer,"  # noqa: S608
-            f" m.subject, m.message_id, m.size, m.headers FROM messages m{join}"
-            f" WHERE {' AND '.join(where)} ORDER BY m.seq {order}"
-        )
-        found: list[StoredMessage] = []
-        for row in self._rows(sql, args):
-            if query.header and not _header_matches(row[10], *query.header):
-                continue
-            found.append(_stored(row))
-            if len(found) >= query.limit:
-                break
-        return found
+        """Messages matching ``query``, newest first unless asked otherwise (no total counted)."""
+        return self.page(query, count=False).messages
 
-    def _rows(self, sql: str, args: list[Any]) -> Iterator[tuple[Any, ...]]:
-        yield from self.db.execute(sql, args)
+    def page(self, query: Query, *, count: bool = True) -> Page:
+        """One page of matches, and their total unless ``count=False`` (see :class:`.Page`)."""
+        small = bool(query.mailbox and (query.subject or query.sender)) and self._mailbox_at_most(
+            query.mailbox or "", SMALL_MAILBOX
+        )
+        in_python = bool(query.header or query.text)
+        # One row more than the page shows whether another page follows.
+        found_plan = plan(query, small_mailbox=small, limit=None if in_python else query.limit + 1)
+        exact = True
+        if in_python:
+            reader = _RawReader(self)
+            try:
+                rows = iter(self.db.execute(found_plan.sql, found_plan.args))
+                found, total, exact = rows_in_python(rows, query, _stored, reader.raw, count=count)
+            finally:
+                reader.close()
+            more = total > len(found)
+            exact = exact and query.before_seq is None  # counted from this page on only
+        else:
+            found = [_stored(r) for r in self.db.execute(found_plan.sql, found_plan.args)]
+            more = len(found) > query.limit
+            del found[query.limit :]
+            total = len(found)
+            if count and (more or query.before_seq is not None):
+                total, exact = self._total(query, small)
+        last = found[-1].seq if found and more else None
+        return Page(
+            found,
+            total,
+            exact,
+            next_before=last if query.newest_first else None,
+            next_after=last if not query.newest_first else None,
+            extra={"via": found_plan.via},
+        )
+
+    def _total(self, query: Query, small: bool) -> tuple[int, bool]:
+        """How many match, on every page (exact, or COUNT_MAX and False beyond it)."""
+        db = self.db
+        if not query.filtered and query.after_seq == 0:
+            return self.count(query.mailbox), True
+        whole = plan(replace(query, before_seq=None), small_mailbox=small)
+        sql, args = whole.count_sql(COUNT_MAX + 1)
+        total = int(db.execute(sql, args).fetchone()[0])
+        return (COUNT_MAX, False) if total > COUNT_MAX else (total, True)
+
+    def _mailbox_at_most(self, mailbox: str, limit: int) -> bool:
+        sql = "SELECT count(*) FROM (SELECT 1 FROM mailbox_messages WHERE mailbox = ? LIMIT ?)"
+        return int(self.db.execute(sql, (mailbox.lower(), limit + 1)).fetchone()[0]) <= limit
+
+    def arrived_after(self, seq: int, limit: int = 1000) -> list[tuple[StoredMessage, str]]:
+        """Messages stored after ``seq``, oldest first, with their header blocks (for watchers)."""
+        rows = self.db.execute(
+            f"SELECT {COLUMNS} FROM messages m WHERE m.seq > ? ORDER BY m.seq LIMIT ?",  # noqa: S608
+            (seq, limit),
+        )
+        return [(_stored(r), str(r[10])) for r in rows]
 
     def get(self, message_id: str) -> StoredMessage:
         """One message's index entry. Raises NotFound."""
@@ -610,6 +595,33 @@ class MessageStore:
             raise NotFound(f"message {message_id} was removed by retention") from None
 
 
+class _RawReader:
+    """Reads many messages' bytes with one open file per segment (text searches)."""
+
+    def __init__(self, store: MessageStore) -> None:
+        self.store = store
+        self._files: dict[str, Any] = {}
+
+    def raw(self, message_id: str) -> bytes:
+        row = self.store.db.execute(
+            "SELECT segment, offset, size FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            return b""
+        segment = self._files.get(row[0])
+        if segment is None:
+            try:
+                segment = self._files[row[0]] = self.store.segment_path(row[0]).open("rb")
+            except FileNotFoundError:
+                return b""
+        segment.seek(row[1])
+        return bytes(segment.read(row[2]))
+
+    def close(self) -> None:
+        for segment in self._files.values():
+            segment.close()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -618,12 +630,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _header_matches(block: str, name: str, value: str) -> bool:
-    _, pairs = parse_headers(block.encode("utf-8"))
-    lname, lvalue = name.strip().lower(), value.lower()
-    return any(k.lower() == lname and lvalue in v.lower() for k, v in pairs)
 
 
 def _stored(row: Sequence[Any]) -> StoredMessage:

@@ -10,27 +10,47 @@ with the GIL's 5 ms switch interval, each hand-off added milliseconds of
 latency and throughput fell below the synchronous path (bench/README.md). The
 batch is stored synchronously from a ``call_soon`` callback; each client gets
 its 250 only after its message's transaction committed.
+
+After each commit the batch is handed to ``on_stored`` (the relay's
+:class:`~mailprov.relay.arrivals.Arrivals`), which wakes whoever waits for such
+a message: no one has to poll the index.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mailprov.relay.storage.mailbox import MessageStore, Pending, StoredMessage
 
+log = logging.getLogger("mailprov.relay")
+
 LOCK_RETRY_S = 0.0005
 CHECKPOINT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A message just stored: its index entry, its header block and (if at hand) its bytes."""
+
+    message: StoredMessage
+    headers: str
+    raw: bytes | None = None
 
 
 class StoreWriter:
     """The asynchronous front of a MessageStore, for one event loop."""
 
-    def __init__(self, store: MessageStore) -> None:
+    def __init__(
+        self, store: MessageStore, on_stored: Callable[[list[Arrival]], None] | None = None
+    ) -> None:
         self.store = store
+        self.on_stored = on_stored
         self._waiting: list[tuple[Pending, asyncio.Future[StoredMessage]]] = []
         self._checkpoints: asyncio.Task[None] | None = None
 
@@ -86,6 +106,19 @@ class StoreWriter:
         for (_, done), result in zip(batch, stored, strict=True):
             if not done.done():
                 done.set_result(result)
+        self._announce(batch, stored)
+
+    def _announce(
+        self, batch: Sequence[tuple[Pending, object]], stored: Sequence[StoredMessage]
+    ) -> None:
+        if self.on_stored is None:
+            return
+        try:
+            self.on_stored(
+                [Arrival(m, p.headers, p.raw) for (p, _), m in zip(batch, stored, strict=True)]
+            )
+        except Exception:  # the messages are stored: a listener's bug must not undo that
+            log.exception("announcing stored messages failed")
 
     def close(self) -> None:
         """Stop checkpointing; store what is still waiting."""

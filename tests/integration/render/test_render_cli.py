@@ -73,14 +73,16 @@ def test_sweep_reports_expired_temporary_passwords(run: Any, store: Any) -> None
     code, data = run.json("sweep")
     assert code == 0
     assert data["changed"] is False
-    step, requests_step = data["steps"]
+    step, requests_step, reminders_step, sessions_step = data["steps"]
     assert step["step"] == "expired-temporary-passwords"
     assert (requests_step["step"], requests_step["count"]) == ("expired-requests", 0)
+    assert (reminders_step["step"], reminders_step["count"]) == ("password-reminders", 0)
+    assert (sessions_step["step"], sessions_step["count"]) == ("expired-sessions", 0)
     assert [i["address"] for i in step["items"]] == ["stale@example.test"]
 
 
 def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path, test_ca: CertAuthority) -> None:
-    """The relay service, sweep service and sweep timer pass 'systemd-analyze verify'."""
+    """The relay, sweep and serve services and the sweep timer pass 'systemd-analyze verify'."""
     if shutil.which("systemd-analyze") is None:
         require_or_skip("systemd-analyze is not installed (package systemd)")
 
@@ -102,6 +104,7 @@ def test_rendered_units_pass_systemd_analyze_verify(tmp_path: Path, test_ca: Cer
         unit.path.write_text(unit.content)
     assert sorted(u.path.name for u in units) == [
         "mailprov-relay.service",
+        "mailprov-serve.service",
         "mailprov-sweep.service",
         "mailprov-sweep.timer",
     ]

@@ -247,7 +247,8 @@ def kill_after_delay(rig: Rig, new: str, rng: random.Random) -> None:
     while proc.poll() is None and not any(p.name.endswith(".tmp") for p in gens.iterdir()):
         assert time.monotonic() < deadline
         time.sleep(0.0005)
-    time.sleep(rng.uniform(0, 1.5 * rig.install_s))
+    # Within the install as measured: under load an install may still outrun the kill.
+    time.sleep(rng.uniform(0, rig.install_s))
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode in (0, -signal.SIGKILL), err.decode()

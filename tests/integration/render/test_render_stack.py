@@ -297,11 +297,12 @@ class TestRefusals:
         assert pop3_login_ok(mailstack, user, "N3w-Secret-pass")
         assert smtp_auth_code(mailstack, user, "N3w-Secret-pass") == 235
 
-    def test_unexpired_temporary_password_logs_in(self, mailstack: MailStack) -> None:
-        """A temporary password still inside its lifetime works (so the user can change it)."""
+    def test_unexpired_temporary_password_opens_no_mail_client(self, mailstack: MailStack) -> None:
+        """With the default temporary_login = "portal" even an unexpired temporary password
+        is refused (test_temporary_login.py checks the reason and "until-expiry")."""
         user = f"fresh{uuid.uuid4().hex[:6]}@{mailstack.domain}"
         mailstack.add_mailbox(user, PW, "--temporary")
-        assert imap_login_ok(mailstack, user, PW)
+        assert not imap_login_ok(mailstack, user, PW)
 
 
 class TestAliases:

@@ -44,7 +44,16 @@ FORBIDDEN = {
 #: CBC suites with every key exchange OpenSSL still has.
 CBC = "ECDHE+AES+SHA1:ECDHE+AES+SHA256:ECDHE+AES+SHA384:CAMELLIA:ARIA:AES128-SHA:@SECLEVEL=0"
 #: (port name, how TLS starts). 25 is the one port that keeps CBC (opportunistic TLS).
-TLS_PORTS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+TLS_PORTS = (
+    "smtp",
+    "submission",
+    "submissions",
+    "imap",
+    "imaps",
+    "pop3",
+    "pop3s",
+    "managesieve",
+)
 #: testssl.sh ids that only say the test certificate is self-signed.
 CERTIFICATE_IDS = {"cert_chain_of_trust", "cert_trust", "cert_revocation", "cert_caIssuers"}
 
@@ -66,6 +75,7 @@ def _handshake(stack: MailStack, port: str, ctx: ssl.SSLContext) -> str | None:
         "submission": lambda: _smtp_starttls(host, number, ctx),
         "imap": lambda: _imap_starttls(host, number, ctx),
         "pop3": lambda: _pop3_starttls(host, number, ctx),
+        "managesieve": lambda: _managesieve_starttls(host, number, ctx),
     }
     start = starters.get(port, lambda: ctx.wrap_socket(socket.create_connection((host, number), 5)))
     try:
@@ -88,6 +98,20 @@ def _imap_starttls(host: str, port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
     client = imaplib.IMAP4(host, port, timeout=5)
     client.starttls(ssl_context=ctx)
     return client.sock  # type: ignore[return-value]
+
+
+def _managesieve_starttls(host: str, port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
+    """RFC 5804: read the capabilities up to OK, send STARTTLS, expect OK, shake hands."""
+    sock = socket.create_connection((host, port), 5)
+    stream = sock.makefile("rb")
+    while not stream.readline().startswith(b"OK"):
+        pass
+    sock.sendall(b"STARTTLS\r\n")
+    if not stream.readline().startswith(b"OK"):
+        sock.close()
+        raise ConnectionError("STARTTLS refused")
+    stream.close()
+    return ctx.wrap_socket(sock)
 
 
 def _pop3_starttls(host: str, port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:

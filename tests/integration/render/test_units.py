@@ -22,17 +22,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from mailprov.render import Layout, render_bundle
 from mailprov.render.units import CONFIG_GROUP
+from mailprov.rules import hashing
 from mailprov.services import dkim, signer
-from mailprov.services.accounts import Actor
+from mailprov.services.accounts import Actor, NewPassword, add_mailbox
 from mailprov.services.site import init_site
 from mailprov.settings import load_settings
 from mailprov.store import open_store
-from mailprov.store.schema import seen_token
+from mailprov.store.schema import owner_sessions, seen_token
 from mailprov.system.tls import self_signed
 from tests.conftest import require_or_skip
 from tests.integration import sandbox
@@ -142,6 +144,7 @@ def test_every_rendered_unit_scores_ok_in_systemd_analyze_security(
         "mailprov-opendkim-ed25519.service",
         "mailprov-opendkim.service",
         "mailprov-relay.service",
+        "mailprov-serve.service",
         "mailprov-sweep.service",
     ] == services
     scores = {}
@@ -198,6 +201,51 @@ def test_relay_unit_answers_smtp_and_stores_in_its_state_folder(tmp_path: Path) 
     owners = {p.stat().st_uid for p in [state, *segments]}
     assert len(owners) == 1
     assert owners != {0}
+
+
+def test_serve_unit_answers_and_writes_the_store(tmp_path: Path) -> None:
+    """In its sandbox (root without capabilities, the config folder read-only) serve answers
+    HTTP on [web] listen and a sign-in writes its session into the SQLite store."""
+    _require_tools()
+    port = _free_port()
+    site = make_site(tmp_path, extra_toml=f"[web]\nlisten = '127.0.0.1:{port}'\n")
+    store = open_store(site.store_url)
+    password = "Sandboxed-Passw0rd!"
+    try:
+        prepared = NewPassword(hashing.hash_password(password, "SHA512-CRYPT"), None)
+        add_mailbox(store, "ann@example.test", prepared, actor=Actor("test", int(time.time())))
+    finally:
+        store.close()
+    unit = site.units["mailprov-serve.service"]
+    assert "\nReadWritePaths=" in unit and "\nCapabilityBoundingSet=\n" in unit
+    proc = sandbox.popen(unit, site.roles, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/api/v1/session",
+                    json={"address": "ann@example.test", "password": password},
+                    timeout=10,
+                )
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "serve did not listen"
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert answer.status_code == 201, (answer.text, out, err)
+    assert proc.returncode == 0, err
+    store = open_store(site.store_url)
+    try:
+        with store.read() as conn:
+            assert conn.execute(select(owner_sessions.c.address)).scalars().all() == [
+                "ann@example.test"
+            ]
+    finally:
+        store.close()
 
 
 def _stale_token(url: str) -> None:

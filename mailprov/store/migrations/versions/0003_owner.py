@@ -1,5 +1,6 @@
 """The mailbox owner's side: sessions, sign-in throttling, two-factor, app passwords,
-recovery contacts and codes, filters, and the request's secret handle.
+recovery contacts and codes, filters, the request's secret handle, and the started
+sign-ins of identity by redirect (OpenID Connect).
 
 Revision ID: 0003
 Revises: 0002
@@ -95,6 +96,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.BigInteger(), nullable=False),
         sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.Column("client", sa.String(64), nullable=True),
         sa.CheckConstraint(
             "state IN ('live', 'used', 'locked', 'expired', 'superseded', 'undelivered')",
             name="ck_owner_codes_state",
@@ -126,10 +128,30 @@ def upgrade() -> None:
     # The portal reads a request's history and an owner's security events by target.
     op.create_index("ix_audit_log_target", "audit_log", ["target"])
 
+    op.create_table(
+        "oidc_flows",
+        sa.Column("state_hash", sa.String(64), nullable=False),
+        sa.Column("request_id", sa.String(16), nullable=False),
+        sa.Column("browser_hash", sa.String(64), nullable=False),
+        sa.Column("outcome", sa.String(12), nullable=True),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["requests.id"],
+            name="fk_oidc_flows_request_id_requests",
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("state_hash", name="pk_oidc_flows"),
+    )
+    op.create_index("ix_oidc_flows_request_id", "oidc_flows", ["request_id"])
+    op.create_index("ix_oidc_flows_expires_at", "oidc_flows", ["expires_at"])
+
 
 def downgrade() -> None:
     op.drop_index("ix_audit_log_target", table_name="audit_log")
     for table in (
+        "oidc_flows",
         "admin_tokens",
         "owner_filters",
         "owner_codes",
