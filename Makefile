@@ -36,7 +36,8 @@ lint: venv
 # into the .po (translate what is new there), compile the .mo (both are committed and shipped).
 LOCALE = mailprov/web/portal/locale
 messages: venv
-	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output -o $(LOCALE)/messages.pot .
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --project mailprov \
+	  --copyright-holder "mailprov contributors" -o $(LOCALE)/messages.pot .
 	$(VENV)/bin/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages --width 100 --ignore-obsolete
 	$(VENV)/bin/pybabel compile -d $(LOCALE) -D messages --statistics
 

@@ -49,10 +49,15 @@ COMING = (
 )
 
 
+#: Where a session at each unfinished stage goes next.
+NEXT_STEP = {
+    SessionStage.SECOND_FACTOR: "/signin/code",
+    SessionStage.CHANGE_PASSWORD: "/account/password",
+}
+
+
 def _after_sign_in(stage: str) -> str:
-    if stage == SessionStage.CHANGE_PASSWORD:
-        return "/account/password"
-    return "/account"
+    return NEXT_STEP.get(SessionStage(stage), "/account")
 
 
 @page("/signin")
@@ -72,6 +77,26 @@ async def sign_in_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
     return Outcome(_after_sign_in(str(answer["stage"])))
 
 
+@page("/signin/code")
+async def second_factor_page(visit: Visit) -> web.StreamResponse:
+    """The sign-in's second step: a code of the authenticator app, or a recovery code."""
+    try:
+        session, _ = await invoke(visit, "show_session")
+    except NotSignedIn:
+        raise web.HTTPSeeOther("/signin") from None
+    if session["stage"] != SessionStage.SECOND_FACTOR:
+        raise web.HTTPSeeOther(_after_sign_in(str(session["stage"])))
+    return render(visit, "second_factor.html", session=session)
+
+
+@form("/signin/code", back="/signin/code", session=True)
+async def second_factor_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
+    """Give the code through the API's second step."""
+    code = "".join(str(data.get("code", "")).split())
+    answer, _ = await invoke(visit, "second_factor", {"code": code})
+    return Outcome(_after_sign_in(str(answer["stage"])))
+
+
 @page("/account/password")
 async def password_page(visit: Visit) -> web.StreamResponse:
     """Set a new password: the forced first change, or any later one."""
@@ -79,6 +104,8 @@ async def password_page(visit: Visit) -> web.StreamResponse:
         session, _ = await invoke(visit, "show_session")
     except NotSignedIn:
         raise web.HTTPSeeOther("/signin") from None
+    if session["stage"] == SessionStage.SECOND_FACTOR:
+        raise web.HTTPSeeOther("/signin/code")
     forced = session["stage"] == SessionStage.CHANGE_PASSWORD
     return render(visit, "password.html", session=session, forced=forced)
 
@@ -104,9 +131,7 @@ async def account_page(visit: Visit) -> web.StreamResponse:
     except NotSignedIn:
         raise web.HTTPSeeOther("/signin") from None
     except SessionStageRefused as exc:
-        if exc.details.get("stage") == SessionStage.CHANGE_PASSWORD:
-            raise web.HTTPSeeOther("/account/password") from None
-        raise
+        raise web.HTTPSeeOther(_after_sign_in(str(exc.details.get("stage")))) from None
     shown = [
         {**e, "words": SECURITY_EVENTS.get(str(e["event"]), str(e["event"]))}
         for e in events["events"]

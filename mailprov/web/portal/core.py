@@ -54,7 +54,7 @@ from mailprov.errors import MailprovError, NotSignedIn, SessionStageRefused
 from mailprov.model import Secret
 from mailprov.render.environment import templates_dir
 from mailprov.services import owner
-from mailprov.web.api import API, SESSION_COOKIE, Call
+from mailprov.web.api import API, SESSION_COOKIE, Call, Cookie
 from mailprov.web.app import (
     SERVICES,
     check_body,
@@ -197,6 +197,8 @@ class Visit:
     cookies: list[tuple[str, str | None]] = field(default_factory=list)
     #: The owner's session once an operation of this visit has looked it up.
     session: owner.OwnerSession | None = None
+    #: Cookies an API operation asked for, with their own path, lifetime and SameSite.
+    api_cookies: list[Cookie] = field(default_factory=list)
 
     @classmethod
     def of(cls, request: web.Request) -> Visit:
@@ -307,6 +309,17 @@ def error_document(exc: MailprovError) -> dict[str, Any]:
 
 def _apply_cookies(visit: Visit, response: web.StreamResponse) -> None:
     secure = secure_request(visit.request, visit.services)
+    for cookie in visit.api_cookies:
+        text = cookie.value.reveal() if isinstance(cookie.value, Secret) else cookie.value
+        response.set_cookie(
+            cookie.name,
+            text,
+            httponly=True,
+            secure=secure,
+            samesite=cookie.samesite,
+            path=cookie.path,
+            max_age=cookie.max_age,
+        )
     for name, value in visit.cookies:
         if value is None:
             response.del_cookie(name, path="/")
@@ -342,7 +355,10 @@ def render(visit: Visit, template: str, *, status: int = 200, **context: Any) ->
 
 
 def redirect(visit: Visit, outcome: Outcome) -> web.Response:
-    """303 See Other to the outcome's page, with its cookies (and the visit's)."""
+    """303 See Other to the outcome's page, with its cookies (and the visit's).
+
+    The location is this site's (an Outcome's), or the identity provider's sign-in page.
+    """
     response = web.Response(status=303, headers={"Location": outcome.location})
     visit.cookies.extend(outcome.cookies)
     _apply_cookies(visit, response)
@@ -428,6 +444,7 @@ async def invoke_all(visit: Visit, *steps: Step) -> list[tuple[Any, Call]]:
 
     results = await asyncio.to_thread(run)
     for _, call in results:
+        visit.api_cookies.extend(call.cookies)
         if isinstance(call.set_session, Secret):
             visit.cookies.append((SESSION_COOKIE, call.set_session.reveal()))
         elif call.set_session == "":
@@ -480,8 +497,10 @@ def form(
                 try:
                     return await handler(visit, data)
                 except (NotSignedIn, SessionStageRefused) as exc:
-                    stage = exc.details.get("stage")
-                    where = "/account/password" if stage == "change-password" else "/signin"
+                    where = {
+                        "second-factor": "/signin/code",
+                        "change-password": "/account/password",
+                    }.get(str(exc.details.get("stage")), "/signin")
                     return Outcome(where, (flash(visit, error=error_document(exc)),))
                 except MailprovError as exc:
                     values = {k: str(data.get(k, "")) for k in keep}

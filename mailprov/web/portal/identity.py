@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +26,9 @@ from aiohttp import web
 
 from mailprov.errors import RequestUnknown
 from mailprov.services import testissuer
-from mailprov.web.portal.core import Outcome, Visit, form, invoke, page, render
+from mailprov.web.portal.core import Outcome, Visit, form, invoke, page, redirect, render
 from mailprov.web.portal.i18n import N_
+from mailprov.web.portal.texts import explain
 
 if TYPE_CHECKING:
     from multidict import MultiDictProxy
@@ -34,6 +36,12 @@ if TYPE_CHECKING:
     from mailprov.settings import SiteConfig
 
 TEST_PROVIDER = "/identity/test-provider"
+#: The link that sends the browser to the OpenID Connect provider ([oidc]).
+PROVIDER = "/application/identity-provider"
+#: Where the provider's return lands ([oidc] return_url's default, "/requests/{number}").
+RETURN = "/requests/{number}"
+_CODE = re.compile(r"[a-z0-9-]{1,64}")
+_IDG = re.compile(r"IDG-[A-Z][0-9]{2}")
 #: The test provider's choice of assurance levels (NIST 800-63A): verified, and not enough.
 TEST_LEVELS = ("ial2", "ial1")
 
@@ -51,7 +59,15 @@ class IdentityRoute:
 def identity_routes(settings: SiteConfig) -> list[IdentityRoute]:
     """The identity providers the application page offers, in order."""
     routes: list[IdentityRoute] = []
-    # An OpenID Connect provider's route goes first here when one is configured.
+    if settings.oidc.issuer:
+        routes.append(
+            IdentityRoute(
+                "oidc",
+                N_("Sign in with your identity provider"),
+                PROVIDER,
+                N_("You sign in on the provider's site; it sends your verified data back here."),
+            )
+        )
     if settings.web.test_issuer:
         routes.append(
             IdentityRoute(
@@ -107,3 +123,52 @@ async def test_provider_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome
         visit, "prove_with_token", {"token": token}, path={"number": number}, handle=handle
     )
     return Outcome("/application")
+
+
+# -- OpenID Connect: the API's identity by redirect, started from the application page ------
+
+
+@page(PROVIDER)
+async def provider_start(visit: Visit) -> web.StreamResponse:
+    """Start the API's identity by redirect for the followed application; off to the provider.
+
+    A link (GET), so the page's ``form-action 'self'`` does not stop the redirect; the
+    handle comes from this browser's application cookie (SameSite=Strict: another site's
+    link carries none and starts nothing).
+    """
+    followed = visit.application()
+    if followed is None:
+        raise RequestUnknown
+    number, handle = followed
+    answer, _ = await invoke(
+        visit,
+        "start_identity_redirect",
+        {"handle": handle.reveal()},
+        path={"number": number},
+    )
+    return redirect(visit, Outcome(str(answer["authorization_url"])))
+
+
+@page(RETURN)
+async def provider_return(visit: Visit) -> web.StreamResponse:
+    """Back from the provider: what happened, and the way on to the application.
+
+    The browser comes here from another site, so its SameSite=Strict cookies stay behind
+    on this first request; the page says what the provider's sign-in gave and links to
+    the application page, where they come along again.
+    """
+    number = visit.request.match_info.get("number", "")[:16]
+    query = visit.request.query
+    error = query.get("error", "")
+    idg = query.get("idg", "")
+    problem = None
+    if error:
+        problem = explain(
+            {
+                "code": error if _CODE.fullmatch(error) else "error",
+                "idg": idg if _IDG.fullmatch(idg) else None,
+                "request_id": number,
+            }
+        )
+    verified = query.get("identity") == "verified" and problem is None
+    return render(visit, "provider_return.html", number=number, verified=verified, problem=problem)

@@ -126,6 +126,26 @@ WORDS: dict[str, tuple[str, str]] = {
             "name exactly as your identity documents show it, or leave the name empty."
         ),
     ),
+    "oidc-provider-refused": (
+        N_("The identity provider refused the sign-in."),
+        N_("Sign in with your identity provider again, and allow it to share your data."),
+    ),
+    "oidc-state-invalid": (
+        N_("This sign-in at the identity provider is not known here."),
+        N_("Start again from your application's page, in the same browser."),
+    ),
+    "oidc-state-expired": (
+        N_("The sign-in at the identity provider took too long."),
+        N_("Start again from your application's page."),
+    ),
+    "oidc-state-used": (
+        N_("This sign-in at the identity provider was already used."),
+        N_("Start again from your application's page."),
+    ),
+    "oidc-unavailable": (
+        N_("The identity provider cannot be reached right now."),
+        N_("This is not your fault. Try again later, or use another way to prove who you are."),
+    ),
     "certificate-unreadable": (
         N_("The certificate cannot be read."),
         N_(
@@ -229,6 +249,33 @@ WORDS: dict[str, tuple[str, str]] = {
     "passwords-differ": (
         N_("The two new passwords are not the same."),
         N_("Type the same new password in both fields."),
+    ),
+    "sign-in-locked": (
+        N_("Signing in is locked for a while after too many failed attempts."),
+        N_(
+            "Wait a quarter of an hour and try again, or reset your password. The owner's "
+            "recovery contacts were told."
+        ),
+    ),
+    "two-factor-code-invalid": (
+        N_("The code is wrong."),
+        N_("Type the six digits your authenticator app shows now, or one of your recovery codes."),
+    ),
+    "two-factor-code-expired": (
+        N_("That code has expired."),
+        N_("Type the code your authenticator app shows now."),
+    ),
+    "two-factor-code-reused": (
+        N_("That code was already used."),
+        N_("Wait for the next code in your authenticator app."),
+    ),
+    "two-factor-locked": (
+        N_("Too many wrong codes: the second step is locked for a while."),
+        N_("Wait, then sign in again. Not you? Change your password when you are in."),
+    ),
+    "two-factor-state": (
+        N_("Two-factor authentication is not in a state that allows this."),
+        N_("Sign in again."),
     ),
     "not-signed-in": (
         N_("You are not signed in, or your session has ended."),
