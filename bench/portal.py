@@ -145,6 +145,9 @@ def main() -> None:
         for _ in range(args.requests):
             for name, (client, path) in targets.items():
                 times[name].append(client.first_byte(path))
+        for client, _ in targets.values():
+            client.sock.close()
+        time.sleep(0.2)  # the server finishes closing the files it sent before it stops
         stop()
     static = times["static file"]
     report: dict[str, Any] = {"requests": args.requests}
