@@ -6,13 +6,13 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 DEMO   ?= demo
 
-.PHONY: demo test venv test-deps lint man clean
+.PHONY: demo test venv test-deps lint man messages clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e . --group tests --group lint 2>/dev/null || \
-	  $(PY) -m pip install -q -e . pytest pytest-randomly hypothesis time-machine trustme dkimpy pynacl authres checkdmarc openapi-spec-validator schemathesis mailpit-api-client==1.0.0 oidc-provider-mock ansible-core playwright build hatchling ruff mypy import-linter
+	  $(PY) -m pip install -q -e . pytest pytest-randomly hypothesis time-machine trustme dkimpy pynacl authres checkdmarc openapi-spec-validator schemathesis mailpit-api-client==1.0.0 oidc-provider-mock ansible-core playwright axe-playwright-python build hatchling ruff mypy import-linter
 	touch $@
 
 venv: $(VENV)/.installed
@@ -31,6 +31,15 @@ lint: venv
 	$(VENV)/bin/ruff format --check mailprov tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+# The portal's Russian catalogue: extract the messages of the pages and their Python, merge them
+# into the .po (translate what is new there), compile the .mo (both are committed and shipped).
+LOCALE = mailprov/web/portal/locale
+messages: venv
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output --project mailprov \
+	  --copyright-holder "mailprov contributors" -o $(LOCALE)/messages.pot .
+	$(VENV)/bin/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages --width 100 --ignore-obsolete
+	$(VENV)/bin/pybabel compile -d $(LOCALE) -D messages --statistics
 
 man: venv
 	$(PY) -m mailprov.cli.docs man --out build/man

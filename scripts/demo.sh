@@ -72,3 +72,47 @@ say "mailprov request confirm $RID --code-stdin   (code on stdin)"
 printf '%s\n' "$CODE" | mailprov request confirm "$RID" --code-stdin
 run mailprov request show "$RID"
 run mailprov mailbox show carol@example.test
+
+# -- the portal: the same site as web pages. The TEST identity provider is turned on for the
+# demo only ([web] test_issuer); the relay catches the codes the site sends.
+cat >> mailprov.toml <<'TOML'
+
+[web]
+listen = "127.0.0.1:8080"
+test_issuer = "test-issuer"   # DEMO ONLY: a TEST identity provider that confirms anyone
+TOML
+MAILPROV=$(command -v mailprov)
+cat > portal.sh <<SH
+#!/bin/sh
+# The demo site's portal on loopback (written by scripts/demo.sh): mailprov's relay catches
+# the mail the site sends, and mailprov serve answers the pages with the TEST identity
+# provider turned on. Ctrl-C stops both.
+set -eu
+cd "\$(dirname "\$0")"
+"$MAILPROV" relay serve --listen 127.0.0.1:$PORT --storage relay --api-listen '' > relay.log 2>&1 &
+RELAY=\$!
+trap 'kill \$RELAY 2>/dev/null' EXIT INT TERM
+echo "The codes go to the recovery address you type; read them in another terminal with:"
+echo "  cd \$(pwd) && $MAILPROV relay wait --mailbox YOUR-RECOVERY-ADDRESS --subject 'Confirmation code' --timeout 600 --storage relay"
+echo "Open http://127.0.0.1:8080/ (Ctrl-C stops the portal and the relay)"
+"$MAILPROV" serve
+SH
+say "mailprov serve --listen 127.0.0.1:0 --json &   (the portal answers: a quick look, then it stops)"
+mailprov serve --listen 127.0.0.1:0 --json > serve.json 2> serve.log &
+SERVE_PID=$!
+trap 'kill "$RELAY_PID" "$SERVE_PID" 2>/dev/null' EXIT
+for _ in $(seq 100); do grep -q '"ready": true' serve.json 2>/dev/null && break; sleep 0.1; done
+python3 - <<'PY'
+import json, urllib.request
+url = json.load(open("serve.json"))["url"]
+for path, lang in (("/apply", "en"), ("/apply", "ru")):
+    page = urllib.request.urlopen(urllib.request.Request(url + path, headers={"Accept-Language": lang}))
+    text = page.read().decode()
+    assert page.status == 200 and f'<html lang="{lang}">' in text, (path, lang)
+    print(f"  GET {path} (Accept-Language: {lang}): {page.status}, {len(text)} bytes")
+PY
+kill "$SERVE_PID"
+
+printf '\n\033[1mThe portal for this demo site (the relay and the TEST identity provider with it):\033[0m\n\n'
+printf '  sh %s/portal.sh\n\n' "$DEMO"
+printf 'then open http://127.0.0.1:8080/\n'

@@ -23,7 +23,7 @@ PACKAGES=(
   postgresql-15 postgresql-client-15
   testssl.sh  # rates the TLS of the real stack (tests/integration/render/test_render_tls.py)
   systemd  # systemd-analyze verify/security for the rendered units (no systemd needs to run)
-  chromium  # the relay's web inbox in a real browser, driven by Playwright (its own download is not used)
+  chromium  # the relay's web inbox and the portal in a real browser, driven by Playwright (its own download is not used)
   # The units' emulated sandbox (tests/integration/sandbox.py): setpriv, unshare, mount(2)
   # and libseccomp for SystemCallFilter=/RestrictAddressFamilies=.
   util-linux mount libseccomp2

@@ -17,9 +17,10 @@ from mailprov.cli.options import json_option
 @click.option("--openapi", is_flag=True, help="Print the API's OpenAPI 3.1 document and exit.")
 @json_option
 def serve(listen: str | None, openapi: bool) -> None:
-    """Serve the owner's HTTP API until SIGTERM or Ctrl-C; print one 'ready' line once it listens.
+    """Serve the owner's HTTP API and portal until SIGTERM or Ctrl-C; print one 'ready' line.
 
-    The API lives under /api/v1 and describes itself at /api/v1/openapi.json.
+    The API lives under /api/v1 and describes itself at /api/v1/openapi.json; the
+    portal's pages (English and Russian) are at / (apply, /status, /signin, /account).
     Plain HTTP belongs on loopback behind a reverse proxy with TLS ('deploy' renders
     an nginx snippet); [web] tls = true serves HTTPS with the [tls] certificate.
     """
@@ -38,6 +39,12 @@ def serve(listen: str | None, openapi: bool) -> None:
         return
     app = app_context()
     services = make_services(app.settings, app.store)
+    if app.settings.web.test_issuer:
+        click.echo(
+            "warning: [web] test_issuer is set: the portal offers a TEST identity provider "
+            "that confirms anyone (demos and test rigs only)",
+            err=True,
+        )
 
     def ready(url: str) -> None:
         info: dict[str, Any] = {"ready": True, "url": url, "openapi": f"{url}/api/v1/openapi.json"}

@@ -112,10 +112,15 @@ def list_domains(store: Store) -> list[Domain]:
     ]
 
 
-def domain_names(store: Store) -> list[str]:
-    """Every domain's name (A-label), in order: what callers need that do not show counts."""
+def domain_names(store: Store, *, active_only: bool = False) -> list[str]:
+    """Every domain's name (A-label), in order: what callers need that do not show counts.
+
+    ``active_only``: only the domains that take new mailboxes (the portal's choice).
+    """
     with store.read() as conn:
         query = select(domains.c.name).order_by(domains.c.name)
+        if active_only:
+            query = query.where(domains.c.active)
         return [str(n) for n in conn.execute(query).scalars()]
 
 

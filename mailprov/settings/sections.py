@@ -408,6 +408,10 @@ class WebSection:
     signin_window_seconds: Annotated[int, Range(1, 86_400)] = 900
     #: How long a locked address or client is refused, even with the right password.
     signin_lockout_seconds: Annotated[int, Range(1, 86_400)] = 900
+    #: DEMOS AND TEST RIGS ONLY: a folder made by 'mailprov identity test-issuer init'. The
+    #: portal then offers a TEST identity provider that signs whatever identity is typed
+    #: into it (trusted only if its JWKS was added with 'identity trust add-issuer').
+    test_issuer: OptionalLocalPath = ""
 
 
 # -- sections of DNS, DKIM and client config (issue 6) go here ------------------------

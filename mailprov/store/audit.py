@@ -140,9 +140,9 @@ def records(
         query = query.where(audit_log.c.target == target)
     if action is not None:
         query = query.where(audit_log.c.action.startswith(action))
-    if limit is not None:
-        sub = query.order_by(None).order_by(audit_log.c.id.desc()).limit(limit).subquery()
-        query = select(sub).order_by(sub.c.id)
+    if limit is not None:  # the newest ``limit``, read newest first and put back in order
+        newest = query.order_by(None).order_by(audit_log.c.id.desc()).limit(limit)
+        return [_record(row) for row in reversed(conn.execute(newest).all())]
     return [_record(row) for row in conn.execute(query)]
 
 

@@ -150,6 +150,8 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     UniqueConstraint("prev_hash"),  # a fork of the chain is refused by the database
+    # A request's history and an owner's security events are read by target (revision 0003).
+    Index(None, "target"),
 )
 
 

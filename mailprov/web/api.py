@@ -76,6 +76,9 @@ class Call:
     token: Secret | None = None
     #: The admin token of an operation declared with a scope.
     admin: AdminToken | None = None
+    #: The request handle given with an operation declared ``handle=True`` (the API reads
+    #: it from the X-Request-Handle header; the portal from its own cookie).
+    handle: Secret | None = None
     #: Set by a handler: the session token to put in the cookie (None: leave it),
     #: or "" to clear the cookie.
     set_session: Secret | str | None = None
@@ -208,6 +211,14 @@ class Api:
             return handler
 
         return register
+
+    def find(self, operation_id: str) -> Operation:
+        """The operation declared by the handler named ``operation_id``."""
+        for op in self.operations:
+            if op.operation_id == operation_id:
+                return op
+        msg = f"no operation {operation_id!r}"
+        raise KeyError(msg)
 
     def document(self, status_of: Callable[[type[MailprovError]], int]) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every declared operation."""

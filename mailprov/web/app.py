@@ -49,7 +49,7 @@ from mailprov.model import Secret
 from mailprov.relay.gate import allowed_hosts
 from mailprov.services import owner, tokens
 from mailprov.settings.checks import parse_endpoint
-from mailprov.web.api import API, FORM, SESSION_COOKIE, Call, Operation
+from mailprov.web.api import API, FORM, HANDLE_HEADER, SESSION_COOKIE, Call, Operation
 from mailprov.web.errors import status_of
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ def _load_operations() -> None:
         oidc,  # noqa: F401
         recovery,  # noqa: F401
         requests,  # noqa: F401
+        security_events,  # noqa: F401
         session,  # noqa: F401
         twofactor,  # noqa: F401
     )
@@ -184,7 +185,9 @@ def _secure_headers(response: web.StreamResponse, *, tls: bool) -> None:
     headers["Cache-Control"] = "no-store"
     headers.setdefault("Content-Security-Policy", API_CSP)
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Referrer-Policy"] = "no-referrer"
+    # Pages may say "same-origin": with "no-referrer" browsers send "Origin: null" with a
+    # form, which the Origin check above rightly refuses.
+    headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "DENY")
     if tls:
         headers["Strict-Transport-Security"] = "max-age=31536000"
@@ -223,6 +226,17 @@ async def _read_body(request: web.Request, op: Operation) -> dict[str, Any]:
             raise MalformedRequest(
                 "the request body is not valid JSON", hint="send a JSON object"
             ) from None
+    return check_body(op, body)
+
+
+def check_body(op: Operation, body: object) -> dict[str, Any]:
+    """``body`` if the operation's declared schema accepts it (the API's and the portal's check).
+
+    Raises:
+        MalformedRequest: naming the first field refused, never echoing its value.
+    """
+    if op.body is None:
+        return {}
     validator = Draft202012Validator(op.body)
     error = next(iter(sorted(validator.iter_errors(body), key=lambda e: list(e.path))), None)
     if error is not None:
@@ -232,7 +246,7 @@ async def _read_body(request: web.Request, op: Operation) -> dict[str, Any]:
             hint=f"see the schema of {op.method} {op.path} in /api/v1/openapi.json",
             field=where,
         )
-    return dict(body)
+    return dict(body) if isinstance(body, dict) else {}
 
 
 def _schema_complaint(keyword: object) -> str:
@@ -274,21 +288,15 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
             )
         elif op.stages is not None:
             token, from_cookie = session_token(request)
-            if token is None:
-                raise NotSignedIn
-            session = await asyncio.to_thread(
-                owner.session_for, services.store, services.settings, token, now=call.now
-            )
-            if session.stage not in op.stages:
-                raise SessionStageRefused(
-                    f"this needs a signed-in session; yours is at stage '{session.stage}'",
-                    stage=session.stage.value,
-                )
-            if from_cookie and request.method in WRITE_METHODS:
+            session = await owner_session(services, op, token, now=call.now)
+            if token is not None and from_cookie and request.method in WRITE_METHODS:
                 given = request.headers.get("X-CSRF-Token", "")
                 if not owner.csrf_ok(services.pepper, token, given):
                     raise CsrfRefused
             call.session, call.token = session, token
+        if op.handle:
+            raw = request.headers.get(HANDLE_HEADER)
+            call.handle = Secret(raw) if raw is not None else None
         result = await asyncio.to_thread(op.handler, call)
         if op.redirect and call.redirect is not None:
             response: web.Response = web.Response(status=303)
@@ -298,13 +306,13 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
         else:
             response = web.json_response(result, status=op.status, dumps=_dumps)
         response.headers.update(call.headers)
-        _set_cookies(response, call, secure=_secure_request(request, services))
+        _set_cookies(response, call, secure=secure_request(request, services))
         if isinstance(call.set_session, Secret):
             response.set_cookie(
                 SESSION_COOKIE,
                 call.set_session.reveal(),
                 httponly=True,
-                secure=_secure_request(request, services),
+                secure=secure_request(request, services),
                 samesite="Strict",
                 path="/",
             )
@@ -334,7 +342,38 @@ def _set_cookies(response: web.Response, call: Call, *, secure: bool) -> None:
         )
 
 
-def _secure_request(request: web.Request, services: Services) -> bool:
+async def owner_session(
+    services: Services, op: Operation, token: Secret | None, *, now: int
+) -> owner.OwnerSession:
+    """The live session of ``token`` if its stage may call ``op`` (the API's and portal's check).
+
+    Raises:
+        NotSignedIn: no token, or no live session for it.
+        SessionStageRefused: the session is at a stage ``op`` does not allow.
+    """
+    if token is None:
+        raise NotSignedIn
+    session = await asyncio.to_thread(
+        owner.session_for, services.store, services.settings, token, now=now
+    )
+    return check_stage(op, session)
+
+
+def check_stage(op: Operation, session: owner.OwnerSession) -> owner.OwnerSession:
+    """``session`` if its stage may call ``op``.
+
+    Raises:
+        SessionStageRefused: naming the session's stage.
+    """
+    if op.stages is not None and session.stage not in op.stages:
+        raise SessionStageRefused(
+            f"this needs a signed-in session; yours is at stage '{session.stage}'",
+            stage=session.stage.value,
+        )
+    return session
+
+
+def secure_request(request: web.Request, services: Services) -> bool:
     """Whether the client reached us over HTTPS (directly, or through a trusted proxy)."""
     if services.settings.web.tls or request.secure:
         return True
@@ -373,4 +412,7 @@ def build_app(services: Services, *, port: int | None = None) -> web.Application
         return web.json_response(document, dumps=_dumps)
 
     app.router.add_get("/api/v1/openapi.json", openapi)
+    from mailprov.web import portal  # noqa: PLC0415  (the portal builds on this module)
+
+    portal.setup(app)
     return app

@@ -210,12 +210,8 @@ def _done(req: Request, **extra: Any) -> dict[str, Any]:
 
 def _number(call: Call) -> str:
     """The request the path names, if the handle header opens it."""
-    raw = call.request.headers.get(HANDLE_HEADER)
     return requester.find(
-        call.services.store,
-        call.services.pepper,
-        call.path["number"],
-        Secret(raw) if raw is not None else None,
+        call.services.store, call.services.pepper, call.path["number"], call.handle
     )
 
 

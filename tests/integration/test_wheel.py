@@ -55,6 +55,13 @@ def test_wheel_ships_exactly_the_tracked_templates(wheel: Path) -> None:
         for name in tracked:
             assert (REPO / name).read_bytes() == zf.read(f"mailprov/{name}")
         assert any(n == "mailprov/data/common-passwords.txt" for n in zf.namelist())
+        # The portal's Russian catalogue, compiled, and its style sheet and script.
+        names = set(zf.namelist())
+        assert "mailprov/web/portal/locale/ru/LC_MESSAGES/messages.mo" in names
+        assert {
+            "mailprov/templates/portal/static/portal.css",
+            "mailprov/templates/portal/static/portal.js",
+        } <= names
         schema = zf.read("mailprov/data/state.schema.json")
         assert (REPO / "mailprov/data/state.schema.json").read_bytes() == schema
     assert sorted(tracked) == shipped
@@ -119,6 +126,22 @@ def test_installed_wheel_runs_outside_the_source_tree(wheel_venv: Path, tmp_path
     ).stdout.strip()
     assert str(env_dir) in where
     assert (Path(where) / "templates" / "README.md").is_file()
+    portal = subprocess.run(
+        [
+            str(py),
+            "-c",
+            "from mailprov.web.portal import i18n, core; "
+            "print(i18n.translations('ru').gettext('Apply')); "
+            "print(core.environment('ru').get_template('apply.html').filename)",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert "Подать заявку" == portal[0]  # the compiled catalogue ships in the wheel
+    assert portal[1].startswith(str(env_dir))
 
 
 @pytest.mark.slow

@@ -67,6 +67,7 @@ SAMPLES = {
     "web.hosts": "mail.example.test",
     "web.trusted_proxies": "127.0.0.1",
     "web.public_url": "https://portal.example.test/",
+    "web.test_issuer": "test-issuer",
     "dns.ipv4": "192.0.2.10",
     "dns.ipv6": "2001:db8::10",
     "dns.dmarc_rua": "mailto:dmarc@example.test",

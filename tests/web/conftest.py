@@ -174,6 +174,7 @@ redirect_url = "http://127.0.0.1:{port}/api/v1/identity/oidc/callback"
 
 [web]
 listen = "127.0.0.1:{port}"
+test_issuer = "{folder / "test-issuer"}"
 # Every test (and the fuzzer) signs in from 127.0.0.1: a per-client lock would spill from
 # one test into the next. test_lockout.py checks that limit with its own settings.
 signin_max_failures_per_client = 100000
@@ -185,6 +186,27 @@ mail_root = "{folder / "mail"}"
         encoding="utf-8",
     )
     return config
+
+
+#: The audience of the site's TEST issuer (the portal's TEST identity provider signs with it).
+TEST_AUDIENCE = "urn:mailprov:owner-site"
+
+
+def _trust_test_issuer(store: Any, folder: Path) -> None:
+    """A TEST issuer in ``folder`` (``[web] test_issuer``), trusted for NIST 800-63A (ial2+)."""
+    from mailprov.services import testissuer, trust
+    from mailprov.services.accounts import Actor
+
+    issuer = testissuer.init_issuer(folder, audience=TEST_AUDIENCE)
+    trust.add_issuer(
+        store,
+        iss=issuer.iss,
+        jwks_file=issuer.jwks_file,
+        audience=TEST_AUDIENCE,
+        actor=Actor("tester", int(time.time())),
+        framework="nist_800_63A",
+        min_level="ial2",
+    )
 
 
 @pytest.fixture(
@@ -217,6 +239,7 @@ def owner_site(
     settings = load_settings(config_file=str(config), flags={})
     store = open_store(url)
     accounts.add_domain(store, "example.test", actor=Actor("tester", int(time.time())))
+    _trust_test_issuer(store, folder / "test-issuer")
     clock = Clock()
     services = make_services(settings, store)
     services.clock = clock
