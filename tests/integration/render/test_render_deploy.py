@@ -6,6 +6,7 @@ import hashlib
 import os
 import signal
 import smtplib
+import time
 from pathlib import Path
 
 import pytest
@@ -268,11 +269,19 @@ class TestReload:
             assert data["reloaded"] == ["postfix"]
             assert data["written"] == [str(mailstack.postfix_dir / "main.cf")]
 
-            with smtplib.SMTP(
-                mailstack.host, mailstack.ports["smtp"], local_hostname="c.test"
-            ) as c:
-                c.ehlo()
-                assert c.esmtp_features["size"] == "30000000"
+            # 'postfix reload' is asynchronous: an smtpd started before it may still greet
+            # a client or two with the old value, so ask until the new one is live.
+            deadline = time.monotonic() + 15
+            while True:
+                with smtplib.SMTP(
+                    mailstack.host, mailstack.ports["smtp"], local_hostname="c.test"
+                ) as c:
+                    c.ehlo()
+                    size = c.esmtp_features["size"]
+                if size == "30000000" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert size == "30000000"
         finally:
             back = mailstack.cli(
                 "deploy", "rollback", "--target", str(mailstack.target), "--reload"
