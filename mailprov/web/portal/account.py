@@ -3,10 +3,9 @@
 Each calls the API's own operations (``web/session.py``, ``web/security_events.py``):
 ``sign_in`` sets the same session cookie the API uses; a session at stage
 ``change-password`` can only reach the password page; the account page shows the
-mailbox, the password form and the recent security events. The sections whose API
-is not here yet (two-factor, app passwords, recovery contacts, forwarding, vacation
-reply and filters) are shown as "coming" — each becomes a page of its own, built
-like the password page, when its operations land.
+mailbox, the password form, links to the pages of its other sections
+(``portal/twofactor.py``: two-factor authentication) and the recent security events.
+The sections not built yet are shown as "coming".
 """
 
 from __future__ import annotations
@@ -38,11 +37,6 @@ if TYPE_CHECKING:
 
 #: Sections of the account page whose API is still to come, in the page's order.
 COMING = (
-    (
-        "two-factor",
-        N_("Two-factor authentication"),
-        N_("One-time codes from an app on your phone."),
-    ),
     ("app-passwords", N_("App passwords"), N_("Separate passwords for your mail programs.")),
     ("recovery", N_("Recovery contacts"), N_("Where codes go when you lose your password.")),
     ("filters", N_("Forwarding, vacation reply and filters"), N_("Rules for incoming mail.")),
@@ -125,8 +119,8 @@ async def password_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
 async def account_page(visit: Visit) -> web.StreamResponse:
     """The owner's account: the mailbox, the password, the sections to come, recent events."""
     try:
-        (mailbox, _), (events, _) = await invoke_all(
-            visit, Step("show_account"), Step("security_events")
+        (mailbox, _), (events, _), (two_factor, _) = await invoke_all(
+            visit, Step("show_account"), Step("security_events"), Step("show_two_factor")
         )
     except NotSignedIn:
         raise web.HTTPSeeOther("/signin") from None
@@ -141,6 +135,7 @@ async def account_page(visit: Visit) -> web.StreamResponse:
         "account.html",
         mailbox=mailbox,
         events=shown,
+        two_factor=two_factor,
         coming=COMING,
         notice=visit.flash.get("notice"),
     )
