@@ -4,7 +4,7 @@ Each calls the API's own operations (``web/session.py``, ``web/security_events.p
 ``sign_in`` sets the same session cookie the API uses; a session at stage
 ``change-password`` can only reach the password page; the account page shows the
 mailbox, the password form, links to the pages of its other sections
-(``portal/twofactor.py``: two-factor authentication) and the recent security events.
+(``portal/twofactor.py``: two-factor authentication, app passwords) and the recent security events.
 The sections not built yet are shown as "coming".
 """
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 #: Sections of the account page whose API is still to come, in the page's order.
 COMING = (
-    ("app-passwords", N_("App passwords"), N_("Separate passwords for your mail programs.")),
     ("recovery", N_("Recovery contacts"), N_("Where codes go when you lose your password.")),
     ("filters", N_("Forwarding, vacation reply and filters"), N_("Rules for incoming mail.")),
 )

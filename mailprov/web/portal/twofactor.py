@@ -98,3 +98,39 @@ async def two_factor_disable(visit: Visit, data: MultiDictProxy[Any]) -> Outcome
     """Turn it off with the password."""
     await invoke(visit, "disable_two_factor", {"password": str(data.get("password", ""))})
     return Outcome(TWO_FACTOR, (flash(visit, notice="2fa-off"),))
+
+
+# -- app passwords ---------------------------------------------------------------------------
+
+APP_PASSWORDS = "/account/app-passwords"
+
+
+@page(APP_PASSWORDS)
+async def app_passwords_page(visit: Visit) -> web.StreamResponse:
+    """The app passwords (labels and dates), a new one shown once, the form to create one."""
+    (listed,) = await _steps(visit, Step("list_app_passwords"))
+    created = visit.portal.take_credentials(_held(visit, "app-password"))
+    return render(
+        visit,
+        "app_passwords.html",
+        app_passwords=listed["app_passwords"],
+        created=created,
+        notice=visit.flash.get("notice"),
+    )
+
+
+@form(APP_PASSWORDS, back=APP_PASSWORDS, session=True, keep=("label",))
+async def app_password_create(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
+    """Create one with its label; the password is held for the page that shows it once."""
+    answer, _ = await invoke(
+        visit, "create_app_password", {"label": str(data.get("label", "")).strip()}
+    )
+    visit.portal.keep_credentials(_held(visit, "app-password"), answer)
+    return Outcome(APP_PASSWORDS)
+
+
+@form(f"{APP_PASSWORDS}/revoke", back=APP_PASSWORDS, session=True)
+async def app_password_revoke(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
+    """Revoke one: the next login with it fails."""
+    await invoke(visit, "revoke_app_password", path={"id": str(data.get("id", ""))[:20]})
+    return Outcome(APP_PASSWORDS, (flash(visit, notice="app-password-revoked"),))
