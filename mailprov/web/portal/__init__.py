@@ -40,6 +40,7 @@ def _load_pages() -> None:
         application,  # noqa: F401
         home,  # noqa: F401
         identity,  # noqa: F401
+        recovery,  # noqa: F401
         twofactor,  # noqa: F401
     )
 

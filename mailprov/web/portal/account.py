@@ -4,7 +4,8 @@ Each calls the API's own operations (``web/session.py``, ``web/security_events.p
 ``sign_in`` sets the same session cookie the API uses; a session at stage
 ``change-password`` can only reach the password page; the account page shows the
 mailbox, the password form, links to the pages of its other sections
-(``portal/twofactor.py``: two-factor authentication, app passwords) and the recent security events.
+(``portal/twofactor.py``: two-factor authentication, app passwords;
+``portal/recovery.py``: recovery contacts) and the recent security events.
 The sections not built yet are shown as "coming".
 """
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 #: Sections of the account page whose API is still to come, in the page's order.
 COMING = (
-    ("recovery", N_("Recovery contacts"), N_("Where codes go when you lose your password.")),
     ("filters", N_("Forwarding, vacation reply and filters"), N_("Rules for incoming mail.")),
 )
 
@@ -118,8 +118,12 @@ async def password_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
 async def account_page(visit: Visit) -> web.StreamResponse:
     """The owner's account: the mailbox, the password, the sections to come, recent events."""
     try:
-        (mailbox, _), (events, _), (two_factor, _) = await invoke_all(
-            visit, Step("show_account"), Step("security_events"), Step("show_two_factor")
+        (mailbox, _), (events, _), (two_factor, _), (contacts, _) = await invoke_all(
+            visit,
+            Step("show_account"),
+            Step("security_events"),
+            Step("show_two_factor"),
+            Step("list_contacts"),
         )
     except NotSignedIn:
         raise web.HTTPSeeOther("/signin") from None
@@ -135,6 +139,7 @@ async def account_page(visit: Visit) -> web.StreamResponse:
         mailbox=mailbox,
         events=shown,
         two_factor=two_factor,
+        contacts=contacts["contacts"],
         coming=COMING,
         notice=visit.flash.get("notice"),
     )

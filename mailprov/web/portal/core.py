@@ -452,6 +452,22 @@ async def invoke_all(visit: Visit, *steps: Step) -> list[tuple[Any, Call]]:
     return results
 
 
+async def owner_answers(visit: Visit, *steps: Step) -> list[Any]:
+    """The answers of the signed-in owner's ``steps`` for a page; a visitor without a full
+    session is sent where it must go (sign-in, the code, the forced password change)."""
+    try:
+        return [answer for answer, _ in await invoke_all(visit, *steps)]
+    except NotSignedIn:
+        raise web.HTTPSeeOther("/signin") from None
+    except SessionStageRefused as exc:
+        where = STAGE_PAGES.get(str(exc.details.get("stage")), "/signin")
+        raise web.HTTPSeeOther(where) from None
+
+
+#: Where a session at an unfinished stage must go.
+STAGE_PAGES = {"second-factor": "/signin/code", "change-password": "/account/password"}
+
+
 # -- registering pages and forms ---------------------------------------------------------
 
 Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]

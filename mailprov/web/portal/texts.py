@@ -43,6 +43,18 @@ WORDS: dict[str, tuple[str, str]] = {
         N_("The recovery address is not a valid mail address."),
         N_("Give an address you can read now, other than the one you are asking for."),
     ),
+    "last-contact": (
+        N_("This is your last confirmed recovery contact."),
+        N_("Add and confirm another recovery contact first, then remove this one."),
+    ),
+    "contact-not-pending": (
+        N_("That recovery contact is not waiting for a code."),
+        N_("Add the contact first (a code is sent to it), then type that code."),
+    ),
+    "already-exists": (
+        N_("That is already there."),
+        N_("Nothing was changed; look at the list on this page."),
+    ),
     "recovery-unreachable": (
         N_("The recovery address cannot be reached."),
         N_("Check the recovery address, or ask for a new code later."),

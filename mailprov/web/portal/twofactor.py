@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from mailprov.errors import NotSignedIn, SessionStageRefused
 from mailprov.web.portal.core import (
     Outcome,
     Step,
@@ -22,7 +21,7 @@ from mailprov.web.portal.core import (
     flash,
     form,
     invoke,
-    invoke_all,
+    owner_answers,
     page,
     render,
 )
@@ -39,21 +38,10 @@ def _held(visit: Visit, what: str) -> str:
     return f"{what}|{visit.session_form_token()}"
 
 
-async def _steps(visit: Visit, *steps: Step) -> list[Any]:
-    """The answers of ``steps``; a visitor without a full session goes where it must."""
-    try:
-        return [answer for answer, _ in await invoke_all(visit, *steps)]
-    except NotSignedIn:
-        raise web.HTTPSeeOther("/signin") from None
-    except SessionStageRefused as exc:
-        where = {"second-factor": "/signin/code", "change-password": "/account/password"}
-        raise web.HTTPSeeOther(where.get(str(exc.details.get("stage")), "/signin")) from None
-
-
 @page(TWO_FACTOR)
 async def two_factor_page(visit: Visit) -> web.StreamResponse:
     """On or off; a set-up being confirmed (QR code and secret); the recovery codes, once."""
-    (status,) = await _steps(visit, Step("show_two_factor"))
+    (status,) = await owner_answers(visit, Step("show_two_factor"))
     setup = None
     if status["pending"] and not status["enabled"]:
         setup = visit.portal.take_credentials(_held(visit, "2fa-setup"))
@@ -108,7 +96,7 @@ APP_PASSWORDS = "/account/app-passwords"
 @page(APP_PASSWORDS)
 async def app_passwords_page(visit: Visit) -> web.StreamResponse:
     """The app passwords (labels and dates), a new one shown once, the form to create one."""
-    (listed,) = await _steps(visit, Step("list_app_passwords"))
+    (listed,) = await owner_answers(visit, Step("list_app_passwords"))
     created = visit.portal.take_credentials(_held(visit, "app-password"))
     return render(
         visit,
