@@ -5,8 +5,8 @@ Each calls the API's own operations (``web/session.py``, ``web/security_events.p
 ``change-password`` can only reach the password page; the account page shows the
 mailbox, the password form, links to the pages of its other sections
 (``portal/twofactor.py``: two-factor authentication, app passwords;
-``portal/recovery.py``: recovery contacts) and the recent security events.
-The sections not built yet are shown as "coming".
+``portal/recovery.py``: recovery contacts; ``portal/filters.py``: forwarding, the vacation
+reply and rules) and the recent security events.
 """
 
 from __future__ import annotations
@@ -30,17 +30,10 @@ from mailprov.web.portal.core import (
     page,
     render,
 )
-from mailprov.web.portal.i18n import N_
 from mailprov.web.portal.texts import SECURITY_EVENTS
 
 if TYPE_CHECKING:
     from multidict import MultiDictProxy
-
-#: Sections of the account page whose API is still to come, in the page's order.
-COMING = (
-    ("filters", N_("Forwarding, vacation reply and filters"), N_("Rules for incoming mail.")),
-)
-
 
 #: Where a session at each unfinished stage goes next.
 NEXT_STEP = {
@@ -116,19 +109,21 @@ async def password_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
 
 @page("/account")
 async def account_page(visit: Visit) -> web.StreamResponse:
-    """The owner's account: the mailbox, the password, the sections to come, recent events."""
+    """The owner's account: the mailbox, the password, its other sections, recent events."""
     try:
-        (mailbox, _), (events, _), (two_factor, _), (contacts, _) = await invoke_all(
+        answers = await invoke_all(
             visit,
             Step("show_account"),
             Step("security_events"),
             Step("show_two_factor"),
             Step("list_contacts"),
+            Step("show_filters"),
         )
     except NotSignedIn:
         raise web.HTTPSeeOther("/signin") from None
     except SessionStageRefused as exc:
         raise web.HTTPSeeOther(_after_sign_in(str(exc.details.get("stage")))) from None
+    mailbox, events, two_factor, contacts, filters = (answer for answer, _ in answers)
     shown = [
         {**e, "words": SECURITY_EVENTS.get(str(e["event"]), str(e["event"]))}
         for e in events["events"]
@@ -140,7 +135,7 @@ async def account_page(visit: Visit) -> web.StreamResponse:
         events=shown,
         two_factor=two_factor,
         contacts=contacts["contacts"],
-        coming=COMING,
+        filters=filters,
         notice=visit.flash.get("notice"),
     )
 

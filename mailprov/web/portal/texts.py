@@ -55,6 +55,25 @@ WORDS: dict[str, tuple[str, str]] = {
         N_("That is already there."),
         N_("Nothing was changed; look at the list on this page."),
     ),
+    "filters-invalid": (
+        N_("A field of the filters is not accepted; nothing was changed."),
+        N_(
+            "Check the addresses, the vacation reply's subject and text, "
+            "and each rule's text and folder."
+        ),
+    ),
+    "sieve-invalid": (
+        N_("The mail server refused these filters; nothing was changed."),
+        N_("Check the rules' texts and folders, then save again."),
+    ),
+    "sieve-too-large": (
+        N_("These filters are larger than this site allows; nothing was changed."),
+        N_("Shorten the vacation reply or remove some rules."),
+    ),
+    "filters-not-installed": (
+        N_("The filters could not be written to the mail server; nothing was changed."),
+        N_("Try again later; if it keeps failing, tell your administrator."),
+    ),
     "recovery-unreachable": (
         N_("The recovery address cannot be reached."),
         N_("Check the recovery address, or ask for a new code later."),
