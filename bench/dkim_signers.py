@@ -32,7 +32,14 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.rspamd_filter import count
-from tests.integration.conftest import DKIM_TOML, RSPAMD_PORTS, RSPAMD_TOML, publish_zone, safe_base
+from tests.integration.conftest import (
+    DKIM_TOML,
+    RSPAMD_PORTS,
+    RSPAMD_TOML,
+    publish_zone,
+    safe_base,
+    start_redis,
+)
 from tests.integration.knot import Knot
 from tests.integration.stack import MailStack, render_site
 
@@ -187,23 +194,7 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="mp-dkb-", dir=safe_base()))
     base.chmod(0o755)
     knot = Knot.start(base / "knot")
-    redis_port = 6900 + (int(time.time()) % 500)
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    redis, redis_port = start_redis(base)
     stacks: dict[str, MailStack] = {}
     try:
         for name in ("opendkim", "rspamd"):

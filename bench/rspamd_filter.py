@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.conftest import RSPAMD_PORTS, RSPAMD_TOML
+from tests.integration.conftest import RSPAMD_PORTS, RSPAMD_TOML, start_redis
 from tests.integration.knot import Knot
 from tests.integration.stack import MailStack, render_site
 
@@ -85,23 +85,7 @@ def main() -> int:
     base.chmod(0o755)
     knot = Knot.start(base / "knot")
     knot.load_zone(SENDER, ZONE)
-    redis_port = 6400 + (int(time.time()) % 500)
-    redis = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(redis_port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    redis, redis_port = start_redis(base)
     stacks: dict[str, MailStack] = {}
     try:
         for name, toml in (("rspamd", RSPAMD_TOML), ("plain", "")):

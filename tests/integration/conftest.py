@@ -164,13 +164,13 @@ log_file = "{root}/rspamd-run/rspamd.log"
 RSPAMD_PORTS = ("rspamd_milter", "rspamd_normal", "rspamd_controller", "redis")
 
 
-@pytest.fixture(scope="session", name="redis")
-def fixture_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A private redis-server on a free 127.0.0.1 port (no persistence), stopped by PID."""
-    if shutil.which("redis-server") is None:
-        require_or_skip("redis-server not installed (scripts/install-test-deps.sh)")
+def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A private redis-server on a free 127.0.0.1 port (no persistence), once it listens.
+
+    The caller stops it (``terminate()``); the tests' ``redis`` fixture and the rspamd
+    benchmarks share this one starter.
+    """
     port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen(
         [
             "redis-server",
@@ -191,16 +191,26 @@ def fixture_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, port
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.terminate()
+                msg = "redis-server exited" if proc.poll() else "redis-server did not listen"
+                raise RuntimeError(msg) from None
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session", name="redis")
+def fixture_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A private redis-server for the session (see :func:`start_redis`), stopped by PID."""
+    if shutil.which("redis-server") is None:
+        require_or_skip("redis-server not installed (scripts/install-test-deps.sh)")
+    proc, port = start_redis(tmp_path_factory.mktemp("redis"))
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert proc.poll() is None, "redis-server exited"
-                assert time.monotonic() < deadline, "redis-server did not listen"
-                time.sleep(0.05)
         yield port
     finally:
         proc.terminate()
