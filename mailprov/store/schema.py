@@ -22,6 +22,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -48,7 +49,7 @@ def one_of(column: str, values: type[StrEnum]) -> str:
 
 
 #: The Alembic revision this code expects; ``open_store`` refuses an older store.
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 metadata = MetaData(
     naming_convention={
@@ -71,6 +72,10 @@ domains = Table(
     Column("verified_at", BigInteger, nullable=True),
     Column("challenge", String(64), nullable=True),
     Column("challenge_created_at", BigInteger, nullable=True),
+    # Defaults for the domain's mailboxes (revision 0004); NULL = the site's default.
+    Column("backend", String(64), nullable=True),  # home backend of new mailboxes
+    Column("spam_threshold", Float, nullable=True),  # rspamd score from which mail is junk
+    Column("spam_to_junk", Boolean, nullable=True),  # file junk into Junk (Sieve)
 )
 
 addresses = Table(
@@ -107,6 +112,14 @@ mailboxes = Table(
     Column("temp_password_expires_at", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # Beyond one machine (revision 0004): the backend that stores this mailbox's mail
+    # (NULL = the domain's, else the site's default), and the one it is leaving while a
+    # `mailbox move` has switched the home but not yet copied the last messages.
+    Column("backend", String(64), nullable=True, index=True),
+    Column("moving_from", String(64), nullable=True),
+    # The owner's spam settings (revision 0004); NULL = the domain's default.
+    Column("spam_threshold", Float, nullable=True),
+    Column("spam_to_junk", Boolean, nullable=True),
 )
 
 aliases = Table(
