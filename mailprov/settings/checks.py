@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from mailprov.errors import MailprovError
 from mailprov.rules.addresses import normalise_domain
+from mailprov.rules.backends import backend_name, parse_backend
 from mailprov.rules.dnscheck import parse_nameserver
 from mailprov.rules.sizes import parse_size
 
@@ -234,6 +235,23 @@ def db_host(value: str, _base: Path) -> str:
     """A PostgreSQL server the mail servers read from: ``HOST[:PORT]`` (checked; kept as given)."""
     parse_db_host(value)
     return value
+
+
+def backend(value: str, base: Path) -> str:
+    """A backend of the site as ``NAME=HOST`` (the host an IP address or a host name)."""
+    try:
+        name, where = parse_backend(value)
+    except MailprovError as exc:
+        raise _from_rules(exc) from None
+    return f"{name}={host(where, base)}"
+
+
+def backend_ref(value: str, _base: Path) -> str:
+    """The name of one of the site's backends (checked against the list once all is in)."""
+    try:
+        return backend_name(value)
+    except MailprovError as exc:
+        raise _from_rules(exc) from None
 
 
 def nameserver(value: str, _base: Path) -> str:

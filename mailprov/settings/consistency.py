@@ -33,6 +33,7 @@ def check(config: SiteConfig) -> None:
     """Raise :class:`Inconsistent` for the first rule the settings break together."""
     _site(config)
     _store(config)
+    _cluster(config)
     _passwords(config)
     _deploy(config)
     _dkim(config)
@@ -62,6 +63,63 @@ def _store(config: SiteConfig) -> None:
         except Invalid as exc:
             raise Inconsistent("store.url", url, exc.why, exc.hint) from None
     _read_hosts(config)
+
+
+def _cluster(config: SiteConfig) -> None:
+    cluster = config.cluster
+    hosts = cluster.backend_hosts()
+    names = [entry.split("=", 1)[0] for entry in cluster.backends]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise Inconsistent(
+            "cluster.backends",
+            cluster.backends,
+            f"names backend {twice[0]!r} more than once",
+            hint="give each backend one NAME=HOST entry",
+        )
+    if cluster.role == "all":
+        if hosts:
+            raise Inconsistent(
+                "cluster.backends",
+                cluster.backends,
+                "lists backends, but this host's role is 'all' (it stores every mailbox itself)",
+                hint="set [cluster] role to 'frontend' or 'backend', or remove the backends",
+            )
+        return
+    if not config.store.url.startswith("postgresql"):
+        raise Inconsistent(
+            "cluster.role",
+            cluster.role,
+            "needs a store every mail host reaches: the hosts of one site share a PostgreSQL "
+            "store, and this store.url is not PostgreSQL",
+            hint="move the store to PostgreSQL (mailprov backup, then restore with a PostgreSQL"
+            " store.url), or keep role = 'all'",
+        )
+    if not hosts:
+        raise Inconsistent(
+            "cluster.backends",
+            [],
+            f"is empty, but this host's role is {cluster.role!r}",
+            hint="list every backend as NAME=HOST, e.g. backends = ['backend-1=10.0.0.2']",
+        )
+    for dotted, name in (
+        ("cluster.default_backend", cluster.default_backend),
+        ("cluster.name", cluster.name),
+    ):
+        if name and name not in hosts:
+            raise Inconsistent(
+                dotted,
+                name,
+                "is not one of [cluster] backends",
+                hint=f"use one of: {', '.join(hosts)}",
+            )
+    if cluster.role == "backend" and not cluster.name:
+        raise Inconsistent(
+            "cluster.name",
+            "",
+            "is not set, but this host's role is 'backend'",
+            hint=f"set it to this host's name among the backends: {', '.join(hosts)}",
+        )
 
 
 def _read_hosts(config: SiteConfig) -> None:

@@ -39,6 +39,8 @@ OptionalPublicUrl = Annotated[str, Rule(checks.public_url, optional=True)]
 OptionalWebUrl = Annotated[str, Rule(checks.web_url, optional=True)]
 ReturnUrl = Annotated[str, Rule(checks.return_url)]
 DbHost = Annotated[str, Rule(checks.db_host)]
+Backend = Annotated[str, Rule(checks.backend)]
+OptionalBackendName = Annotated[str, Rule(checks.backend_ref, optional=True)]
 
 # -- paths: written into servers' configs and units, or opened by mailprov only
 ServerPath = Annotated[str, Rule(checks.server_path)]
@@ -80,3 +82,4 @@ MtaStsMode = Literal["enforce", "testing", "none"]
 DkimAlgorithm = Literal["rsa-2048", "ed25519"]
 TemporaryLogin = Literal["portal", "until-expiry"]
 ResetRoute = Literal["contact", "identity"]
+HostRole = Literal["all", "frontend", "backend"]

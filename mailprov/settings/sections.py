@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from mailprov.settings.checks import Range
 from mailprov.settings.kinds import (
+    Backend,
     ClaimName,
     Command,
     DbHost,
@@ -25,6 +26,7 @@ from mailprov.settings.kinds import (
     HashScheme,
     Host,
     Hostname,
+    HostRole,
     IpAddress,
     Ipv4Address,
     Ipv6Address,
@@ -39,6 +41,7 @@ from mailprov.settings.kinds import (
     NonNegative,
     NonNegativeSeconds,
     Oid,
+    OptionalBackendName,
     OptionalEndpoint,
     OptionalHost,
     OptionalHostname,
@@ -92,6 +95,36 @@ class StoreSection:
     #: same database, user and password as ``url``. Empty: they read from ``url``.
     #: mailprov itself always writes to ``url`` (the primary).
     read_hosts: list[DbHost] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClusterSection:
+    """[cluster]: a site on several mail hosts sharing one PostgreSQL store.
+
+    Every host reads the same ``backends`` list; each says which part it plays.
+    """
+
+    #: all: this host receives, stores and serves all mail (one host, the default);
+    #: backend: it stores the mail of the mailboxes whose home it is (Dovecot with LMTP);
+    #: frontend: MX, submission and an IMAP/POP3 proxy that pass each mailbox's mail and
+    #: sessions to its home backend; no mail is stored here.
+    role: HostRole = "all"
+    #: This host's name in ``backends`` (role backend).
+    name: OptionalBackendName = ""
+    #: Every backend of the site as NAME=HOST, where frontends reach its IMAP, POP3 and
+    #: LMTP on the [ports] of this file (a trusted network: see README "Beyond one machine").
+    backends: list[Backend] = field(default_factory=list)
+    #: The home of a new mailbox when neither ``mailbox add --backend`` nor its domain
+    #: names one; empty: the first of ``backends``.
+    default_backend: OptionalBackendName = ""
+
+    def backend_hosts(self) -> dict[str, str]:
+        """Each backend's name → the host frontends reach it at, in the order given."""
+        return dict(entry.split("=", 1) for entry in self.backends)
+
+    def default_home(self) -> str:
+        """Where a mailbox lives when neither it nor its domain says (empty: one host)."""
+        return self.default_backend or next(iter(self.backend_hosts()), "")
 
 
 @dataclass(frozen=True)
@@ -548,6 +581,7 @@ class SiteConfig:
 
     site: SiteSection = field(default_factory=SiteSection)
     store: StoreSection = field(default_factory=StoreSection)
+    cluster: ClusterSection = field(default_factory=ClusterSection)
     passwords: PasswordsSection = field(default_factory=PasswordsSection)
     accounts: AccountsSection = field(default_factory=AccountsSection)
     tls: TlsSection = field(default_factory=TlsSection)

@@ -90,11 +90,23 @@ SAMPLES = {
     "check.server_name": "mail.example.test",
     "check.ca_file": "ca.pem",
     "store.read_hosts": "db2.example.test:5432",
+    "cluster.backends": "backend-1=10.0.0.2",
+    "cluster.name": "backend-1",
+    "cluster.default_backend": "backend-1",
 }
+PG_URL = "postgresql+psycopg://mailprov@db.example.test/mp"
 #: Settings that need others to make sense, and those others (read hosts need PostgreSQL;
 #: rendering only writes the URL into the maps, so no server is needed).
 COMPANIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "store.read_hosts": {"store": {"url": "postgresql+psycopg://mailprov@db.example.test/mp"}},
+    "store.read_hosts": {"store": {"url": PG_URL}},
+    "cluster.backends": {"store": {"url": PG_URL}, "cluster": {"role": "frontend"}},
+    **{
+        f"cluster.{key}": {
+            "store": {"url": PG_URL},
+            "cluster": {"role": "backend", "name": "backend-1", "backends": ["backend-1=10.0.0.2"]},
+        }
+        for key in ("name", "default_backend")
+    },
 }
 #: Line breaks and other control characters: refused in every string setting.
 CONTROLS = ["\n", "\r", "\x00", "\t", "\x0b", "\x85", "\u2028"]

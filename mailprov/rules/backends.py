@@ -1,0 +1,43 @@
+"""Backends: the hosts that store mail when a site runs on several mail hosts.
+
+A site's backends are listed once, in ``[cluster] backends``, as ``NAME=HOST`` (the same
+list on every host). Each mailbox has a home backend: its own (``mailbox add --backend``),
+else its domain's, else the site's default. Frontends send a mailbox's IMAP/POP3 sessions
+and its mail to its home; a backend serves the mailboxes whose home it is.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mailprov.errors import InvalidValue
+
+#: A backend's name: short, lower-case, safe in SQL, config files and logs.
+BACKEND_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+
+
+def backend_name(value: str) -> str:
+    """A backend name, checked (lower-case letters, digits, '_' and '-')."""
+    if not BACKEND_NAME_RE.fullmatch(value):
+        raise InvalidValue(
+            f"{value!r} is not a backend name",
+            hint="lower-case letters, digits, '_' and '-' (at most 63), e.g. backend-1",
+        )
+    return value
+
+
+def parse_backend(entry: str) -> tuple[str, str]:
+    """``NAME=HOST`` → (name, host); the host is checked by the caller's host rule."""
+    name, sep, host = entry.partition("=")
+    if not sep or not host:
+        raise InvalidValue(
+            f"{entry!r} is not NAME=HOST",
+            hint="name the backend and where frontends reach it, e.g. backend-1=10.0.0.2",
+        )
+    return backend_name(name.strip()), host.strip()
+
+
+def home_backend(mailbox: str | None, domain: str | None, default: str) -> str:
+    """The backend that stores a mailbox's mail: its own, else its domain's, else the
+    site's default (empty on a single-host site)."""
+    return mailbox or domain or default
