@@ -664,7 +664,7 @@ class CodeUsed(IdentityGateError):
 
 
 class RateLimited(IdentityGateError):
-    """Too many codes requested."""
+    """Too many codes or requests asked for in too short a time."""
 
     code = "rate-limited"
     exit_status = ExitStatus.RATE_LIMITED

@@ -33,6 +33,7 @@ from mailprov.errors import (
     InvalidValue,
     MailprovError,
     NotFound,
+    RateLimited,
     RequestExpired,
     TermsNotAccepted,
     UnknownDomain,
@@ -72,6 +73,7 @@ Sender = request_notices.Sender
 LIVE = LIVE_REQUEST_STATES
 ID_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: safe to read aloud
 LEEWAY = 60
+HOUR = 3600
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,24 @@ def _check_recovery(raw: str, address: str, *, phones: bool) -> str:
     return parse_contact(raw, phones=phones, mailbox=address).value
 
 
+def _check_request_rate(conn: Connection, actor: Actor, per_hour: int) -> None:
+    """Refuse a request beyond ``per_hour`` from one actor within the last hour."""
+    times = sorted(
+        conn.execute(
+            select(requests.c.created_at).where(
+                requests.c.actor == actor.name, requests.c.created_at > actor.now - HOUR
+            )
+        ).scalars()
+    )
+    if len(times) >= per_hour:
+        wait = max(times[-per_hour] + HOUR - actor.now, 1)
+        raise RateLimited(
+            f"{per_hour} requests were opened from this client within the last hour; "
+            "nothing was requested",
+            hint=f"wait {wait} s, or follow the requests already opened by their numbers",
+        )
+
+
 def open_request(
     store: Store,
     settings: SiteConfig,
@@ -227,11 +247,15 @@ def open_request(
     send: Sender,
     actor: Actor,
     handle_mac: str | None = None,
+    per_actor_hour: int | None = None,
 ) -> Request:
     """Open a request: check terms, recovery address, the address and (corporate) the domain.
 
     ``handle_mac`` is the stored form of the requester's secret handle (see
     :mod:`mailprov.services.requester`); the recovery contact is told ("opened").
+    ``per_actor_hour``: refuse when ``actor`` (e.g. one client address) opened this many
+    requests in the last hour — counted in the transaction that inserts, so a burst of
+    parallel calls cannot slip past it.
     """
     if not accept_terms:
         raise TermsNotAccepted("the terms of service were not accepted; nothing was requested")
@@ -243,6 +267,8 @@ def open_request(
     recovery = _check_recovery(recovery, str(parsed), phones=bool(settings.notify.hook))
     request_id = _new_id()
     with store.begin() as conn:
+        if per_actor_hour is not None:
+            _check_request_rate(conn, actor, per_actor_hour)
         domain = conn.execute(select(domains).where(domains.c.name == parsed.domain)).one()
         if kind == RequestKind.CORPORATE and domain.verified_at is None:
             raise DomainNotVerified(

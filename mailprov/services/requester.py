@@ -70,6 +70,7 @@ def open_request(
         send=send,
         actor=actor,
         handle_mac=handle_mac(pepper, handle.reveal()),
+        per_actor_hour=settings.web.requests_per_client_hour,
         **fields,
     )
     return request, handle

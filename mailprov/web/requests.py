@@ -313,6 +313,7 @@ def check_address_body(call: Call) -> dict[str, Any]:
         e.AddressTaken,
         e.RecoveryInvalid,
         e.DomainNotVerified,
+        e.RateLimited,
     ),
 )
 def open_request(call: Call) -> dict[str, Any]:

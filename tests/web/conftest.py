@@ -178,6 +178,7 @@ test_issuer = "{folder / "test-issuer"}"
 # Every test (and the fuzzer) signs in from 127.0.0.1: a per-client lock would spill from
 # one test into the next. test_lockout.py checks that limit with its own settings.
 signin_max_failures_per_client = 100000
+requests_per_client_hour = 100000
 
 [dovecot]
 # The filters API writes Sieve scripts into the mail homes here.

@@ -6,6 +6,7 @@ change, and no secret in the audit log, the server's logs or any URL."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -20,7 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from mailprov.store.schema import requests
 from mailprov.testing import RelayRunner
 from tests.conftest import invoke
 from tests.integration.identity.conftest import AUDIENCE, IssuerKey
@@ -540,3 +543,44 @@ def test_the_cli_path_notifies_too(person: Requester, tmp_path: Path) -> None:
     assert cancelled.exit_code == 0, cancelled.output
     assert cancelled.data["warnings"] == []
     person.wait(f"Mail request {person.number} cancelled")
+
+
+def test_one_client_opens_a_bounded_number_of_requests(owner: OwnerSite) -> None:
+    """[web] requests_per_client_hour: beyond it a client is refused (nothing is created) with
+    how long to wait; another client still can, and an hour later this one can again."""
+    from mailprov.errors import RateLimited
+    from mailprov.services import requester
+    from mailprov.services.accounts import Actor
+
+    services = owner.services
+    web = dataclasses.replace(services.settings.web, requests_per_client_hour=2)
+    settings = dataclasses.replace(services.settings, web=web)
+    now = int(owner.clock())
+    ip, other = f"198.51.100.{secrets.randbelow(250) + 1}", "203.0.113.7"
+
+    def open_one(client: str, at: int) -> str:
+        req, _handle = requester.open_request(
+            services.store,
+            settings,
+            services.pepper,
+            send=lambda message: None,
+            actor=Actor(f"requester:{client}", at),
+            address=f"rate-{secrets.token_hex(4)}@example.test",
+            kind="personal",
+            recovery=f"back-{secrets.token_hex(3)}@example.org",
+            accept_terms=True,
+        )
+        return req.id
+
+    open_one(ip, now)
+    open_one(ip, now + 10)
+    with services.store.read() as conn:
+        before = conn.execute(select(func.count()).select_from(requests)).scalar()
+    with pytest.raises(RateLimited) as refused:
+        open_one(ip, now + 20)
+    assert "2 requests" in refused.value.message
+    assert refused.value.hint is not None and "wait 3580 s" in refused.value.hint
+    with services.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(requests)).scalar() == before
+    assert open_one(other, now + 20)
+    assert open_one(ip, now + 3601)
