@@ -46,6 +46,7 @@ from mailprov.rules.addresses import parse_address
 from mailprov.services import accounts, lockout
 from mailprov.store import audit
 from mailprov.store.schema import (
+    app_passwords,
     domains,
     mailboxes,
     owner_sessions,
@@ -309,6 +310,15 @@ def end_sessions(conn: Connection, address: str, *, keep: str | None = None) -> 
     return int(conn.execute(query).rowcount or 0)
 
 
+def end_app_passwords(conn: Connection, address: str) -> int:
+    """Revoke every app password of ``address`` in the caller's transaction (a new main
+    password ends them as it ends sessions: one may have been made by whoever knew the old
+    one). Returns how many there were."""
+    return int(
+        conn.execute(delete(app_passwords).where(app_passwords.c.address == address)).rowcount or 0
+    )
+
+
 def change_password(
     store: Store,
     settings: SiteConfig,
@@ -319,7 +329,8 @@ def change_password(
     now: int,
 ) -> OwnerSession:
     """The owner sets a new password: the current one proves it is them; policy-checked,
-    and it must differ. Ends the owner's other sessions; this one becomes ``full``.
+    and it must differ. Ends the owner's other sessions and app passwords; this one becomes
+    ``full``.
 
     Raises:
         SignInFailed: ``current`` is wrong.
@@ -349,12 +360,19 @@ def change_password(
             )
         )
         end_sessions(conn, session.address, keep=session.id_hash)
+        revoked = end_app_passwords(conn, session.address)
         conn.execute(
             update(owner_sessions)
             .where(owner_sessions.c.id_hash == session.id_hash)
             .values(stage=SessionStage.FULL.value)
         )
-        contacts = security_event(conn, session.address, "password-changed", now=now)
+        contacts = security_event(
+            conn,
+            session.address,
+            "password-changed",
+            now=now,
+            details={"app_passwords_revoked": revoked} if revoked else None,
+        )
     send_security_notices(settings, session.address, "password-changed", contacts)
     return OwnerSession(
         session.address, SessionStage.FULL, session.id_hash, session.created_at, session.expires_at

@@ -358,7 +358,8 @@ def confirm(
 def set_password(
     store: Store, settings: SiteConfig, pepper: bytes, grant: Secret, new: Secret, *, now: int
 ) -> ResetDone:
-    """Spend a reset grant: set the new password, end every session, clear sign-in failures.
+    """Spend a reset grant: set the new password, end every session and app password, clear
+    sign-in failures.
 
     Raises:
         ResetEnded: the grant is unknown, used or expired, or the mailbox is gone or disabled.
@@ -386,6 +387,7 @@ def set_password(
             )
         )
         ended = owner.end_sessions(conn, address)
+        revoked = owner.end_app_passwords(conn, address)
         owner.clear_failures(conn, address)
         owner_codes.supersede(conn, address, owner_codes.RESET_STARTS)
         notices = owner.security_event(
@@ -394,7 +396,11 @@ def set_password(
             "password-reset",
             now=now,
             actor=f"reset:{address}",
-            details={"via": row.destination, "sessions_ended": ended},
+            details={
+                "via": row.destination,
+                "sessions_ended": ended,
+                "app_passwords_revoked": revoked,
+            },
         )
     owner.send_security_notices(settings, address, "password-reset", notices)
     return ResetDone(address, ended)

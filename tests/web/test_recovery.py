@@ -5,13 +5,16 @@ Codes are read from the session's mail relay (``mail_relay``); both store backen
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
 
 from mailprov.services import contacts
+from mailprov.store.schema import app_passwords, audit_log
 from mailprov.testing import RelayRunner
 from tests.web.conftest import OwnerSite
 from tests.web.recovery_kit import (
@@ -205,6 +208,48 @@ class TestResetByContact:
             ).first()
         assert left is None
         assert "owner.password-reset" in audit_actions(owner, address)
+
+    def test_a_new_password_ends_the_app_passwords(
+        self, owner: OwnerSite, mail_relay: RelayRunner
+    ) -> None:
+        """A change and a reset each revoke every app password (whoever knew the old password
+        may have made one); the audit record says how many."""
+        address, password, contact = with_contact(owner)
+
+        def make_two(client: Any) -> None:
+            for label in ("phone", "laptop"):
+                made = client.post("/api/v1/account/app-passwords", json={"label": label})
+                assert made.status_code == 201
+
+        def left() -> int:
+            with owner.services.store.read() as conn:
+                rows = conn.execute(
+                    select(app_passwords.c.id).where(app_passwords.c.address == address)
+                )
+                return len(rows.all())
+
+        with owner.client() as client:
+            owner.sign_in(client, address, password)
+            make_two(client)
+            assert left() == 2
+            changed = client.put(
+                "/api/v1/account/password", json={"current": password, "new": NEW_PASSWORD}
+            )
+            assert changed.status_code == 200
+            assert left() == 0
+            make_two(client)
+        grant = _reset_to_grant(owner, mail_relay, address, contact)
+        with anonymous(owner) as client:
+            put = {"grant": grant, "new": "Another-Passw0rd!!"}
+            assert client.put("/api/v1/password-reset/password", json=put).status_code == 200
+        assert left() == 0
+        with owner.services.store.read() as conn:
+            details = {
+                row.action: json.loads(row.details)
+                for row in conn.execute(select(audit_log).where(audit_log.c.target == address))
+            }
+        assert details["owner.password-changed"]["app_passwords_revoked"] == 2
+        assert details["owner.password-reset"]["app_passwords_revoked"] == 2
 
     def test_temporary_password_is_replaced_for_good(
         self, owner: OwnerSite, mail_relay: RelayRunner
