@@ -95,7 +95,8 @@ def section(settings: SiteConfig) -> OidcSection:
     return settings.oidc
 
 
-def _connection(settings: SiteConfig) -> provider_http.Connection:
+def connection(settings: SiteConfig) -> provider_http.Connection:
+    """How to reach ``[oidc] issuer`` (its CA file and timeout)."""
     o = settings.oidc
     ca = settings.resolve_path(o.ca_file) if o.ca_file else None
     return provider_http.Connection(o.issuer, ca, o.timeout_seconds)
@@ -115,6 +116,26 @@ def _open_request(
             request_id=request_id,
         )
     return request
+
+
+def sign_in_url(settings: SiteConfig, pepper: bytes, state: str, nonce: str) -> str:
+    """The provider's authorization URL for a sign-in with ``state`` and ``nonce``: code
+    flow, PKCE S256 (the verifier derived from the state), the verified claims asked for.
+
+    Raises:
+        OidcUnavailable: the provider's discovery fails.
+    """
+    o = settings.oidc
+    return provider_http.authorization_url(
+        provider_http.discover(connection(settings)),
+        client_id=o.client_id,
+        redirect_uri=o.redirect_url,
+        scope=" ".join(o.scopes),
+        state=state,
+        nonce=nonce,
+        code_verifier=protocol.derive(pepper, "pkce", state),
+        claims=protocol.claims_request(o.trust_framework, settings.identity.required_claims),
+    )
 
 
 def start(
@@ -138,22 +159,12 @@ def start(
     """
     o = section(settings)
     _open_request(store, settings, request_id, send=send, actor=actor)
-    provider = provider_http.discover(_connection(settings))
     given = binding.reveal() if binding is not None else ""
     if not (40 <= len(given) <= protocol.VALUE_MAX and given.isascii()):
         given = secrets.token_urlsafe(protocol.SECRET_BYTES)
     state = secrets.token_urlsafe(protocol.SECRET_BYTES)
     expires_at = actor.now + o.state_ttl_seconds
-    url = provider_http.authorization_url(
-        provider,
-        client_id=o.client_id,
-        redirect_uri=o.redirect_url,
-        scope=" ".join(o.scopes),
-        state=state,
-        nonce=protocol.derive(pepper, "nonce", state),
-        code_verifier=protocol.derive(pepper, "pkce", state),
-        claims=protocol.claims_request(o.trust_framework, settings.identity.required_claims),
-    )
+    url = sign_in_url(settings, pepper, state, protocol.derive(pepper, "nonce", state))
     with store.begin() as conn:
         conn.execute(delete(oidc_flows).where(oidc_flows.c.expires_at < actor.now - KEEP_SECONDS))
         conn.execute(
@@ -213,10 +224,10 @@ def _claim(store: Store, pepper: bytes, state: str | None, binding: Secret | Non
     return str(row.request_id)
 
 
-def _source(settings: SiteConfig, pepper: bytes, state: str) -> TokenSource:
-    """The provider's keys and the policy the gate checks its ID token with."""
+def token_source(settings: SiteConfig, nonce: str, via: str = "oidc") -> TokenSource:
+    """The provider's keys and the policy the gate checks its ID token with (and ``nonce``)."""
     o = settings.oidc
-    conn = _connection(settings)
+    conn = connection(settings)
     provider = provider_http.discover(conn)
     level = o.min_assurance_level or DEFAULT_MIN_LEVEL.get(o.trust_framework, "")
     frameworks: dict[str, str] = (
@@ -241,8 +252,8 @@ def _source(settings: SiteConfig, pepper: bytes, state: str) -> TokenSource:
     return TokenSource(
         keys=keys(),
         policy=policy,
-        nonce=protocol.derive(pepper, "nonce", state),
-        via="oidc",
+        nonce=nonce,
+        via=via,
         refresh=lambda: keys(refresh=True),
     )
 
@@ -263,6 +274,60 @@ def _failed(store: Store, request_id: str, exc: MailprovError, actor: Actor) -> 
             details=details,
         )
     return exc
+
+
+def client_secret(settings: SiteConfig) -> Secret | None:
+    """``[oidc] client_secret_file``'s secret (None for a public client).
+
+    Raises:
+        ConfigInvalid: the file is missing or readable by others.
+    """
+    o = settings.oidc
+    if not o.client_secret_file:
+        return None
+    return Secret(read_secret_text(settings.resolve_path(o.client_secret_file), _SECRET))
+
+
+def id_token_for(
+    settings: SiteConfig,
+    secret: Secret | None,
+    *,
+    code: Secret | None,
+    error: str | None,
+    verifier: str,
+) -> Secret:
+    """The ID token the provider's callback stands for: its ``code`` exchanged (PKCE
+    ``verifier``), or the provider's ``error`` refused.
+
+    Raises:
+        OidcProviderRefused: the provider sent an error, no usable code, or no ID token.
+        OidcUnavailable: the provider cannot be used now.
+    """
+    o = settings.oidc
+    if error is not None:
+        shown = provider_http.provider_error(error)
+        raise OidcProviderRefused(
+            f"the identity provider did not sign you in ({shown})", provider_error=shown
+        )
+    if code is None or not 1 <= len(code.reveal()) <= MAX_CODE:
+        raise OidcProviderRefused("the identity provider sent back no usable sign-in code")
+    conn = connection(settings)
+    answer = provider_http.exchange_code(
+        conn,
+        provider_http.discover(conn),
+        client_id=o.client_id,
+        client_secret=secret,
+        redirect_uri=o.redirect_url,
+        code=code.reveal(),
+        code_verifier=verifier,
+    )
+    id_token = answer.get("id_token")
+    if not isinstance(id_token, str) or not id_token:
+        raise OidcProviderRefused(
+            "the identity provider answered without an ID token",
+            hint="administrators: [oidc] scopes must include 'openid'",
+        )
+    return Secret(id_token)
 
 
 def finish(
@@ -287,48 +352,28 @@ def finish(
         OidcUnavailable: not configured, or the provider cannot be used now.
         IdentityGateError: the ID token failed a check of the gate (its IDG code).
     """
-    o = section(settings)
+    section(settings)
     # Read first: a broken secret file (an administrator's fault) must not use up the sign-in.
-    secret = (
-        Secret(read_secret_text(settings.resolve_path(o.client_secret_file), _SECRET))
-        if o.client_secret_file
-        else None
-    )
+    secret = client_secret(settings)
     request_id = _claim(store, pepper, state, binding, actor.now)
     assert state is not None  # noqa: S101  (_claim refuses a missing state)
     _open_request(store, settings, request_id, send=send, actor=actor)
     try:
-        if error is not None:
-            shown = provider_http.provider_error(error)
-            raise OidcProviderRefused(
-                f"the identity provider did not sign you in ({shown})", provider_error=shown
-            )
-        if code is None or not 1 <= len(code.reveal()) <= MAX_CODE:
-            raise OidcProviderRefused("the identity provider sent back no usable sign-in code")
-        conn = _connection(settings)
-        answer = provider_http.exchange_code(
-            conn,
-            provider_http.discover(conn),
-            client_id=o.client_id,
-            client_secret=secret,
-            redirect_uri=o.redirect_url,
-            code=code.reveal(),
-            code_verifier=protocol.derive(pepper, "pkce", state),
+        id_token = id_token_for(
+            settings,
+            secret,
+            code=code,
+            error=error,
+            verifier=protocol.derive(pepper, "pkce", state),
         )
-        id_token = answer.get("id_token")
-        if not isinstance(id_token, str) or not id_token:
-            raise OidcProviderRefused(
-                "the identity provider answered without an ID token",
-                hint="administrators: [oidc] scopes must include 'openid'",
-            )
-        source = _source(settings, pepper, state)
+        source = token_source(settings, protocol.derive(pepper, "nonce", state))
     except (OidcProviderRefused, OidcUnavailable) as exc:
         raise _failed(store, request_id, exc, actor) from None
     return provisioning.verify_with_token(
         store,
         settings,
         request_id,
-        Secret(id_token),
+        id_token,
         pepper=pepper,
         send=send,
         actor=actor,

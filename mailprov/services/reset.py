@@ -58,8 +58,9 @@ from mailprov.system import notify
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from mailprov.identity.tokens import VerifiedIdentity
+    from mailprov.identity.tokens import TrustedKeys, VerifiedIdentity
     from mailprov.model import Secret
+    from mailprov.services.provisioning import TokenSource
     from mailprov.settings import SiteConfig
     from mailprov.store import Store
 
@@ -232,25 +233,55 @@ def _fail(store: Store, address: str, now: int, details: dict[str, object]) -> N
 
 
 def _check_token(
-    store: Store, settings: SiteConfig, token: Secret, nonce: str, address: str, now: int
+    store: Store,
+    settings: SiteConfig,
+    token: Secret,
+    nonce: str,
+    address: str,
+    now: int,
+    source: TokenSource | None,
 ) -> VerifiedIdentity:
     ident = settings.identity
     policy = TokenPolicy(
         ident.token_type, ident.max_verification_age_days, tuple(ident.required_claims)
     )
+    keys = load_keys(store)
+    if source is not None:
+        keys, policy = source.keys, source.policy
+
+    def check(keys: TrustedKeys) -> VerifiedIdentity:
+        return verify_token(token.reveal(), keys=keys, now=now, nonce=nonce, policy=policy)
+
     try:
-        return verify_token(
-            token.reveal(), keys=load_keys(store), now=now, nonce=nonce, policy=policy
-        )
+        try:
+            return check(keys)
+        except IdentityGateError as exc:
+            # The provider may have rotated its keys: fetch them once more (as a request does).
+            if source is None or source.refresh is None:
+                raise
+            if exc.details.get("idg") not in {"IDG-T04", "IDG-T06"}:
+                raise
+            return check(source.refresh())
     except IdentityGateError as exc:
         _fail(store, address, now, {"idg": exc.details.get("idg"), "error": exc.code})
         raise
 
 
 def verify_identity(
-    store: Store, settings: SiteConfig, pepper: bytes, raw_address: str, token: Secret, *, now: int
+    store: Store,
+    settings: SiteConfig,
+    pepper: bytes,
+    raw_address: str,
+    token: Secret,
+    *,
+    now: int,
+    source: TokenSource | None = None,
 ) -> ResetStarted:
     """The token of a reset by identity: the gate's checks, then the bound account; a code follows.
+
+    Without ``source`` the token was given by the owner: the trust store's keys and
+    ``[identity]``'s policy. With one (the reset by redirect, :mod:`.reset_redirect`): the
+    OpenID Connect provider's keys and ``[oidc]``'s policy. The nonce is always the reset's.
 
     Raises:
         ResetRouteDisabled: the identity route is not enabled.
@@ -266,9 +297,8 @@ def verify_identity(
         row = owner_codes.newest(conn, address, owner_codes.RESET_NONCE)
     if row is None or row.state != CodeState.LIVE or now > row.expires_at:
         raise ResetEnded(f"no password reset by identity is waiting for {address}")
-    verified = _check_token(
-        store, settings, token, reset_nonce(pepper, row.id, address), address, now
-    )
+    nonce = reset_nonce(pepper, row.id, address)
+    verified = _check_token(store, settings, token, nonce, address, now, source)
     evidence = {"iss": verified.iss, "sub": verified.sub, "jti": verified.jti, "kid": verified.kid}
     with store.read() as conn:
         bound = _active_mailbox(conn, address) or ""

@@ -256,6 +256,14 @@ FORM = "application/x-www-form-urlencoded"
 #: The header that carries a provisioning request's secret handle (never the URL).
 HANDLE_HEADER = "X-Request-Handle"
 
+
+def wants_html(call: Call) -> bool:
+    """A browser: it sent a form, or it asks for HTML rather than JSON."""
+    kind = call.request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    accept = call.request.headers.get("Accept", "")
+    return kind == FORM or ("text/html" in accept and "application/json" not in accept)
+
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],

@@ -72,6 +72,7 @@ def _load_operations() -> None:
         oidc,  # noqa: F401
         recovery,  # noqa: F401
         requests,  # noqa: F401
+        reset_redirect,  # noqa: F401
         security_events,  # noqa: F401
         session,  # noqa: F401
         twofactor,  # noqa: F401

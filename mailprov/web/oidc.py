@@ -27,7 +27,9 @@ from mailprov.errors import MailprovError
 from mailprov.model import Secret, iso
 from mailprov.services import oidc, requester
 from mailprov.services.request_notices import sender_for
-from mailprov.web.api import API, FORM, HANDLE_HEADER, Call, Cookie
+from mailprov.web import reset_redirect
+from mailprov.web.api import API, HANDLE_HEADER, Call, Cookie, wants_html
+from mailprov.web.recovery import RESET_STARTED
 from mailprov.web.requests import ITEM, TAG, _actor, _answer, _done
 
 #: The browser-binding cookie, sent back only to the API (start and callback).
@@ -49,13 +51,6 @@ _SENDING = (e.RateLimited, e.ConfirmationLocked, e.RecoveryUnreachable, e.Tempor
 def _binding(call: Call) -> Secret | None:
     raw = call.request.cookies.get(COOKIE)
     return Secret(raw) if raw else None
-
-
-def _wants_html(call: Call) -> bool:
-    """A browser: it sent a form, or it asks for HTML rather than JSON."""
-    kind = call.request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    accept = call.request.headers.get("Accept", "")
-    return kind == FORM or ("text/html" in accept and "application/json" not in accept)
 
 
 @API.operation(
@@ -132,7 +127,7 @@ def start_identity_redirect(call: Call) -> dict[str, Any]:
             samesite="Lax",
         )
     )
-    if _wants_html(call):
+    if wants_html(call):
         call.redirect = started.authorization_url
     return {
         "request_id": started.request_id,
@@ -155,10 +150,25 @@ def start_identity_redirect(call: Call) -> dict[str, Any]:
         "error_description": {"type": "string", "maxLength": 4096},
     },
     optional=frozenset({"code", "error", "error_description"}),
-    answer=_answer(
-        {"return_url": {"type": "string", "description": "Where a browser is sent."}},
-        "return_url",
-    ),
+    answer={
+        "anyOf": [
+            _answer(
+                {"return_url": {"type": "string", "description": "Where a browser is sent."}},
+                "return_url",
+            ),
+            {
+                "allOf": [
+                    RESET_STARTED,
+                    {
+                        "type": "object",
+                        "required": ["return_url"],
+                        "properties": {"return_url": {"type": "string"}},
+                    },
+                ],
+                "description": "A password reset's sign-in: the code went to the contacts.",
+            },
+        ]
+    },
     errors=(
         e.OidcStateInvalid,
         e.OidcStateExpired,
@@ -171,6 +181,9 @@ def start_identity_redirect(call: Call) -> dict[str, Any]:
         e.MalformedRequest,
         *_GATE,
         *_SENDING,
+        e.ResetEnded,
+        e.ResetRouteDisabled,
+        e.IdentityMismatch,
     ),
 )
 def finish_identity_redirect(call: Call) -> dict[str, Any]:
@@ -182,6 +195,10 @@ def finish_identity_redirect(call: Call) -> dict[str, Any]:
     requested name), with the same IDG codes; then a code goes to the recovery contact.
     A browser goes on to ``[oidc] return_url`` (``?identity=verified`` or
     ``?error=CODE&idg=…``); a client asking for JSON gets the request or the error.
+
+    A password reset's sign-in (``POST /api/v1/password-reset/identity/oidc``) comes back
+    here too: its browser goes on to the portal's ``/password-reset/identity``, a JSON
+    client gets the reset's answer.
     """
     services = call.services
     query = call.query
@@ -191,7 +208,10 @@ def finish_identity_redirect(call: Call) -> dict[str, Any]:
             hint="this is where the identity provider sends you back, with code and state",
         )
     accept = call.request.headers.get("Accept", "")
-    browser = _wants_html(call) or "application/json" not in accept
+    browser = wants_html(call) or "application/json" not in accept
+    done = reset_redirect.finish_if_reset(call, browser=browser)
+    if done is not None:  # a password reset's sign-in (web/reset_redirect.py)
+        return done
     try:
         request = oidc.finish(
             services.store,

@@ -203,7 +203,7 @@ RESET_STARTED = API.schema(
 )
 
 
-def _started(found: reset.ResetStarted) -> dict[str, Any]:
+def started_answer(found: reset.ResetStarted) -> dict[str, Any]:
     answer: dict[str, Any] = {
         "message": found.message,
         "via": found.via,
@@ -251,7 +251,7 @@ def start_reset(call: Call) -> dict[str, Any]:
     threading.Thread(
         target=_deliver_later, args=(services.settings, found), name="reset-code", daemon=True
     ).start()
-    return _started(found)
+    return started_answer(found)
 
 
 #: The reset code's delivery waits this long, so it never competes with writing the answer.
@@ -304,12 +304,22 @@ def verify_reset_identity(call: Call) -> dict[str, Any]:
         Secret(call.body["token"]),
         now=call.now,
     )
-    if found.messages and reset.deliver(services.settings, found) == 0:
+    send_codes(services.settings, found)
+    return started_answer(found)
+
+
+def send_codes(settings: SiteConfig, found: reset.ResetStarted) -> None:
+    """Send the code of a reset whose identity was proven, now (the identity is no secret
+    any more: the answer may wait for the mail server).
+
+    Raises:
+        RecoveryUnreachable: no recovery contact got it.
+    """
+    if found.messages and reset.deliver(settings, found) == 0:
         raise RecoveryUnreachable(
             "the code could not be sent to any recovery contact",
             hint="retry later; start a new reset if this one expires",
         )
-    return _started(found)
 
 
 @API.operation(

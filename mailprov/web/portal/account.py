@@ -49,7 +49,13 @@ def _after_sign_in(stage: str) -> str:
 @page("/signin")
 async def sign_in_page(visit: Visit) -> web.StreamResponse:
     """The sign-in form (address and password)."""
-    return render(visit, "signin.html", form=visit.flash_values())
+    return render(
+        visit,
+        "signin.html",
+        form=visit.flash_values(),
+        notice=visit.flash.get("notice"),
+        can_reset=bool(visit.services.settings.passwords.reset_via),
+    )
 
 
 @form("/signin", back="/signin", keep=("address",))

@@ -130,6 +130,8 @@ class Portal:
     services: Services
     once: dict[str, tuple[float, asyncio.Future[Outcome]]] = field(default_factory=dict)
     shown: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    #: Password resets under way (``portal/reset.py``), by the HMAC of the browser's cookie.
+    resets: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
     def prune(self, now: float) -> None:
         """Forget what has outlived its time (and the oldest outcomes beyond ONCE_KEPT)."""
@@ -140,6 +142,10 @@ class Portal:
                 del self.once[key]
         for key in [k for k, (until, _) in self.shown.items() if until <= now]:
             del self.shown[key]
+        for key in [k for k, (until, _) in self.resets.items() if until <= now]:
+            del self.resets[key]
+        for key in list(self.resets)[: max(0, len(self.resets) - ONCE_KEPT)]:
+            del self.resets[key]
 
     async def run_once(self, key: str, make: Callable[[], Awaitable[Outcome]]) -> Outcome:
         """The outcome of the form ``key``: run it the first time; later sendings (even while
@@ -265,6 +271,11 @@ class Visit:
         """The harmless fields of the form that was sent, to fill it again."""
         values = self.flash.get("values")
         return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {}
+
+
+def memory_key(visit: Visit, purpose: str, value: str) -> str:
+    """The key this process keeps a browser's state under: an HMAC of its cookie's value."""
+    return _mac(visit.services.pepper, purpose, value)
 
 
 def seal(pepper: bytes, data: dict[str, Any]) -> str:

@@ -281,6 +281,38 @@ WORDS: dict[str, tuple[str, str]] = {
         N_("The two new passwords are not the same."),
         N_("Type the same new password in both fields."),
     ),
+    # -- forgot password
+    "reset-ended": (
+        N_("This password reset has ended."),
+        N_("It was used, replaced by a newer one, or took too long. Start again."),
+    ),
+    "reset-gone": (
+        N_("This password reset is no longer known here."),
+        N_("Start again: type your address and choose how to prove it is yours."),
+    ),
+    "reset-route-disabled": (
+        N_("That way of resetting the password is not offered here."),
+        N_("Choose the other way, or ask the administrator for a new temporary password."),
+    ),
+    "identity-mismatch": (
+        N_("The identity you signed in with is not the one this mailbox was created for."),
+        N_(
+            "Sign in at the identity provider with the account you used when you got the "
+            "mailbox, or reset the password with a code to your recovery contacts."
+        ),
+    ),
+    "reset-code-used": (
+        N_("This code has already been used."),
+        N_("Start again to get a new code."),
+    ),
+    "reset-code-locked": (
+        N_("Too many wrong codes: this code no longer works."),
+        N_("Start again to get a new code."),
+    ),
+    "reset-sign-in-lost": (
+        N_("This sign-in at the identity provider cannot be used here."),
+        N_("It took too long, was used already, or was started in another browser. Start again."),
+    ),
     "sign-in-locked": (
         N_("Signing in is locked for a while after too many failed attempts."),
         N_(
