@@ -90,6 +90,13 @@ SHOWN_SECONDS = 600
 #: Form fields never kept in a flash cookie (secrets), whatever a handler asks.
 SECRET_FIELDS = frozenset({"password", "current", "new", "repeat", "code", "token", "handle"})
 FLASH_MAX = 3000
+#: The longest field kept to fill a refused form again (a refused vacation reply may be
+#: longer than the 10,000 characters allowed: it comes back whole, to be shortened).
+VALUE_MAX = 100_000
+#: A refused form kept in memory for its next page: this long, at most this many, this large.
+VALUES_SECONDS = 120
+VALUES_KEPT = 1000
+VALUES_BYTES = 256 * 1024
 
 
 @cache
@@ -130,6 +137,8 @@ class Portal:
     services: Services
     once: dict[str, tuple[float, asyncio.Future[Outcome]]] = field(default_factory=dict)
     shown: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    #: Refused forms too large for the flash cookie, until their next page (once).
+    values: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
     #: Password resets under way (``portal/reset.py``), by the HMAC of the browser's cookie.
     resets: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
 
@@ -142,6 +151,10 @@ class Portal:
                 del self.once[key]
         for key in [k for k, (until, _) in self.shown.items() if until <= now]:
             del self.shown[key]
+        for key in [k for k, (until, _) in self.values.items() if until <= now]:
+            del self.values[key]
+        for key in list(self.values)[: max(0, len(self.values) - VALUES_KEPT)]:
+            del self.values[key]
         for key in [k for k, (until, _) in self.resets.items() if until <= now]:
             del self.resets[key]
         for key in list(self.resets)[: max(0, len(self.resets) - ONCE_KEPT)]:
@@ -167,6 +180,23 @@ class Portal:
             raise
         future.set_result(outcome)
         return outcome
+
+    def keep_values(self, values: dict[str, str]) -> str:
+        """Keep a refused form's fields for its next page; the key the flash cookie carries.
+
+        A form larger than ``VALUES_BYTES`` (more than any real form) keeps nothing.
+        """
+        key = secrets.token_urlsafe(16)
+        if sum(len(k) + len(v) for k, v in values.items()) <= VALUES_BYTES:
+            self.values[key] = (time.monotonic() + VALUES_SECONDS, values)
+            self.prune(time.monotonic())
+        return key
+
+    def take_values(self, key: str) -> dict[str, str]:
+        """A refused form's fields, removed: a reload of its page shows what is saved."""
+        self.prune(time.monotonic())
+        entry = self.values.pop(key, None)
+        return entry[1] if entry is not None else {}
 
     def keep_credentials(self, number: str, credentials: dict[str, Any]) -> None:
         """Hold the credentials of request ``number`` until its page shows them (once)."""
@@ -269,6 +299,8 @@ class Visit:
 
     def flash_values(self) -> dict[str, str]:
         """The harmless fields of the form that was sent, to fill it again."""
+        if "kept" in self.flash:  # taken once a visit: later calls read the copy
+            self.flash["values"] = self.portal.take_values(str(self.flash.pop("kept")))
         values = self.flash.get("values")
         return {str(k): str(v) for k, v in values.items()} if isinstance(values, dict) else {}
 
@@ -296,16 +328,24 @@ def _unseal(pepper: bytes, raw: str) -> dict[str, Any]:
 
 
 def flash(visit: Visit, *, error: dict[str, Any] | None = None, **data: Any) -> tuple[str, str]:
-    """The cookie that carries ``error`` and ``data`` to the next page (secrets dropped)."""
+    """The cookie that carries ``error`` and ``data`` to the next page (secrets dropped).
+
+    The form's harmless fields go in the cookie while they fit; a larger form (a long
+    vacation reply, many rules) waits in this process's memory for the next page
+    (:meth:`Portal.keep_values`), the cookie naming it.
+    """
     values = {
-        k: str(v)[:256] for k, v in dict(data.pop("values", {})).items() if k not in SECRET_FIELDS
+        k: str(v)[:VALUE_MAX]
+        for k, v in dict(data.pop("values", {})).items()
+        if k not in SECRET_FIELDS
     }
     content: dict[str, Any] = {**data, "values": values}
     if error is not None:
         content["error"] = error
     sealed = seal(visit.services.pepper, content)
     if len(sealed) > FLASH_MAX:  # never lose the error itself to an oversized form
-        sealed = seal(visit.services.pepper, {**data, "error": error or {}})
+        kept = visit.portal.keep_values(values)
+        sealed = seal(visit.services.pepper, {**data, "error": error or {}, "kept": kept})
     return FLASH_COOKIE, sealed
 
 

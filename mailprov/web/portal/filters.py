@@ -3,12 +3,14 @@
 It calls the API's own operations (``web/filters.py``): ``show_filters`` to fill the form,
 ``save_filters`` to save it (compiled to Sieve, checked by Pigeonhole, installed as the
 active script). What the form does not show (the vacation's dates, a move rule's "mark
-read") travels in hidden fields, so saving here does not drop what the API set.
+read") travels in hidden fields, so saving here does not drop what the API set. A refused
+form comes back as it was typed, the refused field marked (the API's ``field`` detail).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -34,6 +36,35 @@ FILTERS = "/account/filters"
 #: Empty rule rows the form offers below the saved ones.
 EMPTY_ROWS = 2
 FIELD_WORDS = {"from": N_("From"), "to": N_("To"), "subject": N_("Subject")}
+#: Every field of the form, kept to fill it again after a refusal.
+FIELDS = (
+    "forward_to",
+    "keep",
+    "vacation",
+    "vacation_subject",
+    "vacation_body",
+    "vacation_days",
+    "vacation_start",
+    "vacation_end",
+    *(
+        f"rule-{n}-{part}"
+        for n in range(rules.MAX_RULES + EMPTY_ROWS)
+        for part in ("field", "contains", "action", "folder", "mark_read")
+    ),
+)
+#: What a refused field needs, by the form's field (rules: by their column).
+FIELD_PROBLEMS = {
+    "forward_to": N_(
+        "Give whole mail addresses (name@domain), separated by commas; not this mailbox itself."
+    ),
+    "vacation": N_("The vacation reply's dates are not accepted."),
+    "vacation_subject": N_("At most 200 characters, on one line."),
+    "vacation_body": N_("Write a text of at most 10,000 characters."),
+    "vacation_days": N_("A whole number of days from 1 to 90."),
+    "contains": N_("At most 200 characters, on one line."),
+    "folder": N_("Moving needs a folder, e.g. Lists/Work: no '/' at an end, no '//'."),
+    "rules": N_("At most 50 rules."),
+}
 ACTION_WORDS = {
     "move": N_("move into the folder"),
     "discard": N_("delete at once"),
@@ -45,11 +76,25 @@ ACTION_WORDS = {
 async def filters_page(visit: Visit) -> web.StreamResponse:
     """The form, filled with what is saved (or, after a refusal, with what was sent)."""
     (saved,) = await owner_answers(visit, Step("show_filters"))
-    rows = list(saved["rules"]) + [{} for _ in range(EMPTY_ROWS)]
+    sent, error = visit.flash_values(), visit.flash_error()
+    shown, vacation_on, bad = saved, saved["vacation"] is not None, None
+    if sent and error is not None:  # refused: the form as it was typed
+        vacation_on = sent.get("vacation") == "on"
+        shown = {
+            **saved,
+            "forwarding": _forwarding(sent) or {"to": [], "keep": sent.get("keep") == "on"},
+            "vacation": _vacation({**sent, "vacation": "on"}),
+            "rules": _rules(sent),
+        }
+        bad = refused_field(str(error.details.get("field", "")))
+    rows = list(shown["rules"]) + [{} for _ in range(EMPTY_ROWS)]
     return render(
         visit,
         "filters.html",
-        filters=saved,
+        filters=shown,
+        vacation_on=vacation_on,
+        bad=bad,
+        problems=FIELD_PROBLEMS,
         rows=rows,
         fields=FIELD_WORDS,
         actions=ACTION_WORDS,
@@ -58,16 +103,30 @@ async def filters_page(visit: Visit) -> web.StreamResponse:
     )
 
 
-def _text(data: MultiDictProxy[Any], name: str) -> str:
+def refused_field(where: str) -> str | None:
+    """The form's field for the API's ``field`` detail (``forwarding/to/0``, ``rules/2/folder``)."""
+    parts = where.split("/")
+    if parts[0] == "forwarding":
+        return "forward_to"
+    if parts[0] == "vacation":
+        name = f"vacation_{parts[1]}" if len(parts) > 1 else "vacation"
+        return name if name in FIELD_PROBLEMS else "vacation"
+    if parts[0] == "rules" and len(parts) > 1 and parts[1].isdigit():
+        part = parts[2] if len(parts) > 2 and parts[2] == "folder" else "contains"
+        return f"rule-{parts[1]}-{part}"
+    return "rules" if parts[0] == "rules" else None
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
     return str(data.get(name, "")).strip()
 
 
-def _forwarding(data: MultiDictProxy[Any]) -> dict[str, Any] | None:
+def _forwarding(data: Mapping[str, Any]) -> dict[str, Any] | None:
     to = [a for a in re.split(r"[\s,;]+", _text(data, "forward_to")) if a]
     return {"to": to, "keep": data.get("keep") == "on"} if to else None
 
 
-def _vacation(data: MultiDictProxy[Any]) -> dict[str, Any] | None:
+def _vacation(data: Mapping[str, Any]) -> dict[str, Any] | None:
     if data.get("vacation") != "on":
         return None
     days = _text(data, "vacation_days")
@@ -80,7 +139,7 @@ def _vacation(data: MultiDictProxy[Any]) -> dict[str, Any] | None:
     }
 
 
-def _rules(data: MultiDictProxy[Any]) -> list[dict[str, Any]]:
+def _rules(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     found = []
     for n in range(rules.MAX_RULES + EMPTY_ROWS):
         contains = _text(data, f"rule-{n}-contains")
@@ -101,7 +160,7 @@ def _rules(data: MultiDictProxy[Any]) -> list[dict[str, Any]]:
     return found
 
 
-@form(FILTERS, back=FILTERS, session=True, keep=("forward_to", "vacation_subject"))
+@form(FILTERS, back=FILTERS, session=True, keep=FIELDS)
 async def filters_save(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
     """Save the whole form through the API (forwarding, vacation reply, rules)."""
     body = {"forwarding": _forwarding(data), "vacation": _vacation(data), "rules": _rules(data)}

@@ -106,3 +106,59 @@ def test_filters_saved_shown_and_in_the_api(
     if javascript:
         person.check_accessible()
     person.assert_clean(password)
+
+
+PROBLEM = {
+    "en": {"forward": "Give whole mail addresses", "body": "at most 10,000 characters"},
+    "ru": {"forward": "Укажите полные почтовые адреса", "body": "не длиннее 10 000 символов"},
+}
+
+
+@pytest.mark.parametrize(("lang", "javascript"), [("en", False), ("ru", True)])
+def test_a_refused_form_keeps_what_was_typed(
+    visit: Any, owner: OwnerSite, lang: str, javascript: bool
+) -> None:
+    """A bad forwarding address (and, with JavaScript to lift the field's limit, a vacation text
+    too long for the API): the form comes back as typed, the refused field marked with what
+    it needs; nothing was saved."""
+    address, password = owner.mailbox()
+    person = visit(lang, javascript=javascript)
+    page, words = person.page, PROBLEM[lang]
+    sign_in(person, address, password)
+    person.open("/account/filters")
+    page.fill("#forward_to", "not-an-address")
+    page.check("#vacation")
+    page.fill("#vacation_subject", "Away")
+    page.fill("#vacation_body", "Back on Monday.\nRegards")
+    page.fill("#vacation_days", "4")
+    page.fill("[name='rule-0-contains']", "[news]")
+    page.select_option("[name='rule-0-action']", "move")
+    page.fill("[name='rule-0-folder']", "Lists/News")
+    person.submit("#save")
+    assert WORDS[lang]["refused"] in person.text("#problem")
+    assert words["forward"] in person.text("#forward_to-problem")
+    assert page.get_attribute("#forward_to", "aria-invalid") == "true"
+    assert page.input_value("#forward_to") == "not-an-address"
+    assert page.is_checked("#vacation")
+    assert page.input_value("#vacation_subject") == "Away"
+    assert page.input_value("#vacation_body") == "Back on Monday.\nRegards"
+    assert page.input_value("#vacation_days") == "4"
+    assert page.input_value("[name='rule-0-contains']") == "[news]"
+    assert page.input_value("[name='rule-0-folder']") == "Lists/News"
+    assert page.get_attribute("#vacation_body", "aria-invalid") is None
+    if javascript:
+        person.check_accessible()
+        long = "x" * 10_001
+        page.evaluate("document.querySelector('#vacation_body').removeAttribute('maxlength')")
+        page.fill("#forward_to", "")
+        page.fill("#vacation_body", long)
+        person.submit("#save")
+        assert words["body"] in person.text("#vacation_body-problem")
+        assert page.input_value("#vacation_body") == long  # too large for a cookie: kept in memory
+        assert page.input_value("#vacation_subject") == "Away"
+        assert page.input_value("[name='rule-0-folder']") == "Lists/News"
+        person.check_accessible()
+        person.open("/account/filters")  # a reload shows what is saved
+        assert page.input_value("#vacation_body") == ""
+    assert _filters(owner, address, password)["rules"] == []
+    person.assert_clean(password)
