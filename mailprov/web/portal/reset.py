@@ -113,7 +113,7 @@ def _end(visit: Visit) -> None:
 
 def _routes(visit: Visit) -> list[str]:
     settings = visit.services.settings
-    allowed = list(settings.passwords.reset_via)
+    allowed: list[str] = list(settings.passwords.reset_via)
     if not settings.oidc.issuer and "identity" in allowed:
         allowed.remove("identity")  # by token only: for API clients, not a page
     return allowed
