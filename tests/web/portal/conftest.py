@@ -34,7 +34,7 @@ PHONE: dict[str, Any] = {
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1100, "height": 900}}
 ACCEPT = {"en": "en-GB,en;q=0.9", "ru": "ru-RU,ru;q=0.9,en;q=0.5"}
 #: The pages photographed on a phone (on a desktop: every page ``shot`` is called for).
-PHONE_SHOTS = frozenset({"apply-taken", "confirm", "credentials", "account"})
+PHONE_SHOTS = frozenset({"apply-taken", "confirm", "credentials", "account", "filters"})
 
 
 @pytest.fixture(scope="package")

@@ -157,8 +157,30 @@ def test_a_refused_form_keeps_what_was_typed(
         assert page.input_value("#vacation_body") == long  # too large for a cookie: kept in memory
         assert page.input_value("#vacation_subject") == "Away"
         assert page.input_value("[name='rule-0-folder']") == "Lists/News"
-        person.check_accessible()
+        person.shot("filters-refused")
         person.open("/account/filters")  # a reload shows what is saved
         assert page.input_value("#vacation_body") == ""
     assert _filters(owner, address, password)["rules"] == []
     person.assert_clean(password)
+
+
+def test_the_rules_on_a_phone_are_blocks(visit: Any, owner: OwnerSite) -> None:
+    """On a phone each rule is a block whose cells are named by their column (in Russian,
+    whose words are the longest), and the page passes axe."""
+    address, password = owner.mailbox()
+    rule = {"field": "to", "contains": "team@", "action": "mark-read"}
+    _filters(owner, address, password, put={"rules": [rule]})
+    phone = visit("ru", phone=True)
+    sign_in(phone, address, password)
+    phone.open("/account/filters")
+    row = phone.page.locator("#rules tbody tr").first
+    assert (
+        phone.page.evaluate("row => getComputedStyle(row).display", row.element_handle()) == "grid"
+    )
+    cell = row.locator("td").nth(2)
+    label = phone.page.evaluate(
+        "cell => getComputedStyle(cell, '::before').content", cell.element_handle()
+    )
+    assert label == '"Действие"'
+    phone.shot("filters")
+    phone.assert_clean(password)
