@@ -220,7 +220,8 @@ def deliver(settings: SiteConfig, started: ResetStarted) -> int:
     return sent
 
 
-def _fail(store: Store, address: str, now: int, details: dict[str, object]) -> None:
+def identity_failed(store: Store, address: str, now: int, details: dict[str, object]) -> None:
+    """Audit a refused proof of identity for a reset (``owner.reset-identity-failed``)."""
     with store.begin() as conn:
         audit.append(
             conn,
@@ -263,7 +264,7 @@ def _check_token(
                 raise
             return check(source.refresh())
     except IdentityGateError as exc:
-        _fail(store, address, now, {"idg": exc.details.get("idg"), "error": exc.code})
+        identity_failed(store, address, now, {"idg": exc.details.get("idg"), "error": exc.code})
         raise
 
 
@@ -303,7 +304,7 @@ def verify_identity(
     with store.read() as conn:
         bound = _active_mailbox(conn, address) or ""
     if not hmac.compare_digest(bound.encode(), verified.account.encode()):
-        _fail(store, address, now, {"error": IdentityMismatch.code, **evidence})
+        identity_failed(store, address, now, {"error": IdentityMismatch.code, **evidence})
         raise IdentityMismatch(
             f"the verified identity is not the one {address} was provisioned for"
         )

@@ -27,7 +27,12 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from mailprov.errors import OidcStateExpired, OidcStateInvalid
+from mailprov.errors import (
+    OidcProviderRefused,
+    OidcStateExpired,
+    OidcStateInvalid,
+    OidcUnavailable,
+)
 from mailprov.identity import oidc as protocol
 from mailprov.model import Secret
 from mailprov.rules.addresses import parse_address
@@ -115,7 +120,8 @@ def finish(
     Raises:
         OidcStateInvalid: the binding does not seal this state (not this browser's sign-in).
         OidcStateExpired: the sign-in took longer than ``[oidc] state_ttl_seconds``.
-        OidcProviderRefused, OidcUnavailable: as :func:`mailprov.services.oidc.id_token_for`.
+        OidcProviderRefused, OidcUnavailable: as :func:`mailprov.services.oidc.id_token_for`
+            (audited as ``owner.reset-identity-failed``).
         ResetEnded, IdentityGateError, IdentityMismatch, RecoveryUnreachable: as
             :func:`mailprov.services.reset.verify_identity`.
     """
@@ -128,7 +134,14 @@ def finish(
     if now > expires:
         raise OidcStateExpired
     verifier = protocol.derive(pepper, "pkce", state)
-    token = oidc.id_token_for(settings, secret, code=code, error=error, verifier=verifier)
-    source = oidc.token_source(settings, "", via="oidc-reset")
+    try:
+        token = oidc.id_token_for(settings, secret, code=code, error=error, verifier=verifier)
+        source = oidc.token_source(settings, "", via="oidc-reset")
+    except (OidcProviderRefused, OidcUnavailable) as exc:
+        details: dict[str, object] = {"error": exc.code, "via": "oidc"}
+        if "provider_error" in exc.details:
+            details["provider_error"] = exc.details["provider_error"]
+        reset.identity_failed(store, address, now, details)
+        raise
     found = reset.verify_identity(store, settings, pepper, address, token, now=now, source=source)
     return address, found

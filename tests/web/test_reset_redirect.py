@@ -16,7 +16,7 @@ from sqlalchemy import update
 from mailprov.store.schema import mailboxes
 from mailprov.testing import RelayRunner
 from tests.web.conftest import OidcProvider, OwnerSite
-from tests.web.recovery_kit import RESET_SUBJECT, code_in, with_contact
+from tests.web.recovery_kit import RESET_SUBJECT, audit_actions, audit_text, code_in, with_contact
 from tests.web.test_oidc import verified_claims
 
 START = "/api/v1/password-reset/identity/oidc"
@@ -123,3 +123,21 @@ def test_the_start_answers_alike_for_any_address(
     assert set(known) == set(nobody)
     assert known["message"] == nobody["message"]
     assert abs(known["expires_at"] - nobody["expires_at"]) <= 2
+
+
+def test_a_denied_sign_in_is_refused_and_audited(
+    owner: OwnerSite, oidc_provider: OidcProvider
+) -> None:
+    """The provider's 'access_denied' for a reset: a browser lands on the portal's page with the
+    error, the refusal is audited (its code only), and no code is sent."""
+    address, _, _ = bound(owner, oidc_provider)
+    with owner.client() as client:
+        started = client.post(START, json={"address": address}, headers=JSON)
+        state = parse_qs(urlsplit(started.json()["authorization_url"]).query)["state"][0]
+        back = client.get(
+            "/api/v1/identity/oidc/callback", params={"error": "access_denied", "state": state}
+        )
+    assert back.status_code == 303
+    assert back.headers["location"] == "/password-reset/identity?error=oidc-provider-refused"
+    assert "owner.reset-identity-failed" in audit_actions(owner, address)
+    assert "access_denied" in audit_text(owner, address)

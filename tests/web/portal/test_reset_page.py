@@ -194,6 +194,7 @@ def test_reset_by_identity_provider_then_sign_in(
     person.check_accessible()
     person.submit("#continue")
     assert person.page.url.endswith("/password-reset/code")
+    person.check_accessible()
     code = code_in(mail_relay, contact, RESET_SUBJECT)
     person.page.fill("#code", code)
     person.submit("#confirm")
