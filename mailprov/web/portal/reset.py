@@ -111,6 +111,15 @@ def _end(visit: Visit) -> None:
     visit.api_cookies.append(Cookie(COOKIE, "", path=START, max_age=0))
 
 
+def _lost(visit: Visit) -> web.Response:
+    """Back to the start: with words when this browser had a reset that is gone (it took
+    longer than 30 minutes, or the server restarted), silently for a fresh visit."""
+    cookies: tuple[tuple[str, str | None], ...] = ()
+    if visit.request.cookies.get(COOKIE):
+        cookies = (flash(visit, error={"code": "not-found"}),)
+    return redirect(visit, Outcome(START, cookies))
+
+
 def _routes(visit: Visit) -> list[str]:
     settings = visit.services.settings
     allowed: list[str] = list(settings.passwords.reset_via)
@@ -155,7 +164,7 @@ async def provider_page(visit: Visit) -> web.StreamResponse:
     """What happens at the identity provider, and the link that goes there."""
     current = _current(visit)
     if current is None:
-        raise web.HTTPSeeOther(START)
+        return _lost(visit)
     return _page(visit, "reset_provider.html", address=current["address"])
 
 
@@ -168,7 +177,7 @@ async def provider_start(visit: Visit) -> web.StreamResponse:
     """
     current = _current(visit)
     if current is None:
-        raise web.HTTPSeeOther(START)
+        return _lost(visit)
     try:
         answer, _ = await invoke(visit, "start_reset_redirect", {"address": current["address"]})
     except MailprovError as exc:
@@ -206,7 +215,7 @@ async def code_page(visit: Visit) -> web.StreamResponse:
     """Type the code sent to the recovery contacts (the same page for any address)."""
     current = _current(visit)
     if current is None:
-        raise web.HTTPSeeOther(START)
+        return _lost(visit)
     return _page(visit, "reset_code.html", address=current["address"], via=current["via"])
 
 
@@ -229,8 +238,10 @@ async def code_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
 async def password_page(visit: Visit) -> web.StreamResponse:
     """The new password, typed twice; a refusal is shown next to it."""
     current = _current(visit)
-    if current is None or "grant" not in current:
-        raise web.HTTPSeeOther(CODE if current is not None else START)
+    if current is None:
+        return _lost(visit)
+    if "grant" not in current:
+        raise web.HTTPSeeOther(CODE)
     error = reset_explained(visit.flash.get("error"))
     field_error = error if error is not None and error.code in PASSWORD_ERRORS else None
     return render(

@@ -152,6 +152,15 @@ def test_unknown_address_looks_like_a_known_one_and_wrong_or_late_codes(
     assert WORDS["ru"]["expired"] in person.text("#problem")
     person.assert_clean(code)
 
+    # A reset this server no longer knows (a restart, or 30 minutes): back to the start, in words.
+    lost = visit("ru")
+    lost.context.add_cookies(
+        [{"name": "mailprov_reset", "value": "x" * 43, "url": owner.url + "/password-reset"}]
+    )
+    lost.open("/password-reset/code")
+    assert lost.page.url.endswith("/password-reset")
+    assert "здесь больше неизвестен" in lost.text("#problem")
+
 
 def _bound_mailbox(owner: OwnerSite, provider: OidcProvider) -> tuple[str, str, str]:
     """A mailbox with a verified contact, bound to a person at the provider; (address,
