@@ -16,7 +16,14 @@ from sqlalchemy import update
 from mailprov.store.schema import mailboxes
 from mailprov.testing import RelayRunner
 from tests.web.conftest import OidcProvider, OwnerSite
-from tests.web.recovery_kit import RESET_SUBJECT, audit_actions, audit_text, code_in, with_contact
+from tests.web.recovery_kit import (
+    RESET_SUBJECT,
+    anonymous,
+    audit_actions,
+    audit_text,
+    code_in,
+    with_contact,
+)
 from tests.web.test_oidc import verified_claims
 
 START = "/api/v1/password-reset/identity/oidc"
@@ -54,7 +61,7 @@ def test_a_json_client_resets_by_redirect(
     code reaches the contact and gives a grant that sets the password; the callback does not
     work a second time."""
     address, contact, sub = bound(owner, oidc_provider)
-    with owner.client() as client:
+    with anonymous(owner) as client:  # its own IP: the per-client limit counts by address
         started = client.post(START, json={"address": address}, headers=JSON)
         assert started.status_code == 202, started.text
         answer = started.json()
@@ -107,7 +114,7 @@ def test_the_start_answers_alike_for_any_address(
     address, _, _ = bound(owner, oidc_provider)
     unknown = f"nobody-{secrets.token_hex(4)}@example.test"
     answers: dict[str, Any] = {}
-    with owner.client() as client:
+    with anonymous(owner) as client:  # its own IP: the per-client limit counts by address
         for each in (address, unknown):
             answer = client.post(START, json={"address": each}, headers=JSON)
             assert answer.status_code == 202, answer.text
@@ -131,7 +138,7 @@ def test_a_denied_sign_in_is_refused_and_audited(
     """The provider's 'access_denied' for a reset: a browser lands on the portal's page with the
     error, the refusal is audited (its code only), and no code is sent."""
     address, _, _ = bound(owner, oidc_provider)
-    with owner.client() as client:
+    with anonymous(owner) as client:  # its own IP: the per-client limit counts by address
         started = client.post(START, json={"address": address}, headers=JSON)
         state = parse_qs(urlsplit(started.json()["authorization_url"]).query)["state"][0]
         back = client.get(

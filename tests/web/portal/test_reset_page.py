@@ -15,9 +15,20 @@ from sqlalchemy import update
 from mailprov.store.schema import mailboxes
 from mailprov.testing import RelayRunner
 from tests.web.conftest import OidcProvider, OwnerSite
-from tests.web.recovery_kit import RESET_SUBJECT, code_in
+from tests.web.portal.conftest import ACCEPT
+from tests.web.recovery_kit import RESET_SUBJECT, client_ip, code_in
 from tests.web.recovery_kit import with_contact as _with_contact
 from tests.web.test_oidc import verified_claims
+
+
+def visitor(visit: Any, lang: str, **kwargs: Any) -> Any:
+    """A visitor seen by the server as a fresh IP (the trusted proxy's header, as behind nginx):
+    the per-client limit on reset starts counts by address, and other tests start resets too."""
+    person = visit(lang, **kwargs)
+    person.context.set_extra_http_headers(
+        {"Accept-Language": ACCEPT[lang], "X-Forwarded-For": client_ip()}
+    )
+    return person
 
 
 def with_contact(owner: OwnerSite) -> tuple[str, str, str]:
@@ -93,7 +104,7 @@ def test_reset_by_recovery_contact_then_sign_in(
     sign in with it (the old one no longer works); no-store and no secret in a URL."""
     for lang, javascript in (("en", False), ("ru", True)):
         address, old, contact = with_contact(owner)
-        person = visit(lang, javascript=javascript)
+        person = visitor(visit, lang, javascript=javascript)
         answer = person.open("/password-reset")
         assert answer.headers["cache-control"] == "no-store"
         if javascript:
@@ -130,7 +141,7 @@ def test_unknown_address_looks_like_a_known_one_and_wrong_or_late_codes(
     refused as expired."""
     known, _, contact = with_contact(owner)
     unknown = f"nobody-{secrets.token_hex(4)}@example.test"
-    people = {address: visit("ru") for address in (known, unknown)}
+    people = {address: visitor(visit, "ru") for address in (known, unknown)}
     texts = {address: _through_the_code_page(p, address) for address, p in people.items()}
     assert texts[known] == texts[unknown]
     wrong = {}
@@ -153,7 +164,7 @@ def test_unknown_address_looks_like_a_known_one_and_wrong_or_late_codes(
     person.assert_clean(code)
 
     # A reset this server no longer knows (a restart, or 30 minutes): back to the start, in words.
-    lost = visit("ru")
+    lost = visitor(visit, "ru")
     lost.context.add_cookies(
         [{"name": "mailprov_reset", "value": "x" * 43, "url": owner.url + "/password-reset"}]
     )
@@ -196,7 +207,7 @@ def test_reset_by_identity_provider_then_sign_in(
     """Sign in at the identity provider as the person bound to the mailbox → back → the code
     sent to the contact → a new password → sign in. Another person's sign-in is refused."""
     address, contact, sub = _bound_mailbox(owner, oidc_provider)
-    person = visit("en")
+    person = visitor(visit, "en")
     person.open("/password-reset")
     person.shot("reset-start")
     _at_the_provider(person, oidc_provider, address, sub)
@@ -213,7 +224,7 @@ def test_reset_by_identity_provider_then_sign_in(
     person.assert_clean(code, fresh)
 
     other, _, _ = _bound_mailbox(owner, oidc_provider)
-    stranger = visit("ru")
+    stranger = visitor(visit, "ru")
     _at_the_provider(stranger, oidc_provider, other, sub)  # the first person, not its owner
     assert WORDS["ru"]["mismatch"] in stranger.text("#problem")
     assert "identity-mismatch" in stranger.text("#problem")
