@@ -20,7 +20,10 @@ from email.message import Message
 import pytest
 
 from mailprov.rules.spam import SCORE_HEADER
-from tests.integration.render.test_render_stack import PW, fresh
+from mailprov.services import filters
+from mailprov.settings import load_settings
+from mailprov.store import open_store
+from tests.integration.render.test_render_stack import PW, fresh, message, submit
 from tests.integration.stack import MailStack
 
 pytestmark = [pytest.mark.requires_postfix, pytest.mark.requires_dovecot]
@@ -29,18 +32,18 @@ pytestmark = [pytest.mark.requires_postfix, pytest.mark.requires_dovecot]
 SOURCE = "127.0.0.3"
 
 
-def _spam(to: str, subject: str) -> bytes:
+def _spam(to: str, subject: str, extra: str = "") -> bytes:
     """A message with what spam often has: no Date, no Message-ID, a shouting subject and
     a sender whose domain nobody publishes; rspamd scores it above 0 but far below reject."""
     return (
-        f"From: WINNER <prize@lottery.invalid>\r\nTo: {to}\r\n"
+        f"From: WINNER <prize@lottery.invalid>\r\nTo: {to}\r\n{extra}"
         f"Subject: YOU HAVE WON A PRIZE {subject}\r\n"
         "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
         "<html><body><p>CLICK HERE NOW to claim your prize!!!</p></body></html>\r\n"
     ).encode()
 
 
-def _send(stack: MailStack, to: str, subject: str) -> None:
+def _send(stack: MailStack, to: str, subject: str, extra: str = "") -> None:
     with smtplib.SMTP(
         stack.host,
         stack.ports["smtp"],
@@ -48,19 +51,26 @@ def _send(stack: MailStack, to: str, subject: str) -> None:
         source_address=(SOURCE, 0),
         timeout=30,
     ) as c:
-        c.sendmail("prize@lottery.invalid", [to], _spam(to, subject))
+        c.sendmail("prize@lottery.invalid", [to], _spam(to, subject, extra))
 
 
-def landed(stack: MailStack, user: str, subject: str, wait: float = 15.0) -> tuple[str, Message]:
-    """The folder (INBOX or Junk) the message with ``subject`` was delivered into, and it."""
+def landed(
+    stack: MailStack,
+    user: str,
+    subject: str,
+    wait: float = 15.0,
+    folders: tuple[str, ...] = ("INBOX", "Junk"),
+) -> tuple[str, Message]:
+    """The folder (of ``folders``) the message with ``subject`` was delivered into, and it."""
     deadline = time.monotonic() + wait
     while True:
         with imaplib.IMAP4_SSL(
             stack.host, stack.ports["imaps"], ssl_context=stack.tls_context(), timeout=10
         ) as imap:
             imap.login(user, PW)
-            for folder in ("INBOX", "Junk"):
-                imap.select(folder, readonly=True)
+            for folder in folders:
+                if imap.select(folder, readonly=True)[0] != "OK":
+                    continue  # not made (yet)
                 _, found = imap.search(None, "SUBJECT", f'"{subject}"')
                 if found[0]:
                     _, data = imap.fetch(found[0].split()[-1], "(RFC822)")
@@ -72,10 +82,12 @@ def landed(stack: MailStack, user: str, subject: str, wait: float = 15.0) -> tup
         time.sleep(0.2)
 
 
-def _deliver(stack: MailStack, to: str) -> tuple[str, Message]:
+def _deliver(
+    stack: MailStack, to: str, extra: str = "", folders: tuple[str, ...] = ("INBOX", "Junk")
+) -> tuple[str, Message]:
     subject = uuid.uuid4().hex[:10]
-    _send(stack, to, subject)
-    return landed(stack, to, subject)
+    _send(stack, to, subject, extra)
+    return landed(stack, to, subject, folders=folders)
 
 
 def _set(stack: MailStack, *args: str) -> None:
@@ -143,3 +155,55 @@ def test_the_domains_default_applies_to_a_mailbox_without_its_own(
     _set(rspamd_stack, "domain", "set", domain, "--spam-threshold", "1", "--spam-to-junk")
     assert _deliver(rspamd_stack, plain)[0] == "Junk"
     assert _deliver(rspamd_stack, own)[0] == "INBOX"
+
+
+def test_the_owners_own_filters_run_first(rspamd_stack: MailStack, score: float) -> None:
+    """A rule of the owner's that moves the message decides where it goes; the spam rule
+    only files what the owner's script leaves for the inbox."""
+    to = fresh(rspamd_stack, "rules")
+    _set(rspamd_stack, "mailbox", "set", to, "--spam-threshold", "1", "--spam-to-junk")
+    settings = load_settings(config_file=str(rspamd_stack.config_file), env={}, flags={})
+    store = open_store(rspamd_stack.store_url)
+    try:
+        rule = {"field": "subject", "contains": "PRIZE", "action": "move", "folder": "Prizes"}
+        filters.save_forms(store, settings, to, {"rules": [rule]}, now=int(time.time()))
+    finally:
+        store.close()
+    folder, got = _deliver(rspamd_stack, to, folders=("INBOX", "Junk", "Prizes"))
+    assert folder == "Prizes", got.items()
+    assert float(got[SCORE_HEADER]) >= 100  # it is spam by the owner's threshold
+
+
+def test_a_score_header_from_the_sender_is_replaced(rspamd_stack: MailStack, score: float) -> None:
+    """A sender's own X-Spam-Score-Hundredths: 0 is removed; rspamd's one decides."""
+    to = fresh(rspamd_stack, "forged")
+    _set(rspamd_stack, "mailbox", "set", to, "--spam-threshold", "1")
+    folder, got = _deliver(rspamd_stack, to, extra=f"{SCORE_HEADER}: 0\r\n")
+    assert folder == "Junk", got.items()
+    assert got.get_all(SCORE_HEADER) == [str(round(score * 100))]
+
+
+def test_our_own_users_mail_is_never_filed_as_junk(rspamd_stack: MailStack) -> None:
+    """Mail a logged-in user sends (submission) carries no score header, not even one the
+    sender wrote, so it reaches a local owner's inbox whatever the threshold."""
+    sender, to = fresh(rspamd_stack, "sender"), fresh(rspamd_stack, "local")
+    _set(rspamd_stack, "mailbox", "set", to, "--spam-threshold", "0.01", "--spam-to-junk")
+    subject = uuid.uuid4().hex[:10]
+    msg = message(sender, to, subject)
+    msg[SCORE_HEADER] = "99999"
+    submit(rspamd_stack, sender, msg)
+    folder, got = landed(rspamd_stack, to, subject)
+    assert folder == "INBOX"
+    assert got.get_all(SCORE_HEADER) is None, got.items()
+
+
+def test_no_sieve_errors_at_delivery(rspamd_stack: MailStack, score: float) -> None:
+    """Pigeonhole compiled the global rule into the mail homes: the log has no sieve error
+    (a binary it could not save would be one at every delivery)."""
+    del score  # some deliveries happened
+    errors = [
+        line
+        for line in rspamd_stack.log().splitlines()
+        if "Error:" in line and "sieve" in line.lower()
+    ]
+    assert errors == []
