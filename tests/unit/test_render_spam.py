@@ -14,8 +14,12 @@ from mailprov.rules.spam import SCORE_HEADER
 from mailprov.system import sieve
 from mailprov.system.run import SubprocessRunner
 from tests.conftest import require_or_skip
-from tests.unit.test_render_rspamd import ON, TARGET, render
-from tests.unit.test_render_rspamd import fixture_tls_env as fixture_tls_env
+from tests.unit.test_render_rspamd import (
+    ON,
+    TARGET,
+    fixture_tls_env,  # noqa: F401  (a fixture: tls_env)
+    render,
+)
 
 USER_QUERY = re.compile(r"^user_query = (.*?)\n\n", re.MULTILINE | re.DOTALL)
 

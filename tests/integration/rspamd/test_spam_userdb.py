@@ -13,8 +13,11 @@ from mailprov.services import accounts
 from mailprov.services.accounts import Actor
 from mailprov.services.mailbox_state import update_mailbox
 from mailprov.services.spam import update_domain
-from tests.unit.test_render_rspamd import ON, render
-from tests.unit.test_render_rspamd import fixture_tls_env as fixture_tls_env
+from tests.unit.test_render_rspamd import (
+    ON,
+    fixture_tls_env,  # noqa: F401  (a fixture: tls_env)
+    render,
+)
 from tests.unit.test_render_spam import USER_QUERY
 
 SITES = [SpamLevel(6.0, True), SpamLevel(4.25, False)]
