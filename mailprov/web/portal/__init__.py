@@ -42,6 +42,7 @@ def _load_pages() -> None:
         home,  # noqa: F401
         identity,  # noqa: F401
         recovery,  # noqa: F401
+        spam,  # noqa: F401
         twofactor,  # noqa: F401
     )
 
