@@ -80,3 +80,16 @@ def test_user_query_agrees_with_resolve(tls_env: dict[str, str], store: Any) -> 
             )
             checked += 1
     assert checked == 48
+
+
+def test_user_query_is_the_same_for_both_backends(tls_env: dict[str, str]) -> None:
+    """The rendered user_query does not depend on the store's backend (the test above runs
+    that one query on both)."""
+    pg = {**tls_env, "MAILPROV_STORE_URL": "postgresql+psycopg://mailprov@db.example.test/mp"}
+    queries = []
+    for env in (tls_env, pg):
+        found = USER_QUERY.search(render(env, **ON)["dovecot/dovecot-sql.conf.ext"])
+        assert found is not None
+        queries.append(found.group(1))
+    assert "sieve_env_mailprov_spam_threshold" in queries[0]
+    assert queries[0] == queries[1]
