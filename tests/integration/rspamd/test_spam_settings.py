@@ -174,6 +174,32 @@ def test_the_owners_own_filters_run_first(rspamd_stack: MailStack, score: float)
     assert float(got[SCORE_HEADER]) >= 100  # it is spam by the owner's threshold
 
 
+def test_spam_a_mark_read_rule_keeps_goes_into_junk_once(
+    rspamd_stack: MailStack, score: float
+) -> None:
+    """A rule that only marks the message read keeps it for the inbox (an explicit keep);
+    being spam, it is filed into Junk instead, marked read, and not into the inbox too."""
+    to = fresh(rspamd_stack, "markread")
+    _set(rspamd_stack, "mailbox", "set", to, "--spam-threshold", f"{score:.2f}")
+    settings = load_settings(config_file=str(rspamd_stack.config_file), env={}, flags={})
+    store = open_store(rspamd_stack.store_url)
+    try:
+        rule = {"field": "subject", "contains": "PRIZE", "action": "mark-read"}
+        filters.save_forms(store, settings, to, {"rules": [rule]}, now=int(time.time()))
+    finally:
+        store.close()
+    subject = uuid.uuid4().hex[:10]
+    _send(rspamd_stack, to, subject)
+    assert landed(rspamd_stack, to, subject)[0] == "Junk"  # INBOX is looked at first
+    with imaplib.IMAP4_SSL(
+        rspamd_stack.host, rspamd_stack.ports["imaps"], ssl_context=rspamd_stack.tls_context()
+    ) as imap:
+        imap.login(to, PW)
+        imap.select("Junk", readonly=True)
+        _, seen = imap.search(None, "SEEN", "SUBJECT", f'"{subject}"')
+        assert seen[0], "filed into Junk without the rule's \\Seen"
+
+
 def test_a_score_header_from_the_sender_is_replaced(rspamd_stack: MailStack, score: float) -> None:
     """A sender's own X-Spam-Score-Hundredths: 0 is removed; rspamd's one decides."""
     to = fresh(rspamd_stack, "forged")
