@@ -1,11 +1,17 @@
-"""``mailprov domain add|list|show|remove``."""
+"""``mailprov domain add|list|show|set|remove``."""
 
 from __future__ import annotations
 
 import click
 
 from mailprov.cli.context import app_context
-from mailprov.cli.options import complete_domains, dry_run_option, json_option
+from mailprov.cli.options import (
+    complete_domains,
+    dry_run_option,
+    json_option,
+    spam_options,
+    spam_values,
+)
 from mailprov.cli.output import emit, table, yes_no
 
 
@@ -65,10 +71,67 @@ def domain_list() -> None:
 def domain_show(name: str) -> None:
     """Show one domain."""
     from mailprov.services.accounts import get_domain
+    from mailprov.services.spam import domain_spam
 
-    found = get_domain(app_context().store, name).to_json()
+    app = app_context()
+    found = get_domain(app.store, name).to_json()
+    spam = domain_spam(app.store, app.settings, name)
     human = "\n".join(f"{k}: {v}" for k, v in found.items())
-    emit(click.get_current_context(), {"domain": found}, human)
+    human += f"\nspam threshold: {spam.effective.threshold:g} ({spam.effective.threshold_from})"
+    human += f"\nspam to Junk: {yes_no(spam.effective.to_junk)} ({spam.effective.to_junk_from})"
+    emit(click.get_current_context(), {"domain": {**found, "spam": spam.to_json()}}, human)
+
+
+@domain.command("set")
+@click.argument("name", shell_complete=complete_domains)
+@spam_options("the site's ([rspamd])")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help='Print the same report ("changed" = would change, with "dry_run": true); write nothing.',
+)
+@json_option
+def domain_set(
+    name: str,
+    spam_threshold: str | None,
+    spam_to_junk: bool | None,
+    spam_to_junk_default: bool,
+    dry_run: bool,
+) -> None:
+    """Change the defaults domain NAME gives its mailboxes; only what differs is written.
+
+    The spam settings (README, "Spam settings") apply to every mailbox of NAME that has
+    none of its own, from the next message delivered; 'default' takes the site's.
+    """
+    from mailprov.services.spam import update_domain
+
+    app = app_context()
+    threshold, to_junk = spam_values(spam_threshold, spam_to_junk, spam_to_junk_default)
+    shown, changes = update_domain(
+        app.store,
+        name,
+        actor=app.actor(),
+        spam_threshold=threshold,
+        spam_to_junk=to_junk,
+        dry_run=dry_run,
+    )
+
+    def human(value: object) -> str:
+        return "default" if value is None else repr(value)
+
+    lines = [f"{a}: {human(c.before)} -> {human(c.after)}" for a, c in changes.items()]
+    verb = "would change" if dry_run else "changed"
+    head = f"{shown}: {verb}" if changes else f"{shown}: nothing to change"
+    emit(
+        click.get_current_context(),
+        {
+            "changed": bool(changes),
+            "dry_run": dry_run,
+            "domain": shown,
+            "changes": {a: c.to_json() for a, c in changes.items()},
+        },
+        "\n".join([head, *lines]),
+    )
 
 
 @domain.command("remove")

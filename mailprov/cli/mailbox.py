@@ -18,6 +18,8 @@ from mailprov.cli.options import (
     json_option,
     password_options,
     read_password,
+    spam_options,
+    spam_values,
 )
 from mailprov.cli.output import emit, table, yes_no
 from mailprov.cli.progress import progress_bar
@@ -180,13 +182,18 @@ def mailbox_list(domain: str | None, limit: int | None, after: str | None) -> No
 def mailbox_show(address: str) -> None:
     """Show one mailbox (never its password hash)."""
     from mailprov.services.accounts import get_mailbox
+    from mailprov.services.spam import mailbox_spam
 
     app = app_context()
     found = get_mailbox(app.store, address, app.settings.passwords, now=app.actor().now).to_json()
+    spam = mailbox_spam(app.store, app.settings, address)
+    found["spam"] = {"own": spam.to_json()["own"], **spam.effective.to_json()}
     emit(
         click.get_current_context(),
         {"mailbox": found},
-        "\n".join(f"{k}: {v}" for k, v in found.items()),
+        "\n".join(f"{k}: {v}" for k, v in found.items() if k != "spam")
+        + f"\nspam threshold: {spam.effective.threshold:g} ({spam.effective.threshold_from})"
+        + f"\nspam to Junk: {yes_no(spam.effective.to_junk)} ({spam.effective.to_junk_from})",
     )
 
 
@@ -296,6 +303,7 @@ def mailbox_enable(address: str) -> None:
 @click.option("--name", help="New display name ('' for none).")
 @click.option("--quota", metavar="SIZE", help="New quota such as 2G or 500M; 0 = unlimited.")
 @click.option("--active/--inactive", default=None, help="Enable or disable the mailbox.")
+@spam_options("the domain's")
 @click.option(
     "--dry-run",
     is_flag=True,
@@ -303,17 +311,26 @@ def mailbox_enable(address: str) -> None:
 )
 @json_option
 def mailbox_set(
-    address: str, name: str | None, quota: str | None, active: bool | None, dry_run: bool
+    address: str,
+    name: str | None,
+    quota: str | None,
+    active: bool | None,
+    spam_threshold: str | None,
+    spam_to_junk: bool | None,
+    spam_to_junk_default: bool,
+    dry_run: bool,
 ) -> None:
     """Change attributes of mailbox ADDRESS; only what differs is written.
 
     One audit record names the attributes changed. The password is changed with
-    'mailbox passwd'.
+    'mailbox passwd'. The spam settings (README, "Spam settings") take effect with the
+    next message delivered; 'default' takes the domain's (else the site's) value.
     """
     from mailprov.rules.sizes import format_size, parse_size
     from mailprov.services.mailbox_state import update_mailbox
 
     app = app_context()
+    threshold, to_junk = spam_values(spam_threshold, spam_to_junk, spam_to_junk_default)
     shown, changes = update_mailbox(
         app.store,
         address,
@@ -321,10 +338,14 @@ def mailbox_set(
         display_name=name,
         quota_bytes=parse_size(quota) if quota is not None else None,
         active=active,
+        spam_threshold=threshold,
+        spam_to_junk=to_junk,
         dry_run=dry_run,
     )
 
-    def human(attr: str, value: int | str | bool) -> str:
+    def human(attr: str, value: int | str | bool | None) -> str:
+        if value is None:
+            return "default"
         return format_size(int(value)) if attr == "quota_bytes" else repr(value)
 
     lines = [f"{a}: {human(a, c.before)} -> {human(a, c.after)}" for a, c in changes.items()]

@@ -179,3 +179,50 @@ def _completer(kind: str) -> Callable[[click.Context, click.Parameter, str], lis
 complete_domains = _completer("domain")
 complete_mailboxes = _completer("mailbox")
 complete_aliases = _completer("alias")
+
+
+def spam_options(default_from: str) -> Callable[[F], F]:
+    """``--spam-threshold SCORE|default``, ``--spam-to-junk/--no-spam-to-junk`` and
+    ``--spam-to-junk-default`` (README, "Spam settings"); ``default_from`` names the level
+    whose value 'default' takes."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--spam-to-junk-default",
+            is_flag=True,
+            help=f"Take 'move spam to Junk' from {default_from} default.",
+        )(func)
+        func = click.option(
+            "--spam-to-junk/--no-spam-to-junk",
+            default=None,
+            help="File mail at or above the spam threshold into Junk (or leave it in the inbox).",
+        )(func)
+        return click.option(
+            "--spam-threshold",
+            metavar="SCORE|default",
+            help="rspamd score from which mail is spam (above 0, two decimals, below "
+            f"[rspamd] reject_score); 'default': {default_from}.",
+        )(func)
+
+    return decorate
+
+
+def spam_values(
+    threshold: str | None, to_junk: bool | None, to_junk_default: bool
+) -> tuple[Any, Any]:
+    """The spam options as the services take them (None: leave alone; DEFAULT: clear).
+
+    Raises:
+        InvalidValue: the threshold is not a score from 0.01 below the reject score.
+    """
+    from mailprov.rules.spam import DEFAULT
+    from mailprov.services.spam import checked_threshold
+
+    if to_junk_default and to_junk is not None:
+        msg = "give --spam-to-junk/--no-spam-to-junk or --spam-to-junk-default, not both"
+        raise click.UsageError(msg)
+    if threshold is not None and threshold.strip().lower() != DEFAULT:
+        threshold_value: Any = checked_threshold(app_context().settings, threshold.strip())
+    else:
+        threshold_value = None if threshold is None else DEFAULT
+    return threshold_value, DEFAULT if to_junk_default else to_junk

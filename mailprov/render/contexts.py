@@ -23,6 +23,9 @@ from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
 from mailprov.render.rspamd import context as rspamd_context
 from mailprov.render.rspamd import milter as rspamd_milter
 from mailprov.render.rspamd import unit_context as rspamd_unit_context
+from mailprov.render.spam import SCRIPT as SPAM_SCRIPT
+from mailprov.render.spam import context as spam_context
+from mailprov.render.spam import enabled as spam_enabled
 from mailprov.render.tls_profile import tls_profile
 from mailprov.render.units import systemd_context
 from mailprov.rules import hashing, passwords
@@ -138,6 +141,7 @@ FILES: tuple[FileSpec, ...] = (
         group="dovecot",
         when=portal_login,
     ),
+    FileSpec("dovecot", SPAM_SCRIPT, "dovecot/2.3/spam-to-junk.sieve.j2", when=spam_enabled),
     FileSpec("systemd", "mailprov-relay.service", "systemd/mailprov-relay.service.j2"),
     FileSpec("systemd", "mailprov-sweep.service", "systemd/mailprov-sweep.service.j2"),
     FileSpec("systemd", "mailprov-sweep.timer", "systemd/mailprov-sweep.timer.j2"),
@@ -450,6 +454,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "quota_status_socket": f"{base_dir}/quota-status",
         },
         "sieve": _sieve(config),
+        "spam": spam_context(config, layout.dovecot_dir),
         "dkim": dkim,
         "rspamd": rspamd,
         "milters": _milters(config, dkim),

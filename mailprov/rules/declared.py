@@ -21,6 +21,7 @@ from mailprov.rules.addresses import (
 )
 from mailprov.rules.positions import Path
 from mailprov.rules.sizes import parse_size
+from mailprov.rules.spam import DEFAULT, Default, check_threshold
 from mailprov.rules.statefile import Problem
 
 
@@ -34,11 +35,13 @@ class DkimSpec:
 
 @dataclass(frozen=True)
 class DomainSpec:
-    """A declared domain (A-label)."""
+    """A declared domain (A-label); spam defaults None = not managed, DEFAULT = the site's."""
 
     name: str
     dkim: tuple[DkimSpec, ...]
     path: Path
+    spam_threshold: float | Default | None = None
+    spam_to_junk: bool | Default | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class MailboxSpec:
     password_hash: str | None
     generate_password: bool
     path: Path
+    #: The owner's spam settings (None: not managed; DEFAULT: the domain's).
+    spam_threshold: float | Default | None = None
+    spam_to_junk: bool | Default | None = None
 
 
 @dataclass(frozen=True)
@@ -94,8 +100,10 @@ def declared(doc: Mapping[str, Any]) -> tuple[Declared, list[Problem]]:
         for n, item in enumerate(body.get("dkim", [])):
             selector = check((*path, "dkim", n, "selector"), dkim.check_selector, item["selector"])
             keys.append(DkimSpec(selector or "", item.get("algorithm")))
-        if name is not None:
-            _put(out.domains, name, DomainSpec(name, tuple(keys), path), path, problems)
+        ok, threshold = _threshold(body, path, check)
+        if name is not None and ok:
+            domain = DomainSpec(name, tuple(keys), path, threshold, body.get("spam_to_junk"))
+            _put(out.domains, name, domain, path, problems)
     for raw, body in doc.get("mailboxes", {}).items():
         path = ("mailboxes", raw)
         address = check(path, _mailbox_address, raw)
@@ -110,10 +118,12 @@ def declared(doc: Mapping[str, Any]) -> tuple[Declared, list[Problem]]:
         if digest is not None and body.get("generate_password"):
             problems.append(Problem(path, "give password_hash or generate_password, not both"))
             continue
+        ok, threshold = _threshold(body, path, check)
         if (
             address is None
             or ("name" in body and name is None)
             or ("quota" in body and quota is None)
+            or not ok
         ):
             continue
         spec = MailboxSpec(
@@ -126,6 +136,8 @@ def declared(doc: Mapping[str, Any]) -> tuple[Declared, list[Problem]]:
             password_hash=digest,
             generate_password=bool(body.get("generate_password", False)),
             path=path,
+            spam_threshold=threshold,
+            spam_to_junk=body.get("spam_to_junk"),
         )
         _put(out.mailboxes, spec.address, spec, path, problems)
     for raw, body in doc.get("aliases", {}).items():
@@ -142,6 +154,20 @@ def declared(doc: Mapping[str, Any]) -> tuple[Declared, list[Problem]]:
         alias = AliasSpec(str(source), source.domain, tuple(sorted(set(targets))), path)
         _put(out.aliases, alias.address, alias, path, problems)
     return out, problems
+
+
+def _threshold(
+    body: Mapping[str, Any], path: Path, check: Any
+) -> tuple[bool, float | Default | None]:
+    """Whether the declared spam threshold keeps the rules (a broken one is reported), and
+    it (None: not given)."""
+    value = body.get("spam_threshold")
+    if value is None:
+        return True, None
+    if value == DEFAULT:
+        return True, DEFAULT
+    checked = check((*path, "spam_threshold"), check_threshold, value)
+    return checked is not None, None if checked is None else float(checked)
 
 
 def _put(into: dict[str, Any], key: str, spec: Any, path: Path, problems: list[Problem]) -> None:

@@ -12,13 +12,14 @@ exactly the ones declared. Secrets are masked in everything a plan shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mailprov.rules import hashing
 from mailprov.rules.declared import Declared, MailboxSpec
 from mailprov.rules.positions import Path
 from mailprov.rules.sizes import format_size
+from mailprov.rules.spam import DEFAULT
 from mailprov.rules.statefile import Problem
 
 #: How a secret is shown in a plan.
@@ -34,6 +35,9 @@ class MailboxNow:
     quota_bytes: int
     active: bool
     password_hash: str
+    #: The owner's spam settings (None: the domain's default).
+    spam_threshold: float | None = None
+    spam_to_junk: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Current:
     mailboxes: dict[str, MailboxNow]
     aliases: dict[str, tuple[str, ...]]
     dkim: dict[str, dict[str, str]]  # domain -> selector -> algorithm (next/active keys)
+    #: domain -> its spam defaults (threshold, to_junk); None: the site's.
+    domain_spam: dict[str, tuple[float | None, bool | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,7 @@ class Change:
 #: The order changes are shown and carried out in (see ``services.state.apply``).
 ORDER = [
     ("domain", "create"),
+    ("domain", "update"),
     ("dkim", "create"),
     ("alias", "delete"),
     ("mailbox", "create"),
@@ -158,8 +165,12 @@ def _domains(
 ) -> list[Change]:
     changes = []
     for name, domain in sorted(wanted.domains.items()):
-        if name not in current.domains:
-            changes.append(Change("domain", name, "create", {}))
+        now = current.domain_spam.get(name, (None, None)) if name in current.domains else None
+        spam = spam_changes(now or (None, None), (domain.spam_threshold, domain.spam_to_junk))
+        if now is None:
+            changes.append(Change("domain", name, "create", _created(spam)))
+        elif spam:
+            changes.append(Change("domain", name, "update", spam))
         have = current.dkim.get(name, {})
         for key in domain.dkim:
             algorithm = have.get(key.selector)
@@ -263,8 +274,37 @@ def _create_mailbox(spec: MailboxSpec, default_quota: int, problems: list[Proble
             "quota": (None, show_quota(quota)),
             "active": (None, True if spec.active is None else spec.active),
             "password": (None, password),
+            **_created(spam_changes((None, None), (spec.spam_threshold, spec.spam_to_junk))),
         },
     )
+
+
+def _created(attributes: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
+    """A new object's attributes: nothing before."""
+    return {k: (None, after) for k, (_, after) in attributes.items()}
+
+
+#: How a plan shows a spam setting that is not set at its level (NULL in the store).
+SPAM_DEFAULT = DEFAULT
+
+
+def spam_changes(
+    now: tuple[float | None, bool | None], wanted: tuple[Any, Any]
+) -> dict[str, tuple[Any, Any]]:
+    """The spam settings that differ: (threshold, to_junk) as stored (None: not set here)
+    against as declared (None: not managed; DEFAULT: not set here). A plan shows a value
+    not set here as ``"default"``."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for attr, before, after in zip(("spam_threshold", "spam_to_junk"), now, wanted, strict=True):
+        if after is None:
+            continue
+        stored = None if after == DEFAULT else after
+        if stored != before:
+            out[attr] = (
+                SPAM_DEFAULT if before is None else before,
+                SPAM_DEFAULT if stored is None else stored,
+            )
+    return out
 
 
 def _mailbox_changes(before: MailboxNow, spec: MailboxSpec) -> dict[str, tuple[Any, Any]]:
@@ -279,6 +319,9 @@ def _mailbox_changes(before: MailboxNow, spec: MailboxSpec) -> dict[str, tuple[A
         spec.password_hash, before.password_hash
     ):
         out["password"] = (MASKED, MASKED + " (changed)")
+    out |= spam_changes(
+        (before.spam_threshold, before.spam_to_junk), (spec.spam_threshold, spec.spam_to_junk)
+    )
     return out
 
 
@@ -306,15 +349,28 @@ def to_document(current: Current, *, with_hashes: bool = False) -> dict[str, Any
     for name in sorted(current.domains):
         keys = [{"selector": s, "algorithm": a} for s, a in current.dkim.get(name, {}).items()]
         doc["domains"][name] = {"dkim": keys} if keys else {}
+        doc["domains"][name] |= _spam_entry(*current.domain_spam.get(name, (None, None)))
     for address, box in sorted(current.mailboxes.items()):
         entry: dict[str, Any] = {
             "name": box.name,
             "quota": show_quota(box.quota_bytes),
             "active": box.active,
         }
+        entry |= _spam_entry(box.spam_threshold, box.spam_to_junk)
         if with_hashes:
             entry["password_hash"] = box.password_hash
         doc["mailboxes"][address] = entry
     for address, targets in sorted(current.aliases.items()):
         doc["aliases"][address] = {"destinations": list(targets)}
     return doc
+
+
+def _spam_entry(threshold: float | None, to_junk: bool | None) -> dict[str, Any]:
+    """The spam settings set at a level, as a state file writes them (none: left out, which
+    ``apply`` leaves as it is; ``"default"`` in a state file clears one)."""
+    out: dict[str, Any] = {}
+    if threshold is not None:
+        out["spam_threshold"] = threshold
+    if to_junk is not None:
+        out["spam_to_junk"] = to_junk
+    return out

@@ -288,6 +288,8 @@ def _value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):  # a spam threshold: finite, at most two decimals
+        return repr(value)
     if isinstance(value, str):
         return toml_string(value)
     if isinstance(value, list):

@@ -66,6 +66,11 @@ def _domain_row(conn: Connection, name: str) -> Any:
     return row
 
 
+def domain_row(conn: Connection, a_label: str) -> Any:
+    """The ``domains`` row of ``a_label``; NotFound naming it when there is none."""
+    return _domain_row(conn, a_label)
+
+
 def insert_domain(conn: Connection, a_label: str, *, actor: Actor) -> Domain:
     """Add domain ``a_label`` (normalised) in the caller's transaction, with its audit record."""
     conn.execute(insert(domains).values(name=a_label, active=True, created_at=actor.now))

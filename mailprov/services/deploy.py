@@ -34,8 +34,9 @@ from mailprov.errors import (
 from mailprov.render import Layout, RenderedFile, render_bundle
 from mailprov.render.contexts import COMPONENTS
 from mailprov.render.opendkim import render as render_opendkim
+from mailprov.render.spam import SCRIPT as SPAM_SCRIPT
 from mailprov.services import clientconfig, signer
-from mailprov.system import dovecot, generations, opendkim, postfix, rspamd
+from mailprov.system import dovecot, generations, opendkim, postfix, rspamd, sieve
 from mailprov.system.files import ensure_dir, read_bytes, write_changed
 from mailprov.system.generations import Checkpoint, Entry, sha256
 
@@ -234,6 +235,13 @@ def validate(config: SiteConfig, runner: Runner, *, full: bool, store: Store | N
             os.utime(rendered.path, (stamp, stamp))
         problems = postfix.check(runner, layout.postfix_dir, full=full)
         problems += dovecot.check(runner, layout.dovecot_dir / "dovecot.conf")
+        spam_rule = layout.dovecot_dir / SPAM_SCRIPT
+        if spam_rule.is_file():  # Pigeonhole's compiler, with the staged Dovecot's settings
+            text = spam_rule.read_text("utf-8")
+            problems += [
+                f"{SPAM_SCRIPT}: {p}"
+                for p in sieve.check(runner, text, layout.dovecot_dir / "dovecot.conf")
+            ]
         for conf in sorted(layout.opendkim_dir.glob("*.conf")):
             problems += opendkim.check(runner, conf)
         if config.rspamd.enabled:

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from mailprov.errors import Conflict
 from mailprov.rules.addresses import clean_name, parse_address
 from mailprov.rules.sizes import format_size
+from mailprov.rules.spam import DEFAULT, Default
 from mailprov.services.accounts import mailbox_row, taken_error
 from mailprov.store import audit
 from mailprov.store.schema import addresses, mailboxes
@@ -27,7 +28,14 @@ if TYPE_CHECKING:
     from mailprov.store import Store
 
 #: The attributes ``mailbox set`` changes: option name -> column.
-COLUMNS = {"name": "display_name", "quota_bytes": "quota_bytes", "active": "active"}
+COLUMNS = {
+    "name": "display_name",
+    "quota_bytes": "quota_bytes",
+    "active": "active",
+    # The owner's spam settings (NULL: the domain's default); DEFAULT clears one.
+    "spam_threshold": "spam_threshold",
+    "spam_to_junk": "spam_to_junk",
+}
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,12 @@ def _differences(row: Any, wanted: dict[str, Any]) -> dict[str, Change]:
     for attr, value in wanted.items():
         if value is None:
             continue
+        after = None if value == DEFAULT else value  # NULL: the default one level up
         current = getattr(row, COLUMNS[attr])
-        current = bool(current) if attr == "active" else current
-        if current != value:
-            found[attr] = Change(current, value)
+        if attr in ("active", "spam_to_junk") and current is not None:
+            current = bool(current)
+        if current != after:
+            found[attr] = Change(current, after)
     return found
 
 
@@ -111,9 +121,14 @@ def update_mailbox(
     display_name: str | None = None,
     quota_bytes: int | None = None,
     active: bool | None = None,
+    spam_threshold: float | Default | None = None,
+    spam_to_junk: bool | Default | None = None,
     dry_run: bool = False,
 ) -> tuple[str, dict[str, Change]]:
-    """Set the given attributes (None = leave alone); returns the address and what differed.
+    """Set the given attributes (None = leave alone; DEFAULT clears a spam setting, so the
+    domain's applies); returns the address and what differed.
+
+    A spam threshold must have passed :func:`mailprov.services.spam.checked_threshold`.
 
     Only differing attributes are written, with one ``mailbox.set`` audit record naming
     them; nothing is written when none differs or with ``dry_run``.
@@ -123,6 +138,8 @@ def update_mailbox(
         "name": None if display_name is None else clean_name(display_name),
         "quota_bytes": quota_bytes,
         "active": active,
+        "spam_threshold": spam_threshold,
+        "spam_to_junk": spam_to_junk,
     }
     if dry_run:
         with store.read() as conn:

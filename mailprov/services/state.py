@@ -17,19 +17,21 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from mailprov.errors import TemporaryFailure
+from mailprov.errors import MailprovError, TemporaryFailure
 from mailprov.model import DkimStatus, Secret
 from mailprov.rules import passwords, statefile
 from mailprov.rules.addresses import Address, parse_address
-from mailprov.rules.declared import Declared, MailboxSpec, declared
+from mailprov.rules.declared import Declared, DomainSpec, MailboxSpec, declared
 from mailprov.rules.sizes import parse_size
 from mailprov.rules.state import (
+    SPAM_DEFAULT,
     Current,
     MailboxNow,
     Plan,
     diff,
     to_document,
 )
+from mailprov.rules.statefile import Problem
 from mailprov.services import dkim
 from mailprov.services.accounts import (
     NewMailbox,
@@ -44,6 +46,7 @@ from mailprov.services.accounts import (
 from mailprov.services.accounts import NewPassword as NewPasswordValue
 from mailprov.services.mailbox_state import Change as AttributeChange
 from mailprov.services.mailbox_state import write_changes
+from mailprov.services.spam import checked_threshold, write_domain_changes
 from mailprov.store import audit
 from mailprov.store.schema import alias_destinations, aliases, domains, mailboxes
 
@@ -97,11 +100,28 @@ def _dkim_now(settings: SiteConfig, names: set[str]) -> dict[str, dict[str, str]
     return out
 
 
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(value)
+
+
 def snapshot(conn: Connection, dkim_now: dict[str, dict[str, str]]) -> Current:
     """What the store holds, as a state compares it."""
-    names = set(conn.execute(select(domains.c.name)).scalars())
+    spam = {
+        r.name: (r.spam_threshold, _flag(r.spam_to_junk))
+        for r in conn.execute(
+            select(domains.c.name, domains.c.spam_threshold, domains.c.spam_to_junk)
+        )
+    }
+    names = set(spam)
     boxes = {
-        r.address: MailboxNow(r.display_name, r.quota_bytes, bool(r.active), r.password_hash)
+        r.address: MailboxNow(
+            r.display_name,
+            r.quota_bytes,
+            bool(r.active),
+            r.password_hash,
+            r.spam_threshold,
+            _flag(r.spam_to_junk),
+        )
         for r in conn.execute(
             select(
                 mailboxes.c.address,
@@ -109,6 +129,8 @@ def snapshot(conn: Connection, dkim_now: dict[str, dict[str, str]]) -> Current:
                 mailboxes.c.quota_bytes,
                 mailboxes.c.active,
                 mailboxes.c.password_hash,
+                mailboxes.c.spam_threshold,
+                mailboxes.c.spam_to_junk,
             )
         )
     }
@@ -119,7 +141,8 @@ def snapshot(conn: Connection, dkim_now: dict[str, dict[str, str]]) -> Current:
     for address, destination in conn.execute(query):
         grouped.setdefault(address, []).append(destination)
     targets = {a: tuple(sorted(d)) for a, d in grouped.items()}
-    return Current(names, boxes, targets, {d: k for d, k in dkim_now.items() if d in names})
+    dkim_known = {d: k for d, k in dkim_now.items() if d in names}
+    return Current(names, boxes, targets, dkim_known, {n: v for n, v in spam.items() if any(v)})
 
 
 def _diff(state: StateFile, current: Current, settings: SiteConfig, prune: bool) -> Plan:
@@ -130,9 +153,24 @@ def _diff(state: StateFile, current: Current, settings: SiteConfig, prune: bool)
         default_quota=parse_size(settings.accounts.default_quota),
         default_algorithm=settings.dkim.algorithms[0],
     )
+    problems += _spam_problems(state.wanted, settings)
     if problems:
         raise statefile.fail(problems, text=state.text, fmt=state.fmt, source=state.source)
     return planned
+
+
+def _spam_problems(wanted: Declared, settings: SiteConfig) -> list[Problem]:
+    """Declared spam thresholds at or above the site's reject score (the declared values
+    passed the other rules when read)."""
+    out = []
+    specs: list[DomainSpec | MailboxSpec] = [*wanted.domains.values(), *wanted.mailboxes.values()]
+    for spec in specs:
+        if isinstance(spec.spam_threshold, float):
+            try:
+                checked_threshold(settings, spec.spam_threshold)
+            except MailprovError as exc:
+                out.append(Problem((*spec.path, "spam_threshold"), exc.message))
+    return out
 
 
 def plan(store: Store, settings: SiteConfig, state: StateFile, *, prune: bool = False) -> Plan:
@@ -237,6 +275,8 @@ def _carry_out(
     wanted = state.wanted
     for change in planned.of("domain", "create"):
         insert_domain(conn, change.key, actor=actor)
+    for change in planned.of("domain", "create") + planned.of("domain", "update"):
+        write_domain_changes(conn, change.key, _spam(change.attributes), actor=actor)
     for change in planned.of("alias", "delete"):
         remove_destinations(conn, change.key, [], actor=actor, whole=True)
     new = []
@@ -258,6 +298,8 @@ def _carry_out(
             )
         )
     insert_mailboxes(conn, new, actor=actor)
+    for change in planned.of("mailbox", "create"):
+        write_changes(conn, change.key, _spam(change.attributes), actor=actor)
     for change in planned.of("mailbox", "update"):
         _update_mailbox(conn, change.attributes, wanted.mailboxes[change.key], actor)
     for change in planned.of("alias", "create") + planned.of("alias", "update"):
@@ -287,9 +329,20 @@ def _update_mailbox(
         changes["quota_bytes"] = AttributeChange(before, after)
     if "active" in shown:
         changes["active"] = AttributeChange(*shown["active"])
+    changes |= _spam(shown)
     write_changes(conn, spec.address, changes, actor=actor)
     if "password" in shown and spec.password_hash is not None:
         write_password(conn, spec.address, NewPasswordValue(spec.password_hash, None), actor=actor)
+
+
+def _spam(shown: dict[str, tuple[Any, Any]]) -> dict[str, AttributeChange]:
+    """The spam settings of a plan's change as the writers take them (the plan's "default":
+    NULL)."""
+    return {
+        attr: AttributeChange(*(None if v == SPAM_DEFAULT else v for v in shown[attr]))
+        for attr in ("spam_threshold", "spam_to_junk")
+        if attr in shown
+    }
 
 
 # -- export ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from mailprov.errors import MailprovError
 from mailprov.rules.assurance import FRAMEWORK_LEVELS
 from mailprov.rules.passwords import get_policy
+from mailprov.rules.spam import check_threshold
 from mailprov.settings import checks
 from mailprov.settings.checks import Invalid
 
@@ -41,6 +42,7 @@ def check(config: SiteConfig) -> None:
     _relay(config)
     _web(config)
     _oidc(config)
+    _spam(config)
 
 
 def _site(config: SiteConfig) -> None:
@@ -279,3 +281,14 @@ def _oidc(config: SiteConfig) -> None:
                 f"is not a level of {o.trust_framework}",
                 hint="levels, lowest first: " + ", ".join(levels),
             )
+
+
+def _spam(config: SiteConfig) -> None:
+    """The site's default junk threshold follows the owners' rules, below the reject score."""
+    rs = config.rspamd
+    try:
+        check_threshold(rs.spam_threshold, below=rs.reject_score)
+    except MailprovError as exc:
+        raise Inconsistent(
+            "rspamd.spam_threshold", rs.spam_threshold, exc.message, exc.hint
+        ) from None

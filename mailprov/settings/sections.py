@@ -561,6 +561,11 @@ class RspamdSection:
     #: Spam at or above this score gets the X-Spam header; at reject_score it is refused.
     add_header_score: Score = 6.0
     reject_score: Score = 15.0
+    #: The owner's spam settings, site defaults (a domain's, then a mailbox's own value
+    #: wins; README, "Spam settings"): mail scoring at least spam_threshold is junk, and
+    #: with spam_to_junk a Sieve rule files it into the Junk folder at delivery.
+    spam_threshold: Score = 6.0
+    spam_to_junk: bool = True
 
 
 @dataclass(frozen=True)

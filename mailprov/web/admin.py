@@ -26,8 +26,11 @@ from mailprov.errors import (
     UnknownDomain,
 )
 from mailprov.rules.sizes import parse_size
+from mailprov.rules.spam import DEFAULT
 from mailprov.services import accounts, deploy, mailbox_state, state
+from mailprov.services.spam import checked_threshold
 from mailprov.system.run import SubprocessRunner
+from mailprov.web import spam as spam_api
 from mailprov.web.api import API, Call
 
 READ, WRITE = "accounts:read", "accounts:write"
@@ -220,7 +223,7 @@ def admin_add_mailbox(call: Call) -> dict[str, Any]:
 @API.operation(
     "PATCH",
     "/api/v1/admin/mailboxes/{address}",
-    summary="Change a mailbox's name, quota or state",
+    summary="Change a mailbox's name, quota, state or spam settings",
     tag=TAG,
     scope=WRITE,
     body={
@@ -230,6 +233,15 @@ def admin_add_mailbox(call: Call) -> dict[str, Any]:
             "name": {"type": "string", "maxLength": 256},
             "quota": SIZE,
             "active": {"type": "boolean"},
+            "spam_threshold": {
+                **spam_api.THRESHOLD,
+                "description": "The junk threshold (README, 'Spam settings'); null: the "
+                "domain's default.",
+            },
+            "spam_to_junk": {
+                **spam_api.TO_JUNK,
+                "description": "Move spam to Junk; null: the domain's default.",
+            },
         },
     },
     answer=_changed("changes"),
@@ -245,8 +257,21 @@ def admin_set_mailbox(call: Call) -> dict[str, Any]:
         display_name=body.get("name"),
         quota_bytes=parse_size(body["quota"]) if "quota" in body else None,
         active=body.get("active"),
+        spam_threshold=_spam_value(call, "spam_threshold"),
+        spam_to_junk=_spam_value(call, "spam_to_junk"),
     )
     return {"changed": bool(changes), "changes": {k: c.to_json() for k, c in changes.items()}}
+
+
+def _spam_value(call: Call, key: str) -> Any:
+    """A spam setting of the body as ``mailbox set`` takes it: absent -> None (left alone),
+    null -> DEFAULT (the domain's), a threshold checked against the reject score."""
+    if key not in call.body:
+        return None
+    value = call.body[key]
+    if value is None:
+        return DEFAULT
+    return checked_threshold(call.services.settings, value) if key == "spam_threshold" else value
 
 
 @API.operation(

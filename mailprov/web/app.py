@@ -75,6 +75,7 @@ def _load_operations() -> None:
         reset_redirect,  # noqa: F401
         security_events,  # noqa: F401
         session,  # noqa: F401
+        spam,  # noqa: F401
         twofactor,  # noqa: F401
     )
 

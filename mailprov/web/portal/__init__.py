@@ -43,6 +43,7 @@ def _load_pages() -> None:
         identity,  # noqa: F401
         recovery,  # noqa: F401
         reset,  # noqa: F401
+        spam,  # noqa: F401
         twofactor,  # noqa: F401
     )
 

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from mailprov.system import rspamd
 from tests.integration.knot import Knot
 from tests.integration.render.test_render_stack import PW, fresh, imap_read, submit
+from tests.integration.rspamd.test_spam_settings import landed
 from tests.integration.stack import MailStack, alive
 
 SENDER = "sender.test"
@@ -148,7 +149,8 @@ def test_forged_from_of_a_p_quarantine_domain_is_delivered_marked_as_spam(
     rspamd_stack: MailStack, knot: Knot
 ) -> None:
     """The same forgery of a domain whose DMARC says p=quarantine is delivered, with
-    dmarc=fail in Authentication-Results and X-Spam: Yes (for a Junk rule to act on)."""
+    dmarc=fail in Authentication-Results and X-Spam: Yes, into Junk (the owner's spam
+    settings: the site's defaults)."""
     domain = "quarantine.test"
     knot.load_zone(
         domain,
@@ -159,12 +161,14 @@ def test_forged_from_of_a_p_quarantine_domain_is_delivered_marked_as_spam(
     to = fresh(rspamd_stack, "quar")
     subject = f"t-{uuid.uuid4().hex[:10]}"
     _send(rspamd_stack, to, _message(to, subject, domain=domain), "127.0.0.3", domain)
-    got = email.message_from_bytes(imap_read(rspamd_stack, to, subject))
+    folder, got = landed(rspamd_stack, to, subject)
     results = " ".join(got.get_all("Authentication-Results") or [])
     assert "dmarc=fail" in results, results
     assert "(policy=quarantine)" in results, results
     assert "spf=fail" in results, results
     assert got["X-Spam"] == "Yes", got.items()
+    # ...and, scored above the site's default junk threshold, filed into Junk.
+    assert folder == "Junk", got["X-Spam-Status"]
 
 
 def test_arc_sealed_message_shows_arc_pass(rspamd_stack: MailStack, sender_key: bytes) -> None:
@@ -210,7 +214,7 @@ def test_malformed_message_is_scored_not_crashed_on(
         + b"!!!not base64!!!\r\n"
     )
     _send(rspamd_stack, to, raw, "127.0.0.2")
-    got = email.message_from_bytes(imap_read(rspamd_stack, to, subject))
+    _, got = landed(rspamd_stack, to, subject)  # into the inbox or Junk, by its score
     assert str(got["X-Spam-Status"]).startswith(("No, score=", "Yes, score=")), got.items()
     assert alive(rspamd_stack.pids["rspamd"])
 
