@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from mailprov.errors import ConfigInvalid
 from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
 from mailprov.render.rspamd import context as rspamd_context
+from mailprov.render.rspamd import learning as rspamd_learning
 from mailprov.render.rspamd import milter as rspamd_milter
 from mailprov.render.rspamd import unit_context as rspamd_unit_context
 from mailprov.render.tls_profile import tls_profile
@@ -452,6 +453,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
         "sieve": _sieve(config),
         "dkim": dkim,
         "rspamd": rspamd,
+        "imapsieve": rspamd_learning(config, str(layout.dovecot_dir)),
         "milters": _milters(config, dkim),
         "systemd": {
             **systemd_context(

@@ -41,6 +41,17 @@ FILES = (
 
 UNIT = "mailprov-rspamd.service"
 
+#: Dovecot's files for learning from the owner's moves (IMAPSieve), under dovecot_dir,
+#: each from templates/dovecot/2.3/imapsieve/<file name>.j2, with its mode.
+LEARN_FILES = (
+    ("imapsieve/learn-spam.sieve", 0o644),
+    ("imapsieve/learn-ham.sieve", 0o644),
+    ("imapsieve/bin/rspamd-learn", 0o755),
+)
+#: Where, in each mail home, Pigeonhole keeps the compiled learning scripts (dovecot_dir
+#: belongs to root; the imap process runs as the vmail user).
+LEARN_BIN_CACHE = ".imapsieve"
+
 
 def _socket(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -50,6 +61,30 @@ def milter(config: SiteConfig) -> str:
     """Postfix's name for rspamd's milter: ``inet:HOST:PORT``."""
     rs = config.rspamd
     return f"inet:{_socket(rs.host, rs.milter_port)}"
+
+
+def learning(config: SiteConfig, dovecot_dir: str) -> dict[str, Any]:
+    """The ``imapsieve`` template values: the learning scripts, their program and where
+    it reaches rspamd's controller (``enabled`` False while rspamd is off)."""
+    rs = config.rspamd
+    if not rs.enabled:
+        return {"enabled": False}
+    folder = f"{dovecot_dir}/imapsieve"
+    return {
+        "enabled": True,
+        "spam_script": f"{folder}/learn-spam.sieve",
+        "ham_script": f"{folder}/learn-ham.sieve",
+        "bin_dir": f"{folder}/bin",
+        "bin_cache": LEARN_BIN_CACHE,
+        "controller": _socket(rs.host, rs.controller_port),
+    }
+
+
+def _secure_ips(config: SiteConfig) -> str:
+    """Who may use the controller without a password: loopback, and rspamd's own address
+    (rspamc on this host connects from it when [rspamd] host is not loopback)."""
+    ips = dict.fromkeys(["127.0.0.1", "::1", config.rspamd.host])
+    return ", ".join(f'"{ip}"' for ip in ips)
 
 
 def _local_addrs(config: SiteConfig) -> str:
@@ -91,6 +126,7 @@ def context(config: SiteConfig, config_dir: str) -> dict[str, Any]:
         "milter_socket": _socket(rs.host, rs.milter_port),
         "normal_socket": _socket(rs.host, rs.normal_port),
         "controller_socket": _socket(rs.host, rs.controller_port),
+        "secure_ips": _secure_ips(config),
         "redis": rs.redis,
         "nameservers": ", ".join(f'"{parse_nameserver(n)}"' for n in rs.nameservers),
         "local_addrs": _local_addrs(config),

@@ -35,7 +35,7 @@ from mailprov.render import Layout, RenderedFile, render_bundle
 from mailprov.render.contexts import COMPONENTS
 from mailprov.render.opendkim import render as render_opendkim
 from mailprov.services import clientconfig, signer
-from mailprov.system import dovecot, generations, opendkim, postfix, rspamd
+from mailprov.system import dovecot, generations, opendkim, postfix, rspamd, sieve
 from mailprov.system.files import ensure_dir, read_bytes, write_changed
 from mailprov.system.generations import Checkpoint, Entry, sha256
 
@@ -239,6 +239,7 @@ def validate(config: SiteConfig, runner: Runner, *, full: bool, store: Store | N
         if config.rspamd.enabled:
             db_dir = str(config.resolve_path(config.rspamd.db_dir))
             problems += rspamd.check(runner, layout.rspamd_dir, db_dir)
+            problems += _check_learning(runner, layout)
         if problems:
             shown = [p.replace(tmp, "<staging>") for p in problems]
             raise ConfigCheckFailed(
@@ -246,6 +247,17 @@ def validate(config: SiteConfig, runner: Runner, *, full: bool, store: Store | N
                 hint="fix the site config; nothing was installed",
                 problems=shown,
             )
+
+
+def _check_learning(runner: Runner, layout: Layout) -> list[str]:
+    """Pigeonhole's complaints about the IMAPSieve learning scripts, under the staged
+    dovecot.conf (which allows them the pipe extension)."""
+    conf = layout.dovecot_dir / "dovecot.conf"
+    return [
+        f"{script.name}: {problem}"
+        for script in sorted((layout.dovecot_dir / "imapsieve").glob("*.sieve"))
+        for problem in sieve.check(runner, script.read_text("utf-8"), conf)
+    ]
 
 
 def ensure_runtime_dirs(config: SiteConfig) -> list[str]:
