@@ -525,6 +525,10 @@ class RspamdSection:
     #: Spam at or above this score gets the X-Spam header; at reject_score it is refused.
     add_header_score: Score = 6.0
     reject_score: Score = 15.0
+    #: ARC-seal (RFC 8617) mail arriving from outside, so that the receivers of what this
+    #: site forwards can trust its checks: signed with each domain's active RSA DKIM key
+    #: (keys from [dkim] key_dir; 'rsa-2048' must be in [dkim] algorithms).
+    arc_seal: bool = False
 
 
 @dataclass(frozen=True)
