@@ -11,7 +11,7 @@ a module's defaults) and ``override.d/`` (settings that replace them) in
 from __future__ import annotations
 
 import ipaddress
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import ConfigInvalid
@@ -40,6 +40,11 @@ FILES = (
 )
 
 UNIT = "mailprov-rspamd.service"
+
+#: ARC sealing keys (mailprov.services.arc writes them): this folder under [rspamd] db_dir,
+#: with DOMAIN.SELECTOR.key files and the map naming each domain's selector.
+ARC_DIR = "arc"
+ARC_SELECTORS = "selectors.map"
 
 #: Dovecot's files for learning from the owner's moves (IMAPSieve), under dovecot_dir,
 #: each from templates/dovecot/2.3/imapsieve/<file name>.j2, with its mode.
@@ -95,6 +100,11 @@ def _local_addrs(config: SiteConfig) -> str:
     return ", ".join(f'"{n}"' for n in nets)
 
 
+def pid_file(config: SiteConfig) -> Path:
+    """The PID file the rendered rspamd.conf names (in [rspamd] run_dir)."""
+    return config.resolve_path(config.rspamd.run_dir) / "rspamd.pid"
+
+
 def context(config: SiteConfig, config_dir: str) -> dict[str, Any]:
     """The ``rspamd`` template values (empty ``config_dir`` when rspamd is off).
 
@@ -119,8 +129,11 @@ def context(config: SiteConfig, config_dir: str) -> dict[str, Any]:
         "milter": milter(config),
         "config_dir": config_dir,
         "db_dir": str(config.resolve_path(rs.db_dir)),
+        "arc_seal": rs.arc_seal,
+        "arc_dir": f"{config.resolve_path(rs.db_dir)}/{ARC_DIR}",
+        "arc_selectors": ARC_SELECTORS,
         "run_dir": run_dir,
-        "pid_file": f"{run_dir}/rspamd.pid",
+        "pid_file": str(pid_file(config)),
         "log_file": str(config.resolve_path(rs.log_file)) if rs.log_file else "",
         "user": rs.user,
         "milter_socket": _socket(rs.host, rs.milter_port),

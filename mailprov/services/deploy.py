@@ -34,7 +34,7 @@ from mailprov.errors import (
 from mailprov.render import Layout, RenderedFile, render_bundle
 from mailprov.render.contexts import COMPONENTS
 from mailprov.render.opendkim import render as render_opendkim
-from mailprov.services import clientconfig, signer
+from mailprov.services import arc, clientconfig, signer
 from mailprov.system import dovecot, generations, opendkim, postfix, rspamd, sieve
 from mailprov.system.files import ensure_dir, read_bytes, write_changed
 from mailprov.system.generations import Checkpoint, Entry, sha256
@@ -400,6 +400,7 @@ def apply(
         with generations.lock(state_dir):  # tidy what a killed run may have left
             generations.remove_leftovers(state_dir, paths)
             generations.prune(state_dir, keep)
+        _sync_arc_keys(config, store)
         return ApplyResult(planned, generation=generations.current_name(state_dir))
     _check_writable(paths)
     ensure_runtime_dirs(config)
@@ -412,6 +413,7 @@ def apply(
         for directory in sorted({p.parent for p in paths}):
             ensure_dir(directory)
         installed = _install(state_dir, entries, keep=keep, on_step=on_step)
+    _sync_arc_keys(config, store)
     written = [str(c.file.path) for c in planned.changed]
     result = ApplyResult(planned, written, installed.removed, generation=installed.generation)
     if reload and result.changed:
@@ -426,6 +428,12 @@ def apply(
             _reload(runner, planned.layout, components)
             raise ReloadFailed(f"reload failed ({error}); the previous files were put back")
     return result
+
+
+def _sync_arc_keys(config: SiteConfig, store: Store | None) -> None:
+    """rspamd's ARC sealing keys follow the signing RSA keys (with [rspamd] arc_seal)."""
+    if store is not None:
+        arc.sync(store, config)
 
 
 def _components(layout: Layout, paths: list[str]) -> set[str]:

@@ -207,3 +207,46 @@ def test_sievec_compiles_the_learning_scripts_under_the_rendered_dovecot(
     # Without the pipe extension a script naming it does not compile: the check has teeth.
     broken = out["dovecot/imapsieve/learn-spam.sieve"].replace("vnd.dovecot.pipe", "vnd.nope")
     assert sieve.check(runner, broken, conf) != []
+
+
+def test_arc_seal_renders_the_sealing_config_that_rspamadm_accepts(
+    tls_env: dict[str, str], tmp_path: Path
+) -> None:
+    """[rspamd] arc_seal: the arc module seals inbound and local mail with the recipient
+    domain's key from db_dir/arc (selector from its map), not our users' own mail;
+    rspamadm configtest accepts it. Off: sealing stays off."""
+    off = render(tls_env, **ON)["rspamd/override.d/arc.conf"]
+    assert "sign_inbound = false;" in off
+    out = render(
+        tls_env, tmp_path, MAILPROV_RSPAMD_ARC_SEAL="true", MAILPROV_RSPAMD_DB_DIR="/srv/db", **ON
+    )
+    arc = out["rspamd/override.d/arc.conf"]
+    for line in (
+        "sign_inbound = true;",
+        'use_domain_sign_inbound = "recipient";',
+        "sign_local = true;",
+        "sign_authenticated = false;",
+        "try_fallback = false;",
+        'path = "/srv/db/arc/$domain.$selector.key";',
+        'selector_map = "/srv/db/arc/selectors.map";',
+    ):
+        assert f"\n{line}\n" in arc, line
+    if shutil.which("rspamadm") is None:
+        require_or_skip("rspamadm is not installed (scripts/install-test-deps.sh)")
+    for name, text in out.items():
+        if name.startswith("rspamd/"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(text)
+    assert rspamd.check(SubprocessRunner(), tmp_path / "rspamd", str(tmp_path / "db")) == []
+
+
+def test_arc_seal_needs_an_rsa_key() -> None:
+    """arc_seal with only Ed25519 in [dkim] algorithms is refused where settings load."""
+    with pytest.raises(ConfigInvalid, match="rsa-2048"):
+        load_settings(
+            env={
+                "MAILPROV_CONFIG": "",
+                "MAILPROV_RSPAMD_ARC_SEAL": "true",
+                "MAILPROV_DKIM_ALGORITHMS": "ed25519",
+            }
+        )
