@@ -10,7 +10,9 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
+from tests.integration.filters import test_filters_stack as filters
 from tests.integration.render.test_render_stack import PW, fresh, imap_read, inbound, message
 from tests.integration.stack import MailStack
 
@@ -110,3 +112,25 @@ def test_moving_into_junk_learns_spam_and_out_of_junk_learns_ham(
         f"Bayes' statfiles did not count 2 spam and 1 ham more than {before}",
         timeout=90,
     )
+
+
+def test_an_owners_own_script_cannot_pipe(rspamd_stack: MailStack, tmp_path: Path) -> None:
+    """vnd.dovecot.pipe is for mailprov's global scripts only: ManageSieve refuses an
+    owner's script that asks for it (a plain one is taken), so no owner can run
+    rspamd-learn, or anything else, from Sieve."""
+    user = filters.fresh(rspamd_stack, "pipe")  # with the password sieve_connect gives
+    piping = tmp_path / "pipe.sieve"
+    piping.write_text('require ["vnd.dovecot.pipe"];\npipe "rspamd-learn" ["spam"];\n')
+    refused = filters.sieve_connect(
+        rspamd_stack, user, "--upload", "--localsieve", str(piping), "--remotesieve", "p"
+    )
+    assert refused.returncode != 0, refused.stdout
+    assert "vnd.dovecot.pipe" in refused.stdout + refused.stderr
+    plain = tmp_path / "plain.sieve"
+    plain.write_text(
+        'require ["fileinto"];\nif header :contains "subject" "x" { fileinto "Junk"; }\n'
+    )
+    taken = filters.sieve_connect(
+        rspamd_stack, user, "--upload", "--localsieve", str(plain), "--remotesieve", "f"
+    )
+    assert taken.returncode == 0, taken.stderr
