@@ -24,7 +24,7 @@ from mailprov.rules.dnscheck import covers
 from mailprov.services.accounts import domain_names, mailbox_addresses
 from mailprov.services.checks import check_host
 from mailprov.services.deploy import plan
-from mailprov.services.dns import check
+from mailprov.services.dns import check, forwarding_advice
 from mailprov.services.doctor_rspamd import rspamd_health
 from mailprov.services.findings import ERROR, INFO, WARNING, Finding
 from mailprov.system.postfix import queue_size
@@ -339,6 +339,10 @@ def dns_summary(store: Store, settings: SiteConfig, plan: Any) -> list[Finding]:
         except MailprovError as exc:
             out.append(Finding("doctor.dns.unchecked", WARNING, exc.message, exc.hint or "", name))
             continue
+        out += [
+            Finding(f"doctor.{a.id}", WARNING, a.message, a.action, name)
+            for a in forwarding_advice(store, settings, name, results)
+        ]
         bad = [r for r in results if r.status in ("missing", "wrong")]
         unknown = [r for r in results if r.status == "unknown"]
         if bad:

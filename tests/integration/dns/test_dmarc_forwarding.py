@@ -99,3 +99,16 @@ def test_arc_sealing_silences_the_warning(mp: Cli, knot: Knot) -> None:
     assert doc["warnings"] == []
     _, doc = _check(mp, knot, MAILPROV_RSPAMD_ENABLED="true")
     assert [w["id"] for w in doc["warnings"]] == [WARNING]
+
+
+def test_doctor_repeats_the_warning(mp: Cli, knot: Knot) -> None:
+    """doctor's DNS summary carries the same warning, per domain, as
+    doctor.dns.dmarc.forwarding_unsealed."""
+    _publish(mp, knot)
+    assert mp("alias", "add", "team@example.test", "friend@elsewhere.test").exit_code == 0
+    result: Any = mp("doctor", "--json", env={"MAILPROV_DNS_CHECK_NAMESERVER": knot.address})
+    doc = json.loads(result.stdout)
+    report = doc["error"]["doctor"] if "error" in doc else doc
+    found = [f for f in report["findings"] if f["id"] == f"doctor.{WARNING}"]
+    assert [(f["severity"], f["subject"]) for f in found] == [("warning", "example.test")], found
+    assert "arc_seal = true" in found[0]["action"]
