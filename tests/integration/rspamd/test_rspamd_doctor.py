@@ -63,3 +63,20 @@ def test_rspamd_stopped_is_an_error(rspamd_stack: MailStack) -> None:
     assert "defers all mail arriving on port 25" in down["message"]
     assert "systemctl start mailprov-rspamd" in down["action"]
     assert "doctor.redis.ok" in ids(report), report
+
+
+def test_installed_config_rspamadm_refuses_is_an_error(rspamd_stack: MailStack) -> None:
+    """An installed rspamd file broken by hand: doctor.rspamd.config_invalid names rspamadm's
+    complaint and says to re-deploy (the running rspamd is not touched)."""
+    broken = rspamd_stack.target / "rspamd" / "local.d" / "dmarc.conf"
+    saved = broken.read_text()
+    broken.write_text(saved + "actions {{ broken\n")
+    try:
+        status, report = doctor(rspamd_stack, "--no-dns")
+    finally:
+        broken.write_text(saved)
+    assert status == 79, report
+    invalid = _finding(report, "doctor.rspamd.config_invalid")
+    assert "dmarc.conf" in invalid["message"], invalid
+    assert "deploy apply --overwrite-edits" in invalid["action"]
+    assert "doctor.config.edited" in ids(report), report  # the edit is seen as one too
