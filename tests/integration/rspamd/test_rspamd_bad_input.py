@@ -4,7 +4,8 @@ lost, and rspamd keeps running and answering.
 
 Every case carries a token of its own in its body; "not lost" means that each message
 Postfix accepted is found by that token in the mailbox, and each one it did not accept
-was refused to the sender (who keeps it)."""
+was refused to the sender (who keeps it). The sender domain, badinput.test, has no zone
+(other modules serve sender.test with DMARC p=reject, which would refuse these for that)."""
 
 from __future__ import annotations
 
@@ -32,38 +33,38 @@ def _nested(depth: int) -> bytes:
 #: name -> (headers, body) builders; ``{to}`` and the token are filled in per case.
 CASES: dict[str, Callable[[str, str], bytes]] = {
     "no closing boundary, bad base64": lambda to, tok: (
-        f"From: a@sender.test\r\nTo: {to}\r\nSubject: {tok}\r\nMIME-Version: 1.0\r\n".encode()
+        f"From: a@badinput.test\r\nTo: {to}\r\nSubject: {tok}\r\nMIME-Version: 1.0\r\n".encode()
         + b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
         + f"Content-Type: text/plain\r\n\r\n{tok}\r\n--b1\r\n".encode()
         + b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n"
     ),
     "8-bit bytes in From, Subject and a header name's value": lambda to, tok: (
-        b"From: Caf\xe9 \xff <a@sender.test>\r\n"
+        b"From: Caf\xe9 \xff <a@badinput.test>\r\n"
         + f"To: {to}\r\n".encode()
         + b"Subject: r\xe9sum\xe9 \xc3\x28 \x80\x81\r\n"
         + b"X-Junk: \xfe\xfe\xfe\r\n\r\n"
         + f"{tok}\r\n".encode()
     ),
     "a 200 kB header (beyond Postfix's header_size_limit)": lambda to, tok: (
-        f"From: a@sender.test\r\nTo: {to}\r\nSubject: {tok}\r\n".encode()
+        f"From: a@badinput.test\r\nTo: {to}\r\nSubject: {tok}\r\n".encode()
         + b"X-Huge: "
         + b"a" * 200_000
         + b"\r\n\r\n"
         + f"{tok}\r\n".encode()
     ),
     "5000 headers": lambda to, tok: (
-        f"From: a@sender.test\r\nTo: {to}\r\nSubject: {tok}\r\n".encode()
+        f"From: a@badinput.test\r\nTo: {to}\r\nSubject: {tok}\r\n".encode()
         + b"".join(f"X-Many-{i}: v{i}\r\n".encode() for i in range(5000))
         + f"\r\n{tok}\r\n".encode()
     ),
     "no header at all": lambda to, tok: f"\r\n{tok}\r\n".encode(),
     "MIME nested 300 deep": lambda to, tok: (
-        f"From: a@sender.test\r\nTo: {to}\r\nSubject: {tok}\r\nMIME-Version: 1.0\r\n".encode()
+        f"From: a@badinput.test\r\nTo: {to}\r\nSubject: {tok}\r\nMIME-Version: 1.0\r\n".encode()
         + _nested(300)
         + f"{tok}\r\n".encode()
     ),
     "bogus charset, NUL bytes and a 100 kB line": lambda to, tok: (
-        f"From: a@sender.test\r\nTo: {to}\r\nSubject: {tok}\r\nMIME-Version: 1.0\r\n".encode()
+        f"From: a@badinput.test\r\nTo: {to}\r\nSubject: {tok}\r\nMIME-Version: 1.0\r\n".encode()
         + b"Content-Type: text/plain; charset=x-no-such-charset\r\n"
         + b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         + f"{tok}\r\n".encode()
@@ -100,10 +101,10 @@ def _wait_found(stack: MailStack, user: str, token: str, case: str) -> bytes:
 def _send(stack: MailStack, to: str, raw: bytes) -> int | None:
     """Send ``raw`` to port 25; None when accepted, else the SMTP refusal's code."""
     with smtplib.SMTP(
-        stack.host, stack.ports["smtp"], local_hostname="mx.sender.test", timeout=60
+        stack.host, stack.ports["smtp"], local_hostname="mx.badinput.test", timeout=60
     ) as client:
         try:
-            client.sendmail("a@sender.test", [to], raw)
+            client.sendmail("a@badinput.test", [to], raw)
         except smtplib.SMTPResponseException as exc:
             return exc.smtp_code
     return None
@@ -147,9 +148,9 @@ def test_malformed_messages_are_delivered_scored_or_refused_never_lost(
     subject = f"after-{uuid.uuid4().hex[:8]}"
     with smtplib.SMTP(stack.host, stack.ports["smtp"], timeout=30) as client:
         client.sendmail(
-            "a@sender.test",
+            "a@badinput.test",
             [to],
-            f"From: a@sender.test\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nfine\r\n".encode(),
+            f"From: a@badinput.test\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nfine\r\n".encode(),
         )
     assert b"X-Spam-Status: " in imap_read(stack, to, subject)
 
@@ -159,7 +160,7 @@ def test_gtube_is_refused_at_smtp_time(rspamd_stack: MailStack) -> None:
     to = fresh(rspamd_stack, "gtube")
     token = f"tok{uuid.uuid4().hex[:12]}"
     raw = (
-        f"From: a@sender.test\r\nTo: {to}\r\nSubject: {token}\r\n\r\n{token}\r\n".encode()
+        f"From: a@badinput.test\r\nTo: {to}\r\nSubject: {token}\r\n\r\n{token}\r\n".encode()
         + GTUBE
         + b"\r\n"
     )
@@ -167,7 +168,7 @@ def test_gtube_is_refused_at_smtp_time(rspamd_stack: MailStack) -> None:
         smtplib.SMTP(rspamd_stack.host, rspamd_stack.ports["smtp"], timeout=30) as client,
         pytest.raises(smtplib.SMTPDataError) as refused,
     ):
-        client.sendmail("a@sender.test", [to], raw)
+        client.sendmail("a@badinput.test", [to], raw)
     assert refused.value.smtp_code == 554, refused.value
     assert b"5.7.1" in refused.value.smtp_error
     time.sleep(1)
