@@ -395,14 +395,14 @@ def forwarding_advice(
     shown = ", ".join(forwards[:5]) + (
         f" and {len(forwards) - 5} more" if len(forwards) > 5 else ""
     )
-    verb = "reject" if policy == "reject" else "file as spam"
+    verb = "reject it" if policy == "reject" else "file it as spam"
     return [
         Advice(
             "dns.dmarc.forwarding_unsealed",
             f"{domain} publishes DMARC p={policy} and this site forwards mail to other domains "
             f"({shown}) without an ARC seal: forwarded mail fails SPF at the next receiver, "
             f"and when its DKIM signature does not survive (a further forward, a list, a "
-            f"changed body) receivers {verb} it, {domain}'s own users' mail included",
+            f"changed body) receivers {verb}, {domain}'s own users' mail included",
             "seal forwarded mail with ARC: [rspamd] enabled = true and arc_seal = true (the "
             'domain\'s RSA DKIM key signs the seal; README, "Inbound protection (rspamd)"), '
             "then 'mailprov deploy apply --reload'",

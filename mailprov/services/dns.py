@@ -149,13 +149,16 @@ def forwarded_outside(store: Store) -> list[str]:
     ]
     for mailbox, targets in all_forwards(store).items():
         out += [
-            f"{mailbox} -> {t}"
-            if "@" in t and "\n" not in t
-            else f"{mailbox} -> (its own Sieve script)"
+            f"{mailbox} -> {t}" if _is_address(t) else f"{mailbox} -> (its own Sieve script)"
             for t in targets
             if outside(t)
         ]
     return out
+
+
+def _is_address(text: str) -> bool:
+    """A forwarding form's address (an owner's own script is the whole script text)."""
+    return text.count("@") == 1 and not any(c.isspace() or c in "\"';{}" for c in text)
 
 
 def forwarding_advice(

@@ -4,6 +4,8 @@ is quarantine or reject and no ARC seal is on, against the real knot server."""
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -112,3 +114,37 @@ def test_doctor_repeats_the_warning(mp: Cli, knot: Knot) -> None:
     found = [f for f in report["findings"] if f["id"] == f"doctor.{WARNING}"]
     assert [(f["severity"], f["subject"]) for f in found] == [("warning", "example.test")], found
     assert "arc_seal = true" in found[0]["action"]
+
+
+def test_owners_forwarding_counts_too(mp: Cli, knot: Knot, site: Path) -> None:
+    """An owner's forwarding form to another domain warns (named by mailbox and address);
+    an owner's own script that redirects is named as such; forwarding inside the site
+    does not warn."""
+    _publish(mp, knot)
+    for local in ("bob", "carol", "dave"):
+        added = mp(
+            "mailbox",
+            "add",
+            f"{local}@example.test",
+            "--password-stdin",
+            input="Quiet-Harbor-pw-7\n",
+        )
+        assert added.exit_code == 0, added.output
+    specs = {
+        "bob@example.test": {"kind": "forms", "forms": {"forwarding": {"to": ["b@gmail.test"]}}},
+        "carol@example.test": {"kind": "script", "script": 'redirect "x@elsewhere.test";'},
+        "dave@example.test": {
+            "kind": "forms",
+            "forms": {"forwarding": {"to": ["bob@example.test"]}},
+        },
+    }
+    with sqlite3.connect(site / "mailprov.sqlite") as db:
+        db.executemany(
+            "INSERT INTO owner_filters (address, spec, updated_at) VALUES (?, ?, 0)",
+            [(a, json.dumps(s)) for a, s in specs.items()],
+        )
+    _, doc = _check(mp, knot)
+    (warning,) = doc["warnings"]
+    assert "bob@example.test -> b@gmail.test" in warning["message"]
+    assert "carol@example.test -> (its own Sieve script)" in warning["message"]
+    assert "dave@example.test" not in warning["message"]
