@@ -175,7 +175,7 @@ def test_learning_from_moves_is_rendered_only_with_rspamd(tls_env: dict[str, str
     learn = files["dovecot/imapsieve/bin/rspamd-learn"]
     assert learn.mode == 0o755
     assert learn.content.startswith("#!/bin/sh\n")
-    assert '--connect 127.0.0.1:11999 --timeout 30 "learn_$1"' in learn.content
+    assert '--connect 127.0.0.1:11999 --timeout 8 "learn_$1"' in learn.content
     assert "-P" not in learn.content.split("exec", 1)[1]  # no password on the command line
     assert (
         'pipe :copy :try "rspamd-learn" ["spam"];'

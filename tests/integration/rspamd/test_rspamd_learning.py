@@ -134,3 +134,35 @@ def test_an_owners_own_script_cannot_pipe(rspamd_stack: MailStack, tmp_path: Pat
         rspamd_stack, user, "--upload", "--localsieve", str(plain), "--remotesieve", "f"
     )
     assert taken.returncode == 0, taken.stderr
+
+
+def test_moving_into_junk_while_rspamd_is_down_still_moves(rspamd_stack: MailStack) -> None:
+    """rspamd stopped: the MOVE into Junk answers OK at once (the pipe is :try) and the
+    message is in Junk; nothing is learned, nothing is lost."""
+    stack = rspamd_stack
+    to = fresh(stack, "down")
+    subject = _deliver(stack, to)
+    stack.stop_filter()
+    try:
+        started = time.monotonic()
+        _move(stack, to, subject, "INBOX", "Junk")
+        took = time.monotonic() - started
+    finally:
+        stack.start_filter()
+    assert took < 5, took
+    assert subject.encode() in stack_message(stack, to, "Junk", subject)
+
+
+def stack_message(stack: MailStack, user: str, folder: str, subject: str) -> bytes:
+    """The raw message with ``subject`` in ``folder`` (b"" when it is not there)."""
+    with imaplib.IMAP4_SSL(
+        stack.host, stack.ports["imaps"], ssl_context=stack.tls_context(), timeout=30
+    ) as imap:
+        imap.login(user, PW)
+        imap.select(folder, readonly=True)
+        _, found = imap.uid("SEARCH", "SUBJECT", subject)
+        if not found[0]:
+            return b""
+        _, data = imap.uid("FETCH", found[0].split()[0].decode(), "(RFC822)")
+        part = data[0]
+        return part[1] if isinstance(part, tuple) else b""
