@@ -115,15 +115,18 @@ def dns_check(
     """Check that DNS serves every record DOMAIN needs: ok, missing, wrong or unknown.
 
     Exit status 4 when a record is missing or wrong; unknown  # no answer, SERVFAIL
-    is reported but does not fail.
+    is reported but does not fail. Also warns (without failing) when the domain's DMARC
+    policy is quarantine or reject while the site forwards mail to other domains with no
+    ARC seal ([rspamd] arc_seal).
     """
     from mailprov.errors import ExitStatus
     from mailprov.rules.dnscheck import FAILING
-    from mailprov.services.dns import check
+    from mailprov.services.dns import check, forwarding_advice
 
     app = app_context()
     plan = check_plan(app.settings, nameserver, timeout, retries)
     results = check(app.store, app.settings, domain, plan, tlsa=not no_tlsa)
+    advice = forwarding_advice(app.store, app.settings, domain, results)
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "missing", "wrong", "unknown")}
     failed = counts["missing"] + counts["wrong"]
     ctx = click.get_current_context()
@@ -135,6 +138,7 @@ def dns_check(
             "ok": not failed,
             "counts": counts,
             "checks": [r.to_json() for r in results],
+            "warnings": [a.to_json() for a in advice],
         },
         ["status", "check", "name", "type", "expected", "found"],
         [
@@ -150,6 +154,8 @@ def dns_check(
         ],
     )
     if not app.json:
+        for a in advice:
+            click.echo(f"warn  {a.id}: {a.message}\n      -> {a.action}")
         click.echo(" ".join(f"{k}={v}" for k, v in counts.items()), err=True)
     if any(r.status in FAILING for r in results):
         ctx.exit(int(ExitStatus.CHECK_FAILED))

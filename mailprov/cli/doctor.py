@@ -1,4 +1,4 @@
-"""``mailprov doctor``: store, rendered config, Maildirs, certificate, ports, queue, DNS."""
+"""``mailprov doctor``: store, rendered config, Maildirs, certificate, ports, queue, rspamd, DNS."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ MARKS = {"error": "ERROR", "warning": "warn ", "info": "info "}
 @json_option
 def doctor(target: Path | None, no_dns: bool) -> None:
     """Check that the store, the rendered config, the Maildirs, the certificate, the ports, the
-    Postfix queue and DNS agree. Each finding has a stable ID and says what to do; the exit
-    status is non-zero (79) only when there are errors."""
+    Postfix queue and DNS agree; with [rspamd] enabled, also that rspamd's config passes
+    rspamadm configtest and that rspamd and its Redis answer. Each finding has a stable ID
+    and says what to do; the exit status is non-zero (79) only when there are errors."""
     from mailprov.cli.dns import check_plan
     from mailprov.cli.output import dump_json
     from mailprov.errors import DoctorFoundErrors

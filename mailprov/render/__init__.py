@@ -10,6 +10,7 @@ from mailprov import __version__
 from mailprov.render.contexts import FILES, OPENDKIM_UNIT, Layout, build_context, signer_units
 from mailprov.render.environment import environment
 from mailprov.render.rspamd import FILES as RSPAMD_FILES
+from mailprov.render.rspamd import LEARN_FILES
 from mailprov.render.rspamd import UNIT as RSPAMD_UNIT
 
 if TYPE_CHECKING:
@@ -74,6 +75,13 @@ def render_bundle(config: SiteConfig, layout: Layout) -> list[RenderedFile]:
             text = env.get_template(template).render(context, header=header)
             out.append(
                 RenderedFile("rspamd", layout.rspamd_dir / name, template, text, 0o644, None)
+            )
+        for name, mode in LEARN_FILES:
+            template = f"dovecot/2.3/{name}.j2"
+            header = HEADER.format(version=__version__, template=template)
+            text = env.get_template(template).render(context, header=header)
+            out.append(
+                RenderedFile("dovecot", layout.dovecot_dir / name, template, text, mode, None)
             )
         template = f"systemd/{RSPAMD_UNIT}.j2"
         header = HEADER.format(version=__version__, template=template)

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from mailprov.errors import ConfigInvalid
 from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
 from mailprov.render.rspamd import context as rspamd_context
+from mailprov.render.rspamd import learning as rspamd_learning
 from mailprov.render.rspamd import milter as rspamd_milter
 from mailprov.render.rspamd import unit_context as rspamd_unit_context
 from mailprov.render.spam import SCRIPT as SPAM_SCRIPT
@@ -457,6 +458,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
         "spam": spam_context(config, layout.dovecot_dir),
         "dkim": dkim,
         "rspamd": rspamd,
+        "imapsieve": rspamd_learning(config, str(layout.dovecot_dir)),
         "milters": _milters(config, dkim),
         "systemd": {
             **systemd_context(

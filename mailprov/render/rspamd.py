@@ -11,7 +11,7 @@ a module's defaults) and ``override.d/`` (settings that replace them) in
 from __future__ import annotations
 
 import ipaddress
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import ConfigInvalid
@@ -41,6 +41,22 @@ FILES = (
 
 UNIT = "mailprov-rspamd.service"
 
+#: ARC sealing keys (mailprov.services.arc writes them): this folder under [rspamd] db_dir,
+#: with DOMAIN.SELECTOR.key files and the map naming each domain's selector.
+ARC_DIR = "arc"
+ARC_SELECTORS = "selectors.map"
+
+#: Dovecot's files for learning from the owner's moves (IMAPSieve), under dovecot_dir,
+#: each from templates/dovecot/2.3/imapsieve/<file name>.j2, with its mode.
+LEARN_FILES = (
+    ("imapsieve/learn-spam.sieve", 0o644),
+    ("imapsieve/learn-ham.sieve", 0o644),
+    ("imapsieve/bin/rspamd-learn", 0o755),
+)
+#: Where, in each mail home, Pigeonhole keeps the compiled learning scripts (dovecot_dir
+#: belongs to root; the imap process runs as the vmail user).
+LEARN_BIN_CACHE = ".imapsieve"
+
 
 def _socket(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -52,12 +68,41 @@ def milter(config: SiteConfig) -> str:
     return f"inet:{_socket(rs.host, rs.milter_port)}"
 
 
+def learning(config: SiteConfig, dovecot_dir: str) -> dict[str, Any]:
+    """The ``imapsieve`` template values: the learning scripts, their program and where
+    it reaches rspamd's controller (``enabled`` False while rspamd is off)."""
+    rs = config.rspamd
+    if not rs.enabled:
+        return {"enabled": False}
+    folder = f"{dovecot_dir}/imapsieve"
+    return {
+        "enabled": True,
+        "spam_script": f"{folder}/learn-spam.sieve",
+        "ham_script": f"{folder}/learn-ham.sieve",
+        "bin_dir": f"{folder}/bin",
+        "bin_cache": LEARN_BIN_CACHE,
+        "controller": _socket(rs.host, rs.controller_port),
+    }
+
+
+def _secure_ips(config: SiteConfig) -> str:
+    """Who may use the controller without a password: loopback, and rspamd's own address
+    (rspamc on this host connects from it when [rspamd] host is not loopback)."""
+    ips = dict.fromkeys(["127.0.0.1", "::1", config.rspamd.host])
+    return ", ".join(f'"{ip}"' for ip in ips)
+
+
 def _local_addrs(config: SiteConfig) -> str:
     nets = [
         ipaddress.ip_network(n.strip("[]").replace("]/", "/"), strict=False)
         for n in config.postfix.mynetworks
     ]
     return ", ".join(f'"{n}"' for n in nets)
+
+
+def pid_file(config: SiteConfig) -> Path:
+    """The PID file the rendered rspamd.conf names (in [rspamd] run_dir)."""
+    return config.resolve_path(config.rspamd.run_dir) / "rspamd.pid"
 
 
 def context(config: SiteConfig, config_dir: str) -> dict[str, Any]:
@@ -84,13 +129,17 @@ def context(config: SiteConfig, config_dir: str) -> dict[str, Any]:
         "milter": milter(config),
         "config_dir": config_dir,
         "db_dir": str(config.resolve_path(rs.db_dir)),
+        "arc_seal": rs.arc_seal,
+        "arc_dir": f"{config.resolve_path(rs.db_dir)}/{ARC_DIR}",
+        "arc_selectors": ARC_SELECTORS,
         "run_dir": run_dir,
-        "pid_file": f"{run_dir}/rspamd.pid",
+        "pid_file": str(pid_file(config)),
         "log_file": str(config.resolve_path(rs.log_file)) if rs.log_file else "",
         "user": rs.user,
         "milter_socket": _socket(rs.host, rs.milter_port),
         "normal_socket": _socket(rs.host, rs.normal_port),
         "controller_socket": _socket(rs.host, rs.controller_port),
+        "secure_ips": _secure_ips(config),
         "redis": rs.redis,
         "nameservers": ", ".join(f'"{parse_nameserver(n)}"' for n in rs.nameservers),
         "local_addrs": _local_addrs(config),

@@ -351,3 +351,60 @@ def covers(patterns: list[str], name: str) -> bool:
             if head and tail == pattern[2:]:
                 return True
     return False
+
+
+@dataclass(frozen=True)
+class Advice:
+    """A warning about a domain's setup that its records alone do not fail: a stable ID,
+    what is at risk, and what to do."""
+
+    id: str
+    message: str
+    action: str
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {"id": self.id, "message": self.message, "action": self.action}
+
+
+def published_dmarc_policy(results: Sequence[CheckResult]) -> str | None:
+    """The ``p=`` of the DMARC record DNS served (lower case), or None when none was found."""
+    for result in results:
+        if result.check != "dns.dmarc":
+            continue
+        for value in result.found:
+            tags = parse_tags(value)
+            if tags.get("v", "").upper() == "DMARC1" and tags.get("p"):
+                return tags["p"].lower()
+    return None
+
+
+def forwarding_advice(
+    domain: str, policy: str | None, forwards: Sequence[str], *, arc_seal: bool
+) -> list[Advice]:
+    """Warn when ``domain`` publishes DMARC p=quarantine or p=reject while the site forwards
+    mail to other domains (``forwards``: where, as shown to the user) without ARC sealing.
+
+    Forwarded mail reaches the next receiver from this host, not from its sender: SPF fails
+    there, so DMARC passes only while the original DKIM signature survives the trip; a
+    receiver that forwards once more, or changes the message, then applies the policy
+    (reject or quarantine). An ARC seal lets those receivers trust this host's checks.
+    """
+    if arc_seal or policy not in ("quarantine", "reject") or not forwards:
+        return []
+    shown = ", ".join(forwards[:5]) + (
+        f" and {len(forwards) - 5} more" if len(forwards) > 5 else ""
+    )
+    verb = "reject it" if policy == "reject" else "file it as spam"
+    return [
+        Advice(
+            "dns.dmarc.forwarding_unsealed",
+            f"{domain} publishes DMARC p={policy} and this site forwards mail to other domains "
+            f"({shown}) without an ARC seal: forwarded mail fails SPF at the next receiver, "
+            f"and when its DKIM signature does not survive (a further forward, a list, a "
+            f"changed body) receivers {verb}, {domain}'s own users' mail included",
+            "seal forwarded mail with ARC: [rspamd] enabled = true and arc_seal = true (the "
+            'domain\'s RSA DKIM key signs the seal; README, "Inbound protection (rspamd)"), '
+            "then 'mailprov deploy apply --reload'",
+        )
+    ]

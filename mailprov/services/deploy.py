@@ -35,7 +35,7 @@ from mailprov.render import Layout, RenderedFile, render_bundle
 from mailprov.render.contexts import COMPONENTS
 from mailprov.render.opendkim import render as render_opendkim
 from mailprov.render.spam import SCRIPT as SPAM_SCRIPT
-from mailprov.services import clientconfig, signer
+from mailprov.services import arc, clientconfig, signer
 from mailprov.system import dovecot, generations, opendkim, postfix, rspamd, sieve
 from mailprov.system.files import ensure_dir, read_bytes, write_changed
 from mailprov.system.generations import Checkpoint, Entry, sha256
@@ -247,6 +247,7 @@ def validate(config: SiteConfig, runner: Runner, *, full: bool, store: Store | N
         if config.rspamd.enabled:
             db_dir = str(config.resolve_path(config.rspamd.db_dir))
             problems += rspamd.check(runner, layout.rspamd_dir, db_dir)
+            problems += _check_learning(runner, layout)
         if problems:
             shown = [p.replace(tmp, "<staging>") for p in problems]
             raise ConfigCheckFailed(
@@ -254,6 +255,17 @@ def validate(config: SiteConfig, runner: Runner, *, full: bool, store: Store | N
                 hint="fix the site config; nothing was installed",
                 problems=shown,
             )
+
+
+def _check_learning(runner: Runner, layout: Layout) -> list[str]:
+    """Pigeonhole's complaints about the IMAPSieve learning scripts, under the staged
+    dovecot.conf (which allows them the pipe extension)."""
+    conf = layout.dovecot_dir / "dovecot.conf"
+    return [
+        f"{script.name}: {problem}"
+        for script in sorted((layout.dovecot_dir / "imapsieve").glob("*.sieve"))
+        for problem in sieve.check(runner, script.read_text("utf-8"), conf)
+    ]
 
 
 def ensure_runtime_dirs(config: SiteConfig) -> list[str]:
@@ -396,6 +408,7 @@ def apply(
         with generations.lock(state_dir):  # tidy what a killed run may have left
             generations.remove_leftovers(state_dir, paths)
             generations.prune(state_dir, keep)
+        _sync_arc_keys(config, store)
         return ApplyResult(planned, generation=generations.current_name(state_dir))
     _check_writable(paths)
     ensure_runtime_dirs(config)
@@ -408,6 +421,7 @@ def apply(
         for directory in sorted({p.parent for p in paths}):
             ensure_dir(directory)
         installed = _install(state_dir, entries, keep=keep, on_step=on_step)
+    _sync_arc_keys(config, store)
     written = [str(c.file.path) for c in planned.changed]
     result = ApplyResult(planned, written, installed.removed, generation=installed.generation)
     if reload and result.changed:
@@ -422,6 +436,12 @@ def apply(
             _reload(runner, planned.layout, components)
             raise ReloadFailed(f"reload failed ({error}); the previous files were put back")
     return result
+
+
+def _sync_arc_keys(config: SiteConfig, store: Store | None) -> None:
+    """rspamd's ARC sealing keys follow the signing RSA keys (with [rspamd] arc_seal)."""
+    if store is not None:
+        arc.sync(store, config)
 
 
 def _components(layout: Layout, paths: list[str]) -> set[str]:

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mailprov.errors import CertificateInvalid
+from mailprov.rules.dnscheck import Advice, published_dmarc_policy
+from mailprov.rules.dnscheck import forwarding_advice as rules_forwarding_advice
 from mailprov.rules.dnsrecords import DkimPublication, RecordInput, RecordSet, TlsaKey, build
-from mailprov.services.accounts import domain_names, get_domain
+from mailprov.services.accounts import domain_names, get_domain, list_aliases
 from mailprov.services.dkim import published
+from mailprov.services.filters import all_forwards
 
 if TYPE_CHECKING:
     from mailprov.rules.dnscheck import CheckResult
@@ -125,4 +128,45 @@ def check(
         mx_patterns=mx_patterns(settings),
         ptr=ptr,
         hostname=settings.site.hostname,
+    )
+
+
+def forwarded_outside(store: Store) -> list[str]:
+    """Where the site forwards mail outside its own domains, as the user would name it:
+    ``alias -> destination`` for active aliases, ``mailbox -> address`` for owners'
+    forwarding (``mailbox -> (its own Sieve script)`` for a script that redirects)."""
+    local = set(domain_names(store))
+
+    def outside(address: str) -> bool:
+        return "@" not in address or address.rpartition("@")[2].lower() not in local
+
+    out = [
+        f"{alias.address} -> {dest}"
+        for alias in list_aliases(store)
+        if alias.active
+        for dest in alias.destinations
+        if outside(dest)
+    ]
+    for mailbox, targets in all_forwards(store).items():
+        out += [
+            f"{mailbox} -> {t}" if _is_address(t) else f"{mailbox} -> (its own Sieve script)"
+            for t in targets
+            if outside(t)
+        ]
+    return out
+
+
+def _is_address(text: str) -> bool:
+    """A forwarding form's address (an owner's own script is the whole script text)."""
+    return text.count("@") == 1 and not any(c.isspace() or c in "\"';{}" for c in text)
+
+
+def forwarding_advice(
+    store: Store, settings: SiteConfig, domain: str, results: list[CheckResult]
+) -> list[Advice]:
+    """Warnings that DNS's answers alone do not fail (see
+    :func:`mailprov.rules.dnscheck.forwarding_advice`)."""
+    arc = settings.rspamd.enabled and settings.rspamd.arc_seal
+    return rules_forwarding_advice(
+        domain, published_dmarc_policy(results), forwarded_outside(store), arc_seal=arc
     )

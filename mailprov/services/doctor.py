@@ -6,7 +6,8 @@ command fail. The checks: the store against the Maildirs (orphan folders;
 mailboxes that never received mail, which is normal since Dovecot creates a
 Maildir on first delivery), the deployed config against a fresh render
 (``deploy plan``), the certificate's expiry, the configured ports on
-``[check] host``, the Postfix queue, and (unless skipped) the DNS checks.
+``[check] host``, the Postfix queue, rspamd and its Redis (when ``[rspamd] enabled``),
+and (unless skipped) the DNS checks.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from mailprov.rules.dnscheck import covers
 from mailprov.services.accounts import domain_names, mailbox_addresses
 from mailprov.services.checks import check_host
 from mailprov.services.deploy import plan
-from mailprov.services.dns import check
+from mailprov.services.dns import check, forwarding_advice
+from mailprov.services.doctor_rspamd import rspamd_health
+from mailprov.services.findings import ERROR, INFO, WARNING, Finding
 from mailprov.system.postfix import queue_size
 
 if TYPE_CHECKING:
@@ -31,33 +34,11 @@ if TYPE_CHECKING:
     from mailprov.store import Store
     from mailprov.system.run import Runner
 
-ERROR, WARNING, INFO = "error", "warning", "info"
 EXPIRY_WARNING_DAYS = 21
 QUEUE_WARNING = 50
 DAY = 86_400
 #: The ports doctor expects to answer (lmtp is a unix socket in the rendered config).
 PORTS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "managesieve")
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing doctor noticed."""
-
-    id: str
-    severity: str
-    message: str
-    action: str = ""
-    subject: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready data."""
-        return {
-            "id": self.id,
-            "severity": self.severity,
-            "subject": self.subject,
-            "message": self.message,
-            "action": self.action,
-        }
 
 
 @dataclass
@@ -358,6 +339,10 @@ def dns_summary(store: Store, settings: SiteConfig, plan: Any) -> list[Finding]:
         except MailprovError as exc:
             out.append(Finding("doctor.dns.unchecked", WARNING, exc.message, exc.hint or "", name))
             continue
+        out += [
+            Finding(f"doctor.{a.id}", WARNING, a.message, a.action, name)
+            for a in forwarding_advice(store, settings, name, results)
+        ]
         bad = [r for r in results if r.status in ("missing", "wrong")]
         unknown = [r for r in results if r.status == "unknown"]
         if bad:
@@ -405,6 +390,8 @@ def diagnose(
         ("ports", lambda: ports(settings)),
         ("queue", lambda: queue(runner, settings, target)),
     ]
+    if settings.rspamd.enabled:
+        steps.append(("rspamd", lambda: rspamd_health(runner, settings, target)))
     if dns_plan is not None:
         steps.append(("dns", lambda: dns_summary(store, settings, dns_plan)))
     for name, step in steps:

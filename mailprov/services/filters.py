@@ -222,6 +222,13 @@ def _save(
     return Filters(kind, spec, script, now, rules.SCRIPT_NAME)
 
 
+def all_forwards(store: Store) -> dict[str, tuple[str, ...]]:
+    """Every mailbox whose filters forward mail -> where to (see :func:`_forwards`)."""
+    with store.read() as conn:
+        rows = conn.execute(select(owner_filters.c.address, owner_filters.c.spec)).all()
+    return {row.address: fwd for row in rows if (fwd := _forwards(row.spec))}
+
+
 def _forwards(raw: str | None) -> tuple[str, ...]:
     """The forwarding addresses of stored filters (a script of the owner's own that
     redirects counts as one unknown address: its change is told too)."""

@@ -1,13 +1,17 @@
-"""The DKIM signer's config: OpenDKIM's files rendered from the key folders."""
+"""The DKIM signer's config: OpenDKIM's files rendered from the key folders (and the
+ARC sealing keys rspamd reads, :mod:`mailprov.services.arc`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mailprov.render.opendkim import OpendkimContext, instances, render
+from mailprov.render.rspamd import pid_file as rspamd_pid_file
+from mailprov.services import arc
 from mailprov.services.dkim import signers
+from mailprov.system import rspamd
 from mailprov.system.files import changed_files, write_changed
 from mailprov.system.opendkim import reload
 
@@ -23,6 +27,7 @@ class SignerUpdate:
     directory: Path
     changed: tuple[str, ...]
     reloaded: bool
+    arc_keys: arc.ArcKeys = field(default_factory=arc.ArcKeys)
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready data."""
@@ -30,6 +35,7 @@ class SignerUpdate:
             "directory": str(self.directory),
             "changed_files": list(self.changed),
             "reloaded": self.reloaded,
+            "arc_keys": self.arc_keys.to_json(),
         }
 
 
@@ -67,4 +73,9 @@ def apply(
     if changed and reload_signer:
         for instance in instances(settings):
             reloaded = reload(Path(instance.pid_file)) or reloaded
-    return SignerUpdate(folder, tuple(changed), reloaded)
+    # rspamd's ARC seal follows the signing RSA key ([rspamd] arc_seal). rspamd would see
+    # the new selectors.map within map_watch_interval (5 min); a reload makes it at once.
+    arc_keys = arc.sync(store, settings)
+    if arc_keys.written and reload_signer:
+        reloaded = rspamd.reload(rspamd_pid_file(settings)) or reloaded
+    return SignerUpdate(folder, tuple(changed), reloaded, arc_keys)

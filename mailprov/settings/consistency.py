@@ -38,6 +38,7 @@ def check(config: SiteConfig) -> None:
     _passwords(config)
     _deploy(config)
     _dkim(config)
+    _arc(config)
     _dns(config)
     _relay(config)
     _web(config)
@@ -189,6 +190,17 @@ def _dkim(config: SiteConfig) -> None:
             dk.ed25519_milter_port,
             "is dkim.milter_port too: each signing instance needs its own port",
             hint="e.g. milter_port = 8891, ed25519_milter_port = 8892",
+        )
+
+
+def _arc(config: SiteConfig) -> None:
+    if config.rspamd.arc_seal and "rsa-2048" not in config.dkim.algorithms:
+        raise Inconsistent(
+            "rspamd.arc_seal",
+            True,
+            "seals with each domain's RSA DKIM key, but dkim.algorithms has no rsa-2048 "
+            "(rspamd 3.4 cannot seal with Ed25519 keys)",
+            hint='add "rsa-2048" to [dkim] algorithms, or set arc_seal = false',
         )
 
 

@@ -566,6 +566,10 @@ class RspamdSection:
     #: with spam_to_junk a Sieve rule files it into the Junk folder at delivery.
     spam_threshold: Score = 6.0
     spam_to_junk: bool = True
+    #: ARC-seal (RFC 8617) mail arriving from outside, so that the receivers of what this
+    #: site forwards can trust its checks: signed with each domain's active RSA DKIM key
+    #: (keys from [dkim] key_dir; 'rsa-2048' must be in [dkim] algorithms).
+    arc_seal: bool = False
 
 
 @dataclass(frozen=True)

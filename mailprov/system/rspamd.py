@@ -1,4 +1,5 @@
-"""The rspamd process: its own config check, and asking a running rspamd to reload."""
+"""The rspamd process: its own config check, asking a running rspamd to reload, and whether
+it and its Redis answer (for doctor)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,3 +72,47 @@ def reload(pid_file: Path) -> bool:
         os.kill(pid, signal.SIGHUP)
         return True
     return False
+
+
+def controller_ping(host: str, port: int, *, timeout: float = 2.0) -> str | None:
+    """Ask rspamd's controller ``GET /ping``; None when it answers ``pong``, else what was wrong."""
+    target = f"[{host}]" if ":" in host else host
+    request = f"GET /ping HTTP/1.0\r\nHost: {target}\r\n\r\n".encode("ascii")
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.sendall(request)
+            reply = _read_all(conn, 4096)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode("ascii", "replace")
+    if " 200 " not in f"{status} " or b"pong" not in body:
+        return f"unexpected answer {status[:60]!r}"
+    return None
+
+
+def redis_ping(host: str, port: int, *, timeout: float = 2.0) -> str | None:
+    """Send Redis ``PING``; None when it answers ``+PONG``, else what was wrong (a Redis that
+    wants a password answers ``-NOAUTH``, which rspamd's config here does not give it)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.sendall(b"PING\r\n")
+            reply = conn.recv(256)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    if reply.startswith(b"+PONG"):
+        return None
+    text = reply.decode("utf-8", "replace").strip()[:80]
+    return f"it answered {text!r}" if text else "it closed the connection without an answer"
+
+
+def _read_all(conn: socket.socket, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = conn.recv(limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

@@ -162,6 +162,13 @@ run_dir = "{root}/rspamd-run"
 log_file = "{root}/rspamd-run/rspamd.log"
 """
 RSPAMD_PORTS = ("rspamd_milter", "rspamd_normal", "rspamd_controller", "redis")
+#: The rspamd stack seals with ARC (continuing [rspamd]); a domain's seal needs its RSA key
+#: made and activated first (no key, no seal), which the ARC test does for a domain of its own.
+ARC_TOML = """arc_seal = true
+
+[dkim]
+key_dir = "{root}/dkim"
+"""
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -232,6 +239,7 @@ def fixture_rspamd_stack(
             shutil.chown(stack.root / sub, "_rspamd", "_rspamd")
 
     toml = RSPAMD_TOML.replace("{knot}", knot.address).replace("{redis}", str(redis))
+    toml += ARC_TOML
     stack = start_stack(
         url, name="rs", extra_toml=toml, prepare=prepare, extra_ports=RSPAMD_PORTS[:3]
     )

@@ -13,7 +13,7 @@ from mailprov.errors import ConfigInvalid
 from mailprov.render import Layout, render_bundle
 from mailprov.render.rspamd import FILES
 from mailprov.settings import SiteConfig, load_settings
-from mailprov.system import rspamd
+from mailprov.system import rspamd, sieve
 from mailprov.system.run import SubprocessRunner
 from tests.conftest import CertAuthority, require_or_skip
 
@@ -146,3 +146,107 @@ def test_rspamadm_configtest_accepts_the_render_and_refuses_a_broken_file(
         f.write("actions {{ broken\n")
     problems = rspamd.check(runner, conf_dir, db_dir)
     assert any("local.d/dmarc.conf" in p for p in problems), problems
+
+
+def test_learning_from_moves_is_rendered_only_with_rspamd(tls_env: dict[str, str]) -> None:
+    """With rspamd on, Dovecot gets IMAPSieve for Junk (both directions), the pipe extension
+    for global scripts only, and an executable rspamd-learn that reaches the controller
+    (which trusts this host's addresses instead of a password); off, none of it."""
+    off = render(tls_env)
+    assert [p for p in off if "imapsieve" in p] == []
+    assert "imap_sieve" not in off["dovecot/dovecot.conf"]
+    cfg = load_settings(env={**tls_env, **ON, "MAILPROV_RSPAMD_CONTROLLER_PORT": "11999"})
+    files = {
+        str(f.path.relative_to(TARGET)): f
+        for f in render_bundle(cfg, Layout.for_target(cfg, TARGET))
+    }
+    conf = files["dovecot/dovecot.conf"].content
+    assert "  mail_plugins = $mail_plugins imap_sieve\n" in conf
+    assert "  imapsieve_mailbox1_name = Junk\n  imapsieve_mailbox1_causes = COPY\n" in conf
+    assert (
+        "  imapsieve_mailbox1_before = file:/srv/t/dovecot/imapsieve/learn-spam.sieve;"
+        "bindir=~/.imapsieve\n"
+    ) in conf
+    assert "  imapsieve_mailbox2_from = Junk\n" in conf
+    assert "  sieve_global_extensions = +vnd.dovecot.pipe +vnd.dovecot.environment\n" in conf
+    assert "  sieve_pipe_bin_dir = /srv/t/dovecot/imapsieve/bin\n" in conf
+    # Owners' scripts get no pipe: sieve_extensions (their set) is not widened.
+    assert "sieve_extensions" not in conf
+    learn = files["dovecot/imapsieve/bin/rspamd-learn"]
+    assert learn.mode == 0o755
+    assert learn.content.startswith("#!/bin/sh\n")
+    assert '--connect 127.0.0.1:11999 --timeout 8 "learn_$1"' in learn.content
+    assert "-P" not in learn.content.split("exec", 1)[1]  # no password on the command line
+    assert (
+        'pipe :copy :try "rspamd-learn" ["spam"];'
+        in files["dovecot/imapsieve/learn-spam.sieve"].content
+    )
+    ham = files["dovecot/imapsieve/learn-ham.sieve"].content
+    assert 'if string "${mailbox}" "Trash" {\n    stop;\n}' in ham
+    assert 'pipe :copy :try "rspamd-learn" ["ham"];' in ham
+    assert 'secure_ip = ["127.0.0.1", "::1"];' in files["rspamd/rspamd.conf"].content
+
+
+def test_sievec_compiles_the_learning_scripts_under_the_rendered_dovecot(
+    tls_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Pigeonhole's sievec, reading the rendered dovecot.conf, compiles both scripts (the
+    pipe, imapsieve and environment extensions are there), as deploy's check does."""
+    if shutil.which("sievec") is None:
+        require_or_skip("sievec is not installed (dovecot-sieve)")
+    out = render(tls_env, tmp_path, **ON)
+    for name, text in out.items():
+        if name.startswith("dovecot/"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(text)
+    conf = tmp_path / "dovecot" / "dovecot.conf"
+    runner = SubprocessRunner()
+    for script in ("learn-spam.sieve", "learn-ham.sieve"):
+        text = (tmp_path / "dovecot" / "imapsieve" / script).read_text()
+        assert sieve.check(runner, text, conf) == [], script
+    # Without the pipe extension a script naming it does not compile: the check has teeth.
+    broken = out["dovecot/imapsieve/learn-spam.sieve"].replace("vnd.dovecot.pipe", "vnd.nope")
+    assert sieve.check(runner, broken, conf) != []
+
+
+def test_arc_seal_renders_the_sealing_config_that_rspamadm_accepts(
+    tls_env: dict[str, str], tmp_path: Path
+) -> None:
+    """[rspamd] arc_seal: the arc module seals inbound and local mail with the recipient
+    domain's key from db_dir/arc (selector from its map), not our users' own mail;
+    rspamadm configtest accepts it. Off: sealing stays off."""
+    off = render(tls_env, **ON)["rspamd/override.d/arc.conf"]
+    assert "sign_inbound = false;" in off
+    out = render(
+        tls_env, tmp_path, MAILPROV_RSPAMD_ARC_SEAL="true", MAILPROV_RSPAMD_DB_DIR="/srv/db", **ON
+    )
+    arc = out["rspamd/override.d/arc.conf"]
+    for line in (
+        "sign_inbound = true;",
+        'use_domain_sign_inbound = "recipient";',
+        "sign_local = true;",
+        "sign_authenticated = false;",
+        "try_fallback = false;",
+        'path = "/srv/db/arc/$domain.$selector.key";',
+        'selector_map = "/srv/db/arc/selectors.map";',
+    ):
+        assert f"\n{line}\n" in arc, line
+    if shutil.which("rspamadm") is None:
+        require_or_skip("rspamadm is not installed (scripts/install-test-deps.sh)")
+    for name, text in out.items():
+        if name.startswith("rspamd/"):
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / name).write_text(text)
+    assert rspamd.check(SubprocessRunner(), tmp_path / "rspamd", str(tmp_path / "db")) == []
+
+
+def test_arc_seal_needs_an_rsa_key() -> None:
+    """arc_seal with only Ed25519 in [dkim] algorithms is refused where settings load."""
+    with pytest.raises(ConfigInvalid, match="rsa-2048"):
+        load_settings(
+            env={
+                "MAILPROV_CONFIG": "",
+                "MAILPROV_RSPAMD_ARC_SEAL": "true",
+                "MAILPROV_DKIM_ALGORITHMS": "ed25519",
+            }
+        )
