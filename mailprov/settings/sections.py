@@ -117,6 +117,11 @@ class ClusterSection:
     #: The home of a new mailbox when neither ``mailbox add --backend`` nor its domain
     #: names one; empty: the first of ``backends``.
     default_backend: OptionalBackendName = ""
+    #: The networks the site's frontends connect from (role backend): their IMAP/POP3
+    #: proxy logs in here without the password being checked again (the frontend checked
+    #: it), and their Postfix delivers over LMTP. Nothing else may reach those ports
+    #: (README "Beyond one machine": a private network or a firewall).
+    frontends: list[Network] = field(default_factory=list)
 
     def backend_hosts(self) -> dict[str, str]:
         """Each backend's name → the host frontends reach it at, in the order given."""
