@@ -122,3 +122,39 @@ def _url(cli: Cli) -> str:
         if line.startswith("url = "):
             return line.split('"')[1]
     raise AssertionError
+
+
+def test_state_apply_and_export_carry_the_home(site: Cli, tmp_path: Path) -> None:
+    """apply makes a domain with its backend and mailboxes with their homes (own, else the
+    domain's), export writes them back, and a changed home of an existing mailbox is a
+    problem at its line (a move), not a silent re-homing."""
+    state = tmp_path / "site.toml"
+    state.write_text(
+        "version = 1\n"
+        '[domains."other.test"]\nbackend = "b1"\n'
+        '[mailboxes."gus@other.test"]\ngenerate_password = true\n'
+        '[mailboxes."hal@other.test"]\ngenerate_password = true\nbackend = "b2"\n'
+    )
+    status, doc = site.json("apply", str(state))
+    assert status == 0, doc
+    homes = {
+        a: site.json("mailbox", "show", a)[1]["mailbox"]["backend"]
+        for a in ("gus@other.test", "hal@other.test")
+    }
+    assert homes == {"gus@other.test": "b1", "hal@other.test": "b2"}
+    status, exported = site.json("export", "--format", "json")
+    assert status == 0, exported
+    state_doc = exported.get("state", exported)
+    assert state_doc["domains"]["other.test"]["backend"] == "b1"
+    assert state_doc["mailboxes"]["hal@other.test"]["backend"] == "b2"
+    assert site.json("apply", str(state))[1]["changed"] is False
+    state.write_text(
+        state.read_text().replace('backend = "b2"', 'backend = "b1"')
+        + '[mailboxes."ivy@other.test"]\ngenerate_password = true\nbackend = "b9"\n'
+    )
+    status, doc = site.json("apply", str(state))
+    assert doc["error"]["code"] == "state-invalid", doc
+    text = str(doc["error"])
+    assert "mailbox move" in text
+    assert "b9 is not one of [cluster] backends" in text
+    assert site.json("mailbox", "show", "ivy@other.test")[0] == 3
