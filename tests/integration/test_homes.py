@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from mailprov.rules.hashing import hash_password
 from mailprov.store.migrate import upgrade
 from tests.conftest import Cli, PgSchema
 
@@ -158,3 +159,25 @@ def test_state_apply_and_export_carry_the_home(site: Cli, tmp_path: Path) -> Non
     assert "mailbox move" in text
     assert "b9 is not one of [cluster] backends" in text
     assert site.json("mailbox", "show", "ivy@other.test")[0] == 3
+
+
+def test_imported_mailboxes_get_their_home_written(site: Cli, tmp_path: Path) -> None:
+    """mailbox import gives each new mailbox its home as 'mailbox add' does (the domain's,
+    else the site's), kept in its row."""
+    assert site.json("domain", "add", "third.test", "--backend", "b1")[0] == 0
+    digest = hash_password("Pw-1234-abcd!", "SHA512-CRYPT")
+    csv = tmp_path / "boxes.csv"
+    csv.write_text(
+        "address,name,quota,password-hash\n"
+        f"jo@third.test,Jo,0,{digest}\nkim@example.test,Kim,0,{digest}\n"
+    )
+    status, doc = site.json("mailbox", "import", str(csv))
+    assert status == 0, doc
+    shown = {
+        a: site.json("mailbox", "show", a)[1]["mailbox"]
+        for a in ("jo@third.test", "kim@example.test")
+    }
+    assert {a: (m["backend"], m["home_from"]) for a, m in shown.items()} == {
+        "jo@third.test": ("b1", "mailbox"),
+        "kim@example.test": ("b2", "mailbox"),
+    }
