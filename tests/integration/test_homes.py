@@ -181,3 +181,13 @@ def test_imported_mailboxes_get_their_home_written(site: Cli, tmp_path: Path) ->
         "jo@third.test": ("b1", "mailbox"),
         "kim@example.test": ("b2", "mailbox"),
     }
+
+
+def test_exist_ok_compares_the_home(site: Cli) -> None:
+    """add --exist-ok with the mailbox's own home is unchanged; with another, a conflict."""
+    assert _add(site, "lou@example.test", "--backend", "b1")[0] == 0
+    status, doc = _add(site, "lou@example.test", "--backend", "b1", "--exist-ok")
+    assert (status, doc["changed"]) == (0, False)
+    status, doc = _add(site, "lou@example.test", "--backend", "b2", "--exist-ok")
+    assert (status, doc["error"]["code"]) == (91, "conflict")
+    assert doc["error"]["differing"] == {"backend": {"before": "b1", "after": "b2"}}
