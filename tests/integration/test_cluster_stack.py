@@ -226,6 +226,20 @@ def test_mail_to_the_frontend_lands_on_each_home(site: Site) -> None:
     assert site.fe.wait_for_message("cyd@example.test", PW, subject)["Subject"] == subject
 
 
+def test_submission_on_the_frontend_logs_in_and_delivers(site: Site) -> None:
+    """SMTP AUTH on the frontend's submission port checks the password (the proxy fields
+    of its passdb do not get in the way) and the mail lands on the recipient's home."""
+    subject = _subject()
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "ann@example.test", "cyd@example.test", subject
+    msg.set_content("from one backend's mailbox to the other's")
+    with smtplib.SMTP(site.fe.host, site.fe.ports["submission"], timeout=15) as smtp:
+        smtp.starttls(context=site.fe.tls_context())
+        smtp.login("ann@example.test", PW)
+        smtp.send_message(msg)
+    assert _landed(site.b2, "cyd@example.test", subject)
+
+
 def test_a_backend_refuses_a_mailbox_living_elsewhere_for_now(site: Site) -> None:
     """LMTP straight to b1 for a mailbox whose home is b2: a temporary 4xx, never a 5xx."""
     with smtplib.LMTP(site.b1.host, site.b1.ports["lmtp"]) as lmtp:
