@@ -18,6 +18,7 @@ from __future__ import annotations
 import imaplib
 import json
 import poplib
+import shutil
 import smtplib
 import subprocess
 import time
@@ -86,6 +87,7 @@ def fixture_site() -> Iterator[Site]:
     finally:
         for stack in started:
             stack.stop()
+            shutil.rmtree(stack.root, ignore_errors=True)
         drop_pg_database(pg_base_url(), url)
 
 
