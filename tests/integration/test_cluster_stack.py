@@ -281,6 +281,20 @@ def test_submission_on_the_frontend_logs_in_and_delivers(site: Site) -> None:
     assert _landed(site.b2, "cyd@example.test", subject)
 
 
+def test_a_full_mailbox_is_refused_at_rcpt_by_its_home(site: Site) -> None:
+    """The frontend asks the home backend's quota-status at RCPT: a full mailbox is refused
+    there (552), not accepted and bounced later."""
+    _add(site.fe, "eve@example.test", "--backend", "b2")
+    subject = _subject()
+    _send(site.fe, ["eve@example.test"], subject)
+    assert _landed(site.b2, "eve@example.test", subject)
+    site.fe.sql("UPDATE mailboxes SET quota_bytes = 100 WHERE address = 'eve@example.test'")
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        _send(site.fe, ["eve@example.test"], _subject())
+    code, text = refused.value.recipients["eve@example.test"]
+    assert (code, text[:5]) == (552, b"5.2.2"), text
+
+
 def test_a_backend_refuses_a_mailbox_living_elsewhere_for_now(site: Site) -> None:
     """LMTP straight to b1 for a mailbox whose home is b2: a temporary 4xx, never a 5xx."""
     with smtplib.LMTP(site.b1.host, site.b1.ports["lmtp"]) as lmtp:
