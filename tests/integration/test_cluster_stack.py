@@ -245,6 +245,34 @@ def test_pop3_and_managesieve_go_through_the_proxy_too(site: Site) -> None:
     assert _managesieve_login(site.fe, "cyd@example.test").startswith(b"OK")
 
 
+class _ImapFrom(imaplib.IMAP4):
+    """Plain IMAP from a chosen loopback address."""
+
+    def __init__(self, host: str, port: int, source: str) -> None:
+        self.source = source
+        super().__init__(host, port, timeout=15)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return socket.create_connection((self.host, self.port), timeout, (self.source, 0))
+
+
+def _backend_login(stack: MailStack, source: str, password: str) -> bool:
+    with _ImapFrom(stack.host, stack.ports["imap"], source) as imap:
+        try:
+            imap.login("ann@example.test", password)
+        except imaplib.IMAP4.error:
+            return False
+        return True
+
+
+def test_a_backend_trusts_only_the_frontends_address(site: Site) -> None:
+    """Only from the frontends' network does a backend take a login without checking the
+    password (the frontend did); from anywhere else the password is checked."""
+    assert _backend_login(site.b1, "127.0.0.3", PW)
+    assert not _backend_login(site.b1, "127.0.0.3", "Wrong-Pass-42!")
+    assert _backend_login(site.b1, "127.0.0.2", "not checked here")
+
+
 def test_a_wrong_password_is_refused_by_the_frontend(site: Site) -> None:
     """The frontend checks the password itself: a wrong one never reaches a backend."""
     with (
