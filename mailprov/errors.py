@@ -336,6 +336,13 @@ class MalformedRequest(InvalidValue):
     code = "malformed-request"
 
 
+class UnknownBackend(InvalidValue):
+    """That backend is not one of this site's backends ([cluster] backends)."""
+
+    code = "unknown-backend"
+    default_hint = "name one of [cluster] backends ('mailprov config show' lists them)"
+
+
 class FileExists(MailprovError):
     """The file already exists and would be overwritten."""
 

@@ -20,19 +20,29 @@ def domain() -> None:
     """Domains served by this mail host."""
 
 
+BACKEND_HELP = (
+    "Home backend of the domain's new mailboxes: one of [cluster] backends "
+    "(default: the site's, [cluster] default_backend)."
+)
+
+
 @domain.command("add")
 @click.argument("name")
 @click.option("--exist-ok", is_flag=True, help="Succeed (changed: false) if NAME already exists.")
+@click.option("--backend", metavar="NAME", help=BACKEND_HELP)
 @dry_run_option
 @json_option
-def domain_add(name: str, exist_ok: bool) -> None:
+def domain_add(name: str, exist_ok: bool, backend: str | None) -> None:
     """Add domain NAME (an IDN is stored as its A-label)."""
     from mailprov.errors import AlreadyExists
     from mailprov.services.accounts import add_domain, get_domain
+    from mailprov.services.homes import checked_backend
 
     app = app_context()
+    if backend is not None:
+        checked_backend(backend, app.settings.cluster)
     try:
-        added = add_domain(app.store, name, actor=app.actor())
+        added = add_domain(app.store, name, actor=app.actor(), backend=backend)
     except AlreadyExists:
         if not exist_ok:
             raise
@@ -84,50 +94,60 @@ def domain_show(name: str) -> None:
 
 @domain.command("set")
 @click.argument("name", shell_complete=complete_domains)
-@spam_options("the site's ([rspamd])")
 @click.option(
-    "--dry-run",
-    is_flag=True,
-    help='Print the same report ("changed" = would change, with "dry_run": true); write nothing.',
+    "--backend",
+    metavar="NAME",
+    help=BACKEND_HELP + " '' for the site's default. Mailboxes keep the home they were "
+    "made with; refused while some of NAME's mailboxes take theirs from the domain and it "
+    "would change.",
 )
+@spam_options("the site's ([rspamd])")
+@dry_run_option
 @json_option
 def domain_set(
     name: str,
+    backend: str | None,
     spam_threshold: str | None,
     spam_to_junk: bool | None,
     spam_to_junk_default: bool,
-    dry_run: bool,
 ) -> None:
     """Change the defaults domain NAME gives its mailboxes; only what differs is written.
 
-    The spam settings (README, "Spam settings") apply to every mailbox of NAME that has
-    none of its own, from the next message delivered; 'default' takes the site's.
+    --backend: the home backend of its new mailboxes. The spam settings (README, "Spam
+    settings") apply to every mailbox of NAME that has none of its own, from the next
+    message delivered; 'default' takes the site's.
     """
+    from mailprov.services.accounts import get_domain
+    from mailprov.services.homes import set_domain_backend
+    from mailprov.services.mailbox_state import Change
     from mailprov.services.spam import update_domain
 
     app = app_context()
     threshold, to_junk = spam_values(spam_threshold, spam_to_junk, spam_to_junk_default)
-    shown, changes = update_domain(
-        app.store,
-        name,
-        actor=app.actor(),
-        spam_threshold=threshold,
-        spam_to_junk=to_junk,
-        dry_run=dry_run,
+    changes: dict[str, Change] = {}
+    if backend is not None:
+        before = get_domain(app.store, name).backend
+        found, moved = set_domain_backend(
+            app.store, name, backend or None, app.settings.cluster, actor=app.actor()
+        )
+        if moved:
+            changes["backend"] = Change(before, found.backend)
+    _, spam_changes = update_domain(
+        app.store, name, actor=app.actor(), spam_threshold=threshold, spam_to_junk=to_junk
     )
+    changes |= spam_changes
+    found = get_domain(app.store, name)
 
     def human(value: object) -> str:
         return "default" if value is None else repr(value)
 
     lines = [f"{a}: {human(c.before)} -> {human(c.after)}" for a, c in changes.items()]
-    verb = "would change" if dry_run else "changed"
-    head = f"{shown}: {verb}" if changes else f"{shown}: nothing to change"
+    head = f"{found.name}: changed" if changes else f"{found.name}: nothing to change"
     emit(
         click.get_current_context(),
         {
             "changed": bool(changes),
-            "dry_run": dry_run,
-            "domain": shown,
+            "domain": found.to_json(),
             "changes": {a: c.to_json() for a, c in changes.items()},
         },
         "\n".join([head, *lines]),

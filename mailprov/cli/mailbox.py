@@ -50,15 +50,31 @@ def _show_generated(data: dict[str, object], password: str | None, address: str)
     return f"\npassword for {address} (shown once, store it now): {password}"
 
 
-def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) -> bool:
+def _exists_as_given(
+    address: str, name: str | None, quota_bytes: int | None, backend: str | None
+) -> bool:
     """Report an existing mailbox with these attributes as unchanged (``add --exist-ok``)."""
+    from mailprov.errors import Conflict
     from mailprov.services.accounts import get_mailbox
     from mailprov.services.mailbox_state import existing_mailbox
 
     app = app_context()
     if not existing_mailbox(app.store, address, display_name=name, quota_bytes=quota_bytes):
         return False
-    found = get_mailbox(app.store, address, app.settings.passwords, now=app.actor().now)
+    found = get_mailbox(
+        app.store,
+        address,
+        app.settings.passwords,
+        now=app.actor().now,
+        default_backend=app.settings.cluster.default_home(),
+    )
+    if backend is not None and backend != found.home:
+        raise Conflict(
+            f"mailbox {found.address} exists with another home: {found.home or 'this host'} "
+            f"(given: {backend})",
+            hint=f"a mailbox changes its home with 'mailprov mailbox move {found.address}'",
+            differing={"backend": {"before": found.home or None, "after": backend}},
+        )
     emit(
         click.get_current_context(),
         {"changed": False, "mailbox": found.to_json()},
@@ -79,9 +95,17 @@ def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) ->
 @click.option(
     "--exist-ok",
     is_flag=True,
-    help="Succeed (changed: false) if ADDRESS is a mailbox with the --name and --quota given "
+    help="Succeed (changed: false) if ADDRESS is a mailbox with the --name, --quota and "
+    "--backend given "
     "(those omitted are not compared; the password is never compared, read or generated); "
     "exit 91 (conflict) if they differ.",
+)
+@click.option(
+    "--backend",
+    metavar="NAME",
+    help="Home backend, one of [cluster] backends (default: the domain's, else the site's "
+    "[cluster] default_backend). Kept in the mailbox: later changes of those defaults do "
+    "not move it.",
 )
 @password_options
 @dry_run_option
@@ -92,6 +116,7 @@ def mailbox_add(
     quota: str | None,
     temporary: bool,
     exist_ok: bool,
+    backend: str | None,
     password_stdin: bool,
     generate: bool,
     password_hash_stdin: bool,
@@ -105,16 +130,18 @@ def mailbox_add(
         check_available,
         prepare_password,
     )
+    from mailprov.services.homes import new_home
 
     app = app_context()
     settings = app.settings
     given_quota = parse_size(quota) if quota is not None else None
-    if exist_ok and _exists_as_given(address, name, given_quota):
+    if exist_ok and _exists_as_given(address, name, given_quota, backend):
         return
     quota_bytes = (
         given_quota if given_quota is not None else parse_size(settings.accounts.default_quota)
     )
     parsed = check_available(app.store, address)
+    home = new_home(app.store, parsed.domain, backend, settings.cluster)
     given = read_password(
         password_stdin=password_stdin, generate=generate, password_hash_stdin=password_hash_stdin
     )
@@ -130,6 +157,7 @@ def mailbox_add(
         display_name=name or "",
         quota_bytes=quota_bytes,
         temporary_hours=hours,
+        backend=home,
     )
     data: dict[str, object] = {"changed": True, "mailbox": made.to_json()}
     shown = _show_generated(data, new.generated.reveal() if new.generated else None, made.address)
@@ -159,21 +187,22 @@ def mailbox_list(domain: str | None, limit: int | None, after: str | None) -> No
         domain=domain,
         limit=limit,
         after=after,
+        default_backend=app.settings.cluster.default_home(),
     )
     docs = [m.to_json() for m in found]
+    columns = ["mailbox", "name", "quota", "active", "must change"]
     rows = [
         [j["unicode"], j["name"], j["quota"], yes_no(j["active"]), yes_no(j["must_change"])]
         for j in docs
     ]
+    if app.settings.cluster.backends:  # a site on several hosts: where each one lives
+        columns.append("home")
+        for row, j in zip(rows, docs, strict=True):
+            row.append(j["home"] + (f" ({j['home_from']}'s)" if j["home_inherited"] else ""))
     data: dict[str, object] = {"mailboxes": docs}
     if limit is not None:
         data["next_after"] = docs[-1]["address"] if len(docs) == limit else None
-    table(
-        click.get_current_context(),
-        data,
-        ["mailbox", "name", "quota", "active", "must change"],
-        rows,
-    )
+    table(click.get_current_context(), data, columns, rows)
 
 
 @mailbox.command("show")
@@ -185,7 +214,13 @@ def mailbox_show(address: str) -> None:
     from mailprov.services.spam import mailbox_spam
 
     app = app_context()
-    found = get_mailbox(app.store, address, app.settings.passwords, now=app.actor().now).to_json()
+    found = get_mailbox(
+        app.store,
+        address,
+        app.settings.passwords,
+        now=app.actor().now,
+        default_backend=app.settings.cluster.default_home(),
+    ).to_json()
     spam = mailbox_spam(app.store, app.settings, address)
     found["spam"] = {"own": spam.to_json()["own"], **spam.effective.to_json()}
     emit(

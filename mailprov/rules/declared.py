@@ -19,6 +19,7 @@ from mailprov.rules.addresses import (
     parse_address,
     parse_destination,
 )
+from mailprov.rules.backends import backend_name
 from mailprov.rules.positions import Path
 from mailprov.rules.sizes import parse_size
 from mailprov.rules.spam import DEFAULT, Default, check_threshold
@@ -42,6 +43,7 @@ class DomainSpec:
     path: Path
     spam_threshold: float | Default | None = None
     spam_to_junk: bool | Default | None = None
+    backend: str | None = None  # home of its new mailboxes (None: not managed)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class MailboxSpec:
     #: The owner's spam settings (None: not managed; DEFAULT: the domain's).
     spam_threshold: float | Default | None = None
     spam_to_junk: bool | Default | None = None
+    backend: str | None = None  # its home backend (None: not managed; a new one: the default)
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,13 @@ def declared(doc: Mapping[str, Any]) -> tuple[Declared, list[Problem]]:
             selector = check((*path, "dkim", n, "selector"), dkim.check_selector, item["selector"])
             keys.append(DkimSpec(selector or "", item.get("algorithm")))
         ok, threshold = _threshold(body, path, check)
+        backend = body.get("backend")
+        if backend is not None:
+            check((*path, "backend"), backend_name, backend)
         if name is not None and ok:
-            domain = DomainSpec(name, tuple(keys), path, threshold, body.get("spam_to_junk"))
+            domain = DomainSpec(
+                name, tuple(keys), path, threshold, body.get("spam_to_junk"), backend
+            )
             _put(out.domains, name, domain, path, problems)
     for raw, body in doc.get("mailboxes", {}).items():
         path = ("mailboxes", raw)
@@ -138,6 +146,7 @@ def declared(doc: Mapping[str, Any]) -> tuple[Declared, list[Problem]]:
             path=path,
             spam_threshold=threshold,
             spam_to_junk=body.get("spam_to_junk"),
+            backend=body.get("backend"),
         )
         _put(out.mailboxes, spec.address, spec, path, problems)
     for raw, body in doc.get("aliases", {}).items():

@@ -45,6 +45,7 @@ from mailprov.settings.kinds import (
     OptionalEndpoint,
     OptionalHost,
     OptionalHostname,
+    OptionalIpAddress,
     OptionalLocalPath,
     OptionalNameserver,
     OptionalPublicUrl,
@@ -117,6 +118,15 @@ class ClusterSection:
     #: The home of a new mailbox when neither ``mailbox add --backend`` nor its domain
     #: names one; empty: the first of ``backends``.
     default_backend: OptionalBackendName = ""
+    #: The networks the site's frontends connect from (role backend): their IMAP/POP3
+    #: proxy logs in here without the password being checked again (the frontend checked
+    #: it), and their Postfix delivers over LMTP. Nothing else may reach those ports
+    #: (README "Beyond one machine": a private network or a firewall).
+    frontends: list[Network] = field(default_factory=list)
+    #: The address a frontend connects to the backends from (its IMAP/POP3 proxy and its
+    #: LMTP deliveries); empty: the system's choice. For a host with several addresses,
+    #: so that the backends see one that is in their ``frontends``.
+    source_address: OptionalIpAddress = ""
 
     def backend_hosts(self) -> dict[str, str]:
         """Each backend's name → the host frontends reach it at, in the order given."""
@@ -174,6 +184,9 @@ class PortsSection:
     lmtp: Port = 24
     #: ManageSieve (RFC 5804): mail clients edit their filters here, STARTTLS before login.
     managesieve: Port = 4190
+    #: [cluster] role "backend": Dovecot's quota-status policy service at its address,
+    #: which the frontends' Postfix asks at RCPT time (a full mailbox is refused, not bounced).
+    quota_status: Port = 12340
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ def test_domain_set_gives_its_mailboxes_a_default(site: Cli) -> None:
     status, doc = site.json(
         "domain", "set", "example.test", "--spam-threshold", "8", "--no-spam-to-junk"
     )
-    assert (status, doc["changed"], doc["domain"]) == (0, True, "example.test"), doc
+    assert (status, doc["changed"], doc["domain"]["name"]) == (0, True, "example.test"), doc
     shown = _spam(site)
     assert (shown["threshold"], shown["to_junk"], shown["threshold_from"]) == (8.0, False, "domain")
     assert [r["target"] for r in _records(site, "domain.set")] == ["example.test"]
