@@ -11,6 +11,7 @@ import click
 
 from mailprov.cli.contact import contact
 from mailprov.cli.context import app_context
+from mailprov.cli.move import move
 from mailprov.cli.options import (
     Renamed,
     complete_mailboxes,
@@ -38,6 +39,7 @@ def mailbox() -> None:
 
 
 mailbox.add_command(contact)
+mailbox.add_command(move)
 
 
 def _show_generated(data: dict[str, object], password: str | None, address: str) -> str:

@@ -1,0 +1,274 @@
+"""Issue 15: ``mailbox move`` between two real backends, with mail arriving during the move.
+
+Two Dovecot + Postfix backends (``b1`` on 127.0.0.2, ``b2`` on 127.0.0.3 for the doveadm
+protocol; each with its own Maildirs) on one PostgreSQL store, rendered by ``deploy apply``
+with ``[cluster] role = "backend"`` and a shared ``doveadm_password_file``. The mail is
+copied by the backends themselves (``doveadm backup``/``sync`` over their doveadm servers);
+the tests check what each backend's Dovecot holds and what the store says.
+
+The test hook for "mail sent during the move" is the service's stage hook (``on_stage``):
+it delivers between the stages, as a frontend would. The kills are real: the CLI in a
+subprocess with ``MAILPROV_TEST_KILL_AT=move:STAGE`` SIGKILLs itself after that stage.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import smtplib
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mailprov.services.accounts import Actor
+from mailprov.services.move import move_mailbox, plan_move
+from mailprov.settings import load_settings
+from mailprov.store import open_store
+from mailprov.system.run import SubprocessRunner
+from tests.conftest import Cli, pg_base_url, require_or_skip
+from tests.integration.stack import MailStack, create_pg_database, drop_pg_database, start_stack
+
+pytestmark = [
+    pytest.mark.requires_postfix,
+    pytest.mark.requires_dovecot,
+    pytest.mark.requires_postgres,
+]
+
+PW = "Str0ng-Mover#42"
+BACKENDS = {"b1": "127.0.0.2", "b2": "127.0.0.3"}
+CLUSTER = """
+[cluster]
+role = "backend"
+name = "{name}"
+backends = ["b1=127.0.0.2", "b2=127.0.0.3"]
+doveadm_port = {doveadm}
+doveadm_password_file = "{password_file}"
+"""
+
+
+class Backends:
+    """Two running backends on one store."""
+
+    def __init__(self, store_url: str, stacks: dict[str, MailStack]) -> None:
+        self.store_url = store_url
+        self.stacks = stacks
+
+    def deliver(self, name: str, address: str, subject: str) -> str:
+        """Deliver one message to ``address`` on backend ``name`` over LMTP; its Message-ID."""
+        stack = self.stacks[name]
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "sender@example.net", address, subject
+        msg["Message-ID"] = f"<{uuid.uuid4().hex}@move.test>"
+        msg.set_content(f"{subject}\n")
+        with smtplib.LMTP(stack.host, stack.ports["lmtp"], timeout=10) as lmtp:
+            lmtp.send_message(msg)
+        return str(msg["Message-ID"])
+
+    def message_ids(self, name: str, address: str) -> list[str]:
+        """The Message-IDs in ``address``'s INBOX on backend ``name``, per its Dovecot."""
+        stack = self.stacks[name]
+        res = subprocess.run(
+            [
+                *("doveadm", "-c", str(stack.dovecot_conf), "-f", "tab", "fetch", "-u", address),
+                *("hdr.message-id", "mailbox", "INBOX"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return sorted(line.strip() for line in res.stdout.splitlines()[1:] if line.strip())
+
+    def home(self, address: str) -> tuple[str | None, str | None]:
+        """(backend, moving_from) of ``address`` in the store."""
+        engine = create_engine(self.store_url)
+        try:
+            with engine.connect() as conn:
+                row = conn.execute(
+                    text("SELECT backend, moving_from FROM mailboxes WHERE address = :a"),
+                    {"a": address},
+                ).one()
+        finally:
+            engine.dispose()
+        return row.backend, row.moving_from
+
+    def cli_killed_at(self, stage: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``mailprov ARGS`` on b1's site in a subprocess that SIGKILLs itself after ``stage``."""
+        stack = self.stacks["b1"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPROV_")}
+        env |= {
+            "MAILPROV_CONFIG": str(stack.config_file),
+            "XDG_STATE_HOME": str(stack.root / "xdg"),
+            "MAILPROV_TEST_KILL_AT": f"move:{stage}",
+        }
+        return subprocess.run(
+            [sys.executable, "-m", "mailprov", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=300,
+        )
+
+
+@pytest.fixture(scope="module", name="backends")
+def fixture_backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
+    """Backends b1 and b2, rendered by deploy apply, on a new database of the test server."""
+    for tool in ("postfix", "dovecot", "doveadm"):
+        if shutil.which(tool, path="/usr/sbin:/usr/bin") is None:
+            require_or_skip(f"'{tool}' is not installed (make test-deps installs it)")
+    try:
+        url = create_pg_database(pg_base_url())
+    except Exception as exc:  # any connection failure: say so, then skip or fail
+        require_or_skip(f"no PostgreSQL test server at MAILPROV_TEST_PG_URL: {exc}")
+    password_file = tmp_path_factory.mktemp("doveadm") / "doveadm-password"
+    password_file.write_text(uuid.uuid4().hex + "\n")
+    password_file.chmod(0o600)
+    from tests.conftest import free_port
+
+    doveadm = free_port()
+    stacks: dict[str, MailStack] = {}
+    try:
+        for name in BACKENDS:
+            cluster = CLUSTER.format(name=name, doveadm=doveadm, password_file=password_file)
+            stacks[name] = start_stack(
+                url, name=name, prepare=lambda s, c=cluster: _append(s.config_file, c)
+            )
+        yield Backends(url, stacks)
+    finally:
+        for stack in stacks.values():
+            stack.stop()
+            shutil.rmtree(stack.root, ignore_errors=True)
+        drop_pg_database(pg_base_url(), url)
+
+
+def _append(config: Path, extra: str) -> None:
+    with config.open("a") as f:
+        f.write(extra)
+
+
+def _mailbox(backends: Backends, count: int) -> tuple[str, list[str]]:
+    """A new mailbox (home b1, the default) with ``count`` messages; its Message-IDs."""
+    address = f"m{uuid.uuid4().hex[:8]}@example.test"
+    backends.stacks["b1"].add_mailbox(address, PW)
+    ids = [backends.deliver("b1", address, f"before {i}") for i in range(count)]
+    assert backends.home(address) == (None, None)
+    return address, sorted(ids)
+
+
+def test_move_keeps_every_message_including_mail_sent_during_it(backends: Backends) -> None:
+    """A moved mailbox has every message on its new home, exactly once: those before the
+    move, one delivered to the old home between copy and switch, one to the old home after
+    the switch (queued before it) and one to the new home after it."""
+    address, ids = _mailbox(backends, 5)
+    stack = backends.stacks["b1"]
+    settings = load_settings(config_file=str(stack.config_file))
+    store = open_store(backends.store_url)
+    events: list[str] = []
+
+    def during(stage: str, event: str) -> None:
+        events.append(f"{stage}:{event}")
+        if (stage, event) == ("copy", "done"):
+            ids.append(backends.deliver("b1", address, "between copy and switch"))
+        if (stage, event) == ("switch", "done"):
+            assert backends.home(address) == ("b2", "b1")
+            ids.append(backends.deliver("b1", address, "late to the old home"))
+            ids.append(backends.deliver("b2", address, "first on the new home"))
+
+    try:
+        planned = plan_move(store, settings.cluster, address, "b2")
+        move_mailbox(
+            store,
+            settings,
+            Actor("test", 1_800_000_000),
+            planned,
+            runner=SubprocessRunner(),
+            dovecot_conf=stack.dovecot_conf,
+            on_stage=during,
+        )
+    finally:
+        store.close()
+    assert events == [
+        f"{s}:{e}" for s in ("copy", "switch", "tail", "finish") for e in ("start", "done")
+    ]
+    assert backends.home(address) == ("b2", None)
+    assert backends.message_ids("b2", address) == sorted(ids)
+    # The new home serves it: IMAP there lists every message.
+    found = backends.stacks["b2"].messages(address, PW)
+    assert sorted(str(m["Message-ID"]) for m in found) == sorted(ids)
+    code, audit = stack.cli.json("audit", "list", "--target", address)
+    assert code == 0, audit
+    actions = [r["action"] for r in audit["records"]]
+    assert actions[-2:] == ["mailbox.move", "mailbox.move-finished"]
+
+
+def test_kill_before_switch_leaves_the_mailbox_on_its_old_home(backends: Backends) -> None:
+    """Killed after the copy, before the switch: the store still names the old home, which
+    still has every message; running the command again completes the move."""
+    address, ids = _mailbox(backends, 4)
+    killed = backends.cli_killed_at("copy", "mailbox", "move", address, "--to", "b2")
+    assert killed.returncode == -9, killed.stderr
+    assert backends.home(address) == (None, None)
+    assert backends.message_ids("b1", address) == ids
+    ids.append(backends.deliver("b1", address, "after the kill"))
+    again = backends.stacks["b1"].cli.json("mailbox", "move", address, "--to", "b2")
+    assert again[0] == 0, again
+    assert again[1]["resume"] is False
+    assert backends.home(address) == ("b2", None)
+    assert backends.message_ids("b2", address) == sorted(ids)
+
+
+def test_kill_after_switch_is_finished_by_a_rerun(backends: Backends) -> None:
+    """Killed after the switch: the store says moving_from=old, doctor names the unfinished
+    move, and a re-run copies what reached the old home meanwhile and clears the marker."""
+    address, ids = _mailbox(backends, 3)
+    killed = backends.cli_killed_at("switch", "mailbox", "move", address, "--to", "b2")
+    assert killed.returncode == -9, killed.stderr
+    assert backends.home(address) == ("b2", "b1")
+    ids.append(backends.deliver("b1", address, "reached the old home after the switch"))
+    cli = backends.stacks["b1"].cli
+    again = cli.json("mailbox", "move", address, "--to", "b2")
+    assert again[0] == 0, again
+    assert again[1]["resume"] is True
+    assert again[1]["stages"] == ["tail", "finish"]
+    assert backends.home(address) == ("b2", None)
+    assert backends.message_ids("b2", address) == sorted(ids)
+
+
+def test_refusals(backends: Backends, run: Cli) -> None:
+    """Same backend, unknown backend, unknown mailbox and a site without backends are each
+    refused with their own code and exit status, and change nothing."""
+    address, _ = _mailbox(backends, 1)
+    cli = backends.stacks["b1"].cli
+    cases = [
+        ((address, "--to", "b1"), "move-refused", 97, "already lives on b1"),
+        ((address, "--to", "b9"), "unknown-backend", 28, "'b9' is not one of"),
+        (("nobody@example.test", "--to", "b2"), "not-found", 3, "does not exist"),
+    ]
+    for args, code, status, words in cases:
+        exit_code, doc = cli.json("mailbox", "move", *args)
+        assert (exit_code, doc["error"]["code"]) == (status, code), doc
+        assert words in doc["error"]["message"]
+    assert backends.home(address) == (None, None)
+    exit_code, doc = run.json("mailbox", "move", "x@example.test", "--to", "b1")
+    assert (exit_code, doc["error"]["code"]) == (97, "move-refused")
+    assert "no backends" in doc["error"]["message"]
+
+
+def test_dry_run_copies_nothing(backends: Backends) -> None:
+    """--dry-run names the stages and leaves the store and the new home untouched."""
+    address, _ = _mailbox(backends, 2)
+    code, doc = backends.stacks["b1"].cli.json(
+        "mailbox", "move", address, "--to", "b2", "--dry-run"
+    )
+    assert code == 0, doc
+    assert doc["dry_run"] is True
+    assert doc["stages"] == ["copy", "switch", "tail", "finish"]
+    assert backends.home(address) == (None, None)
+    assert backends.message_ids("b2", address) == []
