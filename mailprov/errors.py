@@ -339,6 +339,13 @@ class MalformedRequest(InvalidValue):
     code = "malformed-request"
 
 
+class UnknownBackend(InvalidValue):
+    """That backend is not one of this site's backends ([cluster] backends)."""
+
+    code = "unknown-backend"
+    default_hint = "name one of [cluster] backends ('mailprov config show' lists them)"
+
+
 class FileExists(MailprovError):
     """The file already exists and would be overwritten."""
 
@@ -1199,13 +1206,6 @@ class DoctorFoundErrors(CheckFailed):
 
 
 # -- moving a mailbox between backends (services/move.py) -----------------------
-
-
-class UnknownBackend(InvalidValue):
-    """The backend named is not one of [cluster] backends."""
-
-    code = "unknown-backend"
-    default_hint = "name one of [cluster] backends ('mailprov config show cluster')"
 
 
 class MoveRefused(MailprovError):

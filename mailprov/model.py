@@ -109,6 +109,8 @@ class Domain:
     created_at: int
     mailboxes: int = 0
     aliases: int = 0
+    #: The home backend of its new mailboxes (None: the site's default).
+    backend: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data."""
@@ -119,6 +121,7 @@ class Domain:
             "created_at": iso(self.created_at),
             "mailboxes": self.mailboxes,
             "aliases": self.aliases,
+            "backend": self.backend,
         }
 
 
@@ -135,6 +138,11 @@ class Mailbox:
     temp_password_expires_at: int | None
     created_at: int
     password_stale: bool = False
+    #: Its own home backend (None: inherited), and the effective one with where it comes
+    #: from (rules/backends.home_backend; empty on a one-host site).
+    backend: str | None = None
+    home: str = ""
+    home_from: str = "site"
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data."""
@@ -151,6 +159,10 @@ class Mailbox:
             "temp_password_expires_at": iso(self.temp_password_expires_at),
             "password_stale": self.password_stale,
             "created_at": iso(self.created_at),
+            "backend": self.backend,
+            "home": self.home or None,
+            "home_inherited": self.home_from != "mailbox",
+            "home_from": self.home_from,
         }
 
 

@@ -14,19 +14,29 @@ def domain() -> None:
     """Domains served by this mail host."""
 
 
+BACKEND_HELP = (
+    "Home backend of the domain's new mailboxes: one of [cluster] backends "
+    "(default: the site's, [cluster] default_backend)."
+)
+
+
 @domain.command("add")
 @click.argument("name")
 @click.option("--exist-ok", is_flag=True, help="Succeed (changed: false) if NAME already exists.")
+@click.option("--backend", metavar="NAME", help=BACKEND_HELP)
 @dry_run_option
 @json_option
-def domain_add(name: str, exist_ok: bool) -> None:
+def domain_add(name: str, exist_ok: bool, backend: str | None) -> None:
     """Add domain NAME (an IDN is stored as its A-label)."""
     from mailprov.errors import AlreadyExists
     from mailprov.services.accounts import add_domain, get_domain
+    from mailprov.services.homes import checked_backend
 
     app = app_context()
+    if backend is not None:
+        checked_backend(backend, app.settings.cluster)
     try:
-        added = add_domain(app.store, name, actor=app.actor())
+        added = add_domain(app.store, name, actor=app.actor(), backend=backend)
     except AlreadyExists:
         if not exist_ok:
             raise
@@ -69,6 +79,34 @@ def domain_show(name: str) -> None:
     found = get_domain(app_context().store, name).to_json()
     human = "\n".join(f"{k}: {v}" for k, v in found.items())
     emit(click.get_current_context(), {"domain": found}, human)
+
+
+@domain.command("set")
+@click.argument("name", shell_complete=complete_domains)
+@click.option(
+    "--backend",
+    metavar="NAME",
+    required=True,
+    help=BACKEND_HELP + " '' for the site's default. Mailboxes keep the home they were "
+    "made with; refused while some of NAME's mailboxes take theirs from the domain and it "
+    "would change.",
+)
+@dry_run_option
+@json_option
+def domain_set(name: str, backend: str) -> None:
+    """Change domain NAME's settings (its new mailboxes' home backend)."""
+    from mailprov.services.homes import set_domain_backend
+
+    app = app_context()
+    found, changed = set_domain_backend(
+        app.store, name, backend or None, app.settings.cluster, actor=app.actor()
+    )
+    shown = found.backend or "the site's default"
+    emit(
+        click.get_current_context(),
+        {"changed": changed, "domain": found.to_json()},
+        f"{found.name}: new mailboxes live on {shown}" + ("" if changed else " (unchanged)"),
+    )
 
 
 @domain.command("remove")

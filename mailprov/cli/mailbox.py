@@ -58,7 +58,13 @@ def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) ->
     app = app_context()
     if not existing_mailbox(app.store, address, display_name=name, quota_bytes=quota_bytes):
         return False
-    found = get_mailbox(app.store, address, app.settings.passwords, now=app.actor().now)
+    found = get_mailbox(
+        app.store,
+        address,
+        app.settings.passwords,
+        now=app.actor().now,
+        default_backend=app.settings.cluster.default_home(),
+    )
     emit(
         click.get_current_context(),
         {"changed": False, "mailbox": found.to_json()},
@@ -83,6 +89,13 @@ def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) ->
     "(those omitted are not compared; the password is never compared, read or generated); "
     "exit 91 (conflict) if they differ.",
 )
+@click.option(
+    "--backend",
+    metavar="NAME",
+    help="Home backend, one of [cluster] backends (default: the domain's, else the site's "
+    "[cluster] default_backend). Kept in the mailbox: later changes of those defaults do "
+    "not move it.",
+)
 @password_options
 @dry_run_option
 @json_option
@@ -92,6 +105,7 @@ def mailbox_add(
     quota: str | None,
     temporary: bool,
     exist_ok: bool,
+    backend: str | None,
     password_stdin: bool,
     generate: bool,
     password_hash_stdin: bool,
@@ -105,6 +119,7 @@ def mailbox_add(
         check_available,
         prepare_password,
     )
+    from mailprov.services.homes import new_home
 
     app = app_context()
     settings = app.settings
@@ -115,6 +130,7 @@ def mailbox_add(
         given_quota if given_quota is not None else parse_size(settings.accounts.default_quota)
     )
     parsed = check_available(app.store, address)
+    home = new_home(app.store, parsed.domain, backend, settings.cluster)
     given = read_password(
         password_stdin=password_stdin, generate=generate, password_hash_stdin=password_hash_stdin
     )
@@ -130,6 +146,7 @@ def mailbox_add(
         display_name=name or "",
         quota_bytes=quota_bytes,
         temporary_hours=hours,
+        backend=home,
     )
     data: dict[str, object] = {"changed": True, "mailbox": made.to_json()}
     shown = _show_generated(data, new.generated.reveal() if new.generated else None, made.address)
@@ -159,21 +176,22 @@ def mailbox_list(domain: str | None, limit: int | None, after: str | None) -> No
         domain=domain,
         limit=limit,
         after=after,
+        default_backend=app.settings.cluster.default_home(),
     )
     docs = [m.to_json() for m in found]
+    columns = ["mailbox", "name", "quota", "active", "must change"]
     rows = [
         [j["unicode"], j["name"], j["quota"], yes_no(j["active"]), yes_no(j["must_change"])]
         for j in docs
     ]
+    if app.settings.cluster.backends:  # a site on several hosts: where each one lives
+        columns.append("home")
+        for row, j in zip(rows, docs, strict=True):
+            row.append(j["home"] + (f" ({j['home_from']}'s)" if j["home_inherited"] else ""))
     data: dict[str, object] = {"mailboxes": docs}
     if limit is not None:
         data["next_after"] = docs[-1]["address"] if len(docs) == limit else None
-    table(
-        click.get_current_context(),
-        data,
-        ["mailbox", "name", "quota", "active", "must change"],
-        rows,
-    )
+    table(click.get_current_context(), data, columns, rows)
 
 
 @mailbox.command("show")
@@ -184,7 +202,13 @@ def mailbox_show(address: str) -> None:
     from mailprov.services.accounts import get_mailbox
 
     app = app_context()
-    found = get_mailbox(app.store, address, app.settings.passwords, now=app.actor().now).to_json()
+    found = get_mailbox(
+        app.store,
+        address,
+        app.settings.passwords,
+        now=app.actor().now,
+        default_backend=app.settings.cluster.default_home(),
+    ).to_json()
     emit(
         click.get_current_context(),
         {"mailbox": found},

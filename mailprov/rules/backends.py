@@ -9,8 +9,13 @@ and its mail to its home; a backend serves the mailboxes whose home it is.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
+from typing import Literal
 
-from mailprov.errors import InvalidValue
+from mailprov.errors import InvalidValue, UnknownBackend
+
+#: Where a mailbox's home comes from: its own, its domain's, or the site's default.
+HomeOrigin = Literal["mailbox", "domain", "site"]
 
 #: A backend's name: short, lower-case, safe in SQL, config files and logs.
 BACKEND_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -41,3 +46,32 @@ def home_backend(mailbox: str | None, domain: str | None, default: str) -> str:
     """The backend that stores a mailbox's mail: its own, else its domain's, else the
     site's default (empty on a single-host site)."""
     return mailbox or domain or default
+
+
+def home_origin(mailbox: str | None, domain: str | None) -> HomeOrigin:
+    """Which level :func:`home_backend` took the home from (anything but "mailbox" is
+    inherited)."""
+    if mailbox:
+        return "mailbox"
+    return "domain" if domain else "site"
+
+
+def known_backend(name: str, backends: Collection[str]) -> str:
+    """``name`` checked against the site's backends (``[cluster] backends``' names).
+
+    Raises:
+        UnknownBackend: the site has no such backend, or no backends at all (one host).
+    """
+    if not backends:
+        raise UnknownBackend(
+            f"backend {name!r}: this site has no backends (its hosts' [cluster] role is 'all': "
+            "one host stores every mailbox)",
+            hint="leave out --backend, or list the site's backends in [cluster] backends "
+            "(README, 'Beyond one machine')",
+        )
+    if backend_name(name) not in backends:
+        raise UnknownBackend(
+            f"backend {name!r} is not one of this site's backends: {', '.join(backends)}",
+            hint="name one of [cluster] backends",
+        )
+    return name

@@ -33,6 +33,7 @@ from mailprov.rules.addresses import (
     parse_destination,
     suggest,
 )
+from mailprov.rules.backends import home_backend, home_origin
 from mailprov.store import audit
 from mailprov.store.schema import addresses, alias_destinations, aliases, domains, mailboxes
 
@@ -66,24 +67,38 @@ def _domain_row(conn: Connection, name: str) -> Any:
     return row
 
 
-def insert_domain(conn: Connection, a_label: str, *, actor: Actor) -> Domain:
-    """Add domain ``a_label`` (normalised) in the caller's transaction, with its audit record."""
-    conn.execute(insert(domains).values(name=a_label, active=True, created_at=actor.now))
-    audit.append(conn, at=actor.now, actor=actor.name, action="domain.add", target=a_label)
-    return Domain(a_label, active=True, created_at=actor.now)
+def insert_domain(
+    conn: Connection, a_label: str, *, actor: Actor, backend: str | None = None
+) -> Domain:
+    """Add domain ``a_label`` (normalised) in the caller's transaction, with its audit record.
+
+    ``backend``: the home of its new mailboxes, checked by the caller (None: the site's).
+    """
+    conn.execute(
+        insert(domains).values(name=a_label, active=True, created_at=actor.now, backend=backend)
+    )
+    audit.append(
+        conn,
+        at=actor.now,
+        actor=actor.name,
+        action="domain.add",
+        target=a_label,
+        details={"backend": backend} if backend else None,
+    )
+    return Domain(a_label, active=True, created_at=actor.now, backend=backend)
 
 
-def add_domain(store: Store, name: str, *, actor: Actor) -> Domain:
-    """Add a domain to serve. Refuses a duplicate."""
+def add_domain(store: Store, name: str, *, actor: Actor, backend: str | None = None) -> Domain:
+    """Add a domain to serve. Refuses a duplicate. ``backend`` as :func:`insert_domain`."""
     a_label = normalise_domain(name)
     try:
         with store.begin() as conn:
-            insert_domain(conn, a_label, actor=actor)
+            insert_domain(conn, a_label, actor=actor, backend=backend)
     except IntegrityError:
         raise AlreadyExists(
             f"domain {a_label} already exists", hint="see it with 'mailprov domain show'"
         ) from None
-    return Domain(a_label, active=True, created_at=actor.now)
+    return Domain(a_label, active=True, created_at=actor.now, backend=backend)
 
 
 def _counts(conn: Connection, domain_id: int | None = None) -> dict[tuple[int, str], int]:
@@ -107,6 +122,7 @@ def list_domains(store: Store) -> list[Domain]:
             r.created_at,
             counts.get((r.id, "mailbox"), 0),
             counts.get((r.id, "alias"), 0),
+            r.backend,
         )
         for r in rows
     ]
@@ -136,6 +152,7 @@ def get_domain(store: Store, name: str) -> Domain:
         row.created_at,
         counts.get((row.id, "mailbox"), 0),
         counts.get((row.id, "alias"), 0),
+        row.backend,
     )
 
 
@@ -233,7 +250,14 @@ def _claim(conn: Connection, address: Address, kind: str, now: int) -> int:
 # -- mailboxes -------------------------------------------------------------------
 
 
-def _mailbox(row: Any, *, now: int, max_age_days: int | None) -> Mailbox:
+def _mailbox(
+    row: Any,
+    *,
+    now: int,
+    max_age_days: int | None,
+    domain_backend: str | None = None,
+    default_backend: str = "",
+) -> Mailbox:
     stale = bool(max_age_days) and now - row.password_changed_at > (max_age_days or 0) * DAY
     return Mailbox(
         address=row.address,
@@ -245,6 +269,9 @@ def _mailbox(row: Any, *, now: int, max_age_days: int | None) -> Mailbox:
         temp_password_expires_at=row.temp_password_expires_at,
         created_at=row.created_at,
         password_stale=stale,
+        backend=row.backend,
+        home=home_backend(row.backend, domain_backend, default_backend),
+        home_from=home_origin(row.backend, domain_backend),
     )
 
 
@@ -297,6 +324,7 @@ class NewMailbox:
     active: bool = True
     temp_expires_at: int | None = None  # a temporary password (must be changed) expires then
     details: Mapping[str, Any] | None = None  # the audit record's details
+    backend: str | None = None  # its home backend, checked (None: the domain's or the site's)
 
 
 def insert_mailboxes(conn: Connection, new: Sequence[NewMailbox], *, actor: Actor) -> None:
@@ -343,6 +371,7 @@ def insert_mailboxes(conn: Connection, new: Sequence[NewMailbox], *, actor: Acto
                 "temp_password_expires_at": m.temp_expires_at,
                 "created_at": now,
                 "updated_at": now,
+                "backend": m.backend,
             }
         )
         audit_rows.append(
@@ -368,8 +397,10 @@ def add_mailbox(
     display_name: str = "",
     quota_bytes: int = 0,
     temporary_hours: int | None = None,
+    backend: str | None = None,
 ) -> Mailbox:
-    """Create a mailbox. ``temporary_hours`` makes the password temporary (must be changed).
+    """Create a mailbox. ``temporary_hours`` makes the password temporary (must be changed);
+    ``backend`` is its home, checked by the caller (:func:`mailprov.services.homes.new_home`).
 
     Raises:
         AddressTaken: the address is a mailbox or alias already (with suggestions).
@@ -383,7 +414,9 @@ def add_mailbox(
         name,
         quota_bytes,
         temp_expires_at=expires,
-        details={"quota_bytes": quota_bytes, "temporary": expires is not None},
+        details={"quota_bytes": quota_bytes, "temporary": expires is not None}
+        | ({"backend": backend} if backend else {}),
+        backend=backend,
     )
     try:
         with store.begin() as conn:
@@ -392,7 +425,17 @@ def add_mailbox(
         with store.read() as conn:
             raise taken_error(conn, address) from None
     return Mailbox(
-        str(address), name, quota_bytes, True, expires is not None, actor.now, expires, actor.now
+        str(address),
+        name,
+        quota_bytes,
+        True,
+        expires is not None,
+        actor.now,
+        expires,
+        actor.now,
+        backend=backend,
+        home=backend or "",
+        home_from=home_origin(backend, None),
     )
 
 
@@ -406,12 +449,24 @@ def mailbox_row(conn: Connection, address: str) -> Any:
     return row
 
 
-def get_mailbox(store: Store, raw: str, settings: PasswordsSection, *, now: int) -> Mailbox:
-    """One mailbox."""
+def get_mailbox(
+    store: Store, raw: str, settings: PasswordsSection, *, now: int, default_backend: str = ""
+) -> Mailbox:
+    """One mailbox; ``default_backend`` is the site's default home
+    (``ClusterSection.default_home()``), for the effective home of one that inherits it."""
     address = str(parse_address(raw))
     with store.read() as conn:
         row = mailbox_row(conn, address)
-    return _mailbox(row, now=now, max_age_days=effective_max_age(settings))
+        domain_backend = conn.execute(
+            select(domains.c.backend).where(domains.c.id == row.domain_id)
+        ).scalar_one_or_none()
+    return _mailbox(
+        row,
+        now=now,
+        max_age_days=effective_max_age(settings),
+        domain_backend=domain_backend,
+        default_backend=default_backend,
+    )
 
 
 def list_mailboxes(
@@ -422,12 +477,18 @@ def list_mailboxes(
     domain: str | None = None,
     limit: int | None = None,
     after: str | None = None,
+    default_backend: str = "",
 ) -> list[Mailbox]:
     """Mailboxes by address, optionally of one domain; a page: at most ``limit`` after ``after``.
 
     Paging is by key (the address), so a page costs the same however deep it is.
+    ``default_backend``: as :func:`get_mailbox`.
     """
-    query = select(mailboxes).order_by(mailboxes.c.address)
+    query = (
+        select(mailboxes, domains.c.backend.label("domain_backend"))
+        .join(domains, domains.c.id == mailboxes.c.domain_id)
+        .order_by(mailboxes.c.address)
+    )
     if domain:
         query = query.where(mailboxes.c.domain == normalise_domain(domain))
     if after:
@@ -436,7 +497,16 @@ def list_mailboxes(
         query = query.limit(limit)
     max_age = effective_max_age(settings)
     with store.read() as conn:
-        return [_mailbox(r, now=now, max_age_days=max_age) for r in conn.execute(query)]
+        return [
+            _mailbox(
+                r,
+                now=now,
+                max_age_days=max_age,
+                domain_backend=r.domain_backend,
+                default_backend=default_backend,
+            )
+            for r in conn.execute(query)
+        ]
 
 
 def mailbox_addresses(store: Store) -> list[str]:
