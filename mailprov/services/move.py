@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 
-from mailprov.errors import MoveFailed, MoveRefused, UnknownBackend
+from mailprov.errors import MoveFailed, MoveRefused
 from mailprov.rules.addresses import parse_address
 from mailprov.rules.backends import home_backend
 from mailprov.services.accounts import Actor, mailbox_row
+from mailprov.services.homes import checked_backend
 from mailprov.store import audit
 from mailprov.store.schema import domains, mailboxes
 from mailprov.system.dovecot import dsync
@@ -79,14 +80,14 @@ class Move:
         }
 
 
-def _backends(cluster: ClusterSection, password_file: str) -> dict[str, str]:
+def _backends(cluster: ClusterSection) -> dict[str, str]:
     hosts = cluster.backend_hosts()
     if cluster.role == "all" or not hosts:
         raise MoveRefused(
             "this site has no backends: every mailbox lives on this one host",
             hint="list the backends in [cluster] backends (README 'Beyond one machine')",
         )
-    if not password_file:
+    if not cluster.doveadm_password_file:
         raise MoveRefused(
             "[cluster] doveadm_password_file is not set: the backends cannot copy mail "
             "between them",
@@ -105,11 +106,8 @@ def plan_move(store: Store, cluster: ClusterSection, raw: str, to: str) -> Move:
         UnknownBackend: ``to`` is not in ``[cluster] backends``.
         NotFound: no such mailbox.
     """
-    hosts = _backends(cluster, cluster.doveadm_password_file)
-    if to not in hosts:
-        raise UnknownBackend(
-            f"backend {to!r} is not one of [cluster] backends ({', '.join(hosts)})"
-        )
+    hosts = _backends(cluster)
+    checked_backend(to, cluster)
     address = str(parse_address(raw))
     with store.read() as conn:
         row = mailbox_row(conn, address)

@@ -158,7 +158,7 @@ def _mailbox(backends: Backends, count: int) -> tuple[str, list[str]]:
     address = f"m{uuid.uuid4().hex[:8]}@example.test"
     backends.stacks["b1"].add_mailbox(address, PW)
     ids = [backends.deliver("b1", address, f"before {i}") for i in range(count)]
-    assert backends.home(address) == (None, None)
+    assert backends.home(address) == ("b1", None)
     return address, sorted(ids)
 
 
@@ -214,7 +214,7 @@ def test_kill_before_switch_leaves_the_mailbox_on_its_old_home(backends: Backend
     address, ids = _mailbox(backends, 4)
     killed = backends.cli_killed_at("copy", "mailbox", "move", address, "--to", "b2")
     assert killed.returncode == -9, killed.stderr
-    assert backends.home(address) == (None, None)
+    assert backends.home(address) == ("b1", None)
     assert backends.message_ids("b1", address) == ids
     ids.append(backends.deliver("b1", address, "after the kill"))
     again = backends.stacks["b1"].cli.json("mailbox", "move", address, "--to", "b2")
@@ -255,7 +255,7 @@ def test_refusals(backends: Backends, run: Cli) -> None:
         exit_code, doc = cli.json("mailbox", "move", *args)
         assert (exit_code, doc["error"]["code"]) == (status, code), doc
         assert words in doc["error"]["message"]
-    assert backends.home(address) == (None, None)
+    assert backends.home(address) == ("b1", None)
     exit_code, doc = run.json("mailbox", "move", "x@example.test", "--to", "b1")
     assert (exit_code, doc["error"]["code"]) == (97, "move-refused")
     assert "no backends" in doc["error"]["message"]
@@ -270,5 +270,5 @@ def test_dry_run_copies_nothing(backends: Backends) -> None:
     assert code == 0, doc
     assert doc["dry_run"] is True
     assert doc["stages"] == ["copy", "switch", "tail", "finish"]
-    assert backends.home(address) == (None, None)
+    assert backends.home(address) == ("b1", None)
     assert backends.message_ids("b2", address) == []
