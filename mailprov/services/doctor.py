@@ -6,7 +6,9 @@ command fail. The checks: the store against the Maildirs (orphan folders;
 mailboxes that never received mail, which is normal since Dovecot creates a
 Maildir on first delivery), the deployed config against a fresh render
 (``deploy plan``), the certificate's expiry, the configured ports on
-``[check] host``, the Postfix queue, and (unless skipped) the DNS checks.
+``[check] host``, the Postfix queue, on a site of several hosts (or reading from replicas)
+the cluster checks of :mod:`mailprov.services.doctor_cluster`, and (unless skipped) the
+DNS checks.
 """
 
 from __future__ import annotations
@@ -405,6 +407,11 @@ def diagnose(
         ("ports", lambda: ports(settings)),
         ("queue", lambda: queue(runner, settings, target)),
     ]
+    if settings.cluster.role != "all" or settings.store.read_hosts:
+        # (cycle: doctor_cluster builds on this module's Finding)
+        from mailprov.services.doctor_cluster import cluster  # noqa: PLC0415
+
+        steps.append(("cluster", lambda: cluster(store, settings)))
     if dns_plan is not None:
         steps.append(("dns", lambda: dns_summary(store, settings, dns_plan)))
     for name, step in steps:
