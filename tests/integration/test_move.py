@@ -13,18 +13,11 @@ subprocess with ``MAILPROV_TEST_KILL_AT=move:STAGE`` SIGKILLs itself after that 
 
 from __future__ import annotations
 
-import os
 import shutil
-import smtplib
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from mailprov.services.accounts import Actor
 from mailprov.services.move import move_mailbox, plan_move
@@ -32,7 +25,8 @@ from mailprov.settings import load_settings
 from mailprov.store import open_store
 from mailprov.system.run import SubprocessRunner
 from tests.conftest import Cli, pg_base_url, require_or_skip
-from tests.integration.stack import MailStack, create_pg_database, drop_pg_database, start_stack
+from tests.integration.stack import create_pg_database, drop_pg_database
+from tests.integration.twobackends import Backends, start_backends
 
 pytestmark = [
     pytest.mark.requires_postfix,
@@ -41,84 +35,10 @@ pytestmark = [
 ]
 
 PW = "Str0ng-Mover#42"
-BACKENDS = {"b1": "127.0.0.2", "b2": "127.0.0.3"}
-CLUSTER = """
-[cluster]
-role = "backend"
-name = "{name}"
-backends = ["b1=127.0.0.2", "b2=127.0.0.3"]
-doveadm_port = {doveadm}
-doveadm_password_file = "{password_file}"
-"""
-
-
-class Backends:
-    """Two running backends on one store."""
-
-    def __init__(self, store_url: str, stacks: dict[str, MailStack]) -> None:
-        self.store_url = store_url
-        self.stacks = stacks
-
-    def deliver(self, name: str, address: str, subject: str) -> str:
-        """Deliver one message to ``address`` on backend ``name`` over LMTP; its Message-ID."""
-        stack = self.stacks[name]
-        msg = EmailMessage()
-        msg["From"], msg["To"], msg["Subject"] = "sender@example.net", address, subject
-        msg["Message-ID"] = f"<{uuid.uuid4().hex}@move.test>"
-        msg.set_content(f"{subject}\n")
-        with smtplib.LMTP(stack.host, stack.ports["lmtp"], timeout=10) as lmtp:
-            lmtp.send_message(msg)
-        return str(msg["Message-ID"])
-
-    def message_ids(self, name: str, address: str) -> list[str]:
-        """The Message-IDs in ``address``'s INBOX on backend ``name``, per its Dovecot."""
-        stack = self.stacks[name]
-        res = subprocess.run(
-            [
-                *("doveadm", "-c", str(stack.dovecot_conf), "-f", "tab", "fetch", "-u", address),
-                *("hdr.message-id", "mailbox", "INBOX"),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        return sorted(line.strip() for line in res.stdout.splitlines()[1:] if line.strip())
-
-    def home(self, address: str) -> tuple[str | None, str | None]:
-        """(backend, moving_from) of ``address`` in the store."""
-        engine = create_engine(self.store_url)
-        try:
-            with engine.connect() as conn:
-                row = conn.execute(
-                    text("SELECT backend, moving_from FROM mailboxes WHERE address = :a"),
-                    {"a": address},
-                ).one()
-        finally:
-            engine.dispose()
-        return row.backend, row.moving_from
-
-    def cli_killed_at(self, stage: str, *args: str) -> subprocess.CompletedProcess[str]:
-        """``mailprov ARGS`` on b1's site in a subprocess that SIGKILLs itself after ``stage``."""
-        stack = self.stacks["b1"]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILPROV_")}
-        env |= {
-            "MAILPROV_CONFIG": str(stack.config_file),
-            "XDG_STATE_HOME": str(stack.root / "xdg"),
-            "MAILPROV_TEST_KILL_AT": f"move:{stage}",
-        }
-        return subprocess.run(
-            [sys.executable, "-m", "mailprov", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-            timeout=300,
-        )
 
 
 @pytest.fixture(scope="module", name="backends")
-def fixture_backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
+def fixture_backends() -> Iterator[Backends]:
     """Backends b1 and b2, rendered by deploy apply, on a new database of the test server."""
     for tool in ("postfix", "dovecot", "doveadm"):
         if shutil.which(tool, path="/usr/sbin:/usr/bin") is None:
@@ -127,30 +47,12 @@ def fixture_backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backe
         url = create_pg_database(pg_base_url())
     except Exception as exc:  # any connection failure: say so, then skip or fail
         require_or_skip(f"no PostgreSQL test server at MAILPROV_TEST_PG_URL: {exc}")
-    password_file = tmp_path_factory.mktemp("doveadm") / "doveadm-password"
-    password_file.write_text(uuid.uuid4().hex + "\n")
-    password_file.chmod(0o600)
-    from tests.conftest import free_port
-
-    doveadm = free_port()
-    stacks: dict[str, MailStack] = {}
+    backends = start_backends(url)
     try:
-        for name in BACKENDS:
-            cluster = CLUSTER.format(name=name, doveadm=doveadm, password_file=password_file)
-            stacks[name] = start_stack(
-                url, name=name, prepare=lambda s, c=cluster: _append(s.config_file, c)
-            )
-        yield Backends(url, stacks)
+        yield backends
     finally:
-        for stack in stacks.values():
-            stack.stop()
-            shutil.rmtree(stack.root, ignore_errors=True)
+        backends.stop()
         drop_pg_database(pg_base_url(), url)
-
-
-def _append(config: Path, extra: str) -> None:
-    with config.open("a") as f:
-        f.write(extra)
 
 
 def _mailbox(backends: Backends, count: int) -> tuple[str, list[str]]:
@@ -212,7 +114,7 @@ def test_kill_before_switch_leaves_the_mailbox_on_its_old_home(backends: Backend
     """Killed after the copy, before the switch: the store still names the old home, which
     still has every message; running the command again completes the move."""
     address, ids = _mailbox(backends, 4)
-    killed = backends.cli_killed_at("copy", "mailbox", "move", address, "--to", "b2")
+    killed = backends.mailprov("mailbox", "move", address, "--to", "b2", kill_at="move:copy")
     assert killed.returncode == -9, killed.stderr
     assert backends.home(address) == ("b1", None)
     assert backends.message_ids("b1", address) == ids
@@ -228,7 +130,7 @@ def test_kill_after_switch_is_finished_by_a_rerun(backends: Backends) -> None:
     """Killed after the switch: the store says moving_from=old, doctor names the unfinished
     move, and a re-run copies what reached the old home meanwhile and clears the marker."""
     address, ids = _mailbox(backends, 3)
-    killed = backends.cli_killed_at("switch", "mailbox", "move", address, "--to", "b2")
+    killed = backends.mailprov("mailbox", "move", address, "--to", "b2", kill_at="move:switch")
     assert killed.returncode == -9, killed.stderr
     assert backends.home(address) == ("b2", "b1")
     ids.append(backends.deliver("b1", address, "reached the old home after the switch"))
