@@ -144,8 +144,9 @@ def test_kill_after_switch_is_finished_by_a_rerun(backends: Backends) -> None:
 
 
 def test_refusals(backends: Backends, run: Cli) -> None:
-    """Same backend, unknown backend, unknown mailbox and a site without backends are each
-    refused with their own code and exit status, and change nothing."""
+    """Same backend, unknown backend, unknown mailbox, a move to elsewhere while another is
+    unfinished and a site without backends are each refused with their own code and exit
+    status, and change nothing."""
     address, _ = _mailbox(backends, 1)
     cli = backends.stacks["b1"].cli
     cases = [
@@ -158,6 +159,13 @@ def test_refusals(backends: Backends, run: Cli) -> None:
         assert (exit_code, doc["error"]["code"]) == (status, code), doc
         assert words in doc["error"]["message"]
     assert backends.home(address) == ("b1", None)
+    backends.stacks["b1"].sql(
+        "UPDATE mailboxes SET backend = 'b2', moving_from = 'b1' WHERE address = :a", a=address
+    )
+    exit_code, doc = cli.json("mailbox", "move", address, "--to", "b1")
+    assert (exit_code, doc["error"]["code"]) == (97, "move-refused"), doc
+    assert "half-way through a move from b1 to b2" in doc["error"]["message"]
+    assert f"mailbox move {address} --to b2" in doc["error"]["hint"]
     exit_code, doc = run.json("mailbox", "move", "x@example.test", "--to", "b1")
     assert (exit_code, doc["error"]["code"]) == (97, "move-refused")
     assert "no backends" in doc["error"]["message"]
