@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import make_url
 
 from mailprov.errors import ConfigInvalid
+from mailprov.render.cluster import context as cluster_context
 from mailprov.render.opendkim import INSTANCES, instances, postfix_milters
 from mailprov.render.rspamd import context as rspamd_context
 from mailprov.render.rspamd import milter as rspamd_milter
@@ -93,6 +94,11 @@ class FileSpec:
     when: Callable[[SiteConfig], bool] | None = None
 
 
+def frontend(config: SiteConfig) -> bool:
+    """``[cluster] role = "frontend"``: mail goes on to the backends (sql-transport.cf)."""
+    return config.cluster.role == "frontend"
+
+
 def portal_login(config: SiteConfig) -> bool:
     """``[passwords] temporary_login = "portal"``: mail clients refuse a temporary password."""
     return config.passwords.temporary_login == "portal"
@@ -114,6 +120,14 @@ FILES: tuple[FileSpec, ...] = (
     *(
         FileSpec("postfix", f"sql-{m}.cf", f"postfix/sql-{m}.cf.j2", secret=True, group="postfix")
         for m in POSTFIX_MAPS
+    ),
+    FileSpec(
+        "postfix",
+        "sql-transport.cf",
+        "postfix/sql-transport.cf.j2",
+        secret=True,
+        group="postfix",
+        when=frontend,
     ),
     FileSpec("dovecot", "dovecot.conf", "dovecot/2.3/dovecot.conf.j2"),
     FileSpec(
@@ -440,7 +454,8 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             ),
             "map_type": "sqlite" if store["backend"] == "sqlite" else "pgsql",
             "maps": {
-                m.replace("-", "_"): str(layout.postfix_dir / f"sql-{m}.cf") for m in POSTFIX_MAPS
+                m.replace("-", "_"): str(layout.postfix_dir / f"sql-{m}.cf")
+                for m in (*POSTFIX_MAPS, "transport")
             },
         },
         "dovecot": {
@@ -467,6 +482,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
             "quota_status_socket": f"{base_dir}/quota-status",
         },
         "sieve": _sieve(config),
+        "cluster": cluster_context(config),
         "doveadm": _doveadm(config),
         "dkim": dkim,
         "rspamd": rspamd,

@@ -120,6 +120,13 @@ def _cluster(config: SiteConfig) -> None:
             "is not set, but this host's role is 'backend'",
             hint=f"set it to this host's name among the backends: {', '.join(hosts)}",
         )
+    if cluster.role == "backend" and not cluster.frontends:
+        raise Inconsistent(
+            "cluster.frontends",
+            [],
+            "is empty, but this host's role is 'backend': no frontend could log in or deliver",
+            hint="list the networks the frontends connect from, e.g. frontends = ['10.0.0.1/32']",
+        )
 
 
 def _read_hosts(config: SiteConfig) -> None:

@@ -117,6 +117,11 @@ class ClusterSection:
     #: The home of a new mailbox when neither ``mailbox add --backend`` nor its domain
     #: names one; empty: the first of ``backends``.
     default_backend: OptionalBackendName = ""
+    #: The networks the site's frontends connect from (role backend): their IMAP/POP3
+    #: proxy logs in here without the password being checked again (the frontend checked
+    #: it), and their Postfix delivers over LMTP. Nothing else may reach those ports
+    #: (README "Beyond one machine": a private network or a firewall).
+    frontends: list[Network] = field(default_factory=list)
     #: ``mailbox move`` copies mail between backends with Dovecot's doveadm protocol: each
     #: backend's doveadm server listens on its host (from ``backends``) at this port.
     doveadm_port: Port = 24245

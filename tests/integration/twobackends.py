@@ -1,10 +1,10 @@
 """Two backends on one PostgreSQL store, for ``mailbox move``'s tests and benchmark.
 
 ``b1`` and ``b2``: each a real Postfix + Dovecot rendered by ``deploy apply`` with
-``[cluster] role = "backend"`` and its own Maildirs; their doveadm servers listen on
-127.0.0.2 and 127.0.0.3 (the hosts ``[cluster] backends`` names) on one port, with a
-shared ``doveadm_password_file``. Their other services listen on 127.0.0.1, each on its
-own ports (the stack harness's way).
+``[cluster] role = "backend"`` and its own Maildirs; their LMTP and doveadm servers listen
+on 127.0.0.3 and 127.0.0.4 (the hosts ``[cluster] backends`` names; doveadm on one port,
+with a shared ``doveadm_password_file``). Their other services listen on 127.0.0.1, each
+on its own ports (the stack harness's way). The frontends' network is 127.0.0.2.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from sqlalchemy import create_engine, text
 from mailprov.mailstack import free_ports
 from tests.integration.stack import MailStack, start_stack
 
-BACKENDS = {"b1": "127.0.0.2", "b2": "127.0.0.3"}
+BACKENDS = {"b1": "127.0.0.3", "b2": "127.0.0.4"}
 CLUSTER = """
 [cluster]
 role = "backend"
 name = "{name}"
-backends = ["b1=127.0.0.2", "b2=127.0.0.3"]
+backends = ["b1=127.0.0.3", "b2=127.0.0.4"]
+frontends = ["127.0.0.2/32"]
 doveadm_port = {doveadm}
 doveadm_password_file = "{password_file}"
 """
@@ -50,9 +51,22 @@ class Backends:
         msg["From"], msg["To"], msg["Subject"] = "sender@example.net", address, subject
         msg["Message-ID"] = f"<{uuid.uuid4().hex}@move.test>"
         msg.set_content(f"{subject}\n")
-        with smtplib.LMTP(stack.host, stack.ports["lmtp"], timeout=10) as lmtp:
+        with smtplib.LMTP(BACKENDS[name], stack.ports["lmtp"], timeout=10) as lmtp:
             lmtp.send_message(msg)
         return str(msg["Message-ID"])
+
+    def save(self, name: str, address: str, subject: str) -> str:
+        """Store one message in ``address``'s INBOX on backend ``name`` with ``doveadm save``
+        (as a late IMAP APPEND would); its Message-ID."""
+        message_id = f"<{uuid.uuid4().hex}@move.test>"
+        subprocess.run(
+            ["doveadm", "-c", str(self.stacks[name].dovecot_conf), "save", "-u", address],
+            input=f"From: a@example.net\nSubject: {subject}\nMessage-ID: {message_id}\n\nx\n",
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return message_id
 
     def doveadm(self, name: str, *args: str) -> str:
         """``doveadm ARGS`` against backend ``name``'s Dovecot; its output."""

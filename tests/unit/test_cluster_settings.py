@@ -81,6 +81,18 @@ def test_one_host_has_no_home_to_name(tmp_path: Path) -> None:
             "not an IP address or host name",
         ),
         ('role = "proxy"\n', PG, "cluster.role", "proxy"),
+        (
+            'role = "backend"\nname = "b1"\nbackends = ["b1=10.0.0.2"]\n',
+            PG,
+            "cluster.frontends",
+            "is empty",
+        ),
+        (
+            'role = "backend"\nname = "b1"\nbackends = ["b1=10.0.0.2"]\nfrontends = ["x/8"]\n',
+            PG,
+            "cluster.frontends",
+            "not a network",
+        ),
     ],
 )
 def test_settings_that_do_not_fit_are_refused_by_name(
