@@ -63,6 +63,9 @@ class Move:
     target_host: str
     #: The home was switched already (an interrupted move): only tail and finish remain.
     resume: bool
+    #: The mailbox row's own ``backend`` when planned (None: inherited), so that the
+    #: switch can tell whether someone else changed the home meanwhile.
+    own: str | None = None
 
     @property
     def stages(self) -> tuple[str, ...]:
@@ -128,7 +131,7 @@ def plan_move(store: Store, cluster: ClusterSection, raw: str, to: str) -> Move:
                 "[cluster] backends: its last messages cannot be copied from there",
                 hint=f"list {leaving} in [cluster] backends again to finish the move",
             )
-        return Move(address, leaving, to, hosts[leaving], hosts[to], resume=True)
+        return Move(address, leaving, to, hosts[leaving], hosts[to], True, row.backend)
     if home == to:
         raise MoveRefused(
             f"{address} already lives on {to}",
@@ -140,7 +143,7 @@ def plan_move(store: Store, cluster: ClusterSection, raw: str, to: str) -> Move:
             "be copied from there",
             hint=f"list {home} in [cluster] backends again, then move the mailbox",
         )
-    return Move(address, home, to, hosts[home], hosts[to], resume=False)
+    return Move(address, home, to, hosts[home], hosts[to], False, row.backend)
 
 
 def move_mailbox(
@@ -202,7 +205,11 @@ def _switch(store: Store, actor: Actor, move: Move) -> None:
     with store.begin() as conn:
         done = conn.execute(
             update(mailboxes)
-            .where(mailboxes.c.address == move.address, mailboxes.c.moving_from.is_(None))
+            .where(
+                mailboxes.c.address == move.address,
+                mailboxes.c.moving_from.is_(None),
+                mailboxes.c.backend.is_not_distinct_from(move.own),
+            )
             .values(backend=move.target, moving_from=move.source, updated_at=actor.now)
         ).rowcount
         if done != 1:
@@ -224,11 +231,13 @@ def _switch(store: Store, actor: Actor, move: Move) -> None:
 def _finish(store: Store, actor: Actor, move: Move) -> None:
     """Clear moving_from: the old home holds nothing the new one lacks (audited)."""
     with store.begin() as conn:
-        conn.execute(
+        done = conn.execute(
             update(mailboxes)
             .where(mailboxes.c.address == move.address, mailboxes.c.moving_from == move.source)
             .values(moving_from=None, updated_at=actor.now)
-        )
+        ).rowcount
+        if done != 1:
+            return  # finished by a concurrent run of the same move
         audit.append(
             conn,
             at=actor.now,

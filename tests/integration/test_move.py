@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from mailprov.errors import MoveRefused
 from mailprov.services.accounts import Actor
 from mailprov.services.move import move_mailbox, plan_move
 from mailprov.settings import load_settings
@@ -188,3 +189,32 @@ def test_dry_run_copies_nothing(backends: Backends) -> None:
     assert doc["stages"] == ["copy", "switch", "tail", "finish"]
     assert backends.home(address) == ("b1", None)
     assert backends.message_ids("b2", address) == []
+
+
+def test_a_home_changed_during_the_copy_is_not_switched(backends: Backends) -> None:
+    """If the mailbox's home changes while its mail is copied (another operator's move),
+    the switch is refused and the store keeps what the other change wrote."""
+    address, _ = _mailbox(backends, 1)
+    stack = backends.stacks["b1"]
+    settings = load_settings(config_file=str(stack.config_file))
+    store = open_store(backends.store_url)
+
+    def meanwhile(stage: str, event: str) -> None:
+        if (stage, event) == ("copy", "done"):
+            stack.sql("UPDATE mailboxes SET backend = 'b2' WHERE address = :a", a=address)
+
+    try:
+        planned = plan_move(store, settings.cluster, address, "b2")
+        with pytest.raises(MoveRefused, match="was changed while its mail was copied"):
+            move_mailbox(
+                store,
+                settings,
+                Actor("test", 1_800_000_000),
+                planned,
+                runner=SubprocessRunner(),
+                dovecot_conf=stack.dovecot_conf,
+                on_stage=meanwhile,
+            )
+    finally:
+        store.close()
+    assert backends.home(address) == ("b2", None)
