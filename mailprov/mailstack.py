@@ -8,6 +8,10 @@ on 127.0.0.1, waits until every port greets, and returns a :class:`MailStack`.
 ``MailStack.stop()`` stops both by PID. With ``[dkim] sign`` in ``extra_toml``, the
 OpenDKIM instances that deploy rendered run too, before Postfix.
 
+Several stacks can play the hosts of one site (``[cluster]`` in ``extra_toml``): each on
+its own loopback address (``host``, e.g. 127.0.0.2, 127.0.0.3 …), all on the same
+``ports``, one shared PostgreSQL store.
+
 The pytest fixture ``mail_stack`` (:mod:`mailprov.testing`) is this, once per session.
 mailprov's own integration tests use it through ``tests/integration/stack.py``.
 The servers run as the users the rendered configs name, so the caller is root (as in a
@@ -75,7 +79,7 @@ lmtp = {lmtp}
 managesieve = {managesieve}
 
 [deploy]
-listen = ["127.0.0.1"]
+listen = ["{host}"]
 # Where 'deploy apply --target' puts them: the filters API runs sievec on this.
 dovecot_dir = "{root}/etc/dovecot"
 mailprov_command = "{mailprov}"
@@ -113,9 +117,9 @@ def free_ports(count: int) -> list[int]:
         return [int(sock.getsockname()[1]) for sock in socks]
 
 
-def _greets(port: int) -> bool:
+def _greets(port: int, host: str = HOST) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=0.5) as s:
+        with socket.create_connection((host, port), timeout=0.5) as s:
             return s.recv(4)[:3] in (b"220", b"* O", b"+OK")
     except OSError:
         return False
@@ -335,10 +339,14 @@ class MailStack:
         for stale in (run / "master.pid", self.root / "spool" / "pid" / "master.pid"):
             stale.unlink(missing_ok=True)
         _start_daemon(["dovecot", "-c", str(self.dovecot_conf)], "dovecot")
-        # master.pid can exist before Dovecot has written its number into it.
+        # master.pid can exist before Dovecot has written its number into it. A frontend
+        # ([cluster] role) has no LMTP socket: it stores no mail.
+        sockets = ["auth-postfix", "master.pid"]
+        if "unix_listener lmtp" in self.dovecot_conf.read_text():
+            sockets.append("lmtp")
         _wait(
             lambda: (
-                all((run / n).exists() for n in ("auth-postfix", "lmtp", "master.pid"))
+                all((run / n).exists() for n in sockets)
                 and bool((run / "master.pid").read_text().strip())
             ),
             "dovecot sockets",
@@ -359,7 +367,7 @@ class MailStack:
         self.pids["postfix"] = int(pid_file.read_text().split()[0])
         for name in greet:
             port = self.ports[name]
-            _wait(functools.partial(_greets, port), f"{name} greeting on {port}")
+            _wait(functools.partial(_greets, port, self.host), f"{name} greeting on {port}")
 
     def stop(self) -> None:
         """Stop Postfix and Dovecot by their PIDs and wait until both have exited."""
@@ -385,13 +393,22 @@ class MailStack:
         self.pids.clear()
 
 
-def self_signed_tls(folder: Path) -> None:
-    """A self-signed certificate for 127.0.0.1 in ``folder`` (``ca.pem`` is the certificate)."""
-    made = self_signed(f"mail.{DOMAIN}", folder, ips=[HOST], now=int(time.time()))
+def self_signed_tls(folder: Path, host: str = HOST) -> None:
+    """A self-signed certificate for ``host`` in ``folder`` (``ca.pem`` is the certificate)."""
+    made = self_signed(f"mail.{DOMAIN}", folder, ips=[host], now=int(time.time()))
     shutil.copyfile(made.cert_file, folder / "ca.pem")
 
 
 S = TypeVar("S", bound=MailStack)
+
+
+def stack_ports(extra_ports: tuple[str, ...] = (), *, milters: bool = False) -> dict[str, int]:
+    """Free ports for every server of a stack (``milters``: the OpenDKIM ones too)."""
+    names: tuple[str, ...] = (*PORT_NAMES, *EXTRA_PORTS)
+    if milters:
+        names = (*names, "milter", "milter_ed25519")
+    names = (*names, *extra_ports)
+    return dict(zip(names, free_ports(len(names)), strict=True))
 
 
 def render_site(
@@ -404,32 +421,36 @@ def render_site(
     issue_tls: Callable[[Path], None] = self_signed_tls,
     factory: Callable[..., S] = MailStack,  # type: ignore[assignment]
     extra_ports: tuple[str, ...] = (),
+    host: str = HOST,
+    ports: dict[str, int] | None = None,
 ) -> S:
     """Create a site in ``root`` and render it with ``mailprov deploy apply --target``.
 
     Args:
-        extra_toml: appended to the config; ``{root}`` and ``{<port name>}`` are filled in
-            (also for each of ``extra_ports``, free ports chosen like the others).
+        extra_toml: appended to the config; ``{root}``, ``{host}`` and ``{<port name>}`` are
+            filled in (also for each of ``extra_ports``, free ports chosen like the others).
         prepare: runs before the deploy (e.g. to make and publish DKIM keys).
-        issue_tls: writes ``cert.pem``, ``key.pem`` and ``ca.pem`` into the folder it is given.
+        issue_tls: writes ``cert.pem``, ``key.pem`` and ``ca.pem`` into the folder it is given
+            (the default's certificate names ``host``).
         factory: the :class:`MailStack` (sub)class to make.
+        host: the loopback address the servers listen on.
+        ports: the ports to use (:func:`stack_ports`), e.g. the same for every host of a
+            site; default: free ones.
     """
     upgrade(store_url)
-    # A differently configured stack (the DKIM one) also gets ports for the OpenDKIM milters.
-    names: tuple[str, ...] = (*PORT_NAMES, *EXTRA_PORTS)
-    if extra_toml:
-        names = (*names, "milter", "milter_ed25519")
-    names = (*names, *extra_ports)
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    if ports is None:
+        ports = stack_ports(extra_ports, milters=bool(extra_toml))
+    if issue_tls is self_signed_tls:
+        issue_tls = functools.partial(self_signed_tls, host=host)
     command = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))
-    stack = factory(name, root, ports, store_url, root / "mailprov.toml", root / "etc")
+    stack = factory(name, root, ports, store_url, root / "mailprov.toml", root / "etc", host)
     init = stack.mailprov("init", "--dir", str(root), "--store", store_url, "--domain", DOMAIN)
     if init.returncode != 0:
         msg = f"mailprov init failed: {init.stderr}"
         raise RuntimeError(msg)
     with stack.config_file.open("a") as f:
-        f.write(SITE_TOML.format(root=root, name=name, mailprov=command, **ports))
-        f.write(extra_toml.format(root=root, **ports))
+        f.write(SITE_TOML.format(root=root, name=name, mailprov=command, host=host, **ports))
+        f.write(extra_toml.format(root=root, host=host, **ports))
     issue_tls(root / "tls")
     if prepare is not None:
         prepare(stack)
@@ -450,8 +471,11 @@ def start_stack(
     issue_tls: Callable[[Path], None] = self_signed_tls,
     factory: Callable[..., S] = MailStack,  # type: ignore[assignment]
     extra_ports: tuple[str, ...] = (),
+    host: str = HOST,
+    ports: dict[str, int] | None = None,
 ) -> S:
-    """Render a site in a new short folder under ``base`` and start its servers."""
+    """Render a site in a new short folder under ``base`` and start its servers
+    (``host``, ``ports``: as :func:`render_site`)."""
     root = Path(tempfile.mkdtemp(prefix=f"mp-{name}-", dir=base))
     root.chmod(0o755)
     stack = render_site(
@@ -463,6 +487,8 @@ def start_stack(
         issue_tls=issue_tls,
         factory=factory,
         extra_ports=extra_ports,
+        host=host,
+        ports=ports,
     )
     try:
         stack.start()

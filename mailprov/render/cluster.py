@@ -59,6 +59,15 @@ def context(config: SiteConfig) -> dict[str, Any]:
         # SQL: the mailbox's home, the host its sessions go to, and its Postfix transport.
         "home": home,
         "proxy_host": _case(home, hosts),
+        # Dovecot's %s is the service being proxied; each goes to the same port here.
+        "proxy_port": _case(
+            "'%s'",
+            {
+                "imap": str(config.ports.imap),
+                "pop3": str(config.ports.pop3),
+                "sieve": str(config.ports.managesieve),
+            },
+        ),
         # An unknown name: the error(8) agent in retry mode keeps the mail queued (4.3.5).
         "transport": "COALESCE("
         + _case(home, {n: _lmtp_nexthop(h, lmtp) for n, h in hosts.items()})
@@ -66,4 +75,7 @@ def context(config: SiteConfig) -> dict[str, Any]:
         # A backend's LMTP for the frontends listens at its own address in the list.
         "lmtp_address": hosts.get(cluster.name, "127.0.0.1"),
         "frontends": ", ".join(_dovecot_network(n) for n in cluster.frontends),
+        # A frontend's source address towards the backends (empty: the system's choice).
+        "source_address": cluster.source_address if cluster.role == "frontend" else "",
+        "source_ipv6": ":" in cluster.source_address,
     }

@@ -45,6 +45,7 @@ from mailprov.settings.kinds import (
     OptionalEndpoint,
     OptionalHost,
     OptionalHostname,
+    OptionalIpAddress,
     OptionalLocalPath,
     OptionalNameserver,
     OptionalPublicUrl,
@@ -122,6 +123,10 @@ class ClusterSection:
     #: it), and their Postfix delivers over LMTP. Nothing else may reach those ports
     #: (README "Beyond one machine": a private network or a firewall).
     frontends: list[Network] = field(default_factory=list)
+    #: The address a frontend connects to the backends from (its IMAP/POP3 proxy and its
+    #: LMTP deliveries); empty: the system's choice. For a host with several addresses,
+    #: so that the backends see one that is in their ``frontends``.
+    source_address: OptionalIpAddress = ""
     #: ``mailbox move`` copies mail between backends with Dovecot's doveadm protocol: each
     #: backend's doveadm server listens on its host (from ``backends``) at this port.
     doveadm_port: Port = 24245

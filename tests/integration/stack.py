@@ -8,8 +8,10 @@ and throwaway PostgreSQL databases.
 
 from __future__ import annotations
 
+import functools
 import secrets
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -17,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from mailprov import mailstack
 from mailprov.mailstack import DOMAIN, HOST, PORT_NAMES, alive
-from tests.conftest import Cli, session_ca
+from tests.conftest import SERVER_NAMES, Cli, session_ca
 
 __all__ = ["DOMAIN", "HOST", "PORT_NAMES", "MailStack", "alive", "render_site", "start_stack"]
 
@@ -39,8 +41,8 @@ class MailStack(mailstack.MailStack):
         assert result.exit_code == 0, result.output
 
 
-def _test_ca_tls(folder: Path) -> None:
-    session_ca().issue(folder)
+def _test_ca_tls(folder: Path, host: str = HOST) -> None:
+    session_ca().issue(folder, *dict.fromkeys((*SERVER_NAMES, host)))
 
 
 def render_site(
@@ -51,6 +53,8 @@ def render_site(
     extra_toml: str = "",
     prepare: Callable[[MailStack], None] | None = None,
     extra_ports: tuple[str, ...] = (),
+    host: str = HOST,
+    ports: dict[str, int] | None = None,
 ) -> MailStack:
     """:func:`mailprov.mailstack.render_site` with the test CA's certificate."""
     return mailstack.render_site(
@@ -59,9 +63,11 @@ def render_site(
         name=name,
         extra_toml=extra_toml,
         prepare=prepare,
-        issue_tls=_test_ca_tls,
+        issue_tls=functools.partial(_test_ca_tls, host=host),
         factory=MailStack,
         extra_ports=extra_ports,
+        host=host,
+        ports=ports,
     )
 
 
@@ -73,17 +79,22 @@ def start_stack(
     extra_toml: str = "",
     prepare: Callable[[MailStack], None] | None = None,
     extra_ports: tuple[str, ...] = (),
+    host: str = HOST,
+    ports: dict[str, int] | None = None,
 ) -> MailStack:
-    """:func:`mailprov.mailstack.start_stack` with the test CA's certificate."""
+    """:func:`mailprov.mailstack.start_stack` with the test CA's certificate
+    (``host``, ``ports``: one host of a site on several, see the shipped module)."""
     return mailstack.start_stack(
         store_url,
         name=name,
         base=base,
         extra_toml=extra_toml,
         prepare=prepare,
-        issue_tls=_test_ca_tls,
+        issue_tls=functools.partial(_test_ca_tls, host=host),
         factory=MailStack,
         extra_ports=extra_ports,
+        host=host,
+        ports=ports,
     )
 
 
@@ -110,3 +121,26 @@ def drop_pg_database(base_url: str, url: str) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         engine.dispose()
+
+
+def loopback_addresses(wanted: Iterable[str]) -> str | None:
+    """Give ``lo`` each address in ``wanted`` that it lacks (Postfix's inet_interfaces must
+    name an interface's addresses), for stacks playing several hosts; the problem, if any.
+
+    They stay: a concurrent run may use them, and they change nothing for 127.0.0.1.
+    """
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", "lo"], capture_output=True, text=True, check=False
+    ).stdout
+    for address in wanted:
+        if f" {address}/" in shown:
+            continue
+        added = subprocess.run(
+            ["ip", "addr", "add", f"{address}/32", "dev", "lo"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if added.returncode != 0 and "File exists" not in added.stderr:
+            return f"cannot add {address} to lo (needs root): {added.stderr.strip()}"
+    return None
