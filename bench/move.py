@@ -1,7 +1,8 @@
 """``mailbox move`` of a mailbox of 10,000 messages vs a plain ``doveadm backup`` of it.
 
-Two real backends (tests/integration/twobackends.py: b1 and b2, Dovecot + Postfix each, on
-one PostgreSQL store; their doveadm servers on 127.0.0.2 and 127.0.0.3). The mailbox's
+A site on three hosts (tests/integration/movesite.py: backends b1 and b2 and a frontend,
+Dovecot + Postfix each, on one PostgreSQL store; the backends' doveadm servers on
+127.0.0.3 and 127.0.0.4; ``mailbox move`` runs on the frontend's site). The mailbox's
 messages (about 2 KiB each) are written straight into b1's Maildir (``new/``, owned by
 the mail user) and indexed once by Dovecot, so both measurements start from an indexed
 source. Each round:
@@ -34,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, text
 
 from tests.conftest import pg_base_url
+from tests.integration.movesite import BACKENDS, Backends, start_backends
 from tests.integration.stack import create_pg_database, drop_pg_database
-from tests.integration.twobackends import BACKENDS, Backends, start_backends
 
 ADDRESS = "big@example.test"
 PW = "Bench-Mover-Pass#1"

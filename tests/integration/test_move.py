@@ -1,13 +1,14 @@
-"""Issue 15: ``mailbox move`` between two real backends, with mail arriving during the move.
+"""Issue 15: ``mailbox move`` between two real backends, with mail sent during the move.
 
-Two Dovecot + Postfix backends (``b1`` on 127.0.0.2, ``b2`` on 127.0.0.3 for the doveadm
-protocol; each with its own Maildirs) on one PostgreSQL store, rendered by ``deploy apply``
-with ``[cluster] role = "backend"`` and a shared ``doveadm_password_file``. The mail is
-copied by the backends themselves (``doveadm backup``/``sync`` over their doveadm servers);
-the tests check what each backend's Dovecot holds and what the store says.
+A site on three hosts (tests/integration/movesite.py): backends ``b1`` (127.0.0.3) and
+``b2`` (127.0.0.4), each a Dovecot + Postfix with its own Maildirs, and a frontend ``fe``
+(127.0.0.2) whose Postfix sends each mailbox's mail to its home and whose Dovecot proxies
+logins there; one PostgreSQL store. ``mailbox move`` runs on the frontend's site. The
+mail is copied by the backends themselves (``doveadm backup``/``sync`` over their doveadm
+servers); the tests check what each backend's Dovecot holds and what the store says.
 
 The test hook for "mail sent during the move" is the service's stage hook (``on_stage``):
-it delivers between the stages, as a frontend would. The kills are real: the CLI in a
+it sends through the frontend between the stages. The kills are real: the CLI in a
 subprocess with ``MAILPROV_TEST_KILL_AT=move:STAGE`` SIGKILLs itself after that stage.
 """
 
@@ -27,8 +28,8 @@ from mailprov.settings import load_settings
 from mailprov.store import open_store
 from mailprov.system.run import SubprocessRunner
 from tests.conftest import Cli, pg_base_url, require_or_skip
+from tests.integration.movesite import Backends, start_backends
 from tests.integration.stack import create_pg_database, drop_pg_database
-from tests.integration.twobackends import Backends, start_backends
 
 pytestmark = [
     pytest.mark.requires_postfix,
@@ -49,7 +50,11 @@ def fixture_backends() -> Iterator[Backends]:
         url = create_pg_database(pg_base_url())
     except Exception as exc:  # any connection failure: say so, then skip or fail
         require_or_skip(f"no PostgreSQL test server at MAILPROV_TEST_PG_URL: {exc}")
-    backends = start_backends(url)
+    try:
+        backends = start_backends(url)
+    except RuntimeError as exc:  # the hosts' loopback addresses cannot be added
+        drop_pg_database(pg_base_url(), url)
+        require_or_skip(str(exc))
     try:
         yield backends
     finally:
@@ -60,7 +65,7 @@ def fixture_backends() -> Iterator[Backends]:
 def _mailbox(backends: Backends, count: int) -> tuple[str, list[str]]:
     """A new mailbox (home b1, the default) with ``count`` messages; its Message-IDs."""
     address = f"m{uuid.uuid4().hex[:8]}@example.test"
-    backends.stacks["b1"].add_mailbox(address, PW)
+    backends.stacks["fe"].add_mailbox(address, PW)
     ids = [backends.deliver("b1", address, f"before {i}") for i in range(count)]
     assert backends.home(address) == ("b1", None)
     return address, sorted(ids)
@@ -68,10 +73,11 @@ def _mailbox(backends: Backends, count: int) -> tuple[str, list[str]]:
 
 def test_move_keeps_every_message_including_mail_sent_during_it(backends: Backends) -> None:
     """A moved mailbox has every message on its new home, exactly once: those before the
-    move, one delivered to the old home between copy and switch (the tail) and one to the
-    new home after the switch; the old home refuses mail for it after the switch (451)."""
+    move, one sent through the frontend between copy and switch (it lands on the old home:
+    the tail) and one sent through the frontend after the switch (it lands on the new
+    home); the old home refuses mail for it after the switch (451)."""
     address, ids = _mailbox(backends, 5)
-    stack = backends.stacks["b1"]
+    stack = backends.stacks["fe"]
     settings = load_settings(config_file=str(stack.config_file))
     store = open_store(backends.store_url)
     events: list[str] = []
@@ -79,7 +85,8 @@ def test_move_keeps_every_message_including_mail_sent_during_it(backends: Backen
     def during(stage: str, event: str) -> None:
         events.append(f"{stage}:{event}")
         if (stage, event) == ("copy", "done"):
-            ids.append(backends.deliver("b1", address, "between copy and switch"))
+            # Through the frontend, which still sends it to the old home: the tail's work.
+            ids.append(backends.send(address, "between copy and switch", lands_on="b1"))
         if (stage, event) == ("switch", "done"):
             assert backends.home(address) == ("b2", "b1")
             # The old home now refuses the mailbox's mail for a while (a frontend's queue
@@ -87,7 +94,7 @@ def test_move_keeps_every_message_including_mail_sent_during_it(backends: Backen
             with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
                 backends.deliver("b1", address, "late to the old home")
             assert refused.value.recipients[address][0] == 451
-            ids.append(backends.deliver("b2", address, "first on the new home"))
+            ids.append(backends.send(address, "first on the new home", lands_on="b2"))
 
     try:
         planned = plan_move(store, settings.cluster, address, "b2")
@@ -107,8 +114,8 @@ def test_move_keeps_every_message_including_mail_sent_during_it(backends: Backen
     ]
     assert backends.home(address) == ("b2", None)
     assert backends.message_ids("b2", address) == sorted(ids)
-    # The new home serves it: IMAP there lists every message.
-    found = backends.stacks["b2"].messages(address, PW)
+    # The new home serves it: IMAP through the frontend's proxy lists every message.
+    found = backends.stacks["fe"].messages(address, PW)
     assert sorted(str(m["Message-ID"]) for m in found) == sorted(ids)
     code, audit = stack.cli.json("audit", "list", "--target", address)
     assert code == 0, audit
@@ -125,7 +132,7 @@ def test_kill_before_switch_leaves_the_mailbox_on_its_old_home(backends: Backend
     assert backends.home(address) == ("b1", None)
     assert backends.message_ids("b1", address) == ids
     ids.append(backends.deliver("b1", address, "after the kill"))
-    again = backends.stacks["b1"].cli.json("mailbox", "move", address, "--to", "b2")
+    again = backends.stacks["fe"].cli.json("mailbox", "move", address, "--to", "b2")
     assert again[0] == 0, again
     assert again[1]["resume"] is False
     assert backends.home(address) == ("b2", None)
@@ -133,15 +140,23 @@ def test_kill_before_switch_leaves_the_mailbox_on_its_old_home(backends: Backend
 
 
 def test_kill_after_switch_is_finished_by_a_rerun(backends: Backends) -> None:
-    """Killed after the switch: the store says moving_from=old, doctor names the unfinished
-    move, and a re-run copies what reached the old home meanwhile and clears the marker."""
+    """Killed after the switch: the store says moving_from=old, doctor on the frontend names
+    the unfinished move (and both backends up), and a re-run copies what reached the old
+    home meanwhile and clears the marker."""
     address, ids = _mailbox(backends, 3)
     killed = backends.mailprov("mailbox", "move", address, "--to", "b2", kill_at="move:switch")
     assert killed.returncode == -9, killed.stderr
     assert backends.home(address) == ("b2", "b1")
     # A message that reached the old home's Maildir after the copy (an IMAP APPEND there).
     ids.append(backends.save("b1", address, "reached the old home after the copy"))
-    cli = backends.stacks["b1"].cli
+    cli = backends.stacks["fe"].cli
+    code, doc = cli.json("doctor", "--no-dns")
+    report = doc["error"]["doctor"] if code else doc
+    found = {(f["id"], f["subject"]): f for f in report["findings"]}
+    unfinished = found[("doctor.cluster.move_unfinished", address)]
+    assert f"mailprov mailbox move {address} --to b2" in unfinished["action"]
+    # Run on the frontend: both backends answer on IMAP, LMTP and doveadm.
+    assert {("doctor.cluster.backend_up", "b1"), ("doctor.cluster.backend_up", "b2")} <= set(found)
     again = cli.json("mailbox", "move", address, "--to", "b2")
     assert again[0] == 0, again
     assert again[1]["resume"] is True
@@ -155,7 +170,7 @@ def test_refusals(backends: Backends, run: Cli) -> None:
     unfinished and a site without backends are each refused with their own code and exit
     status, and change nothing."""
     address, _ = _mailbox(backends, 1)
-    cli = backends.stacks["b1"].cli
+    cli = backends.stacks["fe"].cli
     cases = [
         ((address, "--to", "b1"), "move-refused", 97, "already lives on b1"),
         ((address, "--to", "b9"), "unknown-backend", 28, "'b9' is not one of"),
@@ -166,7 +181,7 @@ def test_refusals(backends: Backends, run: Cli) -> None:
         assert (exit_code, doc["error"]["code"]) == (status, code), doc
         assert words in doc["error"]["message"]
     assert backends.home(address) == ("b1", None)
-    backends.stacks["b1"].sql(
+    backends.stacks["fe"].sql(
         "UPDATE mailboxes SET backend = 'b2', moving_from = 'b1' WHERE address = :a", a=address
     )
     exit_code, doc = cli.json("mailbox", "move", address, "--to", "b1")
@@ -181,7 +196,7 @@ def test_refusals(backends: Backends, run: Cli) -> None:
 def test_dry_run_copies_nothing(backends: Backends) -> None:
     """--dry-run names the stages and leaves the store and the new home untouched."""
     address, _ = _mailbox(backends, 2)
-    code, doc = backends.stacks["b1"].cli.json(
+    code, doc = backends.stacks["fe"].cli.json(
         "mailbox", "move", address, "--to", "b2", "--dry-run"
     )
     assert code == 0, doc
@@ -195,7 +210,7 @@ def test_a_home_changed_during_the_copy_is_not_switched(backends: Backends) -> N
     """If the mailbox's home changes while its mail is copied (another operator's move),
     the switch is refused and the store keeps what the other change wrote."""
     address, _ = _mailbox(backends, 1)
-    stack = backends.stacks["b1"]
+    stack = backends.stacks["fe"]
     settings = load_settings(config_file=str(stack.config_file))
     store = open_store(backends.store_url)
 
