@@ -134,7 +134,13 @@ def main() -> None:
             print(
                 f"{kind:<9} {medians[kind]:>9.2f} {args.messages / medians[kind]:>11.0f}  ({each})"
             )
+        ratios = [m / b for b, m in zip(times["baseline"], times["move"], strict=True)]
         print(f"ratio move / baseline (median): {medians['move'] / medians['baseline']:.3f}")
+        print(
+            "ratio move / baseline per round (same minute, same load): "
+            + ", ".join(f"{r:.3f}" for r in ratios)
+            + f"; median {statistics.median(ratios):.3f}"
+        )
     finally:
         backends.stop()
         drop_pg_database(args.pg, url)

@@ -20,7 +20,7 @@ from mailprov.system.children import kill_self
 
 #: The crash tests' hook (the same variable as ``mailbox import``'s, see cli/mailbox.py):
 #: ``move:STAGE`` kills this process with SIGKILL once STAGE is done
-#: (tests/integration/cluster/test_move.py).
+#: (tests/integration/test_move.py).
 KILL_AT_ENV = "MAILPROV_TEST_KILL_AT"
 
 WHAT = {
