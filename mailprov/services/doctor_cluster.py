@@ -153,16 +153,18 @@ def replication(settings: SiteConfig) -> list[Finding]:
     from sqlalchemy.engine import make_url  # noqa: PLC0415  (lazy: heavy)
 
     url = settings.store.url
-    default_port = make_url(url).port or 5432
-    servers = [url] + [
-        server_url(url, *parse_db_host(h, default_port)) for h in settings.store.read_hosts
-    ]
+    parsed = make_url(url)
+    default_port = parsed.port or 5432
+    # Each server once, by host:port (the primary is often a read host too).
+    servers = {f"{parsed.host}:{default_port}": url}
+    for entry in settings.store.read_hosts:
+        host, port = parse_db_host(entry, default_port)
+        servers.setdefault(f"{host}:{port}", server_url(url, host, port))
     out = []
-    for server in dict.fromkeys(servers):
+    for where, server in servers.items():
         try:
             state = server_state(server)
         except SQLAlchemyError as exc:
-            where = f"{make_url(server).host}:{make_url(server).port or 5432}"
             out.append(
                 Finding(
                     "doctor.store.server_unreachable",

@@ -133,6 +133,7 @@ def fixture_frontend(cluster: Cluster, stack: MailStack, tmp_path: Path) -> Iter
     config.write_text(
         f'[site]\nhostname = "mail.example.test"\n'
         f'[store]\nurl = "{cluster.primary.url()}"\n'
+        f'read_hosts = ["{cluster.replica.host}", "{cluster.primary.host}"]\n'
         f"[ports]\nimap = {imap}\nlmtp = {lmtp}\n"
         '[cluster]\nrole = "frontend"\nbackends = ["up=127.0.0.5", "down=127.0.0.6"]\n'
     )
@@ -147,8 +148,8 @@ def test_doctor_on_a_frontend_names_backends_lost_homes_and_unfinished_moves(
     frontend: Cli, stack: MailStack
 ) -> None:
     """doctor reports the host's role, a backend that answers and one that does not (an
-    error), a mailbox whose home is not listed (an error) and an interrupted move (a warning
-    with the command that finishes it)."""
+    error), a mailbox whose home is not listed (an error), an interrupted move (a warning
+    with the command that finishes it), and each store server once."""
     tag = uuid.uuid4().hex[:6]
     lost, half = f"lost-{tag}@example.test", f"half-{tag}@example.test"
     for address in (lost, half):
@@ -176,3 +177,6 @@ def test_doctor_on_a_frontend_names_backends_lost_homes_and_unfinished_moves(
     assert len(moves) == 1
     assert moves[0]["severity"] == "warning"
     assert f"mailprov mailbox move {half} --to up" in moves[0]["action"]
+    # The primary is a read host too: it is asked once.
+    assert len(of(found, "doctor.store.replica_streaming")) == 1
+    assert len(of(found, "doctor.store.replica_lag")) == 1
