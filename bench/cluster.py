@@ -1,9 +1,11 @@
 """A site on several hosts vs one: the frontend's IMAP proxy, and mail landed per second.
 
-Four rendered Postfix + Dovecot instances on one fresh PostgreSQL database (the test
-server, MAILPROV_TEST_PG_URL or postgres@127.0.0.1:5432), all on the same ports:
-backends b1 (127.0.0.3) and b2 (127.0.0.4), a frontend (127.0.0.2), and one host of role
-``all`` (127.0.0.5) as the baseline. The loopback addresses are added to ``lo`` if missing.
+Four rendered Postfix + Dovecot instances, all on the same ports: backends b1 (127.0.0.3)
+and b2 (127.0.0.4), a frontend (127.0.0.2), and one host of role ``all`` (127.0.0.5) as
+the baseline (the addresses are added to ``lo`` if missing). Their store is a private
+PostgreSQL server started for the run (tests/integration/pgcluster.py) with
+max_connections = 500: every Postfix process opens its own connection per map, and a
+shared server's 100 do not survive this load.
 
 1. IMAP login + SELECT INBOX (plain IMAP, a new connection each, then LOGOUT) through the
    frontend's proxy vs directly on the backend, same mailbox, interleaved; once with an
@@ -31,14 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mailprov.mailstack import stack_ports
-from tests.conftest import pg_base_url
-from tests.integration.stack import (
-    MailStack,
-    create_pg_database,
-    drop_pg_database,
-    loopback_addresses,
-    start_stack,
-)
+from tests.conftest import free_port
+from tests.integration.pgcluster import Cluster
+from tests.integration.stack import MailStack, loopback_addresses, start_stack
 
 PW = "Bench-Cluster-42!"
 HOSTS = {"b1": "127.0.0.3", "b2": "127.0.0.4", "fe": "127.0.0.2", "one": "127.0.0.5"}
@@ -125,7 +122,8 @@ def main() -> None:
     problem = loopback_addresses(HOSTS.values())
     if problem:
         raise SystemExit(problem)
-    url = create_pg_database(pg_base_url())
+    pg = Cluster.start(free_port(), replica=False, settings="max_connections = 500\n")
+    url = pg.primary.url()
     ports = stack_ports()
     stacks: dict[str, MailStack] = {}
     try:
@@ -169,7 +167,7 @@ def main() -> None:
         for stack in stacks.values():
             stack.stop()
             shutil.rmtree(stack.root, ignore_errors=True)
-        drop_pg_database(pg_base_url(), url)
+        pg.stop()
 
 
 if __name__ == "__main__":

@@ -51,8 +51,11 @@ def _show_generated(data: dict[str, object], password: str | None, address: str)
     return f"\npassword for {address} (shown once, store it now): {password}"
 
 
-def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) -> bool:
+def _exists_as_given(
+    address: str, name: str | None, quota_bytes: int | None, backend: str | None
+) -> bool:
     """Report an existing mailbox with these attributes as unchanged (``add --exist-ok``)."""
+    from mailprov.errors import Conflict
     from mailprov.services.accounts import get_mailbox
     from mailprov.services.mailbox_state import existing_mailbox
 
@@ -66,6 +69,13 @@ def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) ->
         now=app.actor().now,
         default_backend=app.settings.cluster.default_home(),
     )
+    if backend is not None and backend != found.home:
+        raise Conflict(
+            f"mailbox {found.address} exists with another home: {found.home or 'this host'} "
+            f"(given: {backend})",
+            hint=f"a mailbox changes its home with 'mailprov mailbox move {found.address}'",
+            differing={"backend": {"before": found.home or None, "after": backend}},
+        )
     emit(
         click.get_current_context(),
         {"changed": False, "mailbox": found.to_json()},
@@ -86,7 +96,8 @@ def _exists_as_given(address: str, name: str | None, quota_bytes: int | None) ->
 @click.option(
     "--exist-ok",
     is_flag=True,
-    help="Succeed (changed: false) if ADDRESS is a mailbox with the --name and --quota given "
+    help="Succeed (changed: false) if ADDRESS is a mailbox with the --name, --quota and "
+    "--backend given "
     "(those omitted are not compared; the password is never compared, read or generated); "
     "exit 91 (conflict) if they differ.",
 )
@@ -125,7 +136,7 @@ def mailbox_add(
     app = app_context()
     settings = app.settings
     given_quota = parse_size(quota) if quota is not None else None
-    if exist_ok and _exists_as_given(address, name, given_quota):
+    if exist_ok and _exists_as_given(address, name, given_quota, backend):
         return
     quota_bytes = (
         given_quota if given_quota is not None else parse_size(settings.accounts.default_quota)

@@ -19,6 +19,7 @@ from mailprov.rules.addresses import (
     parse_address,
     parse_destination,
 )
+from mailprov.rules.backends import backend_name
 from mailprov.rules.positions import Path
 from mailprov.rules.sizes import parse_size
 from mailprov.rules.statefile import Problem
@@ -39,6 +40,7 @@ class DomainSpec:
     name: str
     dkim: tuple[DkimSpec, ...]
     path: Path
+    backend: str | None = None  # home of its new mailboxes (None: not managed)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class MailboxSpec:
     password_hash: str | None
     generate_password: bool
     path: Path
+    backend: str | None = None  # its home backend (None: not managed; a new one: the default)
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,12 @@ def declared(doc: Mapping[str, Any]) -> tuple[Declared, list[Problem]]:
         for n, item in enumerate(body.get("dkim", [])):
             selector = check((*path, "dkim", n, "selector"), dkim.check_selector, item["selector"])
             keys.append(DkimSpec(selector or "", item.get("algorithm")))
+        backend = body.get("backend")
+        if backend is not None:
+            check((*path, "backend"), backend_name, backend)
         if name is not None:
-            _put(out.domains, name, DomainSpec(name, tuple(keys), path), path, problems)
+            spec_d = DomainSpec(name, tuple(keys), path, backend)
+            _put(out.domains, name, spec_d, path, problems)
     for raw, body in doc.get("mailboxes", {}).items():
         path = ("mailboxes", raw)
         address = check(path, _mailbox_address, raw)
@@ -126,6 +133,7 @@ def declared(doc: Mapping[str, Any]) -> tuple[Declared, list[Problem]]:
             password_hash=digest,
             generate_password=bool(body.get("generate_password", False)),
             path=path,
+            backend=body.get("backend"),
         )
         _put(out.mailboxes, spec.address, spec, path, problems)
     for raw, body in doc.get("aliases", {}).items():

@@ -12,10 +12,12 @@ exactly the ones declared. Secrets are masked in everything a plan shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from mailprov.rules import hashing
+from mailprov.rules.backends import home_backend
 from mailprov.rules.declared import Declared, MailboxSpec
 from mailprov.rules.positions import Path
 from mailprov.rules.sizes import format_size
@@ -34,6 +36,8 @@ class MailboxNow:
     quota_bytes: int
     active: bool
     password_hash: str
+    backend: str | None = None  # its own home backend (None: inherited)
+    home: str = ""  # the effective one (rules/backends.home_backend)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Current:
     mailboxes: dict[str, MailboxNow]
     aliases: dict[str, tuple[str, ...]]
     dkim: dict[str, dict[str, str]]  # domain -> selector -> algorithm (next/active keys)
+    domain_backends: dict[str, str] = field(default_factory=dict)  # those that have one
 
 
 @dataclass(frozen=True)
@@ -116,8 +121,14 @@ def diff(
     prune: bool,
     default_quota: int,
     default_algorithm: str,
+    backends: Collection[str] = (),
+    default_backend: str = "",
 ) -> tuple[Plan, list[Problem]]:
-    """The changes that turn ``current`` into ``wanted``, and the rules the result breaks."""
+    """The changes that turn ``current`` into ``wanted``, and the rules the result breaks.
+
+    ``backends``: the site's backend names; ``default_backend``: the home of a new mailbox
+    that neither it nor its domain names (both empty on a one-host site).
+    """
     problems: list[Problem] = []
     final = _Final(
         set(wanted.domains) | (set() if prune else current.domains),
@@ -125,8 +136,9 @@ def diff(
         set(wanted.aliases) | (set() if prune else set(current.aliases)),
         prune,
     )
-    changes = _domains(current, wanted, default_algorithm, problems)
-    changes += _mailboxes(current, wanted, final, default_quota, problems)
+    homes = _Homes(tuple(backends), default_backend)
+    changes = _domains(current, wanted, default_algorithm, problems, homes)
+    changes += _mailboxes(current, wanted, final, default_quota, problems, homes)
     changes += _aliases(current, wanted, final, problems)
     if prune:
         changes += _deletions(current, wanted)
@@ -153,13 +165,42 @@ class _Final:
         return [Problem(path, f"{domain} is not a domain served here: {hint}")]
 
 
+@dataclass(frozen=True)
+class _Homes:
+    """The site's backend names and default home (empty on one host)."""
+
+    backends: tuple[str, ...]
+    default: str
+
+    def unknown(self, name: str | None, path: Path) -> list[Problem]:
+        if name is None or name in self.backends:
+            return []
+        known = ", ".join(self.backends) or "none: this site runs on one host"
+        return [Problem((*path, "backend"), f"{name} is not one of [cluster] backends ({known})")]
+
+
 def _domains(
-    current: Current, wanted: Declared, default_algorithm: str, problems: list[Problem]
+    current: Current,
+    wanted: Declared,
+    default_algorithm: str,
+    problems: list[Problem],
+    homes: _Homes,
 ) -> list[Change]:
     changes = []
     for name, domain in sorted(wanted.domains.items()):
+        problems += homes.unknown(domain.backend, domain.path)
         if name not in current.domains:
-            changes.append(Change("domain", name, "create", {}))
+            made = {"backend": (None, domain.backend)} if domain.backend else {}
+            changes.append(Change("domain", name, "create", made))
+        elif domain.backend is not None and domain.backend != current.domain_backends.get(name):
+            problems.append(
+                Problem(
+                    (*domain.path, "backend"),
+                    f"{name}'s backend is {current.domain_backends.get(name) or 'the site default'}"
+                    f"; change it with 'mailprov domain set {name} --backend', which checks the "
+                    "mailboxes that take their home from it",
+                )
+            )
         have = current.dkim.get(name, {})
         for key in domain.dkim:
             algorithm = have.get(key.selector)
@@ -185,10 +226,12 @@ def _mailboxes(
     final: _Final,
     default_quota: int,
     problems: list[Problem],
+    homes: _Homes,
 ) -> list[Change]:
     changes = []
     for address, mailbox in sorted(wanted.mailboxes.items()):
         problems += final.served(mailbox.domain, mailbox.path)
+        problems += homes.unknown(mailbox.backend, mailbox.path)
         if address in current.aliases or address in wanted.aliases:
             problems.append(
                 Problem(mailbox.path, f"{address} is an alias; an address is one or the other")
@@ -196,7 +239,20 @@ def _mailboxes(
             continue
         before = current.mailboxes.get(address)
         if before is None:
-            changes.append(_create_mailbox(mailbox, default_quota, problems))
+            made = _create_mailbox(mailbox, default_quota, problems)
+            home = _new_home(mailbox, wanted, current, homes)
+            if home:
+                made.attributes["backend"] = (None, home)
+            changes.append(made)
+        elif mailbox.backend is not None and mailbox.backend != before.home:
+            problems.append(
+                Problem(
+                    (*mailbox.path, "backend"),
+                    f"{address} lives on {before.home or 'this host'}; a mailbox changes its "
+                    f"home with 'mailprov mailbox move {address} --to {mailbox.backend}', "
+                    "which copies its mail",
+                )
+            )
         else:
             changed = _mailbox_changes(before, mailbox)
             if changed:
@@ -237,6 +293,17 @@ def _aliases(
                 Change("alias", address, "update", {"destinations": (list(before), after_targets)})
             )
     return changes
+
+
+def _new_home(spec: MailboxSpec, wanted: Declared, current: Current, homes: _Homes) -> str:
+    """A new mailbox's home, written into its row: its own, its domain's, the site's."""
+    if spec.backend:
+        return spec.backend
+    if not homes.backends:
+        return ""
+    declared = wanted.domains.get(spec.domain)
+    domain = (declared.backend if declared else None) or current.domain_backends.get(spec.domain)
+    return home_backend(None, domain, homes.default)
 
 
 def show_quota(quota_bytes: int) -> str:
@@ -306,12 +373,16 @@ def to_document(current: Current, *, with_hashes: bool = False) -> dict[str, Any
     for name in sorted(current.domains):
         keys = [{"selector": s, "algorithm": a} for s, a in current.dkim.get(name, {}).items()]
         doc["domains"][name] = {"dkim": keys} if keys else {}
+        if current.domain_backends.get(name):
+            doc["domains"][name]["backend"] = current.domain_backends[name]
     for address, box in sorted(current.mailboxes.items()):
         entry: dict[str, Any] = {
             "name": box.name,
             "quota": show_quota(box.quota_bytes),
             "active": box.active,
         }
+        if box.backend:
+            entry["backend"] = box.backend
         if with_hashes:
             entry["password_hash"] = box.password_hash
         doc["mailboxes"][address] = entry

@@ -27,6 +27,7 @@ from mailprov.rules.addresses import Address, parse_address
 from mailprov.rules.sizes import parse_size
 from mailprov.services import bulk_passwords
 from mailprov.services.accounts import NewMailbox, insert_mailboxes
+from mailprov.services.homes import new_home
 from mailprov.store.schema import addresses, domains
 from mailprov.system.children import die_with_parent, exit_if_orphaned
 
@@ -285,7 +286,9 @@ def import_mailboxes(
         if staged is not None:
             bulk_passwords.publish(staged)
             step("published")
-        _insert(store, rows, final, actor=actor, path=path, checkpoint=step)
+        # Each new mailbox's home, as 'mailbox add' gives it (none on a one-host site).
+        home = {d: new_home(store, d, None, settings.cluster) for d in {r.domain for r in rows}}
+        _insert(store, rows, final, home, actor=actor, path=path, checkpoint=step)
     except BaseException:
         if staged is not None:
             bulk_passwords.give_up(store, staged, [r.address for r in to_generate])
@@ -301,6 +304,7 @@ def _insert(
     store: Store,
     rows: list[Row],
     final: dict[str, str],
+    home: dict[str, str | None],
     *,
     actor: Actor,
     path: Path,
@@ -313,6 +317,7 @@ def _insert(
             " ".join(r.name.split())[:256],
             r.quota_bytes,
             details={"via": "import", "file": path.name, "line": r.line},
+            backend=home[r.domain],
         )
         for r in rows
     ]

@@ -53,6 +53,7 @@ from mailprov.rules.addresses import parse_address
 from mailprov.rules.contacts import parse_contact
 from mailprov.rules.sizes import parse_size
 from mailprov.services import accounts, confirmation, contacts, request_notices
+from mailprov.services.homes import new_home
 from mailprov.services.request_notices import Notice
 from mailprov.services.trust import load_anchors, load_keys
 from mailprov.store import audit
@@ -820,6 +821,7 @@ def _provision(
             display_name=row.display_name,
             quota_bytes=_quota(settings),
             temporary_hours=settings.passwords.temp_password_hours,
+            backend=new_home(store, parsed.domain, None, settings.cluster),
         )
     except MailprovError as exc:
         with store.begin() as conn:

@@ -21,6 +21,7 @@ from mailprov.errors import TemporaryFailure
 from mailprov.model import DkimStatus, Secret
 from mailprov.rules import passwords, statefile
 from mailprov.rules.addresses import Address, parse_address
+from mailprov.rules.backends import home_backend
 from mailprov.rules.declared import Declared, MailboxSpec, declared
 from mailprov.rules.sizes import parse_size
 from mailprov.rules.state import (
@@ -97,18 +98,32 @@ def _dkim_now(settings: SiteConfig, names: set[str]) -> dict[str, dict[str, str]
     return out
 
 
-def snapshot(conn: Connection, dkim_now: dict[str, dict[str, str]]) -> Current:
-    """What the store holds, as a state compares it."""
-    names = set(conn.execute(select(domains.c.name)).scalars())
+def snapshot(
+    conn: Connection, dkim_now: dict[str, dict[str, str]], default_backend: str = ""
+) -> Current:
+    """What the store holds, as a state compares it (``default_backend``: the site's
+    default home, for the effective home of a mailbox that inherits it)."""
+    domain_rows = conn.execute(select(domains.c.name, domains.c.backend)).all()
+    names = {r.name for r in domain_rows}
+    domain_backends = {r.name: r.backend for r in domain_rows if r.backend}
     boxes = {
-        r.address: MailboxNow(r.display_name, r.quota_bytes, bool(r.active), r.password_hash)
+        r.address: MailboxNow(
+            r.display_name,
+            r.quota_bytes,
+            bool(r.active),
+            r.password_hash,
+            r.backend,
+            home_backend(r.backend, domain_backends.get(r.domain), default_backend),
+        )
         for r in conn.execute(
             select(
                 mailboxes.c.address,
+                mailboxes.c.domain,
                 mailboxes.c.display_name,
                 mailboxes.c.quota_bytes,
                 mailboxes.c.active,
                 mailboxes.c.password_hash,
+                mailboxes.c.backend,
             )
         )
     }
@@ -119,7 +134,8 @@ def snapshot(conn: Connection, dkim_now: dict[str, dict[str, str]]) -> Current:
     for address, destination in conn.execute(query):
         grouped.setdefault(address, []).append(destination)
     targets = {a: tuple(sorted(d)) for a, d in grouped.items()}
-    return Current(names, boxes, targets, {d: k for d, k in dkim_now.items() if d in names})
+    dkim = {d: k for d, k in dkim_now.items() if d in names}
+    return Current(names, boxes, targets, dkim, domain_backends)
 
 
 def _diff(state: StateFile, current: Current, settings: SiteConfig, prune: bool) -> Plan:
@@ -129,6 +145,8 @@ def _diff(state: StateFile, current: Current, settings: SiteConfig, prune: bool)
         prune=prune,
         default_quota=parse_size(settings.accounts.default_quota),
         default_algorithm=settings.dkim.algorithms[0],
+        backends=list(settings.cluster.backend_hosts()),
+        default_backend=settings.cluster.default_home(),
     )
     if problems:
         raise statefile.fail(problems, text=state.text, fmt=state.fmt, source=state.source)
@@ -144,7 +162,7 @@ def plan(store: Store, settings: SiteConfig, state: StateFile, *, prune: bool = 
     """
     dkim_now = _dkim_now(settings, set(state.wanted.domains))
     with store.read() as conn:
-        current = snapshot(conn, dkim_now)
+        current = snapshot(conn, dkim_now, settings.cluster.default_home())
     return _diff(state, current, settings, prune)
 
 
@@ -169,7 +187,8 @@ def apply(
     dkim_now = _dkim_now(settings, set(state.wanted.domains))
     try:
         with store.begin() as conn:
-            planned = _diff(state, snapshot(conn, dkim_now), settings, prune)
+            current = snapshot(conn, dkim_now, settings.cluster.default_home())
+            planned = _diff(state, current, settings, prune)
             missing = [
                 c.key
                 for c in planned.of("mailbox", "create")
@@ -236,7 +255,8 @@ def _carry_out(
     """Every change of the plan, in :data:`~mailprov.rules.state.ORDER`."""
     wanted = state.wanted
     for change in planned.of("domain", "create"):
-        insert_domain(conn, change.key, actor=actor)
+        backend = change.attributes.get("backend", (None, None))[1]
+        insert_domain(conn, change.key, actor=actor, backend=backend)
     for change in planned.of("alias", "delete"):
         remove_destinations(conn, change.key, [], actor=actor, whole=True)
     new = []
@@ -255,6 +275,7 @@ def _carry_out(
                 quota,
                 active=spec.active is not False,
                 details={"via": "apply", "quota_bytes": quota},
+                backend=change.attributes.get("backend", (None, None))[1],
             )
         )
     insert_mailboxes(conn, new, actor=actor)
@@ -299,7 +320,7 @@ def export(store: Store, settings: SiteConfig, *, with_hashes: bool = False) -> 
     """The store as a state document (what ``apply`` reads); hashes only ``with_hashes``."""
     with store.read() as conn:
         names = set(conn.execute(select(domains.c.name)).scalars())
-        current = snapshot(conn, _dkim_now(settings, names))
+        current = snapshot(conn, _dkim_now(settings, names), settings.cluster.default_home())
     return to_document(current, with_hashes=with_hashes)
 
 

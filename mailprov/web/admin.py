@@ -23,10 +23,11 @@ from mailprov.errors import (
     ScopeRefused,
     StateInvalid,
     TemporaryFailure,
+    UnknownBackend,
     UnknownDomain,
 )
 from mailprov.rules.sizes import parse_size
-from mailprov.services import accounts, deploy, mailbox_state, state
+from mailprov.services import accounts, deploy, homes, mailbox_state, state
 from mailprov.system.run import SubprocessRunner
 from mailprov.web.api import API, Call
 
@@ -36,6 +37,11 @@ ADDRESS = {"type": "string", "minLength": 3, "maxLength": 254}
 SIZE = {"type": "string", "maxLength": 32, "description": "Such as 2G or 500M; 0 = unlimited."}
 ANY_OBJECT = {"type": "object"}
 CHANGED = {"type": "boolean", "description": "Whether anything was written."}
+BACKEND = {
+    "type": "string",
+    "maxLength": 63,
+    "description": "A home backend: one of [cluster] backends (README 'Beyond one machine').",
+}
 
 
 def _listing(name: str) -> dict[str, Any]:
@@ -83,21 +89,54 @@ def admin_list_domains(call: Call) -> dict[str, Any]:
         "properties": {
             "name": {"type": "string", "minLength": 1, "maxLength": 253},
             "exist_ok": {"type": "boolean", "default": False},
+            "backend": BACKEND,
         },
     },
     answer=_changed("domain"),
-    errors=(AlreadyExists, InvalidAddress),
+    errors=(AlreadyExists, InvalidAddress, UnknownBackend),
 )
 def admin_add_domain(call: Call) -> dict[str, Any]:
     """Add a domain; with exist_ok an existing one is 'changed: false' (as 'domain add')."""
     store, name = call.services.store, call.body["name"]
+    backend = call.body.get("backend")
+    if backend is not None:
+        homes.checked_backend(backend, call.services.settings.cluster)
     try:
-        added = accounts.add_domain(store, name, actor=call.actor)
+        added = accounts.add_domain(store, name, actor=call.actor, backend=backend)
     except AlreadyExists:
         if not call.body.get("exist_ok"):
             raise
         return {"changed": False, "domain": accounts.get_domain(store, name).to_json()}
     return {"changed": True, "domain": added.to_json()}
+
+
+@API.operation(
+    "PATCH",
+    "/api/v1/admin/domains/{name}",
+    summary="Change a domain's home backend for new mailboxes",
+    tag=TAG,
+    scope=WRITE,
+    body={
+        "type": "object",
+        "required": ["backend"],
+        "additionalProperties": False,
+        "properties": {
+            "backend": {**BACKEND, "type": ["string", "null"], "description": "null: the site's"}
+        },
+    },
+    answer=_changed("domain"),
+    errors=(NotFound, InUse, InvalidAddress, UnknownBackend),
+)
+def admin_set_domain(call: Call) -> dict[str, Any]:
+    """As 'domain set --backend': refused while mailboxes take their home from the domain."""
+    found, changed = homes.set_domain_backend(
+        call.services.store,
+        call.path["name"],
+        call.body["backend"] or None,
+        call.services.settings.cluster,
+        actor=call.actor,
+    )
+    return {"changed": changed, "domain": found.to_json()}
 
 
 @API.operation(
@@ -129,7 +168,12 @@ def admin_remove_domain(call: Call) -> dict[str, Any]:
 def admin_list_mailboxes(call: Call) -> dict[str, Any]:
     """Every mailbox (never a password hash)."""
     services = call.services
-    found = accounts.list_mailboxes(services.store, services.settings.passwords, now=call.now)
+    found = accounts.list_mailboxes(
+        services.store,
+        services.settings.passwords,
+        now=call.now,
+        default_backend=services.settings.cluster.default_home(),
+    )
     return {"mailboxes": [m.to_json() for m in found]}
 
 
@@ -146,7 +190,11 @@ def admin_show_mailbox(call: Call) -> dict[str, Any]:
     """One mailbox (never its password hash)."""
     services = call.services
     found = accounts.get_mailbox(
-        services.store, call.path["address"], services.settings.passwords, now=call.now
+        services.store,
+        call.path["address"],
+        services.settings.passwords,
+        now=call.now,
+        default_backend=services.settings.cluster.default_home(),
     )
     return {"mailbox": found.to_json()}
 
@@ -173,6 +221,10 @@ def admin_show_mailbox(call: Call) -> dict[str, Any]:
             },
             "temporary": {"type": "boolean", "default": False},
             "exist_ok": {"type": "boolean", "default": False},
+            "backend": {
+                **BACKEND,
+                "description": "Its home (default: the domain's, else the site's).",
+            },
         },
     },
     answer={
@@ -184,7 +236,15 @@ def admin_show_mailbox(call: Call) -> dict[str, Any]:
             "password": {"type": "string", "description": "Only a generated one, only here."},
         },
     },
-    errors=(AddressTaken, Conflict, InvalidAddress, UnknownDomain, InvalidValue, PasswordPolicy),
+    errors=(
+        AddressTaken,
+        Conflict,
+        InvalidAddress,
+        UnknownDomain,
+        InvalidValue,
+        PasswordPolicy,
+        UnknownBackend,
+    ),
 )
 def admin_add_mailbox(call: Call) -> dict[str, Any]:
     """Create a mailbox (as 'mailbox add'); exist_ok compares name and quota, never the password."""
@@ -195,10 +255,15 @@ def admin_add_mailbox(call: Call) -> dict[str, Any]:
         services.store, body["address"], display_name=body.get("name"), quota_bytes=quota
     ):
         found = accounts.get_mailbox(
-            services.store, body["address"], settings.passwords, now=call.now
+            services.store,
+            body["address"],
+            settings.passwords,
+            now=call.now,
+            default_backend=settings.cluster.default_home(),
         )
         return {"changed": False, "mailbox": found.to_json()}
     parsed = accounts.check_available(services.store, body["address"])
+    home = homes.new_home(services.store, parsed.domain, body.get("backend"), settings.cluster)
     new = accounts.prepare_password(
         settings.passwords, parsed, password_hash=body.get("password_hash")
     )
@@ -210,6 +275,7 @@ def admin_add_mailbox(call: Call) -> dict[str, Any]:
         display_name=body.get("name", ""),
         quota_bytes=quota if quota is not None else parse_size(settings.accounts.default_quota),
         temporary_hours=settings.passwords.temp_password_hours if body.get("temporary") else None,
+        backend=home,
     )
     answer: dict[str, Any] = {"changed": True, "mailbox": made.to_json()}
     if new.generated is not None:

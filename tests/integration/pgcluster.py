@@ -82,10 +82,12 @@ class Cluster:
     root: Path
     primary: Server
     replica: Server
+    settings: str = ""
 
     @classmethod
-    def start(cls, port: int) -> Cluster:
-        """``initdb`` and start the primary, create the database, clone and start the replica."""
+    def start(cls, port: int, *, replica: bool = True, settings: str = "") -> Cluster:
+        """``initdb`` and start the primary, create the database, clone and start the replica
+        (unless not ``replica``); ``settings``: more postgresql.conf lines for both."""
         root = Path(tempfile.mkdtemp(prefix="mp-pg-"))
         os.chmod(root, 0o755)
         shutil.chown(root, "postgres", "postgres")
@@ -94,9 +96,11 @@ class Cluster:
             Server(root / "primary", PRIMARY_HOST, port),
             Server(root / "replica", REPLICA_HOST, port),
         )
+        cluster.settings = settings
         try:
             cluster._start_primary()
-            cluster._start_replica()
+            if replica:
+                cluster._start_replica()
         except BaseException:
             cluster.stop()
             raise
@@ -108,7 +112,7 @@ class Cluster:
             str(PG_BIN / "initdb"), "-D", str(p.data), "-A", "trust", "-U", "postgres", "--no-sync"
         )
         with (p.data / "postgresql.conf").open("a") as f:
-            f.write(_server_conf(p, self.root / "sock-primary"))
+            f.write(_server_conf(p, self.root / "sock-primary") + self.settings)
         with (p.data / "pg_hba.conf").open("a") as f:
             # The replica connects for streaming; the tests and the mail servers for queries.
             f.write("host all all 127.0.0.0/8 trust\nhost replication all 127.0.0.0/8 trust\n")
@@ -127,7 +131,7 @@ class Cluster:
             *("-R", "-X", "stream", "-c", "fast", "--no-sync"),
         )
         with (r.data / "postgresql.conf").open("a") as f:
-            f.write(_server_conf(r, self.root / "sock-replica"))
+            f.write(_server_conf(r, self.root / "sock-replica") + self.settings)
         r.start()
 
     def wait_replayed(self, timeout: float = 20.0) -> None:

@@ -15,10 +15,13 @@ disables pytest-randomly): the ones that stop a backend come last and start it a
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import json
 import poplib
+import shutil
 import smtplib
+import socket
 import subprocess
 import time
 import uuid
@@ -26,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -86,6 +90,7 @@ def fixture_site() -> Iterator[Site]:
     finally:
         for stack in started:
             stack.stop()
+            shutil.rmtree(stack.root, ignore_errors=True)
         drop_pg_database(pg_base_url(), url)
 
 
@@ -139,6 +144,29 @@ def _pop3_refusal(stack: MailStack, address: str) -> str:
     finally:
         pop.close()
     raise AssertionError(f"{address} logged in")
+
+
+def _managesieve_login(stack: MailStack, address: str) -> bytes:
+    """STARTTLS and AUTHENTICATE PLAIN on ``stack``'s ManageSieve port (RFC 5804): the reply."""
+
+    def answer(stream: Any) -> bytes:
+        while True:
+            line = stream.readline()
+            if not line or line.startswith((b"OK", b"NO", b"BYE")):
+                return bytes(line)
+
+    with socket.create_connection((stack.host, stack.ports["managesieve"]), timeout=15) as raw:
+        answer(raw.makefile("rb"))
+        raw.sendall(b"STARTTLS\r\n")
+        assert answer(raw.makefile("rb")).startswith(b"OK")
+        with stack.tls_context().wrap_socket(raw, server_hostname=stack.host) as tls:
+            stream = tls.makefile("rb")
+            answer(stream)  # the capabilities again, after TLS
+            token = base64.b64encode(f"\0{address}\0{PW}".encode()).decode()
+            tls.sendall(f'AUTHENTICATE "PLAIN" "{token}"\r\n'.encode())
+            reply = answer(stream)
+            tls.sendall(b"LOGOUT\r\n")
+            return reply
 
 
 def _send(stack: MailStack, recipients: list[str], subject: str) -> None:
@@ -204,6 +232,19 @@ def test_a_mailbox_added_anywhere_logs_in_through_the_frontend(site: Site) -> No
     assert not (site.fe.root / "mail" / "example.test").exists()
 
 
+def test_pop3_and_managesieve_go_through_the_proxy_too(site: Site) -> None:
+    """POP3 and ManageSieve logins through the frontend reach the home backend as well."""
+    pop = poplib.POP3_SSL(
+        site.fe.host, site.fe.ports["pop3s"], context=site.fe.tls_context(), timeout=15
+    )
+    try:
+        pop.user("cyd@example.test")
+        assert pop.pass_(PW).startswith(b"+OK")
+    finally:
+        pop.quit()
+    assert _managesieve_login(site.fe, "cyd@example.test").startswith(b"OK")
+
+
 def test_a_wrong_password_is_refused_by_the_frontend(site: Site) -> None:
     """The frontend checks the password itself: a wrong one never reaches a backend."""
     with (
@@ -224,6 +265,20 @@ def test_mail_to_the_frontend_lands_on_each_home(site: Site) -> None:
     assert _landed(site.b2, "cyd@example.test", subject)
     assert not _maildir(site.b2, "ann@example.test").exists()
     assert site.fe.wait_for_message("cyd@example.test", PW, subject)["Subject"] == subject
+
+
+def test_submission_on_the_frontend_logs_in_and_delivers(site: Site) -> None:
+    """SMTP AUTH on the frontend's submission port checks the password (the proxy fields
+    of its passdb do not get in the way) and the mail lands on the recipient's home."""
+    subject = _subject()
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "ann@example.test", "cyd@example.test", subject
+    msg.set_content("from one backend's mailbox to the other's")
+    with smtplib.SMTP(site.fe.host, site.fe.ports["submission"], timeout=15) as smtp:
+        smtp.starttls(context=site.fe.tls_context())
+        smtp.login("ann@example.test", PW)
+        smtp.send_message(msg)
+    assert _landed(site.b2, "cyd@example.test", subject)
 
 
 def test_a_backend_refuses_a_mailbox_living_elsewhere_for_now(site: Site) -> None:

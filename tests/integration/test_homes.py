@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from mailprov.rules.hashing import hash_password
 from mailprov.store.migrate import upgrade
 from tests.conftest import Cli, PgSchema
 
@@ -122,3 +123,71 @@ def _url(cli: Cli) -> str:
         if line.startswith("url = "):
             return line.split('"')[1]
     raise AssertionError
+
+
+def test_state_apply_and_export_carry_the_home(site: Cli, tmp_path: Path) -> None:
+    """apply makes a domain with its backend and mailboxes with their homes (own, else the
+    domain's), export writes them back, and a changed home of an existing mailbox is a
+    problem at its line (a move), not a silent re-homing."""
+    state = tmp_path / "site.toml"
+    state.write_text(
+        "version = 1\n"
+        '[domains."other.test"]\nbackend = "b1"\n'
+        '[mailboxes."gus@other.test"]\ngenerate_password = true\n'
+        '[mailboxes."hal@other.test"]\ngenerate_password = true\nbackend = "b2"\n'
+    )
+    status, doc = site.json("apply", str(state))
+    assert status == 0, doc
+    homes = {
+        a: site.json("mailbox", "show", a)[1]["mailbox"]["backend"]
+        for a in ("gus@other.test", "hal@other.test")
+    }
+    assert homes == {"gus@other.test": "b1", "hal@other.test": "b2"}
+    status, exported = site.json("export", "--format", "json")
+    assert status == 0, exported
+    state_doc = exported.get("state", exported)
+    assert state_doc["domains"]["other.test"]["backend"] == "b1"
+    assert state_doc["mailboxes"]["hal@other.test"]["backend"] == "b2"
+    assert site.json("apply", str(state))[1]["changed"] is False
+    state.write_text(
+        state.read_text().replace('backend = "b2"', 'backend = "b1"')
+        + '[mailboxes."ivy@other.test"]\ngenerate_password = true\nbackend = "b9"\n'
+    )
+    status, doc = site.json("apply", str(state))
+    assert doc["error"]["code"] == "state-invalid", doc
+    text = str(doc["error"])
+    assert "mailbox move" in text
+    assert "b9 is not one of [cluster] backends" in text
+    assert site.json("mailbox", "show", "ivy@other.test")[0] == 3
+
+
+def test_imported_mailboxes_get_their_home_written(site: Cli, tmp_path: Path) -> None:
+    """mailbox import gives each new mailbox its home as 'mailbox add' does (the domain's,
+    else the site's), kept in its row."""
+    assert site.json("domain", "add", "third.test", "--backend", "b1")[0] == 0
+    digest = hash_password("Pw-1234-abcd!", "SHA512-CRYPT")
+    csv = tmp_path / "boxes.csv"
+    csv.write_text(
+        "address,name,quota,password-hash\n"
+        f"jo@third.test,Jo,0,{digest}\nkim@example.test,Kim,0,{digest}\n"
+    )
+    status, doc = site.json("mailbox", "import", str(csv))
+    assert status == 0, doc
+    shown = {
+        a: site.json("mailbox", "show", a)[1]["mailbox"]
+        for a in ("jo@third.test", "kim@example.test")
+    }
+    assert {a: (m["backend"], m["home_from"]) for a, m in shown.items()} == {
+        "jo@third.test": ("b1", "mailbox"),
+        "kim@example.test": ("b2", "mailbox"),
+    }
+
+
+def test_exist_ok_compares_the_home(site: Cli) -> None:
+    """add --exist-ok with the mailbox's own home is unchanged; with another, a conflict."""
+    assert _add(site, "lou@example.test", "--backend", "b1")[0] == 0
+    status, doc = _add(site, "lou@example.test", "--backend", "b1", "--exist-ok")
+    assert (status, doc["changed"]) == (0, False)
+    status, doc = _add(site, "lou@example.test", "--backend", "b2", "--exist-ok")
+    assert (status, doc["error"]["code"]) == (91, "conflict")
+    assert doc["error"]["differing"] == {"backend": {"before": "b1", "after": "b2"}}

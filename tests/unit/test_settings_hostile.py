@@ -93,6 +93,8 @@ SAMPLES = {
     "cluster.backends": "backend-1=10.0.0.2",
     "cluster.name": "backend-1",
     "cluster.default_backend": "backend-1",
+    "cluster.frontends": "10.0.0.1/32",
+    "cluster.source_address": "10.0.0.1",
 }
 PG_URL = "postgresql+psycopg://mailprov@db.example.test/mp"
 #: Settings that need others to make sense, and those others (read hosts need PostgreSQL;
@@ -103,7 +105,12 @@ COMPANIONS: dict[str, dict[str, dict[str, Any]]] = {
     **{
         f"cluster.{key}": {
             "store": {"url": PG_URL},
-            "cluster": {"role": "backend", "name": "backend-1", "backends": ["backend-1=10.0.0.2"]},
+            "cluster": {
+                "role": "backend",
+                "name": "backend-1",
+                "backends": ["backend-1=10.0.0.2"],
+                "frontends": ["10.0.0.1/32"],
+            },
         }
         for key in ("name", "default_backend")
     },

@@ -168,3 +168,22 @@ def test_apply_and_export_over_http(owner: OwnerSite) -> None:
         assert reader.get("/api/v1/admin/export").status_code == 200
         refused = reader.post("/api/v1/admin/apply", json={"state": _state(domain)})
         assert refused.status_code == 403
+
+
+def test_home_backend_on_a_one_host_site(owner: OwnerSite) -> None:
+    """A one-host site has no backends: a mailbox or domain naming one is refused (422,
+    unknown-backend) and nothing is made; clearing a domain's backend changes nothing."""
+    domain = _domain()
+    with _client(owner, _token(owner, "accounts:write", "accounts:read")) as api:
+        refused = api.post("/api/v1/admin/domains", json={"name": domain, "backend": "b1"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "unknown-backend")
+        listed = api.get("/api/v1/admin/domains").json()["domains"]
+        assert domain not in {d["name"] for d in listed}
+        assert api.post("/api/v1/admin/domains", json={"name": domain}).status_code == 200
+        box = f"ann@{domain}"
+        refused = api.post("/api/v1/admin/mailboxes", json={"address": box, "backend": "b1"})
+        assert refused.json()["error"]["code"] == "unknown-backend"
+        made = api.post("/api/v1/admin/mailboxes", json={"address": box}).json()["mailbox"]
+        assert (made["backend"], made["home"], made["home_from"]) == (None, None, "site")
+        kept = api.patch(f"/api/v1/admin/domains/{domain}", json={"backend": None})
+        assert kept.json() == {"changed": False, "domain": kept.json()["domain"]}
