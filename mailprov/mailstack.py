@@ -58,6 +58,7 @@ PORT_NAMES = (
     "pop3s",
     "lmtp",
     "managesieve",
+    "quota_status",
 )
 #: A port more for the relayhost Postfix sends outside mail to (nothing listens by default).
 EXTRA_PORTS = ("relay",)
@@ -77,6 +78,7 @@ pop3 = {pop3}
 pop3s = {pop3s}
 lmtp = {lmtp}
 managesieve = {managesieve}
+quota_status = {quota_status}
 
 [deploy]
 listen = ["{host}"]

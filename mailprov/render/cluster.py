@@ -40,6 +40,11 @@ def _lmtp_nexthop(host: str, port: int) -> str:
     return f"lmtp:inet:[{host}]:{port}"
 
 
+def _bracketed(host: str) -> str:
+    """An IPv6 address in brackets (for Postfix's inet:HOST:PORT), anything else as it is."""
+    return f"[{host}]" if ":" in host else host
+
+
 def _dovecot_network(raw: str) -> str:
     """Dovecot's form of a network (no brackets around IPv6)."""
     return str(ipaddress.ip_network(raw.strip("[]").replace("]/", "/"), strict=False))
@@ -51,6 +56,9 @@ def context(config: SiteConfig) -> dict[str, Any]:
     hosts = cluster.backend_hosts()
     home = HOME.format(default=cluster.default_home())
     lmtp = config.ports.lmtp
+    # Postfix restriction classes, one per backend (by position: names may hold '-').
+    quota_classes = {n: f"quota_{i}" for i, n in enumerate(hosts, start=1)}
+    quota_port = config.ports.quota_status
     return {
         "role": cluster.role,
         "frontend": cluster.role == "frontend",
@@ -72,6 +80,12 @@ def context(config: SiteConfig) -> dict[str, Any]:
         "transport": "COALESCE("
         + _case(home, {n: _lmtp_nexthop(h, lmtp) for n, h in hosts.items()})
         + f", 'retry:4.3.5 home backend ' || {home} || ' is not in [cluster] backends')",
+        # A frontend asks each mailbox's home whether it has room (quota-status, at RCPT).
+        "quota_class": _case(home, quota_classes),
+        "quota_classes": {
+            quota_classes[n]: f"check_policy_service inet:{_bracketed(h)}:{quota_port}"
+            for n, h in hosts.items()
+        },
         # A backend's LMTP for the frontends listens at its own address in the list.
         "lmtp_address": hosts.get(cluster.name, "127.0.0.1"),
         "frontends": ", ".join(_dovecot_network(n) for n in cluster.frontends),

@@ -423,6 +423,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
                 "pop3s",
                 "lmtp",
                 "managesieve",
+                "quota_status",
             )
         },
         "master": {

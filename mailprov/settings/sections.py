@@ -191,6 +191,9 @@ class PortsSection:
     lmtp: Port = 24
     #: ManageSieve (RFC 5804): mail clients edit their filters here, STARTTLS before login.
     managesieve: Port = 4190
+    #: [cluster] role "backend": Dovecot's quota-status policy service at its address,
+    #: which the frontends' Postfix asks at RCPT time (a full mailbox is refused, not bounced).
+    quota_status: Port = 12340
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,34 @@ def test_pop3_and_managesieve_go_through_the_proxy_too(site: Site) -> None:
     assert _managesieve_login(site.fe, "cyd@example.test").startswith(b"OK")
 
 
+class _ImapFrom(imaplib.IMAP4):
+    """Plain IMAP from a chosen loopback address."""
+
+    def __init__(self, host: str, port: int, source: str) -> None:
+        self.source = source
+        super().__init__(host, port, timeout=15)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        return socket.create_connection((self.host, self.port), timeout, (self.source, 0))
+
+
+def _backend_login(stack: MailStack, source: str, password: str) -> bool:
+    with _ImapFrom(stack.host, stack.ports["imap"], source) as imap:
+        try:
+            imap.login("ann@example.test", password)
+        except imaplib.IMAP4.error:
+            return False
+        return True
+
+
+def test_a_backend_trusts_only_the_frontends_address(site: Site) -> None:
+    """Only from the frontends' network does a backend take a login without checking the
+    password (the frontend did); from anywhere else the password is checked."""
+    assert _backend_login(site.b1, "127.0.0.3", PW)
+    assert not _backend_login(site.b1, "127.0.0.3", "Wrong-Pass-42!")
+    assert _backend_login(site.b1, "127.0.0.2", "not checked here")
+
+
 def test_a_wrong_password_is_refused_by_the_frontend(site: Site) -> None:
     """The frontend checks the password itself: a wrong one never reaches a backend."""
     with (
@@ -279,6 +307,20 @@ def test_submission_on_the_frontend_logs_in_and_delivers(site: Site) -> None:
         smtp.login("ann@example.test", PW)
         smtp.send_message(msg)
     assert _landed(site.b2, "cyd@example.test", subject)
+
+
+def test_a_full_mailbox_is_refused_at_rcpt_by_its_home(site: Site) -> None:
+    """The frontend asks the home backend's quota-status at RCPT: a full mailbox is refused
+    there (552), not accepted and bounced later."""
+    _add(site.fe, "eve@example.test", "--backend", "b2")
+    subject = _subject()
+    _send(site.fe, ["eve@example.test"], subject)
+    assert _landed(site.b2, "eve@example.test", subject)
+    site.fe.sql("UPDATE mailboxes SET quota_bytes = 100 WHERE address = 'eve@example.test'")
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        _send(site.fe, ["eve@example.test"], _subject())
+    code, text = refused.value.recipients["eve@example.test"]
+    assert (code, text[:5]) == (552, b"5.2.2"), text
 
 
 def test_a_backend_refuses_a_mailbox_living_elsewhere_for_now(site: Site) -> None:

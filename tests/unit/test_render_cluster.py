@@ -53,6 +53,9 @@ def test_a_frontend_proxies_and_routes_by_home(tmp_path: Path, tls: str) -> None
     main, dovecot = out["main.cf"], out["dovecot.conf"]
     assert "transport_maps = pgsql:" in main
     assert "quota_check" not in main
+    assert "quota_1 = check_policy_service inet:10.0.0.3:12340\n" in main
+    assert "quota_2 = check_policy_service inet:[2001:db8::4]:12340\n" in main
+    assert "WHEN 'b2' THEN 'quota_2'" in out["sql-quota-limited.cf"]
     assert "protocols = imap pop3 sieve\n" in dovecot
     for absent in ("service lmtp", "quota-status", "mail_location", "driver = static"):
         assert absent not in dovecot
@@ -72,6 +75,7 @@ def test_a_backend_trusts_only_its_frontends(tmp_path: Path, tls: str) -> None:
     assert "allow_real_nets=10.0.0.2/32, 2001:db8::2/128" in dovecot
     assert "login_trusted_networks = 10.0.0.2/32, 2001:db8::2/128" in dovecot
     assert "address = 10.0.0.3\n" in dovecot
+    assert "port = 12340\n" in dovecot.split("service quota-status")[1]
     assert "protocols = imap pop3 lmtp sieve" in dovecot
     assert "THEN 5000" in sql
     assert "ELSE CAST('home backend is '" in sql
