@@ -111,6 +111,9 @@ class ExitStatus(IntEnum):
     BACKUP_INVALID = 93
     RESTORE_REFUSED = 94
     BACKUP_TOO_NEW = 95
+    # 97-98: moving a mailbox between backends (services/move.py)
+    MOVE_REFUSED = 97
+    MOVE_FAILED = 98
 
     # -- 100-129: the owner's side (mailprov serve) ---------------------------
     # 100-109 sign-in and sessions, 110-114 two-factor, 115-119 recovery and reset,
@@ -1200,6 +1203,27 @@ class DoctorFoundErrors(CheckFailed):
     code = "doctor-found-errors"
     exit_status = ExitStatus.DOCTOR_FOUND_ERRORS
     default_hint = "each finding says what to do; run 'mailprov doctor' again after fixing them"
+
+
+# -- moving a mailbox between backends (services/move.py) -----------------------
+
+
+class MoveRefused(MailprovError):
+    """The mailbox cannot be moved as asked."""
+
+    code = "move-refused"
+    exit_status = ExitStatus.MOVE_REFUSED
+
+
+class MoveFailed(MailprovError):
+    """Copying a mailbox's mail between backends failed."""
+
+    code = "move-failed"
+    exit_status = ExitStatus.MOVE_FAILED
+    default_hint = (
+        "fix what doveadm said (both backends' doveadm servers must run and share "
+        "[cluster] doveadm_password_file), then run the same 'mailprov mailbox move' again"
+    )
 
 
 def all_errors() -> list[type[MailprovError]]:

@@ -25,8 +25,11 @@ MARKS = {"error": "ERROR", "warning": "warn ", "info": "info "}
 def doctor(target: Path | None, no_dns: bool) -> None:
     """Check that the store, the rendered config, the Maildirs, the certificate, the ports, the
     Postfix queue and DNS agree; with [rspamd] enabled, also that rspamd's config passes
-    rspamadm configtest and that rspamd and its Redis answer. Each finding has a stable ID
-    and says what to do; the exit status is non-zero (79) only when there are errors."""
+    rspamadm configtest and that rspamd and its Redis answer. On a site of several hosts
+    also this host's role, whether each backend answers, mailboxes whose home is not a
+    listed backend, unfinished moves and, with [store] read_hosts, the replicas' lag. Each
+    finding has a stable ID and says what to do; the exit status is non-zero (79) only
+    when there are errors."""
     from mailprov.cli.dns import check_plan
     from mailprov.cli.output import dump_json
     from mailprov.errors import DoctorFoundErrors

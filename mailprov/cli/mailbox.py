@@ -11,6 +11,7 @@ import click
 
 from mailprov.cli.contact import contact
 from mailprov.cli.context import app_context
+from mailprov.cli.move import move
 from mailprov.cli.options import (
     Renamed,
     complete_mailboxes,
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 #: The crash tests' hook, and the only one: with this variable naming a step of
 #: ``mailbox import`` (``mailprov.services.bulk.STEPS``), the process kills itself
-#: with SIGKILL on reaching it (tests/integration/test_import_crash.py).
+#: with SIGKILL on reaching it (tests/integration/test_import_crash.py); ``move:STAGE``
+#: does the same after a stage of ``mailbox move`` (cli/move.py).
 KILL_AT_ENV = "MAILPROV_TEST_KILL_AT"
 
 
@@ -40,6 +42,7 @@ def mailbox() -> None:
 
 
 mailbox.add_command(contact)
+mailbox.add_command(move)
 
 
 def _show_generated(data: dict[str, object], password: str | None, address: str) -> str:
@@ -508,7 +511,7 @@ def _crash_hook() -> Checkpoint | None:
     from mailprov.services.bulk import STEPS
 
     target = os.environ.get(KILL_AT_ENV)
-    if not target:
+    if not target or target.startswith("move:"):  # (mailbox move's stages)
         return None
     if target not in STEPS:
         raise click.UsageError(f"{KILL_AT_ENV} must name one of: {', '.join(STEPS)}")

@@ -376,6 +376,23 @@ def _milters(config: SiteConfig, dkim: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _doveadm(config: SiteConfig) -> dict[str, Any]:
+    """Dovecot's doveadm protocol between hosts, for ``mailbox move`` (empty: not set up).
+
+    Every host of a cluster gets the password and port (the doveadm client on the host
+    that runs ``mailbox move`` needs them); a backend also listens, on its own host.
+    """
+    cluster = config.cluster
+    if cluster.role == "all" or not cluster.doveadm_password_file:
+        return {}
+    listen = cluster.backend_hosts().get(cluster.name, "") if cluster.role == "backend" else ""
+    return {
+        "port": cluster.doveadm_port,
+        "password_file": str(config.resolve_path(cluster.doveadm_password_file)),
+        "listen": listen,
+    }
+
+
 def _service(port: int) -> str:
     return STANDARD_SERVICES.get(port, str(port))
 
@@ -473,6 +490,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
         "sieve": _sieve(config),
         "spam": spam_context(config, layout.dovecot_dir),
         "cluster": cluster_context(config),
+        "doveadm": _doveadm(config),
         "dkim": dkim,
         "rspamd": rspamd,
         "imapsieve": rspamd_learning(config, str(layout.dovecot_dir)),

@@ -7,7 +7,8 @@ mailboxes that never received mail, which is normal since Dovecot creates a
 Maildir on first delivery), the deployed config against a fresh render
 (``deploy plan``), the certificate's expiry, the configured ports on
 ``[check] host``, the Postfix queue, rspamd and its Redis (when ``[rspamd] enabled``),
-and (unless skipped) the DNS checks.
+on a site of several hosts (or reading from replicas) the cluster checks of
+:mod:`mailprov.services.doctor_cluster`, and (unless skipped) the DNS checks.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mailprov.services.accounts import domain_names, mailbox_addresses
 from mailprov.services.checks import check_host
 from mailprov.services.deploy import plan
 from mailprov.services.dns import check, forwarding_advice
+from mailprov.services.doctor_cluster import cluster
 from mailprov.services.doctor_rspamd import rspamd_health
 from mailprov.services.findings import ERROR, INFO, WARNING, Finding
 from mailprov.system.postfix import queue_size
@@ -392,6 +394,8 @@ def diagnose(
     ]
     if settings.rspamd.enabled:
         steps.append(("rspamd", lambda: rspamd_health(runner, settings, target)))
+    if settings.cluster.role != "all" or settings.store.read_hosts:
+        steps.append(("cluster", lambda: cluster(store, settings)))
     if dns_plan is not None:
         steps.append(("dns", lambda: dns_summary(store, settings, dns_plan)))
     for name, step in steps:

@@ -127,6 +127,13 @@ class ClusterSection:
     #: LMTP deliveries); empty: the system's choice. For a host with several addresses,
     #: so that the backends see one that is in their ``frontends``.
     source_address: OptionalIpAddress = ""
+    #: ``mailbox move`` copies mail between backends with Dovecot's doveadm protocol: each
+    #: backend's doveadm server listens on its host (from ``backends``) at this port.
+    doveadm_port: Port = 24245
+    #: The doveadm protocol's shared password (0600, the same file on every host); rendered
+    #: into Dovecot's config as ``doveadm_password = <FILE``, never on a command line.
+    #: Empty: no doveadm server, and ``mailbox move`` is refused.
+    doveadm_password_file: OptionalServerPath = ""
 
     def backend_hosts(self) -> dict[str, str]:
         """Each backend's name → the host frontends reach it at, in the order given."""
