@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -94,7 +94,7 @@ base_dir = "{root}/run"
 state_dir = "{root}/state"
 log_path = "{root}/log/dovecot.log"
 instance_name = "mp-{name}"
-mail_root = "{root}/mail"
+mail_root = "{mail_root}"
 auth_penalty = false
 """
 
@@ -404,6 +404,8 @@ def render_site(
     issue_tls: Callable[[Path], None] = self_signed_tls,
     factory: Callable[..., S] = MailStack,  # type: ignore[assignment]
     extra_ports: tuple[str, ...] = (),
+    ports: Mapping[str, int] | None = None,
+    mail_root: Path | None = None,
 ) -> S:
     """Create a site in ``root`` and render it with ``mailprov deploy apply --target``.
 
@@ -413,6 +415,11 @@ def render_site(
         prepare: runs before the deploy (e.g. to make and publish DKIM keys).
         issue_tls: writes ``cert.pem``, ``key.pem`` and ``ca.pem`` into the folder it is given.
         factory: the :class:`MailStack` (sub)class to make.
+        ports: ports the caller chose instead of free ones, by name (e.g. ``relay``: a capture
+            relay already listening, for the mail Postfix sends out).
+        mail_root: the mail homes' folder (default ``ROOT/mail``): another site on the same
+            store (a ``mailprov serve`` writing Sieve scripts) may name its own. Dovecot runs
+            as vmail: every folder above it must be searchable by others.
     """
     upgrade(store_url)
     # A differently configured stack (the DKIM one) also gets ports for the OpenDKIM milters.
@@ -420,16 +427,19 @@ def render_site(
     if extra_toml:
         names = (*names, "milter", "milter_ed25519")
     names = (*names, *extra_ports)
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
+    chosen = dict(ports or {})
+    free = [name for name in names if name not in chosen]
+    chosen |= dict(zip(free, free_ports(len(free)), strict=True))
     command = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))
-    stack = factory(name, root, ports, store_url, root / "mailprov.toml", root / "etc")
+    stack = factory(name, root, chosen, store_url, root / "mailprov.toml", root / "etc")
     init = stack.mailprov("init", "--dir", str(root), "--store", store_url, "--domain", DOMAIN)
     if init.returncode != 0:
         msg = f"mailprov init failed: {init.stderr}"
         raise RuntimeError(msg)
     with stack.config_file.open("a") as f:
-        f.write(SITE_TOML.format(root=root, name=name, mailprov=command, **ports))
-        f.write(extra_toml.format(root=root, **ports))
+        homes = mail_root or root / "mail"
+        f.write(SITE_TOML.format(root=root, name=name, mailprov=command, mail_root=homes, **chosen))
+        f.write(extra_toml.format(root=root, **chosen))
     issue_tls(root / "tls")
     if prepare is not None:
         prepare(stack)
@@ -450,8 +460,11 @@ def start_stack(
     issue_tls: Callable[[Path], None] = self_signed_tls,
     factory: Callable[..., S] = MailStack,  # type: ignore[assignment]
     extra_ports: tuple[str, ...] = (),
+    ports: Mapping[str, int] | None = None,
+    mail_root: Path | None = None,
 ) -> S:
-    """Render a site in a new short folder under ``base`` and start its servers."""
+    """Render a site in a new short folder under ``base`` and start its servers (the
+    arguments: :func:`render_site`'s)."""
     root = Path(tempfile.mkdtemp(prefix=f"mp-{name}-", dir=base))
     root.chmod(0o755)
     stack = render_site(
@@ -463,6 +476,8 @@ def start_stack(
         issue_tls=issue_tls,
         factory=factory,
         extra_ports=extra_ports,
+        ports=ports,
+        mail_root=mail_root,
     )
     try:
         stack.start()

@@ -9,7 +9,7 @@ and throwaway PostgreSQL databases.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -51,6 +51,8 @@ def render_site(
     extra_toml: str = "",
     prepare: Callable[[MailStack], None] | None = None,
     extra_ports: tuple[str, ...] = (),
+    ports: Mapping[str, int] | None = None,
+    mail_root: Path | None = None,
 ) -> MailStack:
     """:func:`mailprov.mailstack.render_site` with the test CA's certificate."""
     return mailstack.render_site(
@@ -62,6 +64,8 @@ def render_site(
         issue_tls=_test_ca_tls,
         factory=MailStack,
         extra_ports=extra_ports,
+        ports=ports,
+        mail_root=mail_root,
     )
 
 
@@ -73,6 +77,8 @@ def start_stack(
     extra_toml: str = "",
     prepare: Callable[[MailStack], None] | None = None,
     extra_ports: tuple[str, ...] = (),
+    ports: Mapping[str, int] | None = None,
+    mail_root: Path | None = None,
 ) -> MailStack:
     """:func:`mailprov.mailstack.start_stack` with the test CA's certificate."""
     return mailstack.start_stack(
@@ -84,6 +90,8 @@ def start_stack(
         issue_tls=_test_ca_tls,
         factory=MailStack,
         extra_ports=extra_ports,
+        ports=ports,
+        mail_root=mail_root,
     )
 
 

@@ -40,6 +40,11 @@ PHONE: dict[str, Any] = {
 }
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1100, "height": 900}}
 ACCEPT = {"en": "en-GB,en;q=0.9", "ru": "ru-RU,ru;q=0.9,en;q=0.5"}
+#: The innermost elements reaching past the screen's right edge (for an assertion's message).
+WIDEST = """width => [...document.querySelectorAll("body *")]
+  .filter(e => e.getBoundingClientRect().right > width
+    && ![...e.children].some(c => c.getBoundingClientRect().right > width))
+  .slice(0, 3).map(e => `${e.tagName.toLowerCase()}.${e.className}: ${e.textContent.slice(0, 40)}`)"""
 #: The pages photographed on a phone (on a desktop: every page ``shot`` is called for).
 PHONE_SHOTS = frozenset({"apply-taken", "confirm", "credentials", "account"})
 
@@ -112,7 +117,10 @@ class Visitor:
         self.check_accessible()
         width = self.page.viewport_size["width"]
         scrolled = self.page.evaluate("document.documentElement.scrollWidth")
-        assert scrolled <= width, f"{name} ({self.lang}, {self.screen}) is {scrolled}px wide"
+        assert scrolled <= width, (
+            f"{name} ({self.lang}, {self.screen}) is {scrolled}px wide: "
+            + str(self.page.evaluate(WIDEST, width))
+        )
         png = self.page.screenshot(full_page=True)
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         assert struct.unpack(">I", png[16:20])[0] == width  # IHDR: the picture's width
