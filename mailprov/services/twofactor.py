@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from mailprov.errors import TwoFactorState
 from mailprov.model import Secret, SessionStage
@@ -91,15 +91,19 @@ def issuer(settings: SiteConfig) -> str:
 # -- the owner ---------------------------------------------------------------------------
 
 
+#: Built once with bind parameters (the account page asks on every view): building a
+#: statement per call costs more than running it.
+_TOTP = select(owner_totp.c.enabled_at).where(owner_totp.c.address == bindparam("address"))
+_APP_PASSWORDS = select(func.count()).where(app_passwords.c.address == bindparam("address"))
+
+
 def status(store: Store, address: str, *, now: int) -> Status:
     """Whether two-factor authentication is on for ``address`` (a normalised address)."""
     with store.read() as conn:
-        row = conn.execute(select(owner_totp).where(owner_totp.c.address == address)).first()
+        row = conn.execute(_TOTP, {"address": address}).first()
         left = checks.codes_left(conn, address)
         until = checks.locked_until(conn, address, now)
-        count = conn.execute(
-            select(func.count()).where(app_passwords.c.address == address)
-        ).scalar_one()
+        count = conn.execute(_APP_PASSWORDS, {"address": address}).scalar_one()
     return Status(
         address=address,
         enabled=row is not None and row.enabled_at is not None,

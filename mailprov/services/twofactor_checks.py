@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from mailprov.errors import (
     MailprovError,
@@ -80,11 +80,15 @@ def totp_row(conn: Connection, address: str) -> Any:
     ).first()
 
 
+#: Built once with a bind parameter: building a statement per call costs more than the query.
+_LOCKED_UNTIL = select(login_failures.c.locked_until).where(
+    login_failures.c.key == bindparam("key")
+)
+
+
 def locked_until(conn: Connection, address: str, now: int) -> int | None:
     """Until when the mailbox's second step is locked (None: it is not)."""
-    until = conn.execute(
-        select(login_failures.c.locked_until).where(login_failures.c.key == failure_key(address))
-    ).scalar_one_or_none()
+    until = conn.execute(_LOCKED_UNTIL, {"key": failure_key(address)}).scalar_one_or_none()
     return int(until) if until is not None and until > now else None
 
 
@@ -274,15 +278,16 @@ def finish(settings: SiteConfig, address: str, outcome: Outcome) -> None:
         raise outcome.error
 
 
+#: Built once with a bind parameter: building a statement per call costs more than the query.
+_CODES_LEFT = select(func.count()).where(
+    owner_recovery_codes.c.address == bindparam("address"),
+    owner_recovery_codes.c.used_at.is_(None),
+)
+
+
 def codes_left(conn: Connection, address: str) -> int:
     """Unused recovery codes of ``address``."""
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                owner_recovery_codes.c.address == address, owner_recovery_codes.c.used_at.is_(None)
-            )
-        ).scalar_one()
-    )
+    return int(conn.execute(_CODES_LEFT, {"address": address}).scalar_one())
 
 
 def new_recovery_codes(conn: Connection, pepper: bytes, address: str) -> list[Secret]:

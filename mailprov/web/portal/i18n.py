@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gettext
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import idna
@@ -81,6 +81,7 @@ def _moment(value: int | float | str | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
+@lru_cache(maxsize=4096)  # pages show the same few moments again and again; Babel is slow
 def format_datetime(value: int | float | str | None, lang: str) -> str:
     """A moment as people of ``lang`` write it, in UTC: '30 Nov 2026, 14:05 UTC'."""
     moment = _moment(value)
