@@ -471,19 +471,24 @@ async def invoke_all(visit: Visit, *steps: Step) -> list[tuple[Any, Call]]:
     reads = all(op.method == "GET" for op, _ in prepared)
 
     def run() -> list[tuple[Any, Call]]:
-        if visit.session is None and any(op.stages is not None for op, _ in prepared):
-            token = visit.session_token  # looked up once a visit (it may touch the session)
-            if token is None:
-                raise NotSignedIn
-            visit.session = owner.session_for(services.store, services.settings, token, now=now)
+        looked_up = None
         done = []
         with services.store.reading() if reads else contextlib.nullcontext():
+            if visit.session is None and any(op.stages is not None for op, _ in prepared):
+                token = visit.session_token  # looked up once a visit
+                if token is None:
+                    raise NotSignedIn
+                looked_up = visit.session = owner.session_for(
+                    services.store, services.settings, token, now=now, touch=not reads
+                )
             for op, call in prepared:
                 if op.stages is not None:
                     if visit.session is None:
                         raise NotSignedIn
                     call.session, call.token = check_stage(op, visit.session), visit.session_token
                 done.append((op.handler(call), call))
+        if looked_up is not None and reads:  # a write: after the shared reads (Store.reading)
+            owner.touch_session(services.store, looked_up, now=now)
         return done
 
     results = await asyncio.to_thread(run)
