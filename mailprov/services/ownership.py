@@ -100,6 +100,34 @@ def start(store: Store, name: str, *, actor: Actor, renew: bool = False) -> Chal
     return _challenge(a_label, token, added=added, changed=True)
 
 
+@dataclass(frozen=True)
+class Proof:
+    """Where a domain's ownership proof stands: the record asked for (None: no challenge),
+    and whether it is proven (the domain verified and active)."""
+
+    domain: str
+    challenge: Challenge | None
+    verified: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        record = self.challenge.to_json()["record"] if self.challenge else None
+        return {"domain": self.domain, "record": record, "verified": self.verified}
+
+
+def proof(store: Store, name: str) -> Proof:
+    """The domain's ownership proof as it stands (reads only)."""
+    a_label = normalise_domain(name)
+    with store.read() as conn:
+        row = conn.execute(select(domains).where(domains.c.name == a_label)).first()
+    if row is None:
+        return Proof(a_label, None, verified=False)
+    found = None
+    if row.challenge:
+        found = _challenge(a_label, row.challenge, added=False, changed=False)
+    return Proof(a_label, found, verified=row.verified_at is not None and bool(row.active))
+
+
 def _challenge(a_label: str, token: str, *, added: bool, changed: bool) -> Challenge:
     return Challenge(a_label, f"{RECORD_PREFIX}.{a_label}.", VALUE_PREFIX + token, added, changed)
 

@@ -84,6 +84,11 @@ class SiteSection:
     #: The mail domain; empty: [site] hostname without its first label.
     domain: OptionalHostname = ""
 
+    @property
+    def mail_domain(self) -> str:
+        """The mail domain: ``domain``, else ``hostname`` without its first label."""
+        return self.domain or self.hostname.partition(".")[2]
+
 
 @dataclass(frozen=True)
 class StoreSection:

@@ -8,7 +8,8 @@ the session's ``oidc_provider``. Tests share the site: each makes its
 own mailboxes (``owner_site.mailbox()``, unique addresses) and must not depend on
 another test's changes. ``owner_site.client()`` is a real HTTP client (httpx).
 
-``owner_stack`` is a real Postfix + Dovecot (``tests/integration/stack.py``) on the same
+``owner_dns`` is a private knot on the site's ``[dns] check_nameserver`` port, for domain
+ownership proofs. ``owner_stack`` is a real Postfix + Dovecot (``tests/integration/stack.py``) on the same
 store and the same mail homes (``[dovecot] mail_root``), started once per session and store
 backend for the tests that ask for it: a password, an app password or a filter set through
 the site's API or portal is what that Dovecot checks and runs. Its Postfix relays outside
@@ -39,6 +40,7 @@ import pytest
 from mailprov import mailstack
 from mailprov.testing import RelayRunner
 from tests.conftest import free_port, pg_base_url, require_or_skip
+from tests.integration.knot import Knot
 from tests.integration.stack import (
     MailStack,
     create_pg_database,
@@ -70,6 +72,8 @@ class OwnerSite:
     services: Any
     clock: Clock
     mail_root: Path
+    #: The loopback port of the site's [dns] check_nameserver (``owner_dns`` serves there).
+    dns_port: int = 0
     stop: Any = None
     thread: threading.Thread | None = None
     passwords: dict[str, str] = field(default_factory=dict)
@@ -159,7 +163,12 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProv
 
 
 def _config(
-    folder: Path, store_url: str, relay: RelayRunner, provider: OidcProvider, mail_root: Path
+    folder: Path,
+    store_url: str,
+    relay: RelayRunner,
+    provider: OidcProvider,
+    mail_root: Path,
+    dns_port: int,
 ) -> Path:
     config = folder / "mailprov.toml"
     port = free_port()
@@ -198,6 +207,10 @@ test_issuer = "{folder / "test-issuer"}"
 # one test into the next. test_lockout.py checks that limit with its own settings.
 signin_max_failures_per_client = 100000
 requests_per_client_hour = 100000
+
+[dns]
+# Domain ownership proofs ask only this loopback port (owner_dns's knot, when it runs).
+check_nameserver = "127.0.0.1:{dns_port}"
 
 [dovecot]
 # The filters API writes Sieve scripts into the mail homes here (owner_stack's Dovecot
@@ -261,7 +274,8 @@ def owner_site(
     # Outside pytest's private (0700) folders: owner_stack's Dovecot runs as vmail.
     mail_root = Path(tempfile.mkdtemp(prefix="mp-homes-"))
     mail_root.chmod(0o755)
-    config = _config(folder, url, mail_relay_server, oidc_provider, mail_root)
+    dns_port = free_port()
+    config = _config(folder, url, mail_relay_server, oidc_provider, mail_root, dns_port)
     settings = load_settings(config_file=str(config), flags={})
     store = open_store(url)
     accounts.add_domain(store, "example.test", actor=Actor("tester", int(time.time())))
@@ -287,7 +301,9 @@ def owner_site(
     thread = threading.Thread(target=main, name="mailprov-serve", daemon=True)
     thread.start()
     assert ready.wait(30), "mailprov serve did not start"
-    site = OwnerSite(folder, config, url, urls[0], services, clock, mail_root, stop, thread)
+    site = OwnerSite(
+        folder, config, url, urls[0], services, clock, mail_root, dns_port, stop, thread
+    )
     yield site
     loop.call_soon_threadsafe(stop.set)
     thread.join(30)
@@ -295,6 +311,17 @@ def owner_site(
     shutil.rmtree(mail_root, ignore_errors=True)
     if pg_url:
         drop_pg_database(pg_base_url(), pg_url)
+
+
+@pytest.fixture(scope="session")
+def owner_dns(owner_site: OwnerSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
+    """A private knot on the owner site's [dns] check_nameserver port (one per backend), where
+    tests publish the zones of the domains whose ownership the site checks."""
+    if shutil.which("knotd") is None or shutil.which("knotc") is None:
+        require_or_skip("knotd not installed (apt install knot knot-dnsutils)")
+    server = Knot.start(tmp_path_factory.mktemp("owner-knot"), port=owner_site.dns_port)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
