@@ -56,6 +56,7 @@ def parse_accept_language(header: str) -> list[str]:
     return [tag for _, _, tag in sorted(ranked)]
 
 
+@lru_cache(maxsize=1024)  # every page asks; browsers send a handful of different headers
 def negotiate(cookie: str | None, accept_language: str) -> str:
     """The visitor's language: the switch's cookie, else Accept-Language, else English."""
     if cookie in LANGUAGES:
@@ -91,6 +92,7 @@ def format_datetime(value: int | float | str | None, lang: str) -> str:
     return babel_datetime(moment, pattern, tzinfo=UTC, locale=lang) + " UTC"
 
 
+@lru_cache(maxsize=4096)  # IDNA decoding is slow, and pages show the same few domains
 def display_domain(domain: str) -> str:
     """A domain in Unicode (``пример.рф``, not the stored A-label ``xn--e1afmkfd.xn--p1ai``)."""
     try:
