@@ -40,7 +40,9 @@ class Store:
     #: command runs all its checks and reports what it would change, and nothing is kept.
     rehearsal: bool = False
     #: The read transaction :meth:`reading` shares with the ``read()`` calls of its thread.
-    _shared: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+    _shared: threading.local = field(
+        default_factory=threading.local, init=False, repr=False, compare=False
+    )
 
     @property
     def dialect(self) -> str:
