@@ -62,14 +62,20 @@ def _actor(call: Call) -> Actor:
     tag=TAG,
     stages=None,
     answer=PROOF,
-    errors=(e.InvalidAddress,),
+    errors=(e.InvalidAddress, e.RateLimited),
 )
 def start_domain_proof(call: Call) -> dict[str, Any]:
     """Start the proof (or answer the one started less than 30 days ago): publish the
     record at the domain's DNS, then ask for the check. A domain not served yet is added
-    inactive; nothing is delivered for it until it is proven."""
+    inactive; nothing is delivered for it until it is proven. At most
+    ``[web] requests_per_client_hour`` new proofs an hour from one client address."""
     services = call.services
-    ownership.start(services.store, call.path["domain"], actor=_actor(call))
+    ownership.start(
+        services.store,
+        call.path["domain"],
+        actor=_actor(call),
+        per_actor_hour=services.settings.web.requests_per_client_hour,
+    )
     return ownership.proof(services.store, call.path["domain"]).to_json()
 
 

@@ -8,10 +8,14 @@ Russian; axe on every page."""
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 import pytest
 
+from mailprov.errors import RateLimited
+from mailprov.services import ownership
+from mailprov.services.accounts import Actor
 from mailprov.testing import RelayRunner
 from tests.integration.knot import Knot
 from tests.web.conftest import OwnerSite
@@ -128,3 +132,19 @@ def test_domain_proof_api_refusals(owner: OwnerSite) -> None:
     assert first.status_code == again.status_code == 200, first.text
     assert first.json()["record"] == again.json()["record"]
     assert first.json()["record"]["name"] == f"_mailprov-challenge.{domain}."
+
+
+def test_domain_proofs_from_one_client_are_limited(owner: OwnerSite) -> None:
+    """Beyond ``per_actor_hour`` new proofs from one client within the hour: refused and
+    nothing added; a proof already started is still answered, and another client may start."""
+    store, now, tag = owner.services.store, int(time.time()), secrets.token_hex(3)
+    client = Actor(f"requester:192.0.2.{tag}", now)
+    names = [f"rate-{tag}-{n}.test" for n in range(3)]
+    for name in names[:2]:
+        assert ownership.start(store, name, actor=client, per_actor_hour=2).added
+    with pytest.raises(RateLimited):
+        ownership.start(store, names[2], actor=client, per_actor_hour=2)
+    assert ownership.proof(store, names[2]).challenge is None
+    assert not ownership.start(store, names[0], actor=client, per_actor_hour=2).changed
+    other = Actor(f"requester:198.51.100.{tag}", now)
+    assert ownership.start(store, names[2], actor=other, per_actor_hour=2).added
