@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 DEMO   ?= demo
 
-.PHONY: demo test venv test-deps lint man messages clean
+.PHONY: demo test venv test-deps lint man messages screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ messages: venv
 	  --copyright-holder "mailprov contributors" -o $(LOCALE)/messages.pot .
 	$(VENV)/bin/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages --width 100 --ignore-obsolete
 	$(VENV)/bin/pybabel compile -d $(LOCALE) -D messages --statistics
+
+# The README's portal screenshots: the browser tests write them only when asked (SQLite run).
+screenshots: test-deps
+	MAILPROV_TEST_SCREENSHOTS=1 $(PY) -m pytest -q -p no:randomly tests/web/portal -k "not postgresql"
 
 man: venv
 	$(PY) -m mailprov.cli.docs man --out build/man

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -100,7 +100,7 @@ base_dir = "{root}/run"
 state_dir = "{root}/state"
 log_path = "{root}/log/dovecot.log"
 instance_name = "mp-{name}"
-mail_root = "{root}/mail"
+mail_root = "{mail_root}"
 auth_penalty = false
 """
 
@@ -404,13 +404,21 @@ def self_signed_tls(folder: Path, host: str = HOST) -> None:
 S = TypeVar("S", bound=MailStack)
 
 
-def stack_ports(extra_ports: tuple[str, ...] = (), *, milters: bool = False) -> dict[str, int]:
-    """Free ports for every server of a stack (``milters``: the OpenDKIM ones too)."""
+def stack_ports(
+    extra_ports: tuple[str, ...] = (),
+    *,
+    milters: bool = False,
+    chosen: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Ports for every server of a stack: the ``chosen`` ones as given, free ones for the
+    rest (``milters``: the OpenDKIM ones too)."""
     names: tuple[str, ...] = (*PORT_NAMES, *EXTRA_PORTS)
     if milters:
         names = (*names, "milter", "milter_ed25519")
     names = (*names, *extra_ports)
-    return dict(zip(names, free_ports(len(names)), strict=True))
+    given = dict(chosen or {})
+    free = [name for name in names if name not in given]
+    return given | dict(zip(free, free_ports(len(free)), strict=True))
 
 
 def render_site(
@@ -424,7 +432,8 @@ def render_site(
     factory: Callable[..., S] = MailStack,  # type: ignore[assignment]
     extra_ports: tuple[str, ...] = (),
     host: str = HOST,
-    ports: dict[str, int] | None = None,
+    ports: Mapping[str, int] | None = None,
+    mail_root: Path | None = None,
 ) -> S:
     """Create a site in ``root`` and render it with ``mailprov deploy apply --target``.
 
@@ -436,23 +445,31 @@ def render_site(
             (the default's certificate names ``host``).
         factory: the :class:`MailStack` (sub)class to make.
         host: the loopback address the servers listen on.
-        ports: the ports to use (:func:`stack_ports`), e.g. the same for every host of a
-            site; default: free ones.
+        ports: ports the caller chose instead of free ones, by name: all of them
+            (:func:`stack_ports`, e.g. the same for every host of a site), or some (e.g.
+            ``relay``: a capture relay already listening, for the mail Postfix sends out).
+        mail_root: the mail homes' folder (default ``ROOT/mail``): another site on the same
+            store (a ``mailprov serve`` writing Sieve scripts) may name its own. Dovecot runs
+            as vmail: every folder above it must be searchable by others.
     """
     upgrade(store_url)
-    if ports is None:
-        ports = stack_ports(extra_ports, milters=bool(extra_toml))
+    chosen = stack_ports(extra_ports, milters=bool(extra_toml), chosen=ports)
     if issue_tls is self_signed_tls:
         issue_tls = functools.partial(self_signed_tls, host=host)
     command = shutil.which("mailprov") or str(Path(sys.executable).with_name("mailprov"))
-    stack = factory(name, root, ports, store_url, root / "mailprov.toml", root / "etc", host)
+    stack = factory(name, root, chosen, store_url, root / "mailprov.toml", root / "etc", host)
     init = stack.mailprov("init", "--dir", str(root), "--store", store_url, "--domain", DOMAIN)
     if init.returncode != 0:
         msg = f"mailprov init failed: {init.stderr}"
         raise RuntimeError(msg)
     with stack.config_file.open("a") as f:
-        f.write(SITE_TOML.format(root=root, name=name, mailprov=command, host=host, **ports))
-        f.write(extra_toml.format(root=root, host=host, **ports))
+        homes = mail_root or root / "mail"
+        f.write(
+            SITE_TOML.format(
+                root=root, name=name, mailprov=command, host=host, mail_root=homes, **chosen
+            )
+        )
+        f.write(extra_toml.format(root=root, host=host, **chosen))
     issue_tls(root / "tls")
     if prepare is not None:
         prepare(stack)
@@ -474,10 +491,11 @@ def start_stack(
     factory: Callable[..., S] = MailStack,  # type: ignore[assignment]
     extra_ports: tuple[str, ...] = (),
     host: str = HOST,
-    ports: dict[str, int] | None = None,
+    ports: Mapping[str, int] | None = None,
+    mail_root: Path | None = None,
 ) -> S:
-    """Render a site in a new short folder under ``base`` and start its servers
-    (``host``, ``ports``: as :func:`render_site`)."""
+    """Render a site in a new short folder under ``base`` and start its servers (the
+    arguments: :func:`render_site`'s)."""
     root = Path(tempfile.mkdtemp(prefix=f"mp-{name}-", dir=base))
     root.chmod(0o755)
     stack = render_site(
@@ -491,6 +509,7 @@ def start_stack(
         extra_ports=extra_ports,
         host=host,
         ports=ports,
+        mail_root=mail_root,
     )
     try:
         stack.start()

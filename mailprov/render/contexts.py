@@ -404,7 +404,7 @@ def build_context(config: SiteConfig, layout: Layout) -> dict[str, Any]:
         ConfigInvalid: the store or a certificate file cannot serve the mail servers.
     """
     hostname = config.site.hostname
-    domain = config.site.domain or hostname.partition(".")[2]
+    domain = config.site.mail_domain
     pf, dc = config.postfix, config.dovecot
     path = config.resolve_path
     store = _store(config)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailprov.errors import (
@@ -444,9 +444,13 @@ def add_mailbox(
     )
 
 
+#: Built once with a bind parameter: building a statement per call costs more than the query.
+_MAILBOX = select(mailboxes).where(mailboxes.c.address == bindparam("address"))
+
+
 def mailbox_row(conn: Connection, address: str) -> Any:
     """The ``mailboxes`` row of ``address``; NotFound naming it when there is none."""
-    row = conn.execute(select(mailboxes).where(mailboxes.c.address == address)).first()
+    row = conn.execute(_MAILBOX, {"address": address}).first()
     if row is None:
         raise NotFound(
             f"mailbox {address} does not exist", hint="list mailboxes with 'mailprov mailbox list'"

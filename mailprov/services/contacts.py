@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 
 from mailprov.errors import (
     AlreadyExists,
@@ -116,6 +116,14 @@ def bind_provisioned(
     )
 
 
+#: Built once with a bind parameter: building a statement per call costs more than the query.
+_CONTACTS = (
+    select(recovery_contacts)
+    .where(recovery_contacts.c.address == bindparam("address"))
+    .order_by(recovery_contacts.c.created_at, recovery_contacts.c.contact)
+)
+
+
 def list_contacts(store: Store, raw_address: str) -> list[RecoveryContact]:
     """The recovery contacts of a mailbox, oldest first.
 
@@ -125,12 +133,7 @@ def list_contacts(store: Store, raw_address: str) -> list[RecoveryContact]:
     address = str(parse_address(raw_address))
     with store.read() as conn:
         mailbox_row(conn, address)
-        rows = conn.execute(
-            select(recovery_contacts)
-            .where(recovery_contacts.c.address == address)
-            .order_by(recovery_contacts.c.created_at, recovery_contacts.c.contact)
-        )
-        return [_contact(r) for r in rows]
+        return [_contact(r) for r in conn.execute(_CONTACTS, {"address": address})]
 
 
 def _code_message(address: str, contact: str, code: str, minutes: int) -> notify.Message:

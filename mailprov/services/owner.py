@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, bindparam, delete, insert, select, update
 
 from mailprov.errors import (
     MailprovError,
@@ -77,6 +77,8 @@ class OwnerSession:
     id_hash: str
     created_at: int
     expires_at: int
+    #: When it was last recorded as used (:func:`touch_session`).
+    last_seen_at: int = 0
 
 
 @dataclass(frozen=True)
@@ -240,8 +242,15 @@ def clear_failures(conn: Connection, address: str) -> int:
     return lockout.clear_failures(conn, address)
 
 
-def session_for(store: Store, settings: SiteConfig, token: Secret, *, now: int) -> OwnerSession:
-    """The live session of ``token``.
+#: Built once with a bind parameter: building a statement per call costs more than the query.
+_SESSION = select(owner_sessions).where(owner_sessions.c.id_hash == bindparam("id_hash"))
+
+
+def session_for(
+    store: Store, settings: SiteConfig, token: Secret, *, now: int, touch: bool = True
+) -> OwnerSession:
+    """The live session of ``token``, recorded as used (``touch=False``: the caller calls
+    :func:`touch_session` itself, e.g. after the reads of a :meth:`Store.reading` block).
 
     Raises:
         NotSignedIn: no such session, or it ended (idle too long, or past its maximum).
@@ -249,21 +258,31 @@ def session_for(store: Store, settings: SiteConfig, token: Secret, *, now: int) 
     id_hash = token_hash(token.reveal())
     idle = settings.web.session_idle_minutes * 60
     with store.read() as conn:
-        row = conn.execute(
-            select(owner_sessions).where(owner_sessions.c.id_hash == id_hash)
-        ).first()
+        row = conn.execute(_SESSION, {"id_hash": id_hash}).first()
     if row is None or row.expires_at <= now or row.last_seen_at + idle <= now:
         raise NotSignedIn
-    if now - row.last_seen_at >= TOUCH_SECONDS:
+    session = OwnerSession(
+        row.address,
+        SessionStage(row.stage),
+        id_hash,
+        row.created_at,
+        row.expires_at,
+        row.last_seen_at,
+    )
+    if touch:
+        touch_session(store, session, now=now)
+    return session
+
+
+def touch_session(store: Store, session: OwnerSession, *, now: int) -> None:
+    """Record that ``session`` was used now (a write at most every TOUCH_SECONDS)."""
+    if now - session.last_seen_at >= TOUCH_SECONDS:
         with store.begin() as conn:
             conn.execute(
                 update(owner_sessions)
-                .where(owner_sessions.c.id_hash == id_hash)
+                .where(owner_sessions.c.id_hash == session.id_hash)
                 .values(last_seen_at=now)
             )
-    return OwnerSession(
-        row.address, SessionStage(row.stage), id_hash, row.created_at, row.expires_at
-    )
 
 
 def set_stage(store: Store, session: OwnerSession, stage: SessionStage) -> OwnerSession:

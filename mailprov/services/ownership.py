@@ -13,16 +13,18 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
-from mailprov.errors import DomainNotVerified, TemporaryFailure, WrongRequestState
+from mailprov.errors import DomainNotVerified, RateLimited, TemporaryFailure, WrongRequestState
 from mailprov.rules.addresses import normalise_domain
 from mailprov.rules.dnscheck import Outcome
 from mailprov.store import audit
-from mailprov.store.schema import domains
+from mailprov.store.schema import audit_log, domains
 from mailprov.system.dns import Querier, system_nameserver
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from mailprov.rules.dnscheck import Nameserver
     from mailprov.services.accounts import Actor
     from mailprov.store import Store
@@ -33,6 +35,7 @@ VALUE_PREFIX = "mailprov-verify="
 #: re-run must not replace a record that may already be published, but a token left
 #: lying around for longer is not worth keeping. 'domain verify' does not check it.
 TOKEN_KEEP_SECONDS = 30 * 86_400
+HOUR = 3600
 
 
 @dataclass(frozen=True)
@@ -54,12 +57,24 @@ class Challenge:
         }
 
 
-def start(store: Store, name: str, *, actor: Actor, renew: bool = False) -> Challenge:
+def start(
+    store: Store,
+    name: str,
+    *,
+    actor: Actor,
+    renew: bool = False,
+    per_actor_hour: int | None = None,
+) -> Challenge:
     """Create the domain's ownership challenge, or return the one it has.
 
     A token younger than ``TOKEN_KEEP_SECONDS`` is kept (it may already be
     published), and nothing is written (``Challenge.changed`` is False); ``renew``
-    replaces it, as does its age.
+    replaces it, as does its age. ``per_actor_hour``: refuse a new challenge when ``actor``
+    (e.g. one client address) started this many in the last hour — each may add a domain —
+    counted in the transaction that writes.
+
+    Raises:
+        RateLimited: ``actor`` started ``per_actor_hour`` challenges within the hour.
     """
     a_label = normalise_domain(name)
     with store.begin() as conn:
@@ -71,6 +86,8 @@ def start(store: Store, name: str, *, actor: Actor, renew: bool = False) -> Chal
             and actor.now - (row.challenge_created_at or 0) < TOKEN_KEEP_SECONDS
         ):
             return _challenge(a_label, row.challenge, added=False, changed=False)
+        if per_actor_hour is not None:
+            _check_rate(conn, actor, per_actor_hour)
         token = secrets.token_urlsafe(24)
         added = row is None
         if added:
@@ -98,6 +115,52 @@ def start(store: Store, name: str, *, actor: Actor, renew: bool = False) -> Chal
             details={"added_inactive": added},
         )
     return _challenge(a_label, token, added=added, changed=True)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """Where a domain's ownership proof stands: the record asked for (None: no challenge),
+    and whether it is proven (the domain verified and active)."""
+
+    domain: str
+    challenge: Challenge | None
+    verified: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        record = self.challenge.to_json()["record"] if self.challenge else None
+        return {"domain": self.domain, "record": record, "verified": self.verified}
+
+
+def proof(store: Store, name: str) -> Proof:
+    """The domain's ownership proof as it stands (reads only)."""
+    a_label = normalise_domain(name)
+    with store.read() as conn:
+        row = conn.execute(select(domains).where(domains.c.name == a_label)).first()
+    if row is None:
+        return Proof(a_label, None, verified=False)
+    found = None
+    if row.challenge:
+        found = _challenge(a_label, row.challenge, added=False, changed=False)
+    return Proof(a_label, found, verified=row.verified_at is not None and bool(row.active))
+
+
+def _check_rate(conn: Connection, actor: Actor, per_hour: int) -> None:
+    """Refuse a challenge beyond ``per_hour`` from one actor within the last hour (the audit
+    log's records of them; its ``at`` is indexed, so this reads only the last hour)."""
+    started = conn.execute(
+        select(func.count()).where(
+            audit_log.c.at > actor.now - HOUR,
+            audit_log.c.action == "domain.verify-start",
+            audit_log.c.actor == actor.name,
+        )
+    ).scalar_one()
+    if started >= per_hour:
+        raise RateLimited(
+            f"{per_hour} domain ownership proofs were started from this client within the "
+            "last hour; nothing was changed",
+            hint="wait an hour, or finish the proofs already started",
+        )
 
 
 def _challenge(a_label: str, token: str, *, added: bool, changed: bool) -> Challenge:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from mailprov.errors import TwoFactorState
 from mailprov.model import Secret, SessionStage
@@ -91,23 +91,36 @@ def issuer(settings: SiteConfig) -> str:
 # -- the owner ---------------------------------------------------------------------------
 
 
+_BY_ADDRESS = owner_totp.c.address == bindparam("address")
+#: The status in one query, built once (the account page asks on every view: a statement
+#: built per call, or a query per figure, costs more than the figures).
+_STATUS = select(
+    select(func.count()).where(_BY_ADDRESS).scalar_subquery().label("enrolled"),
+    select(owner_totp.c.enabled_at).where(_BY_ADDRESS).scalar_subquery().label("enabled_at"),
+    checks.CODES_LEFT.scalar_subquery().label("codes_left"),
+    checks.LOCKED_UNTIL.scalar_subquery().label("locked_until"),
+    select(func.count())
+    .where(app_passwords.c.address == bindparam("address"))
+    .scalar_subquery()
+    .label("app_passwords"),
+)
+
+
 def status(store: Store, address: str, *, now: int) -> Status:
     """Whether two-factor authentication is on for ``address`` (a normalised address)."""
     with store.read() as conn:
-        row = conn.execute(select(owner_totp).where(owner_totp.c.address == address)).first()
-        left = checks.codes_left(conn, address)
-        until = checks.locked_until(conn, address, now)
-        count = conn.execute(
-            select(func.count()).where(app_passwords.c.address == address)
-        ).scalar_one()
+        found = conn.execute(
+            _STATUS, {"address": address, "key": checks.failure_key(address)}
+        ).one()
+    enrolled, enabled_at = bool(found.enrolled), found.enabled_at
     return Status(
         address=address,
-        enabled=row is not None and row.enabled_at is not None,
-        enabled_at=row.enabled_at if row is not None else None,
-        pending=row is not None and row.enabled_at is None,
-        recovery_codes_left=left,
-        locked_until=until,
-        app_passwords=int(count),
+        enabled=enabled_at is not None,
+        enabled_at=enabled_at,
+        pending=enrolled and enabled_at is None,
+        recovery_codes_left=int(found.codes_left),
+        locked_until=checks.still_locked(found.locked_until, now),
+        app_passwords=int(found.app_passwords),
     )
 
 

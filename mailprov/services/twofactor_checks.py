@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from mailprov.errors import (
     MailprovError,
@@ -80,11 +80,19 @@ def totp_row(conn: Connection, address: str) -> Any:
     ).first()
 
 
+#: The lock's end, by ``key`` (:func:`failure_key`); built once with a bind parameter, as
+#: building a statement per call costs more than the query (also a subquery of the status).
+LOCKED_UNTIL = select(login_failures.c.locked_until).where(login_failures.c.key == bindparam("key"))
+
+
 def locked_until(conn: Connection, address: str, now: int) -> int | None:
     """Until when the mailbox's second step is locked (None: it is not)."""
-    until = conn.execute(
-        select(login_failures.c.locked_until).where(login_failures.c.key == failure_key(address))
-    ).scalar_one_or_none()
+    until = conn.execute(LOCKED_UNTIL, {"key": failure_key(address)}).scalar_one_or_none()
+    return still_locked(until, now)
+
+
+def still_locked(until: int | None, now: int) -> int | None:
+    """``until`` if that lock has not ended by ``now``, else None."""
     return int(until) if until is not None and until > now else None
 
 
@@ -274,15 +282,17 @@ def finish(settings: SiteConfig, address: str, outcome: Outcome) -> None:
         raise outcome.error
 
 
+#: The unused recovery codes, by ``address``; built once with a bind parameter, as building
+#: a statement per call costs more than the query (also a subquery of the status).
+CODES_LEFT = select(func.count()).where(
+    owner_recovery_codes.c.address == bindparam("address"),
+    owner_recovery_codes.c.used_at.is_(None),
+)
+
+
 def codes_left(conn: Connection, address: str) -> int:
     """Unused recovery codes of ``address``."""
-    return int(
-        conn.execute(
-            select(func.count()).where(
-                owner_recovery_codes.c.address == address, owner_recovery_codes.c.used_at.is_(None)
-            )
-        ).scalar_one()
-    )
+    return int(conn.execute(CODES_LEFT, {"address": address}).scalar_one())
 
 
 def new_recovery_codes(conn: Connection, pepper: bytes, address: str) -> list[Secret]:

@@ -85,6 +85,11 @@ class SiteSection:
     #: The mail domain; empty: [site] hostname without its first label.
     domain: OptionalHostname = ""
 
+    @property
+    def mail_domain(self) -> str:
+        """The mail domain: ``domain``, else ``hostname`` without its first label."""
+        return self.domain or self.hostname.partition(".")[2]
+
 
 @dataclass(frozen=True)
 class StoreSection:
@@ -462,7 +467,8 @@ class WebSection:
     #: How long a locked address or client is refused, even with the right password.
     signin_lockout_seconds: Annotated[int, Range(1, 86_400)] = 900
     #: Requests for a mailbox one client IP may open over the API/portal in an hour (429
-    #: rate-limited beyond; the administrator's CLI is not limited).
+    #: rate-limited beyond; the administrator's CLI is not limited); also the domain
+    #: ownership proofs it may start there (each may add an inactive domain).
     requests_per_client_hour: Annotated[int, Range(1, 100_000)] = 10
     #: DEMOS AND TEST RIGS ONLY: a folder made by 'mailprov identity test-issuer init'. The
     #: portal then offers a TEST identity provider that signs whatever identity is typed

@@ -14,9 +14,10 @@ instead of failing on a lock upgrade.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,10 @@ class Store:
     #: A rehearsal (``--dry-run``): every write transaction is rolled back at its end, so a
     #: command runs all its checks and reports what it would change, and nothing is kept.
     rehearsal: bool = False
+    #: The read transaction :meth:`reading` shares with the ``read()`` calls of its thread.
+    _shared: threading.local = field(
+        default_factory=threading.local, init=False, repr=False, compare=False
+    )
 
     @property
     def dialect(self) -> str:
@@ -49,6 +54,10 @@ class Store:
         """A write transaction: committed when the block ends, rolled back on any error."""
         from sqlalchemy.exc import OperationalError  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
+        if getattr(self._shared, "conn", None) is not None:
+            # On SQLite the write's commit would wait for this thread's own shared read lock.
+            msg = "a write transaction inside Store.reading() (only reads may share one)"
+            raise RuntimeError(msg)
         try:
             if self.rehearsal:
                 with self.engine.connect() as conn:
@@ -65,9 +74,14 @@ class Store:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only transaction (on SQLite it takes no write lock)."""
+        """A read-only transaction (on SQLite it takes no write lock); inside
+        :meth:`reading`, that block's transaction."""
         from sqlalchemy.exc import OperationalError  # noqa: PLC0415  (lazy: a heavy import only this path needs)
 
+        shared = getattr(self._shared, "conn", None)
+        if shared is not None:
+            yield shared
+            return
         try:
             with self.engine.connect() as raw:
                 conn = raw.execution_options(mailprov_readonly=True)
@@ -75,6 +89,26 @@ class Store:
                     yield conn
         except OperationalError as exc:
             raise _unavailable(self.url, exc) from None
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One read transaction for every :meth:`read` of this thread inside the block.
+
+        A page showing the answers of several reads then pays for one connection checkout
+        and one BEGIN (on SQLite, one check of the file for other writers' changes, which
+        costs more than a small query) instead of one per read, and the reads see one
+        snapshot. Only reads: a :meth:`begin` inside the block is a bug and raises
+        RuntimeError (on SQLite its commit would wait for the block's own read lock).
+        """
+        if getattr(self._shared, "conn", None) is not None:
+            yield
+            return
+        with self.read() as conn:
+            self._shared.conn = conn
+            try:
+                yield
+            finally:
+                self._shared.conn = None
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -13,18 +13,19 @@ Records never hold secrets: callers pass only non-secret details, and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 
 from mailprov.store.schema import audit_log
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from sqlalchemy import Connection, Select
 
 GENESIS = "0" * 64
 _PG_AUDIT_LOCK = 0x6D61696C  # 'mail'
@@ -133,17 +134,28 @@ def records(
     limit: int | None = None,
 ) -> list[AuditRecord]:
     """Records, oldest first, filtered by time, target and action (prefix)."""
-    query = select(audit_log).order_by(audit_log.c.id)
-    if since is not None:
-        query = query.where(audit_log.c.at >= since)
-    if target is not None:
-        query = query.where(audit_log.c.target == target)
-    if action is not None:
-        query = query.where(audit_log.c.action.startswith(action))
+    given = {"since": since, "target": target, "action": action, "limit": limit}
+    query = _records_query(*(value is not None for value in given.values()))
+    params = {name: value for name, value in given.items() if value is not None}
     if limit is not None:  # the newest ``limit``, read newest first and put back in order
-        newest = query.order_by(None).order_by(audit_log.c.id.desc()).limit(limit)
-        return [_record(row) for row in reversed(conn.execute(newest).all())]
-    return [_record(row) for row in conn.execute(query)]
+        return [_record(row) for row in reversed(conn.execute(query, params).all())]
+    return [_record(row) for row in conn.execute(query, params)]
+
+
+@functools.cache
+def _records_query(since: bool, target: bool, action: bool, limit: bool) -> Select[Any]:
+    """The query of :func:`records` for the filters given, with bind parameters (built once:
+    building a statement per call costs more than a small query, e.g. an owner's events)."""
+    query = select(audit_log)
+    if since:
+        query = query.where(audit_log.c.at >= bindparam("since"))
+    if target:
+        query = query.where(audit_log.c.target == bindparam("target"))
+    if action:
+        query = query.where(audit_log.c.action.startswith(bindparam("action")))
+    if limit:
+        return query.order_by(audit_log.c.id.desc()).limit(bindparam("limit"))
+    return query.order_by(audit_log.c.id)
 
 
 def _walk(conn: Connection) -> Iterator[Any]:

@@ -150,6 +150,8 @@ class Api:
     description: str
     operations: list[Operation] = field(default_factory=list)
     schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The operations by id (the portal looks several up for every page).
+    by_id: dict[str, Operation] = field(default_factory=dict, repr=False)
 
     def schema(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
         """Register a shared schema; returns a ``$ref`` to it."""
@@ -184,41 +186,41 @@ class Api:
             stages = None
 
         def register(handler: Handler) -> Handler:
-            if any(op.operation_id == handler.__name__ for op in self.operations):
+            if handler.__name__ in self.by_id:
                 msg = f"two operations named {handler.__name__}"
                 raise ValueError(msg)
-            self.operations.append(
-                Operation(
-                    method.upper(),
-                    path,
-                    handler,
-                    summary,
-                    tag,
-                    stages,
-                    body,
-                    answer,
-                    status,
-                    errors,
-                    (handler.__doc__ or summary).strip(),
-                    scope,
-                    dict(query or {}),
-                    handle,
-                    form,
-                    redirect,
-                    optional,
-                )
+            op = Operation(
+                method.upper(),
+                path,
+                handler,
+                summary,
+                tag,
+                stages,
+                body,
+                answer,
+                status,
+                errors,
+                (handler.__doc__ or summary).strip(),
+                scope,
+                dict(query or {}),
+                handle,
+                form,
+                redirect,
+                optional,
             )
+            self.operations.append(op)
+            self.by_id[op.operation_id] = op
             return handler
 
         return register
 
     def find(self, operation_id: str) -> Operation:
         """The operation declared by the handler named ``operation_id``."""
-        for op in self.operations:
-            if op.operation_id == operation_id:
-                return op
-        msg = f"no operation {operation_id!r}"
-        raise KeyError(msg)
+        try:
+            return self.by_id[operation_id]
+        except KeyError:
+            msg = f"no operation {operation_id!r}"
+            raise KeyError(msg) from None
 
     def document(self, status_of: Callable[[type[MailprovError]], int]) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every declared operation."""

@@ -70,6 +70,7 @@ def _load_operations() -> None:
         admin,  # noqa: F401
         filters,  # noqa: F401
         oidc,  # noqa: F401
+        ownership,  # noqa: F401
         recovery,  # noqa: F401
         requests,  # noqa: F401
         reset_redirect,  # noqa: F401

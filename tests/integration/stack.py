@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import secrets
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -54,7 +54,8 @@ def render_site(
     prepare: Callable[[MailStack], None] | None = None,
     extra_ports: tuple[str, ...] = (),
     host: str = HOST,
-    ports: dict[str, int] | None = None,
+    ports: Mapping[str, int] | None = None,
+    mail_root: Path | None = None,
 ) -> MailStack:
     """:func:`mailprov.mailstack.render_site` with the test CA's certificate."""
     return mailstack.render_site(
@@ -68,6 +69,7 @@ def render_site(
         extra_ports=extra_ports,
         host=host,
         ports=ports,
+        mail_root=mail_root,
     )
 
 
@@ -80,7 +82,8 @@ def start_stack(
     prepare: Callable[[MailStack], None] | None = None,
     extra_ports: tuple[str, ...] = (),
     host: str = HOST,
-    ports: dict[str, int] | None = None,
+    ports: Mapping[str, int] | None = None,
+    mail_root: Path | None = None,
 ) -> MailStack:
     """:func:`mailprov.mailstack.start_stack` with the test CA's certificate
     (``host``, ``ports``: one host of a site on several, see the shipped module)."""
@@ -95,6 +98,7 @@ def start_stack(
         extra_ports=extra_ports,
         host=host,
         ports=ports,
+        mail_root=mail_root,
     )
 
 

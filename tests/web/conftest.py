@@ -7,6 +7,13 @@ SMTP to the session's ``mail_relay_server``, and identity by redirect ([oidc]) g
 the session's ``oidc_provider``. Tests share the site: each makes its
 own mailboxes (``owner_site.mailbox()``, unique addresses) and must not depend on
 another test's changes. ``owner_site.client()`` is a real HTTP client (httpx).
+
+``owner_dns`` is a private knot on the site's ``[dns] check_nameserver`` port, for domain
+ownership proofs. ``owner_stack`` is a real Postfix + Dovecot (``tests/integration/stack.py``) on the same
+store and the same mail homes (``[dovecot] mail_root``), started once per session and store
+backend for the tests that ask for it: a password, an app password or a filter set through
+the site's API or portal is what that Dovecot checks and runs. Its Postfix relays outside
+mail (vacation replies, forwards) to the session's ``mail_relay_server``.
 """
 
 from __future__ import annotations
@@ -14,9 +21,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import pwd
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,8 +37,16 @@ from typing import Any
 import httpx
 import pytest
 
+from mailprov import mailstack
 from mailprov.testing import RelayRunner
-from tests.conftest import PgSchema, free_port
+from tests.conftest import free_port, pg_base_url, require_or_skip
+from tests.integration.knot import Knot
+from tests.integration.stack import (
+    MailStack,
+    create_pg_database,
+    drop_pg_database,
+    start_stack,
+)
 
 _counter = itertools.count(1)
 
@@ -53,6 +71,9 @@ class OwnerSite:
     url: str
     services: Any
     clock: Clock
+    mail_root: Path
+    #: The loopback port of the site's [dns] check_nameserver (``owner_dns`` serves there).
+    dns_port: int = 0
     stop: Any = None
     thread: threading.Thread | None = None
     passwords: dict[str, str] = field(default_factory=dict)
@@ -141,7 +162,14 @@ def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProv
         process.wait(10)
 
 
-def _config(folder: Path, store_url: str, relay: RelayRunner, provider: OidcProvider) -> Path:
+def _config(
+    folder: Path,
+    store_url: str,
+    relay: RelayRunner,
+    provider: OidcProvider,
+    mail_root: Path,
+    dns_port: int,
+) -> Path:
     config = folder / "mailprov.toml"
     port = free_port()
     secret_file = folder / "oidc-client-secret"
@@ -180,9 +208,14 @@ test_issuer = "{folder / "test-issuer"}"
 signin_max_failures_per_client = 100000
 requests_per_client_hour = 100000
 
+[dns]
+# Domain ownership proofs ask only this loopback port (owner_dns's knot, when it runs).
+check_nameserver = "127.0.0.1:{dns_port}"
+
 [dovecot]
-# The filters API writes Sieve scripts into the mail homes here.
-mail_root = "{folder / "mail"}"
+# The filters API writes Sieve scripts into the mail homes here (owner_stack's Dovecot
+# delivers into the same folder).
+mail_root = "{mail_root}"
 """,
         encoding="utf-8",
     )
@@ -229,14 +262,20 @@ def owner_site(
     from mailprov.web.server import make_services, serve
 
     folder = tmp_path_factory.mktemp(f"owner-{request.param}")
+    pg_url = None
     if request.param == "sqlite":
         url = f"sqlite:///{folder / 'mailprov.sqlite'}"
     else:
-        pg: PgSchema = request.getfixturevalue("pg")
-        url = pg.fresh()
+        request.getfixturevalue("pg")  # skips (or fails under CI) when PostgreSQL is down
+        # A database of its own, not a schema: owner_stack's Postfix maps and Dovecot read it
+        # too, and they cannot set a search_path.
+        url = pg_url = create_pg_database(pg_base_url())
     upgrade(url)
-    config = _config(folder, url, mail_relay_server, oidc_provider)
-    (folder / "mail").mkdir()
+    # Outside pytest's private (0700) folders: owner_stack's Dovecot runs as vmail.
+    mail_root = Path(tempfile.mkdtemp(prefix="mp-homes-"))
+    mail_root.chmod(0o755)
+    dns_port = free_port()
+    config = _config(folder, url, mail_relay_server, oidc_provider, mail_root, dns_port)
     settings = load_settings(config_file=str(config), flags={})
     store = open_store(url)
     accounts.add_domain(store, "example.test", actor=Actor("tester", int(time.time())))
@@ -262,11 +301,50 @@ def owner_site(
     thread = threading.Thread(target=main, name="mailprov-serve", daemon=True)
     thread.start()
     assert ready.wait(30), "mailprov serve did not start"
-    site = OwnerSite(folder, config, url, urls[0], services, clock, stop, thread)
+    site = OwnerSite(
+        folder, config, url, urls[0], services, clock, mail_root, dns_port, stop, thread
+    )
     yield site
     loop.call_soon_threadsafe(stop.set)
     thread.join(30)
     store.close()
+    shutil.rmtree(mail_root, ignore_errors=True)
+    if pg_url:
+        drop_pg_database(pg_base_url(), pg_url)
+
+
+@pytest.fixture(scope="session")
+def owner_dns(owner_site: OwnerSite, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knot]:
+    """A private knot on the owner site's [dns] check_nameserver port (one per backend), where
+    tests publish the zones of the domains whose ownership the site checks."""
+    if shutil.which("knotd") is None or shutil.which("knotc") is None:
+        require_or_skip("knotd not installed (apt install knot knot-dnsutils)")
+    server = Knot.start(tmp_path_factory.mktemp("owner-knot"), port=owner_site.dns_port)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def owner_stack(owner_site: OwnerSite, mail_relay_server: RelayRunner) -> Iterator[MailStack]:
+    """Real Postfix + Dovecot on the owner site's store and mail homes, relaying outside mail
+    to the session's relay; one per store backend, for the whole session."""
+    missing = mailstack.missing_tools()
+    if missing:
+        require_or_skip(f"{', '.join(missing)} not installed (make test-deps installs them)")
+    # Dovecot (as vmail) makes the mail homes in it, as under a host's /var/vmail.
+    vmail = pwd.getpwnam("vmail")
+    os.chown(owner_site.mail_root, vmail.pw_uid, vmail.pw_gid)
+    stack = start_stack(
+        owner_site.store_url,
+        name=f"ow{owner_site.store_url[:1]}",
+        ports={"relay": mail_relay_server.port},
+        mail_root=owner_site.mail_root,
+    )
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        shutil.rmtree(stack.root, ignore_errors=True)
 
 
 @pytest.fixture

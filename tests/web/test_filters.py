@@ -41,7 +41,7 @@ FORMS: dict[str, Any] = {
 def home(owner: OwnerSite, address: str) -> Path:
     """The mailbox's mail home under the site's [dovecot] mail_root."""
     local, domain = address.split("@")
-    return owner.folder / "mail" / domain / local
+    return owner.mail_root / domain / local
 
 
 @contextmanager

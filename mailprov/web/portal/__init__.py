@@ -38,6 +38,7 @@ def _load_pages() -> None:
     from mailprov.web.portal import (  # noqa: PLC0415  (lazy: they register on import)
         account,  # noqa: F401
         application,  # noqa: F401
+        domain,  # noqa: F401
         filters,  # noqa: F401
         home,  # noqa: F401
         identity,  # noqa: F401

@@ -63,7 +63,10 @@ def _app_cookie(number: str, handle: str) -> tuple[str, str]:
 async def apply_page(visit: Visit) -> web.StreamResponse:
     """The application form: kind, address (checked while typing), recovery contact, terms."""
     domains = await asyncio.to_thread(accounts.domain_names, visit.services.store, active_only=True)
-    values = {"kind": "personal", "local": "", "domain": domains[0] if domains else ""}
+    # The site's own mail domain first, not the alphabetically first (an organisation's).
+    own = visit.services.settings.site.mail_domain
+    default = own if own in domains else (domains[0] if domains else "")
+    values = {"kind": "personal", "local": "", "domain": default}
     values.update(visit.flash_values())
     return render(
         visit,
@@ -71,6 +74,7 @@ async def apply_page(visit: Visit) -> web.StreamResponse:
         domains=domains,
         form=values,
         check=visit.flash.get("check"),
+        notice=visit.flash.get("notice"),
     )
 
 

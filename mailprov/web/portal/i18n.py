@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gettext
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import idna
@@ -56,6 +56,7 @@ def parse_accept_language(header: str) -> list[str]:
     return [tag for _, _, tag in sorted(ranked)]
 
 
+@lru_cache(maxsize=1024)  # every page asks; browsers send a handful of different headers
 def negotiate(cookie: str | None, accept_language: str) -> str:
     """The visitor's language: the switch's cookie, else Accept-Language, else English."""
     if cookie in LANGUAGES:
@@ -81,6 +82,7 @@ def _moment(value: int | float | str | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
+@lru_cache(maxsize=4096)  # pages show the same few moments again and again; Babel is slow
 def format_datetime(value: int | float | str | None, lang: str) -> str:
     """A moment as people of ``lang`` write it, in UTC: '30 Nov 2026, 14:05 UTC'."""
     moment = _moment(value)
@@ -90,6 +92,7 @@ def format_datetime(value: int | float | str | None, lang: str) -> str:
     return babel_datetime(moment, pattern, tzinfo=UTC, locale=lang) + " UTC"
 
 
+@lru_cache(maxsize=4096)  # IDNA decoding is slow, and pages show the same few domains
 def display_domain(domain: str) -> str:
     """A domain in Unicode (``пример.рф``, not the stored A-label ``xn--e1afmkfd.xn--p1ai``)."""
     try:

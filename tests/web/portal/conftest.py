@@ -4,13 +4,18 @@ One browser for the package (``browser``); each test opens visitors (``visit(...
 fresh browser context with its own cookies, language and screen. A visitor records
 every URL the browser asked for (no secret may ever be in one), fails the test on a
 Content-Security-Policy violation or a script error, checks pages with axe-core (no
-serious or critical violation), and photographs the main pages into
-``docs/screenshots/portal/`` (on the SQLite run only, so each file is written once).
+serious or critical violation), and photographs the main pages: each photograph checks that
+the page fits its screen (no sideways scrolling at phone or desktop width) and is a picture of
+that width; only with ``MAILPROV_TEST_SCREENSHOTS=1`` (``make screenshots``) is it written
+into ``docs/screenshots/portal/`` for the README (on the SQLite run only, so each file is
+written once), so a test run leaves the checkout as it was.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +29,8 @@ from tests.web.test_requests import trust  # noqa: F401  (a fixture: the site's 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[3]
 SCREENSHOTS = REPO / "docs" / "screenshots" / "portal"
+#: Set to 1 to rewrite the README's screenshots (``make screenshots``); else none is written.
+WRITE_SCREENSHOTS = os.environ.get("MAILPROV_TEST_SCREENSHOTS") == "1"
 #: A phone: 390 x 844 CSS pixels (an iPhone 13-class screen), touch, mobile layout.
 PHONE: dict[str, Any] = {
     "viewport": {"width": 390, "height": 844},
@@ -33,6 +40,11 @@ PHONE: dict[str, Any] = {
 }
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1100, "height": 900}}
 ACCEPT = {"en": "en-GB,en;q=0.9", "ru": "ru-RU,ru;q=0.9,en;q=0.5"}
+#: The innermost elements reaching past the screen's right edge (for an assertion's message).
+WIDEST = """width => [...document.querySelectorAll("body *")]
+  .filter(e => e.getBoundingClientRect().right > width
+    && ![...e.children].some(c => c.getBoundingClientRect().right > width))
+  .slice(0, 3).map(e => `${e.tagName.toLowerCase()}.${e.className}: ${e.textContent.slice(0, 40)}`)"""
 #: The pages photographed on a phone (on a desktop: every page ``shot`` is called for).
 PHONE_SHOTS = frozenset({"apply-taken", "confirm", "credentials", "account", "filters"})
 
@@ -100,13 +112,22 @@ class Visitor:
         assert bad == [], f"axe on {self.page.url} ({self.lang}, {self.screen})"
 
     def shot(self, name: str) -> None:
-        """Photograph the page for the README (SQLite run only), after checking it with axe."""
+        """Check the page with axe and that it fits its screen's width, and photograph it; the
+        photograph goes into the README's folder only with MAILPROV_TEST_SCREENSHOTS=1."""
         self.check_accessible()
+        width = self.page.viewport_size["width"]
+        scrolled = self.page.evaluate("document.documentElement.scrollWidth")
+        assert scrolled <= width, (
+            f"{name} ({self.lang}, {self.screen}) is {scrolled}px wide: "
+            + str(self.page.evaluate(WIDEST, width))
+        )
+        png = self.page.screenshot(full_page=True)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert struct.unpack(">I", png[16:20])[0] == width  # IHDR: the picture's width
         wanted = self.screen == "desktop" or name in PHONE_SHOTS
-        if wanted and self.site.store_url.startswith("sqlite"):
+        if WRITE_SCREENSHOTS and wanted and self.site.store_url.startswith("sqlite"):
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            target = SCREENSHOTS / f"{self.lang}-{self.screen}-{name}.png"
-            self.page.screenshot(path=str(target), full_page=True)
+            (SCREENSHOTS / f"{self.lang}-{self.screen}-{name}.png").write_bytes(png)
 
     def assert_clean(self, *secrets: str) -> None:
         """No CSP violation or script error happened, and no secret was in any URL."""
