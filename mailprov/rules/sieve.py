@@ -311,18 +311,22 @@ def _requires(spec: FilterSpec) -> list[str]:
     return need
 
 
+#: The test a vacation reply is sent under: the message was not marked as spam by rspamd.
+NOT_SPAM = 'not header :is "X-Spam" "Yes"'
+
+
 def _vacation_lines(vac: Vacation, addresses: Sequence[str]) -> list[str]:
     action = (
         f"vacation :days {vac.days} :subject {quote(vac.subject)} "
         f":addresses {_list(addresses)} {quote(vac.body)};"
     )
-    when = [
+    # Never to spam: rspamd marks it "X-Spam: Yes" (a reply would confirm the address to
+    # the spammer, and go to a forged sender).
+    when = [NOT_SPAM] + [
         f'currentdate :comparator "i;octet" :value "{op}" "date" "{day.isoformat()}"'
         for op, day in (("ge", vac.start), ("le", vac.end))
         if day is not None
     ]
-    if not when:
-        return [action]
     test = when[0] if len(when) == 1 else f"allof({', '.join(when)})"
     return [f"if {test} {{", f"  {action}", "}"]
 

@@ -144,6 +144,7 @@ class TestScript:
         assert ':addresses ["alice@example.test", "info@example.test"]' in script
         assert "vacation :days 5" in script
         assert '"relational"' in script
+        assert 'allof(not header :is "X-Spam" "Yes", currentdate' in script
 
     def test_header_comment_cannot_break_the_line(self) -> None:
         """A header with a line break stays one comment line."""

@@ -32,11 +32,12 @@ HOSTILE = st.one_of(
 )
 
 
-def actions(stack: MailStack, folder: Path, script: str, subject: str) -> str:
-    """What Pigeonhole's sieve-test says the script does with a message of that subject."""
+def actions(stack: MailStack, folder: Path, script: str, subject: str, more: str = "") -> str:
+    """What Pigeonhole's sieve-test says the script does with a message of that subject
+    (``more``: extra header lines, each ending in CRLF)."""
     (folder / "s.sieve").write_text(script, encoding="utf-8", newline="")
     (folder / "m.eml").write_bytes(
-        f"From: a@example.net\r\nTo: {OWNER}\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
+        f"From: a@example.net\r\nTo: {OWNER}\r\nSubject: {subject}\r\n{more}\r\nbody\r\n".encode()
     )
     res = subprocess.run(
         [
@@ -86,3 +87,18 @@ def judge(mailstack: MailStack, folder: Path, text: str) -> None:
     miss = actions(mailstack, folder, script, other)
     assert "store message in folder: Hit" not in miss
     assert "store message in folder: INBOX" in miss
+
+
+def test_no_vacation_reply_to_spam(mailstack: MailStack) -> None:
+    """The vacation reply answers a plain message, not one rspamd marked "X-Spam: Yes"."""
+    if shutil.which("sieve-test") is None:
+        require_or_skip("sieve-test missing (Debian dovecot-sieve)")
+    spec = parse_spec({"vacation": {"subject": "Away", "body": "Back soon"}}, owner=OWNER)
+    script = compile_sieve(spec, owner=OWNER)
+    with tempfile.TemporaryDirectory(prefix="mp-sieve-", dir="/tmp") as tmp:
+        Path(tmp).chmod(0o755)
+        plain = actions(mailstack, Path(tmp), script, "hello")
+        spam = actions(mailstack, Path(tmp), script, "hello", "X-Spam: Yes\r\n")
+    assert "send vacation message" in plain
+    assert "send vacation message" not in spam
+    assert "store message in folder: INBOX" in spam
