@@ -193,10 +193,26 @@ def move_mailbox(
         "tail": lambda: copy(two_way=True),
         "finish": lambda: _finish(store, actor, move),
     }
-    for stage in move.stages:
-        hook(stage, "start")
-        steps[stage]()
-        hook(stage, "done")
+    with store.exclusive(f"mailbox-move:{move.address}") as mine:
+        if not mine:
+            raise MoveRefused(
+                f"another 'mailbox move' of {move.address} is running (on this or another "
+                "host); two copies at once could overwrite mail already copied",
+                hint=f"wait for it to end, then check with 'mailprov mailbox show {move.address}'",
+            )
+        # Planned before the lock: what another move finished meanwhile would make this
+        # plan copy old mail over new.
+        now = plan_move(store, settings.cluster, move.address, move.target)
+        if now != move:
+            raise MoveRefused(
+                f"{move.address} changed while this move waited to start "
+                f"(now: from {now.source} to {now.target}, resume {now.resume})",
+                hint=f"run 'mailprov mailbox move {move.address} --to {move.target}' again",
+            )
+        for stage in move.stages:
+            hook(stage, "start")
+            steps[stage]()
+            hook(stage, "done")
     return move
 
 

@@ -13,6 +13,7 @@ instead of failing on a lock upgrade.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -109,6 +110,37 @@ class Store:
                 yield
             finally:
                 self._shared.conn = None
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[bool]:
+        """Hold the store-wide lock ``name`` for the block; yields False (holding nothing)
+        when another process holds it.
+
+        On PostgreSQL a session advisory lock on a connection kept for the block: every
+        host of a site sees it, and it ends with the process that held it, however that
+        ends. SQLite serves one host, whose own processes this does not order: True.
+        """
+        from sqlalchemy import text  # noqa: PLC0415  (lazy: a heavy import only this path needs)
+        from sqlalchemy.exc import OperationalError  # noqa: PLC0415  (lazy: as above)
+
+        if self.dialect != "postgresql":
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        try:
+            with self.engine.connect() as conn:
+                held = bool(
+                    conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+                )
+                conn.commit()
+                try:
+                    yield held
+                finally:
+                    if held:
+                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                        conn.commit()
+        except OperationalError as exc:
+            raise _unavailable(self.url, exc) from None
 
     def close(self) -> None:
         """Release the connection pool."""
