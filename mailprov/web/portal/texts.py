@@ -88,8 +88,8 @@ WORDS: dict[str, tuple[str, str]] = {
     "domain-handle-required": (
         N_("Applications at this domain are opened only by whoever proved its ownership here."),
         N_(
-            "Apply from the browser that proved the domain, or ask your organisation's "
-            "administrator to open the domain to every applicant; nothing was requested."
+            "Apply from the browser that proved the domain, or ask the administrator of this "
+            "site to open the domain to every applicant; nothing was requested."
         ),
     ),
     "domain-proof-taken": (
