@@ -116,7 +116,9 @@ def start(
 
     ``pepper``: a self-service proof (the portal's). A domain not served here yet is added
     bound to a new domain handle (``Challenge.handle``, shown once); an existing one only
-    for the ``handle`` of its own self-service proof (then no new handle).
+    for the ``handle`` of its own self-service proof (then no new handle), or when another's
+    self-service proof was never finished and is older than 30 days (a new token and a new
+    handle: it is taken over).
 
     Raises:
         RateLimited: ``actor`` started ``per_actor_hour`` challenges within the hour.
@@ -127,7 +129,10 @@ def start(
     new_handle = None
     with store.begin() as conn:
         row = conn.execute(select(domains).where(domains.c.name == a_label)).first()
-        if pepper is not None and row is not None and not holds(pepper, row.proof_mac, handle):
+        stale = row is not None and _abandoned(row, actor.now)
+        if pepper is not None and stale:  # another's proof, never finished: a new one
+            renew = True
+        elif pepper is not None and row is not None and not holds(pepper, row.proof_mac, handle):
             raise AlreadyExists(
                 f"{a_label} is served here already, or another person started proving it; "
                 "nothing was changed",
@@ -145,11 +150,11 @@ def start(
             _check_rate(conn, actor, per_actor_hour)
         token = secrets.token_urlsafe(24)
         added = row is None
+        proof_mac = None
+        if pepper is not None and (added or stale):
+            new_handle = Secret(secrets.token_urlsafe(HANDLE_BYTES))
+            proof_mac = handle_mac(pepper, new_handle.reveal())
         if added:
-            proof_mac = None
-            if pepper is not None:
-                new_handle = Secret(secrets.token_urlsafe(HANDLE_BYTES))
-                proof_mac = handle_mac(pepper, new_handle.reveal())
             conn.execute(
                 insert(domains).values(
                     name=a_label,
@@ -161,11 +166,10 @@ def start(
                 )
             )
         else:
-            conn.execute(
-                update(domains)
-                .where(domains.c.name == a_label)
-                .values(challenge=token, challenge_created_at=actor.now)
-            )
+            values: dict[str, Any] = {"challenge": token, "challenge_created_at": actor.now}
+            if new_handle is not None:
+                values["proof_mac"] = proof_mac
+            conn.execute(update(domains).where(domains.c.name == a_label).values(**values))
         audit.append(
             conn,
             at=actor.now,
@@ -176,6 +180,18 @@ def start(
         )
     found = _challenge(a_label, token, added=added, changed=True)
     return replace(found, handle=new_handle)
+
+
+def _abandoned(row: Any, now: int) -> bool:
+    """A self-service proof never finished, whose token is older than TOKEN_KEEP_SECONDS:
+    anyone may start a new one (bound to a new handle), so that starting a proof of a
+    domain one does not own holds it back from its owner for 30 days at most."""
+    return (
+        row.proof_mac is not None
+        and row.verified_at is None
+        and not row.active
+        and now - (row.challenge_created_at or 0) >= TOKEN_KEEP_SECONDS
+    )
 
 
 @dataclass(frozen=True)

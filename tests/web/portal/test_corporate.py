@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
-from mailprov.errors import DomainHandleRequired, RateLimited
+from mailprov.errors import AlreadyExists, DomainHandleRequired, RateLimited
 from mailprov.services import ownership
 from mailprov.services.accounts import Actor
+from mailprov.store.schema import domains
 from mailprov.testing import RelayRunner
 from tests.conftest import invoke
 from tests.integration.knot import Knot
@@ -318,3 +320,31 @@ def test_a_proven_domain_takes_requests_only_with_its_handle(
     with owner.client() as api:
         anyone = api.post("/api/v1/requests", json=_request(f"cto-{secrets.token_hex(2)}@{domain}"))
         assert anyone.status_code == 201, anyone.text
+
+
+def test_an_abandoned_domain_proof_is_taken_over_after_30_days(owner: OwnerSite) -> None:
+    """Starting a proof of a domain one does not own holds it back from its owner for 30 days
+    at most: until then another start is refused (nothing changed); after that, a new start
+    gets a new record and a new handle, and the old handle sees nothing. A proven domain is
+    never taken over, however old its token."""
+    store, pepper, now = owner.services.store, owner.services.pepper, int(time.time())
+    squatter, owner_now = Actor("requester:192.0.2.7", now), Actor("requester:192.0.2.8", now)
+    later = Actor("requester:192.0.2.8", now + ownership.TOKEN_KEEP_SECONDS)
+    domain, proven = (f"squat-{secrets.token_hex(3)}.test" for _ in range(2))
+    first = ownership.start(store, domain, actor=squatter, pepper=pepper)
+    assert first.handle is not None
+    with pytest.raises(AlreadyExists):
+        ownership.start(store, domain, actor=owner_now, pepper=pepper)
+    taken = ownership.start(store, domain, actor=later, pepper=pepper)
+    assert taken.handle is not None and taken.value != first.value
+    assert ownership.proof(store, domain, pepper=pepper, handle=first.handle).challenge is None
+    mine = ownership.proof(store, domain, pepper=pepper, handle=taken.handle)
+    assert mine.challenge is not None and mine.challenge.value == taken.value
+
+    ownership.start(store, proven, actor=squatter, pepper=pepper)
+    with store.begin() as conn:  # as a check that found the record leaves it
+        conn.execute(
+            update(domains).where(domains.c.name == proven).values(verified_at=now, active=True)
+        )
+    with pytest.raises(AlreadyExists):
+        ownership.start(store, proven, actor=later, pepper=pepper)
