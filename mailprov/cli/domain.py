@@ -79,12 +79,15 @@ def domain_list() -> None:
 @click.argument("name", shell_complete=complete_domains)
 @json_option
 def domain_show(name: str) -> None:
-    """Show one domain."""
+    """Show one domain. open_requests: no: proven through the portal, it takes requests only
+    with its proof's domain handle ('domain set NAME --open-requests' opens it)."""
     from mailprov.services.accounts import get_domain
+    from mailprov.services.ownership import bound
     from mailprov.services.spam import domain_spam
 
     app = app_context()
     found = get_domain(app.store, name).to_json()
+    found["open_requests"] = not bound(app.store, name)
     spam = domain_spam(app.store, app.settings, name)
     human = "\n".join(f"{k}: {v}" for k, v in found.items())
     human += f"\nspam threshold: {spam.effective.threshold:g} ({spam.effective.threshold_from})"

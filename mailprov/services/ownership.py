@@ -307,6 +307,15 @@ def verify(
     return changed
 
 
+def bound(store: Store, name: str) -> bool:
+    """Whether requests at the domain need its self-service proof's domain handle."""
+    with store.read() as conn:
+        found = conn.execute(
+            select(domains.c.proof_mac).where(domains.c.name == normalise_domain(name))
+        ).scalar_one_or_none()
+    return found is not None
+
+
 def open_requests(store: Store, name: str, *, actor: Actor) -> bool:
     """Open the domain to every verified applicant: forget the domain handle its
     self-service proof bound it to. Returns whether it changed (False: nothing bound).

@@ -32,11 +32,13 @@ WORDS = {
         "not-yet": "DNS does not show the record yet",
         "proven": "is proven",
         "bound": "only by whoever proved its ownership here",
+        "taken": "someone else has started proving it",
     },
     "ru": {
         "not-yet": "DNS пока не показывает запись",
         "proven": "подтверждено",
         "bound": "только тот, кто подтвердил",
+        "taken": "начал кто-то другой",
     },
 }
 DOMAIN_HANDLE = "X-Domain-Handle"
@@ -135,9 +137,14 @@ def test_corporate_mailbox_with_domain_proven_by_dns(
     person.assert_clean(handle, code, password)
     assert value not in "".join(person.urls)  # the check is a form: no value in any URL
 
-    # Another browser, without the proof's domain handle: the domain is in the list (it is
-    # active), but an application there is refused, with words and nothing requested.
-    stranger = visit(lang)
+    _stranger_is_refused(visit(lang), domain)
+
+
+def _stranger_is_refused(stranger: Any, domain: str) -> None:
+    """Another browser, without the proof's domain handle: the domain is in the list (it is
+    active), but an application there is refused, with words and nothing requested; it sees
+    no record and cannot start the proof again."""
+    lang = stranger.lang
     stranger.open("/apply")
     stranger.page.check("#kind-corporate")
     stranger.page.select_option("#domain", domain)
@@ -152,6 +159,11 @@ def test_corporate_mailbox_with_domain_proven_by_dns(
     assert "mailprov_application" not in stranger.cookies()
     stranger.check_accessible()
     stranger.open(f"/apply/domain?domain={domain}")  # no record to see from here either
+    assert stranger.page.query_selector("#record") is None
+    stranger.page.fill("#domain", domain)  # nor a proof to start again
+    stranger.submit("#start")
+    assert "already-exists" in stranger.text("#problem")
+    assert WORDS[lang]["taken"] in stranger.text("#problem")
     assert stranger.page.query_selector("#record") is None
 
 
@@ -294,13 +306,21 @@ def test_a_proven_domain_takes_requests_only_with_its_handle(
         assert done.exit_code == 0, done.output
         return done.data
 
+    def requests_open() -> bool:
+        shown = invoke("domain", "show", domain, config=owner.config, state_dir=tmp_path, json=True)
+        assert shown.exit_code == 0, shown.output
+        return bool(shown.data["domain"]["open_requests"])
+
+    assert requests_open() is False
     rehearsed = domain_set("--dry-run")
     assert rehearsed["changes"] == {"open_requests": {"before": False, "after": True}}
     with owner.client() as api:
         still = api.post("/api/v1/requests", json=_request(f"cto-{secrets.token_hex(2)}@{domain}"))
         assert still.status_code == 403, still.text
+    assert requests_open() is False
     assert domain_set()["changed"] is True
     assert domain_set()["changed"] is False  # idempotent
+    assert requests_open() is True
     audited = invoke(
         "audit",
         "list",
