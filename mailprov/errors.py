@@ -142,6 +142,7 @@ class ExitStatus(IntEnum):
     FILTERS_INVALID = 123
     # 125-129 requests over HTTP
     REQUEST_UNKNOWN = 125
+    DOMAIN_HANDLE_REQUIRED = 126
     # -- 131-134: the admin API's tokens (130 is INTERRUPTED: 128 + SIGINT)
     ADMIN_TOKEN_REFUSED = 131
     SCOPE_REFUSED = 132
@@ -771,6 +772,18 @@ class RequestUnknown(NotFound):
     default_hint = (
         "give the request's number and, in the X-Request-Handle header, the handle shown "
         "once when it was opened"
+    )
+
+
+class DomainHandleRequired(MailprovError):
+    """The domain was proven through the portal: a request at it needs that proof's handle."""
+
+    code = "domain-handle-required"
+    exit_status = ExitStatus.DOMAIN_HANDLE_REQUIRED
+    default_hint = (
+        "give, in the X-Domain-Handle header, the domain handle shown once when the domain's "
+        "proof was started; or ask the administrator to open the domain to every applicant "
+        "('mailprov domain set DOMAIN --open-requests')"
     )
 
 

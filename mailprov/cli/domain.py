@@ -79,12 +79,15 @@ def domain_list() -> None:
 @click.argument("name", shell_complete=complete_domains)
 @json_option
 def domain_show(name: str) -> None:
-    """Show one domain."""
+    """Show one domain. open_requests: no: proven through the portal, it takes requests only
+    with its proof's domain handle ('domain set NAME --open-requests' opens it)."""
     from mailprov.services.accounts import get_domain
+    from mailprov.services.ownership import bound
     from mailprov.services.spam import domain_spam
 
     app = app_context()
     found = get_domain(app.store, name).to_json()
+    found["open_requests"] = not bound(app.store, name)
     spam = domain_spam(app.store, app.settings, name)
     human = "\n".join(f"{k}: {v}" for k, v in found.items())
     human += f"\nspam threshold: {spam.effective.threshold:g} ({spam.effective.threshold_from})"
@@ -102,6 +105,12 @@ def domain_show(name: str) -> None:
     "would change.",
 )
 @spam_options("the site's ([rspamd])")
+@click.option(
+    "--open-requests",
+    is_flag=True,
+    help="Let every verified applicant request addresses at NAME: forget the domain handle "
+    "that NAME's ownership proof through the portal bound its requests to.",
+)
 @dry_run_option
 @json_option
 def domain_set(
@@ -110,16 +119,20 @@ def domain_set(
     spam_threshold: str | None,
     spam_to_junk: bool | None,
     spam_to_junk_default: bool,
+    open_requests: bool,
 ) -> None:
     """Change the defaults domain NAME gives its mailboxes; only what differs is written.
 
     --backend: the home backend of its new mailboxes. The spam settings (README, "Spam
     settings") apply to every mailbox of NAME that has none of its own, from the next
-    message delivered; 'default' takes the site's.
+    message delivered; 'default' takes the site's. --open-requests: a domain proven
+    through the portal takes requests only with its proof's domain handle; after this,
+    from anyone (as a domain added here).
     """
     from mailprov.services.accounts import get_domain
     from mailprov.services.homes import set_domain_backend
     from mailprov.services.mailbox_state import Change
+    from mailprov.services.ownership import open_requests as open_domain_requests
     from mailprov.services.spam import update_domain
 
     app = app_context()
@@ -136,6 +149,8 @@ def domain_set(
         app.store, name, actor=app.actor(), spam_threshold=threshold, spam_to_junk=to_junk
     )
     changes |= spam_changes
+    if open_requests and open_domain_requests(app.store, name, actor=app.actor()):
+        changes["open_requests"] = Change(False, True)
     found = get_domain(app.store, name)
 
     def human(value: object) -> str:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mailprov.errors import (
     AddressTaken,
+    DomainHandleRequired,
     DomainNotVerified,
     IdentityGateError,
     InvalidValue,
@@ -249,6 +250,7 @@ def open_request(
     actor: Actor,
     handle_mac: str | None = None,
     per_actor_hour: int | None = None,
+    domain_bound: Callable[[str | None], bool] | None = None,
 ) -> Request:
     """Open a request: check terms, recovery address, the address and (corporate) the domain.
 
@@ -279,6 +281,11 @@ def open_request(
             raise UnknownDomain(
                 f"{parsed.domain} is not active here (its ownership proof is pending)",
                 hint=f"finish it with 'mailprov domain verify {parsed.domain}'",
+            )
+        if domain_bound is not None and not domain_bound(domain.proof_mac):
+            raise DomainHandleRequired(
+                f"{parsed.domain} was proven through this site by the person who proved it: "
+                "a request at it needs the domain handle of that proof; nothing was requested"
             )
         if conn.execute(
             select(requests.c.id).where(

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from mailprov.errors import AddressTaken, RequestUnknown, UnknownDomain
 from mailprov.model import LIVE_REQUEST_STATES, Secret, iso
 from mailprov.rules.addresses import parse_address
-from mailprov.services import accounts, provisioning
+from mailprov.services import accounts, ownership, provisioning
 from mailprov.store import audit
 from mailprov.store.schema import domains, requests
 
@@ -58,10 +58,15 @@ def open_request(
     *,
     send: Sender,
     actor: Actor,
+    domain_handle: Secret | None = None,
     **fields: Any,
 ) -> tuple[Request, Secret]:
     """Open a request (``fields`` as :func:`provisioning.open_request` takes them) with a new
     handle; returns the request and the handle, to be shown once and never stored.
+
+    At a domain proven through the portal (``domains.proof_mac`` set), ``domain_handle``
+    must be that proof's (:func:`ownership.holds`), else
+    :class:`~mailprov.errors.DomainHandleRequired`.
     """
     handle = Secret(secrets.token_urlsafe(HANDLE_BYTES))
     request = provisioning.open_request(
@@ -71,6 +76,7 @@ def open_request(
         actor=actor,
         handle_mac=handle_mac(pepper, handle.reveal()),
         per_actor_hour=settings.web.requests_per_client_hour,
+        domain_bound=lambda mac: mac is None or ownership.holds(pepper, mac, domain_handle),
         **fields,
     )
     return request, handle

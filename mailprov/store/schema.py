@@ -76,6 +76,9 @@ domains = Table(
     Column("backend", String(64), nullable=True),  # home backend of new mailboxes
     Column("spam_threshold", Float, nullable=True),  # rspamd score from which mail is junk
     Column("spam_to_junk", Boolean, nullable=True),  # file junk into Junk (Sieve)
+    # Proven through the portal (revision 0004): the HMAC (site pepper) of the secret domain
+    # handle its prover was shown; requests at the domain must give it. NULL: open to all.
+    Column("proof_mac", String(64), nullable=True),
 )
 
 addresses = Table(

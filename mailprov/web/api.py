@@ -79,6 +79,9 @@ class Call:
     #: The request handle given with an operation declared ``handle=True`` (the API reads
     #: it from the X-Request-Handle header; the portal from its own cookie).
     handle: Secret | None = None
+    #: The domain handle given with an operation declared ``domain_handle`` (the API reads
+    #: it from the X-Domain-Handle header; the portal from its memory of the browser).
+    domain_handle: Secret | None = None
     #: Set by a handler: the session token to put in the cookie (None: leave it),
     #: or "" to clear the cookie.
     set_session: Secret | str | None = None
@@ -135,6 +138,9 @@ class Operation:
     redirect: bool = False
     #: Query parameters that may be left out.
     optional: frozenset[str] = frozenset()
+    #: Reads a domain handle (DOMAIN_HANDLE_HEADER): "required" (a proof's own operations:
+    #: without it, as an unknown domain) or "optional" (needed only at a bound domain).
+    domain_handle: str | None = None
 
     @property
     def operation_id(self) -> str:
@@ -176,6 +182,7 @@ class Api:
         form: bool = False,
         redirect: bool = False,
         optional: frozenset[str] = frozenset(),
+        domain_handle: str | None = None,
     ) -> Callable[[Handler], Handler]:
         """Declare ``handler`` as the operation ``method path``.
 
@@ -207,6 +214,7 @@ class Api:
                 form,
                 redirect,
                 optional,
+                domain_handle,
             )
             self.operations.append(op)
             self.by_id[op.operation_id] = op
@@ -247,6 +255,13 @@ class Api:
                         "name": HANDLE_HEADER,
                         "description": "The secret handle shown once when a request was opened.",
                     },
+                    "domainHandle": {
+                        "type": "apiKey",
+                        "in": "header",
+                        "name": DOMAIN_HANDLE_HEADER,
+                        "description": "The secret handle shown once when a domain's ownership "
+                        "proof was started here; requests at that domain need it too.",
+                    },
                 },
             },
         }
@@ -257,6 +272,8 @@ SESSION_COOKIE = "mailprov_session"
 FORM = "application/x-www-form-urlencoded"
 #: The header that carries a provisioning request's secret handle (never the URL).
 HANDLE_HEADER = "X-Request-Handle"
+#: The header that carries a self-service domain proof's secret handle.
+DOMAIN_HANDLE_HEADER = "X-Domain-Handle"
 
 
 def wants_html(call: Call) -> bool:
@@ -321,6 +338,17 @@ def _success(op: Operation) -> dict[str, Any]:
     return responses
 
 
+def _public_security(op: Operation) -> list[dict[str, list[str]]]:
+    """The security requirement of an operation without a session or admin token."""
+    if op.handle:
+        return [{"requestHandle": []}]
+    if op.domain_handle == "required":
+        return [{"domainHandle": []}]
+    if op.domain_handle == "optional":  # none, or the domain's handle
+        return [{}, {"domainHandle": []}]
+    return []
+
+
 def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -> dict[str, Any]:
     _, _, rest = op.description.partition("\n\n")
     doc: dict[str, Any] = {
@@ -349,10 +377,8 @@ def _operation(op: Operation, status_of: Callable[[type[MailprovError]], int]) -
         errors += [NotSignedIn, SessionStageRefused]
         if op.method != "GET":
             errors.append(CsrfRefused)
-    elif op.handle:
-        doc["security"] = [{"requestHandle": []}]
     else:
-        doc["security"] = []
+        doc["security"] = _public_security(op)
     by_status: dict[str, list[str]] = {}
     for error in errors:
         by_status.setdefault(str(status_of(error)), []).append(error.code)

@@ -49,7 +49,15 @@ from mailprov.model import Secret
 from mailprov.relay.gate import allowed_hosts
 from mailprov.services import owner, tokens
 from mailprov.settings.checks import parse_endpoint
-from mailprov.web.api import API, FORM, HANDLE_HEADER, SESSION_COOKIE, Call, Operation
+from mailprov.web.api import (
+    API,
+    DOMAIN_HANDLE_HEADER,
+    FORM,
+    HANDLE_HEADER,
+    SESSION_COOKIE,
+    Call,
+    Operation,
+)
 from mailprov.web.errors import status_of
 
 if TYPE_CHECKING:
@@ -300,6 +308,9 @@ def _dispatcher(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamRe
         if op.handle:
             raw = request.headers.get(HANDLE_HEADER)
             call.handle = Secret(raw) if raw is not None else None
+        if op.domain_handle:
+            raw = request.headers.get(DOMAIN_HANDLE_HEADER)
+            call.domain_handle = Secret(raw) if raw is not None else None
         result = await asyncio.to_thread(op.handler, call)
         if op.redirect and call.redirect is not None:
             response: web.Response = web.Response(status=303)

@@ -46,6 +46,8 @@ STATUS: dict[type[e.MailprovError], int] = {
     e.RevocationUnknown: 503,
     e.TrustInvalid: 500,
     e.RequestUnknown: 404,
+    # A request at a domain proven through the portal, without that proof's handle.
+    e.DomainHandleRequired: 403,
     e.PasswordPolicy: 422,
     e.MalformedRequest: 400,
     e.InvalidValue: 422,

@@ -313,12 +313,16 @@ def check_address_body(call: Call) -> dict[str, Any]:
         e.AddressTaken,
         e.RecoveryInvalid,
         e.DomainNotVerified,
+        e.DomainHandleRequired,
         e.RateLimited,
     ),
+    domain_handle="optional",
 )
 def open_request(call: Call) -> dict[str, Any]:
     """Open a request. Keep the handle: it is shown only now, and without it the request
     cannot be followed (the number alone opens nothing). The recovery contact is told.
+    At a domain whose ownership was proven through this site, the proof's domain handle
+    (X-Domain-Handle) is needed too (``domain-handle-required``, 403, without it).
     """
     services, body = call.services, call.body
     req, handle = requester.open_request(
@@ -332,6 +336,7 @@ def open_request(call: Call) -> dict[str, Any]:
         recovery=body["recovery"],
         name=body.get("name", ""),
         accept_terms=body["accept_terms"],
+        domain_handle=call.domain_handle,
     )
     call.headers["Location"] = f"{BASE}/{req.id}"
     return _done(req, handle=handle.reveal())

@@ -35,6 +35,7 @@ from mailprov.web.portal.core import (
     page,
     render,
 )
+from mailprov.web.portal.domain import domain_handle
 from mailprov.web.portal.identity import identity_routes
 from mailprov.web.portal.texts import EVENTS, NEXT, STATES, explain
 
@@ -98,7 +99,10 @@ async def apply_send(visit: Visit, data: MultiDictProxy[Any]) -> Outcome:
     }
     if values["name"]:
         body["name"] = values["name"]
-    answer, _ = await invoke(visit, "open_request", body)
+    domain = address.rpartition("@")[2]
+    answer, _ = await invoke(
+        visit, "open_request", body, domain_handle=domain_handle(visit, domain)
+    )
     number = answer["request"]["id"]
     return Outcome(
         "/application",

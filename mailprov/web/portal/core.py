@@ -181,6 +181,9 @@ class Portal:
     values: dict[str, tuple[float, dict[str, str]]] = field(default_factory=dict)
     #: Password resets under way (``portal/reset.py``), by the HMAC of the browser's cookie.
     resets: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    #: Domain handles of the proofs a browser started (``portal/domain.py``), by the HMAC
+    #: of its cookie: domain -> handle.
+    domains: dict[str, tuple[float, dict[str, Secret]]] = field(default_factory=dict)
 
     def prune(self, now: float) -> None:
         """Forget what has outlived its time (and the oldest outcomes beyond ONCE_KEPT)."""
@@ -199,6 +202,10 @@ class Portal:
             del self.resets[key]
         for key in list(self.resets)[: max(0, len(self.resets) - ONCE_KEPT)]:
             del self.resets[key]
+        for key in [k for k, (until, _) in self.domains.items() if until <= now]:
+            del self.domains[key]
+        for key in list(self.domains)[: max(0, len(self.domains) - ONCE_KEPT)]:
+            del self.domains[key]
 
     async def run_once(self, key: str, make: Callable[[], Awaitable[Outcome]]) -> Outcome:
         """The outcome of the form ``key``: run it the first time; later sendings (even while
@@ -472,6 +479,7 @@ async def invoke(
     path: Mapping[str, str] | None = None,
     query: Mapping[str, str] | None = None,
     handle: Secret | None = None,
+    domain_handle: Secret | None = None,
 ) -> tuple[Any, Call]:
     """Run the API operation ``operation_id`` as the API would: its body schema, the session
     stage it needs, its handler (in a worker thread). Returns its answer and the call.
@@ -480,7 +488,10 @@ async def invoke(
         MailprovError: what the operation raises (the API's refusals, unchanged).
     """
     ((answer, call),) = await invoke_all(
-        visit, Step(operation_id, body, path=path, query=query, handle=handle)
+        visit,
+        Step(
+            operation_id, body, path=path, query=query, handle=handle, domain_handle=domain_handle
+        ),
     )
     return answer, call
 
@@ -494,6 +505,7 @@ class Step:
     path: Mapping[str, str] | None = None
     query: Mapping[str, str] | None = None
     handle: Secret | None = None
+    domain_handle: Secret | None = None
 
 
 async def invoke_all(visit: Visit, *steps: Step) -> list[tuple[Any, Call]]:
@@ -515,6 +527,7 @@ async def invoke_all(visit: Visit, *steps: Step) -> list[tuple[Any, Call]]:
             client=client_address(visit.request, trusted),
             now=now,
             handle=step.handle,
+            domain_handle=step.domain_handle,
         )
         prepared.append((op, call))
 

@@ -85,6 +85,20 @@ WORDS: dict[str, tuple[str, str]] = {
             "organisation's administrator to prove it, or apply for a personal mailbox."
         ),
     ),
+    "domain-handle-required": (
+        N_("Applications at this domain are opened only by whoever proved its ownership here."),
+        N_(
+            "Apply from the browser that proved the domain, or ask the administrator of this "
+            "site to open the domain to every applicant; nothing was requested."
+        ),
+    ),
+    "domain-proof-taken": (
+        N_("This domain is served here already, or someone else has started proving it."),
+        N_(
+            "A proof can be seen and checked only from the browser that started it. Use that "
+            "browser, or ask the administrator of this site; nothing was changed."
+        ),
+    ),
     "invalid-value": (
         N_("A value in the form was not accepted."),
         N_("Check the fields marked below and send the form again."),

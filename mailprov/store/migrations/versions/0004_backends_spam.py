@@ -1,6 +1,8 @@
 """Beyond one machine and inbound protection: each mailbox's home backend (and the one it
 is leaving while a move finishes), a domain's default backend, and the owner's spam
-settings with a per-domain default.
+settings with a per-domain default; and the binding of a domain proven through the portal
+to whoever proved it (``domains.proof_mac``: the HMAC of the secret domain handle, NULL for
+domains the administrator added, which bind nothing).
 
 NULL everywhere means "not set here: take the default one level up" (mailbox → domain →
 site), so existing rows need no backfill.
@@ -22,6 +24,7 @@ def upgrade() -> None:
     op.add_column("domains", sa.Column("backend", sa.String(64), nullable=True))
     op.add_column("domains", sa.Column("spam_threshold", sa.Float(), nullable=True))
     op.add_column("domains", sa.Column("spam_to_junk", sa.Boolean(), nullable=True))
+    op.add_column("domains", sa.Column("proof_mac", sa.String(64), nullable=True))
     op.add_column("mailboxes", sa.Column("backend", sa.String(64), nullable=True))
     op.add_column("mailboxes", sa.Column("moving_from", sa.String(64), nullable=True))
     op.add_column("mailboxes", sa.Column("spam_threshold", sa.Float(), nullable=True))
@@ -33,5 +36,5 @@ def downgrade() -> None:
     op.drop_index("ix_mailboxes_backend", table_name="mailboxes")
     for column in ("spam_to_junk", "spam_threshold", "moving_from", "backend"):
         op.drop_column("mailboxes", column)
-    for column in ("spam_to_junk", "spam_threshold", "backend"):
+    for column in ("proof_mac", "spam_to_junk", "spam_threshold", "backend"):
         op.drop_column("domains", column)
