@@ -143,6 +143,7 @@ class ExitStatus(IntEnum):
     # 125-129 requests over HTTP
     REQUEST_UNKNOWN = 125
     DOMAIN_HANDLE_REQUIRED = 126
+    CLIENT_RATE_LIMITED = 127
     # -- 131-134: the admin API's tokens (130 is INTERRUPTED: 128 + SIGINT)
     ADMIN_TOKEN_REFUSED = 131
     SCOPE_REFUSED = 132
@@ -773,6 +774,14 @@ class RequestUnknown(NotFound):
         "give the request's number and, in the X-Request-Handle header, the handle shown "
         "once when it was opened"
     )
+
+
+class ClientRateLimited(RateLimited):
+    """Too many requests or domain proofs were started from this client in the last hour."""
+
+    code = "client-rate-limited"
+    exit_status = ExitStatus.CLIENT_RATE_LIMITED
+    default_hint = "wait the time named, or go on with what this client has started already"
 
 
 class DomainHandleRequired(MailprovError):

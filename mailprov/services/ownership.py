@@ -27,9 +27,9 @@ from sqlalchemy import func, insert, select, update
 
 from mailprov.errors import (
     AlreadyExists,
+    ClientRateLimited,
     DomainNotVerified,
     NotFound,
-    RateLimited,
     TemporaryFailure,
     WrongRequestState,
 )
@@ -121,7 +121,7 @@ def start(
     handle: it is taken over).
 
     Raises:
-        RateLimited: ``actor`` started ``per_actor_hour`` challenges within the hour.
+        ClientRateLimited: ``actor`` started ``per_actor_hour`` challenges within the hour.
         AlreadyExists: self-service, and the domain is served here already (the
             administrator's) or another's proof of it was started (the handle is not its).
     """
@@ -242,7 +242,7 @@ def _check_rate(conn: Connection, actor: Actor, per_hour: int) -> None:
         )
     ).scalar_one()
     if started >= per_hour:
-        raise RateLimited(
+        raise ClientRateLimited(
             f"{per_hour} domain ownership proofs were started from this client within the "
             "last hour; nothing was changed",
             hint="wait an hour, or finish the proofs already started",

@@ -28,13 +28,13 @@ from sqlalchemy.exc import IntegrityError
 
 from mailprov.errors import (
     AddressTaken,
+    ClientRateLimited,
     DomainHandleRequired,
     DomainNotVerified,
     IdentityGateError,
     InvalidValue,
     MailprovError,
     NotFound,
-    RateLimited,
     RequestExpired,
     TermsNotAccepted,
     UnknownDomain,
@@ -230,7 +230,7 @@ def _check_request_rate(conn: Connection, actor: Actor, per_hour: int) -> None:
     )
     if len(times) >= per_hour:
         wait = max(times[-per_hour] + HOUR - actor.now, 1)
-        raise RateLimited(
+        raise ClientRateLimited(
             f"{per_hour} requests were opened from this client within the last hour; "
             "nothing was requested",
             hint=f"wait {wait} s, or follow the requests already opened by their numbers",

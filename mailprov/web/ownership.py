@@ -84,7 +84,7 @@ def _actor(call: Call) -> Actor:
     tag=TAG,
     stages=None,
     answer=STARTED,
-    errors=(e.InvalidAddress, e.RateLimited, e.AlreadyExists),
+    errors=(e.InvalidAddress, e.ClientRateLimited, e.AlreadyExists),
     domain_handle="optional",
 )
 def start_domain_proof(call: Call) -> dict[str, Any]:

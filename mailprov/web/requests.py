@@ -314,7 +314,7 @@ def check_address_body(call: Call) -> dict[str, Any]:
         e.RecoveryInvalid,
         e.DomainNotVerified,
         e.DomainHandleRequired,
-        e.RateLimited,
+        e.ClientRateLimited,
     ),
     domain_handle="optional",
 )

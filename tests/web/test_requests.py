@@ -579,6 +579,7 @@ def test_one_client_opens_a_bounded_number_of_requests(owner: OwnerSite) -> None
     with pytest.raises(RateLimited) as refused:
         open_one(ip, now + 20)
     assert "2 requests" in refused.value.message
+    assert refused.value.code == "client-rate-limited"  # words of its own in the portal
     assert refused.value.hint is not None and "wait 3580 s" in refused.value.hint
     with services.store.read() as conn:
         assert conn.execute(select(func.count()).select_from(requests)).scalar() == before

@@ -271,6 +271,13 @@ WORDS: dict[str, tuple[str, str]] = {
         N_("A new code cannot be sent yet."),
         N_("Wait a minute before asking again; at most five codes are sent in an hour."),
     ),
+    "client-rate-limited": (
+        N_("Too many applications or domain checks were started from your network."),
+        N_(
+            "Wait up to an hour, then try again. Applications already opened go on by "
+            "their numbers."
+        ),
+    ),
     "confirmation-locked": (
         N_("Confirmation is locked for a while."),
         N_("Wait, then ask for a new code."),
