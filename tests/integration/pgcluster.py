@@ -15,10 +15,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+
+from tests.conftest import free_port, require_or_skip
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PRIMARY_HOST = "127.0.0.2"
@@ -163,3 +166,17 @@ def _server_conf(server: Server, sockets: Path) -> str:
         # Test servers: durability across a host crash does not matter here.
         "fsync = off\nfull_page_writes = off\n"
     )
+
+
+@contextlib.contextmanager
+def private_cluster() -> Iterator[Cluster]:
+    """A private primary and streaming replica on a free port, stopped at the end; skipped
+    (failed under CI) without PostgreSQL 15's server binaries. For one test module each:
+    the tests stop the primary or pause the replica's replay."""
+    if not (PG_BIN / "pg_basebackup").exists() or shutil.which("runuser") is None:
+        require_or_skip(f"PostgreSQL server binaries not in {PG_BIN} (apt install postgresql-15)")
+    cluster = Cluster.start(free_port())
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli, free_port, require_or_skip
-from tests.integration.pgcluster import PG_BIN, Cluster
+from tests.conftest import Cli, free_port
+from tests.integration.pgcluster import Cluster, private_cluster
 from tests.integration.stack import MailStack, start_stack
 
 PW = "Str0ng-Pacing#5"
@@ -33,11 +33,8 @@ pytestmark = [pytest.mark.requires_postfix, pytest.mark.requires_dovecot]
 @pytest.fixture(scope="module", name="cluster")
 def fixture_cluster() -> Iterator[Cluster]:
     """A private PostgreSQL 15 primary and a streaming replica, for this module only."""
-    if not (PG_BIN / "pg_basebackup").exists() or shutil.which("runuser") is None:
-        require_or_skip(f"PostgreSQL server binaries not in {PG_BIN} (apt install postgresql-15)")
-    cluster = Cluster.start(free_port())
-    yield cluster
-    cluster.stop()
+    with private_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module", name="stack")
